@@ -1,0 +1,56 @@
+#pragma once
+
+#include "core/settings.hpp"
+
+#include <CLI/CLI.hpp>
+
+#include <functional>
+#include <string>
+
+namespace exai::cmd {
+
+// Exit codes (from <sysexits.h>), documented in man/exai.1 under EXIT STATUS.
+inline constexpr int kExitOk = 0;
+inline constexpr int kExitFailure = 1;      // the command ran and reported failure
+inline constexpr int kExitUsage = 64;       // EX_USAGE: bad command line
+inline constexpr int kExitUnavailable = 69; // EX_UNAVAILABLE: cannot bind / reach
+inline constexpr int kExitSoftware = 70;    // EX_SOFTWARE: bug or not implemented
+inline constexpr int kExitConfig = 78;      // EX_CONFIG: bad configuration
+
+// Options every subcommand shares (declared on the root app).
+struct GlobalOptions {
+  std::string env_file;
+  std::string log_level = "info";
+  std::string log_format = "text";
+};
+
+// One subcommand: its CLI11 node plus what to run once parsing succeeded.
+struct Command {
+  CLI::App* cli = nullptr; // owned by the root CLI::App
+  std::function<int(const GlobalOptions&)> run;
+};
+
+// The layered settings for this process: `flags` (from the subcommand's own
+// options) over the environment over the env file (--env-file, else
+// $ENV_FILE, else ./.env if present). Throws core::Error(config_invalid) for
+// an unreadable or malformed env file.
+core::Settings
+load_settings(const GlobalOptions& global, core::Settings::Map flags = {});
+
+// Each lives in its own cmd/<name>.cpp.
+Command
+add_serve(CLI::App& root);
+Command
+add_detect_providers(CLI::App& root);
+Command
+add_health(CLI::App& root);
+Command
+add_stress(CLI::App& root);
+Command
+add_mcp(CLI::App& root);
+
+// Runs `command`, turning escaped exceptions into logged exit codes.
+int
+run_guarded(const Command& command, const GlobalOptions& global);
+
+} // namespace exai::cmd

@@ -1,0 +1,64 @@
+#include "cmd/command.hpp"
+#include "core/env_file.hpp"
+#include "core/error.hpp"
+#include "core/log.hpp"
+
+#include <cstdlib>
+#include <filesystem>
+
+extern char** environ; // NOLINT(readability-redundant-declaration): POSIX
+
+namespace exai::cmd {
+
+core::Settings
+load_settings(const GlobalOptions& global, core::Settings::Map flags)
+{
+  core::Settings::Map environment;
+  for (char** entry = environ; entry != nullptr && *entry != nullptr; ++entry) {
+    const std::string_view text(*entry);
+    if (const auto eq = text.find('='); eq != std::string_view::npos) {
+      environment.emplace(std::string(text.substr(0, eq)), std::string(text.substr(eq + 1)));
+    }
+  }
+  std::string path = global.env_file;
+  if (path.empty()) {
+    if (const auto it = environment.find("ENV_FILE"); it != environment.end()) {
+      path = it->second;
+    } else if (std::filesystem::exists(".env")) {
+      path = ".env";
+    }
+  }
+  core::Settings::Map file_values;
+  if (!path.empty()) {
+    file_values = core::read_env_file(path);
+  }
+  return core::Settings(std::move(flags), std::move(environment), std::move(file_values));
+}
+
+int
+run_guarded(const Command& command, const GlobalOptions& global)
+{
+  const auto log = core::log::get("cmd");
+  try {
+    return command.run(global);
+  } catch (const core::Error& e) {
+    log->error("{} failed code={} error=\"{}\"",
+               command.cli->get_name(),
+               static_cast<int>(e.code()),
+               e.what());
+    switch (e.code()) {
+    case core::Errc::config_invalid:
+      return kExitConfig;
+    case core::Errc::provider_unavailable:
+    case core::Errc::upstream_failed:
+      return kExitUnavailable;
+    default:
+      return kExitFailure;
+    }
+  } catch (const std::exception& e) {
+    log->critical("{} crashed error=\"{}\"", command.cli->get_name(), e.what());
+    return kExitSoftware;
+  }
+}
+
+} // namespace exai::cmd

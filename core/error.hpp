@@ -1,0 +1,51 @@
+#pragma once
+
+#include <stdexcept>
+#include <string>
+#include <string_view>
+
+namespace exai::core {
+
+// Stable error codes. Numbers are never reused or renumbered; they appear in
+// logs and man/exai.1. The protocol name (protocol_code) is what clients see.
+enum class Errc : int {
+  invalid_request = 1,
+  validation_error = 2,
+  unauthorized = 3,
+  tool_not_found = 4,
+  over_capacity = 5,
+  timeout = 6,
+  cancelled = 7,
+  duplicate = 8,
+  provider_error = 9,
+  provider_unavailable = 10,
+  tool_execution_error = 11,
+  protocol_error = 12,
+  shutting_down = 13,
+  internal_error = 14,
+  config_invalid = 15,
+  upstream_failed = 16,
+};
+
+// The wire name of `code`, e.g. "OVER_CAPACITY". config_invalid maps to
+// "VALIDATION_ERROR" and upstream_failed to "PROVIDER_ERROR".
+std::string_view
+protocol_code(Errc code) noexcept;
+
+// A failure that aborts the current operation (STYLE B4). Expected outcomes
+// are values, not exceptions.
+class Error : public std::runtime_error {
+public:
+  Error(Errc code, const std::string& message)
+    : std::runtime_error(message)
+    , code_(code)
+  {
+  }
+
+  Errc code() const noexcept { return code_; }
+
+private:
+  Errc code_;
+};
+
+} // namespace exai::core

@@ -1,0 +1,1 @@
+// Keeps exai_test_support non-empty while it has no other sources.
