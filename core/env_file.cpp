@@ -42,7 +42,7 @@ fail(std::string_view source, std::size_t line, std::string_view what)
 {
   throw Error(Errc::config_invalid,
               "env file " + std::string(source) + " line " + std::to_string(line) + ": " +
-                std::string(what));
+                  std::string(what));
 }
 
 // The value after `=`; `line_no` and `source` only feed error messages.

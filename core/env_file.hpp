@@ -13,11 +13,9 @@ namespace exai::core {
 // values, CRLF line ends and a leading UTF-8 BOM. A later duplicate key wins.
 // Throws Error(config_invalid) naming `source` and the line for a line with no
 // `=`, an invalid key, an unterminated quote or text after a closing quote.
-Settings::Map
-parse_env_text(std::string_view text, std::string_view source);
+Settings::Map parse_env_text(std::string_view text, std::string_view source);
 
 // Reads and parses the file at `path`; an unreadable file is config_invalid.
-Settings::Map
-read_env_file(const std::string& path);
+Settings::Map read_env_file(const std::string& path);
 
 } // namespace exai::core

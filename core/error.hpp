@@ -29,16 +29,15 @@ enum class Errc : int {
 
 // The wire name of `code`, e.g. "OVER_CAPACITY". config_invalid maps to
 // "VALIDATION_ERROR" and upstream_failed to "PROVIDER_ERROR".
-std::string_view
-protocol_code(Errc code) noexcept;
+std::string_view protocol_code(Errc code) noexcept;
 
 // A failure that aborts the current operation (STYLE B4). Expected outcomes
 // are values, not exceptions.
 class Error : public std::runtime_error {
 public:
   Error(Errc code, const std::string& message)
-    : std::runtime_error(message)
-    , code_(code)
+      : std::runtime_error(message)
+      , code_(code)
   {
   }
 

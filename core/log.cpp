@@ -24,14 +24,15 @@ protected:
   void sink_it_(const spdlog::details::log_msg& msg) override
   {
     const nlohmann::json line = {
-      {"t", fmt::format("{:%Y-%m-%dT%H:%M:%S}", msg.time)},
-      {"level", std::string(spdlog::level::to_string_view(msg.level).data(),
-                            spdlog::level::to_string_view(msg.level).size())},
-      {"logger", std::string(msg.logger_name.data(), msg.logger_name.size())},
-      {"msg", std::string(msg.payload.data(), msg.payload.size())},
+        {"t", fmt::format("{:%Y-%m-%dT%H:%M:%S}", msg.time)},
+        {"level",
+         std::string(spdlog::level::to_string_view(msg.level).data(),
+                     spdlog::level::to_string_view(msg.level).size())},
+        {"logger", std::string(msg.logger_name.data(), msg.logger_name.size())},
+        {"msg", std::string(msg.payload.data(), msg.payload.size())},
     };
     const std::string text =
-      line.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
+        line.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
     std::fwrite(text.data(), 1, text.size(), stderr);
   }
   void flush_() override { std::fflush(stderr); }
@@ -74,7 +75,7 @@ get(const std::string& name)
     return logger;
   }
   static const auto silent =
-    std::make_shared<spdlog::logger>("silent", std::make_shared<spdlog::sinks::null_sink_mt>());
+      std::make_shared<spdlog::logger>("silent", std::make_shared<spdlog::sinks::null_sink_mt>());
   return silent;
 }
 

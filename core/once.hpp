@@ -13,8 +13,7 @@ namespace exai::core {
 // stays unbuilt and the next caller tries again (std::call_once semantics).
 //
 // Thread-safe. The value lives as long as the OnceValue.
-template <typename T>
-class OnceValue {
+template <typename T> class OnceValue {
 public:
   OnceValue() = default;
   OnceValue(const OnceValue&) = delete;
@@ -24,8 +23,7 @@ public:
   ~OnceValue() = default;
 
   // The value, building it with `build` if nobody has yet.
-  template <typename Builder>
-  const T& get(Builder&& build)
+  template <typename Builder> const T& get(Builder&& build)
   {
     std::call_once(flag_, [&] { value_.emplace(std::forward<Builder>(build)()); });
     return *value_;

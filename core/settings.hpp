@@ -17,9 +17,9 @@ public:
 
   Settings() = default;
   Settings(Map flags, Map environment, Map env_file)
-    : flags_(std::move(flags))
-    , environment_(std::move(environment))
-    , env_file_(std::move(env_file))
+      : flags_(std::move(flags))
+      , environment_(std::move(environment))
+      , env_file_(std::move(env_file))
   {
   }
 
