@@ -34,23 +34,16 @@ struct Command {
 // options) over the environment over the env file (--env-file, else
 // $ENV_FILE, else ./.env if present). Throws core::Error(config_invalid) for
 // an unreadable or malformed env file.
-core::Settings
-load_settings(const GlobalOptions& global, core::Settings::Map flags = {});
+core::Settings load_settings(const GlobalOptions& global, core::Settings::Map flags = {});
 
 // Each lives in its own cmd/<name>.cpp.
-Command
-add_serve(CLI::App& root);
-Command
-add_detect_providers(CLI::App& root);
-Command
-add_health(CLI::App& root);
-Command
-add_stress(CLI::App& root);
-Command
-add_mcp(CLI::App& root);
+Command add_serve(CLI::App& root);
+Command add_detect_providers(CLI::App& root);
+Command add_health(CLI::App& root);
+Command add_stress(CLI::App& root);
+Command add_mcp(CLI::App& root);
 
 // Runs `command`, turning escaped exceptions into logged exit codes.
-int
-run_guarded(const Command& command, const GlobalOptions& global);
+int run_guarded(const Command& command, const GlobalOptions& global);
 
 } // namespace exai::cmd

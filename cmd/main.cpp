@@ -18,20 +18,20 @@ run(int argc, char** argv)
   exai::cmd::GlobalOptions global;
   app.add_option("--env-file", global.env_file, "KEY=value file (default: $ENV_FILE, else ./.env)");
   app.add_option("--log-level", global.log_level, "trace|debug|info|warn|error")
-    ->capture_default_str()
-    ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error"}));
+      ->capture_default_str()
+      ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error"}));
   app.add_option("--log-format", global.log_format, "text|json")
-    ->capture_default_str()
-    ->check(CLI::IsMember({"text", "json"}));
+      ->capture_default_str()
+      ->check(CLI::IsMember({"text", "json"}));
   app.fallthrough();
 
   // The subcommand list, in --help order. Adding one = one file + one line.
   const std::vector<exai::cmd::Command> commands = {
-    exai::cmd::add_serve(app),
-    exai::cmd::add_detect_providers(app),
-    exai::cmd::add_health(app),
-    exai::cmd::add_stress(app),
-    exai::cmd::add_mcp(app),
+      exai::cmd::add_serve(app),
+      exai::cmd::add_detect_providers(app),
+      exai::cmd::add_health(app),
+      exai::cmd::add_stress(app),
+      exai::cmd::add_mcp(app),
   };
 
   try {
