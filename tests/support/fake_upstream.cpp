@@ -1,0 +1,484 @@
+#include "tests/support/fake_upstream.hpp"
+
+#include "net/ssl_init.hpp"
+
+#include <Poco/Net/Context.h>
+#include <Poco/Net/HTTPRequestHandler.h>
+#include <Poco/Net/HTTPRequestHandlerFactory.h>
+#include <Poco/Net/HTTPServer.h>
+#include <Poco/Net/HTTPServerParams.h>
+#include <Poco/Net/HTTPServerRequest.h>
+#include <Poco/Net/HTTPServerRequestImpl.h>
+#include <Poco/Net/HTTPServerResponse.h>
+#include <Poco/Net/SecureServerSocket.h>
+#include <Poco/Net/ServerSocket.h>
+#include <Poco/Net/SocketAddress.h>
+#include <Poco/StreamCopier.h>
+#include <Poco/ThreadPool.h>
+#include <nlohmann/json.hpp>
+
+#include <sys/socket.h>
+
+#include <algorithm>
+#include <atomic>
+#include <charconv>
+#include <deque>
+
+namespace exai::test {
+
+namespace {
+
+std::optional<int>
+parse_int(std::string_view text)
+{
+  int value = 0;
+  const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+  if (ec != std::errc() || end != text.data() + text.size()) {
+    return std::nullopt;
+  }
+  return value;
+}
+
+std::string
+error_body(int status, const std::string& message, const std::string& type)
+{
+  return nlohmann::json{
+      {"error", {{"message", message}, {"type", type}, {"code", std::to_string(status)}}}}
+      .dump();
+}
+
+} // namespace
+
+FakeBehavior
+parse_directives(std::string_view prompt, FakeBehavior base)
+{
+  std::size_t pos = 0;
+  while ((pos = prompt.find("[[", pos)) != std::string_view::npos) {
+    const auto end = prompt.find("]]", pos + 2);
+    if (end == std::string_view::npos) {
+      break;
+    }
+    const std::string_view directive = prompt.substr(pos + 2, end - pos - 2);
+    pos = end + 2;
+    const auto eq = directive.find('=');
+    const std::string_view name = directive.substr(0, eq);
+    const std::optional<int> value =
+        eq == std::string_view::npos ? std::nullopt : parse_int(directive.substr(eq + 1));
+    if (name == "sleep_ms" && value) {
+      base.latency = std::chrono::milliseconds(*value);
+    } else if (name == "status" && value) {
+      base.status = *value;
+    } else if (name == "retry_after" && value) {
+      base.retry_after = *value;
+    } else if (name == "fail_times" && value) {
+      base.fail_times = *value;
+    } else if (name == "glm_1302") {
+      base.glm_1302 = true;
+    } else if (name == "hang") {
+      base.hang = true;
+    } else if (name == "malformed") {
+      base.malformed = true;
+    } else if (name == "truncate") {
+      base.truncate = true;
+    } else if (name == "reset") {
+      base.reset = true;
+    }
+  }
+  return base;
+}
+
+struct FakeUpstream::Impl {
+  Options options;
+  mutable std::mutex mutex;
+  mutable std::condition_variable changed; // requests, concurrency, hangs, stop
+  FakeBehavior default_behavior;           // guarded by mutex
+  std::deque<FakeBehavior> queued;         // guarded by mutex
+  std::map<std::string, int> seen_prompts; // guarded by mutex (fail_times)
+  std::vector<RecordedRequest> recorded;   // guarded by mutex
+  std::uint64_t hang_generation = 0;       // guarded by mutex
+  int current = 0;                         // guarded by mutex
+  int peak = 0;                            // guarded by mutex
+  bool stopping = false;                   // guarded by mutex
+  std::atomic<std::uint64_t> ids{0};
+
+  // Declared before the server: destroyed after it (the server uses the pool).
+  std::unique_ptr<Poco::ThreadPool> pool;
+  std::unique_ptr<Poco::Net::HTTPServer> server;
+
+  // Waits up to `delay`, or until stop(). Returns false when stopping.
+  bool pause(std::chrono::milliseconds delay)
+  {
+    std::unique_lock lock(mutex);
+    return !changed.wait_for(lock, delay, [this] { return stopping; });
+  }
+
+  // Waits for release_hangs() or stop(). Returns false when stopping.
+  bool hang()
+  {
+    std::unique_lock lock(mutex);
+    const auto generation = hang_generation;
+    changed.wait(lock, [&] { return stopping || hang_generation != generation; });
+    return !stopping;
+  }
+
+  void handle(Poco::Net::HTTPServerRequest& request, Poco::Net::HTTPServerResponse& response);
+};
+
+namespace {
+
+// Drops the connection: FIN now, RST when Poco closes it (linger 0).
+void
+drop_connection(Poco::Net::HTTPServerRequest& request, Poco::Net::HTTPServerResponse& response)
+{
+  response.setKeepAlive(false);
+  auto& socket = static_cast<Poco::Net::HTTPServerRequestImpl&>(request).socket();
+  const int fd = socket.impl()->sockfd();
+  const ::linger abortive{1, 0};
+  ::setsockopt(fd, SOL_SOCKET, SO_LINGER, &abortive, sizeof abortive);
+  ::shutdown(fd, SHUT_RDWR);
+}
+
+void
+send_json(Poco::Net::HTTPServerResponse& response, int status, const std::string& body)
+{
+  response.setStatus(static_cast<Poco::Net::HTTPResponse::HTTPStatus>(status));
+  response.setContentType("application/json");
+  response.setContentLength(static_cast<std::streamsize>(body.size()));
+  response.send() << body;
+}
+
+class Handler : public Poco::Net::HTTPRequestHandler {
+public:
+  explicit Handler(FakeUpstream::Impl& impl)
+      : impl_(impl)
+  {
+  }
+  void handleRequest(Poco::Net::HTTPServerRequest& request,
+                     Poco::Net::HTTPServerResponse& response) override
+  {
+    impl_.handle(request, response);
+  }
+
+private:
+  FakeUpstream::Impl& impl_;
+};
+
+class Factory : public Poco::Net::HTTPRequestHandlerFactory {
+public:
+  explicit Factory(FakeUpstream::Impl& impl)
+      : impl_(impl)
+  {
+  }
+  Poco::Net::HTTPRequestHandler* createRequestHandler(const Poco::Net::HTTPServerRequest&) override
+  {
+    return new Handler(impl_); // Poco takes ownership
+  }
+
+private:
+  FakeUpstream::Impl& impl_;
+};
+
+bool
+ends_with(std::string_view text, std::string_view suffix)
+{
+  return text.size() >= suffix.size() && text.substr(text.size() - suffix.size()) == suffix;
+}
+
+} // namespace
+
+void
+FakeUpstream::Impl::handle(Poco::Net::HTTPServerRequest& request,
+                           Poco::Net::HTTPServerResponse& response)
+{
+  RecordedRequest record;
+  record.method = request.getMethod();
+  record.path = request.getURI();
+  for (const auto& [name, value] : request) {
+    record.headers[name] = value;
+  }
+  Poco::StreamCopier::copyToString(request.stream(), record.body);
+  {
+    const std::lock_guard lock(mutex);
+    recorded.push_back(record);
+    peak = std::max(peak, ++current);
+  }
+  changed.notify_all();
+  struct Leave {
+    Impl& impl;
+    ~Leave()
+    {
+      {
+        const std::lock_guard lock(impl.mutex);
+        --impl.current;
+      }
+      impl.changed.notify_all();
+    }
+  } leave{*this};
+
+  const std::string path = record.path.substr(0, record.path.find('?'));
+  if (!options.expected_key.empty() &&
+      request.get("Authorization", "") != "Bearer " + options.expected_key) {
+    send_json(
+        response, 401, error_body(401, "Invalid Authentication", "invalid_authentication_error"));
+    return;
+  }
+  if (record.method == "GET" && ends_with(path, "/models")) {
+    send_json(
+        response,
+        200,
+        nlohmann::json{{"object", "list"}, {"data", {{{"id", "fake-model"}, {"object", "model"}}}}}
+            .dump());
+    return;
+  }
+  if (record.method != "POST" || !ends_with(path, "/chat/completions")) {
+    send_json(response, 404, error_body(404, "no such endpoint: " + path, "not_found"));
+    return;
+  }
+
+  const auto json = nlohmann::json::parse(record.body, nullptr, false);
+  std::string model = "unknown";
+  std::string prompt;
+  if (!json.is_discarded() && json.is_object()) {
+    model = json.value("model", model);
+    if (const auto messages = json.find("messages");
+        messages != json.end() && messages->is_array()) {
+      for (const auto& message : *messages) {
+        if (message.is_object() && message.value("role", "") == "user") {
+          prompt = message.value("content", "");
+        }
+      }
+    }
+  }
+
+  FakeBehavior behavior;
+  bool fail = true;
+  {
+    const std::lock_guard lock(mutex);
+    if (!queued.empty()) {
+      behavior = queued.front();
+      queued.pop_front();
+    } else {
+      behavior = default_behavior;
+    }
+    behavior = parse_directives(prompt, behavior);
+    if (behavior.fail_times >= 0) {
+      fail = seen_prompts[prompt]++ < behavior.fail_times;
+    }
+  }
+  const bool failure_asked = behavior.status != 200 || behavior.glm_1302 || behavior.reset ||
+                             behavior.truncate || behavior.malformed;
+  if (behavior.fail_times >= 0 && fail && !failure_asked) {
+    behavior.status = 503;
+  }
+
+  if (behavior.latency.count() > 0 && !pause(behavior.latency)) {
+    drop_connection(request, response);
+    return;
+  }
+  if (behavior.hang && !hang()) {
+    drop_connection(request, response);
+    return;
+  }
+  if (fail) {
+    if (behavior.reset) {
+      drop_connection(request, response);
+      return;
+    }
+    if (behavior.retry_after) {
+      response.set("Retry-After", std::to_string(*behavior.retry_after));
+    }
+    if (behavior.glm_1302) {
+      send_json(response,
+                429,
+                nlohmann::json{{"error",
+                                {{"code", "1302"},
+                                 {"message",
+                                  "High concurrency usage of this API, please reduce "
+                                  "concurrency or contact customer service to increase limits"}}}}
+                    .dump());
+      return;
+    }
+    if (behavior.status != 200) {
+      send_json(response,
+                behavior.status,
+                error_body(behavior.status,
+                           "fake upstream status " + std::to_string(behavior.status),
+                           "fake_error"));
+      return;
+    }
+  }
+
+  const std::uint64_t id = ++ids;
+  const auto prompt_tokens = static_cast<int>(record.body.size() / 4 + 1);
+  const std::string content = "echo: " + prompt;
+  const auto completion_tokens = static_cast<int>(content.size() / 4 + 1);
+  std::string body = nlohmann::json{{"id", "chatcmpl-fake-" + std::to_string(id)},
+                                    {"object", "chat.completion"},
+                                    {"created", 1700000000},
+                                    {"model", model},
+                                    {"choices",
+                                     {{{"index", 0},
+                                       {"message", {{"role", "assistant"}, {"content", content}}},
+                                       {"finish_reason", "stop"}}}},
+                                    {"usage",
+                                     {{"prompt_tokens", prompt_tokens},
+                                      {"completion_tokens", completion_tokens},
+                                      {"total_tokens", prompt_tokens + completion_tokens}}}}
+                         .dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+  if (fail && behavior.malformed) {
+    body = R"({"id":"chatcmpl-fake","choices":[{"message":{"content":"oops)";
+  }
+  if (fail && behavior.truncate) {
+    response.setStatus(Poco::Net::HTTPResponse::HTTP_OK);
+    response.setContentType("application/json");
+    response.setContentLength(static_cast<std::streamsize>(body.size()));
+    std::ostream& out = response.send();
+    out.write(body.data(), static_cast<std::streamsize>(body.size() / 2));
+    out.flush();
+    drop_connection(request, response);
+    return;
+  }
+  send_json(response, 200, body);
+}
+
+FakeUpstream::FakeUpstream()
+    : FakeUpstream(Options{})
+{
+}
+
+FakeUpstream::FakeUpstream(Options options)
+    : impl_(std::make_unique<Impl>())
+{
+  impl_->options = std::move(options);
+  impl_->default_behavior = impl_->options.behavior;
+  const Poco::Net::SocketAddress address("127.0.0.1", 0);
+  std::unique_ptr<Poco::Net::ServerSocket> socket;
+  if (!impl_->options.cert_file.empty() && !impl_->options.key_file.empty()) {
+    net::ensure_ssl_initialized();
+    const Poco::Net::Context::Ptr context =
+        new Poco::Net::Context(Poco::Net::Context::TLS_SERVER_USE,
+                               impl_->options.key_file,
+                               impl_->options.cert_file,
+                               "",
+                               Poco::Net::Context::VERIFY_NONE);
+    socket = std::make_unique<Poco::Net::SecureServerSocket>(address, 128, context);
+  } else {
+    socket = std::make_unique<Poco::Net::ServerSocket>(address, 128);
+  }
+  port_ = socket->address().port();
+  auto* params = new Poco::Net::HTTPServerParams; // Poco takes ownership
+  params->setMaxThreads(impl_->options.max_threads);
+  params->setMaxQueued(1024);
+  params->setKeepAlive(true);
+  params->setTimeout(Poco::Timespan(30, 0));
+  impl_->pool = std::make_unique<Poco::ThreadPool>(2, impl_->options.max_threads + 2);
+  impl_->server = std::make_unique<Poco::Net::HTTPServer>(
+      new Factory(*impl_), *impl_->pool, *socket, params); // Poco takes ownership of the factory
+  impl_->server->start();
+}
+
+FakeUpstream::~FakeUpstream()
+{
+  stop();
+}
+
+std::string
+FakeUpstream::base_url() const
+{
+  const bool tls = !impl_->options.cert_file.empty() && !impl_->options.key_file.empty();
+  return std::string(tls ? "https" : "http") + "://127.0.0.1:" + std::to_string(port_) + "/v1";
+}
+
+void
+FakeUpstream::set_behavior(const FakeBehavior& behavior)
+{
+  const std::lock_guard lock(impl_->mutex);
+  impl_->default_behavior = behavior;
+}
+
+void
+FakeUpstream::enqueue(const FakeBehavior& behavior)
+{
+  const std::lock_guard lock(impl_->mutex);
+  impl_->queued.push_back(behavior);
+}
+
+void
+FakeUpstream::release_hangs()
+{
+  {
+    const std::lock_guard lock(impl_->mutex);
+    ++impl_->hang_generation;
+  }
+  impl_->changed.notify_all();
+}
+
+std::vector<RecordedRequest>
+FakeUpstream::requests() const
+{
+  const std::lock_guard lock(impl_->mutex);
+  return impl_->recorded;
+}
+
+std::size_t
+FakeUpstream::request_count() const
+{
+  const std::lock_guard lock(impl_->mutex);
+  return impl_->recorded.size();
+}
+
+int
+FakeUpstream::current_concurrency() const
+{
+  const std::lock_guard lock(impl_->mutex);
+  return impl_->current;
+}
+
+int
+FakeUpstream::peak_concurrency() const
+{
+  const std::lock_guard lock(impl_->mutex);
+  return impl_->peak;
+}
+
+void
+FakeUpstream::reset_stats()
+{
+  const std::lock_guard lock(impl_->mutex);
+  impl_->recorded.clear();
+  impl_->peak = impl_->current;
+  impl_->seen_prompts.clear();
+  impl_->queued.clear();
+}
+
+bool
+FakeUpstream::wait_for_requests(std::size_t count, std::chrono::milliseconds timeout) const
+{
+  std::unique_lock lock(impl_->mutex);
+  return impl_->changed.wait_for(lock, timeout, [&] { return impl_->recorded.size() >= count; });
+}
+
+bool
+FakeUpstream::wait_for_concurrency(int level, std::chrono::milliseconds timeout) const
+{
+  std::unique_lock lock(impl_->mutex);
+  return impl_->changed.wait_for(lock, timeout, [&] { return impl_->current >= level; });
+}
+
+void
+FakeUpstream::stop()
+{
+  if (!impl_ || !impl_->server) {
+    return;
+  }
+  {
+    const std::lock_guard lock(impl_->mutex);
+    impl_->stopping = true;
+  }
+  impl_->changed.notify_all();
+  impl_->server->stopAll(true);
+  impl_->pool->joinAll();
+  impl_->server.reset();
+}
+
+} // namespace exai::test

@@ -1,0 +1,128 @@
+#pragma once
+
+// A loopback, OpenAI-compatible upstream for tests, benchmarks and stress
+// runs (also as the standalone `exai_fake_upstream` executable).
+//
+// Endpoints (any base path, e.g. http://127.0.0.1:PORT/v1):
+//   POST <base>/chat/completions  -> a chat completion (or the failure asked for)
+//   GET  <base>/models            -> a model list; the cheap authenticated probe
+// With `expected_key` set, both answer 401 unless `Authorization: Bearer <key>`.
+//
+// A successful reply echoes the request's model and has
+//   choices[0].message.content = "echo: " + <last user message, verbatim>,
+//   finish_reason "stop" and a usage object (prompt/completion/total tokens).
+//
+// Behaviour comes from, in increasing precedence: the default behaviour
+// (Options::behavior / set_behavior()), a one-shot behaviour queued with
+// enqueue() (consumed by the next chat request), and directives in the LAST
+// USER MESSAGE of the request. Directives (any number, anywhere in the text):
+//   [[sleep_ms=N]]     wait N ms before answering (interrupted by stop())
+//   [[status=N]]       answer HTTP N with an OpenAI-style error body
+//                      {"error":{"message":...,"type":"fake_error","code":"N"}}
+//   [[retry_after=S]]  add "Retry-After: S" (seconds) to an error answer
+//   [[glm_1302]]       answer 429 with GLM's capacity body
+//                      {"error":{"code":"1302","message":"..."}}
+//   [[hang]]           never answer until release_hangs() (then a normal
+//                      reply) or stop() (then the connection just closes)
+//   [[malformed]]      200 with a body that is not valid JSON
+//   [[truncate]]       200 whose body stops halfway (Content-Length says more),
+//                      then the connection is closed
+//   [[reset]]          drop the connection without any answer
+//   [[fail_times=N]]   only the first N requests carrying this exact prompt
+//                      text fail (with [[status=...]], [[glm_1302]], [[reset]],
+//                      [[truncate]] or [[malformed]]; plain 503 when none is
+//                      given); later ones succeed. Counted per server.
+// Example prompt: "hello [[fail_times=2]][[status=429]][[retry_after=0]]".
+
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace exai::test {
+
+// What the fake does with one chat request.
+struct FakeBehavior {
+  std::chrono::milliseconds latency{0}; // [[sleep_ms=N]]
+  int status = 200;                     // [[status=N]]
+  std::optional<int> retry_after;       // [[retry_after=S]]
+  bool glm_1302 = false;                // [[glm_1302]]
+  bool hang = false;                    // [[hang]]
+  bool malformed = false;               // [[malformed]]
+  bool truncate = false;                // [[truncate]]
+  bool reset = false;                   // [[reset]]
+  int fail_times = -1;                  // [[fail_times=N]]; -1 = always apply the failure
+};
+
+// `base` with every directive found in `prompt` applied on top.
+FakeBehavior parse_directives(std::string_view prompt, FakeBehavior base = {});
+
+// One request as the fake received it.
+struct RecordedRequest {
+  std::string method;
+  std::string path;
+  std::map<std::string, std::string> headers; // as sent (names as spelled by the client)
+  std::string body;
+};
+
+class FakeUpstream {
+public:
+  struct Options {
+    std::string expected_key; // empty: no authentication check
+    std::string cert_file;    // PEM; with key_file, serve HTTPS
+    std::string key_file;
+    FakeBehavior behavior;
+    int max_threads = 64; // concurrent connections served
+  };
+
+  // Starts listening on 127.0.0.1 at an ephemeral port; ready on return.
+  FakeUpstream();
+  explicit FakeUpstream(Options options);
+  // Stops (see stop()).
+  ~FakeUpstream();
+
+  FakeUpstream(const FakeUpstream&) = delete;
+  FakeUpstream& operator=(const FakeUpstream&) = delete;
+
+  std::uint16_t port() const noexcept { return port_; }
+  // "http://127.0.0.1:PORT/v1" (https:// when serving TLS).
+  std::string base_url() const;
+
+  // The behaviour of requests that bring no directives (thread-safe).
+  void set_behavior(const FakeBehavior& behavior);
+  // The next chat request (only) uses `behavior` instead of the default.
+  void enqueue(const FakeBehavior& behavior);
+  // Lets every hung request answer normally; later [[hang]]s hang again.
+  void release_hangs();
+
+  // Every request so far, in arrival order.
+  std::vector<RecordedRequest> requests() const;
+  std::size_t request_count() const;
+  int current_concurrency() const;
+  int peak_concurrency() const;
+  // Forgets recorded requests, the peak, fail_times counters and queued behaviours.
+  void reset_stats();
+
+  // Waits until at least `count` requests have arrived / `level` are in
+  // flight at once; false on timeout.
+  bool wait_for_requests(std::size_t count, std::chrono::milliseconds timeout) const;
+  bool wait_for_concurrency(int level, std::chrono::milliseconds timeout) const;
+
+  // Wakes hung and sleeping requests (their connections close unanswered),
+  // stops the server and joins its threads. Idempotent.
+  void stop();
+
+  struct Impl; // the Poco server and its handlers (fake_upstream.cpp)
+
+private:
+  std::unique_ptr<Impl> impl_;
+  std::uint16_t port_ = 0;
+};
+
+} // namespace exai::test
