@@ -82,6 +82,8 @@ parse_directives(std::string_view prompt, FakeBehavior base)
       base.truncate = true;
     } else if (name == "reset") {
       base.reset = true;
+    } else if (name == "minimal") {
+      base.minimal = true;
     }
   }
   return base;
@@ -325,6 +327,10 @@ FakeUpstream::Impl::handle(Poco::Net::HTTPServerRequest& request,
                                       {"completion_tokens", completion_tokens},
                                       {"total_tokens", prompt_tokens + completion_tokens}}}}
                          .dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+  if (behavior.minimal) {
+    body = nlohmann::json{{"choices", {{{"message", {{"content", content}}}}}}}.dump(
+        -1, ' ', false, nlohmann::json::error_handler_t::replace);
+  }
   if (fail && behavior.malformed) {
     body = R"({"id":"chatcmpl-fake","choices":[{"message":{"content":"oops)";
   }

@@ -28,6 +28,8 @@
 //   [[truncate]]       200 whose body stops halfway (Content-Length says more),
 //                      then the connection is closed
 //   [[reset]]          drop the connection without any answer
+//   [[minimal]]        a successful reply with only choices[0].message.content
+//                      (no id, model, finish_reason or usage)
 //   [[fail_times=N]]   only the first N requests carrying this exact prompt
 //                      text fail (with [[status=...]], [[glm_1302]], [[reset]],
 //                      [[truncate]] or [[malformed]]; plain 503 when none is
@@ -57,6 +59,7 @@ struct FakeBehavior {
   bool malformed = false;               // [[malformed]]
   bool truncate = false;                // [[truncate]]
   bool reset = false;                   // [[reset]]
+  bool minimal = false;                 // [[minimal]]
   int fail_times = -1;                  // [[fail_times=N]]; -1 = always apply the failure
 };
 
