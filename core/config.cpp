@@ -154,6 +154,13 @@ load_daemon_config(const Settings& settings)
                 "invalid EXAI_WORKER_THREADS='" + std::to_string(c.worker_threads) +
                     "': expected an integer from 1 to 256");
   }
+  c.call_threads = static_cast<std::size_t>(read_int(settings, "EXAI_CALL_THREADS", 256, 1, 4096));
+  c.max_queued = count("EXAI_WS_MAX_QUEUED", c.max_queued, 0);
+  c.conversation_ttl =
+      read_seconds(settings, "EXAI_CONVERSATION_TTL_SECS", c.conversation_ttl, 1, 30 * kDay);
+  c.conversation_max = count("EXAI_CONVERSATION_MAX", c.conversation_max, 1);
+  c.conversation_max_turns = static_cast<int>(
+      read_int(settings, "EXAI_CONVERSATION_MAX_TURNS", c.conversation_max_turns, 1, 1000));
   c.state_dir = default_state_dir(settings);
   c.allowed_origins = split_list(settings.get("EXAI_ALLOWED_ORIGINS").value_or(""));
   return c;

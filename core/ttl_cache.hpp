@@ -64,7 +64,7 @@ public:
   }
 
   // Number of live entries (after purging expired ones).
-  std::size_t size()
+  std::size_t size() const
   {
     const std::lock_guard lock(mutex_);
     purge_locked(now_());
@@ -79,7 +79,7 @@ private:
   };
 
   // Items are in insertion order and share one ttl, so they expire in order.
-  void purge_locked(Clock::time_point now)
+  void purge_locked(Clock::time_point now) const
   {
     while (!order_.empty() && order_.front().expires <= now) {
       index_.erase(order_.front().key);
@@ -90,9 +90,11 @@ private:
   const std::chrono::milliseconds ttl_;
   const std::size_t max_entries_;
   const Now now_;
-  std::mutex mutex_;
-  std::list<Item> order_; // guarded by mutex_; oldest first
-  std::unordered_map<std::string, typename std::list<Item>::iterator> index_; // guarded by mutex_
+  // Mutable: purging expired entries is not an observable change.
+  mutable std::mutex mutex_;
+  mutable std::list<Item> order_; // guarded by mutex_; oldest first
+  mutable std::unordered_map<std::string, typename std::list<Item>::iterator>
+      index_; // guarded by mutex_
 };
 
 } // namespace exai::core

@@ -1,0 +1,141 @@
+#pragma once
+
+#include "core/call_engine.hpp"
+#include "core/capacity_controller.hpp"
+#include "core/chat.hpp"
+#include "core/config.hpp"
+#include "core/conversation_store.hpp"
+#include "core/inflight_registry.hpp"
+#include "core/providers.hpp"
+#include "core/scheduler.hpp"
+#include "core/thread_pool.hpp"
+#include "core/tool_registry.hpp"
+#include "core/ttl_cache.hpp"
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <set>
+#include <string>
+#include <vector>
+
+namespace exai::core {
+
+// Monotonic counters of call outcomes since start-up.
+struct EngineCounters {
+  std::uint64_t ok = 0;
+  std::uint64_t failed = 0; // provider and tool errors
+  std::uint64_t timed_out = 0;
+  std::uint64_t cancelled = 0;
+  std::uint64_t shut_down = 0;
+  std::map<std::string, std::uint64_t, std::less<>> rejected; // by scope
+  std::uint64_t replayed = 0;
+  std::uint64_t coalesced = 0;
+  std::uint64_t cache_hits = 0;
+};
+
+struct EngineStats {
+  CapacitySnapshot capacity;
+  std::size_t inflight_calls = 0; // request ids awaiting their result
+  std::size_t executions = 0;     // tool runs (coalesced calls share one)
+  std::size_t queued = 0;         // executions waiting for a call thread
+  std::size_t cached_results = 0; // replayable results
+  std::size_t conversations = 0;
+  std::size_t scheduled_timers = 0;
+  bool accepting = true;
+  EngineCounters counters;
+};
+
+// What the engine borrows; all must outlive it.
+struct EngineDeps {
+  const DaemonConfig& config;
+  const ProviderRegistry& providers;
+  const ToolRegistry& tools;
+  ChatBackend& chat;
+};
+
+// The call engine of `exai serve` (SPEC §3). Every accepted call ends in
+// exactly one call_tool_res, produced by complete(); capacity is held by
+// CallPermits on the thread that runs the tool; in-flight entries are owned
+// by tickets inside the calls. Thread-safe.
+class Engine final : public CallEngine {
+public:
+  explicit Engine(const EngineDeps& deps);
+  ~Engine() override;
+  Engine(const Engine&) = delete;
+  Engine& operator=(const Engine&) = delete;
+  Engine(Engine&&) = delete;
+  Engine& operator=(Engine&&) = delete;
+
+  void submit(CallRequest request, const std::shared_ptr<CallSink>& sink) override;
+  bool cancel(std::string_view session_id, std::string_view request_id) override;
+  void attach_session(const std::string& session_id,
+                      const std::shared_ptr<CallSink>& sink) override;
+  nlohmann::json list_tools() const override;
+
+  // Stops accepting calls (new ones get SHUTTING_DOWN), lets running calls
+  // finish for up to `grace`, cancels the rest with SHUTTING_DOWN, and returns
+  // once every execution has ended and released its capacity. Idempotent.
+  void shutdown(std::chrono::milliseconds grace);
+
+  EngineStats stats() const;
+  // The `status` tool's view: capacity, counters, uptime.
+  nlohmann::json status_json() const;
+
+private:
+  struct Call;
+  struct Execution;
+  using Clock = std::chrono::steady_clock;
+
+  // Replays a stored result or joins a running call with this request_id.
+  // Returns false when the id is free (nothing was sent).
+  bool attach_existing(const CallRequest& request,
+                       const std::string& fingerprint,
+                       std::string_view tool_name,
+                       const std::shared_ptr<CallSink>& sink);
+  void start(const std::shared_ptr<Execution>& execution);
+  void run(const std::shared_ptr<Execution>& execution, std::optional<CallPermits> permits);
+  void finish(const std::shared_ptr<Execution>& execution, const ToolResult& result);
+  void expire(const std::shared_ptr<Execution>& execution);
+  std::vector<std::shared_ptr<Call>> detach(Execution& execution);
+  void retire(const std::shared_ptr<Execution>& execution);
+  // The one place a call ends: sends its call_tool_res (once), stores it for
+  // replay, counts the outcome and drops the in-flight entry.
+  void complete(Call& call, const ToolResult& result);
+  void reject(const std::shared_ptr<CallSink>& sink,
+              const std::string& request_id,
+              Errc code,
+              const std::string& message,
+              const nlohmann::json& details = nlohmann::json::object());
+  ToolFailure capacity_failure(const CapacityRejection& rejection, const Execution& execution);
+
+  const DaemonConfig& config_;
+  const ProviderRegistry& providers_;
+  const ToolRegistry& tools_;
+  ChatBackend& chat_;
+  const Clock::time_point started_;
+
+  CapacityController capacity_;
+  ConversationStore conversations_;
+  TtlCache<std::string> results_;                  // request_id -> call_tool_res frame
+  TtlCache<std::vector<std::string>> reuse_;       // identical-call key -> outputs
+  TtlCache<std::vector<std::string>> undelivered_; // session -> request ids
+  InflightRegistry<Call> inflight_;
+
+  mutable std::mutex mutex_;
+  std::condition_variable drained_;
+  std::map<std::string, std::shared_ptr<Execution>, std::less<>> shared_; // guarded by mutex_
+  std::set<std::shared_ptr<Execution>> live_;                             // guarded by mutex_
+  EngineCounters counters_;                                               // guarded by mutex_
+  std::atomic<bool> accepting_{true};
+
+  // Destroyed first (reverse order): no timer or call thread outlives the
+  // state above.
+  Scheduler scheduler_;
+  ThreadPool pool_;
+};
+
+} // namespace exai::core

@@ -1,0 +1,43 @@
+// version: what this daemon is. No model call.
+
+#include "core/tools/builtin.hpp"
+
+namespace exai::core::tools {
+
+namespace {
+
+class Version final : public Tool {
+public:
+  std::string_view name() const override { return "version"; }
+  std::string_view description() const override
+  {
+    return "Show the exai daemon version, protocol and configured providers.";
+  }
+  nlohmann::json input_schema() const override
+  {
+    return {{"type", "object"}, {"properties", nlohmann::json::object()}};
+  }
+  ToolResult run(ToolContext& context) const override
+  {
+    nlohmann::json providers = nlohmann::json::array();
+    for (const auto* provider : context.providers.configured()) {
+      providers.push_back(provider->display_name);
+    }
+    const nlohmann::json info = {{"name", "exai"},
+                                 {"version", EXAI_VERSION},
+                                 {"protocol", "exai-ws/1"},
+                                 {"providers", providers},
+                                 {"default_model", context.providers.default_model()}};
+    return ToolSuccess{{envelope(name(), info.dump(), "json")}};
+  }
+};
+
+} // namespace
+
+std::unique_ptr<Tool>
+make_version()
+{
+  return std::make_unique<Version>();
+}
+
+} // namespace exai::core::tools
