@@ -8,7 +8,6 @@
 #include <Poco/Net/HTTPClientSession.h>
 #include <Poco/Net/HTTPRequest.h>
 #include <Poco/Net/HTTPResponse.h>
-#include <Poco/Net/HTTPSClientSession.h>
 #include <Poco/Net/NetException.h>
 #include <Poco/Net/SSLException.h>
 #include <Poco/Net/SecureStreamSocket.h>
@@ -324,7 +323,9 @@ UpstreamClient::attempt(const Provider& provider,
   std::unique_ptr<Poco::Net::HTTPClientSession> session;
   try {
     if (provider.https) {
-      session = std::make_unique<Poco::Net::HTTPSClientSession>(
+      // A plain HTTPClientSession over the secure socket: HTTPSClientSession's
+      // socket constructor insists on setting the port of a connected session.
+      session = std::make_unique<Poco::Net::HTTPClientSession>(
           Poco::Net::SecureStreamSocket::attach(socket, provider.host, provider.context));
     } else {
       session = std::make_unique<Poco::Net::HTTPClientSession>(socket);
