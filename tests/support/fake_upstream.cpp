@@ -357,7 +357,7 @@ FakeUpstream::FakeUpstream(Options options)
 {
   impl_->options = std::move(options);
   impl_->default_behavior = impl_->options.behavior;
-  const Poco::Net::SocketAddress address("127.0.0.1", 0);
+  const Poco::Net::SocketAddress address("127.0.0.1", impl_->options.port);
   std::unique_ptr<Poco::Net::ServerSocket> socket;
   if (!impl_->options.cert_file.empty() && !impl_->options.key_file.empty()) {
     net::ensure_ssl_initialized();

@@ -81,10 +81,12 @@ public:
     std::string cert_file;    // PEM; with key_file, serve HTTPS
     std::string key_file;
     FakeBehavior behavior;
-    int max_threads = 64; // concurrent connections served
+    int max_threads = 64;   // concurrent connections served
+    std::uint16_t port = 0; // 0: an ephemeral port
   };
 
-  // Starts listening on 127.0.0.1 at an ephemeral port; ready on return.
+  // Starts listening on 127.0.0.1 (at an ephemeral port unless
+  // Options::port is set); ready on return.
   FakeUpstream();
   explicit FakeUpstream(Options options);
   // Stops (see stop()).
