@@ -1,0 +1,103 @@
+#include "tests/support/fake_call_engine.hpp"
+
+namespace exai::test {
+
+void
+FakeCallEngine::submit(core::CallRequest request, const std::shared_ptr<core::CallSink>& sink)
+{
+  bool reply = false;
+  const std::string request_id = request.request_id;
+  const std::string tool = request.tool;
+  {
+    const std::lock_guard lock(mutex_);
+    calls_.push_back(Submitted{std::move(request), sink});
+    reply = auto_reply_;
+  }
+  changed_.notify_all();
+  if (reply) {
+    const std::string text = "ok:" + tool;
+    sink->send(nlohmann::json{
+        {"op", "call_tool_res"},
+        {"request_id", request_id},
+        {"outputs", {{{"type", "text"}, {"text", text}}}},
+        {"text",
+         text}}.dump());
+  }
+}
+
+bool
+FakeCallEngine::cancel(std::string_view session_id, std::string_view request_id)
+{
+  const std::lock_guard lock(mutex_);
+  cancels_.emplace_back(std::string(session_id), std::string(request_id));
+  return cancel_result_;
+}
+
+void
+FakeCallEngine::attach_session(const std::string& session_id,
+                               const std::shared_ptr<core::CallSink>& /*sink*/)
+{
+  {
+    const std::lock_guard lock(mutex_);
+    attached_.push_back(session_id);
+  }
+  changed_.notify_all();
+}
+
+nlohmann::json
+FakeCallEngine::list_tools() const
+{
+  return nlohmann::json::array(
+      {{{"name", "echo"}, {"description", "fake"}, {"inputSchema", {{"type", "object"}}}}});
+}
+
+void
+FakeCallEngine::set_auto_reply(bool on)
+{
+  const std::lock_guard lock(mutex_);
+  auto_reply_ = on;
+}
+
+void
+FakeCallEngine::set_cancel_result(bool found)
+{
+  const std::lock_guard lock(mutex_);
+  cancel_result_ = found;
+}
+
+bool
+FakeCallEngine::wait_for_calls(std::size_t n, std::chrono::milliseconds timeout)
+{
+  std::unique_lock lock(mutex_);
+  return changed_.wait_for(lock, timeout, [&] { return calls_.size() >= n; });
+}
+
+bool
+FakeCallEngine::wait_for_attaches(std::size_t n, std::chrono::milliseconds timeout)
+{
+  std::unique_lock lock(mutex_);
+  return changed_.wait_for(lock, timeout, [&] { return attached_.size() >= n; });
+}
+
+std::vector<FakeCallEngine::Submitted>
+FakeCallEngine::calls() const
+{
+  const std::lock_guard lock(mutex_);
+  return calls_;
+}
+
+std::vector<std::pair<std::string, std::string>>
+FakeCallEngine::cancels() const
+{
+  const std::lock_guard lock(mutex_);
+  return cancels_;
+}
+
+std::vector<std::string>
+FakeCallEngine::attached_sessions() const
+{
+  const std::lock_guard lock(mutex_);
+  return attached_;
+}
+
+} // namespace exai::test

@@ -1,0 +1,57 @@
+#pragma once
+
+// A controllable core::CallEngine for net tests (test scaffolding, not the
+// product engine): records what the server hands it and, when auto_reply is
+// on, answers each call at once with one successful call_tool_res.
+
+#include "core/call_engine.hpp"
+
+#include <nlohmann/json.hpp>
+
+#include <chrono>
+#include <condition_variable>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+namespace exai::test {
+
+class FakeCallEngine final : public core::CallEngine {
+public:
+  struct Submitted {
+    core::CallRequest request;
+    std::weak_ptr<core::CallSink> sink;
+  };
+
+  void submit(core::CallRequest request, const std::shared_ptr<core::CallSink>& sink) override;
+  bool cancel(std::string_view session_id, std::string_view request_id) override;
+  void attach_session(const std::string& session_id,
+                      const std::shared_ptr<core::CallSink>& sink) override;
+  nlohmann::json list_tools() const override;
+
+  // Answer calls immediately with {"outputs":[{"type":"text","text":"ok:<tool>"}]}.
+  void set_auto_reply(bool on);
+  // What cancel() returns.
+  void set_cancel_result(bool found);
+
+  // Waits until at least `n` calls were submitted.
+  bool wait_for_calls(std::size_t n, std::chrono::milliseconds timeout);
+  // Waits until at least `n` attach_session calls happened.
+  bool wait_for_attaches(std::size_t n, std::chrono::milliseconds timeout);
+
+  std::vector<Submitted> calls() const;
+  std::vector<std::pair<std::string, std::string>> cancels() const; // (session, request)
+  std::vector<std::string> attached_sessions() const;
+
+private:
+  mutable std::mutex mutex_;
+  std::condition_variable changed_;
+  bool auto_reply_ = true;
+  bool cancel_result_ = false;
+  std::vector<Submitted> calls_;
+  std::vector<std::pair<std::string, std::string>> cancels_;
+  std::vector<std::string> attached_;
+};
+
+} // namespace exai::test
