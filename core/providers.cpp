@@ -278,8 +278,10 @@ ProviderRegistry::build(const Settings& settings, const ModelCatalog& catalog)
   if (info != nullptr && !usable(info)) {
     for (const auto* provider : registry.configured()) {
       if (!provider->models.empty()) {
-        registry.warnings_.push_back("default model " + info->name + " is not available; using " +
-                                     provider->models.front()->name);
+        if (wanted) { // only an explicit DEFAULT_MODEL deserves a warning
+          registry.warnings_.push_back("DEFAULT_MODEL=" + info->name + " is not available; using " +
+                                       provider->models.front()->name);
+        }
         registry.default_model_ = provider->models.front()->name;
         break;
       }

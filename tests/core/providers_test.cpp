@@ -126,7 +126,12 @@ TEST_CASE("ALLOWED_PROVIDERS and DISABLED_PROVIDERS gate providers", "[core][pro
     CHECK(registry.summary() == "Providers configured: KIMI; Kimi models: 18");
     // DEFAULT_MODEL's provider is gone: fall back to a Kimi model, with a warning.
     CHECK(registry.default_model() == "kimi-k2-0905-preview");
-    CHECK(registry.warnings().size() == 1);
+    CHECK(registry.warnings().empty()); // DEFAULT_MODEL was not set explicitly
+    env["DEFAULT_MODEL"] = "glm-4.6";
+    const auto explicit_default = build(env);
+    CHECK(explicit_default.default_model() == "kimi-k2-0905-preview");
+    REQUIRE(explicit_default.warnings().size() == 1);
+    CHECK(explicit_default.warnings()[0].find("DEFAULT_MODEL=glm-4.6") != std::string::npos);
   }
   SECTION("disabled wins over allowed")
   {
