@@ -1,0 +1,160 @@
+#pragma once
+
+// MCP (Model Context Protocol) over JSON-RPC 2.0, free of any transport: the
+// parsing, validation and method routing shared by `exai mcp` (stdio) and the
+// daemon's Streamable HTTP endpoint `/mcp`, plus the translation of the
+// daemon's call frames (SPEC §2) into MCP results and progress notifications.
+//
+// Choices (documented in man/exai-mcp.1):
+//   - protocol versions 2025-03-26, 2025-06-18 and 2025-11-25; the client's is
+//     echoed when supported, else the newest is offered;
+//   - JSON-RPC batches are rejected with -32600 (removed in 2025-06-18);
+//   - an unknown tool is the JSON-RPC error -32602; every other daemon error
+//     (capacity, timeout, provider, validation) is a tool result with
+//     isError:true and a readable message, so the model can see it.
+
+#include <nlohmann/json.hpp>
+
+#include <chrono>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <variant>
+#include <vector>
+
+namespace exai::core::mcp {
+
+// JSON-RPC 2.0 error codes.
+inline constexpr int kParseError = -32700;
+inline constexpr int kInvalidRequest = -32600;
+inline constexpr int kMethodNotFound = -32601;
+inline constexpr int kInvalidParams = -32602;
+inline constexpr int kInternalError = -32603;
+
+inline constexpr std::string_view kLatestProtocolVersion = "2025-11-25";
+
+// True for the protocol versions exai speaks (2025-03-26, 2025-06-18, 2025-11-25).
+bool supported_protocol_version(std::string_view version) noexcept;
+
+// The version initialize answers with: `requested` when supported, else the newest.
+std::string negotiate_protocol_version(std::string_view requested);
+
+// A JSON-RPC error to send back for one request.
+struct RpcError {
+  int code = kInternalError;
+  std::string message;
+  nlohmann::json data; // null: no "data" member
+};
+
+// One message from the client, classified.
+struct Message {
+  enum class Kind { request, notification, response, invalid };
+  Kind kind = Kind::invalid;
+  nlohmann::json id;     // request and response: the id (string or integer)
+  std::string method;    // request and notification
+  nlohmann::json params; // request and notification: object, or null when absent
+  RpcError error;        // invalid: what to answer (with `id`, null when unknown)
+};
+
+// Parses one message text (a line on stdio, a POST body on HTTP). Never
+// throws: bad JSON gives kind invalid with -32700; a batch (JSON array), a
+// non-object, a wrong "jsonrpc", a bad id or a bad method give -32600.
+Message parse_message(std::string_view text);
+
+// As parse_message, for an already-parsed value.
+Message classify(const nlohmann::json& value);
+
+// {"jsonrpc":"2.0","id":id,"result":result} as compact text.
+std::string result_response(const nlohmann::json& id, const nlohmann::json& result);
+
+// {"jsonrpc":"2.0","id":id,"error":{"code","message"[,"data"]}} as compact text.
+std::string error_response(const nlohmann::json& id, const RpcError& error);
+
+// {"jsonrpc":"2.0","method":"notifications/progress","params":{"progressToken",
+// "progress"[,"message"]}}; no message when empty.
+std::string progress_notification(const nlohmann::json& token,
+                                  std::uint64_t progress,
+                                  std::string_view message);
+
+// A validated tools/call request.
+struct ToolCall {
+  std::string name;
+  nlohmann::json arguments = nlohmann::json::object();
+  nlohmann::json progress_token; // null: the client asked for no progress
+};
+
+// What a transport does with one client message (see route()).
+struct Action {
+  enum class Type {
+    none,       // nothing to send (notifications, client responses)
+    respond,    // send `response` now
+    list_tools, // answer `id` with tools_list_result(<daemon tools>)
+    call_tool,  // start `call` and answer `id` when it ends
+    cancel,     // cancel the call of request `cancel_id`; never answer it
+  };
+  Type type = Type::none;
+  nlohmann::json id;
+  std::string response;
+  ToolCall call;
+  nlohmann::json cancel_id;
+  std::string protocol_version; // set when `response` answers a valid initialize
+};
+
+// Routes one classified message: initialize, ping, tools/list, tools/call,
+// notifications/cancelled and notifications/initialized are known; any other
+// request is -32601 at once, other notifications are ignored. Invalid
+// messages become their error response (none for an invalid notification).
+Action route(const Message& message, std::string_view server_version);
+
+// The tools/list result for the daemon's list_tools `tools` array: name,
+// description and inputSchema (an object schema; {"type":"object"} when the
+// daemon gives none).
+nlohmann::json tools_list_result(const nlohmann::json& daemon_tools);
+
+// The JSON-RPC reply to a tools/call for the daemon's call_tool_res frame:
+// outputs become `content` text items; TOOL_NOT_FOUND becomes -32602; any
+// other daemon error becomes an isError:true result with a readable text.
+std::string tool_call_response(const nlohmann::json& id, const nlohmann::json& call_tool_res);
+
+// An isError:true tools/call reply saying `text` (e.g. the daemon is gone).
+std::string tool_error_response(const nlohmann::json& id, std::string_view text);
+
+// One running tools/call: turns the daemon's frames for it into MCP messages.
+// Not thread-safe; the transport serialises access.
+class CallTranslator {
+public:
+  using Clock = std::chrono::steady_clock;
+
+  // Heartbeat period: a call whose client asked for progress hears at least
+  // this often, whatever the daemon's EXAI_WS_PROGRESS_INTERVAL_SECS is.
+  static constexpr std::chrono::seconds kHeartbeat{4};
+
+  CallTranslator(nlohmann::json id, nlohmann::json progress_token, Clock::time_point now);
+
+  // The MCP messages for one daemon frame of this call, in order: progress
+  // notifications (progress and call_tool_ack frames, when a token was given)
+  // and, for call_tool_res, the final response (then done() is true).
+  std::vector<std::string> on_frame(const nlohmann::json& frame, Clock::time_point now);
+
+  // A progress notification when the client asked for progress and nothing
+  // was sent for kHeartbeat; else nullopt.
+  std::optional<std::string> heartbeat(Clock::time_point now);
+
+  // The final response was produced.
+  bool done() const noexcept { return done_; }
+
+  const nlohmann::json& id() const noexcept { return id_; }
+
+private:
+  std::string progress(std::string_view message, Clock::time_point now);
+
+  nlohmann::json id_;
+  nlohmann::json token_;
+  std::uint64_t progress_ = 0;
+  std::string last_note_;
+  Clock::time_point last_sent_;
+  bool done_ = false;
+};
+
+} // namespace exai::core::mcp
