@@ -16,6 +16,7 @@
 #include <Poco/URI.h>
 
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <array>
@@ -115,6 +116,23 @@ string_field(const nlohmann::json& object, const char* key)
   const auto it = object.find(key);
   return it != object.end() && it->is_string() ? it->get<std::string>() : std::string();
 }
+
+// Closes a descriptor on scope exit.
+struct DescriptorGuard {
+  explicit DescriptorGuard(int descriptor) noexcept
+      : fd(descriptor)
+  {
+  }
+  DescriptorGuard(const DescriptorGuard&) = delete;
+  DescriptorGuard& operator=(const DescriptorGuard&) = delete;
+  ~DescriptorGuard()
+  {
+    if (fd >= 0) {
+      ::close(fd);
+    }
+  }
+  const int fd;
+};
 
 } // namespace
 
@@ -314,11 +332,17 @@ UpstreamClient::attempt(const Provider& provider,
   }
 
   // From here a stop request shuts the socket down, which wakes any blocking
-  // read or write (TLS included) on this thread. Only the raw descriptor is
-  // touched from the other thread, never Poco's or OpenSSL's state. The
-  // callback is destroyed (and waited for) before `socket` closes the fd.
-  const int fd = socket.impl()->sockfd();
-  const std::stop_callback on_stop(stop, [fd] { ::shutdown(fd, SHUT_RDWR); });
+  // read or write (TLS included) on this thread. Only a raw descriptor is
+  // touched from the other thread, never Poco's or OpenSSL's state. It is a
+  // dup() owned here, so Poco closing its own descriptor (even inside a failed
+  // handshake) can never leave the callback aiming at a reused fd number;
+  // `abort_fd` outlives `on_stop`, whose destructor waits for a running callback.
+  const DescriptorGuard abort_fd(::dup(socket.impl()->sockfd()));
+  const std::stop_callback on_stop(stop, [fd = abort_fd.fd] {
+    if (fd >= 0) {
+      ::shutdown(fd, SHUT_RDWR);
+    }
+  });
 
   std::unique_ptr<Poco::Net::HTTPClientSession> session;
   try {
