@@ -380,6 +380,7 @@ ConnectionHub::discard_raw(const std::shared_ptr<WsConnection>& connection,
 void
 ConnectionHub::read_one(const std::shared_ptr<WsConnection>& connection, Poco::Buffer<char>& buffer)
 {
+  const std::lock_guard reader(connection->reader_mutex_);
   if (connection->phase_.load() == WsConnection::Phase::closed) {
     return;
   }

@@ -130,37 +130,37 @@ WsConnection::enqueue(int flags, std::string payload, bool is_close) noexcept
 void
 WsConnection::flush() noexcept
 {
+  std::vector<OutFrame> batch;
   for (;;) {
-    OutFrame frame;
     {
       const std::lock_guard lock(mutex_);
       if (out_.empty() || closed_) {
-        out_.clear();
+        out_ = std::vector<OutFrame>(); // release the capacity while idle
         out_bytes_ = 0;
         flushing_ = false;
         return;
       }
-      frame = std::move(out_.front());
-      out_.pop_front();
-      out_bytes_ -= frame.payload.size();
+      batch.swap(out_);
+      out_.clear();
+      out_bytes_ = 0;
     }
-    try {
-      socket_.sendFrame(frame.payload.data(), static_cast<int>(frame.payload.size()), frame.flags);
-    } catch (const Poco::Exception& e) {
-      {
-        const std::lock_guard lock(mutex_);
-        flushing_ = false;
+    for (auto& frame : batch) {
+      try {
+        socket_.sendFrame(
+            frame.payload.data(), static_cast<int>(frame.payload.size()), frame.flags);
+      } catch (const std::exception& e) {
+        const auto* poco = dynamic_cast<const Poco::Exception*>(&e);
+        {
+          const std::lock_guard lock(mutex_);
+          flushing_ = false;
+        }
+        hub_.drop(shared_from_this(),
+                  std::string("send failed: ") +
+                      (poco != nullptr ? poco->displayText() : e.what()));
+        return;
       }
-      hub_.drop(shared_from_this(), "send failed: " + e.displayText());
-      return;
-    } catch (const std::exception& e) {
-      {
-        const std::lock_guard lock(mutex_);
-        flushing_ = false;
-      }
-      hub_.drop(shared_from_this(), e.what());
-      return;
     }
+    batch.clear();
   }
 }
 

@@ -11,11 +11,11 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
-#include <deque>
 #include <memory>
 #include <mutex>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace exai::net {
 
@@ -120,14 +120,19 @@ private:
   std::atomic<std::int64_t> closing_since_{0};
   bool counted_ = false; // set once before the connection is published
 
-  // Reader-only state: touched by the one worker reading this connection.
+  // Held by the worker reading this connection: one reader at a time even if
+  // epoll misbehaved, and a happens-before edge between successive readers
+  // that tools like TSan can see (they do not model epoll).
+  std::mutex reader_mutex_;
+  // Reader-only state: touched under reader_mutex_.
   bool desynced_ = false; // a frame was refused mid-stream: discard raw bytes
   bool reader_must_flush_ = false;
   int fragment_opcode_ = 0;
   std::string fragments_; // a fragmented message being reassembled (rare)
 
   mutable std::mutex mutex_;
-  std::deque<OutFrame> out_;  // guarded by mutex_
+  // A vector, not a deque: an idle connection then holds no allocation here.
+  std::vector<OutFrame> out_; // guarded by mutex_
   std::size_t out_bytes_ = 0; // guarded by mutex_
   bool flushing_ = false;     // guarded by mutex_
   bool close_queued_ = false; // guarded by mutex_

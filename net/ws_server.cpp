@@ -185,6 +185,7 @@ WsServer::WsServer(const core::DaemonConfig& config,
     throw BindError("cannot listen on " + address.toString() + ": " + e.displayText());
   }
   port_ = socket.address().port();
+  listen_socket_ = socket;
   auto* params = new Poco::Net::HTTPServerParams; // Poco takes ownership
   params->setMaxThreads(kHttpThreads);
   params->setMaxQueued(kMaxQueuedAccepts);
@@ -214,6 +215,8 @@ WsServer::stop_accepting() noexcept
   accepting_ = false;
   try {
     server_->stop();
+    // Refuse new TCP connections at once instead of leaving them in the backlog.
+    listen_socket_.close();
   } catch (const std::exception& e) {
     log_->error("stopping the listener failed error=\"{}\"", e.what());
   }

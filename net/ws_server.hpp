@@ -16,6 +16,7 @@
 #include "net/session_registry.hpp"
 
 #include <Poco/Net/HTTPServer.h>
+#include <Poco/Net/ServerSocket.h>
 #include <Poco/ThreadPool.h>
 #include <spdlog/spdlog.h>
 
@@ -95,7 +96,8 @@ private:
   SessionRegistry sessions_;
   OpDispatcher dispatcher_;
   ConnectionHub hub_;
-  Poco::ThreadPool http_pool_; // declared before server_: outlives its threads' work
+  Poco::ThreadPool http_pool_;            // declared before server_: outlives its threads' work
+  Poco::Net::ServerSocket listen_socket_; // shares the server's socket: closed on stop
   std::unique_ptr<Poco::Net::HTTPServer> server_;
   std::uint16_t port_ = 0;
   std::atomic<bool> accepting_{false};
