@@ -550,9 +550,23 @@ Report::to_text() const
                    "p95 ms",
                    "p99 ms",
                    "max ms"));
-  for (const auto& [outcome, s] : tally.latency()) {
+  const auto latency = tally.latency();
+  for (const auto& [outcome, s] : latency) {
+    if (outcome == "all") {
+      continue; // printed last
+    }
     line(fmt::format("{:<22} {:>8} {:>9.3f} {:>9.3f} {:>9.3f} {:>9.3f}",
                      outcome,
+                     s.count,
+                     s.p50,
+                     s.p95,
+                     s.p99,
+                     s.max));
+  }
+  if (const auto all = latency.find("all"); all != latency.end()) {
+    const auto& s = all->second;
+    line(fmt::format("{:<22} {:>8} {:>9.3f} {:>9.3f} {:>9.3f} {:>9.3f}",
+                     "all",
                      s.count,
                      s.p50,
                      s.p95,
@@ -579,7 +593,10 @@ Report::to_text() const
     }
   }
   if (!baseline_checked) {
-    line("baseline: NOT CHECKED (no health answer after the run)");
+    line("baseline: NOT CHECKED");
+    for (const auto& v : leaks) {
+      line(fmt::format("  PROBLEM {}: {}", v.kind, v.detail));
+    }
   } else if (leaks.empty()) {
     line(fmt::format("baseline: ok after {:.2f} s (all scopes idle, no in-flight calls, "
                      "sessions {} -> {}, RSS {} -> {}, tolerance {})",
