@@ -1,0 +1,162 @@
+#pragma once
+
+// A CallEngine for MCP transport tests: answers `version` at once, runs
+// `slow` until release() or cancel(), answers `busy` with OVER_CAPACITY and
+// anything else with TOOL_NOT_FOUND. Records submits and cancels.
+
+#include "core/call_engine.hpp"
+#include "core/frames.hpp"
+
+#include <chrono>
+#include <condition_variable>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace exai::test {
+
+class ScriptedCallEngine final : public core::CallEngine {
+public:
+  ScriptedCallEngine() = default;
+  ScriptedCallEngine(const ScriptedCallEngine&) = delete;
+  ScriptedCallEngine& operator=(const ScriptedCallEngine&) = delete;
+  ScriptedCallEngine(ScriptedCallEngine&&) = delete;
+  ScriptedCallEngine& operator=(ScriptedCallEngine&&) = delete;
+  ~ScriptedCallEngine() override
+  {
+    {
+      const std::lock_guard lock(mutex_);
+      stopping_ = true;
+    }
+    changed_.notify_all();
+    for (auto& t : threads_) {
+      t.join();
+    }
+  }
+
+  void submit(core::CallRequest request, const std::shared_ptr<core::CallSink>& sink) override
+  {
+    const std::string rid = request.request_id;
+    const std::string tool = request.tool;
+    {
+      const std::lock_guard lock(mutex_);
+      submitted_.push_back(rid);
+      sessions_[rid] = request.session_id;
+    }
+    changed_.notify_all();
+    sink->send(core::frames::progress(rid, tool, "accepted, awaiting provider/session capacity"));
+    if (tool == "version") {
+      sink->send(core::frames::ack(rid, tool, 270));
+      sink->send(core::frames::result(rid, {R"({"status":"success","content":"exai 0.1.0"})"}));
+    } else if (tool == "busy") {
+      sink->send(core::frames::error_result(rid,
+                                            core::Errc::over_capacity,
+                                            "global capacity exhausted",
+                                            {{"scope", "global"}, {"retry_after", 1}}));
+    } else if (tool == "slow") {
+      sink->send(core::frames::ack(rid, tool, 270));
+      {
+        const std::lock_guard lock(mutex_);
+        running_.insert(rid);
+        threads_.emplace_back([this, rid, sink] { finish_slow(rid, sink); });
+      }
+      changed_.notify_all();
+    } else {
+      sink->send(core::frames::error_result(rid, core::Errc::tool_not_found, tool));
+    }
+  }
+
+  // Runs a `slow` call until release(), cancel() or destruction.
+  void finish_slow(const std::string& rid, const std::shared_ptr<core::CallSink>& sink)
+  {
+    std::unique_lock lock(mutex_);
+    changed_.wait(lock, [&] { return stopping_ || released_ || cancelled_.count(rid) != 0; });
+    running_.erase(rid);
+    const bool cancelled = cancelled_.count(rid) != 0;
+    lock.unlock();
+    changed_.notify_all();
+    if (cancelled) {
+      sink->send(core::frames::error_result(rid, core::Errc::cancelled, "cancelled"));
+    } else {
+      sink->send(core::frames::result(rid, {"slow done"}));
+    }
+  }
+
+  bool cancel(std::string_view /*session_id*/, std::string_view request_id) override
+  {
+    {
+      const std::lock_guard lock(mutex_);
+      if (running_.count(std::string(request_id)) == 0) {
+        return false;
+      }
+      cancelled_.insert(std::string(request_id));
+    }
+    changed_.notify_all();
+    return true;
+  }
+
+  void attach_session(const std::string& /*session_id*/,
+                      const std::shared_ptr<core::CallSink>& /*sink*/) override
+  {
+  }
+
+  nlohmann::json list_tools() const override
+  {
+    return nlohmann::json::array(
+        {{{"name", "slow"}, {"description", "waits"}, {"inputSchema", {{"type", "object"}}}},
+         {{"name", "version"}, {"description", "the version"}}});
+  }
+
+  // Lets every running `slow` call finish successfully.
+  void release()
+  {
+    {
+      const std::lock_guard lock(mutex_);
+      released_ = true;
+    }
+    changed_.notify_all();
+  }
+
+  // Waits until `n` calls are running (true) or `timeout` passes.
+  bool wait_running(std::size_t n, std::chrono::milliseconds timeout)
+  {
+    std::unique_lock lock(mutex_);
+    return changed_.wait_for(lock, timeout, [&] { return running_.size() >= n; });
+  }
+
+  // Waits until nothing runs.
+  bool wait_idle(std::chrono::milliseconds timeout)
+  {
+    std::unique_lock lock(mutex_);
+    return changed_.wait_for(lock, timeout, [&] { return running_.empty(); });
+  }
+
+  std::size_t cancel_count() const
+  {
+    const std::lock_guard lock(mutex_);
+    return cancelled_.size();
+  }
+
+  std::vector<std::string> submitted() const
+  {
+    const std::lock_guard lock(mutex_);
+    return submitted_;
+  }
+
+private:
+  mutable std::mutex mutex_;
+  std::condition_variable changed_;
+  std::vector<std::string> submitted_;
+  std::map<std::string, std::string> sessions_;
+  std::set<std::string> running_;
+  std::set<std::string> cancelled_;
+  bool released_ = false;
+  bool stopping_ = false;
+  std::vector<std::thread> threads_;
+};
+
+} // namespace exai::test
