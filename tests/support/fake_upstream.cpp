@@ -82,6 +82,8 @@ parse_directives(std::string_view prompt, FakeBehavior base)
       base.truncate = true;
     } else if (name == "reset") {
       base.reset = true;
+    } else if (name == "echo_auth") {
+      base.echo_auth = true;
     } else if (name == "minimal") {
       base.minimal = true;
     }
@@ -304,7 +306,10 @@ FakeUpstream::Impl::handle(Poco::Net::HTTPServerRequest& request,
       send_json(response,
                 behavior.status,
                 error_body(behavior.status,
-                           "fake upstream status " + std::to_string(behavior.status),
+                           "fake upstream status " + std::to_string(behavior.status) +
+                               (behavior.echo_auth
+                                    ? " (you sent " + request.get("Authorization", "") + ")"
+                                    : std::string()),
                            "fake_error"));
       return;
     }

@@ -28,6 +28,8 @@
 //   [[truncate]]       200 whose body stops halfway (Content-Length says more),
 //                      then the connection is closed
 //   [[reset]]          drop the connection without any answer
+//   [[echo_auth]]      put the received Authorization header into the error
+//                      message of a failure (to test that clients scrub it)
 //   [[minimal]]        a successful reply with only choices[0].message.content
 //                      (no id, model, finish_reason or usage)
 //   [[fail_times=N]]   only the first N requests carrying this exact prompt
@@ -60,6 +62,7 @@ struct FakeBehavior {
   bool truncate = false;                // [[truncate]]
   bool reset = false;                   // [[reset]]
   bool minimal = false;                 // [[minimal]]
+  bool echo_auth = false;               // [[echo_auth]]
   int fail_times = -1;                  // [[fail_times=N]]; -1 = always apply the failure
 };
 
