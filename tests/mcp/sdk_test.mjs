@@ -1,0 +1,335 @@
+// exai MCP conformance tests with the official TypeScript SDK client.
+//
+//   node sdk_test.mjs --exai PATH --fake PATH --transport stdio|http --scenario NAME
+//
+// Starts the fake upstream (exai_fake_upstream) and a real `exai serve` on
+// ephemeral 127.0.0.1 ports in a scratch directory, then connects the SDK
+// client either over stdio to `exai mcp` or over Streamable HTTP to /mcp.
+// Scenarios: basic, progress, cancel, over-capacity, restart. Exit 0 = pass.
+// No fixed sleeps: every wait is for a condition, under a deadline.
+
+import { spawn } from "node:child_process";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import assert from "node:assert/strict";
+
+// Loaded in main() so that a missing `npm ci --prefix tests/mcp` is a skip (77).
+let Client;
+let StdioClientTransport;
+let StreamableHTTPClientTransport;
+
+const TOKEN = "sdk-test-token-0123456789abcdef";
+const DEADLINE_MS = 20000;
+
+function parseArgs(argv) {
+  const args = {};
+  for (let i = 2; i < argv.length; i += 2) {
+    args[argv[i].replace(/^--/, "")] = argv[i + 1];
+  }
+  for (const key of ["exai", "fake", "transport", "scenario"]) {
+    if (!args[key]) {
+      throw new Error(`missing --${key}`);
+    }
+  }
+  return args;
+}
+
+const children = new Set();
+const scratch = mkdtempSync(join(tmpdir(), "exai-mcp-sdk-"));
+
+function cleanup() {
+  for (const child of children) {
+    child.kill("SIGKILL");
+  }
+  rmSync(scratch, { recursive: true, force: true });
+}
+
+// Spawns `command` and resolves with the first match of `pattern` in its
+// stdout or stderr (with the child), or rejects when it exits first.
+function spawnUntil(command, args, options, stream, pattern) {
+  return new Promise((resolve, reject) => {
+    const child = spawn(command, args, options);
+    children.add(child);
+    let text = "";
+    const timer = setTimeout(() => reject(new Error(`${command}: not ready:\n${text}`)), DEADLINE_MS);
+    child[stream].on("data", (chunk) => {
+      text += chunk;
+      const match = text.match(pattern);
+      if (match) {
+        clearTimeout(timer);
+        resolve({ child, match });
+      }
+    });
+    child.on("exit", (code) => {
+      children.delete(child);
+      clearTimeout(timer);
+      reject(new Error(`${command} exited with ${code}:\n${text}`));
+    });
+  });
+}
+
+async function startFake(fake) {
+  const { child, match } = await spawnUntil(
+    fake,
+    ["--port", "0"],
+    { stdio: ["pipe", "pipe", "inherit"] },
+    "stdout",
+    /listening on 127\.0\.0\.1:(\d+)/,
+  );
+  return { child, port: Number(match[1]) };
+}
+
+function daemonEnv(fakePort, extra = {}) {
+  return {
+    PATH: process.env.PATH,
+    HOME: scratch,
+    EXAI_STATE_DIR: join(scratch, "state"),
+    EXAI_WS_TOKEN: TOKEN,
+    GLM_API_KEY: "fake-glm-key-for-tests",
+    GLM_API_URL: `http://127.0.0.1:${fakePort}/v1`,
+    DEFAULT_MODEL: "glm-4.5-flash",
+    EXAI_WS_PROGRESS_INTERVAL_SECS: "1",
+    EXAI_SHUTDOWN_GRACE_SECS: "0",
+    ...extra,
+  };
+}
+
+async function startDaemon(exai, env, port = 0) {
+  const { child, match } = await spawnUntil(
+    exai,
+    ["serve", "--port", String(port)],
+    { cwd: scratch, env, stdio: ["ignore", "ignore", "pipe"] },
+    "stderr",
+    /serve listening host=\S+ port=(\d+)/,
+  );
+  child.stderr.on("data", () => {}); // keep draining
+  return { child, port: Number(match[1]) };
+}
+
+async function stopProcess(child, signal) {
+  if (child.exitCode !== null || child.signalCode !== null) {
+    return;
+  }
+  const exited = new Promise((resolve) => child.once("exit", resolve));
+  child.kill(signal);
+  await exited;
+}
+
+async function connect(args, env, daemonPort) {
+  const client = new Client({ name: "exai-sdk-test", version: "1.0.0" });
+  let transport;
+  if (args.transport === "stdio") {
+    transport = new StdioClientTransport({
+      command: args.exai,
+      args: ["mcp", "--port", String(daemonPort), "--connect-timeout", "15"],
+      env,
+      cwd: scratch,
+      stderr: "inherit",
+    });
+  } else {
+    transport = new StreamableHTTPClientTransport(new URL(`http://127.0.0.1:${daemonPort}/mcp`), {
+      requestInit: { headers: { Authorization: `Bearer ${TOKEN}` } },
+    });
+  }
+  await client.connect(transport);
+  return client;
+}
+
+async function health(port) {
+  const response = await fetch(`http://127.0.0.1:${port}/health`, {
+    headers: { Authorization: `Bearer ${TOKEN}` },
+  });
+  return response.json();
+}
+
+// Polls `predicate` (async) until it holds or the deadline passes.
+async function eventually(what, predicate) {
+  const end = Date.now() + DEADLINE_MS;
+  let last;
+  while (Date.now() < end) {
+    last = await predicate();
+    if (last === true) {
+      return;
+    }
+    await new Promise((resolve) => setImmediate(resolve));
+    await new Promise((resolve) => setTimeout(resolve, 20)); // poll interval, not a wait for time to pass
+  }
+  throw new Error(`timed out waiting for ${what} (last: ${JSON.stringify(last)})`);
+}
+
+async function capacityReleased(port) {
+  await eventually("capacity back to zero", async () => {
+    const h = await health(port);
+    return (h.global_inflight === 0 && h.inflight_calls === 0) || { global_inflight: h.global_inflight, inflight_calls: h.inflight_calls };
+  });
+}
+
+function text(result) {
+  return result.content.map((c) => c.text).join("\n");
+}
+
+// A chat call that hangs upstream; resolves `started` once the daemon reports
+// the call accepted (first progress notification).
+function hangingCall(client, prompt, signal) {
+  let started;
+  const startedPromise = new Promise((resolve) => (started = resolve));
+  const result = client.callTool({ name: "chat", arguments: { prompt } }, undefined, {
+    signal,
+    timeout: DEADLINE_MS,
+    onprogress: () => started(),
+  });
+  return { started: startedPromise, result };
+}
+
+const scenarios = {
+  async basic({ args, env, daemon }) {
+    const client = await connect(args, env, daemon.port);
+    const { tools } = await client.listTools();
+    const names = tools.map((t) => t.name);
+    for (const name of ["chat", "challenge", "listmodels", "status", "version"]) {
+      assert.ok(names.includes(name), `tools/list lacks ${name}: ${names}`);
+    }
+    for (const tool of tools) {
+      assert.equal(tool.inputSchema.type, "object");
+    }
+    const version = await client.callTool({ name: "version", arguments: {} });
+    assert.equal(version.isError, false, text(version));
+    assert.match(text(version), /version/);
+    const chat = await client.callTool({ name: "chat", arguments: { prompt: "hello from the sdk" } });
+    assert.equal(chat.isError, false, text(chat));
+    assert.match(text(chat), /echo: hello from the sdk/);
+    await assert.rejects(client.callTool({ name: "no_such_tool", arguments: {} }), /-32602|Unknown tool/);
+    await client.ping();
+    await client.close();
+  },
+
+  async progress({ args, env, daemon }) {
+    const client = await connect(args, env, daemon.port);
+    const seen = [];
+    const result = await client.callTool(
+      { name: "chat", arguments: { prompt: "slow one [[sleep_ms=1500]]" } },
+      undefined,
+      { onprogress: (p) => seen.push(p), timeout: DEADLINE_MS },
+    );
+    assert.equal(result.isError, false, text(result));
+    assert.ok(seen.length >= 2, `expected progress notifications, got ${JSON.stringify(seen)}`);
+    for (let i = 1; i < seen.length; ++i) {
+      assert.ok(seen[i].progress > seen[i - 1].progress, "progress must increase");
+    }
+    assert.ok(seen.some((p) => typeof p.message === "string" && p.message.length > 0));
+    await client.close();
+  },
+
+  async cancel({ args, env, daemon }) {
+    const client = await connect(args, env, daemon.port);
+    const abort = new AbortController();
+    const call = hangingCall(client, "never answers [[hang]]", abort.signal);
+    await call.started;
+    await eventually("the call to hold capacity", async () => (await health(daemon.port)).global_inflight === 1);
+    abort.abort("test cancels");
+    await assert.rejects(call.result);
+    await capacityReleased(daemon.port);
+    // The session is still usable.
+    const version = await client.callTool({ name: "version", arguments: {} });
+    assert.equal(version.isError, false);
+    await client.close();
+  },
+
+  async "over-capacity"({ args, env, daemon }) {
+    const client = await connect(args, env, daemon.port);
+    const abort = new AbortController();
+    const first = hangingCall(client, "holds the only slot [[hang]]", abort.signal);
+    await first.started;
+    await eventually("the call to hold capacity", async () => (await health(daemon.port)).global_inflight === 1);
+    const second = await client.callTool({ name: "chat", arguments: { prompt: "no room for me" } });
+    assert.equal(second.isError, true);
+    assert.match(text(second), /OVER_CAPACITY/);
+    abort.abort("done");
+    await assert.rejects(first.result);
+    await capacityReleased(daemon.port);
+    await client.close();
+  },
+
+  async restart({ args, env, daemon, restart }) {
+    let client = await connect(args, env, daemon.port);
+    assert.equal((await client.callTool({ name: "version", arguments: {} })).isError, false);
+    if (args.transport === "stdio") {
+      const inflight = client.callTool(
+        { name: "chat", arguments: { prompt: "lost in the restart [[hang]]" } },
+        undefined,
+        { timeout: DEADLINE_MS },
+      );
+      // Make sure the daemon has the call before it dies.
+      await eventually("the call to run", async () => (await health(daemon.port)).global_inflight === 1);
+      const fresh = await restart("SIGKILL");
+      const lost = await inflight;
+      assert.equal(lost.isError, true);
+      assert.match(text(lost), /restarted/);
+      // The same MCP session goes on: the bridge reconnected.
+      const after = await client.callTool({ name: "chat", arguments: { prompt: "after restart" } });
+      assert.equal(after.isError, false, text(after));
+      assert.match(text(after), /echo: after restart/);
+      assert.equal(fresh.port, daemon.port);
+    } else {
+      await restart("SIGTERM");
+      // The new daemon does not know the old session: 404, then a fresh one works.
+      await assert.rejects(client.callTool({ name: "version", arguments: {} }), /404|Session not found/);
+      await client.close().catch(() => {});
+      client = await connect(args, env, daemon.port);
+      const after = await client.callTool({ name: "chat", arguments: { prompt: "after restart" } });
+      assert.equal(after.isError, false, text(after));
+    }
+    await client.close();
+  },
+};
+
+async function loadSdk() {
+  try {
+    ({ Client } = await import("@modelcontextprotocol/sdk/client/index.js"));
+    ({ StdioClientTransport } = await import("@modelcontextprotocol/sdk/client/stdio.js"));
+    ({ StreamableHTTPClientTransport } = await import(
+      "@modelcontextprotocol/sdk/client/streamableHttp.js"
+    ));
+  } catch (error) {
+    console.error(`SKIP: the MCP SDK is not installed (run: npm ci --prefix tests/mcp): ${error}`);
+    cleanup();
+    process.exit(77);
+  }
+}
+
+async function main() {
+  const args = parseArgs(process.argv);
+  await loadSdk();
+  const scenario = scenarios[args.scenario];
+  if (!scenario) {
+    throw new Error(`unknown scenario ${args.scenario}`);
+  }
+  const fake = await startFake(args.fake);
+  const extra =
+    args.scenario === "over-capacity"
+      ? { EXAI_WS_GLOBAL_MAX_INFLIGHT: "1", EXAI_WS_ACQUIRE_TIMEOUT_SECS: "0" }
+      : {};
+  const env = daemonEnv(fake.port, extra);
+  const daemon = await startDaemon(args.exai, env);
+  const restart = async (signal) => {
+    await stopProcess(daemon.child, signal);
+    const fresh = await startDaemon(args.exai, env, daemon.port);
+    daemon.child = fresh.child;
+    return fresh;
+  };
+  const started = Date.now();
+  await scenario({ args, env, daemon, restart });
+  console.log(`ok ${args.transport} ${args.scenario} (${Date.now() - started} ms)`);
+}
+
+main()
+  .then(() => {
+    cleanup();
+    process.exit(0);
+  })
+  .catch((error) => {
+    console.error(`FAIL: ${error.stack ?? error}`);
+    cleanup();
+    process.exit(1);
+  });
