@@ -273,7 +273,16 @@ DaemonClient::run()
       } catch (const Poco::Exception&) {
         // already gone
       }
-      log_->warn("daemon disconnected error=\"{}\"", last_error());
+      bool stopping = false;
+      {
+        const std::lock_guard lock(mutex_);
+        stopping = stopping_;
+      }
+      if (stopping) {
+        log_->debug("daemon connection closed");
+      } else {
+        log_->warn("daemon disconnected error=\"{}\"", last_error());
+      }
       if (callbacks_.on_disconnected) {
         callbacks_.on_disconnected();
       }
