@@ -51,6 +51,7 @@ run_guarded(const Command& command, const GlobalOptions& global)
       return kExitConfig;
     case core::Errc::provider_unavailable:
     case core::Errc::upstream_failed:
+    case core::Errc::already_running:
       return kExitUnavailable;
     default:
       return kExitFailure;

@@ -31,12 +31,42 @@ replayable(const ToolResult& result)
 
 } // namespace
 
+// The chat backend as tools see it: records upstream latency per provider.
+class Engine::MeasuredChat final : public ChatBackend {
+public:
+  MeasuredChat(ChatBackend& inner,
+               const std::map<std::string, std::unique_ptr<Histogram>, std::less<>>& latency)
+      : inner_(inner)
+      , latency_(latency)
+  {
+  }
+  ChatOutcome
+  complete(std::string_view provider_id, const ChatRequest& request, std::stop_token stop) override
+  {
+    const auto start = Clock::now();
+    ChatOutcome outcome = inner_.complete(provider_id, request, std::move(stop));
+    if (const auto it = latency_.find(provider_id); it != latency_.end()) {
+      it->second->observe(std::chrono::duration<double>(Clock::now() - start).count());
+    }
+    return outcome;
+  }
+  std::string circuit_state(std::string_view provider_id) const override
+  {
+    return inner_.circuit_state(provider_id);
+  }
+
+private:
+  ChatBackend& inner_;
+  const std::map<std::string, std::unique_ptr<Histogram>, std::less<>>& latency_;
+};
+
 // One request_id awaiting its result. Owns its in-flight entry (ticket).
 struct Engine::Call {
   std::string request_id;
   std::string session_id;
   std::string tool_name;
   std::string fingerprint; // tool + arguments: a reused request_id must match
+  std::chrono::steady_clock::time_point accepted = std::chrono::steady_clock::now();
   std::shared_ptr<Execution> execution;
 
   std::mutex mutex;
@@ -121,6 +151,10 @@ Engine::Engine(const EngineDeps& deps)
     , undelivered_(deps.config.result_ttl, deps.config.result_cache_max)
     , pool_(deps.config.call_threads)
 {
+  for (const auto id : {kKimiProviderId, kGlmProviderId}) {
+    upstream_latency_.emplace(std::string(id), std::make_unique<Histogram>());
+  }
+  measured_chat_ = std::make_unique<MeasuredChat>(chat_, upstream_latency_);
 }
 
 Engine::~Engine()
@@ -396,7 +430,7 @@ Engine::run(const std::shared_ptr<Execution>& execution, std::optional<CallPermi
     ToolContext context{execution->arguments,
                         execution->plan,
                         execution->stop.get_token(),
-                        chat_,
+                        *measured_chat_,
                         providers_,
                         conversations_,
                         [this] { return status_json(); }};
@@ -515,6 +549,7 @@ Engine::complete(Call& call, const ToolResult& result)
     }
     ticket = std::move(call.ticket);
   }
+  call_latency_.observe(std::chrono::duration<double>(Clock::now() - call.accepted).count());
   if (store) {
     if (!delivered) {
       auto pending = undelivered_.get(call.session_id).value_or(std::vector<std::string>{});
@@ -626,6 +661,11 @@ Engine::stats() const
   s.conversations = conversations_.size();
   s.scheduled_timers = scheduler_.size();
   s.accepting = accepting_;
+  s.call_latency = call_latency_.snapshot();
+  for (const auto& [id, histogram] : upstream_latency_) {
+    s.upstream_latency.emplace(id, histogram->snapshot());
+    s.circuits.emplace(id, chat_.circuit_state(id));
+  }
   const std::lock_guard lock(mutex_);
   s.executions = live_.size();
   s.counters = counters_;

@@ -5,6 +5,7 @@
 #include "core/chat.hpp"
 #include "core/config.hpp"
 #include "core/conversation_store.hpp"
+#include "core/histogram.hpp"
 #include "core/inflight_registry.hpp"
 #include "core/providers.hpp"
 #include "core/scheduler.hpp"
@@ -47,6 +48,9 @@ struct EngineStats {
   std::size_t scheduled_timers = 0;
   bool accepting = true;
   EngineCounters counters;
+  HistogramSnapshot call_latency;                                         // accept -> result
+  std::map<std::string, HistogramSnapshot, std::less<>> upstream_latency; // per provider
+  std::map<std::string, std::string, std::less<>> circuits; // provider -> closed|open|half_open
 };
 
 // What the engine borrows; all must outlive it.
@@ -88,6 +92,7 @@ public:
 private:
   struct Call;
   struct Execution;
+  class MeasuredChat;
   using Clock = std::chrono::steady_clock;
 
   // Replays a stored result or joins a running call with this request_id.
@@ -117,6 +122,9 @@ private:
   const ToolRegistry& tools_;
   ChatBackend& chat_;
   const Clock::time_point started_;
+  Histogram call_latency_;
+  std::map<std::string, std::unique_ptr<Histogram>, std::less<>> upstream_latency_;
+  std::unique_ptr<MeasuredChat> measured_chat_; // chat_ plus upstream latency
 
   CapacityController capacity_;
   ConversationStore conversations_;

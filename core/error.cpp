@@ -35,6 +35,7 @@ protocol_code(Errc code) noexcept
   case Errc::shutting_down:
     return "SHUTTING_DOWN";
   case Errc::internal_error:
+  case Errc::already_running:
     return "INTERNAL_ERROR";
   }
   return "INTERNAL_ERROR";

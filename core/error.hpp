@@ -25,6 +25,7 @@ enum class Errc : int {
   internal_error = 14,
   config_invalid = 15,
   upstream_failed = 16,
+  already_running = 17, // another daemon holds the state directory
 };
 
 // The wire name of `code`, e.g. "OVER_CAPACITY". config_invalid maps to

@@ -1,6 +1,6 @@
 #pragma once
 
-#include <functional>
+#include <atomic>
 #include <mutex>
 #include <optional>
 #include <utility>
@@ -10,7 +10,11 @@ namespace exai::core {
 // A value built exactly once, by the first caller, however many threads ask
 // at the same time; every caller gets the same object. Replaces the Python
 // daemon's racy module-level singletons. If the builder throws, the value
-// stays unbuilt and the next caller tries again (std::call_once semantics).
+// stays unbuilt and the next caller tries again.
+//
+// A mutex plus an atomic pointer rather than std::call_once: libstdc++'s
+// call_once hangs when the callable throws under ThreadSanitizer (its
+// pthread_once interceptor does not unwind; GCC PR 66146 is the same family).
 //
 // Thread-safe. The value lives as long as the OnceValue.
 template <typename T> class OnceValue {
@@ -25,21 +29,24 @@ public:
   // The value, building it with `build` if nobody has yet.
   template <typename Builder> const T& get(Builder&& build)
   {
-    std::call_once(flag_, [&] { value_.emplace(std::forward<Builder>(build)()); });
+    if (const T* ready = ready_.load(std::memory_order_acquire)) {
+      return *ready;
+    }
+    const std::lock_guard lock(mutex_);
+    if (!value_) {
+      value_.emplace(std::forward<Builder>(build)());
+      ready_.store(&*value_, std::memory_order_release);
+    }
     return *value_;
   }
 
-  // The value if it has been built (a call to get() completed), else null.
-  const T* peek() const noexcept
-  {
-    // Only read after call_once published it: peek() is for diagnostics on a
-    // thread that already called get(), never to race with the builder.
-    return value_ ? &*value_ : nullptr;
-  }
+  // The value if it has been built, else null. Never blocks.
+  const T* peek() const noexcept { return ready_.load(std::memory_order_acquire); }
 
 private:
-  std::once_flag flag_;
-  std::optional<T> value_; // written once inside call_once
+  std::mutex mutex_;
+  std::optional<T> value_; // written once, under mutex_
+  std::atomic<const T*> ready_{nullptr};
 };
 
 } // namespace exai::core

@@ -37,7 +37,8 @@ Scheduler::add(Task task)
   {
     const std::lock_guard lock(mutex_);
     id = next_id_++;
-    earliest = due_.emplace(task.when, id).first == due_.begin();
+    const auto position = due_.emplace(task.when, id).first;
+    earliest = position == due_.begin(); // after the insertion, not before it
     tasks_.emplace(id, std::move(task));
   }
   // Wake the thread only when its next wake-up time moved earlier.
