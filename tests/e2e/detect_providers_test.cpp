@@ -10,7 +10,6 @@
 #include <array>
 #include <filesystem>
 #include <fstream>
-#include <iterator>
 #include <string>
 #include <system_error>
 #include <vector>
@@ -65,7 +64,9 @@ run_detect(const std::vector<std::string>& environment, const std::string& args)
   const int status = ::pclose(pipe);
   run.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
   std::ifstream err(dir / "stderr");
-  run.err.assign(std::istreambuf_iterator<char>(err), std::istreambuf_iterator<char>());
+  for (std::string line; std::getline(err, line);) {
+    run.err += line + "\n";
+  }
   std::error_code ignored;
   std::filesystem::remove_all(dir, ignored);
   return run;

@@ -28,15 +28,12 @@ namespace exai::test {
 
 namespace {
 
-std::optional<int>
-parse_int(std::string_view text)
+// Parses a whole decimal int into `value`; false when `text` is not one.
+bool
+parse_int(std::string_view text, int& value)
 {
-  int value = 0;
   const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
-  if (ec != std::errc() || end != text.data() + text.size()) {
-    return std::nullopt;
-  }
-  return value;
+  return ec == std::errc() && end == text.data() + text.size();
 }
 
 std::string
@@ -62,16 +59,21 @@ parse_directives(std::string_view prompt, FakeBehavior base)
     pos = end + 2;
     const auto eq = directive.find('=');
     const std::string_view name = directive.substr(0, eq);
-    const std::optional<int> value =
-        eq == std::string_view::npos ? std::nullopt : parse_int(directive.substr(eq + 1));
-    if (name == "sleep_ms" && value) {
-      base.latency = std::chrono::milliseconds(*value);
-    } else if (name == "status" && value) {
-      base.status = *value;
-    } else if (name == "retry_after" && value) {
-      base.retry_after = *value;
-    } else if (name == "fail_times" && value) {
-      base.fail_times = *value;
+    // A plain int plus a flag: GCC 12 -O2 reports a false maybe-uninitialized
+    // when a std::optional<int> is used here.
+    int value = 0;
+    bool has_value = false;
+    if (eq != std::string_view::npos) {
+      has_value = parse_int(directive.substr(eq + 1), value);
+    }
+    if (name == "sleep_ms" && has_value) {
+      base.latency = std::chrono::milliseconds(value);
+    } else if (name == "status" && has_value) {
+      base.status = value;
+    } else if (name == "retry_after" && has_value) {
+      base.retry_after = value;
+    } else if (name == "fail_times" && has_value) {
+      base.fail_times = value;
     } else if (name == "glm_1302") {
       base.glm_1302 = true;
     } else if (name == "hang") {
