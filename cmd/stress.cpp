@@ -182,6 +182,7 @@ run_stress(const StressFlags& flags, const GlobalOptions& global)
   options.threads = flags.threads;
   options.max_bytes = flags.max_bytes != 0 ? flags.max_bytes : config.max_bytes;
   options.call_timeout = config.call_timeout;
+  options.acquire_timeout = config.acquire_timeout;
   options.drain_timeout = millis(flags.drain_timeout_s);
   options.hold = millis(flags.hold_s);
   if (flags.mix.empty()) {

@@ -41,6 +41,7 @@ constexpr int kPongFrame =
 constexpr int kIdenticalCallers = 3;
 constexpr int kMaxEvents = 256;
 constexpr auto kLoopTick = 5ms;
+constexpr auto kOverdueCheck = 100ms;
 constexpr auto kDisconnectSleep = 200ms;
 constexpr auto kIdenticalSleep = 50ms;
 constexpr auto kBurstSleep = 100ms;
@@ -767,6 +768,7 @@ struct StressRunner::Worker {
     std::array<epoll_event, kMaxEvents> events{};
     bool starting = true;
     std::optional<Clock::time_point> drain_deadline;
+    auto next_overdue_check = Clock::now() + kOverdueCheck;
     last_result_ = shared_.start;
     while (true) {
       auto now = Clock::now();
@@ -796,6 +798,10 @@ struct StressRunner::Worker {
       graveyard_.clear();
       now = Clock::now();
       check_oversize(now);
+      if (now >= next_overdue_check) {
+        next_overdue_check = now + kOverdueCheck;
+        check_overdue(now);
+      }
       publish();
       if (drain_deadline && now >= *drain_deadline) {
         report_outstanding();
@@ -827,6 +833,27 @@ struct StressRunner::Worker {
       finish_oversize(*conn, "not_closed", "the connection stayed open");
     }
     graveyard_.clear();
+  }
+
+  // Calls the daemon should have answered long ago (every accepted call ends
+  // within its acquire and call timeouts) are missing: report them and free
+  // their slots, so that one lost result cannot stall the load.
+  void check_overdue(Clock::time_point now)
+  {
+    const auto limit = options_.acquire_timeout + options_.call_timeout + options_.drain_timeout;
+    for (auto it = calls_.begin(); it != calls_.end();) {
+      if (now - it->second.sent > limit) {
+        violations_.add("missing_result",
+                        fmt::format("request_id {} ({}) got no call_tool_res within {:.1f} s",
+                                    it->first,
+                                    core::stress::to_string(it->second.kind),
+                                    std::chrono::duration<double>(limit).count()));
+        it = calls_.erase(it);
+        --active_;
+      } else {
+        ++it;
+      }
+    }
   }
 
   void report_outstanding()

@@ -56,11 +56,15 @@ struct StressOptions {
   std::size_t threads = 0;          // load threads; 0 = min(4, hardware threads)
   std::size_t max_bytes = 33554432; // the daemon's EXAI_WS_MAX_BYTES (oversize = this + 1)
   std::size_t burst_size = 12;      // calls of one burst (session capacity + 4)
-  std::chrono::milliseconds call_timeout{270000}; // the daemon's EXAI_WS_CALL_TIMEOUT_SECS
-  std::chrono::milliseconds cancel_sleep{1000};   // fake upstream delay of cancelled chats
-  std::chrono::milliseconds drain_timeout{30000}; // wait for outstanding results after the load
-  std::chrono::milliseconds hold{0};              // keep the connections idle before the load
-  std::chrono::milliseconds io_timeout{10000};    // connect, hello and single-frame I/O
+  std::chrono::milliseconds call_timeout{270000};   // the daemon's EXAI_WS_CALL_TIMEOUT_SECS
+  std::chrono::milliseconds acquire_timeout{10000}; // the daemon's EXAI_WS_ACQUIRE_TIMEOUT_SECS
+  std::chrono::milliseconds cancel_sleep{1000};     // fake upstream delay of cancelled chats
+  // Wait for outstanding results after the load; a call still unanswered
+  // acquire_timeout + call_timeout + drain_timeout after it was sent is
+  // reported missing even while the load runs.
+  std::chrono::milliseconds drain_timeout{30000};
+  std::chrono::milliseconds hold{0};           // keep the connections idle before the load
+  std::chrono::milliseconds io_timeout{10000}; // connect, hello and single-frame I/O
 };
 
 // Counters a load thread publishes while running (for the progress line).
