@@ -433,9 +433,11 @@ baseline_problems(const HealthSnapshot& before,
   check_zero("executions", after.executions);
   check_zero("queued", after.queued);
   if (after.sessions > before.sessions) {
-    out.push_back(
-        {"session_leak",
-         fmt::format("sessions={} after the run, {} before", after.sessions, before.sessions)});
+    out.push_back({"session_leak",
+                   fmt::format("sessions={} after the run, {} before (a daemon keeps a closed "
+                               "connection's session resumable for SESSION_TIMEOUT_SECS)",
+                               after.sessions,
+                               before.sessions)});
   }
   if (before.rss_bytes && after.rss_bytes) {
     const std::int64_t growth = *after.rss_bytes - *before.rss_bytes;

@@ -1,0 +1,206 @@
+// exai stress end to end: a short mixed run against a real `exai serve` and
+// the fake upstream passes; against a broken daemon it exits 1 naming the
+// problem; with no daemon it exits 2.
+
+#include "tests/support/broken_daemon.hpp"
+#include "tests/support/fake_upstream.hpp"
+#include "tests/support/serve_process.hpp"
+
+#include <Poco/Net/ServerSocket.h>
+#include <Poco/Net/SocketAddress.h>
+#include <catch2/catch.hpp>
+#include <nlohmann/json.hpp>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/wait.h>
+
+#include <array>
+#include <filesystem>
+#include <fstream>
+#include <iterator>
+#include <string>
+#include <system_error>
+#include <vector>
+
+namespace {
+
+using exai::test::BrokenDaemon;
+using exai::test::FakeUpstream;
+using exai::test::ServeProcess;
+using nlohmann::json;
+
+const std::string kToken = "stress-e2e-token-0123456789";
+
+struct Run {
+  int exit_code = -1;
+  std::string out;
+  std::string err;
+};
+
+std::string
+quote(const std::string& text)
+{
+  std::string quoted = "'";
+  for (const char c : text) {
+    quoted += c == '\'' ? std::string("'\\''") : std::string(1, c);
+  }
+  return quoted + "'";
+}
+
+// Runs `exai stress <args>` with exactly `environment` (env -i) in an empty
+// temporary directory, so no ./.env or user setting leaks in.
+Run
+run_stress(const std::vector<std::string>& environment, const std::string& args)
+{
+  std::string pattern = (std::filesystem::temp_directory_path() / "exai-stress-XXXXXX").string();
+  std::vector<char> buffer(pattern.begin(), pattern.end());
+  buffer.push_back('\0');
+  REQUIRE(::mkdtemp(buffer.data()) != nullptr);
+  const std::filesystem::path dir = buffer.data();
+  std::string command = "cd " + quote(dir.string()) + " && env -i";
+  for (const auto& entry : environment) {
+    command += " " + quote(entry);
+  }
+  command += " " + quote(EXAI_BINARY) + " --log-level warn stress " + args + " 2>" +
+             quote((dir / "stderr").string());
+  Run run;
+  FILE* pipe = ::popen(command.c_str(), "r");
+  REQUIRE(pipe != nullptr);
+  std::array<char, 4096> chunk{};
+  std::size_t n = 0;
+  while ((n = std::fread(chunk.data(), 1, chunk.size(), pipe)) > 0) {
+    run.out.append(chunk.data(), n);
+  }
+  const int status = ::pclose(pipe);
+  run.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  std::ifstream err(dir / "stderr");
+  run.err.assign(std::istreambuf_iterator<char>(err), std::istreambuf_iterator<char>());
+  std::error_code ignored;
+  std::filesystem::remove_all(dir, ignored);
+  return run;
+}
+
+json
+report_of(const Run& run)
+{
+  CAPTURE(run.out, run.err);
+  const json report = json::parse(run.out, nullptr, false);
+  REQUIRE_FALSE(report.is_discarded());
+  return report;
+}
+
+// A broken daemon's port, short load, JSON report. The short timeouts tell
+// stress how soon a missing result is overdue.
+Run
+stress_broken(const BrokenDaemon& daemon, const std::string& drain = "1")
+{
+  return run_stress({"EXAI_WS_CALL_TIMEOUT_SECS=0.5", "EXAI_WS_ACQUIRE_TIMEOUT_SECS=0"},
+                    "--json --port " + std::to_string(daemon.port()) +
+                        " --connections 2 --calls 12 --mix normal=1 --drain-timeout " + drain);
+}
+
+} // namespace
+
+TEST_CASE("a short mixed stress run against exai serve passes", "[e2e][stress]")
+{
+  FakeUpstream fake;
+  const std::vector<std::string> shared = {
+      "EXAI_WS_TOKEN=" + kToken,
+      "EXAI_WS_CALL_TIMEOUT_SECS=1",
+      "EXAI_WS_MAX_BYTES=65536",
+  };
+  // Sessions stay resumable for SESSION_TIMEOUT_SECS after their connection
+  // closed (and close idle connections after it): short enough for the
+  // baseline check to see them go, longer than any idle time in this run.
+  ServeProcess::Env env = {
+      {"GLM_API_KEY", "test-key"}, {"GLM_API_URL", fake.base_url()}, {"SESSION_TIMEOUT_SECS", "3"}};
+  for (const auto& entry : shared) {
+    const auto eq = entry.find('=');
+    env[entry.substr(0, eq)] = entry.substr(eq + 1);
+  }
+  const auto serve = ServeProcess::start_ready(env);
+
+  // Every class once or more: timeouts (1 s call timeout), cancels,
+  // disconnects, duplicates, identical calls, a burst, bad frames.
+  const Run run = run_stress(shared,
+                             "--json --port " + std::to_string(serve->port()) +
+                                 " --connections 4 --calls 40 --seed 7 --drain-timeout 10"
+                                 " --mix normal=10,timeout=1,cancel=2,disconnect=2,duplicate=2,"
+                                 "identical=2,burst=1,malformed=1,oversize=1");
+  CAPTURE(run.err, serve->stderr_text());
+  const json report = report_of(run);
+  CAPTURE(report.dump(2));
+  CHECK(run.exit_code == 0);
+  CHECK(report.at("passed") == true);
+  CHECK(report.at("calls").get<int>() >= 40);
+  CHECK(report.at("violations").at("total") == 0);
+  CHECK(report.at("baseline").at("passed") == true);
+  CHECK(report.at("outcomes").contains("ok"));
+}
+
+TEST_CASE("exai stress exits 1 naming a call_tool_res the daemon dropped", "[e2e][stress]")
+{
+  BrokenDaemon daemon(BrokenDaemon::Fault::drop_result);
+  const Run run = stress_broken(daemon);
+  const json report = report_of(run);
+  CAPTURE(report.dump(2));
+  CHECK(run.exit_code == 1);
+  CHECK(report.at("passed") == false);
+  CHECK(report.at("violations").at("by_kind").at("missing_result") == 1);
+  CHECK(report.at("baseline").at("passed") == true);
+}
+
+TEST_CASE("exai stress exits 1 naming a scope left in use after the run", "[e2e][stress]")
+{
+  BrokenDaemon daemon(BrokenDaemon::Fault::leak_in_use);
+  const Run run = stress_broken(daemon, "0.3");
+  const json report = report_of(run);
+  CAPTURE(report.dump(2));
+  CHECK(run.exit_code == 1);
+  CHECK(report.at("violations").at("total") == 0);
+  const json& problems = report.at("baseline").at("problems");
+  REQUIRE(problems.size() == 1);
+  CHECK(problems[0].at("kind") == "capacity_leak");
+  CHECK(problems[0].at("detail") == "scope global in_use=1 after the run");
+
+  // The text report names it too.
+  const Run text = run_stress({},
+                              "--port " + std::to_string(daemon.port()) +
+                                  " --connections 1 --calls 2 --mix normal=1 --drain-timeout 0.3");
+  CHECK(text.exit_code == 1);
+  CHECK(text.out.find("LEAK capacity_leak: scope global in_use=1 after the run") !=
+        std::string::npos);
+  CHECK(text.out.find("result: FAIL") != std::string::npos);
+}
+
+TEST_CASE("exai stress exits 1 naming a reply without request_id", "[e2e][stress]")
+{
+  BrokenDaemon daemon(BrokenDaemon::Fault::missing_request_id);
+  const Run run = stress_broken(daemon);
+  const json report = report_of(run);
+  CAPTURE(report.dump(2));
+  CHECK(run.exit_code == 1);
+  CHECK(report.at("violations").at("by_kind").at("missing_request_id") == 1);
+}
+
+TEST_CASE("exai stress passes a correct daemon and exits 2 when none listens", "[e2e][stress]")
+{
+  {
+    BrokenDaemon daemon(BrokenDaemon::Fault::none);
+    const Run run = stress_broken(daemon);
+    const json report = report_of(run);
+    CAPTURE(report.dump(2));
+    CHECK(run.exit_code == 0);
+    CHECK(report.at("calls") == 12);
+  }
+  std::uint16_t free_port = 0;
+  {
+    Poco::Net::ServerSocket socket(Poco::Net::SocketAddress("127.0.0.1", 0));
+    free_port = socket.address().port();
+  }
+  const Run run = run_stress({}, "--json --port " + std::to_string(free_port) + " --calls 1");
+  CAPTURE(run.out, run.err);
+  CHECK(run.exit_code == 2);
+  CHECK(report_of(run).at("unreachable") == true);
+}
