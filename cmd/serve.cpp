@@ -2,8 +2,16 @@
 
 #include "cmd/command.hpp"
 #include "core/config.hpp"
+#include "core/engine.hpp"
+#include "core/health.hpp"
 #include "core/log.hpp"
-#include "net/protocol.hpp"
+#include "core/metrics.hpp"
+#include "core/providers.hpp"
+#include "core/state_dir.hpp"
+#include "core/tool_registry.hpp"
+#include "net/health_routes.hpp"
+#include "net/mcp_http.hpp"
+#include "net/upstream_client.hpp"
 #include "net/ws_server.hpp"
 
 #include <nlohmann/json.hpp>
@@ -11,6 +19,7 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <chrono>
 #include <csignal>
 #include <cstring>
@@ -25,28 +34,6 @@ namespace {
 struct ServeOptions {
   std::string host; // empty = from the environment / default
   int port = -1;    // -1 = from the environment / default
-};
-
-// TODO(lead): replace with the real call engine (core/engine) and call its
-// shutdown(grace) at the marked site in run_serve(). Until then every call
-// is answered with exactly one call_tool_res carrying INTERNAL_ERROR, so
-// clients never hang.
-class UnwiredEngine final : public core::CallEngine {
-public:
-  void submit(core::CallRequest request, const std::shared_ptr<core::CallSink>& sink) override
-  {
-    sink->send(net::protocol::call_error_frame(
-        request.request_id, core::Errc::internal_error, "the call engine is not available yet"));
-  }
-  bool cancel(std::string_view /*session_id*/, std::string_view /*request_id*/) override
-  {
-    return false;
-  }
-  void attach_session(const std::string& /*session_id*/,
-                      const std::shared_ptr<core::CallSink>& /*sink*/) override
-  {
-  }
-  nlohmann::json list_tools() const override { return nlohmann::json::array(); }
 };
 
 // SIGINT/SIGTERM are blocked in every thread (threads inherit the mask) and
@@ -88,30 +75,48 @@ run_serve(const ServeOptions& options, const GlobalOptions& global)
   if (options.port >= 0) {
     flags["EXAI_WS_PORT"] = std::to_string(options.port);
   }
-  const core::DaemonConfig config = core::load_daemon_config(load_settings(global, flags));
+  const core::Settings settings = load_settings(global, flags);
+  const core::DaemonConfig config = core::load_daemon_config(settings);
   net::require_safe_bind(config);
+  const core::ProviderRegistry& providers = core::process_providers(settings);
+  const core::ToolRegistry& tools = core::process_tools();
 
   // Before any thread exists, so that every thread inherits the mask.
   const sigset_t signals = termination_signals();
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
   raise_descriptor_limit(*log);
 
-  UnwiredEngine engine;
+  const core::PidFile pid_file(config.state_dir); // one daemon per state dir
+  log->info("{}", providers.summary());
+  for (const auto& warning : providers.warnings()) {
+    log->warn("provider configuration: {}", warning);
+  }
+  net::UpstreamClient upstream(
+      net::endpoints_from(providers), net::upstream_options_from(settings), core::log::get("net"));
+  core::Engine engine(core::EngineDeps{config, providers, tools, upstream});
+
+  std::atomic<core::DaemonState> state{core::DaemonState::starting};
   const auto started = std::chrono::system_clock::now();
-  net::WsServer* server_view = nullptr; // set before start(); health runs after
-  auto health = [&config, &server_view, started] {
-    const auto now = std::chrono::system_clock::now();
-    return nlohmann::json{
-        {"state", "running"},
-        {"pid", ::getpid()},
-        {"host", config.host},
-        {"port", server_view != nullptr ? server_view->port() : config.port},
-        {"started_at", std::chrono::system_clock::to_time_t(started)},
-        {"t", std::chrono::system_clock::to_time_t(now)},
-        {"connections", server_view != nullptr ? server_view->connection_count() : 0},
-        {"sessions", server_view != nullptr ? server_view->session_count() : 0},
-    };
+  std::atomic<net::WsServer*> server_view{nullptr}; // set before start()
+  auto inputs = [&] {
+    core::HealthInputs in;
+    in.state = state.load();
+    in.pid = ::getpid();
+    in.host = config.host;
+    const net::WsServer* server = server_view.load();
+    in.port = server != nullptr ? server->port() : config.port;
+    in.started_at = started;
+    in.now = std::chrono::system_clock::now();
+    in.tool_count = tools.size();
+    in.engine = engine.stats();
+    if (server != nullptr) {
+      in.server = {server->connection_count(), server->session_count()};
+    }
+    in.rss_bytes = core::process_rss_bytes();
+    return in;
   };
+  auto health = [&inputs] { return core::health_json(inputs()); };
+
   std::unique_ptr<net::WsServer> server;
   try {
     server = std::make_unique<net::WsServer>(config, engine, health, core::log::get("net"));
@@ -120,16 +125,33 @@ run_serve(const ServeOptions& options, const GlobalOptions& global)
     return kExitUnavailable;
   }
   server_view = server.get();
+  net::register_health_routes(
+      server->router(),
+      health,
+      [&inputs] { return core::render_prometheus(inputs()); },
+      server->tokens());
+  const auto mcp = net::register_mcp_routes(server->router(), engine, config, server->tokens());
+  core::HealthFileWriter health_file(
+      config.state_dir + "/ws_daemon.health.json",
+      [&health] { return health().dump(2); },
+      config.health_interval);
+
   server->start();
+  state = core::DaemonState::serving;
+  health_file.write_now();
   log->info("serve listening host={} port={}", config.host, server->port());
 
   int signal = 0;
   while (sigwait(&signals, &signal) != 0) {
   }
-  log->info("serve stopping signal={}", signal == SIGINT ? "SIGINT" : "SIGTERM");
+  log->info("serve stopping signal={} grace_ms={}",
+            signal == SIGINT ? "SIGINT" : "SIGTERM",
+            config.shutdown_grace.count());
+  state = core::DaemonState::stopping;
+  health_file.write_now();
   server->stop_accepting();
-  // TODO(lead): engine.shutdown(config.shutdown_grace) goes here: open
-  // connections still receive the SHUTTING_DOWN results while it drains.
+  // Open connections still receive results (or SHUTTING_DOWN) while calls drain.
+  engine.shutdown(config.shutdown_grace);
   server->stop();
   log->info("serve stopped");
   return kExitOk;

@@ -6,10 +6,12 @@ exai=$1
 dir=$2
 status=0
 check() { # check <page> <help text>
-  local page=$1 help=$2 opt
+  local page=$1 help=$2 opt text
+  # roff writes "-" as "\-"; compare with the escapes removed.
+  text=$(sed 's/\\-/-/g' "$page")
   for opt in $(grep -oE -- '--[a-z][a-z0-9-]+' <<<"$help" | sort -u); do
     [[ $opt == --help ]] && continue
-    if ! grep -qF -- "\\-\\-${opt#--}" "$page" && ! grep -qF -- "$opt" "$page"; then
+    if ! grep -qF -- "$opt" <<<"$text"; then
       echo "$page does not document $opt" >&2; status=1
     fi
   done
