@@ -1,0 +1,273 @@
+#!/usr/bin/env bash
+# Benchmark (SPEC §7, issue 6): the same `exai stress` workload against
+#   1. exai serve,
+#   2. a minimal op-protocol daemon on Node's `ws` (tests/bench/node, no capacity control),
+#   3. the same on Python `websockets` (tests/bench/python, Debian python3-websockets),
+# with the fake upstream at zero latency behind all three for the chat rows.
+# Prints calls/s, p50/p99 and server CPU per call at 1, 64 and 1,000
+# connections for `version` and `chat`, the exai/Node and exai/Python ratios,
+# exai RSS idle and at 10,000 idle connections, `exai health` wall time,
+# start-up time to the first accepted connection, and chat p99 through exai vs
+# the fake upstream called directly. Figures are printed, never asserted.
+#
+# Usage: scripts/bench.sh            (builds build/release; a few minutes)
+#   BENCH_CALLS=N        calls per row at 64 and 1,000 connections (default 20000; chat: N/4)
+#   BENCH_IDLE=N         idle connections for the RSS figure (default 10000)
+#   BENCH_SKIP_BUILD=1   use the existing build/release binaries
+set -euo pipefail
+
+root=$(cd "$(dirname "$0")/.." && pwd)
+build=$root/build/release
+calls=${BENCH_CALLS:-20000}
+idle=${BENCH_IDLE:-10000}
+py=/usr/bin/python3 # Debian's, which has python3-websockets
+
+if [[ -z ${BENCH_SKIP_BUILD:-} ]]; then
+  echo "== building Release in $build" >&2
+  (cd "$root" && cmake --preset release >/dev/null &&
+    cmake --build "$build" --target exai exai_fake_upstream >&2)
+fi
+exai=$build/cmd/exai
+fake_bin=$build/tests/exai_fake_upstream
+[[ -x $exai && -x $fake_bin ]] || { echo "bench: missing $exai or $fake_bin" >&2; exit 1; }
+"$py" -c 'import websockets' || { echo "bench: apt-get install python3-websockets" >&2; exit 1; }
+(cd "$root/tests/bench/node" && npm ci --no-audit --no-fund --silent >&2)
+
+work=$(mktemp -d /tmp/exai-bench.XXXXXX)
+pids=()
+cleanup() {
+  local pid
+  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+ulimit -n "$(ulimit -Hn)"
+
+free_port() {
+  "$py" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}
+# wait_line FILE TEXT: until FILE contains TEXT (10 s at most).
+wait_line() {
+  local i
+  for i in $(seq 1 1000); do
+    grep -q -- "$2" "$1" 2>/dev/null && return 0
+    sleep 0.01
+  done
+  echo "bench: no '$2' in $1" >&2; cat "$1" >&2; exit 1
+}
+# wait_port PORT: until something accepts on 127.0.0.1:PORT.
+wait_port() {
+  "$py" - "$1" <<'EOF'
+import socket, sys, time
+deadline = time.monotonic() + 20
+while time.monotonic() < deadline:
+    try:
+        socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=0.1).close()
+        sys.exit(0)
+    except OSError:
+        time.sleep(0.005)
+sys.exit("bench: nothing listens on port " + sys.argv[1])
+EOF
+}
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+rss_kib() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status"; }
+
+# --- the fake upstream ------------------------------------------------------
+"$fake_bin" --port 0 --latency-ms 0 --max-threads 256 --ignore-stdin >"$work/fake.out" 2>&1 &
+pids+=($!)
+wait_line "$work/fake.out" "listening on"
+fake_port=$(grep -o '[0-9]*$' "$work/fake.out" | head -1)
+upstream=http://127.0.0.1:$fake_port/v1
+
+exai_env=(env -i "PATH=$PATH" "HOME=$work" "EXAI_STATE_DIR=$work/state"
+  "GLM_API_KEY=test-key" "GLM_API_URL=$upstream"
+  MAX_CONNECTIONS=30000 MAX_CONNECTIONS_PER_IP=30000
+  EXAI_WS_GLOBAL_MAX_INFLIGHT=2048 EXAI_WS_GLM_MAX_INFLIGHT=2048)
+
+# --- start-up time to the first accepted connection (median of 5) --------------
+startup_ms=$("$py" - "$exai" "$work" "$upstream" <<'EOF'
+import os, socket, statistics, subprocess, sys, time
+exai, work, upstream = sys.argv[1:4]
+env = {"PATH": os.environ["PATH"], "HOME": work, "EXAI_STATE_DIR": work + "/state-startup",
+       "GLM_API_KEY": "test-key", "GLM_API_URL": upstream}
+times = []
+for _ in range(5):
+    s = socket.socket(); s.bind(("127.0.0.1", 0)); port = s.getsockname()[1]; s.close()
+    t0 = time.perf_counter()
+    p = subprocess.Popen([exai, "serve", "--port", str(port)], env=env,
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.05).close()
+            break
+        except OSError:
+            if time.perf_counter() - t0 > 10:
+                sys.exit("exai serve did not start")
+            time.sleep(0.0005)
+    times.append((time.perf_counter() - t0) * 1000)
+    p.terminate(); p.wait()
+print("%.1f" % statistics.median(times))
+EOF
+)
+
+# --- the three servers ----------------------------------------------------------
+exai_port=$(free_port)
+"${exai_env[@]}" "$exai" serve --port "$exai_port" 2>"$work/exai.log" &
+exai_pid=$!
+pids+=($exai_pid)
+node_port=$(free_port)
+UPSTREAM_URL=$upstream node "$root/tests/bench/node/server.js" "$node_port" >"$work/node.out" 2>&1 &
+node_pid=$!
+pids+=($node_pid)
+python_port=$(free_port)
+UPSTREAM_URL=$upstream "$py" "$root/tests/bench/python/server.py" "$python_port" >"$work/python.out" 2>&1 &
+python_pid=$!
+pids+=($python_pid)
+wait_port "$exai_port"
+wait_port "$node_port"
+wait_port "$python_port"
+
+results=$work/results.jsonl
+# run NAME PORT PID TOOL CONNECTIONS CALLS: one stress run, one line of results.
+run() {
+  local name=$1 port=$2 pid=$3 tool=$4 conns=$5 n=$6 before after
+  before=$(cpu_ticks "$pid")
+  env -i "PATH=$PATH" "HOME=$work" "$exai" --log-level error stress --json \
+    --url "ws://127.0.0.1:$port/" --connections "$conns" --calls "$n" --mix normal=1 \
+    --tool "$tool" --drain-timeout 10 --rss-tolerance 100000% >"$work/run.json" || true
+  after=$(cpu_ticks "$pid")
+  "$py" - "$work/run.json" "$name" "$tool" "$conns" "$((after - before))" \
+    "$(getconf CLK_TCK)" >>"$results" <<'EOF'
+import json, sys
+path, name, tool, conns, ticks, hz = sys.argv[1:7]
+r = json.load(open(path))
+calls = max(1, r.get("calls", 0))
+lat = r.get("latency_ms", {}).get("all", {})
+print(json.dumps({"server": name, "tool": tool, "connections": int(conns),
+                  "calls": r.get("calls", 0), "ok": r.get("outcomes", {}).get("ok", 0),
+                  "calls_per_s": r.get("calls_per_s", 0), "p50": lat.get("p50", 0),
+                  "p99": lat.get("p99", 0),
+                  "cpu_us_per_call": int(ticks) * 1e6 / int(hz) / calls}))
+EOF
+  echo "   $name $tool x$conns: $(tail -1 "$results")" >&2
+}
+
+# --- exai RSS idle and at $idle idle connections --------------------------------
+rss_idle=$(rss_kib "$exai_pid")
+env -i "PATH=$PATH" "HOME=$work" "$exai" --log-level error stress --json \
+  --url "ws://127.0.0.1:$exai_port/" --connections "$idle" --calls 1 --mix normal=1 \
+  --hold 4 --drain-timeout 1 >/dev/null 2>&1 &
+holder=$!
+"$py" - "$exai_port" "$idle" <<'EOF'
+import json, sys, time, urllib.request
+port, want = sys.argv[1], int(sys.argv[2])
+deadline = time.monotonic() + 60
+while time.monotonic() < deadline:
+    try:
+        with urllib.request.urlopen("http://127.0.0.1:%s/health" % port, timeout=2) as r:
+            body = r.read()
+    except urllib.error.HTTPError as e:
+        body = e.read()
+    except OSError:
+        body = b"{}"
+    if json.loads(body or b"{}").get("connections", 0) >= want:
+        sys.exit(0)
+    time.sleep(0.05)
+sys.exit("bench: the idle connections did not all open")
+EOF
+rss_held=$(rss_kib "$exai_pid")
+wait "$holder" || true
+
+# --- exai health wall time (median of 10) ----------------------------------------
+health_ms=$("$py" - "$exai" "$exai_port" "$work" <<'EOF'
+import os, statistics, subprocess, sys, time
+exai, port, work = sys.argv[1:4]
+env = {"PATH": os.environ["PATH"], "HOME": work, "EXAI_STATE_DIR": work + "/state"}
+times = []
+for _ in range(10):
+    t0 = time.perf_counter()
+    rc = subprocess.run([exai, "health", "--port", port], env=env, stdout=subprocess.DEVNULL,
+                        stderr=subprocess.DEVNULL).returncode
+    times.append((time.perf_counter() - t0) * 1000)
+    if rc not in (0, 1):
+        print("n/a (exai health exits %d)" % rc)
+        sys.exit(0)
+print("%.1f ms" % statistics.median(times))
+EOF
+)
+
+# --- throughput and latency -------------------------------------------------------
+echo "== warm-up" >&2
+for s in "exai $exai_port $exai_pid" "node $node_port $node_pid" "python $python_port $python_pid"; do
+  set -- $s
+  run "$1" "$2" "$3" version 8 2000 && run "$1" "$2" "$3" chat 8 500
+done
+: >"$results"
+echo "== measuring" >&2
+for tool in version chat; do
+  for conns in 1 64 1000; do
+    n=$calls
+    [[ $conns == 1 ]] && n=$((calls / 10))
+    [[ $tool == chat ]] && n=$((n / 4))
+    for s in "exai $exai_port $exai_pid" "node $node_port $node_pid" "python $python_port $python_pid"; do
+      set -- $s
+      run "$1" "$2" "$3" "$tool" "$conns" "$n"
+    done
+  done
+done
+
+# --- chat through exai vs the fake upstream directly (1 connection, keep-alive) ---
+direct=$work/direct.txt
+body='{"model":"glm-4.5-flash","messages":[{"role":"user","content":"bench direct"}]}'
+urls=()
+for _ in $(seq 1 1000); do urls+=("$upstream/chat/completions"); done
+curl -s -X POST -H 'Content-Type: application/json' -H 'Authorization: Bearer test-key' \
+  -d "$body" -w '%{stderr}%{time_total}\n' "${urls[@]}" >/dev/null 2>"$direct"
+
+# --- the table ----------------------------------------------------------------------
+"$py" - "$results" "$direct" "$rss_idle" "$rss_held" "$idle" "$health_ms" "$startup_ms" <<'EOF'
+import json, sys
+results, direct, rss_idle, rss_held, idle, health, startup = sys.argv[1:8]
+rows = [json.loads(l) for l in open(results) if l.strip()]
+by = {(r["server"], r["tool"], r["connections"]): r for r in rows}
+def ratio(a, b):
+    return "%.2f" % (a / b) if b else "n/a"
+print("exai benchmark: exai stress client, fake upstream at 0 ms, Release build")
+print("%-13s | %-31s | %-31s | %-31s | %-17s | %-17s" % (
+    "workload", "exai   calls/s  p50ms  p99ms cpu", "node   calls/s  p50ms  p99ms cpu",
+    "python calls/s  p50ms  p99ms cpu", "exai/node c/s p50 p99", "exai/py c/s p50 p99"))
+for tool in ("version", "chat"):
+    for conns in (1, 64, 1000):
+        cells = []
+        for s in ("exai", "node", "python"):
+            r = by.get((s, tool, conns))
+            cells.append("%14.0f %6.3f %6.3f %4.0f" % (r["calls_per_s"], r["p50"], r["p99"],
+                                                        r["cpu_us_per_call"]) if r else "n/a")
+        e, n, p = (by.get((s, tool, conns)) for s in ("exai", "node", "python"))
+        rn = " ".join(ratio(e[k], n[k]) for k in ("calls_per_s", "p50", "p99")) if e and n else "n/a"
+        rp = " ".join(ratio(e[k], p[k]) for k in ("calls_per_s", "p50", "p99")) if e and p else "n/a"
+        print("%-7s x%-5d | %s | %s | %s | %-17s | %-17s" % (tool, conns, *cells, rn, rp))
+print("(cpu = server CPU time per call in microseconds, from /proc/PID/stat utime+stime)")
+for conns in (1, 64, 1000):
+    e, n, p = (by.get((s, "version", conns)) for s in ("exai", "node", "python"))
+    if e and n and p:
+        print("server CPU per version call x%-4d: exai %.1f us, node %.1f us, python %.1f us;"
+              " exai/node %s, exai/python %s" % (conns, e["cpu_us_per_call"], n["cpu_us_per_call"],
+              p["cpu_us_per_call"], ratio(e["cpu_us_per_call"], n["cpu_us_per_call"]),
+              ratio(e["cpu_us_per_call"], p["cpu_us_per_call"])))
+times = sorted(float(l) * 1000 for l in open(direct) if l.strip())
+def pct(v, q):
+    import math
+    return v[max(0, min(len(v) - 1, math.ceil(q / 100 * len(v)) - 1))] if v else 0
+e1 = by.get(("exai", "chat", 1))
+if times and e1:
+    print("chat p99, 1 connection: through exai %.3f ms, fake directly (curl keep-alive) %.3f ms,"
+          " exai adds %.3f ms (p50 %.3f vs %.3f)" % (e1["p99"], pct(times, 99),
+          e1["p99"] - pct(times, 99), e1["p50"], pct(times, 50)))
+held = (int(rss_held) - int(rss_idle)) / int(idle)
+print("exai RSS idle: %.1f MB; with %s idle connections: %.1f MB (%.2f KB per connection)" % (
+    int(rss_idle) / 1024, idle, int(rss_held) / 1024, held))
+print("exai health wall time (median of 10): %s" % health)
+print("exai serve start-up to first accepted connection (median of 5): %s ms" % startup)
+EOF
