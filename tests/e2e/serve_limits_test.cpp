@@ -138,3 +138,17 @@ TEST_CASE("plain HTTP on the daemon port answers 404 JSON for unknown paths", "[
   REQUIRE(parsed.is_object());
   CHECK(parsed.at("error").at("code") == "NOT_FOUND");
 }
+
+TEST_CASE("a connection that sends no message for SESSION_TIMEOUT_SECS is closed with 1000",
+          "[e2e][serve][limits]")
+{
+  auto serve = ServeProcess::start_ready({{"SESSION_TIMEOUT_SECS", "1"},
+                                          {"EXAI_WS_PING_INTERVAL", "0.2"},
+                                          {"EXAI_WS_PING_TIMEOUT", "5"}});
+  WsClient client(serve->port()); // answers pings: alive, but idle
+  REQUIRE(client.hello());
+  const auto started = std::chrono::steady_clock::now();
+  CHECK(client.wait_close(deadline_in(10s)) == 1000);
+  CHECK(std::chrono::steady_clock::now() - started >= 800ms);
+  CHECK(client.close_reason() == "session idle timeout");
+}

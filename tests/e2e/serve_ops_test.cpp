@@ -186,3 +186,16 @@ TEST_CASE("rotate_token checks its parameters and replaces the token in memory",
   REQUIRE(accepted);
   CHECK(accepted->at("ok") == true);
 }
+
+TEST_CASE("a message split into fragments is reassembled", "[e2e][serve][ops]")
+{
+  auto g = greeted();
+  constexpr int kFin = Poco::Net::WebSocket::FRAME_FLAG_FIN;
+  g.client->send_frame(R"({"op":"list_tools",)", Poco::Net::WebSocket::FRAME_OP_TEXT);
+  g.client->send_frame(R"("request_id":)", Poco::Net::WebSocket::FRAME_OP_CONT);
+  g.client->send_frame(R"("frag"})", kFin | Poco::Net::WebSocket::FRAME_OP_CONT);
+  const auto reply = g.client->recv_json(deadline_in(5s));
+  REQUIRE(reply);
+  CHECK(reply->at("op") == "list_tools_res");
+  CHECK(reply->at("request_id") == "frag");
+}
