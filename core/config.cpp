@@ -5,6 +5,7 @@
 #include <charconv>
 #include <cmath>
 #include <cstdlib>
+#include <sstream>
 
 namespace exai::core {
 
@@ -74,8 +75,12 @@ read_seconds(
     return fallback;
   }
   const std::string text = trimmed(*raw);
-  const std::string range = "seconds from " + std::to_string(static_cast<long long>(min_s)) +
-                            " to " + std::to_string(static_cast<long long>(max_s));
+  const auto number = [](double v) {
+    std::ostringstream out;
+    out << v; // shortest form: 0.05, 3600
+    return out.str();
+  };
+  const std::string range = "seconds from " + number(min_s) + " to " + number(max_s);
   char* end = nullptr;
   const double value = std::strtod(text.c_str(), &end);
   if (end != text.c_str() + text.size() || !std::isfinite(value) || value < min_s ||

@@ -67,10 +67,10 @@ TEST_CASE("an invalid numeric setting names the variable, the value and the rang
       {"EXAI_WS_KIMI_MAX_INFLIGHT", "many", "an integer from 1 to 1000000"},
       {"EXAI_WS_SESSION_MAX_INFLIGHT", "2.5", "an integer from 1 to 1000000"},
       {"MAX_CONNECTIONS", "0", "an integer from 1 to 1000000"},
-      {"EXAI_WS_CALL_TIMEOUT_SECS", "0", "seconds from 0 to 86400"},
-      {"EXAI_WS_CALL_TIMEOUT_SECS", "nan", "seconds from 0 to 86400"},
+      {"EXAI_WS_CALL_TIMEOUT_SECS", "0", "seconds from 0.05 to 86400"},
+      {"EXAI_WS_CALL_TIMEOUT_SECS", "nan", "seconds from 0.05 to 86400"},
       {"EXAI_WS_ACQUIRE_TIMEOUT_SECS", "-3", "seconds from 0 to 3600"},
-      {"EXAI_WS_HELLO_TIMEOUT", "soon", "seconds from 0 to 3600"},
+      {"EXAI_WS_HELLO_TIMEOUT", "soon", "seconds from 0.05 to 3600"},
       {"EXAI_WS_MAX_BYTES", "12", "an integer from 1024 to 1073741824"},
       {"EXAI_WORKER_THREADS", "1000", "an integer from 1 to 256"},
   }));
