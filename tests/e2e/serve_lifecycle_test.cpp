@@ -63,7 +63,7 @@ TEST_CASE("a non-loopback bind without a token is refused with exit 78", "[e2e][
   CHECK(serve.stderr_text().find("EXAI_WS_TOKEN") != std::string::npos);
 }
 
-TEST_CASE("--port beats EXAI_WS_PORT", "[e2e][serve][lifecycle]")
+TEST_CASE("the --port flag beats EXAI_WS_PORT", "[e2e][serve][lifecycle]")
 {
   // EXAI_WS_PORT=1 would need root; the --port 0 flag must win.
   auto serve = ServeProcess::start_ready({{"EXAI_WS_PORT", "1"}});
