@@ -90,9 +90,12 @@ McpBridge::run(std::istream& in)
   std::unique_lock lock(mutex_);
   if (!changed_.wait_for(lock, options_.exit_grace, [this] { return calls_.empty(); })) {
     // Cancel what is left so that the daemon releases its capacity now.
-    for (const auto& [request_id, call] : calls_) {
-      if (call.accepted_by_daemon) {
-        client_.send(json{{"op", "cancel_tool"}, {"request_id", request_id}}.dump());
+    for (auto it = calls_.begin(); it != calls_.end();) {
+      if (it->second.accepted_by_daemon) {
+        client_.send(json{{"op", "cancel_tool"}, {"request_id", it->first}}.dump());
+        ++it;
+      } else {
+        it = calls_.erase(it); // the daemon never had it: nothing to wait for
       }
     }
     changed_.wait_for(lock, kCancelWait, [this] { return calls_.empty(); });
