@@ -24,7 +24,9 @@ py=/usr/bin/python3 # Debian's, which has python3-websockets
 
 if [[ -z ${BENCH_SKIP_BUILD:-} ]]; then
   echo "== building Release in $build" >&2
-  (cd "$root" && cmake --preset release >/dev/null &&
+  # Warnings stay warnings here: g++ 12 -O2 reports a false -Wnull-dereference
+  # inside CLI11 (cmd/main.cpp) that would stop the Release build.
+  (cd "$root" && cmake --preset release -DEXAI_WARNINGS_AS_ERRORS=OFF >/dev/null &&
     cmake --build "$build" --target exai exai_fake_upstream >&2)
 fi
 exai=$build/cmd/exai
