@@ -239,10 +239,7 @@ Engine::submit(CallRequest request, const std::shared_ptr<CallSink>& sink)
     key = call->tool_name + "\n" + plan.provider + "\n" + plan.model + "\n" +
           request.arguments.dump();
     if (auto outputs = reuse_.get(key)) {
-      {
-        const std::lock_guard lock(mutex_);
-        ++counters_.cache_hits;
-      }
+      ++counters_.cache_hits;
       call->send(frames::ack(call->request_id, call->tool_name, seconds(config_.call_timeout)));
       complete(*call, ToolSuccess{std::move(*outputs)});
       return;
@@ -288,10 +285,18 @@ Engine::attach_existing(const CallRequest& request,
                         std::string_view tool_name,
                         const std::shared_ptr<CallSink>& sink)
 {
-  if (auto stored = results_.get(request.request_id)) {
-    sink->send(std::move(*stored));
-    const std::lock_guard lock(mutex_);
+  // A stored result is replayed only for the same call: a client that reuses
+  // an id for a different call (e.g. per-connection counters) runs it afresh.
+  const auto replay = [&] {
+    auto stored = results_.get(request.request_id);
+    if (!stored || stored->fingerprint != fingerprint) {
+      return false;
+    }
+    sink->send(std::move(stored->frame));
     ++counters_.replayed;
+    return true;
+  };
+  if (replay()) {
     return true;
   }
   auto running = inflight_.find(request.request_id);
@@ -313,11 +318,7 @@ Engine::attach_existing(const CallRequest& request,
     return true;
   }
   // It finished between the two look-ups: replay it if it was stored.
-  if (auto stored = results_.get(request.request_id)) {
-    sink->send(std::move(*stored));
-    return true;
-  }
-  return false;
+  return replay();
 }
 
 void
@@ -368,10 +369,7 @@ Engine::capacity_failure(const CapacityRejection& rejection, const Execution& ex
   nlohmann::json details = {{"scope", scope}, {"retry_after", 2}};
   details["provider"] =
       rejection.provider.empty() ? nlohmann::json(nullptr) : nlohmann::json(rejection.provider);
-  {
-    const std::lock_guard lock(mutex_);
-    ++counters_.rejected[scope];
-  }
+  ++counters_.rejected.at(static_cast<std::size_t>(rejection.scope));
   log::get("core")->warn("capacity exhausted scope={} provider={} session={}",
                          scope,
                          rejection.provider,
@@ -527,7 +525,6 @@ Engine::complete(Call& call, const ToolResult& result)
     const auto& failure = std::get<ToolFailure>(result);
     frame = frames::error_result(call.request_id, failure.code, failure.message, failure.details);
   }
-  std::optional<InflightRegistry<Call>::Ticket> ticket;
   bool delivered = false;
   const bool store = replayable(result);
   {
@@ -538,16 +535,21 @@ Engine::complete(Call& call, const ToolResult& result)
     // Stored before `finished` is set, so a resubmitted request_id always
     // finds either the running call or its stored result.
     if (store) {
-      results_.put(call.request_id, frame);
+      results_.put(call.request_id, StoredResult{call.fingerprint, frame});
     }
     call.finished = true;
+    count(result);
+    // The id is free before anyone hears the result, so a client may reuse
+    // it at once.
+    if (call.ticket) {
+      call.ticket->reset();
+    }
     for (const auto& weak : call.sinks) {
       if (auto sink = weak.lock()) {
         sink->send(frame);
         delivered = true;
       }
     }
-    ticket = std::move(call.ticket);
   }
   call_latency_.observe(std::chrono::duration<double>(Clock::now() - call.accepted).count());
   if (store) {
@@ -557,31 +559,31 @@ Engine::complete(Call& call, const ToolResult& result)
       undelivered_.put(call.session_id, std::move(pending));
     }
   }
-  {
-    const std::lock_guard lock(mutex_);
-    if (std::holds_alternative<ToolSuccess>(result)) {
-      ++counters_.ok;
-    } else {
-      switch (std::get<ToolFailure>(result).code) {
-      case Errc::timeout:
-        ++counters_.timed_out;
-        break;
-      case Errc::cancelled:
-        ++counters_.cancelled;
-        break;
-      case Errc::shutting_down:
-        ++counters_.shut_down;
-        break;
-      case Errc::over_capacity:
-        break; // counted by scope in capacity_failure()
-      default:
-        ++counters_.failed;
-      }
-    }
+  drained_.notify_all(); // wake shutdown()
+}
+
+void
+Engine::count(const ToolResult& result) noexcept
+{
+  if (std::holds_alternative<ToolSuccess>(result)) {
+    ++counters_.ok;
+    return;
   }
-  // Dropping the ticket removes the in-flight entry; then wake shutdown().
-  ticket.reset();
-  drained_.notify_all();
+  switch (std::get<ToolFailure>(result).code) {
+  case Errc::timeout:
+    ++counters_.timed_out;
+    break;
+  case Errc::cancelled:
+    ++counters_.cancelled;
+    break;
+  case Errc::shutting_down:
+    ++counters_.shut_down;
+    break;
+  case Errc::over_capacity:
+    break; // counted by scope in capacity_failure()
+  default:
+    ++counters_.failed;
+  }
 }
 
 bool
@@ -622,7 +624,7 @@ Engine::attach_session(const std::string& session_id, const std::shared_ptr<Call
     undelivered_.put(session_id, {});
     for (const auto& request_id : *pending) {
       if (auto stored = results_.get(request_id)) {
-        sink->send(std::move(*stored));
+        sink->send(std::move(stored->frame));
       }
     }
   }
@@ -668,7 +670,18 @@ Engine::stats() const
   }
   const std::lock_guard lock(mutex_);
   s.executions = live_.size();
-  s.counters = counters_;
+  s.counters.ok = counters_.ok;
+  s.counters.failed = counters_.failed;
+  s.counters.timed_out = counters_.timed_out;
+  s.counters.cancelled = counters_.cancelled;
+  s.counters.shut_down = counters_.shut_down;
+  s.counters.replayed = counters_.replayed;
+  s.counters.coalesced = counters_.coalesced;
+  s.counters.cache_hits = counters_.cache_hits;
+  for (const Scope scope : {Scope::conversation, Scope::session, Scope::global, Scope::provider}) {
+    s.counters.rejected[std::string(scope_name(scope))] =
+        counters_.rejected.at(static_cast<std::size_t>(scope));
+  }
   return s;
 }
 

@@ -13,6 +13,7 @@
 #include "core/tool_registry.hpp"
 #include "core/ttl_cache.hpp"
 
+#include <array>
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
@@ -110,6 +111,7 @@ private:
   // The one place a call ends: sends its call_tool_res (once), stores it for
   // replay, counts the outcome and drops the in-flight entry.
   void complete(Call& call, const ToolResult& result);
+  void count(const ToolResult& result) noexcept;
   void reject(const std::shared_ptr<CallSink>& sink,
               const std::string& request_id,
               Errc code,
@@ -128,7 +130,11 @@ private:
 
   CapacityController capacity_;
   ConversationStore conversations_;
-  TtlCache<std::string> results_;                  // request_id -> call_tool_res frame
+  struct StoredResult {
+    std::string fingerprint; // tool + arguments of the call that produced it
+    std::string frame;       // its call_tool_res
+  };
+  TtlCache<StoredResult> results_;                 // request_id -> result
   TtlCache<std::vector<std::string>> reuse_;       // identical-call key -> outputs
   TtlCache<std::vector<std::string>> undelivered_; // session -> request ids
   InflightRegistry<Call> inflight_;
@@ -137,7 +143,20 @@ private:
   std::condition_variable drained_;
   std::map<std::string, std::shared_ptr<Execution>, std::less<>> shared_; // guarded by mutex_
   std::set<std::shared_ptr<Execution>> live_;                             // guarded by mutex_
-  EngineCounters counters_;                                               // guarded by mutex_
+  // Atomics, so outcomes can be counted under a call's own lock (before its
+  // result is sent) without ordering against mutex_.
+  struct Counters {
+    std::atomic<std::uint64_t> ok{0};
+    std::atomic<std::uint64_t> failed{0};
+    std::atomic<std::uint64_t> timed_out{0};
+    std::atomic<std::uint64_t> cancelled{0};
+    std::atomic<std::uint64_t> shut_down{0};
+    std::atomic<std::uint64_t> replayed{0};
+    std::atomic<std::uint64_t> coalesced{0};
+    std::atomic<std::uint64_t> cache_hits{0};
+    std::array<std::atomic<std::uint64_t>, 4> rejected{}; // by Scope
+  };
+  Counters counters_;
   std::atomic<bool> accepting_{true};
 
   // Destroyed first (reverse order): no timer or call thread outlives the

@@ -389,6 +389,19 @@ TEST_CASE("a finished request id is replayed without running again", "[core][eng
   CHECK(h.engine->stats().counters.replayed == 1);
 }
 
+TEST_CASE("a finished request id reused for a different call runs that call", "[core][engine]")
+{
+  Harness h;
+  auto sink = std::make_shared<RecordingSink>();
+  h.call("1", "chat", {{"prompt", "first"}}, sink);
+  CHECK(envelope_of(sink->result("1"))["content"] == "echo: first");
+  auto other = std::make_shared<RecordingSink>();
+  h.call("1", "chat", {{"prompt", "second"}}, other);
+  CHECK(envelope_of(other->result("1"))["content"] == "echo: second");
+  CHECK(h.chat.calls() == 2);
+  CHECK(h.engine->stats().counters.replayed == 0);
+}
+
 TEST_CASE("a running request id sent again gets the same result on both connections",
           "[core][engine]")
 {
