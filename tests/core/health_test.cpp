@@ -2,6 +2,7 @@
 #include "core/health.hpp"
 #include "core/metrics.hpp"
 #include "core/state_dir.hpp"
+#include "tests/support/temp_dir.hpp"
 
 #include <catch2/catch.hpp>
 
@@ -44,19 +45,7 @@ sample_inputs()
   return in;
 }
 
-struct TempDir {
-  TempDir()
-  {
-    char tmpl[] = "/tmp/exai-state-XXXXXX";
-    path = ::mkdtemp(tmpl);
-  }
-  ~TempDir() { std::filesystem::remove_all(path); }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-  TempDir(TempDir&&) = delete;
-  TempDir& operator=(TempDir&&) = delete;
-  std::string path;
-};
+using exai::test::TempDir;
 
 } // namespace
 
@@ -213,7 +202,7 @@ TEST_CASE("label values are escaped", "[core][metrics]")
 TEST_CASE("the health file is replaced atomically with mode 0600", "[core][state_dir]")
 {
   TempDir dir;
-  const std::string path = dir.path + "/ws_daemon.health.json";
+  const std::string path = dir.path() + "/ws_daemon.health.json";
   std::atomic<bool> stop{false};
   std::atomic<int> bad_reads{0};
   std::atomic<int> reads{0};
@@ -242,7 +231,7 @@ TEST_CASE("the health file is replaced atomically with mode 0600", "[core][state
   struct stat st {};
   REQUIRE(::stat(path.c_str(), &st) == 0);
   CHECK((st.st_mode & 0777) == 0600);
-  CHECK(std::distance(std::filesystem::directory_iterator(dir.path),
+  CHECK(std::distance(std::filesystem::directory_iterator(dir.path()),
                       std::filesystem::directory_iterator()) == 1); // no temp files left
 }
 
@@ -250,7 +239,7 @@ TEST_CASE("the health writer writes at once, on request and removes the file at 
           "[core][state_dir]")
 {
   TempDir dir;
-  const std::string path = dir.path + "/h.json";
+  const std::string path = dir.path() + "/h.json";
   std::atomic<int> renders{0};
   {
     HealthFileWriter writer(
@@ -274,7 +263,7 @@ TEST_CASE("the health writer writes at once, on request and removes the file at 
 TEST_CASE("a pid file keeps a second daemon out and is removed at the end", "[core][state_dir]")
 {
   TempDir dir;
-  const std::string state = dir.path + "/nested/state";
+  const std::string state = dir.path() + "/nested/state";
   {
     PidFile first(state);
     std::ifstream in(first.path());
@@ -295,8 +284,8 @@ TEST_CASE("a pid file keeps a second daemon out and is removed at the end", "[co
 TEST_CASE("a stale pid file from a dead daemon is taken over", "[core][state_dir]")
 {
   TempDir dir;
-  std::ofstream(dir.path + "/ws_daemon.pid") << "999999999\n";
-  PidFile claim(dir.path);
+  std::ofstream(dir.path() + "/ws_daemon.pid") << "999999999\n";
+  PidFile claim(dir.path());
   std::ifstream in(claim.path());
   long pid = 0;
   in >> pid;

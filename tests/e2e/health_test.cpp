@@ -3,6 +3,7 @@
 
 #include "tests/support/fake_upstream.hpp"
 #include "tests/support/serve_process.hpp"
+#include "tests/support/temp_dir.hpp"
 #include "tests/support/ws_client.hpp"
 
 #include <Poco/Net/HTTPClientSession.h>
@@ -31,19 +32,7 @@ using exai::test::WsClient;
 using nlohmann::json;
 using namespace std::chrono_literals;
 
-struct TempDir {
-  TempDir()
-  {
-    char tmpl[] = "/tmp/exai-health-XXXXXX";
-    path = ::mkdtemp(tmpl);
-  }
-  ~TempDir() { std::filesystem::remove_all(path); }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-  TempDir(TempDir&&) = delete;
-  TempDir& operator=(TempDir&&) = delete;
-  std::string path;
-};
+using exai::test::TempDir;
 
 struct HttpReply {
   int status = 0;
@@ -267,8 +256,8 @@ TEST_CASE("the health file is valid at every moment and returns to zero after ca
 TEST_CASE("a second daemon on the same state dir is refused with 69", "[e2e][health]")
 {
   TempDir dir;
-  auto first = ServeProcess::start_ready({{"EXAI_STATE_DIR", dir.path}});
-  ServeProcess second({{"EXAI_STATE_DIR", dir.path}});
+  auto first = ServeProcess::start_ready({{"EXAI_STATE_DIR", dir.path()}});
+  ServeProcess second({{"EXAI_STATE_DIR", dir.path()}});
   CHECK(second.wait_exit() == 69);
   CHECK_THAT(second.stderr_text(), Catch::Contains("already uses state dir"));
 }
@@ -276,7 +265,7 @@ TEST_CASE("a second daemon on the same state dir is refused with 69", "[e2e][hea
 TEST_CASE("exai health reports stale files and absent daemons", "[e2e][health]")
 {
   TempDir dir;
-  const std::string path = dir.path + "/ws_daemon.health.json";
+  const std::string path = dir.path() + "/ws_daemon.health.json";
   const double now =
       std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
   const auto write = [&](double t, long pid, bool healthy) {
@@ -295,7 +284,7 @@ TEST_CASE("exai health reports stale files and absent daemons", "[e2e][health]")
   CHECK(run_health({"--file", path, "--max-age", "30"}, {}).first == 2);
   // --file without a path reads the default state dir.
   write(now, ::getpid(), true);
-  CHECK(run_health({"--file"}, {{"EXAI_STATE_DIR", dir.path}}).first == 0);
+  CHECK(run_health({"--file"}, {{"EXAI_STATE_DIR", dir.path()}}).first == 0);
   // Nothing listens on this port.
   const auto [code, out] = run_health({"--url", "http://127.0.0.1:1"}, {});
   CHECK(code == 2);
