@@ -25,7 +25,8 @@ constexpr int kMaxQueuedAccepts = 16384;
 bool
 is_upgrade(const Poco::Net::HTTPServerRequest& request)
 {
-  const auto& upgrade = request.get("Upgrade", "");
+  // A copy: get() with a default returns a reference that may be the default.
+  const std::string upgrade = request.get("Upgrade", std::string());
   return Poco::icompare(upgrade, "websocket") == 0;
 }
 
