@@ -244,13 +244,16 @@ for tool in ("version", "chat"):
         cells = []
         for s in ("exai", "node", "python"):
             r = by.get((s, tool, conns))
-            cells.append("%14.0f %6.3f %6.3f %4.0f" % (r["calls_per_s"], r["p50"], r["p99"],
-                                                        r["cpu_us_per_call"]) if r else "n/a")
+            # '!' marks a row where some calls failed (its figures time the failures).
+            cells.append("%13.0f%s %6.3f %6.3f %4.0f" % (
+                r["calls_per_s"], "!" if r["ok"] < r["calls"] else " ", r["p50"], r["p99"],
+                r["cpu_us_per_call"]) if r else "n/a")
         e, n, p = (by.get((s, tool, conns)) for s in ("exai", "node", "python"))
         rn = " ".join(ratio(e[k], n[k]) for k in ("calls_per_s", "p50", "p99")) if e and n else "n/a"
         rp = " ".join(ratio(e[k], p[k]) for k in ("calls_per_s", "p50", "p99")) if e and p else "n/a"
         print("%-7s x%-5d | %s | %s | %s | %-17s | %-17s" % (tool, conns, *cells, rn, rp))
-print("(cpu = server CPU time per call in microseconds, from /proc/PID/stat utime+stime)")
+print("(cpu = server CPU time per call in microseconds, from /proc/PID/stat utime+stime;"
+      " ! = not every call succeeded)")
 for conns in (1, 64, 1000):
     e, n, p = (by.get((s, "version", conns)) for s in ("exai", "node", "python"))
     if e and n and p:
