@@ -18,7 +18,15 @@ namespace exai::net {
 
 namespace {
 
+// Threads for handshakes and plain HTTP besides those /mcp tool calls may
+// hold, so /health and new connections are served while /mcp calls run.
 constexpr int kHttpThreads = 4;
+
+int
+http_threads(const core::DaemonConfig& config)
+{
+  return kHttpThreads + static_cast<int>(config.mcp_http_max_calls);
+}
 constexpr int kListenBacklog = 4096;
 constexpr int kMaxQueuedAccepts = 16384;
 
@@ -165,7 +173,7 @@ WsServer::WsServer(const core::DaemonConfig& config,
     , sessions_(config.session_timeout)
     , dispatcher_(engine, tokens_, sessions_, std::move(health), log_)
     , hub_(HubOptions::from(config), dispatcher_, log_)
-    , http_pool_("exai-http", 1, kHttpThreads)
+    , http_pool_("exai-http", 1, http_threads(config))
 {
   require_safe_bind(config);
   Poco::Net::SocketAddress address;
@@ -188,7 +196,7 @@ WsServer::WsServer(const core::DaemonConfig& config,
   port_ = socket.address().port();
   listen_socket_ = socket;
   auto* params = new Poco::Net::HTTPServerParams; // Poco takes ownership
-  params->setMaxThreads(kHttpThreads);
+  params->setMaxThreads(http_threads(config_));
   params->setMaxQueued(kMaxQueuedAccepts);
   params->setKeepAlive(true);
   params->setKeepAliveTimeout(Poco::Timespan(5, 0));
@@ -239,7 +247,7 @@ WsServer::stop(Millis linger) noexcept
 std::size_t
 WsServer::max_thread_count() const noexcept
 {
-  return static_cast<std::size_t>(kHttpThreads) + 1 + hub_.thread_count();
+  return static_cast<std::size_t>(http_threads(config_)) + 1 + hub_.thread_count();
 }
 
 } // namespace exai::net

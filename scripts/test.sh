@@ -6,6 +6,14 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 start=$SECONDS
 scripts/deps.sh
+# The MCP SDK client for the MCP tests, pinned by tests/mcp/package-lock.json;
+# reinstalled only when the lock file changed.
+stamp=tests/mcp/node_modules/.exai-lock.sha256
+lock_sum=$(sha256sum tests/mcp/package-lock.json | cut -d' ' -f1)
+if [[ ! -f $stamp || $(cat "$stamp") != "$lock_sum" ]]; then
+  npm ci --prefix tests/mcp --no-audit --no-fund --loglevel=error
+  echo "$lock_sum" >"$stamp"
+fi
 for preset in dev asan tsan; do
   echo "== $preset ($((SECONDS - start)) s)" >&2
   cmake --workflow --preset "$preset"
