@@ -110,7 +110,9 @@ run_serve(const ServeOptions& options, const GlobalOptions& global)
     in.tool_count = tools.size();
     in.engine = engine.stats();
     if (server != nullptr) {
-      in.server = {server->connection_count(), server->session_count()};
+      const std::size_t attached = server->attached_session_count();
+      const std::size_t known = server->session_count();
+      in.server = {server->connection_count(), attached, known > attached ? known - attached : 0};
     }
     in.rss_bytes = core::process_rss_bytes();
     return in;

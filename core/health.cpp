@@ -122,6 +122,7 @@ health_json(const HealthInputs& in)
       {"uptime_s", uptime.count()},
       {"uptime_human", uptime_human(uptime)},
       {"sessions", in.server.sessions},
+      {"sessions_resumable", in.server.sessions_resumable},
       {"connections", in.server.connections},
       {"tool_count", in.tool_count},
       {"global_capacity", cap.global.capacity},

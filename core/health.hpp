@@ -19,7 +19,8 @@ std::string_view state_name(DaemonState state) noexcept;
 // What the network side knows, for health and metrics.
 struct ServerStats {
   std::size_t connections = 0;
-  std::size_t sessions = 0;
+  std::size_t sessions = 0;           // with at least one open connection
+  std::size_t sessions_resumable = 0; // disconnected, kept for resume until SESSION_TIMEOUT_SECS
 };
 
 // Everything one health report is made of; gathered by `exai serve`.

@@ -140,7 +140,7 @@ render_prometheus(const HealthInputs& in)
   w.sample("exai_cached_results", "", static_cast<double>(e.cached_results));
   w.family("exai_connections", "gauge", "Open WebSocket connections.");
   w.sample("exai_connections", "", static_cast<double>(in.server.connections));
-  w.family("exai_sessions", "gauge", "Sessions, attached or resumable.");
+  w.family("exai_sessions", "gauge", "Sessions with an open connection.");
   w.sample("exai_sessions", "", static_cast<double>(in.server.sessions));
 
   w.family("exai_circuit_open", "gauge", "1 when a provider's circuit breaker is open.");

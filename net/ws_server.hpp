@@ -83,6 +83,9 @@ public:
   // Sessions known: attached to a connection or still resumable.
   std::size_t session_count() const { return sessions_.size(); }
 
+  // Sessions with at least one open connection.
+  std::size_t attached_session_count() const { return sessions_.attached(); }
+
   // Threads the server runs at most (HTTP pool + acceptor + hub).
   std::size_t max_thread_count() const noexcept;
 
