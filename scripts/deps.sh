@@ -7,12 +7,17 @@ packages=(
   g++ cmake ninja-build pkg-config git
   libcli11-dev libpoco-dev nlohmann-json3-dev libspdlog-dev catch2 libssl-dev
   groff-base clang-format openssl ca-certificates
-  nodejs npm python3 python3-websockets procps
+  python3 python3-websockets procps
 )
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
+# Node may come from another source (e.g. NodeSource bundles npm, which then
+# conflicts with Debian's npm package): only install it when absent.
+if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+  missing+=(nodejs npm)
+fi
 if ((${#missing[@]})); then
   echo "deps: installing ${missing[*]}" >&2
   if [[ $(id -u) -ne 0 ]]; then sudo=sudo; else sudo=; fi
