@@ -12,7 +12,9 @@ bearer_accepted(const Poco::Net::HTTPServerRequest& request, const TokenStore& t
   if (!tokens.required()) {
     return true;
   }
-  const std::string& header = request.get("Authorization", "");
+  // A copy: get() returns a reference to its default argument when the
+  // header is absent, a temporary that dies at the end of this statement.
+  const std::string header = request.get("Authorization", "");
   constexpr std::string_view kBearer = "Bearer ";
   if (header.size() <= kBearer.size() || header.compare(0, kBearer.size(), kBearer) != 0) {
     return false;
