@@ -36,6 +36,10 @@ struct Command {
 // an unreadable or malformed env file.
 core::Settings load_settings(const GlobalOptions& global, core::Settings::Map flags = {});
 
+// The flag layer for --host/--port options: EXAI_WS_HOST when `host` is not
+// empty, EXAI_WS_PORT when `port` is not negative.
+core::Settings::Map endpoint_flags(const std::string& host, int port);
+
 // Each lives in its own cmd/<name>.cpp.
 Command add_serve(CLI::App& root);
 Command add_detect_providers(CLI::App& root);

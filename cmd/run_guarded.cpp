@@ -35,6 +35,19 @@ load_settings(const GlobalOptions& global, core::Settings::Map flags)
   return core::Settings(std::move(flags), std::move(environment), std::move(file_values));
 }
 
+core::Settings::Map
+endpoint_flags(const std::string& host, int port)
+{
+  core::Settings::Map flags;
+  if (!host.empty()) {
+    flags["EXAI_WS_HOST"] = host;
+  }
+  if (port >= 0) {
+    flags["EXAI_WS_PORT"] = std::to_string(port);
+  }
+  return flags;
+}
+
 int
 run_guarded(const Command& command, const GlobalOptions& global)
 {

@@ -68,13 +68,7 @@ int
 run_serve(const ServeOptions& options, const GlobalOptions& global)
 {
   const auto log = core::log::get("cmd");
-  core::Settings::Map flags;
-  if (!options.host.empty()) {
-    flags["EXAI_WS_HOST"] = options.host;
-  }
-  if (options.port >= 0) {
-    flags["EXAI_WS_PORT"] = std::to_string(options.port);
-  }
+  const core::Settings::Map flags = endpoint_flags(options.host, options.port);
   const core::Settings settings = load_settings(global, flags);
   const core::DaemonConfig config = core::load_daemon_config(settings);
   net::require_safe_bind(config);

@@ -145,13 +145,7 @@ int
 run_stress(const StressFlags& flags, const GlobalOptions& global)
 {
   const auto log = core::log::get("cmd");
-  core::Settings::Map settings_flags;
-  if (!flags.host.empty()) {
-    settings_flags["EXAI_WS_HOST"] = flags.host;
-  }
-  if (flags.port >= 0) {
-    settings_flags["EXAI_WS_PORT"] = std::to_string(flags.port);
-  }
+  const core::Settings::Map settings_flags = endpoint_flags(flags.host, flags.port);
   const core::DaemonConfig config =
       core::load_daemon_config(load_settings(global, std::move(settings_flags)));
 
