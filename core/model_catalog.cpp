@@ -1,6 +1,7 @@
 #include "core/model_catalog.hpp"
 
 #include "core/error.hpp"
+#include "core/text.hpp"
 
 #include <algorithm>
 #include <cctype>
@@ -10,18 +11,6 @@
 namespace exai::core {
 
 namespace {
-
-std::string_view
-trim(std::string_view text)
-{
-  while (!text.empty() && std::isspace(static_cast<unsigned char>(text.front())) != 0) {
-    text.remove_prefix(1);
-  }
-  while (!text.empty() && std::isspace(static_cast<unsigned char>(text.back())) != 0) {
-    text.remove_suffix(1);
-  }
-  return text;
-}
 
 ModelInfo
 model(std::string name,

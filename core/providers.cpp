@@ -2,6 +2,7 @@
 
 #include "core/error.hpp"
 #include "core/once.hpp"
+#include "core/text.hpp"
 
 #include <algorithm>
 #include <atomic>
@@ -52,18 +53,6 @@ constexpr ProviderSpec kSpecs[] = {
      120,
      "GLM_ALLOWED_MODELS"},
 };
-
-std::string_view
-trim(std::string_view text)
-{
-  while (!text.empty() && std::isspace(static_cast<unsigned char>(text.front())) != 0) {
-    text.remove_prefix(1);
-  }
-  while (!text.empty() && std::isspace(static_cast<unsigned char>(text.back())) != 0) {
-    text.remove_suffix(1);
-  }
-  return text;
-}
 
 // Splits a comma-separated list, trimming and dropping empty items.
 std::vector<std::string>
