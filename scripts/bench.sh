@@ -189,7 +189,7 @@ env = {"PATH": os.environ["PATH"], "HOME": work, "EXAI_STATE_DIR": work + "/stat
 times = []
 for _ in range(10):
     t0 = time.perf_counter()
-    rc = subprocess.run([exai, "health", "--port", port], env=env, stdout=subprocess.DEVNULL,
+    rc = subprocess.run([exai, "health", "--url", "http://127.0.0.1:" + port], env=env, stdout=subprocess.DEVNULL,
                         stderr=subprocess.DEVNULL).returncode
     times.append((time.perf_counter() - t0) * 1000)
     if rc not in (0, 1):
