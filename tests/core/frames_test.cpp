@@ -53,3 +53,31 @@ TEST_CASE("the output envelope has the documented shape", "[core][frames]")
   CHECK(env["metadata"]["model_used"] == "m");
   CHECK(env["continuation_offer"].is_null());
 }
+
+TEST_CASE("spliced frames escape every value", "[core][frames]")
+{
+  const std::string tricky = "quote \" backslash \\ newline \n tab \t ctl \x01 unicode é";
+  const json res = json::parse(frames::result(tricky, {tricky, "{\"nested\":\"json\"}"}));
+  CHECK(res["request_id"] == tricky);
+  CHECK(res["outputs"].size() == 2);
+  CHECK(res["outputs"][0]["text"] == tricky);
+  CHECK(res["outputs"][1]["text"] == "{\"nested\":\"json\"}");
+  CHECK(res["text"] == tricky + "\n\n{\"nested\":\"json\"}");
+
+  const json empty = json::parse(frames::result("r", {}));
+  CHECK(empty["outputs"] == json::array());
+  CHECK(empty["text"] == "");
+
+  const json progress = json::parse(frames::progress(tricky, tricky, tricky));
+  CHECK(progress["op"] == "progress");
+  CHECK(progress["name"] == tricky);
+  CHECK(progress["note"] == tricky);
+  CHECK(progress["t"].is_number());
+  CHECK_FALSE(json::parse(frames::progress("r", "chat")).contains("note")); // no note when empty
+
+  const json ack = json::parse(frames::ack(tricky, tricky, 1.5));
+  CHECK(ack["op"] == "call_tool_ack");
+  CHECK(ack["accepted"] == true);
+  CHECK(ack["timeout"] == 1.5);
+  CHECK(ack["name"] == tricky);
+}
