@@ -41,6 +41,7 @@ constexpr int kPongFrame =
 constexpr int kIdenticalCallers = 3;
 constexpr int kMaxEvents = 256;
 constexpr auto kLoopTick = 5ms;
+constexpr int kFramesPerWake = 16;
 constexpr auto kOverdueCheck = 100ms;
 constexpr auto kDisconnectSleep = 200ms;
 constexpr auto kIdenticalSleep = 50ms;
@@ -791,8 +792,13 @@ struct StressRunner::Worker {
                                  static_cast<int>(std::chrono::milliseconds(kLoopTick).count()));
       for (int i = 0; i < n; ++i) {
         auto* conn = static_cast<Conn*>(events.at(static_cast<std::size_t>(i)).data.ptr);
-        if (conn->open) {
+        // Frames that arrived together (progress, ack, result) are read
+        // together: one wait per batch, not per frame. Bounded for fairness.
+        for (int frames = 0; conn->open && frames < kFramesPerWake; ++frames) {
           on_readable(*conn);
+          if (!conn->open || conn->ws->available() <= 0) {
+            break;
+          }
         }
       }
       graveyard_.clear();
