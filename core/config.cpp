@@ -159,6 +159,8 @@ load_daemon_config(const Settings& settings)
                 "invalid EXAI_WORKER_THREADS='" + std::to_string(c.worker_threads) +
                     "': expected an integer from 1 to 256");
   }
+  c.busy_poll = std::chrono::microseconds(
+      read_int(settings, "EXAI_WS_BUSY_POLL_US", c.busy_poll.count(), 0, 10000));
   c.call_threads = static_cast<std::size_t>(read_int(settings, "EXAI_CALL_THREADS", 256, 1, 4096));
   c.max_queued = count("EXAI_WS_MAX_QUEUED", c.max_queued, 0);
   c.mcp_http_max_calls =

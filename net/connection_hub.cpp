@@ -5,6 +5,7 @@
 #include <Poco/Exception.h>
 #include <Poco/Net/NetException.h>
 
+#include <sched.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
@@ -47,6 +48,7 @@ HubOptions::from(const core::DaemonConfig& config)
   o.ping_timeout = config.ping_timeout;
   o.idle_timeout = config.session_timeout;
   o.workers = config.worker_threads;
+  o.busy_poll = config.busy_poll;
   return o;
 }
 
@@ -66,37 +68,46 @@ ConnectionHub::ConnectionHub(HubOptions options,
 ConnectionHub::~ConnectionHub()
 {
   stop(protocol::kCloseGoingAway, "server shutting down", Millis(0));
-  if (epoll_fd_ >= 0) {
-    ::close(epoll_fd_);
-  }
-  if (wake_fd_ >= 0) {
-    ::close(wake_fd_);
+  for (const auto& loop : loops_) {
+    if (loop->epoll_fd >= 0) {
+      ::close(loop->epoll_fd);
+    }
+    if (loop->wake_fd >= 0) {
+      ::close(loop->wake_fd);
+    }
   }
 }
 
 void
 ConnectionHub::start()
 {
-  epoll_fd_ = ::epoll_create1(EPOLL_CLOEXEC);
-  if (epoll_fd_ < 0) {
-    throw std::system_error(errno, std::generic_category(), "epoll_create1");
+  const std::size_t count = std::max<std::size_t>(options_.workers, 1);
+  for (std::size_t i = 0; i < count; ++i) {
+    auto loop = std::make_unique<Loop>();
+    loop->index = i;
+    loop->epoll_fd = ::epoll_create1(EPOLL_CLOEXEC);
+    if (loop->epoll_fd < 0) {
+      throw std::system_error(errno, std::generic_category(), "epoll_create1");
+    }
+    loop->wake_fd = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (loop->wake_fd < 0) {
+      ::close(loop->epoll_fd);
+      throw std::system_error(errno, std::generic_category(), "eventfd");
+    }
+    loops_.push_back(std::move(loop));
+    epoll_event event{};
+    event.events = EPOLLIN;
+    event.data.u64 = kWakeId;
+    if (::epoll_ctl(loops_.back()->epoll_fd, EPOLL_CTL_ADD, loops_.back()->wake_fd, &event) != 0) {
+      throw std::system_error(errno, std::generic_category(), "epoll_ctl(eventfd)");
+    }
   }
-  wake_fd_ = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-  if (wake_fd_ < 0) {
-    throw std::system_error(errno, std::generic_category(), "eventfd");
+  running_ = true;
+  for (const auto& loop : loops_) {
+    loop->thread = std::thread([this, raw = loop.get()] { run_loop(*raw); });
   }
-  epoll_event event{};
-  event.events = EPOLLIN;
-  event.data.u64 = kWakeId;
-  if (::epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, wake_fd_, &event) != 0) {
-    throw std::system_error(errno, std::generic_category(), "epoll_ctl(eventfd)");
-  }
-  polling_ = true;
-  poll_thread_ = std::thread([this] { poll_loop(); });
-  workers_.reserve(options_.workers);
-  for (std::size_t i = 0; i < options_.workers; ++i) {
-    workers_.emplace_back([this] { worker_loop(); });
-  }
+  const std::lock_guard lock(mutex_);
+  started_ = true;
 }
 
 bool
@@ -114,7 +125,10 @@ ConnectionHub::admit(Poco::Net::WebSocket socket, const std::string& peer_ip) no
     std::uint16_t refusal_code = protocol::kClosePolicy;
     {
       const std::lock_guard lock(mutex_);
-      if (!accepting_ || epoll_fd_ < 0) {
+      if (stopped_ || !started_) {
+        return false; // the socket closes when `socket` goes out of scope
+      }
+      if (!accepting_) {
         refusal = "server shutting down";
         refusal_code = protocol::kCloseGoingAway;
       } else if (admitted_ >= options_.max_connections) {
@@ -123,21 +137,27 @@ ConnectionHub::admit(Poco::Net::WebSocket socket, const std::string& peer_ip) no
                  it != per_ip_.end() && it->second >= options_.max_connections_per_ip) {
         refusal = "too many connections from this address (MAX_CONNECTIONS_PER_IP)";
       }
-      if (stopped_) {
-        return false; // the socket closes when `socket` goes out of scope
-      }
-      connection = std::make_shared<WsConnection>(
-          *this, std::move(socket), next_id_++, peer_ip, SteadyClock::now());
+      const std::uint64_t id = next_id_++;
+      connection =
+          std::make_shared<WsConnection>(*this, std::move(socket), id, peer_ip, SteadyClock::now());
+      connection->loop_ = id % loops_.size();
       if (refusal.empty()) {
         connection->counted_ = true;
         ++admitted_;
         ++per_ip_[peer_ip];
       }
-      connections_.emplace(connection->id(), connection);
+      ++open_;
+    }
+    Loop& loop = *loops_[connection->loop_];
+    {
+      const std::lock_guard lock(loop.mutex);
+      loop.connections.emplace(connection->id(), connection);
+      // Level-triggered: a frame left unread is reported again by the next wait.
       epoll_event event{};
-      event.events = EPOLLIN | EPOLLRDHUP | EPOLLONESHOT;
+      event.events = EPOLLIN | EPOLLRDHUP;
       event.data.u64 = connection->id();
-      if (::epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, connection->fd_, &event) != 0) {
+      if (::epoll_ctl(loop.epoll_fd, EPOLL_CTL_ADD, connection->fd_, &event) != 0 &&
+          refusal.empty()) {
         refusal = "internal error";
       }
     }
@@ -158,21 +178,22 @@ void
 ConnectionHub::drop(const std::shared_ptr<WsConnection>& connection, std::string_view why) noexcept
 {
   {
-    const std::lock_guard lock(mutex_);
-    const auto it = connections_.find(connection->id());
-    if (it == connections_.end()) {
+    Loop& loop = *loops_[connection->loop_];
+    const std::lock_guard lock(loop.mutex);
+    if (loop.connections.erase(connection->id()) == 0) {
       return; // already dropped
     }
-    connections_.erase(it);
+    ::epoll_ctl(loop.epoll_fd, EPOLL_CTL_DEL, connection->fd_, nullptr);
+  }
+  {
+    const std::lock_guard lock(mutex_);
+    --open_;
     if (connection->counted_) {
       --admitted_;
       const auto ip = per_ip_.find(connection->peer_ip());
       if (ip != per_ip_.end() && --ip->second == 0) {
         per_ip_.erase(ip);
       }
-    }
-    if (epoll_fd_ >= 0) {
-      ::epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, connection->fd_, nullptr);
     }
   }
   {
@@ -182,8 +203,8 @@ ConnectionHub::drop(const std::shared_ptr<WsConnection>& connection, std::string
     connection->out_bytes_ = 0;
   }
   connection->phase_ = WsConnection::Phase::closed;
-  // Unblocks a worker that may be reading or writing it; the descriptor itself
-  // closes with the last reference.
+  // Unblocks a thread that may be reading or writing it; the descriptor
+  // itself closes with the last reference.
   ::shutdown(connection->fd_, SHUT_RDWR);
   log_->debug("connection closed id={} peer={} reason=\"{}\"",
               connection->id(),
@@ -198,81 +219,126 @@ ConnectionHub::drop(const std::shared_ptr<WsConnection>& connection, std::string
 void
 ConnectionHub::post_flush(std::shared_ptr<WsConnection> connection) noexcept
 {
-  post(Task{std::move(connection), true});
-}
-
-void
-ConnectionHub::post(Task task) noexcept
-{
-  {
-    const std::lock_guard lock(task_mutex_);
-    if (workers_stop_) {
-      return;
-    }
-    tasks_.push_back(std::move(task));
+  if (loops_.empty()) {
+    return;
   }
-  task_ready_.notify_one();
+  Loop& loop = *loops_[connection->loop_];
+  bool first = false;
+  try {
+    const std::lock_guard lock(loop.mutex);
+    first = loop.flushes.empty();
+    loop.flushes.push_back(std::move(connection));
+  } catch (const std::bad_alloc&) {
+    return; // the frames stay queued; the next post or read flushes them
+  }
+  if (first) {
+    wake(loop); // one wake-up covers every flush posted before the loop runs them
+  }
 }
 
 void
-ConnectionHub::wake() noexcept
+ConnectionHub::wake(const Loop& loop) noexcept
 {
   const std::uint64_t one = 1;
-  if (wake_fd_ >= 0) {
-    [[maybe_unused]] const auto n = ::write(wake_fd_, &one, sizeof one);
+  [[maybe_unused]] const auto n = ::write(loop.wake_fd, &one, sizeof one);
+}
+
+std::shared_ptr<WsConnection>
+ConnectionHub::find(Loop& loop, std::uint64_t id)
+{
+  const std::lock_guard lock(loop.mutex);
+  const auto it = loop.connections.find(id);
+  return it != loop.connections.end() ? it->second : nullptr;
+}
+
+void
+ConnectionHub::run_flushes(Loop& loop) noexcept
+{
+  std::vector<std::shared_ptr<WsConnection>> flushes;
+  {
+    const std::lock_guard lock(loop.mutex);
+    flushes.swap(loop.flushes);
+  }
+  for (const auto& connection : flushes) {
+    connection->flush();
   }
 }
 
 void
-ConnectionHub::rearm(const WsConnection& connection) noexcept
-{
-  epoll_event event{};
-  event.events = EPOLLIN | EPOLLRDHUP | EPOLLONESHOT;
-  event.data.u64 = connection.id();
-  // ENOENT when the connection was dropped meanwhile: nothing to do.
-  ::epoll_ctl(epoll_fd_, EPOLL_CTL_MOD, connection.fd_, &event);
-}
-
-void
-ConnectionHub::poll_loop() noexcept
+ConnectionHub::run_loop(Loop& loop) noexcept
 {
   constexpr int kMaxEvents = 256;
   std::array<epoll_event, kMaxEvents> events{};
+  Poco::Buffer<char> buffer(kInitialBuffer); // this loop's shared receive buffer
   auto next_tick = SteadyClock::now() + tick_period_;
-  while (polling_) {
-    const auto wait = std::chrono::duration_cast<Millis>(next_tick - SteadyClock::now());
-    const int n = ::epoll_wait(epoll_fd_,
-                               events.data(),
-                               kMaxEvents,
-                               static_cast<int>(std::max<Millis::rep>(wait.count(), 0)));
+  bool poll_first = false;
+  while (running_) {
+    const auto idle_since = SteadyClock::now();
+    const int n = wait_events(loop, events, next_tick, poll_first);
+    poll_first = poll_next_wait(n, SteadyClock::now() - idle_since, options_.busy_poll);
     for (int i = 0; i < n; ++i) {
       const std::uint64_t id = events[static_cast<std::size_t>(i)].data.u64;
       if (id == kWakeId) {
         std::uint64_t drained = 0;
-        [[maybe_unused]] const auto r = ::read(wake_fd_, &drained, sizeof drained);
+        [[maybe_unused]] const auto r = ::read(loop.wake_fd, &drained, sizeof drained);
+        run_flushes(loop);
         continue;
       }
-      std::shared_ptr<WsConnection> connection;
-      {
-        const std::lock_guard lock(mutex_);
-        if (const auto it = connections_.find(id); it != connections_.end()) {
-          connection = it->second;
-        }
+      const auto connection = find(loop, id);
+      if (!connection) {
+        continue; // dropped since the wait returned
       }
-      if (connection) {
-        post(Task{std::move(connection), false});
+      try {
+        read_one(connection, buffer);
+      } catch (const std::exception& e) {
+        log_->error("connection failed id={} error=\"{}\"", connection->id(), e.what());
+        drop(connection, "internal error");
+      }
+      set_reading_connection(nullptr);
+      if (buffer.capacity() > kShrinkAbove) {
+        buffer.setCapacity(kInitialBuffer, false);
       }
     }
     const auto now = SteadyClock::now();
     if (now >= next_tick) {
-      tick(now);
+      tick(loop, now);
       next_tick = now + tick_period_;
     }
   }
 }
 
+int
+ConnectionHub::wait_events(Loop& loop,
+                           std::span<epoll_event> events,
+                           SteadyClock::time_point next_tick,
+                           bool poll_first) noexcept
+{
+  // Adaptive busy polling (EXAI_WS_BUSY_POLL_US, rule in poll_next_wait). A
+  // client that sends its next frame soon after our reply finds the loop
+  // awake instead of paying for a thread wake-up, about a third of a
+  // loopback round trip. An idle or slow-paced daemon never spins.
+  const int capacity = static_cast<int>(events.size());
+  if (poll_first) {
+    const auto until = SteadyClock::now() + options_.busy_poll;
+    do {
+      const int n = ::epoll_wait(loop.epoll_fd, events.data(), capacity, 0);
+      if (n > 0) {
+        return n;
+      }
+      // A runnable thread on this core (the client, on a small machine)
+      // goes first: polling must not delay the peer it waits for.
+      ::sched_yield();
+    } while (running_ && SteadyClock::now() < until);
+  }
+  const auto wait = std::chrono::duration_cast<Millis>(next_tick - SteadyClock::now());
+  return ::epoll_wait(loop.epoll_fd,
+                      events.data(),
+                      capacity,
+                      static_cast<int>(std::max<Millis::rep>(wait.count(), 0)));
+}
+
 void
-ConnectionHub::tick(SteadyClock::time_point now) noexcept
+ConnectionHub::tick(Loop& loop, SteadyClock::time_point now) noexcept
 {
   using Phase = WsConnection::Phase;
   const auto t = WsConnection::ticks(now);
@@ -281,8 +347,8 @@ ConnectionHub::tick(SteadyClock::time_point now) noexcept
   std::vector<std::shared_ptr<WsConnection>> idle;
   std::vector<std::pair<std::shared_ptr<WsConnection>, const char*>> to_drop;
   try {
-    const std::lock_guard lock(mutex_);
-    for (const auto& [id, c] : connections_) {
+    const std::lock_guard lock(loop.mutex);
+    for (const auto& [id, c] : loop.connections) {
       const Phase phase = c->phase_.load();
       if (phase == Phase::closing) {
         if (t - c->closing_since_.load() >= to_ticks(options_.close_linger)) {
@@ -328,38 +394,8 @@ ConnectionHub::tick(SteadyClock::time_point now) noexcept
   for (const auto& [c, why] : to_drop) {
     drop(c, why);
   }
-  handler_.on_tick(now);
-}
-
-void
-ConnectionHub::worker_loop() noexcept
-{
-  Poco::Buffer<char> buffer(kInitialBuffer); // this worker's shared receive buffer
-  for (;;) {
-    Task task;
-    {
-      std::unique_lock lock(task_mutex_);
-      task_ready_.wait(lock, [this] { return workers_stop_ || !tasks_.empty(); });
-      if (tasks_.empty()) {
-        return; // stopping and nothing left
-      }
-      task = std::move(tasks_.front());
-      tasks_.pop_front();
-    }
-    if (task.flush) {
-      task.connection->flush();
-      continue;
-    }
-    try {
-      read_one(task.connection, buffer);
-    } catch (const std::exception& e) {
-      log_->error("connection failed id={} error=\"{}\"", task.connection->id(), e.what());
-      drop(task.connection, "internal error");
-    }
-    set_reading_connection(nullptr);
-    if (buffer.capacity() > kShrinkAbove) {
-      buffer.setCapacity(kInitialBuffer, false);
-    }
+  if (loop.index == 0) {
+    handler_.on_tick(now);
   }
 }
 
@@ -372,15 +408,12 @@ ConnectionHub::discard_raw(const std::shared_ptr<WsConnection>& connection,
   const auto n = ::recv(connection->fd_, buffer.begin(), buffer.capacity(), MSG_DONTWAIT);
   if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)) {
     drop(connection, "peer closed");
-    return;
   }
-  rearm(*connection);
 }
 
 void
 ConnectionHub::read_one(const std::shared_ptr<WsConnection>& connection, Poco::Buffer<char>& buffer)
 {
-  const std::lock_guard reader(connection->reader_mutex_);
   if (connection->phase_.load() == WsConnection::Phase::closed) {
     return;
   }
@@ -403,7 +436,6 @@ ConnectionHub::read_one(const std::shared_ptr<WsConnection>& connection, Poco::B
       connection->desynced_ = true;
       connection->close(protocol::kCloseTooBig, "frame exceeds EXAI_WS_MAX_BYTES");
       connection->flush_if_reader();
-      rearm(*connection);
     } else {
       drop(connection, "malformed frame: " + e.displayText());
     }
@@ -426,9 +458,6 @@ ConnectionHub::read_one(const std::shared_ptr<WsConnection>& connection, Poco::B
   const bool fin = (flags & WebSocket::FRAME_FLAG_FIN) != 0;
   deliver(connection, opcode, fin, std::string_view(buffer.begin(), buffer.size()));
   connection->flush_if_reader();
-  if (connection->phase_.load() != WsConnection::Phase::closed) {
-    rearm(*connection);
-  }
 }
 
 void
@@ -504,54 +533,57 @@ ConnectionHub::deliver(const std::shared_ptr<WsConnection>& connection,
   }
 }
 
+std::vector<std::shared_ptr<WsConnection>>
+ConnectionHub::all_connections()
+{
+  std::vector<std::shared_ptr<WsConnection>> all;
+  for (const auto& loop : loops_) {
+    const std::lock_guard lock(loop->mutex);
+    for (const auto& [id, c] : loop->connections) {
+      all.push_back(c);
+    }
+  }
+  return all;
+}
+
 void
 ConnectionHub::stop(std::uint16_t code, std::string_view reason, Millis linger) noexcept
 {
-  std::vector<std::shared_ptr<WsConnection>> open;
   {
     const std::lock_guard lock(mutex_);
     if (stopped_) {
       return;
     }
     accepting_ = false;
-    for (const auto& [id, c] : connections_) {
-      open.push_back(c);
+  }
+  try {
+    for (const auto& c : all_connections()) {
+      c->close(code, reason);
     }
-  }
-  for (const auto& c : open) {
-    c->close(code, reason);
-  }
-  open.clear();
-  {
-    std::unique_lock lock(mutex_);
-    emptied_.wait_for(lock, linger, [this] { return connections_.empty(); });
-    for (const auto& [id, c] : connections_) {
-      open.push_back(c);
+    {
+      std::unique_lock lock(mutex_);
+      emptied_.wait_for(lock, linger, [this] { return open_ == 0; });
     }
-  }
-  for (const auto& c : open) {
-    drop(c, "server stopped");
+    for (const auto& c : all_connections()) {
+      drop(c, "server stopped");
+    }
+  } catch (const std::bad_alloc&) {
+    // Unreachable in practice; the loops stop below and the sockets close
+    // with the last references.
   }
   {
     const std::lock_guard lock(mutex_);
     stopped_ = true;
   }
-  polling_ = false;
-  wake();
-  if (poll_thread_.joinable()) {
-    poll_thread_.join();
+  running_ = false;
+  for (const auto& loop : loops_) {
+    wake(*loop);
   }
-  {
-    const std::lock_guard lock(task_mutex_);
-    workers_stop_ = true;
-  }
-  task_ready_.notify_all();
-  for (auto& worker : workers_) {
-    if (worker.joinable()) {
-      worker.join();
+  for (const auto& loop : loops_) {
+    if (loop->thread.joinable()) {
+      loop->thread.join();
     }
   }
-  workers_.clear();
 }
 
 std::size_t

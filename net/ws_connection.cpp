@@ -4,6 +4,10 @@
 
 #include <Poco/Exception.h>
 
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+
 namespace exai::net {
 
 namespace {
@@ -14,6 +18,14 @@ constexpr int kFin = static_cast<int>(Poco::Net::WebSocket::FRAME_FLAG_FIN);
 // inside MessageHandler::on_message are flushed by that worker afterwards
 // instead of costing a task hand-off.
 thread_local WsConnection* tls_reading = nullptr;
+
+// A failure only costs extra segments.
+void
+set_cork(int fd, bool on) noexcept
+{
+  const int value = on ? 1 : 0;
+  ::setsockopt(fd, IPPROTO_TCP, TCP_CORK, &value, sizeof value);
+}
 
 } // namespace
 
@@ -144,6 +156,12 @@ WsConnection::flush() noexcept
       out_.clear();
       out_bytes_ = 0;
     }
+    // Frames queued together (progress, ack, result) leave as one segment:
+    // on loopback each segment costs a full receive path and a peer wake-up.
+    const bool cork = batch.size() > 1;
+    if (cork) {
+      set_cork(fd_, true);
+    }
     for (auto& frame : batch) {
       try {
         socket_.sendFrame(
@@ -159,6 +177,9 @@ WsConnection::flush() noexcept
                       (poco != nullptr ? poco->displayText() : e.what()));
         return;
       }
+    }
+    if (cork) {
+      set_cork(fd_, false);
     }
     batch.clear();
   }

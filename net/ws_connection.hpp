@@ -1,7 +1,7 @@
 #pragma once
 
-// One upgraded WebSocket held by the ConnectionHub. It pins no thread: the
-// hub's poll thread watches its socket and a hub worker reads a frame when one
+// One upgraded WebSocket held by the ConnectionHub. It pins no thread: one of
+// the hub's event loops watches its socket and reads a frame when one
 // arrives. Outgoing frames are queued and written by one thread at a time.
 
 #include "core/call_sink.hpp"
@@ -22,8 +22,8 @@ namespace exai::net {
 class ConnectionHub;
 class WsConnection;
 
-// Internal to the hub: the connection this worker thread is reading (null
-// when none). Replies queued for it are flushed by the worker afterwards.
+// Internal to the hub: the connection this loop thread is reading (null
+// when none). Replies queued for it are flushed by the loop afterwards.
 void set_reading_connection(WsConnection* connection) noexcept;
 
 using SteadyClock = std::chrono::steady_clock;
@@ -46,8 +46,8 @@ public:
   WsConnection& operator=(WsConnection&&) = delete;
   ~WsConnection() override = default;
 
-  // CallSink: queues one text frame; a hub worker writes it (with the send
-  // timeout). Thread-safe, never blocks on the network, never throws. Frames
+  // CallSink: queues one text frame; the owning event loop writes it (with
+  // the send timeout). Thread-safe, never blocks on the network, never throws. Frames
   // sent after close() or after the connection is gone are dropped.
   void send(std::string frame) noexcept override;
 
@@ -91,11 +91,12 @@ private:
   // connection no longer takes output.
   bool enqueue(int flags, std::string payload, bool is_close) noexcept;
 
-  // Writes queued frames until the queue is empty. Only the thread that set
+  // Writes queued frames until the queue is empty, several as one TCP
+  // segment when they are queued together. Only the thread that set
   // flushing_ calls it.
   void flush() noexcept;
 
-  // Reader thread: flushes what the handler queued while this worker read.
+  // Reader thread: flushes what the handler queued while this loop read.
   void flush_if_reader() noexcept
   {
     if (reader_must_flush_) {
@@ -109,8 +110,10 @@ private:
   const int fd_;
   const std::uint64_t id_;
   const std::string peer_ip_;
+  std::size_t loop_ = 0; // the owning event loop; set once before publication
 
-  // Timers, read by the poll thread, written by readers (steady ticks).
+  // Timers, read by the loop's tick, written by the reader (steady ticks);
+  // atomics because drop() and close() may run on other threads.
   std::atomic<Phase> phase_{Phase::awaiting_hello};
   std::atomic<std::int64_t> opened_at_;
   std::atomic<std::int64_t> last_rx_;         // any frame from the peer
@@ -120,11 +123,7 @@ private:
   std::atomic<std::int64_t> closing_since_{0};
   bool counted_ = false; // set once before the connection is published
 
-  // Held by the worker reading this connection: one reader at a time even if
-  // epoll misbehaved, and a happens-before edge between successive readers
-  // that tools like TSan can see (they do not model epoll).
-  std::mutex reader_mutex_;
-  // Reader-only state: touched under reader_mutex_.
+  // Reader-only state: touched only by the owning loop's thread.
   bool desynced_ = false; // a frame was refused mid-stream: discard raw bytes
   bool reader_must_flush_ = false;
   int fragment_opcode_ = 0;

@@ -5,7 +5,7 @@
 // connection pins a thread) and plain HTTP through an HttpRouter.
 //
 // Threads: Poco's acceptor + a small HTTP pool (handshakes and HTTP
-// requests), the hub's poll thread and its workers. Nothing else.
+// requests) and the hub's event loops. Nothing else.
 
 #include "core/call_engine.hpp"
 #include "core/config.hpp"

@@ -41,6 +41,8 @@ TEST_CASE("defaults match the Python daemon's", "[core][config]")
   CHECK(c.max_connections_per_ip == 100);
   CHECK(c.session_timeout == std::chrono::seconds(3600));
   CHECK(c.shutdown_grace == std::chrono::seconds(30));
+  CHECK(c.busy_poll == std::chrono::microseconds(100));
+  CHECK(from_env({{"EXAI_WS_BUSY_POLL_US", "0"}}).busy_poll.count() == 0);
   CHECK(c.state_dir == "/home/u/.local/state/exai");
 }
 
@@ -73,6 +75,8 @@ TEST_CASE("an invalid numeric setting names the variable, the value and the rang
       {"EXAI_WS_HELLO_TIMEOUT", "soon", "seconds from 0.05 to 3600"},
       {"EXAI_WS_MAX_BYTES", "12", "an integer from 1024 to 1073741824"},
       {"EXAI_WORKER_THREADS", "1000", "an integer from 1 to 256"},
+      {"EXAI_WS_BUSY_POLL_US", "20000", "an integer from 0 to 10000"},
+      {"EXAI_WS_BUSY_POLL_US", "fast", "an integer from 0 to 10000"},
   }));
   CAPTURE(name, value);
   try {

@@ -235,6 +235,62 @@ TEST_CASE("connections do not pin threads", "[net][server][hub]")
   CHECK(wait_until([&] { return f.server.connection_count() == 0; }, 10s));
 }
 
+TEST_CASE("every event loop serves its connections, polling or not", "[net][server][hub]")
+{
+  auto config = test_config();
+  config.worker_threads = 3;
+  config.busy_poll = std::chrono::microseconds(GENERATE(0, 200));
+  CAPTURE(config.busy_poll.count());
+  Fixture f(config);
+  f.server.start();
+  // Connections go to the loops in turn: six clients cover each loop twice.
+  std::vector<std::unique_ptr<WsClient>> clients;
+  for (int i = 0; i < 6; ++i) {
+    clients.push_back(std::make_unique<WsClient>(f.server.port()));
+    REQUIRE(clients.back()->hello());
+  }
+  for (int round = 0; round < 3; ++round) { // answered on the loop itself
+    for (std::size_t i = 0; i < clients.size(); ++i) {
+      const std::string id = "inline-" + std::to_string(round) + "-" + std::to_string(i);
+      clients[i]->send_json({{"op", "call_tool"}, {"request_id", id}, {"name", "echo"}});
+      const auto result = clients[i]->recv_json(deadline_in(5s));
+      REQUIRE(result);
+      CHECK(result->at("request_id") == id);
+    }
+  }
+  // Answered from another thread: the owning loop must be woken to write.
+  f.engine.set_auto_reply(false);
+  for (std::size_t i = 0; i < clients.size(); ++i) {
+    clients[i]->send_json(
+        {{"op", "call_tool"}, {"request_id", "later-" + std::to_string(i)}, {"name", "echo"}});
+  }
+  REQUIRE(f.engine.wait_for_calls(18 + clients.size(), 5s));
+  const auto calls = f.engine.calls();
+  for (std::size_t i = 18; i < calls.size(); ++i) {
+    auto sink = calls[i].sink.lock();
+    REQUIRE(sink);
+    sink->send(json{{"op", "call_tool_res"}, {"request_id", calls[i].request.request_id}}.dump());
+  }
+  for (std::size_t i = 0; i < clients.size(); ++i) {
+    const auto result = clients[i]->recv_json(deadline_in(5s));
+    REQUIRE(result);
+    CHECK(result->at("request_id") == "later-" + std::to_string(i));
+  }
+  clients.clear();
+  CHECK(wait_until([&] { return f.server.connection_count() == 0; }, 10s));
+}
+
+TEST_CASE("busy polling follows only short idle gaps", "[net][hub]")
+{
+  using exai::net::poll_next_wait;
+  using std::chrono::microseconds;
+  CHECK(poll_next_wait(1, microseconds(40), microseconds(100)));
+  CHECK(poll_next_wait(3, microseconds(100), microseconds(100)));
+  CHECK_FALSE(poll_next_wait(1, microseconds(101), microseconds(100))); // a long gap stops it
+  CHECK_FALSE(poll_next_wait(0, microseconds(5), microseconds(100)));   // a timer wake-up
+  CHECK_FALSE(poll_next_wait(1, microseconds(0), microseconds(0)));     // disabled
+}
+
 TEST_CASE("stop closes open connections with 1001", "[net][server]")
 {
   Fixture f;
