@@ -1,6 +1,7 @@
 // Health end to end: the health file, GET /health, GET /metrics and the
 // `exai health` command against the real daemon (SPEC §5).
 
+#include "tests/support/exai_run.hpp"
 #include "tests/support/fake_upstream.hpp"
 #include "tests/support/serve_process.hpp"
 #include "tests/support/temp_dir.hpp"
@@ -11,8 +12,8 @@
 #include <Poco/Net/HTTPResponse.h>
 #include <catch2/catch.hpp>
 
+#include <signal.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -65,24 +66,16 @@ http_get(std::uint16_t port, const std::string& path, const std::string& token =
 std::pair<int, std::string>
 run_health(const std::vector<std::string>& args, const std::map<std::string, std::string>& env)
 {
-  std::string command = "env -i PATH=/usr/bin:/bin";
+  std::vector<std::string> environment{"PATH=/usr/bin:/bin"};
   for (const auto& [k, v] : env) {
-    command += " " + k + "='" + v + "'";
+    environment.push_back(k + "=" + v);
   }
-  command += std::string(" ") + EXAI_BINARY + " health";
+  std::string words = "health";
   for (const auto& a : args) {
-    command += " " + a;
+    words += " " + a;
   }
-  command += " 2>/dev/null";
-  FILE* pipe = ::popen(command.c_str(), "r");
-  REQUIRE(pipe != nullptr);
-  std::string out;
-  char buffer[4096];
-  while (const std::size_t n = std::fread(buffer, 1, sizeof buffer, pipe)) {
-    out.append(buffer, n);
-  }
-  const int status = ::pclose(pipe);
-  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, out};
+  const auto run = exai::test::run_exai(EXAI_BINARY, environment, words);
+  return {run.exit_code, run.out};
 }
 
 std::string

@@ -3,6 +3,7 @@
 // problem; with no daemon it exits 2.
 
 #include "tests/support/broken_daemon.hpp"
+#include "tests/support/exai_run.hpp"
 #include "tests/support/fake_upstream.hpp"
 #include "tests/support/serve_process.hpp"
 
@@ -11,16 +12,7 @@
 #include <catch2/catch.hpp>
 #include <nlohmann/json.hpp>
 
-#include <stdio.h>
-#include <stdlib.h>
-#include <sys/wait.h>
-
-#include <array>
-#include <filesystem>
-#include <fstream>
-#include <iterator>
 #include <string>
-#include <system_error>
 #include <vector>
 
 namespace {
@@ -32,53 +24,12 @@ using nlohmann::json;
 
 const std::string kToken = "stress-e2e-token-0123456789";
 
-struct Run {
-  int exit_code = -1;
-  std::string out;
-  std::string err;
-};
+using Run = exai::test::ExaiRun;
 
-std::string
-quote(const std::string& text)
-{
-  std::string quoted = "'";
-  for (const char c : text) {
-    quoted += c == '\'' ? std::string("'\\''") : std::string(1, c);
-  }
-  return quoted + "'";
-}
-
-// Runs `exai stress <args>` with exactly `environment` (env -i) in an empty
-// temporary directory, so no ./.env or user setting leaks in.
 Run
 run_stress(const std::vector<std::string>& environment, const std::string& args)
 {
-  std::string pattern = (std::filesystem::temp_directory_path() / "exai-stress-XXXXXX").string();
-  std::vector<char> buffer(pattern.begin(), pattern.end());
-  buffer.push_back('\0');
-  REQUIRE(::mkdtemp(buffer.data()) != nullptr);
-  const std::filesystem::path dir = buffer.data();
-  std::string command = "cd " + quote(dir.string()) + " && env -i";
-  for (const auto& entry : environment) {
-    command += " " + quote(entry);
-  }
-  command += " " + quote(EXAI_BINARY) + " --log-level warn stress " + args + " 2>" +
-             quote((dir / "stderr").string());
-  Run run;
-  FILE* pipe = ::popen(command.c_str(), "r");
-  REQUIRE(pipe != nullptr);
-  std::array<char, 4096> chunk{};
-  std::size_t n = 0;
-  while ((n = std::fread(chunk.data(), 1, chunk.size(), pipe)) > 0) {
-    run.out.append(chunk.data(), n);
-  }
-  const int status = ::pclose(pipe);
-  run.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  std::ifstream err(dir / "stderr");
-  run.err.assign(std::istreambuf_iterator<char>(err), std::istreambuf_iterator<char>());
-  std::error_code ignored;
-  std::filesystem::remove_all(dir, ignored);
-  return run;
+  return exai::test::run_exai(EXAI_BINARY, environment, "--log-level warn stress " + args);
 }
 
 json
