@@ -11,7 +11,8 @@
 # the fake upstream called directly. Figures are printed, never asserted.
 #
 # Usage: scripts/bench.sh            (builds build/release; a few minutes)
-#   BENCH_CALLS=N        calls per row at 64 and 1,000 connections (default 20000; chat: N/4)
+#   BENCH_CALLS=N        calls per row at 64 and 1,000 connections (default 20000; N/4 at
+#                        1 connection; chat: a quarter of those)
 #   BENCH_IDLE=N         idle connections for the RSS figure (default 10000)
 #   BENCH_SKIP_BUILD=1   use the existing build/release binaries
 set -euo pipefail
@@ -210,7 +211,7 @@ echo "== measuring" >&2
 for tool in version chat; do
   for conns in 1 64 1000; do
     n=$calls
-    [[ $conns == 1 ]] && n=$((calls / 10))
+    [[ $conns == 1 ]] && n=$((calls / 4)) # enough calls for 10 ms CPU ticks to resolve
     [[ $tool == chat ]] && n=$((n / 4))
     for s in "exai $exai_port $exai_pid" "node $node_port $node_pid" "python $python_port $python_pid"; do
       set -- $s
