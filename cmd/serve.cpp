@@ -2,6 +2,7 @@
 
 #include "cmd/command.hpp"
 #include "core/config.hpp"
+#include "core/descriptor_limit.hpp"
 #include "core/engine.hpp"
 #include "core/health.hpp"
 #include "core/log.hpp"
@@ -16,7 +17,6 @@
 
 #include <nlohmann/json.hpp>
 
-#include <sys/resource.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -48,22 +48,6 @@ termination_signals()
   return set;
 }
 
-// Many idle WebSockets need many descriptors: raise the soft limit to the hard one.
-void
-raise_descriptor_limit(spdlog::logger& log)
-{
-  rlimit limit{};
-  if (::getrlimit(RLIMIT_NOFILE, &limit) == 0 && limit.rlim_cur < limit.rlim_max) {
-    limit.rlim_cur = limit.rlim_max;
-    if (::setrlimit(RLIMIT_NOFILE, &limit) != 0) {
-      log.warn("cannot raise the descriptor limit error=\"{}\"", std::strerror(errno));
-    }
-  }
-  if (::getrlimit(RLIMIT_NOFILE, &limit) == 0) {
-    log.debug("descriptor limit nofile={}", static_cast<unsigned long long>(limit.rlim_cur));
-  }
-}
-
 int
 run_serve(const ServeOptions& options, const GlobalOptions& global)
 {
@@ -78,7 +62,8 @@ run_serve(const ServeOptions& options, const GlobalOptions& global)
   // Before any thread exists, so that every thread inherits the mask.
   const sigset_t signals = termination_signals();
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
-  raise_descriptor_limit(*log);
+  // One descriptor per connection: MAX_CONNECTIONS is often beyond the soft limit.
+  log->debug("descriptor limit nofile={}", core::raise_descriptor_limit());
 
   const core::PidFile pid_file(config.state_dir); // one daemon per state dir
   log->info("{}", providers.summary());

@@ -2,6 +2,7 @@
 
 #include "cmd/command.hpp"
 #include "core/config.hpp"
+#include "core/descriptor_limit.hpp"
 #include "core/error.hpp"
 #include "core/log.hpp"
 #include "core/stress_report.hpp"
@@ -195,7 +196,7 @@ run_stress(const StressFlags& flags, const GlobalOptions& global)
 
   const std::string target = options.target.url();
   ::signal(SIGPIPE, SIG_IGN); // a daemon closing mid-send is an outcome, not a crash
-  const auto nofile = net::raise_descriptor_limit();
+  const auto nofile = core::raise_descriptor_limit();
   if (nofile < options.connections + 64) {
     log->warn("descriptor limit low for the connections asked nofile={} connections={}",
               nofile,

@@ -10,7 +10,6 @@
 #include <fmt/format.h>
 
 #include <sys/epoll.h>
-#include <sys/resource.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -1124,21 +1123,6 @@ ControlConnection::health(std::chrono::milliseconds timeout, std::string& error)
     error = e.displayText();
   }
   return std::nullopt;
-}
-
-std::uint64_t
-raise_descriptor_limit() noexcept
-{
-  rlimit limit{};
-  if (::getrlimit(RLIMIT_NOFILE, &limit) != 0) {
-    return 0;
-  }
-  if (limit.rlim_cur < limit.rlim_max) {
-    limit.rlim_cur = limit.rlim_max;
-    ::setrlimit(RLIMIT_NOFILE, &limit);
-    ::getrlimit(RLIMIT_NOFILE, &limit);
-  }
-  return limit.rlim_cur;
 }
 
 } // namespace exai::net

@@ -129,7 +129,4 @@ private:
   std::unique_ptr<Impl> impl_;
 };
 
-// Raises the soft RLIMIT_NOFILE to the hard limit; returns the new soft limit.
-std::uint64_t raise_descriptor_limit() noexcept;
-
 } // namespace exai::net

@@ -4,12 +4,11 @@
 // hidden [.scale] case opens 10,000 and prints RSS per idle connection:
 //   build/serve/tests/e2e_tests "[.scale]" -s
 
+#include "core/descriptor_limit.hpp"
 #include "tests/support/serve_process.hpp"
 #include "tests/support/ws_client.hpp"
 
 #include <catch2/catch.hpp>
-
-#include <sys/resource.h>
 
 #include <atomic>
 #include <csignal>
@@ -28,25 +27,6 @@ constexpr int kSuiteConnections = 250;
 #else
 constexpr int kSuiteConnections = 2000;
 #endif
-
-// This process needs one descriptor per client connection.
-void
-raise_descriptor_limit()
-{
-  rlimit limit{};
-  if (::getrlimit(RLIMIT_NOFILE, &limit) == 0 && limit.rlim_cur < limit.rlim_max) {
-    limit.rlim_cur = limit.rlim_max;
-    ::setrlimit(RLIMIT_NOFILE, &limit);
-  }
-}
-
-rlim_t
-descriptor_limit()
-{
-  rlimit limit{};
-  ::getrlimit(RLIMIT_NOFILE, &limit);
-  return limit.rlim_cur;
-}
 
 ServeProcess::Env
 scale_env()
@@ -107,8 +87,8 @@ call_round_trip(WsClient& client, const std::string& request_id)
 void
 hold_connections(int count, bool report)
 {
-  raise_descriptor_limit();
-  REQUIRE(descriptor_limit() > static_cast<rlim_t>(count + 100));
+  // This process needs one descriptor per client connection.
+  REQUIRE(exai::core::raise_descriptor_limit() > static_cast<std::uint64_t>(count + 100));
   auto serve = ServeProcess::start_ready(scale_env());
   // Baseline with one connection, so that pools and buffers already exist.
   WsClient first(serve->port());
