@@ -14,6 +14,21 @@ namespace exai::core {
 
 namespace {
 
+// " (closest: a, b)" for an unknown model name, or "" when nothing is close.
+std::string
+closest_hint(const ModelCatalog& catalog, std::string_view name)
+{
+  const auto matches = catalog.close_matches(name);
+  if (matches.empty()) {
+    return {};
+  }
+  std::string hint = " (closest: ";
+  for (std::size_t i = 0; i < matches.size(); ++i) {
+    hint += (i == 0 ? "" : ", ") + matches[i];
+  }
+  return hint + ")";
+}
+
 constexpr long kMinTimeoutSecs = 1;
 constexpr long kMaxTimeoutSecs = 3600;
 
@@ -183,14 +198,7 @@ apply_restriction(const Settings& settings,
     if (info == nullptr || info->provider_id != spec.id) {
       std::string message = std::string(spec.models_variable) + "=" + *value + " is invalid: '" +
                             entry + "' is not a " + std::string(spec.display_name) + " model";
-      const auto matches = catalog.close_matches(entry);
-      if (!matches.empty()) {
-        message += " (closest: ";
-        for (std::size_t i = 0; i < matches.size(); ++i) {
-          message += (i == 0 ? "" : ", ") + matches[i];
-        }
-        message += ")";
-      }
+      message += closest_hint(catalog, entry);
       throw Error(Errc::config_invalid, message);
     }
     if (std::find(provider.restriction.begin(), provider.restriction.end(), info->name) ==
@@ -247,14 +255,7 @@ ProviderRegistry::build(const Settings& settings, const ModelCatalog& catalog)
   const ModelInfo* info = catalog.find(default_name);
   if (info == nullptr && wanted) {
     std::string message = "DEFAULT_MODEL=" + *wanted + " is invalid: unknown model";
-    const auto matches = catalog.close_matches(default_name);
-    if (!matches.empty()) {
-      message += " (closest: ";
-      for (std::size_t i = 0; i < matches.size(); ++i) {
-        message += (i == 0 ? "" : ", ") + matches[i];
-      }
-      message += ")";
-    }
+    message += closest_hint(catalog, default_name);
     throw Error(Errc::config_invalid, message);
   }
   registry.default_model_ = info != nullptr ? info->name : default_name;
