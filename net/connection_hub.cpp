@@ -81,24 +81,21 @@ ConnectionHub::~ConnectionHub()
 void
 ConnectionHub::start()
 {
-  const std::size_t count = std::max<std::size_t>(options_.workers, 1);
-  for (std::size_t i = 0; i < count; ++i) {
-    auto loop = std::make_unique<Loop>();
-    loop->index = i;
-    loop->epoll_fd = ::epoll_create1(EPOLL_CLOEXEC);
-    if (loop->epoll_fd < 0) {
+  for (std::size_t i = 0; i < loop_count(); ++i) {
+    // Owned by loops_ at once: the destructor closes whatever was opened.
+    Loop& loop = *loops_.emplace_back(std::make_unique<Loop>());
+    loop.epoll_fd = ::epoll_create1(EPOLL_CLOEXEC);
+    if (loop.epoll_fd < 0) {
       throw std::system_error(errno, std::generic_category(), "epoll_create1");
     }
-    loop->wake_fd = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-    if (loop->wake_fd < 0) {
-      ::close(loop->epoll_fd);
+    loop.wake_fd = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (loop.wake_fd < 0) {
       throw std::system_error(errno, std::generic_category(), "eventfd");
     }
-    loops_.push_back(std::move(loop));
     epoll_event event{};
     event.events = EPOLLIN;
     event.data.u64 = kWakeId;
-    if (::epoll_ctl(loops_.back()->epoll_fd, EPOLL_CTL_ADD, loops_.back()->wake_fd, &event) != 0) {
+    if (::epoll_ctl(loop.epoll_fd, EPOLL_CTL_ADD, loop.wake_fd, &event) != 0) {
       throw std::system_error(errno, std::generic_category(), "epoll_ctl(eventfd)");
     }
   }
@@ -219,9 +216,6 @@ ConnectionHub::drop(const std::shared_ptr<WsConnection>& connection, std::string
 void
 ConnectionHub::post_flush(std::shared_ptr<WsConnection> connection) noexcept
 {
-  if (loops_.empty()) {
-    return;
-  }
   Loop& loop = *loops_[connection->loop_];
   bool first = false;
   try {
@@ -270,10 +264,11 @@ ConnectionHub::run_loop(Loop& loop) noexcept
   constexpr int kMaxEvents = 256;
   std::array<epoll_event, kMaxEvents> events{};
   Poco::Buffer<char> buffer(kInitialBuffer); // this loop's shared receive buffer
-  auto next_tick = SteadyClock::now() + tick_period_;
+  auto now = SteadyClock::now();
+  auto next_tick = now + tick_period_;
   bool poll_first = false;
   while (running_) {
-    const auto idle_since = SteadyClock::now();
+    const auto idle_since = now; // the previous round's work ended here
     const int n = wait_events(loop, events, next_tick, poll_first);
     poll_first = poll_next_wait(n, SteadyClock::now() - idle_since, options_.busy_poll);
     for (int i = 0; i < n; ++i) {
@@ -299,7 +294,7 @@ ConnectionHub::run_loop(Loop& loop) noexcept
         buffer.setCapacity(kInitialBuffer, false);
       }
     }
-    const auto now = SteadyClock::now();
+    now = SteadyClock::now();
     if (now >= next_tick) {
       tick(loop, now);
       next_tick = now + tick_period_;
@@ -394,7 +389,7 @@ ConnectionHub::tick(Loop& loop, SteadyClock::time_point now) noexcept
   for (const auto& [c, why] : to_drop) {
     drop(c, why);
   }
-  if (loop.index == 0) {
+  if (&loop == loops_.front().get()) {
     handler_.on_tick(now);
   }
 }

@@ -16,6 +16,7 @@
 
 #include <sys/epoll.h>
 
+#include <algorithm>
 #include <atomic>
 #include <condition_variable>
 #include <cstddef>
@@ -108,7 +109,7 @@ public:
   std::size_t connection_count() const;
 
   // Threads the hub runs (one per event loop), for diagnostics.
-  std::size_t thread_count() const noexcept { return options_.workers; }
+  std::size_t thread_count() const noexcept { return loop_count(); }
 
   // Removes `connection` at once: no more reads or writes, socket shut down,
   // MessageHandler::on_closed called. Idempotent, any thread.
@@ -120,7 +121,6 @@ public:
 private:
   // One event loop: its thread, epoll set and the connections it owns.
   struct Loop {
-    std::size_t index = 0;
     int epoll_fd = -1;
     int wake_fd = -1; // an eventfd: flushes were posted, or the hub stops
     std::thread thread;
@@ -129,6 +129,7 @@ private:
     std::vector<std::shared_ptr<WsConnection>> flushes; // guarded: posted by other threads
   };
 
+  std::size_t loop_count() const noexcept { return std::max<std::size_t>(options_.workers, 1); }
   void run_loop(Loop& loop) noexcept;
   int wait_events(Loop& loop,
                   std::span<epoll_event> events,
