@@ -1,5 +1,6 @@
 #include "core/capacity_controller.hpp"
 #include "core/error.hpp"
+#include "tests/core/capacity_checks.hpp"
 
 #include <catch2/catch.hpp>
 
@@ -14,6 +15,7 @@ using exai::core::CapacityController;
 using exai::core::CapacityLimits;
 using exai::core::CapacityRejection;
 using exai::core::Scope;
+using exai::test::check_all_zero;
 using namespace std::chrono_literals;
 
 namespace {
@@ -47,24 +49,6 @@ rejected(const std::variant<CallPermits, CapacityRejection>& result)
 {
   REQUIRE(std::holds_alternative<CapacityRejection>(result));
   return std::get<CapacityRejection>(result);
-}
-
-void
-check_all_zero(const CapacityController& c)
-{
-  const auto snap = c.snapshot();
-  CHECK(snap.global.in_use == 0);
-  CHECK(snap.global.waiting == 0);
-  for (const auto& [id, stats] : snap.providers) {
-    CAPTURE(id);
-    CHECK(stats.in_use == 0);
-    CHECK(stats.waiting == 0);
-  }
-  CHECK(snap.sessions.in_use == 0);
-  CHECK(snap.sessions.waiting == 0);
-  CHECK(snap.session_limiters == 0);
-  CHECK(snap.conversations.in_use == 0);
-  CHECK(snap.conversation_limiters == 0);
 }
 
 } // namespace

@@ -3,6 +3,7 @@
 // capacity as seen by the workers themselves. Run under TSan by the test command.
 
 #include "core/capacity_controller.hpp"
+#include "tests/core/capacity_checks.hpp"
 
 #include <catch2/catch.hpp>
 
@@ -125,18 +126,5 @@ TEST_CASE("capacity under concurrent load never overflows and always returns to 
   CHECK(seen.violations == 0);
   CHECK(seen.admitted > 100);
   CHECK(seen.rejected + seen.cancelled > 0);
-  const auto snap = controller.snapshot();
-  CHECK(snap.global.in_use == 0);
-  CHECK(snap.global.waiting == 0);
-  for (const auto& [id, stats] : snap.providers) {
-    CAPTURE(id);
-    CHECK(stats.in_use == 0);
-    CHECK(stats.waiting == 0);
-  }
-  CHECK(snap.sessions.in_use == 0);
-  CHECK(snap.sessions.waiting == 0);
-  CHECK(snap.conversations.in_use == 0);
-  CHECK(snap.conversations.waiting == 0);
-  CHECK(snap.session_limiters == 0);
-  CHECK(snap.conversation_limiters == 0);
+  exai::test::check_all_zero(controller);
 }
