@@ -22,7 +22,6 @@
 #include <atomic>
 #include <chrono>
 #include <csignal>
-#include <cstring>
 #include <ctime>
 #include <memory>
 #include <string>
@@ -63,7 +62,14 @@ run_serve(const ServeOptions& options, const GlobalOptions& global)
   const sigset_t signals = termination_signals();
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
   // One descriptor per connection: MAX_CONNECTIONS is often beyond the soft limit.
-  log->debug("descriptor limit nofile={}", core::raise_descriptor_limit());
+  const auto nofile = core::raise_descriptor_limit();
+  if (nofile < config.max_connections + 64) {
+    log->warn("descriptor limit below MAX_CONNECTIONS nofile={} max_connections={}",
+              nofile,
+              config.max_connections);
+  } else {
+    log->debug("descriptor limit nofile={}", nofile);
+  }
 
   const core::PidFile pid_file(config.state_dir); // one daemon per state dir
   log->info("{}", providers.summary());

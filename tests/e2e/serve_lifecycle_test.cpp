@@ -1,6 +1,8 @@
 // exai serve end to end: start-up checks, exit codes and signals (SPEC §1).
 
+#include "tests/support/exai_run.hpp"
 #include "tests/support/serve_process.hpp"
+#include "tests/support/temp_dir.hpp"
 #include "tests/support/ws_client.hpp"
 
 #include <Poco/Net/ServerSocket.h>
@@ -69,4 +71,22 @@ TEST_CASE("the --port flag beats EXAI_WS_PORT", "[e2e][serve][lifecycle]")
   auto serve = ServeProcess::start_ready({{"EXAI_WS_PORT", "1"}});
   CHECK(serve->port() != 1);
   CHECK(serve->stop(SIGTERM) == 0);
+}
+
+TEST_CASE("serve warns when the descriptor limit is below MAX_CONNECTIONS", "[e2e]")
+{
+  // The port is taken, so serve stops right after the check; the hard limit
+  // of 512 cannot be raised past, and MAX_CONNECTIONS defaults to 1000.
+  const Poco::Net::ServerSocket taken(Poco::Net::SocketAddress("127.0.0.1", 0));
+  const exai::test::TempDir home;
+  const std::string port = std::to_string(taken.address().port());
+  const auto run = exai::test::run_exai(
+      "/bin/sh",
+      {"HOME=" + home.path(), "EXAI_STATE_DIR=" + home.path() + "/state"},
+      "-c " + exai::test::shell_quote("ulimit -n 512 && exec \"$0\" serve --port " + port) + " " +
+          exai::test::shell_quote(EXAI_BINARY));
+  CHECK(run.exit_code != 0);
+  CHECK_THAT(
+      run.err,
+      Catch::Contains("descriptor limit below MAX_CONNECTIONS nofile=512 max_connections=1000"));
 }
