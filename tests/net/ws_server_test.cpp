@@ -249,7 +249,8 @@ TEST_CASE("every event loop serves its connections, polling or not", "[net][serv
     clients.push_back(std::make_unique<WsClient>(f.server.port()));
     REQUIRE(clients.back()->hello());
   }
-  for (int round = 0; round < 3; ++round) { // answered on the loop itself
+  constexpr int kRounds = 3;
+  for (int round = 0; round < kRounds; ++round) { // answered on the loop itself
     for (std::size_t i = 0; i < clients.size(); ++i) {
       const std::string id = "inline-" + std::to_string(round) + "-" + std::to_string(i);
       clients[i]->send_json({{"op", "call_tool"}, {"request_id", id}, {"name", "echo"}});
@@ -264,9 +265,10 @@ TEST_CASE("every event loop serves its connections, polling or not", "[net][serv
     clients[i]->send_json(
         {{"op", "call_tool"}, {"request_id", "later-" + std::to_string(i)}, {"name", "echo"}});
   }
-  REQUIRE(f.engine.wait_for_calls(18 + clients.size(), 5s));
+  const std::size_t answered_inline = kRounds * clients.size();
+  REQUIRE(f.engine.wait_for_calls(answered_inline + clients.size(), 5s));
   const auto calls = f.engine.calls();
-  for (std::size_t i = 18; i < calls.size(); ++i) {
+  for (std::size_t i = answered_inline; i < calls.size(); ++i) {
     auto sink = calls[i].sink.lock();
     REQUIRE(sink);
     sink->send(json{{"op", "call_tool_res"}, {"request_id", calls[i].request.request_id}}.dump());
