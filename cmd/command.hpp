@@ -1,6 +1,6 @@
 #pragma once
 
-#include "core/settings.hpp"
+#include "core/config/settings.hpp"
 
 #include <CLI/CLI.hpp>
 

@@ -2,8 +2,8 @@
 
 #include "cmd/command.hpp"
 #include "core/log.hpp"
-#include "core/providers.hpp"
-#include "net/upstream_client.hpp"
+#include "core/providers/providers.hpp"
+#include "net/upstream/upstream_client.hpp"
 
 #include <nlohmann/json.hpp>
 

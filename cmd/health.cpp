@@ -1,7 +1,7 @@
 // exai health: report a running daemon's health for scripts (exit 0/1/2).
 
 #include "cmd/command.hpp"
-#include "core/config.hpp"
+#include "core/config/config.hpp"
 #include "core/log.hpp"
 
 #include <Poco/Exception.h>

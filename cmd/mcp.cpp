@@ -1,10 +1,10 @@
 // exai mcp: stdio MCP server (newline-delimited JSON-RPC) bridging to the daemon.
 
 #include "cmd/command.hpp"
-#include "core/config.hpp"
+#include "core/config/config.hpp"
 #include "core/error.hpp"
 #include "core/log.hpp"
-#include "net/mcp_bridge.hpp"
+#include "net/mcp/mcp_bridge.hpp"
 
 #include <Poco/Exception.h>
 #include <Poco/Net/SocketAddress.h>

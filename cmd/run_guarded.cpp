@@ -1,5 +1,5 @@
 #include "cmd/command.hpp"
-#include "core/env_file.hpp"
+#include "core/config/env_file.hpp"
 #include "core/error.hpp"
 #include "core/log.hpp"
 

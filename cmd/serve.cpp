@@ -1,19 +1,19 @@
 // exai serve: run the daemon in the foreground until SIGINT/SIGTERM.
 
 #include "cmd/command.hpp"
-#include "core/config.hpp"
-#include "core/descriptor_limit.hpp"
-#include "core/engine.hpp"
-#include "core/health.hpp"
+#include "core/calls/engine.hpp"
+#include "core/config/config.hpp"
+#include "core/health/health.hpp"
+#include "core/health/metrics.hpp"
+#include "core/health/state_dir.hpp"
 #include "core/log.hpp"
-#include "core/metrics.hpp"
-#include "core/providers.hpp"
-#include "core/state_dir.hpp"
-#include "core/tool_registry.hpp"
-#include "net/health_routes.hpp"
-#include "net/mcp_http.hpp"
-#include "net/upstream_client.hpp"
-#include "net/ws_server.hpp"
+#include "core/providers/providers.hpp"
+#include "core/tools/tool_registry.hpp"
+#include "core/util/descriptor_limit.hpp"
+#include "net/http/health_routes.hpp"
+#include "net/mcp/mcp_http.hpp"
+#include "net/server/ws_server.hpp"
+#include "net/upstream/upstream_client.hpp"
 
 #include <nlohmann/json.hpp>
 

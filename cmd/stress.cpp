@@ -1,12 +1,12 @@
 // exai stress: load and leak check against a running daemon (SPEC §7).
 
 #include "cmd/command.hpp"
-#include "core/config.hpp"
-#include "core/descriptor_limit.hpp"
+#include "core/config/config.hpp"
 #include "core/error.hpp"
 #include "core/log.hpp"
-#include "core/stress_report.hpp"
-#include "net/stress_runner.hpp"
+#include "core/stress/stress_report.hpp"
+#include "core/util/descriptor_limit.hpp"
+#include "net/clients/stress_runner.hpp"
 
 #include <fmt/format.h>
 

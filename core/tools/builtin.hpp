@@ -1,6 +1,6 @@
 #pragma once
 
-#include "core/tool.hpp"
+#include "core/tools/tool.hpp"
 
 #include <memory>
 

@@ -1,6 +1,6 @@
 // chat: a (multi-turn) conversation with a Kimi or GLM model.
 
-#include "core/conversation_store.hpp"
+#include "core/calls/conversation_store.hpp"
 #include "core/tools/builtin.hpp"
 
 namespace exai::core::tools {

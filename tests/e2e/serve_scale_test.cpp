@@ -4,7 +4,7 @@
 // hidden [.scale] case opens 10,000 and prints RSS per idle connection:
 //   build/serve/tests/e2e_tests "[.scale]" -s
 
-#include "core/descriptor_limit.hpp"
+#include "core/util/descriptor_limit.hpp"
 #include "tests/support/serve_process.hpp"
 #include "tests/support/ws_client.hpp"
 

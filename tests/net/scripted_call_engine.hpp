@@ -4,8 +4,8 @@
 // `slow` until release() or cancel(), answers `busy` with OVER_CAPACITY and
 // anything else with TOOL_NOT_FOUND. Records submits and cancels.
 
-#include "core/call_engine.hpp"
-#include "core/frames.hpp"
+#include "core/calls/call_engine.hpp"
+#include "core/calls/frames.hpp"
 
 #include <chrono>
 #include <condition_variable>

@@ -4,7 +4,7 @@
 // product engine): records what the server hands it and, when auto_reply is
 // on, answers each call at once with one successful call_tool_res.
 
-#include "core/call_engine.hpp"
+#include "core/calls/call_engine.hpp"
 
 #include <nlohmann/json.hpp>
 

@@ -1,6 +1,6 @@
 #include "tests/support/fake_upstream.hpp"
 
-#include "net/ssl_init.hpp"
+#include "net/upstream/ssl_init.hpp"
 
 #include <Poco/Net/Context.h>
 #include <Poco/Net/HTTPRequestHandler.h>

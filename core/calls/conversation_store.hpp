@@ -1,0 +1,50 @@
+#pragma once
+
+#include "core/providers/chat.hpp"
+#include "core/util/ttl_cache.hpp"
+
+#include <chrono>
+#include <cstddef>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace exai::core {
+
+// One multi-turn conversation: its messages so far (without system prompt).
+struct Conversation {
+  std::vector<ChatMessage> messages;
+  int turns = 0; // completed user/assistant exchanges
+};
+
+// Conversation threads by continuation_id. Bounded by a TTL (renewed on each
+// turn) and a maximum count, so abandoned threads disappear on their own.
+// Thread-safe.
+class ConversationStore {
+public:
+  using Clock = std::chrono::steady_clock;
+
+  ConversationStore(std::chrono::milliseconds ttl,
+                    std::size_t max_conversations,
+                    int max_turns,
+                    TtlCache<Conversation>::Now now = Clock::now);
+
+  // The conversation `id`, or nullopt when unknown or expired.
+  std::optional<Conversation> find(const std::string& id);
+
+  // Records one exchange. Creates the conversation under a new random id
+  // when `id` is empty. Returns the id and the turns now used.
+  std::pair<std::string, int>
+  record_turn(const std::string& id, const ChatMessage& user, const ChatMessage& assistant);
+
+  int max_turns() const noexcept { return max_turns_; }
+  std::size_t size() const { return threads_.size(); }
+
+private:
+  const int max_turns_;
+  std::mutex mutex_; // makes find-modify-put of one thread atomic
+  TtlCache<Conversation> threads_;
+};
+
+} // namespace exai::core

@@ -1,0 +1,112 @@
+#pragma once
+
+#include "core/capacity/capacity.hpp"
+#include "core/capacity/keyed_limiters.hpp"
+
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <stop_token>
+#include <string>
+#include <string_view>
+#include <variant>
+#include <vector>
+
+namespace exai::core {
+
+// The capacity scopes of a call, in acquisition order (SPEC §3).
+enum class Scope { conversation, session, global, provider };
+
+// "conversation" | "session" | "global" | "provider".
+std::string_view scope_name(Scope scope) noexcept;
+
+struct CapacityLimits {
+  std::size_t global = 24;
+  std::size_t session = 8;
+  std::size_t conversation = 1;
+  std::map<std::string, std::size_t, std::less<>> providers; // provider id -> capacity
+};
+
+// Which limiters one call needs. An empty conversation_id means the call
+// belongs to no conversation (its session scope bounds it); an empty provider
+// means the tool calls no model and takes no provider permit.
+struct CallScopes {
+  std::string session_id;
+  std::string conversation_id;
+  std::string provider;
+};
+
+// Why a call got no capacity. Nothing is held when this is returned.
+struct CapacityRejection {
+  Scope scope = Scope::global;
+  std::string provider; // set when scope == provider
+  AcquireStatus status = AcquireStatus::timed_out;
+};
+
+// The permits of one admitted call. Move-only; releases them in the reverse
+// of acquisition order when destroyed or reset.
+class CallPermits {
+public:
+  CallPermits() = default;
+  CallPermits(CallPermits&&) noexcept = default;
+  CallPermits& operator=(CallPermits&& other) noexcept;
+  CallPermits(const CallPermits&) = delete;
+  CallPermits& operator=(const CallPermits&) = delete;
+  ~CallPermits() { reset(); }
+
+  // Releases everything, provider first and conversation last. Idempotent.
+  void reset() noexcept;
+  std::size_t held() const noexcept { return held_.size(); }
+
+private:
+  friend class CapacityController;
+  struct Held {
+    std::optional<KeyedLimiters::Lease> lease; // keeps a keyed limiter alive
+    Permit permit;                             // destroyed before the lease
+  };
+  std::vector<Held> held_;
+};
+
+struct CapacitySnapshot {
+  LimiterStats global;
+  std::map<std::string, LimiterStats, std::less<>> providers;
+  LimiterStats sessions; // totals over live session limiters
+  std::size_t session_limiters = 0;
+  LimiterStats conversations; // totals over live conversation limiters
+  std::size_t conversation_limiters = 0;
+  std::size_t session_capacity_each = 0;
+  std::size_t conversation_capacity_each = 0;
+};
+
+// Admits calls through every scope in the fixed order conversation ->
+// session -> global -> provider, all within one deadline. Fixed order means
+// two calls can never hold-and-wait on each other in a cycle. Thread-safe.
+class CapacityController {
+public:
+  using Clock = CapacityLimiter::Clock;
+  // Called (on the acquiring thread) before blocking on a full scope.
+  using WaitNotice = std::function<void(Scope scope, const std::string& provider)>;
+
+  // Throws Error(config_invalid) for a zero capacity.
+  explicit CapacityController(const CapacityLimits& limits);
+
+  // Acquires every scope `scopes` needs, or none: on timeout or cancellation
+  // the rejection names the scope that was full and every permit already
+  // taken has been released. A deadline in the past means "try once".
+  // Throws Error(internal_error) for a provider that has no limiter.
+  std::variant<CallPermits, CapacityRejection> acquire(const CallScopes& scopes,
+                                                       Clock::time_point deadline,
+                                                       const std::stop_token& stop,
+                                                       const WaitNotice& on_wait = {});
+
+  CapacitySnapshot snapshot() const;
+
+private:
+  CapacityLimiter global_;
+  std::map<std::string, std::unique_ptr<CapacityLimiter>, std::less<>> providers_;
+  KeyedLimiters sessions_;
+  KeyedLimiters conversations_;
+};
+
+} // namespace exai::core

@@ -1,0 +1,178 @@
+#include "core/config/config.hpp"
+
+#include "core/error.hpp"
+
+#include <charconv>
+#include <cmath>
+#include <cstdlib>
+#include <sstream>
+
+namespace exai::core {
+
+namespace {
+
+[[noreturn]] void
+out_of_range(std::string_view name, std::string_view value, const std::string& range)
+{
+  throw Error(Errc::config_invalid,
+              "invalid " + std::string(name) + "='" + std::string(value) + "': expected " + range);
+}
+
+std::string
+trimmed(std::string_view text)
+{
+  const auto begin = text.find_first_not_of(" \t");
+  if (begin == std::string_view::npos) {
+    return {};
+  }
+  return std::string(text.substr(begin, text.find_last_not_of(" \t") - begin + 1));
+}
+
+std::string
+default_state_dir(const Settings& settings)
+{
+  if (auto dir = settings.get_nonempty("EXAI_STATE_DIR")) {
+    return *dir;
+  }
+  if (auto xdg = settings.get_nonempty("XDG_STATE_HOME")) {
+    return *xdg + "/exai";
+  }
+  if (auto home = settings.get_nonempty("HOME")) {
+    return *home + "/.local/state/exai";
+  }
+  return "/tmp/exai-state";
+}
+
+} // namespace
+
+std::int64_t
+read_int(const Settings& settings,
+         std::string_view name,
+         std::int64_t fallback,
+         std::int64_t min,
+         std::int64_t max)
+{
+  const auto raw = settings.get(name);
+  const std::string range = "an integer from " + std::to_string(min) + " to " + std::to_string(max);
+  if (!raw || trimmed(*raw).empty()) {
+    return fallback;
+  }
+  const std::string text = trimmed(*raw);
+  std::int64_t value = 0;
+  const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+  if (ec != std::errc() || end != text.data() + text.size() || value < min || value > max) {
+    out_of_range(name, *raw, range);
+  }
+  return value;
+}
+
+Millis
+read_seconds(
+    const Settings& settings, std::string_view name, Millis fallback, double min_s, double max_s)
+{
+  const auto raw = settings.get(name);
+  if (!raw || trimmed(*raw).empty()) {
+    return fallback;
+  }
+  const std::string text = trimmed(*raw);
+  const auto number = [](double v) {
+    std::ostringstream out;
+    out << v; // shortest form: 0.05, 3600
+    return out.str();
+  };
+  const std::string range = "seconds from " + number(min_s) + " to " + number(max_s);
+  char* end = nullptr;
+  const double value = std::strtod(text.c_str(), &end);
+  if (end != text.c_str() + text.size() || !std::isfinite(value) || value < min_s ||
+      value > max_s) {
+    out_of_range(name, *raw, range);
+  }
+  return Millis(static_cast<std::int64_t>(std::llround(value * 1000.0)));
+}
+
+std::vector<std::string>
+split_list(std::string_view text)
+{
+  std::vector<std::string> items;
+  while (!text.empty()) {
+    const auto comma = text.find(',');
+    std::string item = trimmed(text.substr(0, comma));
+    if (!item.empty()) {
+      items.push_back(std::move(item));
+    }
+    text.remove_prefix(comma == std::string_view::npos ? text.size() : comma + 1);
+  }
+  return items;
+}
+
+DaemonConfig
+load_daemon_config(const Settings& settings)
+{
+  DaemonConfig c;
+  constexpr double kDay = 86400.0;
+  constexpr std::int64_t kMaxCount = 1000000;
+  c.host = settings.get_nonempty("EXAI_WS_HOST").value_or(c.host);
+  c.port = static_cast<std::uint16_t>(read_int(settings, "EXAI_WS_PORT", c.port, 0, 65535));
+  c.token = settings.get("EXAI_WS_TOKEN").value_or("");
+  if (!c.token.empty() && c.token.size() < 16) {
+    throw Error(Errc::config_invalid,
+                "invalid EXAI_WS_TOKEN (" + std::to_string(c.token.size()) +
+                    " characters): expected at least 16 characters, or empty for no auth");
+  }
+  c.max_bytes = static_cast<std::size_t>(read_int(settings,
+                                                  "EXAI_WS_MAX_BYTES",
+                                                  static_cast<std::int64_t>(c.max_bytes),
+                                                  1024,
+                                                  std::int64_t{1} << 30));
+  c.hello_timeout = read_seconds(settings, "EXAI_WS_HELLO_TIMEOUT", c.hello_timeout, 0.05, 3600);
+  c.ping_interval = read_seconds(settings, "EXAI_WS_PING_INTERVAL", c.ping_interval, 0.05, kDay);
+  c.ping_timeout = read_seconds(settings, "EXAI_WS_PING_TIMEOUT", c.ping_timeout, 0.05, kDay);
+  c.progress_interval =
+      read_seconds(settings, "EXAI_WS_PROGRESS_INTERVAL_SECS", c.progress_interval, 0.05, 3600);
+  const auto count = [&](std::string_view name, std::size_t fallback, std::int64_t min) {
+    return static_cast<std::size_t>(
+        read_int(settings, name, static_cast<std::int64_t>(fallback), min, kMaxCount));
+  };
+  c.global_max_inflight = count("EXAI_WS_GLOBAL_MAX_INFLIGHT", c.global_max_inflight, 1);
+  c.kimi_max_inflight = count("EXAI_WS_KIMI_MAX_INFLIGHT", c.kimi_max_inflight, 1);
+  c.glm_max_inflight = count("EXAI_WS_GLM_MAX_INFLIGHT", c.glm_max_inflight, 1);
+  c.session_max_inflight = count("EXAI_WS_SESSION_MAX_INFLIGHT", c.session_max_inflight, 1);
+  c.conversation_max_inflight =
+      count("EXAI_WS_CONVERSATION_MAX_INFLIGHT", c.conversation_max_inflight, 1);
+  c.acquire_timeout =
+      read_seconds(settings, "EXAI_WS_ACQUIRE_TIMEOUT_SECS", c.acquire_timeout, 0, 3600);
+  c.call_timeout = read_seconds(settings, "EXAI_WS_CALL_TIMEOUT_SECS", c.call_timeout, 0.05, kDay);
+  c.result_ttl = read_seconds(settings, "EXAI_WS_RESULT_TTL", c.result_ttl, 0, kDay);
+  c.result_cache_max = count("EXAI_WS_RESULT_CACHE_MAX", c.result_cache_max, 1);
+  for (auto& tool : split_list(settings.get("EXAI_WS_DISABLE_COALESCE_FOR_TOOLS").value_or(""))) {
+    c.disable_coalesce_tools.insert(std::move(tool));
+  }
+  c.max_connections = count("MAX_CONNECTIONS", c.max_connections, 1);
+  c.max_connections_per_ip = count("MAX_CONNECTIONS_PER_IP", c.max_connections_per_ip, 1);
+  c.session_timeout = read_seconds(settings, "SESSION_TIMEOUT_SECS", c.session_timeout, 1, kDay);
+  c.shutdown_grace = read_seconds(settings, "EXAI_SHUTDOWN_GRACE_SECS", c.shutdown_grace, 0, 3600);
+  c.health_interval =
+      read_seconds(settings, "EXAI_HEALTH_WRITER_INTERVAL", c.health_interval, 0.05, 3600);
+  c.worker_threads = count("EXAI_WORKER_THREADS", c.worker_threads, 1);
+  if (c.worker_threads > 256) {
+    throw Error(Errc::config_invalid,
+                "invalid EXAI_WORKER_THREADS='" + std::to_string(c.worker_threads) +
+                    "': expected an integer from 1 to 256");
+  }
+  c.busy_poll = std::chrono::microseconds(
+      read_int(settings, "EXAI_WS_BUSY_POLL_US", c.busy_poll.count(), 0, 10000));
+  c.call_threads = static_cast<std::size_t>(read_int(settings, "EXAI_CALL_THREADS", 256, 1, 4096));
+  c.max_queued = count("EXAI_WS_MAX_QUEUED", c.max_queued, 0);
+  c.mcp_http_max_calls =
+      static_cast<std::size_t>(read_int(settings, "EXAI_MCP_HTTP_MAX_CALLS", 8, 1, 256));
+  c.conversation_ttl =
+      read_seconds(settings, "EXAI_CONVERSATION_TTL_SECS", c.conversation_ttl, 1, 30 * kDay);
+  c.conversation_max = count("EXAI_CONVERSATION_MAX", c.conversation_max, 1);
+  c.conversation_max_turns = static_cast<int>(
+      read_int(settings, "EXAI_CONVERSATION_MAX_TURNS", c.conversation_max_turns, 1, 1000));
+  c.state_dir = default_state_dir(settings);
+  c.allowed_origins = split_list(settings.get("EXAI_ALLOWED_ORIGINS").value_or(""));
+  return c;
+}
+
+} // namespace exai::core

@@ -1,0 +1,76 @@
+#pragma once
+
+#include "core/config/settings.hpp"
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <set>
+#include <string>
+#include <vector>
+
+namespace exai::core {
+
+using Millis = std::chrono::milliseconds;
+
+// Everything `exai serve` (and the clients that find it: health, stress, mcp)
+// reads from the environment, typed and validated. Durations accept decimal
+// seconds ("1.5"); counts accept integers. Defaults are SPEC §1's.
+struct DaemonConfig {
+  std::string host = "127.0.0.1";
+  std::uint16_t port = 8079;
+  std::string token; // empty = no auth; else >= 16 characters
+  std::size_t max_bytes = 33554432;
+  Millis hello_timeout{15000};
+  Millis ping_interval{30000};
+  Millis ping_timeout{10000};
+  Millis progress_interval{8000};
+  std::size_t global_max_inflight = 24;
+  std::size_t kimi_max_inflight = 6;
+  std::size_t glm_max_inflight = 4;
+  std::size_t session_max_inflight = 8;
+  std::size_t conversation_max_inflight = 1;
+  Millis acquire_timeout{10000}; // 0 = try once
+  Millis call_timeout{270000};
+  Millis result_ttl{600000};
+  std::size_t result_cache_max = 10000;
+  std::set<std::string, std::less<>> disable_coalesce_tools;
+  std::size_t max_connections = 1000;
+  std::size_t max_connections_per_ip = 100;
+  Millis session_timeout{3600000};
+  Millis shutdown_grace{30000};
+  Millis health_interval{10000};
+  std::size_t worker_threads = 2; // event loops (the network side)
+  // How long an event loop polls instead of sleeping after a short idle gap.
+  std::chrono::microseconds busy_poll{100};
+  std::size_t call_threads = 256;     // most threads blocking on capacity or a model
+  std::size_t max_queued = 4096;      // calls waiting for a call thread before OVER_CAPACITY
+  std::size_t mcp_http_max_calls = 8; // /mcp tool calls at once (each holds an HTTP thread)
+  Millis conversation_ttl{10800000};
+  std::size_t conversation_max = 10000;
+  int conversation_max_turns = 20;
+  std::string state_dir; // resolved: EXAI_STATE_DIR, $XDG_STATE_HOME/exai, ~/.local/state/exai
+  std::vector<std::string> allowed_origins;
+};
+
+// Reads and validates every setting in DaemonConfig. Throws
+// Error(config_invalid) whose message names the variable, the value given and
+// the allowed range — never falls back to a default for a bad value.
+DaemonConfig load_daemon_config(const Settings& settings);
+
+// Reads one integer setting within [min, max]; `fallback` when unset or empty.
+// Throws Error(config_invalid) naming `name`, the value and the range.
+std::int64_t read_int(const Settings& settings,
+                      std::string_view name,
+                      std::int64_t fallback,
+                      std::int64_t min,
+                      std::int64_t max);
+
+// Reads a duration given in (decimal) seconds within [min_s, max_s].
+Millis read_seconds(
+    const Settings& settings, std::string_view name, Millis fallback, double min_s, double max_s);
+
+// Splits "a, b,,c" into {"a","b","c"} (trimmed, empties dropped).
+std::vector<std::string> split_list(std::string_view text);
+
+} // namespace exai::core

@@ -1,0 +1,155 @@
+#include "core/health/health.hpp"
+
+#include <unistd.h>
+
+#include <fstream>
+
+namespace exai::core {
+
+namespace {
+
+nlohmann::json
+scope_json(const LimiterStats& stats)
+{
+  return {{"capacity", stats.capacity}, {"in_use", stats.in_use}, {"waiting", stats.waiting}};
+}
+
+double
+epoch(std::chrono::system_clock::time_point t)
+{
+  return static_cast<double>(
+             std::chrono::duration_cast<std::chrono::milliseconds>(t.time_since_epoch()).count()) /
+         1000.0;
+}
+
+} // namespace
+
+std::string_view
+state_name(DaemonState state) noexcept
+{
+  switch (state) {
+  case DaemonState::starting:
+    return "starting";
+  case DaemonState::serving:
+    return "serving";
+  case DaemonState::stopping:
+    return "stopping";
+  }
+  return "starting";
+}
+
+std::string
+uptime_human(std::chrono::seconds uptime)
+{
+  auto left = uptime.count() < 0 ? 0 : uptime.count();
+  const std::int64_t days = left / 86400;
+  left %= 86400;
+  const std::int64_t hours = left / 3600;
+  left %= 3600;
+  const std::int64_t minutes = left / 60;
+  const std::int64_t secs = left % 60;
+  std::string text;
+  const auto part = [&text](std::int64_t n, const char* unit) {
+    if (n > 0 || !text.empty()) {
+      text += (text.empty() ? "" : " ") + std::to_string(n) + unit;
+    }
+  };
+  part(days, "d");
+  part(hours, "h");
+  part(minutes, "m");
+  text += (text.empty() ? "" : " ") + std::to_string(secs) + "s";
+  return text;
+}
+
+std::int64_t
+process_rss_bytes()
+{
+  std::ifstream statm("/proc/self/statm");
+  std::int64_t pages = 0;
+  std::int64_t resident = 0;
+  if (!(statm >> pages >> resident)) {
+    return 0;
+  }
+  return resident * static_cast<std::int64_t>(::sysconf(_SC_PAGESIZE));
+}
+
+nlohmann::json
+health_json(const HealthInputs& in)
+{
+  const EngineStats& e = in.engine;
+  const CapacitySnapshot& cap = e.capacity;
+  nlohmann::json reasons = nlohmann::json::array();
+  if (in.state != DaemonState::serving) {
+    reasons.push_back("state is " + std::string(state_name(in.state)));
+  }
+  if (cap.global.in_use >= cap.global.capacity) {
+    reasons.push_back("global capacity exhausted");
+  }
+  nlohmann::json providers = nlohmann::json::object();
+  for (const auto& [id, stats] : cap.providers) {
+    providers[id] = scope_json(stats);
+    if (stats.in_use >= stats.capacity) {
+      reasons.push_back("provider " + id + " capacity exhausted");
+    }
+  }
+  nlohmann::json circuits = nlohmann::json::object();
+  for (const auto& [id, state] : e.circuits) {
+    circuits[id] = state;
+    if (state == "open") {
+      reasons.push_back("provider " + id + " circuit open");
+    }
+  }
+  nlohmann::json rejected = {{"global", 0}, {"provider", 0}, {"session", 0}, {"conversation", 0}};
+  for (const auto& [scope, n] : e.counters.rejected) {
+    rejected[scope] = n;
+  }
+  auto sessions = scope_json(cap.sessions);
+  sessions["limiters"] = cap.session_limiters;
+  sessions["capacity_each"] = cap.session_capacity_each;
+  auto conversations = scope_json(cap.conversations);
+  conversations["limiters"] = cap.conversation_limiters;
+  conversations["capacity_each"] = cap.conversation_capacity_each;
+  const auto uptime = std::chrono::duration_cast<std::chrono::seconds>(in.now - in.started_at);
+  return {
+      {"state", state_name(in.state)},
+      {"healthy", reasons.empty()},
+      {"degraded_reasons", reasons},
+      {"pid", in.pid},
+      {"host", in.host},
+      {"port", in.port},
+      {"started_at", epoch(in.started_at)},
+      {"t", epoch(in.now)},
+      {"uptime_s", uptime.count()},
+      {"uptime_human", uptime_human(uptime)},
+      {"sessions", in.server.sessions},
+      {"sessions_resumable", in.server.sessions_resumable},
+      {"connections", in.server.connections},
+      {"tool_count", in.tool_count},
+      {"global_capacity", cap.global.capacity},
+      {"global_inflight", cap.global.in_use},
+      {"capacity",
+       {{"global", scope_json(cap.global)},
+        {"providers", providers},
+        {"sessions", sessions},
+        {"conversations", conversations}}},
+      {"inflight_calls", e.inflight_calls},
+      {"executions", e.executions},
+      {"queued", e.queued},
+      {"cached_results", e.cached_results},
+      {"conversation_threads", e.conversations},
+      {"circuits", circuits},
+      {"counters",
+       {{"ok", e.counters.ok},
+        {"failed", e.counters.failed},
+        {"timed_out", e.counters.timed_out},
+        {"cancelled", e.counters.cancelled},
+        {"shut_down", e.counters.shut_down},
+        {"rejected", rejected},
+        {"replayed", e.counters.replayed},
+        {"coalesced", e.counters.coalesced},
+        {"cache_hits", e.counters.cache_hits}}},
+      {"rss_bytes", in.rss_bytes},
+  };
+}
+
+} // namespace exai::core

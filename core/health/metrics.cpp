@@ -1,0 +1,164 @@
+#include "core/health/metrics.hpp"
+
+#include <fmt/format.h>
+
+namespace exai::core {
+
+namespace {
+
+class Writer {
+public:
+  void family(std::string_view name, std::string_view type, std::string_view help)
+  {
+    out_ += fmt::format("# HELP {} {}\n# TYPE {} {}\n", name, help, name, type);
+  }
+  // `labels` is the inside of {...}, already escaped; empty for none.
+  void sample(std::string_view name, const std::string& labels, double value)
+  {
+    out_ += name;
+    if (!labels.empty()) {
+      out_ += "{" + labels + "}";
+    }
+    out_ += fmt::format(" {}\n", value);
+  }
+  void histogram(std::string_view name, const std::string& labels, const HistogramSnapshot& h)
+  {
+    const std::string sep = labels.empty() ? "" : labels + ",";
+    std::uint64_t cumulative = 0;
+    for (std::size_t i = 0; i < h.bounds.size(); ++i) {
+      cumulative += h.counts[i];
+      sample(std::string(name) + "_bucket",
+             sep + fmt::format("le=\"{}\"", h.bounds[i]),
+             static_cast<double>(cumulative));
+    }
+    sample(std::string(name) + "_bucket", sep + "le=\"+Inf\"", static_cast<double>(h.count));
+    sample(std::string(name) + "_sum", labels, h.sum);
+    sample(std::string(name) + "_count", labels, static_cast<double>(h.count));
+  }
+  std::string take() { return std::move(out_); }
+
+private:
+  std::string out_;
+};
+
+std::string
+label(std::string_view key, std::string_view value)
+{
+  return std::string(key) + "=\"" + escape_label_value(value) + "\"";
+}
+
+} // namespace
+
+std::string
+escape_label_value(std::string_view value)
+{
+  std::string out;
+  out.reserve(value.size());
+  for (const char c : value) {
+    switch (c) {
+    case '\\':
+      out += "\\\\";
+      break;
+    case '"':
+      out += "\\\"";
+      break;
+    case '\n':
+      out += "\\n";
+      break;
+    default:
+      out += c;
+    }
+  }
+  return out;
+}
+
+std::string
+render_prometheus(const HealthInputs& in)
+{
+  const EngineStats& e = in.engine;
+  const CapacitySnapshot& cap = e.capacity;
+  Writer w;
+
+  w.family("exai_up", "gauge", "1 while the daemon serves, 0 while starting or stopping.");
+  w.sample("exai_up", "", in.state == DaemonState::serving ? 1 : 0);
+
+  w.family("exai_uptime_seconds", "gauge", "Seconds since the daemon started.");
+  w.sample(
+      "exai_uptime_seconds", "", std::chrono::duration<double>(in.now - in.started_at).count());
+
+  const auto scopes = [&](std::string_view name, std::string_view help, auto field) {
+    w.family(name, "gauge", help);
+    w.sample(name, label("scope", "global"), static_cast<double>(field(cap.global)));
+    for (const auto& [id, stats] : cap.providers) {
+      w.sample(name,
+               label("scope", "provider") + "," + label("provider", id),
+               static_cast<double>(field(stats)));
+    }
+    w.sample(name, label("scope", "session"), static_cast<double>(field(cap.sessions)));
+    w.sample(name, label("scope", "conversation"), static_cast<double>(field(cap.conversations)));
+  };
+  scopes("exai_capacity",
+         "Capacity per scope (session and conversation: summed over live limiters).",
+         [](const LimiterStats& s) { return s.capacity; });
+  scopes(
+      "exai_inflight", "Permits in use per scope.", [](const LimiterStats& s) { return s.in_use; });
+  scopes("exai_waiting", "Calls waiting for capacity per scope.", [](const LimiterStats& s) {
+    return s.waiting;
+  });
+
+  w.family("exai_rejections_total", "counter", "Calls rejected with OVER_CAPACITY, by scope.");
+  for (const char* scope : {"global", "provider", "session", "conversation"}) {
+    const auto it = e.counters.rejected.find(scope);
+    w.sample("exai_rejections_total",
+             label("scope", scope),
+             static_cast<double>(it == e.counters.rejected.end() ? 0 : it->second));
+  }
+
+  w.family("exai_calls_total", "counter", "Finished calls by outcome.");
+  const std::pair<const char*, std::uint64_t> outcomes[] = {{"ok", e.counters.ok},
+                                                            {"failed", e.counters.failed},
+                                                            {"timed_out", e.counters.timed_out},
+                                                            {"cancelled", e.counters.cancelled},
+                                                            {"shut_down", e.counters.shut_down}};
+  for (const auto& [outcome, n] : outcomes) {
+    w.sample("exai_calls_total", label("outcome", outcome), static_cast<double>(n));
+  }
+
+  w.family("exai_call_duration_seconds", "histogram", "Time from accepting a call to its result.");
+  w.histogram("exai_call_duration_seconds", "", e.call_latency);
+
+  w.family("exai_upstream_duration_seconds",
+           "histogram",
+           "Duration of provider requests, retries included, per provider.");
+  for (const auto& [id, h] : e.upstream_latency) {
+    w.histogram("exai_upstream_duration_seconds", label("provider", id), h);
+  }
+
+  w.family("exai_inflight_calls", "gauge", "Request ids awaiting their result.");
+  w.sample("exai_inflight_calls", "", static_cast<double>(e.inflight_calls));
+  w.family("exai_cached_results", "gauge", "Results kept for replay.");
+  w.sample("exai_cached_results", "", static_cast<double>(e.cached_results));
+  w.family("exai_connections", "gauge", "Open WebSocket connections.");
+  w.sample("exai_connections", "", static_cast<double>(in.server.connections));
+  w.family("exai_sessions", "gauge", "Sessions with an open connection.");
+  w.sample("exai_sessions", "", static_cast<double>(in.server.sessions));
+
+  w.family("exai_circuit_open", "gauge", "1 when a provider's circuit breaker is open.");
+  for (const auto& [id, state] : e.circuits) {
+    w.sample("exai_circuit_open", label("provider", id), state == "open" ? 1 : 0);
+  }
+  w.family("exai_circuit_state", "gauge", "Circuit breaker state per provider (1 = current).");
+  for (const auto& [id, state] : e.circuits) {
+    for (const char* candidate : {"closed", "open", "half_open"}) {
+      w.sample("exai_circuit_state",
+               label("provider", id) + "," + label("state", candidate),
+               state == candidate ? 1 : 0);
+    }
+  }
+
+  w.family("process_resident_memory_bytes", "gauge", "Resident memory size in bytes.");
+  w.sample("process_resident_memory_bytes", "", static_cast<double>(in.rss_bytes));
+  return w.take();
+}
+
+} // namespace exai::core

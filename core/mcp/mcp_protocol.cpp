@@ -1,0 +1,411 @@
+#include "core/mcp/mcp_protocol.hpp"
+
+#include <array>
+#include <utility>
+
+namespace exai::core::mcp {
+
+namespace {
+
+using nlohmann::json;
+
+constexpr std::array<std::string_view, 3> kVersions = {"2025-03-26", "2025-06-18", "2025-11-25"};
+
+Message
+invalid(json id, int code, std::string message)
+{
+  Message m;
+  m.kind = Message::Kind::invalid;
+  m.id = std::move(id);
+  m.error = RpcError{code, std::move(message), nullptr};
+  return m;
+}
+
+bool
+valid_id(const json& id)
+{
+  return id.is_string() || id.is_number_integer();
+}
+
+Action
+respond(const json& id, const json& result)
+{
+  Action a;
+  a.type = Action::Type::respond;
+  a.id = id;
+  a.response = result_response(id, result);
+  return a;
+}
+
+Action
+respond_error(const json& id, int code, std::string message, json data = nullptr)
+{
+  Action a;
+  a.type = Action::Type::respond;
+  a.id = id;
+  a.response = error_response(id, RpcError{code, std::move(message), std::move(data)});
+  return a;
+}
+
+Action
+initialize(const Message& message, std::string_view server_version)
+{
+  const json& params = message.params;
+  if (!params.is_object()) {
+    return respond_error(message.id, kInvalidParams, "initialize needs params");
+  }
+  const auto version = params.find("protocolVersion");
+  if (version == params.end() || !version->is_string()) {
+    return respond_error(
+        message.id, kInvalidParams, "initialize needs params.protocolVersion (a string)");
+  }
+  const auto capabilities = params.find("capabilities");
+  if (capabilities != params.end() && !capabilities->is_object()) {
+    return respond_error(message.id, kInvalidParams, "params.capabilities must be an object");
+  }
+  const std::string negotiated = negotiate_protocol_version(version->get<std::string>());
+  json result = {
+      {"protocolVersion", negotiated},
+      {"capabilities", {{"tools", {{"listChanged", false}}}}},
+      {"serverInfo", {{"name", "exai"}, {"version", std::string(server_version)}}},
+      {"instructions",
+       "exai forwards tool calls to the shared exai daemon (Kimi and GLM models) under its "
+       "capacity limits. Errors such as OVER_CAPACITY come back as tool errors; retry later."},
+  };
+  Action a = respond(message.id, result);
+  a.protocol_version = negotiated;
+  return a;
+}
+
+Action
+tools_call(const Message& message)
+{
+  const json& params = message.params;
+  if (!params.is_object()) {
+    return respond_error(message.id, kInvalidParams, "tools/call needs params");
+  }
+  const auto name = params.find("name");
+  if (name == params.end() || !name->is_string() || name->get_ref<const std::string&>().empty()) {
+    return respond_error(message.id, kInvalidParams, "tools/call needs params.name (a string)");
+  }
+  ToolCall call;
+  call.name = name->get<std::string>();
+  if (const auto arguments = params.find("arguments");
+      arguments != params.end() && !arguments->is_null()) {
+    if (!arguments->is_object()) {
+      return respond_error(message.id, kInvalidParams, "params.arguments must be an object");
+    }
+    call.arguments = *arguments;
+  }
+  if (const auto meta = params.find("_meta"); meta != params.end() && meta->is_object()) {
+    if (const auto token = meta->find("progressToken"); token != meta->end()) {
+      if (!token->is_string() && !token->is_number_integer()) {
+        return respond_error(message.id,
+                             kInvalidParams,
+                             "params._meta.progressToken must be a string or an integer");
+      }
+      call.progress_token = *token;
+    }
+  }
+  Action a;
+  a.type = Action::Type::call_tool;
+  a.id = message.id;
+  a.call = std::move(call);
+  return a;
+}
+
+std::string
+describe_error(const json& error)
+{
+  const std::string code = error.value("code", std::string("INTERNAL_ERROR"));
+  std::string message = error.value("message", std::string("the call failed"));
+  std::string text = "exai error " + code + ": " + message;
+  if (const auto details = error.find("details");
+      details != error.end() && details->is_object() && !details->empty()) {
+    if (const auto retry = details->find("retry_after"); retry != details->end()) {
+      text += " (retry after " + retry->dump() + " s)";
+    }
+    text += "\ndetails: " + details->dump();
+  }
+  return text;
+}
+
+} // namespace
+
+bool
+supported_protocol_version(std::string_view version) noexcept
+{
+  for (const auto v : kVersions) {
+    if (v == version) {
+      return true;
+    }
+  }
+  return false;
+}
+
+std::string
+negotiate_protocol_version(std::string_view requested)
+{
+  return std::string(supported_protocol_version(requested) ? requested : kLatestProtocolVersion);
+}
+
+Message
+parse_message(std::string_view text)
+{
+  const json value = json::parse(text, nullptr, false);
+  if (value.is_discarded()) {
+    return invalid(nullptr, kParseError, "Parse error: not valid JSON");
+  }
+  return classify(value);
+}
+
+Message
+classify(const json& value)
+{
+  if (value.is_array()) {
+    return invalid(nullptr, kInvalidRequest, "Invalid Request: JSON-RPC batches are not supported");
+  }
+  if (!value.is_object()) {
+    return invalid(nullptr, kInvalidRequest, "Invalid Request: not a JSON-RPC object");
+  }
+  const auto id_it = value.find("id");
+  const bool has_id = id_it != value.end();
+  json id = has_id && valid_id(*id_it) ? *id_it : json(nullptr);
+  const auto version = value.find("jsonrpc");
+  if (version == value.end() || *version != "2.0") {
+    return invalid(id, kInvalidRequest, "Invalid Request: \"jsonrpc\" must be \"2.0\"");
+  }
+  if (has_id && !valid_id(*id_it)) {
+    return invalid(nullptr, kInvalidRequest, "Invalid Request: id must be a string or an integer");
+  }
+  const auto method = value.find("method");
+  if (method == value.end()) {
+    if (has_id && (value.contains("result") || value.contains("error"))) {
+      Message m;
+      m.kind = Message::Kind::response;
+      m.id = std::move(id);
+      return m;
+    }
+    return invalid(id, kInvalidRequest, "Invalid Request: no method");
+  }
+  if (!method->is_string()) {
+    return invalid(id, kInvalidRequest, "Invalid Request: method must be a string");
+  }
+  json params = nullptr;
+  if (const auto p = value.find("params"); p != value.end()) {
+    if (!p->is_object() && !p->is_null()) {
+      if (!has_id) {
+        // A bad notification gets no answer; it is dropped.
+        return invalid(nullptr, kInvalidParams, "params must be an object");
+      }
+      Message m = invalid(id, kInvalidParams, "Invalid params: params must be an object");
+      return m;
+    }
+    params = *p;
+  }
+  Message m;
+  m.kind = has_id ? Message::Kind::request : Message::Kind::notification;
+  m.id = std::move(id);
+  m.method = method->get<std::string>();
+  m.params = std::move(params);
+  return m;
+}
+
+std::string
+result_response(const json& id, const json& result)
+{
+  return json{{"jsonrpc", "2.0"}, {"id", id}, {"result", result}}.dump();
+}
+
+std::string
+error_response(const json& id, const RpcError& error)
+{
+  json body = {{"code", error.code}, {"message", error.message}};
+  if (!error.data.is_null()) {
+    body["data"] = error.data;
+  }
+  return json{{"jsonrpc", "2.0"}, {"id", id}, {"error", std::move(body)}}.dump();
+}
+
+std::string
+progress_notification(const json& token, std::uint64_t progress, std::string_view message)
+{
+  json params = {{"progressToken", token}, {"progress", progress}};
+  if (!message.empty()) {
+    params["message"] = std::string(message);
+  }
+  return json{{"jsonrpc", "2.0"}, {"method", "notifications/progress"}, {"params", params}}.dump();
+}
+
+Action
+route(const Message& message, std::string_view server_version)
+{
+  switch (message.kind) {
+  case Message::Kind::invalid:
+    // An invalid message that is clearly a notification has nobody to answer.
+    if (message.error.code == kInvalidParams && message.id.is_null()) {
+      return {};
+    }
+    return respond_error(message.id, message.error.code, message.error.message);
+  case Message::Kind::response:
+    return {}; // exai sends no requests; stray responses are ignored
+  case Message::Kind::notification: {
+    if (message.method == "notifications/cancelled") {
+      const auto& params = message.params;
+      if (params.is_object()) {
+        if (const auto id = params.find("requestId"); id != params.end() && valid_id(*id)) {
+          Action a;
+          a.type = Action::Type::cancel;
+          a.cancel_id = *id;
+          return a;
+        }
+      }
+    }
+    return {}; // notifications/initialized and unknown notifications
+  }
+  case Message::Kind::request:
+    break;
+  }
+  const std::string& method = message.method;
+  if (method == "initialize") {
+    return initialize(message, server_version);
+  }
+  if (method == "ping") {
+    return respond(message.id, json::object());
+  }
+  if (method == "tools/list") {
+    if (!message.params.is_null() && !message.params.is_object()) {
+      return respond_error(message.id, kInvalidParams, "params must be an object");
+    }
+    Action a;
+    a.type = Action::Type::list_tools;
+    a.id = message.id;
+    return a;
+  }
+  if (method == "tools/call") {
+    return tools_call(message);
+  }
+  return respond_error(
+      message.id, kMethodNotFound, "Method not found: " + method, json{{"method", method}});
+}
+
+json
+tools_list_result(const json& daemon_tools)
+{
+  json tools = json::array();
+  if (daemon_tools.is_array()) {
+    for (const auto& tool : daemon_tools) {
+      if (!tool.is_object() || !tool.contains("name") || !tool["name"].is_string()) {
+        continue;
+      }
+      json schema = tool.value("inputSchema", json::object());
+      if (!schema.is_object()) {
+        schema = json::object();
+      }
+      if (!schema.contains("type")) {
+        schema["type"] = "object";
+      }
+      tools.push_back({{"name", tool["name"]},
+                       {"description", tool.value("description", std::string())},
+                       {"inputSchema", std::move(schema)}});
+    }
+  }
+  return json{{"tools", std::move(tools)}};
+}
+
+std::string
+tool_call_response(const json& id, const json& res)
+{
+  if (const auto error = res.find("error"); error != res.end() && error->is_object()) {
+    if (error->value("code", std::string()) == "TOOL_NOT_FOUND") {
+      return error_response(id,
+                            RpcError{kInvalidParams,
+                                     "Unknown tool: " + error->value("message", std::string()),
+                                     error->value("details", json(nullptr))});
+    }
+    return tool_error_response(id, describe_error(*error));
+  }
+  json content = json::array();
+  bool envelope_error = false;
+  if (const auto outputs = res.find("outputs"); outputs != res.end() && outputs->is_array()) {
+    for (const auto& output : *outputs) {
+      if (output.is_object() && output.contains("text") && output["text"].is_string()) {
+        const std::string& text = output["text"].get_ref<const std::string&>();
+        // A tool envelope (SPEC §2) that reports an error is an error result.
+        const json envelope = json::parse(text, nullptr, false);
+        if (envelope.is_object() && envelope.value("status", std::string()) == "error") {
+          envelope_error = true;
+        }
+        content.push_back({{"type", "text"}, {"text", text}});
+      }
+    }
+  }
+  if (content.empty() && res.contains("text") && res["text"].is_string()) {
+    content.push_back({{"type", "text"}, {"text", res["text"]}});
+  }
+  return result_response(id, json{{"content", std::move(content)}, {"isError", envelope_error}});
+}
+
+std::string
+tool_error_response(const json& id, std::string_view text)
+{
+  return result_response(
+      id,
+      json{{"content", json::array({{{"type", "text"}, {"text", std::string(text)}}})},
+           {"isError", true}});
+}
+
+CallTranslator::CallTranslator(json id, json progress_token, Clock::time_point now)
+    : id_(std::move(id))
+    , token_(std::move(progress_token))
+    , last_sent_(now)
+{
+}
+
+std::string
+CallTranslator::progress(std::string_view message, Clock::time_point now)
+{
+  last_sent_ = now;
+  return progress_notification(token_, ++progress_, message);
+}
+
+std::vector<std::string>
+CallTranslator::on_frame(const json& frame, Clock::time_point now)
+{
+  std::vector<std::string> out;
+  if (done_ || !frame.is_object()) {
+    return out;
+  }
+  const std::string op = frame.value("op", std::string());
+  if (op == "call_tool_res") {
+    done_ = true;
+    out.push_back(tool_call_response(id_, frame));
+    return out;
+  }
+  if (token_.is_null()) {
+    return out;
+  }
+  if (op == "progress") {
+    if (const auto note = frame.find("note"); note != frame.end() && note->is_string()) {
+      last_note_ = note->get<std::string>();
+      out.push_back(progress(last_note_, now));
+    } else {
+      out.push_back(progress("running", now));
+    }
+  } else if (op == "call_tool_ack") {
+    last_note_ = "running";
+    out.push_back(progress("accepted by the exai daemon, running", now));
+  }
+  return out;
+}
+
+std::optional<std::string>
+CallTranslator::heartbeat(Clock::time_point now)
+{
+  if (done_ || token_.is_null() || now - last_sent_ < kHeartbeat) {
+    return std::nullopt;
+  }
+  return progress(last_note_.empty() ? "waiting" : last_note_, now);
+}
+
+} // namespace exai::core::mcp

@@ -1,0 +1,72 @@
+#include "core/tools/tool_registry.hpp"
+
+#include "core/tools/builtin.hpp"
+#include "core/util/once.hpp"
+
+#include <array>
+
+namespace exai::core {
+
+void
+ToolRegistry::add(std::unique_ptr<Tool> tool)
+{
+  std::string name(tool->name());
+  if (!tools_.emplace(name, std::move(tool)).second) {
+    throw Error(Errc::internal_error, "tool registered twice: " + name);
+  }
+}
+
+const Tool*
+ToolRegistry::find(std::string_view name) const
+{
+  const auto it = tools_.find(strip_tool_suffix(name));
+  return it == tools_.end() ? nullptr : it->second.get();
+}
+
+nlohmann::json
+ToolRegistry::describe() const
+{
+  nlohmann::json list = nlohmann::json::array();
+  for (const auto& [name, tool] : tools_) {
+    list.push_back({{"name", name},
+                    {"description", tool->description()},
+                    {"inputSchema", tool->input_schema()}});
+  }
+  return list;
+}
+
+std::string_view
+strip_tool_suffix(std::string_view name) noexcept
+{
+  constexpr std::array<std::string_view, 4> kSuffixes = {
+      "_EXAI-WS", "-EXAI-WS", "_EXAI_WS", "-EXAI_WS"};
+  for (const auto suffix : kSuffixes) {
+    if (name.size() > suffix.size() && name.substr(name.size() - suffix.size()) == suffix) {
+      return name.substr(0, name.size() - suffix.size());
+    }
+  }
+  return name;
+}
+
+void
+register_builtin_tools(ToolRegistry& registry)
+{
+  registry.add(tools::make_challenge());
+  registry.add(tools::make_chat());
+  registry.add(tools::make_listmodels());
+  registry.add(tools::make_status());
+  registry.add(tools::make_version());
+}
+
+const ToolRegistry&
+process_tools()
+{
+  static OnceValue<ToolRegistry> registry;
+  return registry.get([] {
+    ToolRegistry built;
+    register_builtin_tools(built);
+    return built;
+  });
+}
+
+} // namespace exai::core

@@ -1,0 +1,42 @@
+#pragma once
+
+#include "core/tools/tool.hpp"
+
+#include <map>
+#include <memory>
+#include <string>
+#include <string_view>
+
+namespace exai::core {
+
+// Tools by name. Filled once at start-up, then read-only: any number of
+// threads may look tools up without locking.
+class ToolRegistry {
+public:
+  // Adds `tool`. Throws Error(internal_error) for a duplicate name.
+  void add(std::unique_ptr<Tool> tool);
+
+  // The tool called `name` after stripping a client suffix (_EXAI-WS,
+  // -EXAI-WS, _EXAI_WS, -EXAI_WS), or null.
+  const Tool* find(std::string_view name) const;
+
+  // The list_tools array: [{"name","description","inputSchema"}…] in name order.
+  nlohmann::json describe() const;
+
+  std::size_t size() const noexcept { return tools_.size(); }
+
+private:
+  std::map<std::string, std::unique_ptr<Tool>, std::less<>> tools_;
+};
+
+// `name` without a trailing _EXAI-WS / -EXAI-WS / _EXAI_WS / -EXAI_WS.
+std::string_view strip_tool_suffix(std::string_view name) noexcept;
+
+// Registers every built-in tool: the one list to extend when adding a tool.
+void register_builtin_tools(ToolRegistry& registry);
+
+// The process-wide registry with the built-in tools, built exactly once
+// however many threads ask first.
+const ToolRegistry& process_tools();
+
+} // namespace exai::core

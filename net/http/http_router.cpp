@@ -1,0 +1,66 @@
+#include "net/http/http_router.hpp"
+
+#include <nlohmann/json.hpp>
+
+namespace exai::net {
+
+void
+HttpRouter::add(std::string method, std::string path, Handler handler)
+{
+  routes_[{std::move(path), std::move(method)}] = std::move(handler);
+}
+
+void
+HttpRouter::dispatch(Poco::Net::HTTPServerRequest& request,
+                     Poco::Net::HTTPServerResponse& response) const
+{
+  std::string path = request.getURI();
+  if (const auto q = path.find('?'); q != std::string::npos) {
+    path.resize(q);
+  }
+  const auto it = routes_.find({path, request.getMethod()});
+  if (it != routes_.end()) {
+    it->second(request, response);
+    return;
+  }
+  std::string allow;
+  for (auto r = routes_.lower_bound({path, ""}); r != routes_.end() && r->first.first == path;
+       ++r) {
+    allow += (allow.empty() ? "" : ", ") + r->first.second;
+  }
+  if (!allow.empty()) {
+    response.set("Allow", allow);
+    send_error(response,
+               Poco::Net::HTTPResponse::HTTP_METHOD_NOT_ALLOWED,
+               "METHOD_NOT_ALLOWED",
+               request.getMethod() + " is not allowed on " + path);
+    return;
+  }
+  send_error(response,
+             Poco::Net::HTTPResponse::HTTP_NOT_FOUND,
+             "NOT_FOUND",
+             "no route for " + request.getMethod() + " " + path);
+}
+
+void
+HttpRouter::send_json(Poco::Net::HTTPServerResponse& response,
+                      Poco::Net::HTTPResponse::HTTPStatus status,
+                      const std::string& body)
+{
+  response.setStatusAndReason(status);
+  response.setContentType("application/json");
+  response.setContentLength(static_cast<std::streamsize>(body.size()));
+  response.send().write(body.data(), static_cast<std::streamsize>(body.size()));
+}
+
+void
+HttpRouter::send_error(Poco::Net::HTTPServerResponse& response,
+                       Poco::Net::HTTPResponse::HTTPStatus status,
+                       std::string_view code,
+                       std::string_view message)
+{
+  const nlohmann::json body{{"error", {{"code", code}, {"message", message}}}};
+  send_json(response, status, body.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
+}
+
+} // namespace exai::net

@@ -1,0 +1,126 @@
+#pragma once
+
+// McpBridge: the engine of `exai mcp`. Reads newline-delimited JSON-RPC from
+// the MCP client, answers initialize/ping/unknown methods itself
+// (core/mcp_protocol), and forwards tools/list and tools/call to the daemon
+// over a DaemonClient, turning the daemon's frames back into MCP messages.
+//
+// Daemon restarts: calls wait (up to connect_timeout) while the daemon is
+// unreachable. After a reconnect that resumed the daemon session, every
+// unanswered call is sent again with its request_id, which the daemon answers
+// by replay (finished) or by attaching to the running call; after a reconnect
+// to a daemon that no longer knows the session (it restarted), calls it had
+// accepted fail with an isError result saying so. The MCP session never ends
+// because of the daemon.
+//
+// Threads: the caller's (run(): reads input), the DaemonClient's connection
+// thread (frames) and a ticker (progress heartbeats, waiting-call timeouts).
+// All MCP state is guarded by one mutex; output lines are written whole
+// under it.
+
+#include "core/mcp/mcp_protocol.hpp"
+#include "net/clients/daemon_client.hpp"
+
+#include <nlohmann/json.hpp>
+#include <spdlog/spdlog.h>
+
+#include <chrono>
+#include <condition_variable>
+#include <functional>
+#include <istream>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+
+namespace exai::net {
+
+struct BridgeOptions {
+  // How long a call (or tools/list) waits for an unreachable daemon before it
+  // fails with an isError result (a JSON-RPC error for tools/list).
+  std::chrono::milliseconds connect_timeout{30000};
+  // On input EOF: how long unanswered calls may still finish before they are
+  // cancelled.
+  std::chrono::milliseconds exit_grace{10000};
+  // serverInfo.version.
+  std::string server_version = "0";
+};
+
+class McpBridge {
+public:
+  using Clock = std::chrono::steady_clock;
+  // Writes one complete MCP message (no newline); the bridge serialises calls.
+  using Writer = std::function<void(const std::string& message)>;
+
+  McpBridge(DaemonEndpoint endpoint,
+            BridgeOptions options,
+            Writer write,
+            std::shared_ptr<spdlog::logger> log);
+  McpBridge(const McpBridge&) = delete;
+  McpBridge& operator=(const McpBridge&) = delete;
+  McpBridge(McpBridge&&) = delete;
+  McpBridge& operator=(McpBridge&&) = delete;
+  ~McpBridge();
+
+  // Connects to the daemon (in the background), handles every line of `in`
+  // until EOF, then lets unanswered calls finish for exit_grace, cancels the
+  // rest and stops. Returns the exit code (0).
+  int run(std::istream& in);
+
+  // Handles one input line (run() calls it; tests may too, after start()).
+  void handle_line(const std::string& line);
+
+  // Starts the daemon client and the ticker (run() calls it).
+  void start();
+
+  // Cancels what is left and stops every thread. Idempotent.
+  void stop() noexcept;
+
+  // Calls not yet answered.
+  std::size_t pending_calls() const;
+
+private:
+  struct Call {
+    core::mcp::CallTranslator translator;
+    std::string tool;
+    nlohmann::json arguments;
+    bool accepted_by_daemon = false;          // sent on a connection that stayed up
+    std::optional<Clock::time_point> waiting; // waiting for the daemon since
+  };
+  struct ListRequest {
+    nlohmann::json id;
+    std::optional<Clock::time_point> waiting;
+  };
+
+  void on_connected(bool resumed);
+  void on_disconnected();
+  void on_frame(const nlohmann::json& frame);
+  void tick();
+  void write(const std::string& message); // mutex_ held
+  // Sends call_tool now when connected (true), else marks the call waiting.
+  bool send_call(const std::string& request_id, Call& call); // mutex_ held
+  void start_call(const nlohmann::json& id, core::mcp::ToolCall call);
+  void start_list(const nlohmann::json& id);
+  void cancel(const nlohmann::json& id);
+  std::string unreachable_text() const;
+
+  const BridgeOptions options_;
+  const Writer write_;
+  const std::shared_ptr<spdlog::logger> log_;
+  const std::string id_prefix_;
+  DaemonClient client_;
+
+  mutable std::mutex mutex_;
+  std::condition_variable changed_;
+  std::map<std::string, Call> calls_;         // daemon request_id -> call; guarded by mutex_
+  std::map<std::string, std::string> by_mcp_; // MCP id (dumped) -> request_id; guarded
+  std::map<std::string, ListRequest> lists_;  // list_tools request_id -> MCP id; guarded
+  std::uint64_t next_id_ = 0;                 // guarded by mutex_
+  bool connected_ = false;                    // guarded by mutex_
+  bool stopping_ = false;                     // guarded by mutex_
+  std::thread ticker_;
+};
+
+} // namespace exai::net

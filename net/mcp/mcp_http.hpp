@@ -1,0 +1,120 @@
+#pragma once
+
+// MCP Streamable HTTP on the daemon's port, path /mcp (MCP 2025-11-25
+// transport rules), using the call engine directly so that /mcp calls share
+// the daemon's capacity with WebSocket clients.
+//
+//   POST /mcp    one JSON-RPC message. initialize issues an Mcp-Session-Id;
+//                every later request must carry it (400 without, 404 for an
+//                unknown or expired one). Notifications and responses: 202.
+//                Requests: a JSON reply, or for tools/call when the client
+//                accepts text/event-stream an SSE stream carrying progress
+//                notifications before the result.
+//   DELETE /mcp  ends the session (cancels its running calls): 204.
+//   GET /mcp     405 (no server-initiated stream).
+// Every request: Origin must be loopback or in EXAI_ALLOWED_ORIGINS (403);
+// `Authorization: Bearer <EXAI_WS_TOKEN>` when a token is set (401);
+// an MCP-Protocol-Version header, when sent, must be a supported version (400).
+//
+// Threads: Poco's HTTP pool. A tools/call holds its request's thread until the
+// result (SSE or JSON), so at most McpHttpOptions::max_concurrent_calls run at
+// once; more are answered at once with an isError OVER_CAPACITY result.
+
+#include "core/calls/call_engine.hpp"
+#include "core/capacity/capacity.hpp"
+#include "core/config/config.hpp"
+#include "net/http/http_router.hpp"
+#include "net/server/auth.hpp"
+
+#include <spdlog/spdlog.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstddef>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+
+namespace exai::net {
+
+struct McpHttpOptions {
+  // Sessions kept at once; the least recently used idle one is evicted
+  // when a new client initializes beyond this.
+  std::size_t max_sessions = 1000;
+  // tools/call requests in progress at once (each holds an HTTP thread).
+  std::size_t max_concurrent_calls = 2;
+};
+
+class McpHttpService {
+public:
+  using Clock = std::chrono::steady_clock;
+
+  // `engine`, `config` and `tokens` must outlive the service. Sessions expire
+  // config.session_timeout after their last request.
+  McpHttpService(core::CallEngine& engine,
+                 const core::DaemonConfig& config,
+                 TokenStore& tokens,
+                 McpHttpOptions options,
+                 std::shared_ptr<spdlog::logger> log);
+  McpHttpService(const McpHttpService&) = delete;
+  McpHttpService& operator=(const McpHttpService&) = delete;
+  McpHttpService(McpHttpService&&) = delete;
+  McpHttpService& operator=(McpHttpService&&) = delete;
+  ~McpHttpService();
+
+  // Handlers for POST, DELETE and GET /mcp (run on Poco HTTP threads).
+  void handle_post(Poco::Net::HTTPServerRequest& request, Poco::Net::HTTPServerResponse& response);
+  void handle_delete(Poco::Net::HTTPServerRequest& request,
+                     Poco::Net::HTTPServerResponse& response);
+  void handle_get(Poco::Net::HTTPServerRequest& request, Poco::Net::HTTPServerResponse& response);
+
+  // Live sessions (after expiring idle ones).
+  std::size_t session_count();
+
+private:
+  struct ActiveCall;
+  struct Session {
+    std::string protocol_version;
+    Clock::time_point last_used;
+    std::map<std::string, std::shared_ptr<ActiveCall>> calls; // by MCP id (dumped)
+  };
+  class Sink;
+
+  // Origin and bearer checks; false when a 403/401 was sent.
+  bool admit(Poco::Net::HTTPServerRequest& request, Poco::Net::HTTPServerResponse& response);
+  void sweep(Clock::time_point now); // mutex_ held
+  std::string create_session(const std::string& protocol_version);
+  void cancel_call(const std::string& session_id, const std::shared_ptr<ActiveCall>& call);
+  void run_call(Poco::Net::HTTPServerRequest& request,
+                Poco::Net::HTTPServerResponse& response,
+                const std::string& session_id,
+                const nlohmann::json& id,
+                const std::string& tool,
+                const nlohmann::json& arguments,
+                const nlohmann::json& progress_token);
+
+  core::CallEngine& engine_;
+  const core::DaemonConfig& config_;
+  TokenStore& tokens_;
+  const McpHttpOptions options_;
+  const std::shared_ptr<spdlog::logger> log_;
+  const std::string id_prefix_;
+  core::CapacityLimiter streams_;
+  std::atomic<std::uint64_t> next_id_{0};
+
+  std::mutex mutex_;
+  std::map<std::string, Session> sessions_; // guarded by mutex_
+};
+
+// Registers POST, DELETE and GET /mcp on `router` (before the server starts).
+// The handlers share ownership of the returned service; `engine`, `config`
+// and `tokens` must outlive the router's server. For cmd/serve.cpp:
+//   net::register_mcp_routes(server->router(), engine, config, server->tokens());
+std::shared_ptr<McpHttpService> register_mcp_routes(HttpRouter& router,
+                                                    core::CallEngine& engine,
+                                                    const core::DaemonConfig& config,
+                                                    TokenStore& tokens,
+                                                    McpHttpOptions options = {});
+
+} // namespace exai::net

@@ -1,0 +1,656 @@
+#include "net/upstream/upstream_client.hpp"
+
+#include "core/log.hpp"
+#include "net/upstream/ssl_init.hpp"
+
+#include <Poco/Exception.h>
+#include <Poco/Net/Context.h>
+#include <Poco/Net/HTTPClientSession.h>
+#include <Poco/Net/HTTPRequest.h>
+#include <Poco/Net/HTTPResponse.h>
+#include <Poco/Net/NetException.h>
+#include <Poco/Net/SSLException.h>
+#include <Poco/Net/SecureStreamSocket.h>
+#include <Poco/Net/SocketAddress.h>
+#include <Poco/Net/StreamSocket.h>
+#include <Poco/URI.h>
+
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <array>
+#include <condition_variable>
+#include <cstring>
+#include <mutex>
+#include <thread>
+#include <utility>
+
+namespace exai::net {
+
+namespace {
+
+using std::chrono::milliseconds;
+using Clock = std::chrono::steady_clock;
+
+constexpr milliseconds kConnectPollSlice{10};
+
+milliseconds
+since(Clock::time_point start)
+{
+  return std::chrono::duration_cast<milliseconds>(Clock::now() - start);
+}
+
+Poco::Timespan
+to_timespan(milliseconds value)
+{
+  return Poco::Timespan(static_cast<Poco::Timespan::TimeDiff>(value.count()) * 1000);
+}
+
+// Waits on a condition variable that the stop token wakes.
+bool
+interruptible_sleep(milliseconds delay, std::stop_token stop)
+{
+  std::mutex mutex;
+  std::condition_variable_any wake;
+  std::unique_lock lock(mutex);
+  wake.wait_for(lock, stop, delay, [] { return false; });
+  return !stop.stop_requested();
+}
+
+// Replaces every occurrence of `secret` in `text` (no-op for an empty secret).
+std::string
+scrub(std::string text, const std::string& secret)
+{
+  if (secret.empty()) {
+    return text;
+  }
+  const std::string replacement = core::log::redact(secret);
+  for (auto pos = text.find(secret); pos != std::string::npos;
+       pos = text.find(secret, pos + replacement.size())) {
+    text.replace(pos, secret.size(), replacement);
+  }
+  return text;
+}
+
+std::string
+truncate(const std::string& text, std::size_t limit)
+{
+  if (text.size() <= limit) {
+    return text;
+  }
+  return text.substr(0, limit) + "...(" + std::to_string(text.size()) + " bytes)";
+}
+
+// The "code" of an OpenAI/GLM error body ({"error":{"code":"1302",...}}), or "".
+std::string
+error_code_of(const std::string& body)
+{
+  const auto json = nlohmann::json::parse(body, nullptr, false);
+  if (json.is_discarded() || !json.is_object()) {
+    return {};
+  }
+  const auto error = json.find("error");
+  if (error == json.end() || !error->is_object()) {
+    return {};
+  }
+  const auto code = error->find("code");
+  if (code == error->end()) {
+    return {};
+  }
+  if (code->is_string()) {
+    return code->get<std::string>();
+  }
+  if (code->is_number_integer()) {
+    return std::to_string(code->get<long long>());
+  }
+  return {};
+}
+
+std::string
+string_field(const nlohmann::json& object, const char* key)
+{
+  if (!object.is_object()) {
+    return {};
+  }
+  const auto it = object.find(key);
+  return it != object.end() && it->is_string() ? it->get<std::string>() : std::string();
+}
+
+// Closes a descriptor on scope exit.
+struct DescriptorGuard {
+  explicit DescriptorGuard(int descriptor) noexcept
+      : fd(descriptor)
+  {
+  }
+  DescriptorGuard(const DescriptorGuard&) = delete;
+  DescriptorGuard& operator=(const DescriptorGuard&) = delete;
+  ~DescriptorGuard()
+  {
+    if (fd >= 0) {
+      ::close(fd);
+    }
+  }
+  const int fd;
+};
+
+} // namespace
+
+std::string_view
+to_string(ProbeResult::Status status) noexcept
+{
+  switch (status) {
+  case ProbeResult::Status::reachable:
+    return "reachable";
+  case ProbeResult::Status::auth_failed:
+    return "auth_failed";
+  case ProbeResult::Status::unreachable:
+    return "unreachable";
+  }
+  return "unreachable";
+}
+
+std::vector<UpstreamEndpoint>
+endpoints_from(const core::ProviderRegistry& registry)
+{
+  std::vector<UpstreamEndpoint> out;
+  for (const auto* provider : registry.configured()) {
+    UpstreamEndpoint endpoint;
+    endpoint.id = provider->id;
+    endpoint.display_name = provider->display_name;
+    endpoint.base_url = provider->base_url;
+    endpoint.api_key = provider->api_key;
+    endpoint.read_timeout = std::chrono::duration_cast<milliseconds>(provider->read_timeout);
+    out.push_back(std::move(endpoint));
+  }
+  return out;
+}
+
+UpstreamOptions
+upstream_options_from(const core::Settings& settings)
+{
+  UpstreamOptions options;
+  options.ca_file = settings.get_nonempty("EXAI_CA_FILE").value_or("");
+  return options;
+}
+
+struct UpstreamClient::Provider {
+  Provider(UpstreamEndpoint e, const UpstreamOptions& options)
+      : endpoint(std::move(e))
+      , breaker(options.circuit, options.clock)
+  {
+  }
+
+  UpstreamEndpoint endpoint;
+  bool https = false;
+  std::string host;
+  std::uint16_t port = 0;
+  std::string path_prefix;         // e.g. "/v1"
+  Poco::Net::Context::Ptr context; // HTTPS only; Poco's Context is thread-safe to share
+  mutable core::CircuitBreaker breaker;
+};
+
+// What one HTTP exchange produced.
+struct UpstreamClient::Attempt {
+  enum class Kind { response, connect_error, truncated, read_timeout, tls_error, cancelled };
+  Kind kind = Kind::connect_error;
+  int status = 0;
+  std::string body;
+  std::string retry_after;
+  std::string error; // already scrubbed
+  milliseconds latency{0};
+};
+
+UpstreamClient::UpstreamClient(std::vector<UpstreamEndpoint> endpoints,
+                               UpstreamOptions options,
+                               std::shared_ptr<spdlog::logger> log)
+    : options_(std::move(options))
+    , log_(log ? std::move(log) : core::log::get("net"))
+    , retry_(std::make_unique<core::RetryPolicy>(options_.retry,
+                                                 options_.seed.value_or(std::random_device{}())))
+{
+  if (!options_.sleeper) {
+    options_.sleeper = interruptible_sleep;
+  }
+  for (auto& endpoint : endpoints) {
+    auto provider = std::make_unique<Provider>(std::move(endpoint), options_);
+    const std::string& url = provider->endpoint.base_url;
+    try {
+      const Poco::URI uri(url);
+      provider->https = uri.getScheme() == "https";
+      if (!provider->https && uri.getScheme() != "http") {
+        throw core::Error(core::Errc::config_invalid,
+                          "base URL " + url + " of " + provider->endpoint.display_name +
+                              " must start with http:// or https://");
+      }
+      provider->host = uri.getHost();
+      provider->port = uri.getPort();
+      provider->path_prefix = uri.getPath();
+      while (!provider->path_prefix.empty() && provider->path_prefix.back() == '/') {
+        provider->path_prefix.pop_back();
+      }
+    } catch (const Poco::Exception& e) {
+      throw core::Error(core::Errc::config_invalid,
+                        "base URL " + url + " of " + provider->endpoint.display_name +
+                            " is invalid: " + e.displayText());
+    }
+    if (provider->https) {
+      ensure_ssl_initialized();
+      const bool custom_ca = !options_.ca_file.empty();
+      try {
+        // Verification on (VERIFY_STRICT verifies the server's chain, and
+        // SecureSocketImpl checks the host name); system store unless
+        // EXAI_CA_FILE names a bundle, which then replaces it.
+        provider->context = new Poco::Net::Context(Poco::Net::Context::TLS_CLIENT_USE,
+                                                   "",
+                                                   "",
+                                                   custom_ca ? options_.ca_file : "",
+                                                   Poco::Net::Context::VERIFY_STRICT,
+                                                   9,
+                                                   !custom_ca,
+                                                   "HIGH:!aNULL:!MD5:@STRENGTH");
+      } catch (const Poco::Exception& e) {
+        throw core::Error(core::Errc::config_invalid,
+                          "EXAI_CA_FILE=" + options_.ca_file +
+                              " cannot be used as a CA bundle: " + e.displayText());
+      }
+    }
+    const std::string id = provider->endpoint.id;
+    providers_.emplace(id, std::move(provider));
+  }
+}
+
+UpstreamClient::~UpstreamClient() = default;
+
+UpstreamClient::Provider*
+UpstreamClient::find(std::string_view provider_id) const
+{
+  const auto it = providers_.find(provider_id);
+  return it == providers_.end() ? nullptr : it->second.get();
+}
+
+std::string
+UpstreamClient::circuit_state(std::string_view provider_id) const
+{
+  const Provider* provider = find(provider_id);
+  return provider == nullptr ? "closed" : std::string(core::to_string(provider->breaker.state()));
+}
+
+UpstreamClient::Attempt
+UpstreamClient::attempt(const Provider& provider,
+                        const std::string& method,
+                        const std::string& path,
+                        const std::string& body,
+                        milliseconds connect_timeout,
+                        milliseconds read_timeout,
+                        const std::stop_token& stop) const
+{
+  Attempt result;
+  const auto start = Clock::now();
+  const std::string where = provider.host + ":" + std::to_string(provider.port);
+  const auto fail = [&](Attempt::Kind kind, const std::string& message) {
+    result.kind = stop.stop_requested() ? Attempt::Kind::cancelled : kind;
+    result.error = scrub(message, provider.endpoint.api_key);
+    result.latency = since(start);
+    return result;
+  };
+  if (stop.stop_requested()) {
+    return fail(Attempt::Kind::cancelled, "cancelled");
+  }
+  Poco::Net::StreamSocket socket;
+  try {
+    // Connect without blocking so that a stop request is seen within one poll slice.
+    const Poco::Net::SocketAddress address(provider.host, provider.port);
+    socket.connectNB(address);
+    const auto deadline = start + connect_timeout;
+    while (true) {
+      if (stop.stop_requested()) {
+        return fail(Attempt::Kind::cancelled, "cancelled");
+      }
+      const auto left = std::chrono::duration_cast<milliseconds>(deadline - Clock::now());
+      if (left <= milliseconds(0)) {
+        return fail(Attempt::Kind::connect_error,
+                    "connect to " + where + " timed out after " +
+                        std::to_string(connect_timeout.count()) + " ms");
+      }
+      if (socket.poll(to_timespan(std::min(left, kConnectPollSlice)),
+                      Poco::Net::Socket::SELECT_WRITE | Poco::Net::Socket::SELECT_ERROR)) {
+        break;
+      }
+    }
+    if (const int error = socket.impl()->socketError(); error != 0) {
+      return fail(Attempt::Kind::connect_error,
+                  "cannot connect to " + where + ": " + std::strerror(error));
+    }
+    socket.setBlocking(true);
+    socket.setNoDelay(true);
+    socket.setReceiveTimeout(to_timespan(read_timeout));
+    socket.setSendTimeout(to_timespan(read_timeout));
+  } catch (const Poco::Exception& e) {
+    return fail(Attempt::Kind::connect_error,
+                "cannot connect to " + where + ": " + e.displayText());
+  }
+
+  // From here a stop request shuts the socket down, which wakes any blocking
+  // read or write (TLS included) on this thread. Only a raw descriptor is
+  // touched from the other thread, never Poco's or OpenSSL's state. It is a
+  // dup() owned here, so Poco closing its own descriptor (even inside a failed
+  // handshake) can never leave the callback aiming at a reused fd number;
+  // `abort_fd` outlives `on_stop`, whose destructor waits for a running callback.
+  const DescriptorGuard abort_fd(::dup(socket.impl()->sockfd()));
+  const std::stop_callback on_stop(stop, [fd = abort_fd.fd] {
+    if (fd >= 0) {
+      ::shutdown(fd, SHUT_RDWR);
+    }
+  });
+
+  std::unique_ptr<Poco::Net::HTTPClientSession> session;
+  try {
+    if (provider.https) {
+      // A plain HTTPClientSession over the secure socket: HTTPSClientSession's
+      // socket constructor insists on setting the port of a connected session.
+      session = std::make_unique<Poco::Net::HTTPClientSession>(
+          Poco::Net::SecureStreamSocket::attach(socket, provider.host, provider.context));
+    } else {
+      session = std::make_unique<Poco::Net::HTTPClientSession>(socket);
+    }
+  } catch (const Poco::Exception& e) {
+    const std::string text = e.displayText();
+    const bool certificate = text.find("certificate") != std::string::npos ||
+                             text.find("Certificate") != std::string::npos;
+    return fail(Attempt::Kind::tls_error,
+                std::string(certificate ? "TLS certificate verification failed for "
+                                        : "TLS handshake failed with ") +
+                    where + ": " + text);
+  }
+
+  try {
+    session->setTimeout(
+        to_timespan(connect_timeout), to_timespan(read_timeout), to_timespan(read_timeout));
+    Poco::Net::HTTPRequest request(
+        method, provider.path_prefix + path, Poco::Net::HTTPMessage::HTTP_1_1);
+    request.setHost(provider.host, provider.port);
+    request.set("Authorization", "Bearer " + provider.endpoint.api_key);
+    request.set("Accept", "application/json");
+    request.set("User-Agent", "exai/" EXAI_VERSION);
+    request.setKeepAlive(false);
+    if (!body.empty()) {
+      request.setContentType("application/json");
+      request.setContentLength(static_cast<std::streamsize>(body.size()));
+    }
+    std::ostream& out = session->sendRequest(request);
+    out.write(body.data(), static_cast<std::streamsize>(body.size()));
+    out.flush();
+    Poco::Net::HTTPResponse response;
+    std::istream& in = session->receiveResponse(response);
+    result.status = static_cast<int>(response.getStatus());
+    result.retry_after = response.get("Retry-After", "");
+    std::array<char, 16384> buffer{};
+    while (in) {
+      in.read(buffer.data(), buffer.size());
+      result.body.append(buffer.data(), static_cast<std::size_t>(in.gcount()));
+      if (result.body.size() > options_.max_response_bytes) {
+        return fail(Attempt::Kind::truncated,
+                    "response from " + where + " exceeds " +
+                        std::to_string(options_.max_response_bytes) + " bytes");
+      }
+    }
+    if (stop.stop_requested()) {
+      return fail(Attempt::Kind::cancelled, "cancelled");
+    }
+    const auto expected = response.getContentLength64();
+    if (expected != Poco::Net::HTTPMessage::UNKNOWN_CONTENT_LENGTH &&
+        static_cast<std::uint64_t>(expected) != result.body.size()) {
+      return fail(Attempt::Kind::truncated,
+                  "connection to " + where + " closed mid-response (" +
+                      std::to_string(result.body.size()) + " of " + std::to_string(expected) +
+                      " bytes)");
+    }
+  } catch (const Poco::TimeoutException&) {
+    return fail(Attempt::Kind::read_timeout,
+                "no answer from " + where + " within " + std::to_string(read_timeout.count()) +
+                    " ms");
+  } catch (const Poco::Exception& e) {
+    return fail(result.status == 0 ? Attempt::Kind::connect_error : Attempt::Kind::truncated,
+                "connection to " + where + " failed: " + e.displayText());
+  } catch (const std::exception& e) {
+    return fail(Attempt::Kind::connect_error,
+                "connection to " + where + " failed: " + std::string(e.what()));
+  }
+  result.kind = Attempt::Kind::response;
+  result.latency = since(start);
+  return result;
+}
+
+core::ChatOutcome
+UpstreamClient::complete(std::string_view provider_id,
+                         const core::ChatRequest& request,
+                         std::stop_token stop)
+{
+  using core::ChatFailure;
+  using core::Errc;
+  Provider* provider = find(provider_id);
+  if (provider == nullptr) {
+    return ChatFailure{Errc::provider_unavailable,
+                       "provider " + std::string(provider_id) + " is not configured",
+                       {{"provider", std::string(provider_id)}}};
+  }
+  const UpstreamEndpoint& endpoint = provider->endpoint;
+  nlohmann::json details = {{"provider", endpoint.id}};
+  if (stop.stop_requested()) {
+    return ChatFailure{Errc::cancelled, "cancelled before the request was sent", details};
+  }
+  if (!provider->breaker.allow()) {
+    details["circuit"] = "open";
+    details["retry_in_ms"] = provider->breaker.retry_in().count();
+    return ChatFailure{Errc::provider_unavailable,
+                       endpoint.display_name + " is unavailable: circuit open after repeated " +
+                           "failures; next probe in " +
+                           std::to_string(provider->breaker.retry_in().count()) + " ms",
+                       details};
+  }
+
+  nlohmann::json body = {{"model", request.model}, {"stream", false}};
+  body["messages"] = nlohmann::json::array();
+  for (const auto& message : request.messages) {
+    body["messages"].push_back({{"role", message.role}, {"content", message.content}});
+  }
+  if (request.temperature) {
+    body["temperature"] = *request.temperature;
+  }
+  if (request.max_tokens) {
+    body["max_tokens"] = *request.max_tokens;
+  }
+  const std::string payload = body.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+
+  const auto start = Clock::now();
+  int attempts = 0;
+  // Every exit reports to the breaker exactly once.
+  const auto finish =
+      [&](Errc code, std::string message, bool provider_fault) -> core::ChatOutcome {
+    if (provider_fault) {
+      provider->breaker.record_failure();
+    } else {
+      provider->breaker.record_neutral();
+    }
+    details["attempts"] = attempts;
+    message = scrub(std::move(message), endpoint.api_key);
+    if (code == Errc::cancelled) {
+      log_->debug("upstream cancelled provider={} attempts={}", endpoint.id, attempts);
+    } else {
+      log_->warn("upstream failed provider={} code={} attempts={} error=\"{}\"",
+                 endpoint.id,
+                 core::protocol_code(code),
+                 attempts,
+                 message);
+    }
+    return ChatFailure{code, std::move(message), details};
+  };
+
+  while (true) {
+    ++attempts;
+    log_->debug(
+        "upstream request provider={} model={} attempt={}", endpoint.id, request.model, attempts);
+    Attempt result = attempt(*provider,
+                             Poco::Net::HTTPRequest::HTTP_POST,
+                             "/chat/completions",
+                             payload,
+                             endpoint.connect_timeout,
+                             endpoint.read_timeout,
+                             stop);
+    if (result.kind == Attempt::Kind::cancelled || stop.stop_requested()) {
+      return finish(Errc::cancelled, "cancelled while calling " + endpoint.display_name, false);
+    }
+
+    bool retryable = false;
+    std::optional<milliseconds> retry_after;
+    Errc final_code = Errc::provider_error;
+    std::string final_message;
+    bool provider_fault = true;
+    details.erase("status");
+    details.erase("body");
+
+    switch (result.kind) {
+    case Attempt::Kind::response: {
+      details["status"] = result.status;
+      if (result.status >= 200 && result.status < 300) {
+        const auto json = nlohmann::json::parse(result.body, nullptr, false);
+        const nlohmann::json* choice = nullptr;
+        if (!json.is_discarded() && json.is_object()) {
+          const auto choices = json.find("choices");
+          if (choices != json.end() && choices->is_array() && !choices->empty()) {
+            choice = &choices->front();
+          }
+        }
+        if (choice == nullptr) {
+          details["body"] = scrub(truncate(result.body, options_.max_error_body), endpoint.api_key);
+          final_message = endpoint.display_name + " returned an unreadable reply (" +
+                          (json.is_discarded() ? "malformed JSON" : "no choices") + ")";
+          break;
+        }
+        core::ChatReply reply;
+        const auto message = choice->is_object() ? choice->find("message") : choice->end();
+        if (message != choice->end()) {
+          reply.content = string_field(*message, "content");
+        }
+        reply.finish_reason = string_field(*choice, "finish_reason");
+        reply.model = string_field(json, "model");
+        if (reply.model.empty()) {
+          reply.model = request.model;
+        }
+        const auto usage = json.find("usage");
+        reply.usage = usage != json.end() && usage->is_object() ? *usage : nlohmann::json::object();
+        reply.upstream_latency = result.latency;
+        reply.attempts = attempts;
+        provider->breaker.record_success();
+        log_->debug("upstream ok provider={} model={} attempts={} latency_ms={}",
+                    endpoint.id,
+                    reply.model,
+                    attempts,
+                    result.latency.count());
+        return reply;
+      }
+      details["body"] = scrub(truncate(result.body, options_.max_error_body), endpoint.api_key);
+      if (!result.retry_after.empty()) {
+        retry_after = core::parse_retry_after(result.retry_after);
+      }
+      const std::string code = error_code_of(result.body);
+      if (!code.empty()) {
+        details["upstream_code"] = code;
+      }
+      if (result.status == 429) {
+        retryable = true;
+        provider_fault = false;
+        final_code = Errc::over_capacity;
+        final_message = code == "1302" ? endpoint.display_name +
+                                             " is at capacity (code 1302: too many concurrent "
+                                             "requests)"
+                                       : endpoint.display_name + " rate limit (HTTP 429)";
+      } else if (result.status >= 500 || result.status == 408) {
+        retryable = true;
+        final_message = endpoint.display_name + " returned HTTP " + std::to_string(result.status);
+      } else {
+        provider_fault = false;
+        final_message = endpoint.display_name + " rejected the request: HTTP " +
+                        std::to_string(result.status) +
+                        (result.status == 401 || result.status == 403
+                             ? " (authentication failed; check the API key)"
+                             : "");
+      }
+      if (!result.body.empty()) {
+        final_message += ": " + truncate(result.body, options_.max_error_body);
+      }
+      break;
+    }
+    case Attempt::Kind::connect_error:
+      retryable = true;
+      final_code = Errc::provider_unavailable;
+      final_message = endpoint.display_name + " is unreachable: " + result.error;
+      break;
+    case Attempt::Kind::truncated:
+      retryable = true;
+      final_message = endpoint.display_name + " reply was cut off: " + result.error;
+      break;
+    case Attempt::Kind::read_timeout:
+      final_code = Errc::timeout;
+      final_message = endpoint.display_name + " timed out: " + result.error;
+      break;
+    case Attempt::Kind::tls_error:
+      final_code = Errc::provider_unavailable;
+      final_message = result.error;
+      break;
+    case Attempt::Kind::cancelled:
+      break; // handled above
+    }
+
+    if (retryable) {
+      if (const auto delay = retry_->next_delay(attempts, retry_after, since(start))) {
+        log_->warn("upstream retry provider={} attempt={} delay_ms={} reason=\"{}\"",
+                   endpoint.id,
+                   attempts,
+                   delay->count(),
+                   scrub(truncate(final_message, 200), endpoint.api_key));
+        if (!options_.sleeper(*delay, stop)) {
+          return finish(Errc::cancelled, "cancelled while calling " + endpoint.display_name, false);
+        }
+        continue;
+      }
+      if (attempts > 1) {
+        final_message += " (after " + std::to_string(attempts) + " attempts)";
+      }
+    }
+    return finish(final_code, final_message, provider_fault);
+  }
+}
+
+ProbeResult
+UpstreamClient::probe(std::string_view provider_id, milliseconds timeout, std::stop_token stop)
+{
+  ProbeResult probe;
+  const Provider* provider = find(provider_id);
+  if (provider == nullptr) {
+    probe.message = "provider " + std::string(provider_id) + " is not configured";
+    return probe;
+  }
+  const Attempt result =
+      attempt(*provider, Poco::Net::HTTPRequest::HTTP_GET, "/models", "", timeout, timeout, stop);
+  probe.latency = result.latency;
+  probe.http_status = result.status;
+  if (result.kind != Attempt::Kind::response) {
+    probe.status = ProbeResult::Status::unreachable;
+    probe.message = result.error;
+  } else if (result.status == 401 || result.status == 403) {
+    probe.status = ProbeResult::Status::auth_failed;
+    probe.message = "HTTP " + std::to_string(result.status) + ": the API key was rejected";
+  } else if (result.status >= 500) {
+    probe.status = ProbeResult::Status::unreachable;
+    probe.message = "HTTP " + std::to_string(result.status) + " (server error)";
+  } else {
+    probe.status = ProbeResult::Status::reachable;
+    probe.message = "HTTP " + std::to_string(result.status);
+  }
+  probe.message = scrub(probe.message, provider->endpoint.api_key);
+  return probe;
+}
+
+} // namespace exai::net

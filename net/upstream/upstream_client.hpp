@@ -1,0 +1,115 @@
+#pragma once
+
+#include "core/providers/chat.hpp"
+#include "core/providers/circuit_breaker.hpp"
+#include "core/providers/providers.hpp"
+#include "core/providers/retry_policy.hpp"
+
+#include <spdlog/logger.h>
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <stop_token>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace exai::net {
+
+// Where and how to reach one provider. `api_key` is a secret: it is only ever
+// written into the Authorization header and is scrubbed from every message.
+struct UpstreamEndpoint {
+  std::string id;           // "kimi" | "glm"
+  std::string display_name; // "KIMI" | "GLM"
+  std::string base_url;     // http(s)://host[:port][/path], no trailing slash
+  std::string api_key;
+  std::chrono::milliseconds connect_timeout{10000};
+  std::chrono::milliseconds read_timeout{120000};
+};
+
+// Waits `delay` unless `stop` is requested first. Returns false when stopped.
+using Sleeper = std::function<bool(std::chrono::milliseconds delay, std::stop_token stop)>;
+
+struct UpstreamOptions {
+  core::RetryOptions retry;
+  core::CircuitBreaker::Options circuit;
+  core::CircuitBreaker::Clock clock = core::CircuitBreaker::default_clock();
+  std::optional<std::uint64_t> seed; // jitter seed; random when unset
+  Sleeper sleeper;                   // backoff waits; default: interruptible real sleep
+  std::string ca_file;               // PEM CA bundle replacing the system store (EXAI_CA_FILE)
+  std::size_t max_error_body = 512;  // bytes of an upstream error body kept in ChatFailure
+  std::size_t max_response_bytes = 64U << 20U;
+};
+
+// Result of a cheap authenticated request (GET {base}/models).
+struct ProbeResult {
+  enum class Status { reachable, auth_failed, unreachable };
+  Status status = Status::unreachable;
+  int http_status = 0; // 0 when no HTTP answer
+  std::chrono::milliseconds latency{0};
+  std::string message; // human-readable; never contains the key
+};
+
+// "reachable" | "auth_failed" | "unreachable".
+std::string_view to_string(ProbeResult::Status status) noexcept;
+
+// The endpoints of `registry`'s available providers.
+std::vector<UpstreamEndpoint> endpoints_from(const core::ProviderRegistry& registry);
+
+// Options from settings: EXAI_CA_FILE (CA bundle for HTTPS verification).
+UpstreamOptions upstream_options_from(const core::Settings& settings);
+
+// core::ChatBackend over Poco HTTP(S): POST {base}/chat/completions with a
+// Bearer key, retries with backoff (connection errors, 429, 5xx; Retry-After
+// honoured; GLM body code 1302 = capacity), a circuit breaker per provider,
+// and cancellation: a stop request shuts the socket down from the
+// requesting thread's stop_callback and wakes backoff waits, so complete()
+// returns `cancelled` within milliseconds. One connection per attempt.
+// TLS: certificate and host name verification always on; system CA store
+// unless `ca_file` is set. Thread-safe.
+class UpstreamClient final : public core::ChatBackend {
+public:
+  UpstreamClient(std::vector<UpstreamEndpoint> endpoints,
+                 UpstreamOptions options = {},
+                 std::shared_ptr<spdlog::logger> log = nullptr);
+  ~UpstreamClient() override;
+
+  UpstreamClient(const UpstreamClient&) = delete;
+  UpstreamClient& operator=(const UpstreamClient&) = delete;
+
+  core::ChatOutcome complete(std::string_view provider_id,
+                             const core::ChatRequest& request,
+                             std::stop_token stop) override;
+
+  // "closed" | "open" | "half_open"; "closed" for an unknown provider.
+  std::string circuit_state(std::string_view provider_id) const override;
+
+  // One GET {base}/models with `timeout` for connect and read, no retries,
+  // no circuit breaker. An unknown provider reads unreachable.
+  ProbeResult
+  probe(std::string_view provider_id, std::chrono::milliseconds timeout, std::stop_token stop = {});
+
+private:
+  struct Provider;
+  struct Attempt;
+
+  Attempt attempt(const Provider& provider,
+                  const std::string& method,
+                  const std::string& path,
+                  const std::string& body,
+                  std::chrono::milliseconds connect_timeout,
+                  std::chrono::milliseconds read_timeout,
+                  const std::stop_token& stop) const;
+  Provider* find(std::string_view provider_id) const;
+
+  UpstreamOptions options_;
+  std::shared_ptr<spdlog::logger> log_;
+  std::unique_ptr<core::RetryPolicy> retry_;
+  std::map<std::string, std::unique_ptr<Provider>, std::less<>> providers_; // fixed after ctor
+};
+
+} // namespace exai::net

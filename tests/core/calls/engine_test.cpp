@@ -1,0 +1,564 @@
+#include "core/calls/engine.hpp"
+#include "core/calls/frames.hpp"
+
+#include <catch2/catch.hpp>
+
+#include <atomic>
+#include <condition_variable>
+#include <thread>
+
+using namespace exai::core;
+using namespace std::chrono_literals;
+using nlohmann::json;
+
+namespace {
+
+// Records frames; can wait for a condition with a deadline.
+class RecordingSink final : public CallSink {
+public:
+  void send(std::string frame) noexcept override
+  {
+    const std::lock_guard lock(mutex_);
+    frames_.push_back(json::parse(frame));
+    changed_.notify_all();
+  }
+  std::vector<json> frames() const
+  {
+    const std::lock_guard lock(mutex_);
+    return frames_;
+  }
+  // Waits until a call_tool_res for `request_id` arrived; returns it.
+  json result(const std::string& request_id, std::chrono::milliseconds limit = 10s)
+  {
+    std::unique_lock lock(mutex_);
+    json found;
+    changed_.wait_for(lock, limit, [&] {
+      for (const auto& f : frames_) {
+        if (f["op"] == "call_tool_res" && f["request_id"] == request_id) {
+          found = f;
+          return true;
+        }
+      }
+      return false;
+    });
+    return found;
+  }
+  // Waits until `n` frames with `op` for `request_id` arrived.
+  bool wait_count(const std::string& op, const std::string& request_id, std::size_t n)
+  {
+    const auto deadline = std::chrono::steady_clock::now() + 10s;
+    while (count(op, request_id) < n) {
+      if (std::chrono::steady_clock::now() > deadline) {
+        return false;
+      }
+      std::this_thread::sleep_for(1ms);
+    }
+    return true;
+  }
+  std::size_t count(const std::string& op, const std::string& request_id) const
+  {
+    const std::lock_guard lock(mutex_);
+    return static_cast<std::size_t>(
+        std::count_if(frames_.begin(), frames_.end(), [&](const json& f) {
+          return f["op"] == op && f.value("request_id", "") == request_id;
+        }));
+  }
+
+private:
+  mutable std::mutex mutex_;
+  std::condition_variable changed_;
+  std::vector<json> frames_;
+};
+
+// A ChatBackend the test steers: prompts starting with "block" wait until
+// released or stopped; "fail" returns a provider error.
+class FakeChat final : public ChatBackend {
+public:
+  ChatOutcome complete(std::string_view, const ChatRequest& request, std::stop_token stop) override
+  {
+    const std::string prompt = request.messages.back().content;
+    {
+      const std::lock_guard lock(mutex_);
+      ++calls_;
+      peak_ = std::max(peak_, ++active_);
+      last_request_ = request;
+    }
+    changed_.notify_all();
+    ChatOutcome outcome =
+        ChatReply{"echo: " + prompt, request.model, "stop", json::object(), 1ms, 1};
+    if (prompt.rfind("block", 0) == 0) {
+      std::unique_lock lock(mutex_);
+      std::condition_variable_any cv;
+      const bool released = changed_.wait_for(lock, stop, 30s, [&] { return released_; });
+      if (!released) {
+        outcome = ChatFailure{Errc::cancelled, "stopped", json::object()};
+      }
+    } else if (prompt.rfind("fail", 0) == 0) {
+      outcome = ChatFailure{Errc::provider_error, "upstream said 500", {{"status", 500}}};
+    }
+    {
+      const std::lock_guard lock(mutex_);
+      --active_;
+    }
+    changed_.notify_all();
+    return outcome;
+  }
+  std::string circuit_state(std::string_view) const override { return "closed"; }
+
+  void release()
+  {
+    const std::lock_guard lock(mutex_);
+    released_ = true;
+    changed_.notify_all();
+  }
+  bool wait_active(int n, std::chrono::milliseconds limit = 10s)
+  {
+    std::unique_lock lock(mutex_);
+    return changed_.wait_for(lock, limit, [&] { return active_ == n; });
+  }
+  int calls() const
+  {
+    const std::lock_guard lock(mutex_);
+    return calls_;
+  }
+  int peak() const
+  {
+    const std::lock_guard lock(mutex_);
+    return peak_;
+  }
+  ChatRequest last_request() const
+  {
+    const std::lock_guard lock(mutex_);
+    return last_request_;
+  }
+
+private:
+  mutable std::mutex mutex_;
+  std::condition_variable_any changed_;
+  int calls_ = 0;
+  int active_ = 0;
+  int peak_ = 0;
+  bool released_ = false;
+  ChatRequest last_request_;
+};
+
+struct Harness {
+  explicit Harness(Settings::Map env = {})
+      : config(make_config(std::move(env)))
+      , providers(ProviderRegistry::build(
+            Settings({}, {{"KIMI_API_KEY", "kimi-test-key"}, {"GLM_API_KEY", "glm-test-key"}}, {})))
+      , engine(std::make_unique<Engine>(EngineDeps{config, providers, process_tools(), chat}))
+  {
+  }
+  static DaemonConfig make_config(Settings::Map env)
+  {
+    env.emplace("EXAI_WS_PROGRESS_INTERVAL_SECS", "0.05");
+    env.emplace("EXAI_WS_ACQUIRE_TIMEOUT_SECS", "0.2");
+    return load_daemon_config(Settings({}, std::move(env), {}));
+  }
+  void call(const std::string& id,
+            const std::string& tool,
+            json args,
+            const std::shared_ptr<CallSink>& to,
+            const std::string& session = "s1")
+  {
+    engine->submit({id, tool, std::move(args), session}, to);
+  }
+  // Waits until nothing is in flight and every scope is back to zero.
+  bool drained(std::chrono::milliseconds limit = 10s) const
+  {
+    const auto deadline = std::chrono::steady_clock::now() + limit;
+    for (;;) {
+      const auto s = engine->stats();
+      bool zero = s.inflight_calls == 0 && s.executions == 0 && s.capacity.global.in_use == 0 &&
+                  s.capacity.global.waiting == 0 && s.capacity.sessions.in_use == 0 &&
+                  s.capacity.conversations.in_use == 0 && s.capacity.session_limiters == 0 &&
+                  s.capacity.conversation_limiters == 0 && s.scheduled_timers == 0;
+      for (const auto& [id, p] : s.capacity.providers) {
+        zero = zero && p.in_use == 0 && p.waiting == 0;
+      }
+      if (zero) {
+        return true;
+      }
+      if (std::chrono::steady_clock::now() > deadline) {
+        return false;
+      }
+      std::this_thread::sleep_for(1ms);
+    }
+  }
+
+  DaemonConfig config;
+  FakeChat chat;
+  ProviderRegistry providers;
+  std::unique_ptr<Engine> engine;
+};
+
+json
+envelope_of(const json& res)
+{
+  return json::parse(res["outputs"][0]["text"].get<std::string>());
+}
+
+} // namespace
+
+TEST_CASE("a call produces progress, ack and exactly one result, in order", "[core][engine]")
+{
+  Harness h;
+  auto sink = std::make_shared<RecordingSink>();
+  h.call("r1", "version", json::object(), sink);
+  const json res = sink->result("r1");
+  REQUIRE(res.contains("outputs"));
+  const auto frames = sink->frames();
+  REQUIRE(frames.size() == 3);
+  CHECK(frames[0]["op"] == "progress");
+  CHECK(frames[0]["note"] == "accepted, awaiting provider/session capacity");
+  CHECK(frames[0]["name"] == "version");
+  CHECK(frames[1]["op"] == "call_tool_ack");
+  CHECK(frames[1]["accepted"] == true);
+  CHECK(frames[1]["timeout"] == 270.0);
+  CHECK(frames[2]["op"] == "call_tool_res");
+  CHECK(res["text"] == res["outputs"][0]["text"]);
+  const json env = envelope_of(res);
+  CHECK(env["status"] == "success");
+  CHECK(env["content_type"] == "json");
+  CHECK(env["metadata"]["tool_name"] == "version");
+  CHECK(json::parse(env["content"].get<std::string>())["version"] == EXAI_VERSION);
+  CHECK(h.drained());
+}
+
+TEST_CASE("an unknown tool or bad arguments fail with the request id", "[core][engine]")
+{
+  Harness h;
+  auto sink = std::make_shared<RecordingSink>();
+  h.call("r1", "nope", json::object(), sink);
+  CHECK(sink->result("r1")["error"]["code"] == "TOOL_NOT_FOUND");
+  h.call("r2", "chat", {{"prompt", "hi"}, {"temperature", 7}}, sink);
+  CHECK(sink->result("r2")["error"]["code"] == "VALIDATION_ERROR");
+  h.call("r3", "chat", {{"prompt", "hi"}, {"model", "gpt-4"}}, sink);
+  CHECK(sink->result("r3")["error"]["code"] == "VALIDATION_ERROR");
+  h.call("r4", "chat", json::object(), sink);
+  CHECK(sink->result("r4")["error"]["code"] == "VALIDATION_ERROR");
+  CHECK(h.chat.calls() == 0);
+  CHECK(h.drained());
+}
+
+TEST_CASE("tool-name suffixes of older clients are ignored", "[core][engine]")
+{
+  Harness h;
+  auto sink = std::make_shared<RecordingSink>();
+  h.call("r1", "version_EXAI-WS", json::object(), sink);
+  CHECK(sink->result("r1").contains("outputs"));
+}
+
+TEST_CASE("chat reaches the model's provider and offers a continuation", "[core][engine]")
+{
+  Harness h;
+  auto sink = std::make_shared<RecordingSink>();
+  h.call("r1", "chat", {{"prompt", "hello"}, {"model", "kimi-k2"}}, sink);
+  const json env = envelope_of(sink->result("r1"));
+  CHECK(env["status"] == "continuation_available");
+  CHECK(env["content"] == "echo: hello");
+  CHECK(env["metadata"]["provider_used"] == "kimi");
+  CHECK(env["metadata"]["model_used"] == "kimi-k2-0905-preview");
+  const std::string cid = env["continuation_offer"]["continuation_id"];
+  CHECK(env["continuation_offer"]["remaining_turns"] == 19);
+
+  h.call("r2", "chat", {{"prompt", "again"}, {"continuation_id", cid}, {"model", "kimi-k2"}}, sink);
+  const json env2 = envelope_of(sink->result("r2"));
+  CHECK(env2["continuation_offer"]["remaining_turns"] == 18);
+  const auto request = h.chat.last_request();
+  REQUIRE(request.messages.size() == 4); // system, user, assistant, user
+  CHECK(request.messages[1].content == "hello");
+  CHECK(request.messages[2].content == "echo: hello");
+
+  h.call("r3", "chat", {{"prompt", "x"}, {"continuation_id", "unknown"}}, sink);
+  CHECK(sink->result("r3")["error"]["code"] == "VALIDATION_ERROR");
+  CHECK(h.drained());
+}
+
+TEST_CASE("a conversation ends at its turn limit", "[core][engine]")
+{
+  Harness h(Settings::Map{{"EXAI_CONVERSATION_MAX_TURNS", "2"}});
+  auto sink = std::make_shared<RecordingSink>();
+  h.call("r1", "chat", {{"prompt", "one"}}, sink);
+  const std::string cid = envelope_of(sink->result("r1"))["continuation_offer"]["continuation_id"];
+  h.call("r2", "chat", {{"prompt", "two"}, {"continuation_id", cid}}, sink);
+  const json env = envelope_of(sink->result("r2"));
+  CHECK(env["status"] == "success");
+  CHECK(env["continuation_offer"].is_null());
+  h.call("r3", "chat", {{"prompt", "three"}, {"continuation_id", cid}}, sink);
+  CHECK_THAT(sink->result("r3")["error"]["message"].get<std::string>(),
+             Catch::Contains("limit of 2 turns"));
+}
+
+TEST_CASE("a provider error becomes an error result, not a hang", "[core][engine]")
+{
+  Harness h;
+  auto sink = std::make_shared<RecordingSink>();
+  h.call("r1", "chat", {{"prompt", "fail please"}}, sink);
+  const json res = sink->result("r1");
+  CHECK(res["error"]["code"] == "PROVIDER_ERROR");
+  CHECK(res["error"]["details"]["status"] == 500);
+  CHECK(h.drained());
+  CHECK(h.engine->stats().counters.failed == 1);
+}
+
+TEST_CASE("a full provider scope rejects with OVER_CAPACITY naming it", "[core][engine]")
+{
+  Harness h(Settings::Map{{"EXAI_WS_GLM_MAX_INFLIGHT", "1"}});
+  auto sink = std::make_shared<RecordingSink>();
+  h.call("r1", "chat", {{"prompt", "block 1"}}, sink);
+  REQUIRE(h.chat.wait_active(1));
+  h.call("r2", "chat", {{"prompt", "block 2"}}, sink, "s2");
+  const json res = sink->result("r2");
+  CHECK(res["error"]["code"] == "OVER_CAPACITY");
+  CHECK(res["error"]["details"]["scope"] == "provider");
+  CHECK(res["error"]["details"]["provider"] == "glm");
+  CHECK(res["error"]["details"]["retry_after"].is_number());
+  CHECK(sink->count("progress", "r2") >= 2); // accepted + waiting note
+  CHECK(h.chat.peak() == 1);
+  h.chat.release();
+  CHECK(sink->result("r1").contains("outputs"));
+  CHECK(h.drained());
+  CHECK(h.engine->stats().counters.rejected.at("provider") == 1);
+}
+
+TEST_CASE("a queued call runs when capacity frees up", "[core][engine]")
+{
+  Harness h(
+      Settings::Map{{"EXAI_WS_SESSION_MAX_INFLIGHT", "1"}, {"EXAI_WS_ACQUIRE_TIMEOUT_SECS", "10"}});
+  auto sink = std::make_shared<RecordingSink>();
+  h.call("r1", "chat", {{"prompt", "block a"}}, sink);
+  REQUIRE(h.chat.wait_active(1));
+  h.call("r2", "chat", {{"prompt", "block b"}}, sink);
+  const auto deadline = std::chrono::steady_clock::now() + 5s;
+  while (h.engine->stats().capacity.sessions.waiting != 1 &&
+         std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(1ms);
+  }
+  CHECK(h.engine->stats().capacity.sessions.waiting == 1);
+  h.chat.release();
+  CHECK(sink->result("r1").contains("outputs"));
+  CHECK(sink->result("r2").contains("outputs"));
+  CHECK(h.chat.peak() == 1);
+  CHECK(h.drained());
+}
+
+TEST_CASE("a call hitting its deadline gets TIMEOUT and the upstream is stopped", "[core][engine]")
+{
+  Harness h(Settings::Map{{"EXAI_WS_CALL_TIMEOUT_SECS", "0.3"}});
+  auto sink = std::make_shared<RecordingSink>();
+  const auto start = std::chrono::steady_clock::now();
+  h.call("r1", "chat", {{"prompt", "block forever"}}, sink);
+  const json res = sink->result("r1");
+  const auto took = std::chrono::steady_clock::now() - start;
+  CHECK(res["error"]["code"] == "TIMEOUT");
+  CHECK(took >= 300ms);
+  CHECK(took < 2s);
+  CHECK(h.chat.wait_active(0));
+  CHECK(h.drained());
+  CHECK(sink->count("call_tool_res", "r1") == 1);
+  CHECK(h.engine->stats().counters.timed_out == 1);
+}
+
+TEST_CASE("cancel_tool stops the call and releases its capacity", "[core][engine]")
+{
+  Harness h;
+  auto sink = std::make_shared<RecordingSink>();
+  h.call("r1", "chat", {{"prompt", "block"}}, sink);
+  REQUIRE(h.chat.wait_active(1));
+  CHECK_FALSE(h.engine->cancel("other-session", "r1"));
+  CHECK(h.engine->cancel("s1", "r1"));
+  CHECK(sink->result("r1")["error"]["code"] == "CANCELLED");
+  CHECK(h.chat.wait_active(0));
+  CHECK(h.drained());
+  CHECK_FALSE(h.engine->cancel("s1", "r1"));
+  CHECK(sink->count("call_tool_res", "r1") == 1);
+}
+
+TEST_CASE("a finished request id is replayed without running again", "[core][engine]")
+{
+  Harness h;
+  auto sink = std::make_shared<RecordingSink>();
+  h.call("r1", "chat", {{"prompt", "once"}}, sink);
+  const json first = sink->result("r1");
+  auto other = std::make_shared<RecordingSink>();
+  h.call("r1", "chat", {{"prompt", "once"}}, other);
+  CHECK(other->result("r1") == first);
+  CHECK(h.chat.calls() == 1);
+  CHECK(h.engine->stats().counters.replayed == 1);
+}
+
+TEST_CASE("a finished request id reused for a different call runs that call", "[core][engine]")
+{
+  Harness h;
+  auto sink = std::make_shared<RecordingSink>();
+  h.call("1", "chat", {{"prompt", "first"}}, sink);
+  CHECK(envelope_of(sink->result("1"))["content"] == "echo: first");
+  auto other = std::make_shared<RecordingSink>();
+  h.call("1", "chat", {{"prompt", "second"}}, other);
+  CHECK(envelope_of(other->result("1"))["content"] == "echo: second");
+  CHECK(h.chat.calls() == 2);
+  CHECK(h.engine->stats().counters.replayed == 0);
+}
+
+TEST_CASE("a running request id sent again gets the same result on both connections",
+          "[core][engine]")
+{
+  Harness h;
+  auto a = std::make_shared<RecordingSink>();
+  auto b = std::make_shared<RecordingSink>();
+  h.call("r1", "chat", {{"prompt", "block"}}, a);
+  REQUIRE(h.chat.wait_active(1));
+  h.call("r1", "chat", {{"prompt", "block"}}, b);
+  h.call("r1", "chat", {{"prompt", "different"}}, b);
+  h.chat.release();
+  CHECK(a->result("r1").contains("outputs"));
+  CHECK(b->wait_count("call_tool_res", "r1", 2));
+  const auto b_frames = b->frames();
+  CHECK(b->count("call_tool_res", "r1") == 2); // DUPLICATE for the different call + the result
+  CHECK(std::any_of(b_frames.begin(), b_frames.end(), [](const json& f) {
+    return f.contains("error") && f["error"]["code"] == "DUPLICATE";
+  }));
+  CHECK(h.chat.calls() == 1);
+}
+
+TEST_CASE("identical concurrent calls share one upstream execution", "[core][engine]")
+{
+  Harness h;
+  auto sink = std::make_shared<RecordingSink>();
+  constexpr int kCalls = 5;
+  for (int i = 0; i < kCalls; ++i) {
+    h.call(
+        "r" + std::to_string(i), "chat", {{"prompt", "block same"}}, sink, "s" + std::to_string(i));
+  }
+  REQUIRE(h.chat.wait_active(1));
+  h.chat.release();
+  for (int i = 0; i < kCalls; ++i) {
+    const json res = sink->result("r" + std::to_string(i));
+    CHECK(res["request_id"] == "r" + std::to_string(i));
+    CHECK(envelope_of(res)["content"] == "echo: block same");
+  }
+  CHECK(h.chat.calls() == 1);
+  CHECK(h.engine->stats().counters.coalesced == kCalls - 1);
+  // And a later identical call within the TTL is answered from the cache.
+  h.call("later", "chat", {{"prompt", "block same"}}, sink);
+  CHECK(sink->result("later").contains("outputs"));
+  CHECK(h.chat.calls() == 1);
+  CHECK(h.engine->stats().counters.cache_hits == 1);
+  CHECK(h.drained());
+}
+
+TEST_CASE("coalescing and reuse are off for listed tools", "[core][engine]")
+{
+  Harness h(Settings::Map{{"EXAI_WS_DISABLE_COALESCE_FOR_TOOLS", "chat"}});
+  auto sink = std::make_shared<RecordingSink>();
+  h.call("r1", "chat", {{"prompt", "same"}}, sink);
+  (void)sink->result("r1");
+  h.call("r2", "chat", {{"prompt", "same"}}, sink);
+  (void)sink->result("r2");
+  CHECK(h.chat.calls() == 2);
+}
+
+TEST_CASE("cancelling one of several coalesced callers leaves the others running", "[core][engine]")
+{
+  Harness h;
+  auto sink = std::make_shared<RecordingSink>();
+  h.call("a", "chat", {{"prompt", "block shared"}}, sink, "s1");
+  h.call("b", "chat", {{"prompt", "block shared"}}, sink, "s2");
+  REQUIRE(h.chat.wait_active(1));
+  CHECK(h.engine->cancel("s1", "a"));
+  CHECK(sink->result("a")["error"]["code"] == "CANCELLED");
+  h.chat.release();
+  CHECK(sink->result("b").contains("outputs"));
+  CHECK(h.drained());
+}
+
+TEST_CASE("a call outlives its client and is delivered when the session resumes", "[core][engine]")
+{
+  Harness h;
+  auto sink = std::make_shared<RecordingSink>();
+  h.call("r1", "chat", {{"prompt", "block"}}, sink, "sess");
+  REQUIRE(h.chat.wait_active(1));
+  sink.reset(); // the client disconnected
+  h.chat.release();
+  REQUIRE(h.drained());
+  auto resumed = std::make_shared<RecordingSink>();
+  h.engine->attach_session("sess", resumed);
+  CHECK(envelope_of(resumed->result("r1", 1s))["content"] == "echo: block");
+}
+
+TEST_CASE("a resumed session receives the result of a still running call", "[core][engine]")
+{
+  Harness h;
+  auto sink = std::make_shared<RecordingSink>();
+  h.call("r1", "chat", {{"prompt", "block"}}, sink, "sess");
+  REQUIRE(h.chat.wait_active(1));
+  sink.reset();
+  auto resumed = std::make_shared<RecordingSink>();
+  h.engine->attach_session("sess", resumed);
+  h.chat.release();
+  CHECK(resumed->result("r1").contains("outputs"));
+}
+
+TEST_CASE("heartbeat progress frames flow while a call runs and stop after its result",
+          "[core][engine]")
+{
+  Harness h;
+  auto sink = std::make_shared<RecordingSink>();
+  h.call("r1", "chat", {{"prompt", "block"}}, sink);
+  REQUIRE(h.chat.wait_active(1));
+  const auto deadline = std::chrono::steady_clock::now() + 5s;
+  while (sink->count("progress", "r1") < 3 && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(5ms);
+  }
+  CHECK(sink->count("progress", "r1") >= 3);
+  h.chat.release();
+  (void)sink->result("r1");
+  REQUIRE(h.drained());
+  const auto frames = sink->frames();
+  CHECK(frames.back()["op"] == "call_tool_res");
+}
+
+TEST_CASE("shutdown drains, then cancels the rest with SHUTTING_DOWN", "[core][engine]")
+{
+  Harness h;
+  auto sink = std::make_shared<RecordingSink>();
+  h.call("r1", "chat", {{"prompt", "block"}}, sink);
+  REQUIRE(h.chat.wait_active(1));
+  h.engine->shutdown(100ms);
+  CHECK(sink->result("r1")["error"]["code"] == "SHUTTING_DOWN");
+  CHECK(h.drained());
+  h.call("r2", "version", json::object(), sink);
+  CHECK(sink->result("r2")["error"]["code"] == "SHUTTING_DOWN");
+}
+
+TEST_CASE("shutdown lets calls that finish within the grace period complete", "[core][engine]")
+{
+  Harness h;
+  auto sink = std::make_shared<RecordingSink>();
+  h.call("r1", "chat", {{"prompt", "block"}}, sink);
+  REQUIRE(h.chat.wait_active(1));
+  std::thread releaser([&] {
+    // Let shutdown start waiting first; the result must still be a success.
+    while (h.engine->stats().accepting) {
+      std::this_thread::yield();
+    }
+    h.chat.release();
+  });
+  h.engine->shutdown(10s);
+  releaser.join();
+  CHECK(sink->result("r1").contains("outputs"));
+}
+
+TEST_CASE("status reports capacity in use", "[core][engine]")
+{
+  Harness h;
+  auto sink = std::make_shared<RecordingSink>();
+  h.call("r1", "status", json::object(), sink);
+  const json env = envelope_of(sink->result("r1"));
+  const json report = json::parse(env["content"].get<std::string>());
+  CHECK(report["global"]["capacity"] == 24);
+  CHECK(report["global"]["in_use"] == 1); // the status call itself
+  CHECK(report["providers"].size() == 2);
+}

@@ -1,0 +1,130 @@
+#include "core/config/config.hpp"
+#include "core/error.hpp"
+
+#include <catch2/catch.hpp>
+
+using exai::core::DaemonConfig;
+using exai::core::Error;
+using exai::core::load_daemon_config;
+using exai::core::Settings;
+
+namespace {
+
+DaemonConfig
+from_env(Settings::Map env)
+{
+  return load_daemon_config(Settings({}, std::move(env), {}));
+}
+
+} // namespace
+
+TEST_CASE("defaults match the Python daemon's", "[core][config]")
+{
+  const DaemonConfig c = from_env({{"HOME", "/home/u"}});
+  CHECK(c.host == "127.0.0.1");
+  CHECK(c.port == 8079);
+  CHECK(c.token.empty());
+  CHECK(c.max_bytes == 33554432);
+  CHECK(c.hello_timeout == std::chrono::seconds(15));
+  CHECK(c.ping_interval == std::chrono::seconds(30));
+  CHECK(c.ping_timeout == std::chrono::seconds(10));
+  CHECK(c.progress_interval == std::chrono::seconds(8));
+  CHECK(c.global_max_inflight == 24);
+  CHECK(c.kimi_max_inflight == 6);
+  CHECK(c.glm_max_inflight == 4);
+  CHECK(c.session_max_inflight == 8);
+  CHECK(c.conversation_max_inflight == 1);
+  CHECK(c.acquire_timeout == std::chrono::seconds(10));
+  CHECK(c.call_timeout == std::chrono::seconds(270));
+  CHECK(c.result_ttl == std::chrono::seconds(600));
+  CHECK(c.max_connections == 1000);
+  CHECK(c.max_connections_per_ip == 100);
+  CHECK(c.session_timeout == std::chrono::seconds(3600));
+  CHECK(c.shutdown_grace == std::chrono::seconds(30));
+  CHECK(c.busy_poll == std::chrono::microseconds(100));
+  CHECK(from_env({{"EXAI_WS_BUSY_POLL_US", "0"}}).busy_poll.count() == 0);
+  CHECK(c.state_dir == "/home/u/.local/state/exai");
+}
+
+TEST_CASE("flag beats environment beats env file beats default", "[core][config]")
+{
+  const Settings all(
+      {{"EXAI_WS_PORT", "1001"}}, {{"EXAI_WS_PORT", "1002"}}, {{"EXAI_WS_PORT", "1003"}});
+  CHECK(load_daemon_config(all).port == 1001);
+  CHECK(load_daemon_config(Settings({}, {{"EXAI_WS_PORT", "1002"}}, {{"EXAI_WS_PORT", "1003"}}))
+            .port == 1002);
+  CHECK(load_daemon_config(Settings({}, {}, {{"EXAI_WS_PORT", "1003"}})).port == 1003);
+  CHECK(load_daemon_config(Settings({}, {}, {})).port == 8079);
+  CHECK(all.with_flag("EXAI_WS_PORT", "1004").get("EXAI_WS_PORT") == "1004");
+}
+
+TEST_CASE("an invalid numeric setting names the variable, the value and the range",
+          "[core][config]")
+{
+  const auto [name, value, range] = GENERATE(table<std::string, std::string, std::string>({
+      {"EXAI_WS_PORT", "70000", "an integer from 0 to 65535"},
+      {"EXAI_WS_PORT", "80x", "an integer from 0 to 65535"},
+      {"EXAI_WS_PORT", "-1", "an integer from 0 to 65535"},
+      {"EXAI_WS_GLOBAL_MAX_INFLIGHT", "0", "an integer from 1 to 1000000"},
+      {"EXAI_WS_KIMI_MAX_INFLIGHT", "many", "an integer from 1 to 1000000"},
+      {"EXAI_WS_SESSION_MAX_INFLIGHT", "2.5", "an integer from 1 to 1000000"},
+      {"MAX_CONNECTIONS", "0", "an integer from 1 to 1000000"},
+      {"EXAI_WS_CALL_TIMEOUT_SECS", "0", "seconds from 0.05 to 86400"},
+      {"EXAI_WS_CALL_TIMEOUT_SECS", "nan", "seconds from 0.05 to 86400"},
+      {"EXAI_WS_ACQUIRE_TIMEOUT_SECS", "-3", "seconds from 0 to 3600"},
+      {"EXAI_WS_HELLO_TIMEOUT", "soon", "seconds from 0.05 to 3600"},
+      {"EXAI_WS_MAX_BYTES", "12", "an integer from 1024 to 1073741824"},
+      {"EXAI_WORKER_THREADS", "1000", "an integer from 1 to 256"},
+      {"EXAI_WS_BUSY_POLL_US", "20000", "an integer from 0 to 10000"},
+      {"EXAI_WS_BUSY_POLL_US", "fast", "an integer from 0 to 10000"},
+  }));
+  CAPTURE(name, value);
+  try {
+    (void)from_env({{name, value}});
+    FAIL("no error");
+  } catch (const Error& e) {
+    CHECK(e.code() == exai::core::Errc::config_invalid);
+    CHECK_THAT(e.what(), Catch::Contains(name + "='" + value + "'"));
+    CHECK_THAT(e.what(), Catch::Contains(range));
+  }
+}
+
+TEST_CASE("durations accept decimal seconds and zero acquire timeout means try once",
+          "[core][config]")
+{
+  const DaemonConfig c = from_env({{"EXAI_WS_CALL_TIMEOUT_SECS", "1.5"},
+                                   {"EXAI_WS_ACQUIRE_TIMEOUT_SECS", "0"},
+                                   {"EXAI_WS_PROGRESS_INTERVAL_SECS", " 0.25 "}});
+  CHECK(c.call_timeout == std::chrono::milliseconds(1500));
+  CHECK(c.acquire_timeout == std::chrono::milliseconds(0));
+  CHECK(c.progress_interval == std::chrono::milliseconds(250));
+}
+
+TEST_CASE("a token shorter than 16 characters is refused, never ignored", "[core][config]")
+{
+  CHECK_THROWS_WITH(from_env({{"EXAI_WS_TOKEN", "short"}}),
+                    Catch::Contains("EXAI_WS_TOKEN") && Catch::Contains("at least 16") &&
+                        !Catch::Contains("short"));
+  CHECK(from_env({{"EXAI_WS_TOKEN", "0123456789abcdef"}}).token == "0123456789abcdef");
+  CHECK(from_env({{"EXAI_WS_TOKEN", ""}}).token.empty());
+}
+
+TEST_CASE("an empty numeric setting means the default", "[core][config]")
+{
+  CHECK(from_env({{"EXAI_WS_PORT", ""}}).port == 8079);
+}
+
+TEST_CASE("state dir: EXAI_STATE_DIR, then XDG_STATE_HOME, then HOME", "[core][config]")
+{
+  CHECK(from_env({{"EXAI_STATE_DIR", "/s"}, {"XDG_STATE_HOME", "/x"}}).state_dir == "/s");
+  CHECK(from_env({{"XDG_STATE_HOME", "/x"}, {"HOME", "/h"}}).state_dir == "/x/exai");
+  CHECK(from_env({{"HOME", "/h"}}).state_dir == "/h/.local/state/exai");
+}
+
+TEST_CASE("list settings split on commas", "[core][config]")
+{
+  const DaemonConfig c = from_env({{"EXAI_WS_DISABLE_COALESCE_FOR_TOOLS", " chat, ,status "},
+                                   {"EXAI_ALLOWED_ORIGINS", "https://a.example"}});
+  CHECK(c.disable_coalesce_tools == std::set<std::string, std::less<>>{"chat", "status"});
+  CHECK(c.allowed_origins == std::vector<std::string>{"https://a.example"});
+}

@@ -1,0 +1,57 @@
+#include "core/tools/tool_registry.hpp"
+
+#include <catch2/catch.hpp>
+
+#include <thread>
+#include <vector>
+
+using exai::core::process_tools;
+using exai::core::strip_tool_suffix;
+using exai::core::ToolRegistry;
+
+TEST_CASE("the built-in tools are listed in name order with schemas", "[core][tool_registry]")
+{
+  const auto list = process_tools().describe();
+  std::vector<std::string> names;
+  for (const auto& tool : list) {
+    names.push_back(tool["name"]);
+    CHECK(tool["inputSchema"]["type"] == "object");
+    CHECK_FALSE(tool["description"].get<std::string>().empty());
+  }
+  CHECK(names == std::vector<std::string>{"challenge", "chat", "listmodels", "status", "version"});
+}
+
+TEST_CASE("client suffixes on tool names are stripped", "[core][tool_registry]")
+{
+  for (const char* name : {"chat_EXAI-WS", "chat-EXAI-WS", "chat_EXAI_WS", "chat-EXAI_WS"}) {
+    CAPTURE(name);
+    CHECK(strip_tool_suffix(name) == "chat");
+    CHECK(process_tools().find(name) != nullptr);
+  }
+  CHECK(strip_tool_suffix("_EXAI-WS") == "_EXAI-WS");
+  CHECK(process_tools().find("chat_EXAI") == nullptr);
+}
+
+TEST_CASE("registering a tool name twice is refused", "[core][tool_registry]")
+{
+  ToolRegistry registry;
+  exai::core::register_builtin_tools(registry);
+  CHECK(registry.size() == 5);
+  CHECK_THROWS(exai::core::register_builtin_tools(registry));
+}
+
+TEST_CASE("threads racing on the process tool registry all get the same one",
+          "[core][tool_registry]")
+{
+  std::vector<const ToolRegistry*> seen(8, nullptr);
+  std::vector<std::thread> threads;
+  for (std::size_t i = 0; i < seen.size(); ++i) {
+    threads.emplace_back([&, i] { seen[i] = &process_tools(); });
+  }
+  for (auto& t : threads) {
+    t.join();
+  }
+  for (const auto* p : seen) {
+    CHECK(p == &process_tools());
+  }
+}

@@ -1,0 +1,48 @@
+#include "core/util/once.hpp"
+
+#include <catch2/catch.hpp>
+
+#include <atomic>
+#include <stdexcept>
+#include <thread>
+#include <vector>
+
+TEST_CASE("threads racing on first use build the value exactly once", "[core][once]")
+{
+  constexpr int kThreads = 16;
+  for (int round = 0; round < 20; ++round) {
+    exai::core::OnceValue<std::vector<int>> registry;
+    std::atomic<int> builds{0};
+    std::atomic<bool> go{false};
+    std::vector<const std::vector<int>*> seen(kThreads, nullptr);
+    std::vector<std::thread> threads;
+    for (int i = 0; i < kThreads; ++i) {
+      threads.emplace_back([&, i] {
+        while (!go) {
+          std::this_thread::yield();
+        }
+        seen[static_cast<std::size_t>(i)] = &registry.get([&] {
+          ++builds;
+          return std::vector<int>{1, 2, 3};
+        });
+      });
+    }
+    go = true;
+    for (auto& t : threads) {
+      t.join();
+    }
+    CHECK(builds == 1);
+    for (const auto* p : seen) {
+      CHECK(p == registry.peek());
+    }
+  }
+}
+
+TEST_CASE("a failed build is retried by the next caller", "[core][once]")
+{
+  exai::core::OnceValue<int> value;
+  CHECK_THROWS(value.get([]() -> int { throw std::runtime_error("boom"); }));
+  CHECK(value.peek() == nullptr);
+  CHECK(value.get([] { return 5; }) == 5);
+  CHECK(value.get([] { return 6; }) == 5);
+}

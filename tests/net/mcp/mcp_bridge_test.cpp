@@ -1,0 +1,271 @@
+// McpBridge (`exai mcp`) against an in-process daemon (WsServer + a scripted
+// call engine): forwarding, progress, cancellation, an unreachable daemon, a
+// daemon that appears late, a daemon restart, and end of input.
+
+#include "net/mcp/mcp_bridge.hpp"
+#include "net/server/ws_server.hpp"
+#include "tests/net/scripted_call_engine.hpp"
+
+#include <catch2/catch.hpp>
+#include <nlohmann/json.hpp>
+
+#include <condition_variable>
+#include <functional>
+#include <mutex>
+#include <sstream>
+#include <string>
+#include <vector>
+
+namespace {
+
+using exai::test::ScriptedCallEngine;
+using nlohmann::json;
+using namespace std::chrono_literals;
+
+// A daemon on 127.0.0.1:`port` (0 = ephemeral).
+struct Daemon {
+  explicit Daemon(std::uint16_t port = 0)
+  {
+    config.port = port;
+    server = std::make_unique<exai::net::WsServer>(
+        config, engine, [] { return json::object(); }, spdlog::default_logger());
+    server->start();
+  }
+  ~Daemon() { server->stop(); }
+  Daemon(const Daemon&) = delete;
+  Daemon& operator=(const Daemon&) = delete;
+  Daemon(Daemon&&) = delete;
+  Daemon& operator=(Daemon&&) = delete;
+
+  std::uint16_t port() const { return server->port(); }
+
+  exai::core::DaemonConfig config;
+  ScriptedCallEngine engine;
+  std::unique_ptr<exai::net::WsServer> server;
+};
+
+// What the bridge wrote, one parsed message per line.
+class Output {
+public:
+  void write(const std::string& line)
+  {
+    {
+      const std::lock_guard lock(mutex_);
+      lines_.push_back(json::parse(line));
+    }
+    changed_.notify_all();
+  }
+
+  // The first message matching `match`, waiting up to `timeout`.
+  std::optional<json> wait_for(const std::function<bool(const json&)>& match,
+                               std::chrono::milliseconds timeout = 10s)
+  {
+    std::unique_lock lock(mutex_);
+    std::optional<json> found;
+    changed_.wait_for(lock, timeout, [&] {
+      for (const auto& line : lines_) {
+        if (match(line)) {
+          found = line;
+          return true;
+        }
+      }
+      return false;
+    });
+    return found;
+  }
+
+  std::optional<json> response(const json& id, std::chrono::milliseconds timeout = 10s)
+  {
+    return wait_for(
+        [&](const json& m) { return m.contains("id") && m["id"] == id && !m.contains("method"); },
+        timeout);
+  }
+
+  std::vector<json> lines() const
+  {
+    const std::lock_guard lock(mutex_);
+    return lines_;
+  }
+
+private:
+  mutable std::mutex mutex_;
+  std::condition_variable changed_;
+  std::vector<json> lines_;
+};
+
+std::unique_ptr<exai::net::McpBridge>
+make_bridge(std::uint16_t port, Output& out, exai::net::BridgeOptions options = {})
+{
+  exai::net::DaemonEndpoint endpoint;
+  endpoint.port = port;
+  return std::make_unique<exai::net::McpBridge>(
+      endpoint,
+      std::move(options),
+      [&out](const std::string& line) { out.write(line); },
+      spdlog::default_logger());
+}
+
+std::string
+call(int id, const std::string& tool, const json& meta = nullptr)
+{
+  json params = {{"name", tool}, {"arguments", json::object()}};
+  if (!meta.is_null()) {
+    params["_meta"] = meta;
+  }
+  return json{{"jsonrpc", "2.0"}, {"id", id}, {"method", "tools/call"}, {"params", params}}.dump();
+}
+
+// A port that nothing listens on (just released by a stopped daemon).
+std::uint16_t
+free_port()
+{
+  Daemon probe;
+  return probe.port();
+}
+
+} // namespace
+
+TEST_CASE("the bridge forwards tools/list and tools/call to the daemon",
+          "[net][mcp_bridge][integration]")
+{
+  Daemon daemon;
+  Output out;
+  auto bridge = make_bridge(daemon.port(), out);
+  bridge->start();
+  bridge->handle_line(R"({"jsonrpc":"2.0","id":1,"method":"tools/list"})");
+  bridge->handle_line(call(2, "version"));
+  bridge->handle_line(call(3, "busy"));
+  bridge->handle_line(call(4, "nope"));
+  const auto list = out.response(1);
+  REQUIRE(list);
+  CHECK((*list)["result"]["tools"].size() == 2);
+  const auto version = out.response(2);
+  REQUIRE(version);
+  CHECK((*version)["result"]["isError"] == false);
+  const auto busy = out.response(3);
+  REQUIRE(busy);
+  CHECK((*busy)["result"]["isError"] == true);
+  CHECK((*busy)["result"]["content"][0]["text"].get<std::string>().find("OVER_CAPACITY") !=
+        std::string::npos);
+  const auto missing = out.response(4);
+  REQUIRE(missing);
+  CHECK((*missing)["error"]["code"] == -32602);
+  bridge->stop();
+  CHECK(bridge->pending_calls() == 0);
+}
+
+TEST_CASE("the bridge sends progress notifications when asked and none for a cancelled call",
+          "[net][mcp_bridge][integration]")
+{
+  Daemon daemon;
+  Output out;
+  auto bridge = make_bridge(daemon.port(), out);
+  bridge->start();
+  bridge->handle_line(call(5, "slow", {{"progressToken", "p5"}}));
+  const auto progress = out.wait_for([](const json& m) {
+    return m.value("method", "") == "notifications/progress" &&
+           m["params"]["progressToken"] == "p5";
+  });
+  REQUIRE(progress);
+  REQUIRE(daemon.engine.wait_running(1, 5s));
+  bridge->handle_line(
+      R"({"jsonrpc":"2.0","method":"notifications/cancelled","params":{"requestId":5}})");
+  REQUIRE(daemon.engine.wait_idle(5s));
+  CHECK(daemon.engine.cancel_count() == 1);
+  // A later call's answer proves the CANCELLED result was consumed silently.
+  bridge->handle_line(call(6, "version"));
+  REQUIRE(out.response(6));
+  CHECK_FALSE(out.response(5, 0ms));
+  CHECK(bridge->pending_calls() == 0);
+}
+
+TEST_CASE("a call fails with DAEMON_UNREACHABLE when no daemon appears in time",
+          "[net][mcp_bridge][integration]")
+{
+  Output out;
+  exai::net::BridgeOptions options;
+  options.connect_timeout = 300ms;
+  auto bridge = make_bridge(free_port(), out, options);
+  bridge->start();
+  bridge->handle_line(call(1, "version"));
+  bridge->handle_line(R"({"jsonrpc":"2.0","id":2,"method":"tools/list"})");
+  const auto reply = out.response(1);
+  REQUIRE(reply);
+  CHECK((*reply)["result"]["isError"] == true);
+  CHECK((*reply)["result"]["content"][0]["text"].get<std::string>().find("DAEMON_UNREACHABLE") !=
+        std::string::npos);
+  const auto list = out.response(2);
+  REQUIRE(list);
+  CHECK((*list)["error"]["code"] == -32603);
+  // The MCP session is still alive.
+  bridge->handle_line(R"({"jsonrpc":"2.0","id":3,"method":"ping"})");
+  CHECK(out.response(3));
+}
+
+TEST_CASE("a call made before the daemon starts is answered once it listens",
+          "[net][mcp_bridge][integration]")
+{
+  const auto port = free_port();
+  Output out;
+  auto bridge = make_bridge(port, out);
+  bridge->start();
+  bridge->handle_line(call(1, "version"));
+  Daemon daemon(port);
+  const auto reply = out.response(1);
+  REQUIRE(reply);
+  CHECK((*reply)["result"]["isError"] == false);
+}
+
+TEST_CASE("a daemon restart fails the call it lost and later calls work",
+          "[net][mcp_bridge][integration]")
+{
+  auto daemon = std::make_unique<Daemon>();
+  const auto port = daemon->port();
+  Output out;
+  auto bridge = make_bridge(port, out);
+  bridge->start();
+  bridge->handle_line(call(1, "slow"));
+  REQUIRE(daemon->engine.wait_running(1, 5s));
+  daemon.reset();
+  daemon = std::make_unique<Daemon>(port);
+  const auto lost = out.response(1);
+  REQUIRE(lost);
+  CHECK((*lost)["result"]["isError"] == true);
+  CHECK((*lost)["result"]["content"][0]["text"].get<std::string>().find("DAEMON_RESTARTED") !=
+        std::string::npos);
+  bridge->handle_line(call(2, "version"));
+  const auto after = out.response(2);
+  REQUIRE(after);
+  CHECK((*after)["result"]["isError"] == false);
+}
+
+TEST_CASE("end of input returns 0 after in-flight calls are answered",
+          "[net][mcp_bridge][integration]")
+{
+  Daemon daemon;
+  Output out;
+  auto bridge = make_bridge(daemon.port(), out);
+  std::istringstream in(
+      R"({"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":"2025-11-25"}})"
+      "\n" +
+      call(1, "version") + "\nnot json\n");
+  CHECK(bridge->run(in) == 0);
+  const auto lines = out.lines();
+  REQUIRE(lines.size() == 3);
+  CHECK(out.response(0, 0ms));
+  CHECK(out.response(1, 0ms));
+}
+
+TEST_CASE("end of input cancels calls still running after the grace period",
+          "[net][mcp_bridge][integration]")
+{
+  Daemon daemon;
+  Output out;
+  exai::net::BridgeOptions options;
+  options.exit_grace = 200ms;
+  auto bridge = make_bridge(daemon.port(), out, options);
+  std::istringstream in(call(1, "slow") + "\n");
+  CHECK(bridge->run(in) == 0);
+  CHECK(daemon.engine.wait_idle(5s));
+  CHECK(daemon.engine.cancel_count() == 1);
+}

@@ -1,0 +1,335 @@
+// /mcp (Streamable HTTP) on an in-process WsServer with a fake call engine:
+// sessions, Origin, bearer token, methods, JSON and SSE replies, cancellation.
+
+#include "net/mcp/mcp_http.hpp"
+#include "net/server/ws_server.hpp"
+#include "tests/net/scripted_call_engine.hpp"
+
+#include <Poco/Net/HTTPClientSession.h>
+#include <Poco/Net/HTTPRequest.h>
+#include <Poco/Net/HTTPResponse.h>
+#include <catch2/catch.hpp>
+#include <nlohmann/json.hpp>
+
+#include <future>
+#include <istream>
+#include <map>
+#include <sstream>
+#include <string>
+#include <vector>
+
+namespace {
+
+using exai::test::ScriptedCallEngine;
+using nlohmann::json;
+using namespace std::chrono_literals;
+
+const std::string kToken = "mcp-http-test-token-0123456789";
+
+struct Reply {
+  int status = 0;
+  std::map<std::string, std::string> headers;
+  std::string body;
+
+  json body_json() const { return json::parse(body); }
+  std::string header(const std::string& name) const
+  {
+    const auto it = headers.find(name);
+    return it == headers.end() ? "" : it->second;
+  }
+  // The `data:` payloads of an SSE body, parsed.
+  std::vector<json> events() const
+  {
+    std::vector<json> out;
+    std::istringstream in(body);
+    std::string line;
+    while (std::getline(in, line)) {
+      if (line.rfind("data: ", 0) == 0) {
+        out.push_back(json::parse(line.substr(6)));
+      }
+    }
+    return out;
+  }
+};
+
+Reply
+http(std::uint16_t port,
+     const std::string& method,
+     const std::string& body = {},
+     std::map<std::string, std::string> headers = {})
+{
+  Poco::Net::HTTPClientSession session("127.0.0.1", port);
+  session.setTimeout(Poco::Timespan(10, 0));
+  Poco::Net::HTTPRequest request(method, "/mcp", Poco::Net::HTTPMessage::HTTP_1_1);
+  if (headers.count("Accept") == 0) {
+    headers["Accept"] = "application/json, text/event-stream";
+  }
+  for (const auto& [name, value] : headers) {
+    request.set(name, value);
+  }
+  if (method == "POST") {
+    request.setContentType("application/json");
+    request.setContentLength(static_cast<std::streamsize>(body.size()));
+  }
+  std::ostream& out = session.sendRequest(request);
+  out << body;
+  Poco::Net::HTTPResponse response;
+  std::istream& in = session.receiveResponse(response);
+  Reply reply;
+  reply.status = response.getStatus();
+  for (const auto& [name, value] : response) {
+    reply.headers[name] = value;
+  }
+  std::ostringstream text;
+  text << in.rdbuf();
+  reply.body = text.str();
+  return reply;
+}
+
+std::string
+rpc(const json& id, const std::string& method, const json& params = json::object())
+{
+  return json{{"jsonrpc", "2.0"}, {"id", id}, {"method", method}, {"params", params}}.dump();
+}
+
+struct Fixture {
+  explicit Fixture(std::string token = {}, exai::net::McpHttpOptions options = {})
+  {
+    config.port = 0;
+    config.token = std::move(token);
+    config.allowed_origins = {"https://allowed.example"};
+    server = std::make_unique<exai::net::WsServer>(
+        config, engine, [] { return json::object(); }, spdlog::default_logger());
+    exai::net::register_mcp_routes(server->router(), engine, config, server->tokens(), options);
+    server->start();
+  }
+  ~Fixture() { server->stop(); }
+  Fixture(const Fixture&) = delete;
+  Fixture& operator=(const Fixture&) = delete;
+  Fixture(Fixture&&) = delete;
+  Fixture& operator=(Fixture&&) = delete;
+
+  std::uint16_t port() const { return server->port(); }
+
+  std::map<std::string, std::string> auth() const
+  {
+    if (config.token.empty()) {
+      return {};
+    }
+    return {{"Authorization", "Bearer " + config.token}};
+  }
+
+  // initialize; returns the session id.
+  std::string initialize()
+  {
+    const auto reply = http(
+        port(),
+        "POST",
+        rpc(0, "initialize", {{"protocolVersion", "2025-06-18"}, {"capabilities", json::object()}}),
+        auth());
+    REQUIRE(reply.status == 200);
+    REQUIRE_FALSE(reply.header("Mcp-Session-Id").empty());
+    CHECK(reply.body_json()["result"]["protocolVersion"] == "2025-06-18");
+    return reply.header("Mcp-Session-Id");
+  }
+
+  std::map<std::string, std::string> with_session(const std::string& session) const
+  {
+    auto headers = auth();
+    headers["Mcp-Session-Id"] = session;
+    headers["MCP-Protocol-Version"] = "2025-06-18";
+    return headers;
+  }
+
+  exai::core::DaemonConfig config;
+  ScriptedCallEngine engine;
+  std::unique_ptr<exai::net::WsServer> server;
+};
+
+} // namespace
+
+TEST_CASE("/mcp issues a session at initialize and requires it afterwards",
+          "[net][mcp_http][integration]")
+{
+  Fixture f;
+  const auto session = f.initialize();
+
+  SECTION("no session header is 400")
+  {
+    const auto reply = http(f.port(), "POST", rpc(1, "ping"));
+    CHECK(reply.status == 400);
+  }
+  SECTION("an unknown session is 404")
+  {
+    auto headers = f.with_session("0123456789abcdef0123456789abcdef");
+    const auto reply = http(f.port(), "POST", rpc(1, "ping"), headers);
+    CHECK(reply.status == 404);
+  }
+  SECTION("the issued session works; notifications get 202")
+  {
+    const auto ping = http(f.port(), "POST", rpc(1, "ping"), f.with_session(session));
+    CHECK(ping.status == 200);
+    CHECK(ping.body_json()["result"] == json::object());
+    const auto note = http(f.port(),
+                           "POST",
+                           R"({"jsonrpc":"2.0","method":"notifications/initialized"})",
+                           f.with_session(session));
+    CHECK(note.status == 202);
+    CHECK(note.body.empty());
+  }
+  SECTION("DELETE ends the session")
+  {
+    CHECK(http(f.port(), "DELETE", {}, f.with_session(session)).status == 204);
+    CHECK(http(f.port(), "POST", rpc(1, "ping"), f.with_session(session)).status == 404);
+    CHECK(http(f.port(), "DELETE", {}, f.with_session(session)).status == 404);
+  }
+}
+
+TEST_CASE("/mcp refuses a foreign Origin with 403 and accepts loopback and listed ones",
+          "[net][mcp_http][integration]")
+{
+  Fixture f;
+  const std::string init = rpc(0, "initialize", {{"protocolVersion", "2025-11-25"}});
+  CHECK(http(f.port(), "POST", init, {{"Origin", "https://evil.example"}}).status == 403);
+  CHECK(http(f.port(), "GET", {}, {{"Origin", "https://evil.example"}}).status == 403);
+  CHECK(http(f.port(), "POST", init, {{"Origin", "http://localhost:3000"}}).status == 200);
+  CHECK(http(f.port(), "POST", init, {{"Origin", "https://allowed.example"}}).status == 200);
+}
+
+TEST_CASE("/mcp checks the bearer token when EXAI_WS_TOKEN is set", "[net][mcp_http][integration]")
+{
+  Fixture f(kToken);
+  const std::string init = rpc(0, "initialize", {{"protocolVersion", "2025-11-25"}});
+  const auto missing = http(f.port(), "POST", init);
+  CHECK(missing.status == 401);
+  CHECK(missing.header("WWW-Authenticate") == "Bearer");
+  CHECK(
+      http(f.port(), "POST", init, {{"Authorization", "Bearer wrong-token-wrong-token"}}).status ==
+      401);
+  CHECK(http(f.port(), "DELETE", {}, {{"Authorization", "Bearer nope"}}).status == 401);
+  f.initialize(); // with the right token
+}
+
+TEST_CASE("/mcp answers GET with 405", "[net][mcp_http][integration]")
+{
+  Fixture f;
+  const auto reply = http(f.port(), "GET", {}, {{"Accept", "text/event-stream"}});
+  CHECK(reply.status == 405);
+  CHECK(reply.header("Allow").find("POST") != std::string::npos);
+}
+
+TEST_CASE("/mcp rejects bad JSON, batches and unsupported protocol versions with 400",
+          "[net][mcp_http][integration]")
+{
+  Fixture f;
+  const auto session = f.initialize();
+  const auto bad = http(f.port(), "POST", "{nope", f.with_session(session));
+  CHECK(bad.status == 400);
+  CHECK(bad.body_json()["error"]["code"] == -32700);
+  const auto batch = http(f.port(), "POST", "[" + rpc(1, "ping") + "]", f.with_session(session));
+  CHECK(batch.status == 400);
+  CHECK(batch.body_json()["error"]["code"] == -32600);
+  auto headers = f.with_session(session);
+  headers["MCP-Protocol-Version"] = "1999-01-01";
+  CHECK(http(f.port(), "POST", rpc(1, "ping"), headers).status == 400);
+  const auto unknown = http(f.port(), "POST", rpc(2, "server/discover"), f.with_session(session));
+  CHECK(unknown.status == 200);
+  CHECK(unknown.body_json()["error"]["code"] == -32601);
+}
+
+TEST_CASE("/mcp lists tools and calls one with a JSON reply", "[net][mcp_http][integration]")
+{
+  Fixture f;
+  const auto session = f.initialize();
+  const auto list = http(f.port(), "POST", rpc(1, "tools/list"), f.with_session(session));
+  REQUIRE(list.status == 200);
+  CAPTURE(list.body);
+  CHECK(list.body_json()["result"]["tools"].size() == 2);
+
+  auto headers = f.with_session(session);
+  headers["Accept"] = "application/json";
+  const auto call = http(f.port(), "POST", rpc(2, "tools/call", {{"name", "version"}}), headers);
+  REQUIRE(call.status == 200);
+  const auto result = call.body_json()["result"];
+  CHECK(result["isError"] == false);
+  CHECK(result["content"][0]["text"].get<std::string>().find("exai 0.1.0") != std::string::npos);
+
+  const auto busy = http(f.port(), "POST", rpc(3, "tools/call", {{"name", "busy"}}), headers);
+  CHECK(busy.body_json()["result"]["isError"] == true);
+  const auto missing = http(f.port(), "POST", rpc(4, "tools/call", {{"name", "nope"}}), headers);
+  CHECK(missing.body_json()["error"]["code"] == -32602);
+}
+
+TEST_CASE("/mcp streams progress notifications before the result over SSE",
+          "[net][mcp_http][integration]")
+{
+  Fixture f;
+  const auto session = f.initialize();
+  auto pending = std::async(std::launch::async, [&] {
+    return http(f.port(),
+                "POST",
+                rpc(5, "tools/call", {{"name", "slow"}, {"_meta", {{"progressToken", "tok"}}}}),
+                f.with_session(session));
+  });
+  REQUIRE(f.engine.wait_running(1, 5s));
+  f.engine.release();
+  const auto reply = pending.get();
+  REQUIRE(reply.status == 200);
+  CHECK(reply.header("Content-Type") == "text/event-stream");
+  const auto events = reply.events();
+  REQUIRE(events.size() >= 3);
+  CHECK(events.front()["method"] == "notifications/progress");
+  CHECK(events.front()["params"]["progressToken"] == "tok");
+  CHECK(events.back()["id"] == 5);
+  CHECK(events.back()["result"]["content"][0]["text"] == "slow done");
+}
+
+TEST_CASE("/mcp notifications/cancelled cancels the call and sends no result",
+          "[net][mcp_http][integration]")
+{
+  Fixture f;
+  const auto session = f.initialize();
+  auto pending = std::async(std::launch::async, [&] {
+    return http(
+        f.port(), "POST", rpc(6, "tools/call", {{"name", "slow"}}), f.with_session(session));
+  });
+  REQUIRE(f.engine.wait_running(1, 5s));
+  const auto cancel = http(f.port(),
+                           "POST",
+                           json{{"jsonrpc", "2.0"},
+                                {"method", "notifications/cancelled"},
+                                {"params", {{"requestId", 6}, {"reason", "test"}}}}
+                               .dump(),
+                           f.with_session(session));
+  CHECK(cancel.status == 202);
+  const auto reply = pending.get();
+  CHECK(f.engine.cancel_count() == 1);
+  CHECK(f.engine.wait_idle(5s));
+  for (const auto& event : reply.events()) {
+    CHECK_FALSE(event.contains("result"));
+    CHECK_FALSE(event.contains("error"));
+  }
+}
+
+TEST_CASE("/mcp answers calls beyond its concurrency bound with an isError result",
+          "[net][mcp_http][integration]")
+{
+  exai::net::McpHttpOptions options;
+  options.max_concurrent_calls = 1;
+  Fixture f({}, options);
+  const auto session = f.initialize();
+  auto pending = std::async(std::launch::async, [&] {
+    return http(
+        f.port(), "POST", rpc(7, "tools/call", {{"name", "slow"}}), f.with_session(session));
+  });
+  REQUIRE(f.engine.wait_running(1, 5s));
+  auto headers = f.with_session(session);
+  headers["Accept"] = "application/json";
+  const auto over = http(f.port(), "POST", rpc(8, "tools/call", {{"name", "version"}}), headers);
+  REQUIRE(over.status == 200);
+  CHECK(over.body_json()["result"]["isError"] == true);
+  CHECK(over.body_json()["result"]["content"][0]["text"].get<std::string>().find("OVER_CAPACITY") !=
+        std::string::npos);
+  f.engine.release();
+  CHECK(pending.get().status == 200);
+}

@@ -1,0 +1,111 @@
+#include "net/protocol/op_protocol.hpp"
+
+#include <catch2/catch.hpp>
+
+#include <regex>
+#include <set>
+
+namespace protocol = exai::net::protocol;
+using nlohmann::json;
+
+TEST_CASE("parse_frame tells JSON objects from other JSON and from garbage", "[net][protocol]")
+{
+  CHECK(std::holds_alternative<json>(protocol::parse_frame(R"({"op":"hello"})")));
+  CHECK(std::get<protocol::ParseFailure>(protocol::parse_frame("{oops")) ==
+        protocol::ParseFailure::not_json);
+  CHECK(std::get<protocol::ParseFailure>(protocol::parse_frame("")) ==
+        protocol::ParseFailure::not_json);
+  CHECK(std::get<protocol::ParseFailure>(protocol::parse_frame("[1]")) ==
+        protocol::ParseFailure::not_object);
+  CHECK(std::get<protocol::ParseFailure>(protocol::parse_frame("\"\xff\xfe\"")) ==
+        protocol::ParseFailure::not_json); // invalid UTF-8
+}
+
+TEST_CASE("tool-name suffixes of the Python daemon's clients are stripped once", "[net][protocol]")
+{
+  CHECK(protocol::strip_tool_suffix("chat_EXAI-WS") == "chat");
+  CHECK(protocol::strip_tool_suffix("chat-EXAI-WS") == "chat");
+  CHECK(protocol::strip_tool_suffix("chat_EXAI_WS") == "chat");
+  CHECK(protocol::strip_tool_suffix("chat-EXAI_WS") == "chat");
+  CHECK(protocol::strip_tool_suffix("chat") == "chat");
+  CHECK(protocol::strip_tool_suffix("_EXAI-WS") == "_EXAI-WS"); // nothing would remain
+  CHECK(protocol::strip_tool_suffix("chat_EXAI-WS_EXAI-WS") == "chat_EXAI-WS");
+}
+
+TEST_CASE("parse_call_tool validates request_id, name and arguments", "[net][protocol]")
+{
+  const auto ok = protocol::parse_call_tool(json{{"op", "call_tool"},
+                                                 {"request_id", "r"},
+                                                 {"name", "chat-EXAI_WS"},
+                                                 {"arguments", {{"prompt", "hi"}}}},
+                                            "sess");
+  REQUIRE(std::holds_alternative<exai::core::CallRequest>(ok));
+  const auto& request = std::get<exai::core::CallRequest>(ok);
+  CHECK(request.request_id == "r");
+  CHECK(request.tool == "chat");
+  CHECK(request.session_id == "sess");
+  CHECK(request.arguments == json{{"prompt", "hi"}});
+
+  const auto no_args = protocol::parse_call_tool(
+      json{{"request_id", "r"}, {"name", "version"}, {"arguments", nullptr}}, "s");
+  REQUIRE(std::holds_alternative<exai::core::CallRequest>(no_args));
+  CHECK(std::get<exai::core::CallRequest>(no_args).arguments == json::object());
+
+  struct Case {
+    json frame;
+    bool has_request_id;
+  };
+  const auto bad =
+      GENERATE(Case{json{{"name", "chat"}}, false},
+               Case{json{{"request_id", ""}, {"name", "chat"}}, false},
+               Case{json{{"request_id", 12}, {"name", "chat"}}, false},
+               Case{json{{"request_id", "r"}}, true},
+               Case{json{{"request_id", "r"}, {"name", ""}}, true},
+               Case{json{{"request_id", "r"}, {"name", json::array()}}, true},
+               Case{json{{"request_id", "r"}, {"name", "chat"}, {"arguments", 1}}, true});
+  CAPTURE(bad.frame.dump());
+  const auto result = protocol::parse_call_tool(bad.frame, "s");
+  REQUIRE(std::holds_alternative<protocol::CallToolProblem>(result));
+  const auto& problem = std::get<protocol::CallToolProblem>(result);
+  CHECK(problem.request_id.has_value() == bad.has_request_id);
+  CHECK_FALSE(problem.message.empty());
+}
+
+TEST_CASE("error frames carry op, code, message, details and the request_id", "[net][protocol]")
+{
+  const auto e = json::parse(protocol::error_frame(
+      exai::core::Errc::protocol_error, "Unknown operation: x", json{{"operation", "x"}}, "r9"));
+  CHECK(e == json{{"op", "error"},
+                  {"request_id", "r9"},
+                  {"error",
+                   {{"code", "PROTOCOL_ERROR"},
+                    {"message", "Unknown operation: x"},
+                    {"details", {{"operation", "x"}}}}}});
+  const auto c =
+      json::parse(protocol::call_error_frame("r1", exai::core::Errc::validation_error, "bad"));
+  CHECK(c.at("op") == "call_tool_res");
+  CHECK(c.at("request_id") == "r1");
+  CHECK(c.at("error").at("code") == "VALIDATION_ERROR");
+  CHECK(c.at("error").at("details") == json::object());
+  // Invalid UTF-8 quoted from input is replaced, never thrown.
+  CHECK_NOTHROW(protocol::error_frame(exai::core::Errc::invalid_request, "bad \xff byte"));
+}
+
+TEST_CASE("hello_ack frames match SPEC §2", "[net][protocol]")
+{
+  CHECK(json::parse(protocol::hello_ack_ok("abc")) ==
+        json{{"op", "hello_ack"}, {"ok", true}, {"session_id", "abc"}});
+  CHECK(json::parse(protocol::hello_ack_error("unauthorized")) ==
+        json{{"op", "hello_ack"}, {"ok", false}, {"error", "unauthorized"}});
+}
+
+TEST_CASE("session ids are 192-bit random base64url strings", "[net][protocol]")
+{
+  std::set<std::string> seen;
+  for (int i = 0; i < 1000; ++i) {
+    const auto id = protocol::make_session_id();
+    CHECK(std::regex_match(id, std::regex("[A-Za-z0-9_-]{32}")));
+    seen.insert(id);
+  }
+  CHECK(seen.size() == 1000);
+}
