@@ -338,7 +338,7 @@ Engine::start(const std::shared_ptr<Execution>& execution)
   {
     const std::lock_guard lock(execution->mutex);
     execution->heartbeat =
-        scheduler_.every(config_.progress_interval, [this, weak = std::weak_ptr(execution)] {
+        scheduler_.every(config_.progress_interval, [weak = std::weak_ptr(execution)] {
           if (auto exec = weak.lock()) {
             for (const auto& call : exec->snapshot()) {
               call->send(frames::progress(call->request_id, call->tool_name));
