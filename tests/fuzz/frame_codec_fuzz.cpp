@@ -1,9 +1,10 @@
 // fuzz_frame_codec: the input is what a peer sends on a WebSocket connection.
 // Decodes it with a server-role and a client-role decoder, each fed at once,
 // in two reads split at an input-derived offset and (for short inputs) one
-// byte at a time; aborts unless all give the same events, unless each event
-// keeps the decoder's promises, or unless every decoded message, ping, pong
-// and close survives a round trip through the encoder.
+// byte at a time, while the sink calls stop() and set_max_message_bytes() at
+// events chosen from the input. Aborts unless all reads give the same events,
+// unless each event keeps the decoder's promises, or unless every decoded
+// message, ping, pong and close survives a round trip through the encoder.
 
 #include "core/ws/frame_codec.hpp"
 
@@ -50,10 +51,46 @@ struct Seen {
   bool operator==(const Seen&) const = default;
 };
 
-// Records events and checks what the decoder promises about each one.
+// Records events, checks what the decoder promises about each one, and
+// after each event acts as `script` says (two bits per event): nothing,
+// stop(), a new limit up to kMaxMessageBytes, or kMaxMessageBytes again.
 class Recorder final : public ws::EventSink {
 public:
+  Recorder(ws::FrameDecoder& decoder, std::uint64_t script)
+      : decoder_(decoder)
+      , script_(script)
+  {
+  }
+
   void on_event(const ws::Event& event) override
+  {
+    check(event);
+    events.push_back({event.kind,
+                      event.opcode,
+                      std::string(event.payload),
+                      event.code,
+                      std::string(event.reason)});
+    const std::size_t step = events.size();
+    switch ((script_ >> (2 * (step % 32))) & 3U) {
+    case 1:
+      decoder_.stop();
+      break;
+    case 2:
+      decoder_.set_max_message_bytes((script_ ^ (step * 0x9E3779B97F4A7C15ULL)) %
+                                     (kMaxMessageBytes + 1));
+      break;
+    case 3:
+      decoder_.set_max_message_bytes(kMaxMessageBytes);
+      break;
+    default:
+      break;
+    }
+  }
+
+  std::vector<Seen> events;
+
+private:
+  void check(const ws::Event& event) const
   {
     using Kind = ws::Event::Kind;
     require(events.empty() || events.back().kind != Kind::error, "an event after an error");
@@ -61,7 +98,8 @@ public:
     case Kind::message:
       require(event.opcode == ws::Opcode::text || event.opcode == ws::Opcode::binary,
               "a message that is neither text nor binary");
-      require(event.payload.size() <= kMaxMessageBytes, "a message over the limit");
+      // The limit in force now is the one the message's last header passed.
+      require(event.payload.size() <= decoder_.max_message_bytes(), "a message over the limit");
       require(event.opcode != ws::Opcode::text || ws::valid_utf8(event.payload),
               "a text message that is not UTF-8");
       break;
@@ -83,14 +121,10 @@ public:
       require(!event.reason.empty() && event.payload.empty(), "an error without a reason");
       break;
     }
-    events.push_back({event.kind,
-                      event.opcode,
-                      std::string(event.payload),
-                      event.code,
-                      std::string(event.reason)});
   }
 
-  std::vector<Seen> events;
+  ws::FrameDecoder& decoder_;
+  std::uint64_t script_;
 };
 
 struct Decoded {
@@ -102,20 +136,29 @@ struct Decoded {
 };
 
 // Feeds `wire` as an event loop does: the bytes up to each cut arrive in one
-// read, appended to what the last feed() left unconsumed.
+// read, appended to what the last feed() left unconsumed; after a stop() the
+// loop feeds the rest again.
 Decoded
-decode(ws::Role role, std::string_view wire, const std::vector<std::size_t>& cuts)
+decode(ws::Role role,
+       std::string_view wire,
+       const std::vector<std::size_t>& cuts,
+       std::uint64_t script = 0)
 {
   ws::FrameDecoder decoder(role, kMaxMessageBytes);
-  Recorder sink;
+  Recorder sink(decoder, script);
   std::string pending;
   std::size_t read = 0;
   const auto arrive = [&](std::size_t end) {
     pending.append(wire.substr(read, end - read));
     read = end;
-    const std::size_t used = decoder.feed(pending, sink);
-    require(used <= pending.size(), "feed() consumed more than it was given");
-    pending.erase(0, used);
+    for (;;) {
+      const std::size_t used = decoder.feed(pending, sink);
+      require(used <= pending.size(), "feed() consumed more than it was given");
+      pending.erase(0, used);
+      if (used == 0 || pending.empty()) {
+        break;
+      }
+    }
   };
   for (const std::size_t cut : cuts) {
     arrive(cut);
@@ -190,10 +233,11 @@ LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size)
     }
   }
   for (const ws::Role role : {ws::Role::server, ws::Role::client}) {
-    const Decoded whole = decode(role, wire, {});
-    require(decode(role, wire, split) == whole, "a split read changed the events");
+    const Decoded whole = decode(role, wire, {}, hash);
+    require(decode(role, wire, split, hash) == whole, "a split read changed the events");
     if (size <= kMaxBytewiseInput) {
-      require(decode(role, wire, bytewise) == whole, "byte-at-a-time reads changed the events");
+      require(decode(role, wire, bytewise, hash) == whole,
+              "byte-at-a-time reads changed the events");
     }
     for (const Seen& event : whole.events) {
       round_trip(event, role, hash);
