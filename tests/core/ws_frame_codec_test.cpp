@@ -4,8 +4,11 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <filesystem>
+#include <fstream>
 #include <functional>
 #include <initializer_list>
+#include <iterator>
 #include <ostream>
 #include <random>
 #include <stdexcept>
@@ -1159,4 +1162,27 @@ TEST_CASE("an exception from the sink leaves the decoder failed", "[core][ws]")
   std::string more = from_client(Opcode::continuation, "b");
   CHECK(decoder.feed(more, sink) == more.size());
   CHECK(sink.events.size() == 1); // only the ping that threw
+}
+
+// ---- fuzz inputs -----------------------------------------------------------------
+
+TEST_CASE("the fuzz seed corpus decodes the same whole, split and byte by byte", "[core][ws]")
+{
+  const std::filesystem::path corpus =
+      std::filesystem::path(EXAI_SOURCE_DIR) / "tests/fuzz/corpus/frame_codec";
+  std::size_t files = 0;
+  for (const auto& entry : std::filesystem::directory_iterator(corpus)) {
+    CAPTURE(entry.path().filename().string());
+    std::ifstream in(entry.path(), std::ios::binary);
+    const std::string wire{std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+    REQUIRE_FALSE(wire.empty());
+    for (const Role role : {Role::server, Role::client}) {
+      const Decoded whole = decode(role, wire, 4096);
+      CHECK_FALSE(whole.events.empty());
+      CHECK(decode_byte_by_byte(role, wire, 4096) == whole);
+      CHECK(decode_in_reads(role, wire, {wire.size() / 2}, 4096) == whole);
+    }
+    ++files;
+  }
+  CHECK(files >= 12);
 }
