@@ -25,6 +25,31 @@ CapacityLimiter::try_acquire()
 }
 
 std::optional<Permit>
+CapacityLimiter::acquire_or_queue(Waiter& waiter)
+{
+  const std::lock_guard lock(mutex_);
+  if (in_use_ < capacity_ && waiters_.empty()) {
+    ++in_use_;
+    return Permit(*this);
+  }
+  waiter.position_ = waiters_.insert(waiters_.end(), &waiter);
+  waiter.queued_ = true;
+  return std::nullopt;
+}
+
+bool
+CapacityLimiter::withdraw(Waiter& waiter) noexcept
+{
+  const std::lock_guard lock(mutex_);
+  if (!waiter.queued_) {
+    return false;
+  }
+  waiters_.erase(waiter.position_);
+  waiter.queued_ = false;
+  return true;
+}
+
+std::optional<Permit>
 CapacityLimiter::acquire_until(Clock::time_point deadline,
                                const std::stop_token& stop,
                                AcquireStatus* status)
@@ -34,62 +59,72 @@ CapacityLimiter::acquire_until(Clock::time_point deadline,
       *status = s;
     }
   };
-  Waiter self;
-  bool cancelled = false; // guarded by mutex_
-  // Registered before taking the lock: if stop was already requested the
-  // callback runs right here and needs the mutex. It takes the same mutex as
-  // a grant, so the two cannot race; the stop_callback destructor (after the
-  // lock below is released) waits for a callback running on another thread.
-  const std::stop_callback on_stop(stop, [&] {
-    const std::lock_guard guard(mutex_);
-    cancelled = true;
-    self.wake.notify_one();
+  if (stop.stop_requested()) {
+    report(AcquireStatus::cancelled);
+    return std::nullopt;
+  }
+  // The grant arrives on the releasing thread; it only parks the permit here.
+  std::mutex mutex;
+  std::condition_variable changed;
+  std::optional<Permit> granted; // guarded by mutex
+  bool cancelled = false;        // guarded by mutex
+  Waiter waiter([&](Permit permit) {
+    const std::lock_guard guard(mutex);
+    granted.emplace(std::move(permit));
+    changed.notify_one();
   });
-  std::unique_lock lock(mutex_);
-  if (cancelled) {
-    report(AcquireStatus::cancelled);
-    return std::nullopt;
-  }
-  if (in_use_ < capacity_ && waiters_.empty()) {
-    ++in_use_;
+  if (auto permit = acquire_or_queue(waiter)) {
     report(AcquireStatus::acquired);
-    return Permit(*this);
+    return permit;
   }
-  const auto position = waiters_.insert(waiters_.end(), &self);
-  self.wake.wait_until(lock, deadline, [&] { return self.granted || cancelled; });
-  if (self.granted) {
-    if (!cancelled) {
-      report(AcquireStatus::acquired);
-      return Permit(*this);
-    }
-    // Granted and cancelled at once: the unit passes on to the next waiter
-    // once the lock is released, through the Permit destructor.
+  const std::stop_callback on_stop(stop, [&] {
+    const std::lock_guard guard(mutex);
+    cancelled = true;
+    changed.notify_one();
+  });
+  std::unique_lock lock(mutex);
+  changed.wait_until(lock, deadline, [&] { return granted.has_value() || cancelled; });
+  if (!granted) {
     lock.unlock();
-    {
-      const Permit discard(*this);
+    if (withdraw(waiter)) {
+      report(cancelled ? AcquireStatus::cancelled : AcquireStatus::timed_out);
+      return std::nullopt;
     }
+    // Granted while we gave up: the permit is on its way; take it, then
+    // decide below like any grant.
+    lock.lock();
+    changed.wait(lock, [&] { return granted.has_value(); });
+  }
+  if (cancelled) {
+    // The unit passes on to the next waiter when `granted` is destroyed.
     report(AcquireStatus::cancelled);
     return std::nullopt;
   }
-  waiters_.erase(position);
-  report(cancelled ? AcquireStatus::cancelled : AcquireStatus::timed_out);
-  return std::nullopt;
+  report(AcquireStatus::acquired);
+  return granted;
 }
 
 void
 CapacityLimiter::release() noexcept
 {
-  const std::lock_guard lock(mutex_);
-  if (!waiters_.empty()) {
+  Waiter* next = nullptr;
+  {
+    const std::lock_guard lock(mutex_);
+    if (waiters_.empty()) {
+      --in_use_;
+      return;
+    }
     // Hand the unit straight to the oldest waiter; in_use_ is unchanged.
-    Waiter* next = waiters_.front();
+    next = waiters_.front();
     waiters_.pop_front();
-    next->granted = true;
-    // Notify under the lock: the waiter may destroy `next` right after.
-    next->wake.notify_one();
-    return;
+    next->queued_ = false;
   }
-  --in_use_;
+  try {
+    next->grant_(Permit(*this));
+  } catch (...) {
+    // The Permit given to the callback was destroyed during unwinding, which
+    // released the unit again: nothing is lost.
+  }
 }
 
 LimiterStats

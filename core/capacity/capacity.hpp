@@ -3,7 +3,9 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstddef>
+#include <functional>
 #include <list>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <stop_token>
@@ -24,17 +26,40 @@ struct LimiterStats {
   std::size_t waiting = 0;
 };
 
-// A counting semaphore with FIFO-fair, deadline-bounded, cancellable waits.
-// Built on a mutex and per-waiter condition variables rather than
-// std::counting_semaphore: libstdc++ 12's version has lost-wakeup bugs (GCC
-// PR 104928, PR 98033) and neither it nor a plain condition variable is fair.
-// A released unit is handed directly to the oldest waiter, so a newcomer can
-// never overtake a queued caller.
+// A counting semaphore with FIFO-fair waits that hold no thread.
 //
-// Thread-safe. Must outlive every Permit it hands out.
+// A caller that finds the limiter full queues a Waiter and goes on with its
+// life; when a unit is released it is handed straight to the oldest waiter,
+// whose grant callback receives the Permit on the releasing thread, so a
+// newcomer can never overtake a queued caller. A waiter is withdrawn (timeout,
+// cancellation) under the same lock as a grant, so exactly one of the two
+// happens. acquire_until() is the blocking form on top of the same queue.
+//
+// Built on a mutex rather than std::counting_semaphore: libstdc++ 12's version
+// has lost-wakeup bugs (GCC PR 104928, PR 98033) and is not fair.
+//
+// Thread-safe. Must outlive every Permit it hands out and every queued Waiter.
 class CapacityLimiter {
 public:
   using Clock = std::chrono::steady_clock;
+
+  // A queued claim on one unit. The grant callback runs at most once, on the
+  // thread that released the unit, without any limiter lock held; it must be
+  // quick and must not block (post the continuation elsewhere).
+  class Waiter {
+  public:
+    using Grant = std::function<void(Permit permit)>;
+    explicit Waiter(Grant grant)
+        : grant_(std::move(grant))
+    {
+    }
+
+  private:
+    friend class CapacityLimiter;
+    Grant grant_;
+    bool queued_ = false; // guarded by the limiter's mutex_
+    std::list<Waiter*>::iterator position_;
+  };
 
   // Throws Error(config_invalid) when capacity is 0.
   CapacityLimiter(std::string name, std::size_t capacity);
@@ -44,10 +69,19 @@ public:
   CapacityLimiter(CapacityLimiter&&) = delete;
   CapacityLimiter& operator=(CapacityLimiter&&) = delete;
 
-  // Takes one unit, queueing behind earlier waiters until `deadline`. Returns
-  // nullopt with `status` timed_out when the deadline passes, or cancelled as
-  // soon as `stop` is requested (also when it already was). Both are expected
-  // outcomes, not errors; a failed wait leaves nothing held.
+  // Takes one unit if one is free and nobody is queued; otherwise queues
+  // `waiter` (which must stay alive until granted or withdrawn) and returns
+  // nullopt.
+  [[nodiscard]] std::optional<Permit> acquire_or_queue(Waiter& waiter);
+
+  // Removes a queued waiter. True when it was still queued: its callback will
+  // never run. False when it was not queued (already granted, or never).
+  bool withdraw(Waiter& waiter) noexcept;
+
+  // Blocking form: takes one unit, queueing behind earlier waiters until
+  // `deadline`. Returns nullopt with `status` timed_out when the deadline
+  // passes, or cancelled as soon as `stop` is requested (also when it already
+  // was). A failed wait leaves nothing held.
   [[nodiscard]] std::optional<Permit> acquire_until(Clock::time_point deadline,
                                                     const std::stop_token& stop,
                                                     AcquireStatus* status = nullptr);
@@ -63,10 +97,6 @@ public:
 
 private:
   friend class Permit;
-  struct Waiter {
-    std::condition_variable wake;
-    bool granted = false;
-  };
 
   void release() noexcept;
 

@@ -2,6 +2,10 @@
 
 #include "core/error.hpp"
 
+#include <array>
+#include <condition_variable>
+#include <mutex>
+
 namespace exai::core {
 
 std::string_view
@@ -43,99 +47,232 @@ CapacityController::CapacityController(const CapacityLimits& limits)
     : global_("global", limits.global)
     , sessions_("session", limits.session)
     , conversations_("conversation", limits.conversation)
+    , timers_(std::make_unique<Scheduler>())
 {
   for (const auto& [id, capacity] : limits.providers) {
     providers_.emplace(id, std::make_unique<CapacityLimiter>("provider:" + id, capacity));
   }
 }
 
-namespace {
-
-// Takes one unit of `limiter`: without waiting if possible, else announcing
-// the wait and blocking until `deadline`.
-std::optional<Permit>
-take(CapacityLimiter& limiter,
-     Scope scope,
-     const std::string& provider,
-     CapacityController::Clock::time_point deadline,
-     const std::stop_token& stop,
-     const CapacityController::WaitNotice& on_wait,
-     AcquireStatus& status)
+CapacityController::~CapacityController()
 {
-  if (stop.stop_requested()) {
-    status = AcquireStatus::cancelled;
-    return std::nullopt;
-  }
-  if (auto permit = limiter.try_acquire()) {
-    status = AcquireStatus::acquired;
-    return permit;
-  }
-  if (CapacityController::Clock::now() >= deadline) {
-    status = AcquireStatus::timed_out;
-    return std::nullopt;
-  }
-  if (on_wait) {
-    on_wait(scope, provider);
-  }
-  return limiter.acquire_until(deadline, stop, &status);
+  timers_.reset(); // no deadline fires into the limiters below from here on
 }
 
-} // namespace
+// One call's acquisition, from start to outcome. Every transition happens
+// under `mutex_`; limiter locks are only ever taken inside it (never the
+// other way round), and callbacks run outside it.
+class CapacityController::Pending : public std::enable_shared_from_this<Pending> {
+public:
+  Pending(CapacityController& owner, Request request, Done done)
+      : owner_(owner)
+      , request_(std::move(request))
+      , done_(std::move(done))
+  {
+  }
 
-std::variant<CallPermits, CapacityRejection>
+  void start()
+  {
+    // Registered before the first step; when stop was already requested it
+    // runs right here and the acquisition ends as cancelled.
+    on_stop_ = std::make_unique<std::stop_callback<std::function<void()>>>(
+        request_.stop, std::function<void()>([weak = weak_from_this()] {
+          if (auto self = weak.lock()) {
+            self->give_up(AcquireStatus::cancelled);
+          }
+        }));
+    std::unique_lock lock(mutex_);
+    advance(lock);
+  }
+
+private:
+  // The limiter of step `step_` (and its lease for keyed scopes), or null
+  // when the call does not need that scope.
+  CapacityLimiter* limiter_for_step()
+  {
+    switch (step_) {
+    case 0:
+      if (request_.scopes.conversation_id.empty()) {
+        return nullptr;
+      }
+      lease_.emplace(owner_.conversations_.lease(request_.scopes.conversation_id));
+      return &lease_->limiter();
+    case 1:
+      lease_.emplace(owner_.sessions_.lease(request_.scopes.session_id));
+      return &lease_->limiter();
+    case 2:
+      return &owner_.global_;
+    default:
+      return request_.scopes.provider.empty()
+                 ? nullptr
+                 : owner_.providers_.find(request_.scopes.provider)->second.get();
+    }
+  }
+
+  static Scope scope_of(std::size_t step) noexcept
+  {
+    constexpr std::array<Scope, 4> kOrder{
+        Scope::conversation, Scope::session, Scope::global, Scope::provider};
+    return kOrder.at(std::min<std::size_t>(step, 3));
+  }
+
+  void keep(Permit permit)
+  {
+    permits_.held_.push_back({std::move(lease_), std::move(permit)});
+    lease_.reset();
+    ++step_;
+  }
+
+  // Takes every remaining scope that is free; queues on the first full one.
+  void advance(std::unique_lock<std::mutex>& lock)
+  {
+    while (!finished_ && step_ < 4) {
+      CapacityLimiter* limiter = limiter_for_step();
+      if (limiter == nullptr) {
+        ++step_;
+        continue;
+      }
+      waiter_.emplace([weak = weak_from_this()](Permit permit) {
+        if (auto self = weak.lock()) {
+          self->granted(std::move(permit));
+        } // else: nobody wants it; the Permit releases the unit again
+      });
+      if (auto permit = limiter->acquire_or_queue(*waiter_)) {
+        keep(std::move(*permit));
+        continue;
+      }
+      waiting_on_ = limiter;
+      keep_alive_ = shared_from_this();
+      if (Clock::now() >= request_.deadline) {
+        if (limiter->withdraw(*waiter_)) {
+          finish(lock,
+                 CapacityRejection{scope_of(step_), provider_of_step(), AcquireStatus::timed_out});
+        } // else granted meanwhile: granted() continues
+        return;
+      }
+      if (!timer_armed_) {
+        timer_armed_ = true;
+        timer_ = owner_.timers_->at(request_.deadline, [weak = weak_from_this()] {
+          if (auto self = weak.lock()) {
+            self->give_up(AcquireStatus::timed_out);
+          }
+        });
+      }
+      const Scope scope = scope_of(step_);
+      const std::string provider = provider_of_step();
+      if (request_.on_wait) {
+        lock.unlock();
+        request_.on_wait(scope, provider);
+        lock.lock();
+      }
+      return;
+    }
+    if (!finished_) {
+      finish(lock, std::move(permits_));
+    }
+  }
+
+  std::string provider_of_step() const
+  {
+    return step_ >= 3 ? request_.scopes.provider : std::string();
+  }
+
+  // A queued waiter got its unit (on the releasing thread).
+  void granted(Permit permit)
+  {
+    std::unique_lock lock(mutex_);
+    if (finished_) {
+      return; // gave up meanwhile; `permit` goes back at once
+    }
+    waiting_on_ = nullptr;
+    keep(std::move(permit));
+    advance(lock);
+  }
+
+  // Deadline or cancellation: ends the acquisition unless it already ended
+  // or its unit was granted at the same moment (then that grant wins).
+  void give_up(AcquireStatus status)
+  {
+    std::unique_lock lock(mutex_);
+    if (finished_) {
+      return;
+    }
+    if (waiting_on_ != nullptr && !waiting_on_->withdraw(*waiter_) &&
+        status == AcquireStatus::timed_out) {
+      return; // the grant is on its way and admits the call
+    }
+    // Cancelled while a grant is on its way: the grant finds finished_ and
+    // its permit goes straight back.
+    finish(lock, CapacityRejection{scope_of(step_), provider_of_step(), status});
+  }
+
+  void finish(std::unique_lock<std::mutex>& lock, AcquireOutcome outcome)
+  {
+    finished_ = true;
+    waiting_on_ = nullptr;
+    if (std::holds_alternative<CapacityRejection>(outcome)) {
+      permits_.reset(); // before the caller hears of it: a rejection holds nothing
+    }
+    lease_.reset();
+    Scheduler::Handle timer = std::move(timer_);
+    auto on_stop = std::move(on_stop_);
+    Done done = std::move(done_);
+    // Every caller of finish() holds its own reference, so this is not the last.
+    const auto keep_alive = std::move(keep_alive_);
+    lock.unlock();
+    // Outside the lock: both may wait for a callback that needs it.
+    timer.reset();
+    on_stop.reset();
+    if (done) {
+      done(std::move(outcome));
+    }
+    lock.lock();
+  }
+
+  CapacityController& owner_;
+  const Request request_;
+  std::mutex mutex_;
+  Done done_;                                     // guarded by mutex_
+  std::size_t step_ = 0;                          // guarded by mutex_
+  CallPermits permits_;                           // guarded by mutex_
+  std::optional<KeyedLimiters::Lease> lease_;     // guarded by mutex_
+  std::optional<CapacityLimiter::Waiter> waiter_; // guarded by mutex_
+  CapacityLimiter* waiting_on_ = nullptr;         // guarded by mutex_
+  bool timer_armed_ = false;                      // guarded by mutex_
+  bool finished_ = false;                         // guarded by mutex_
+  std::shared_ptr<Pending> keep_alive_; // guarded by mutex_: set while queued on a limiter
+  Scheduler::Handle timer_;             // guarded by mutex_
+  std::unique_ptr<std::stop_callback<std::function<void()>>> on_stop_; // guarded by mutex_
+};
+
+void
+CapacityController::acquire_async(Request request, Done done)
+{
+  if (!request.scopes.provider.empty() && providers_.count(request.scopes.provider) == 0) {
+    throw Error(Errc::internal_error,
+                "no capacity limiter for provider " + request.scopes.provider);
+  }
+  const auto pending = std::make_shared<Pending>(*this, std::move(request), std::move(done));
+  pending->start();
+}
+
+AcquireOutcome
 CapacityController::acquire(const CallScopes& scopes,
                             Clock::time_point deadline,
                             const std::stop_token& stop,
                             const WaitNotice& on_wait)
 {
-  CapacityLimiter* provider_limiter = nullptr;
-  if (!scopes.provider.empty()) {
-    const auto it = providers_.find(scopes.provider);
-    if (it == providers_.end()) {
-      throw Error(Errc::internal_error, "no capacity limiter for provider " + scopes.provider);
-    }
-    provider_limiter = it->second.get();
-  }
-
-  CallPermits permits;
-  permits.held_.reserve(4);
-  AcquireStatus status = AcquireStatus::acquired;
-  const std::string none;
-  const auto step = [&](std::optional<KeyedLimiters::Lease> lease,
-                        CapacityLimiter& limiter,
-                        Scope scope,
-                        const std::string& provider) -> std::optional<CapacityRejection> {
-    auto permit = take(limiter, scope, provider, deadline, stop, on_wait, status);
-    if (!permit) {
-      return CapacityRejection{scope, provider, status};
-    }
-    permits.held_.push_back({std::move(lease), std::move(*permit)});
-    return std::nullopt;
-  };
-
-  if (!scopes.conversation_id.empty()) {
-    auto lease = conversations_.lease(scopes.conversation_id);
-    CapacityLimiter& limiter = lease.limiter();
-    if (auto rejected = step(std::move(lease), limiter, Scope::conversation, none)) {
-      return *rejected;
-    }
-  }
-  {
-    auto lease = sessions_.lease(scopes.session_id);
-    CapacityLimiter& limiter = lease.limiter();
-    if (auto rejected = step(std::move(lease), limiter, Scope::session, none)) {
-      return *rejected;
-    }
-  }
-  if (auto rejected = step(std::nullopt, global_, Scope::global, none)) {
-    return *rejected;
-  }
-  if (provider_limiter != nullptr) {
-    if (auto rejected = step(std::nullopt, *provider_limiter, Scope::provider, scopes.provider)) {
-      return *rejected;
-    }
-  }
-  return permits;
+  std::mutex mutex;
+  std::condition_variable changed;
+  std::optional<AcquireOutcome> outcome; // guarded by mutex
+  acquire_async(Request{scopes, deadline, stop, on_wait}, [&](AcquireOutcome result) {
+    const std::lock_guard lock(mutex);
+    outcome.emplace(std::move(result));
+    changed.notify_one();
+  });
+  std::unique_lock lock(mutex);
+  changed.wait(lock, [&] { return outcome.has_value(); });
+  return std::move(*outcome);
 }
 
 CapacitySnapshot

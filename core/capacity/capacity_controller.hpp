@@ -2,6 +2,7 @@
 
 #include "core/capacity/capacity.hpp"
 #include "core/capacity/keyed_limiters.hpp"
+#include "core/util/scheduler.hpp"
 
 #include <functional>
 #include <map>
@@ -79,34 +80,65 @@ struct CapacitySnapshot {
   std::size_t conversation_capacity_each = 0;
 };
 
+// What acquire_async() reports, exactly once.
+using AcquireOutcome = std::variant<CallPermits, CapacityRejection>;
+
 // Admits calls through every scope in the fixed order conversation ->
 // session -> global -> provider, all within one deadline. Fixed order means
-// two calls can never hold-and-wait on each other in a cycle. Thread-safe.
+// two calls can never hold-and-wait on each other in a cycle. A call that
+// finds a scope full is queued on it (FIFO) and holds no thread while it
+// waits: the next scope is tried by whichever thread grants it the unit.
+// Thread-safe.
 class CapacityController {
 public:
   using Clock = CapacityLimiter::Clock;
-  // Called (on the acquiring thread) before blocking on a full scope.
+  // Called when the acquisition starts waiting on a full scope. Runs on the
+  // thread that found the scope full (possibly a releasing thread); must not
+  // block or take locks that are held while permits are released.
   using WaitNotice = std::function<void(Scope scope, const std::string& provider)>;
+  // Receives the outcome. Same threading rules as WaitNotice; it may run
+  // before acquire_async() returns.
+  using Done = std::function<void(AcquireOutcome outcome)>;
+
+  struct Request {
+    CallScopes scopes;
+    Clock::time_point deadline; // in the past: try once, never wait
+    std::stop_token stop;       // stop requested: the rejection says cancelled
+    WaitNotice on_wait;
+  };
 
   // Throws Error(config_invalid) for a zero capacity.
   explicit CapacityController(const CapacityLimits& limits);
+  ~CapacityController();
+  CapacityController(const CapacityController&) = delete;
+  CapacityController& operator=(const CapacityController&) = delete;
+  CapacityController(CapacityController&&) = delete;
+  CapacityController& operator=(CapacityController&&) = delete;
 
-  // Acquires every scope `scopes` needs, or none: on timeout or cancellation
-  // the rejection names the scope that was full and every permit already
-  // taken has been released. A deadline in the past means "try once".
-  // Throws Error(internal_error) for a provider that has no limiter.
-  std::variant<CallPermits, CapacityRejection> acquire(const CallScopes& scopes,
-                                                       Clock::time_point deadline,
-                                                       const std::stop_token& stop,
-                                                       const WaitNotice& on_wait = {});
+  // Starts acquiring every scope `request` needs, or none: `done` gets the
+  // permits, or a rejection naming the scope that was full (timed_out at the
+  // deadline, cancelled when stop is requested) with every permit already
+  // taken released. Throws Error(internal_error) for a provider that has no
+  // limiter (before anything is taken).
+  void acquire_async(Request request, Done done);
+
+  // Blocking form of acquire_async() for callers that own a thread.
+  AcquireOutcome acquire(const CallScopes& scopes,
+                         Clock::time_point deadline,
+                         const std::stop_token& stop,
+                         const WaitNotice& on_wait = {});
 
   CapacitySnapshot snapshot() const;
 
 private:
+  class Pending;
+
   CapacityLimiter global_;
   std::map<std::string, std::unique_ptr<CapacityLimiter>, std::less<>> providers_;
   KeyedLimiters sessions_;
   KeyedLimiters conversations_;
+  // Fires wait deadlines; destroyed first, so no timer outlives the limiters.
+  std::unique_ptr<Scheduler> timers_;
 };
 
 } // namespace exai::core

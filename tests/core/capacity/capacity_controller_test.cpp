@@ -5,6 +5,8 @@
 #include <catch2/catch.hpp>
 
 #include <atomic>
+#include <condition_variable>
+#include <mutex>
 #include <thread>
 #include <vector>
 
@@ -222,4 +224,118 @@ TEST_CASE("moving call permits transfers every permit", "[core][capacity_control
   CHECK(moved.held() == 4);
   moved.reset();
   check_all_zero(c);
+}
+
+namespace {
+
+// Outcomes of asynchronous acquisitions, in the order they arrived.
+struct AsyncLog {
+  std::mutex mutex;
+  std::condition_variable changed;
+  std::vector<std::pair<int, exai::core::AcquireOutcome>> outcomes; // guarded by mutex
+
+  CapacityController::Done done(int tag)
+  {
+    return [this, tag](exai::core::AcquireOutcome outcome) {
+      const std::lock_guard lock(mutex);
+      outcomes.emplace_back(tag, std::move(outcome));
+      changed.notify_all();
+    };
+  }
+  bool wait_for(std::size_t n, std::chrono::milliseconds limit = 5s)
+  {
+    std::unique_lock lock(mutex);
+    return changed.wait_for(lock, limit, [&] { return outcomes.size() >= n; });
+  }
+};
+
+} // namespace
+
+TEST_CASE("queued acquisitions hold no thread and are granted in FIFO order",
+          "[core][capacity_controller]")
+{
+  CapacityController c(limits(1000, 1000, 1, 1));
+  auto first = std::make_optional(admitted(c.acquire({"s0", "", "kimi"}, soon(), {})));
+  AsyncLog log;
+  constexpr int kWaiters = 500;
+  for (int i = 1; i <= kWaiters; ++i) {
+    c.acquire_async(
+        {{"s" + std::to_string(i % 7), "", "kimi"}, CapacityController::Clock::now() + 30s, {}, {}},
+        log.done(i));
+  }
+  // Every call returned at once: 500 waiters, no thread each.
+  CHECK(c.snapshot().providers.at("kimi").waiting == kWaiters);
+  first.reset();
+  for (int i = 1; i <= kWaiters; ++i) {
+    REQUIRE(log.wait_for(static_cast<std::size_t>(i)));
+    std::optional<CallPermits> permits;
+    {
+      const std::lock_guard lock(log.mutex);
+      auto& [tag, outcome] = log.outcomes.back();
+      CHECK(tag == i); // oldest first
+      REQUIRE(std::holds_alternative<CallPermits>(outcome));
+      permits.emplace(std::move(std::get<CallPermits>(outcome)));
+    }
+    permits.reset(); // hands the unit to the next waiter
+  }
+  check_all_zero(c);
+}
+
+TEST_CASE("a queued acquisition is refused at its deadline and holds nothing",
+          "[core][capacity_controller]")
+{
+  CapacityController c(limits(4, 4, 1, 1));
+  auto first = admitted(c.acquire({"s1", "", "kimi"}, soon(), {}));
+  AsyncLog log;
+  std::atomic<int> announced{-1};
+  const auto start = CapacityController::Clock::now();
+  c.acquire_async({{"s2", "conv", "kimi"},
+                   start + 100ms,
+                   {},
+                   [&](Scope scope, const std::string&) { announced = static_cast<int>(scope); }},
+                  log.done(1));
+  REQUIRE(log.wait_for(1));
+  CHECK(CapacityController::Clock::now() - start >= 100ms);
+  CHECK(announced == static_cast<int>(Scope::provider));
+  {
+    const std::lock_guard lock(log.mutex);
+    const auto& r = std::get<CapacityRejection>(log.outcomes.front().second);
+    CHECK(r.scope == Scope::provider);
+    CHECK(r.provider == "kimi");
+    CHECK(r.status == AcquireStatus::timed_out);
+  }
+  const auto snap = c.snapshot();
+  CHECK(snap.conversation_limiters == 0);
+  CHECK(snap.providers.at("kimi").waiting == 0);
+  CHECK(snap.sessions.in_use == 1); // s1's only
+}
+
+TEST_CASE("cancelling a queued acquisition ends it at once and releases what it took",
+          "[core][capacity_controller]")
+{
+  CapacityController c(limits(4, 4, 1, 1));
+  auto first = admitted(c.acquire({"s1", "", "glm"}, soon(), {}));
+  AsyncLog log;
+  std::stop_source stop;
+  c.acquire_async(
+      {{"s2", "conv", "glm"}, CapacityController::Clock::now() + 30s, stop.get_token(), {}},
+      log.done(1));
+  CHECK(c.snapshot().providers.at("glm").waiting == 1);
+  stop.request_stop();
+  REQUIRE(log.wait_for(1, 1s));
+  {
+    const std::lock_guard lock(log.mutex);
+    CHECK(std::get<CapacityRejection>(log.outcomes.front().second).status ==
+          AcquireStatus::cancelled);
+  }
+  CHECK(c.snapshot().conversation_limiters == 0);
+  // A stop requested before the start is reported as cancelled at once.
+  AsyncLog again;
+  c.acquire_async({{"s3", "", ""}, CapacityController::Clock::now() + 30s, stop.get_token(), {}},
+                  again.done(2));
+  REQUIRE(again.wait_for(1, 1s));
+  {
+    const std::lock_guard lock(again.mutex);
+    CHECK(std::holds_alternative<CapacityRejection>(again.outcomes.front().second));
+  }
 }

@@ -1,0 +1,75 @@
+#include "core/util/thread_pool.hpp"
+
+namespace exai::core {
+
+ThreadPool::ThreadPool(std::size_t max_threads)
+    : max_threads_(max_threads == 0 ? 1 : max_threads)
+{
+}
+
+ThreadPool::~ThreadPool()
+{
+  std::vector<std::thread> threads;
+  {
+    const std::lock_guard lock(mutex_);
+    stopping_ = true;
+    threads.swap(threads_);
+  }
+  ready_.notify_all();
+  for (auto& thread : threads) {
+    thread.join();
+  }
+}
+
+bool
+ThreadPool::post(std::function<void()> job)
+{
+  {
+    const std::lock_guard lock(mutex_);
+    if (stopping_) {
+      return false;
+    }
+    jobs_.push_back(std::move(job));
+    if (idle_ < jobs_.size() && threads_.size() < max_threads_) {
+      threads_.emplace_back([this] { work(); });
+      return true;
+    }
+  }
+  ready_.notify_one();
+  return true;
+}
+
+std::size_t
+ThreadPool::queued() const
+{
+  const std::lock_guard lock(mutex_);
+  return jobs_.size();
+}
+
+std::size_t
+ThreadPool::threads() const
+{
+  const std::lock_guard lock(mutex_);
+  return threads_.size();
+}
+
+void
+ThreadPool::work()
+{
+  std::unique_lock lock(mutex_);
+  for (;;) {
+    ++idle_;
+    ready_.wait(lock, [this] { return stopping_ || !jobs_.empty(); });
+    --idle_;
+    if (jobs_.empty()) {
+      return; // stopping and drained
+    }
+    auto job = std::move(jobs_.front());
+    jobs_.pop_front();
+    lock.unlock();
+    job();
+    lock.lock();
+  }
+}
+
+} // namespace exai::core

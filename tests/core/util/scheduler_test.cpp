@@ -1,0 +1,125 @@
+#include "core/util/scheduler.hpp"
+#include "core/util/thread_pool.hpp"
+
+#include <catch2/catch.hpp>
+
+#include <atomic>
+#include <condition_variable>
+#include <mutex>
+#include <thread>
+
+using exai::core::Scheduler;
+using exai::core::ThreadPool;
+using namespace std::chrono_literals;
+
+namespace {
+
+template <typename Pred>
+bool
+eventually(Pred pred, std::chrono::milliseconds limit = 5s)
+{
+  const auto deadline = std::chrono::steady_clock::now() + limit;
+  while (!pred()) {
+    if (std::chrono::steady_clock::now() > deadline) {
+      return false;
+    }
+    std::this_thread::sleep_for(1ms);
+  }
+  return true;
+}
+
+} // namespace
+
+TEST_CASE("a one-shot task runs once, not before its time", "[core][scheduler]")
+{
+  Scheduler scheduler;
+  std::atomic<int> runs{0};
+  const auto start = Scheduler::Clock::now();
+  std::atomic<Scheduler::Clock::duration::rep> ran_after{0};
+  auto handle = scheduler.at(start + 30ms, [&] {
+    ran_after = (Scheduler::Clock::now() - start).count();
+    ++runs;
+  });
+  REQUIRE(eventually([&] { return runs == 1; }));
+  CHECK(Scheduler::Clock::duration(ran_after.load()) >= 30ms);
+  CHECK(scheduler.size() == 0);
+}
+
+TEST_CASE("a periodic task repeats until its handle goes", "[core][scheduler]")
+{
+  Scheduler scheduler;
+  std::atomic<int> runs{0};
+  {
+    auto handle = scheduler.every(5ms, [&] { ++runs; });
+    REQUIRE(eventually([&] { return runs >= 3; }));
+  }
+  const int after_cancel = runs;
+  CHECK(scheduler.size() == 0);
+  std::this_thread::sleep_for(30ms); // long enough for several more periods
+  CHECK(runs == after_cancel);
+}
+
+TEST_CASE("cancelling waits for a task that is running", "[core][scheduler]")
+{
+  Scheduler scheduler;
+  std::atomic<bool> inside{false};
+  std::atomic<bool> finished{false};
+  std::atomic<bool> release{false};
+  auto handle = scheduler.at(Scheduler::Clock::now(), [&] {
+    inside = true;
+    while (!release) {
+      std::this_thread::yield();
+    }
+    finished = true;
+  });
+  REQUIRE(eventually([&] { return inside.load(); }));
+  std::thread releaser([&] {
+    std::this_thread::sleep_for(20ms);
+    release = true;
+  });
+  handle.reset(); // must not return while the task still runs
+  CHECK(finished);
+  releaser.join();
+}
+
+TEST_CASE("a task may cancel itself without deadlock", "[core][scheduler]")
+{
+  Scheduler scheduler;
+  std::atomic<int> runs{0};
+  Scheduler::Handle handle;
+  std::mutex m;
+  {
+    const std::lock_guard lock(m);
+    handle = scheduler.every(1ms, [&] {
+      ++runs;
+      const std::lock_guard inner(m);
+      handle.reset();
+    });
+  }
+  REQUIRE(eventually([&] { return scheduler.size() == 0; }));
+  CHECK(runs == 1);
+}
+
+TEST_CASE("the pool runs every job and never exceeds its thread limit", "[core][thread_pool]")
+{
+  std::atomic<int> done{0};
+  std::atomic<int> active{0};
+  std::atomic<int> peak{0};
+  {
+    ThreadPool pool(3);
+    for (int i = 0; i < 50; ++i) {
+      REQUIRE(pool.post([&] {
+        const int now = ++active;
+        int seen = peak;
+        while (now > seen && !peak.compare_exchange_weak(seen, now)) {
+        }
+        std::this_thread::sleep_for(1ms);
+        --active;
+        ++done;
+      }));
+    }
+    CHECK(pool.threads() <= 3);
+  } // the destructor runs what is queued, then joins
+  CHECK(done == 50);
+  CHECK(peak <= 3);
+}
