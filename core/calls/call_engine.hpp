@@ -1,7 +1,5 @@
 #pragma once
 
-// Interface sketch; the implementation lands with the serve issue.
-
 #include "core/calls/call_sink.hpp"
 
 #include <nlohmann/json.hpp>
@@ -9,6 +7,7 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace exai::core {
 
@@ -17,13 +16,19 @@ struct CallRequest {
   std::string request_id;
   std::string tool;
   nlohmann::json arguments = nlohmann::json::object();
+  // The session the call belongs to. Request ids are the session's own:
+  // running and stored calls are keyed by (session, request_id), so another
+  // session's id is simply another call.
   std::string session_id;
+  // Who authenticated the session (the token generation); the reuse scope
+  // `token` shares identical calls among sessions with the same owner.
+  std::string owner;
 };
 
 // Runs tool calls under capacity control and owns every outcome: each
-// accepted submit() produces exactly one call_tool_res on the sink (success,
-// failure, timeout, cancellation, shutdown), preceded by the progress /
-// call_tool_ack frames of SPEC §2. Thread-safe.
+// accepted submit() produces exactly one result event on the sink (success,
+// failure, timeout, cancellation, shutdown), preceded by the progress and
+// acknowledgement events of SPEC §2. Thread-safe.
 class CallEngine {
 public:
   CallEngine() = default;
@@ -33,8 +38,8 @@ public:
   CallEngine& operator=(CallEngine&&) = delete;
   virtual ~CallEngine() = default;
 
-  // Starts `request`; all frames go to `sink` (held weakly). Never blocks on
-  // capacity or the provider: waiting happens on engine threads.
+  // Starts `request`; its events go to `sink` (held weakly). Never blocks on
+  // capacity or the provider: a call waiting for capacity holds no thread.
   virtual void submit(CallRequest request, const std::shared_ptr<CallSink>& sink) = 0;
 
   // cancel_tool: stops the call `request_id` of `session_id` (its result is
@@ -43,9 +48,14 @@ public:
 
   // A client (re)attached to `session_id` (hello with a known session id):
   // results of that session's calls that finished while it was away, and
-  // frames of its still-running calls, go to `sink` from now on.
+  // the events of its still-running calls, go to `sink` from now on.
   virtual void attach_session(const std::string& session_id,
                               const std::shared_ptr<CallSink>& sink) = 0;
+
+  // A sink lost its connection with these results taken but never sent:
+  // they stay stored for `session_id` to collect when it resumes.
+  virtual void undelivered(const std::string& session_id,
+                           const std::vector<std::string>& request_ids) = 0;
 
   // The `tools` array of list_tools_res, in name order.
   virtual nlohmann::json list_tools() const = 0;

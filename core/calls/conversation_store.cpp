@@ -6,10 +6,22 @@ namespace exai::core {
 
 ConversationStore::ConversationStore(std::chrono::milliseconds ttl,
                                      std::size_t max_conversations,
+                                     std::size_t max_bytes,
                                      int max_turns,
                                      TtlCache<Conversation>::Now now)
     : max_turns_(max_turns)
-    , threads_(ttl, max_conversations, std::move(now))
+    , threads_(
+          ttl,
+          max_conversations,
+          max_bytes,
+          [](const std::string& key, const Conversation& thread) {
+            std::size_t bytes = key.size() + 64;
+            for (const auto& message : thread.messages) {
+              bytes += message.role.size() + message.content.size() + 32;
+            }
+            return bytes;
+          },
+          std::move(now))
 {
 }
 

@@ -19,14 +19,17 @@ struct Conversation {
 };
 
 // Conversation threads by continuation_id. Bounded by a TTL (renewed on each
-// turn) and a maximum count, so abandoned threads disappear on their own.
-// Thread-safe.
+// turn), a maximum count and a byte budget, so abandoned threads disappear on
+// their own. Thread-safe.
 class ConversationStore {
 public:
   using Clock = std::chrono::steady_clock;
 
+  // Bounded by `ttl` (renewed on each turn), `max_conversations` and
+  // `max_bytes` (message text); the oldest threads go first.
   ConversationStore(std::chrono::milliseconds ttl,
                     std::size_t max_conversations,
+                    std::size_t max_bytes,
                     int max_turns,
                     TtlCache<Conversation>::Now now = Clock::now);
 
@@ -40,6 +43,9 @@ public:
 
   int max_turns() const noexcept { return max_turns_; }
   std::size_t size() const { return threads_.size(); }
+  std::size_t bytes() const { return threads_.bytes(); }
+  // Drops expired threads now; returns the bytes freed.
+  std::size_t purge() { return threads_.purge(); }
 
 private:
   const int max_turns_;

@@ -1,15 +1,22 @@
 #include "core/calls/engine.hpp"
 
-#include "core/calls/frames.hpp"
 #include "core/log.hpp"
+#include "core/util/text.hpp"
+
+#include <malloc.h>
 
 #include <cmath>
+#include <functional>
 
 namespace exai::core {
 
 namespace {
 
 constexpr std::string_view kAcceptedNote = "accepted, awaiting provider/session capacity";
+// Returning freed memory to the OS costs a walk of the heap: only after a
+// sweep freed at least this much.
+constexpr std::size_t kTrimAfterBytes = std::size_t{4} << 20U;
+constexpr auto kSweepPeriod = std::chrono::seconds(5);
 
 double
 seconds(std::chrono::milliseconds ms)
@@ -27,6 +34,26 @@ replayable(const ToolResult& result)
   return failure == nullptr ||
          (failure->code != Errc::over_capacity && failure->code != Errc::cancelled &&
           failure->code != Errc::shutting_down);
+}
+
+// Request ids belong to their session: every map of calls is keyed by both.
+std::string
+call_key(std::string_view session_id, std::string_view request_id)
+{
+  std::string key;
+  key.reserve(session_id.size() + 1 + request_id.size());
+  key.append(session_id).append(1, '\n').append(request_id);
+  return key;
+}
+
+// Identifies "the same call" for replay by request_id. A hash is enough:
+// both calls already share the session and the request id.
+std::uint64_t
+fingerprint_of(std::string_view tool, const nlohmann::json& arguments)
+{
+  const std::string text = std::string(tool) + "\n" +
+                           arguments.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+  return std::hash<std::string>{}(text);
 }
 
 } // namespace
@@ -60,12 +87,14 @@ private:
   const std::map<std::string, std::unique_ptr<Histogram>, std::less<>>& latency_;
 };
 
-// One request_id awaiting its result. Owns its in-flight entry (ticket).
+// One request_id of one session awaiting its result. Owns its in-flight
+// entry (ticket).
 struct Engine::Call {
+  std::string key; // call_key(session_id, request_id)
   std::string request_id;
   std::string session_id;
   std::string tool_name;
-  std::string fingerprint; // tool + arguments: a reused request_id must match
+  std::uint64_t fingerprint = 0; // tool + arguments: a reused request_id must match
   std::chrono::steady_clock::time_point accepted = std::chrono::steady_clock::now();
   std::shared_ptr<Execution> execution;
 
@@ -74,9 +103,9 @@ struct Engine::Call {
   bool finished = false;                                // guarded by mutex
   std::optional<InflightRegistry<Call>::Ticket> ticket; // guarded by mutex
 
-  // Sends a progress or ack frame to every live sink unless the call has
-  // finished: nothing may follow a call's call_tool_res.
-  void send(const std::string& frame)
+  // Sends a progress note to every live sink unless the call has finished:
+  // nothing may follow a call's result.
+  void progress(std::string_view note)
   {
     const std::lock_guard lock(mutex);
     if (finished) {
@@ -84,26 +113,38 @@ struct Engine::Call {
     }
     for (const auto& weak : sinks) {
       if (auto sink = weak.lock()) {
-        sink->send(frame);
+        sink->on_progress(request_id, tool_name, note);
+      }
+    }
+  }
+  void ack(std::chrono::milliseconds timeout)
+  {
+    const std::lock_guard lock(mutex);
+    if (finished) {
+      return;
+    }
+    for (const auto& weak : sinks) {
+      if (auto sink = weak.lock()) {
+        sink->on_ack(request_id, tool_name, timeout);
       }
     }
   }
   // Adds a listener and sends it `note` first; false once the call has
   // finished (its result is then in the replay store, if it is replayable).
-  bool add_sink(const std::shared_ptr<CallSink>& sink, const std::string& note)
+  bool add_sink(const std::shared_ptr<CallSink>& sink, std::string_view note)
   {
     const std::lock_guard lock(mutex);
     if (finished) {
       return false;
     }
-    sink->send(note);
+    sink->on_progress(request_id, tool_name, note);
     sinks.emplace_back(sink);
     return true;
   }
 };
 
 // One run of a tool. Identical calls share it (callers); capacity is taken
-// once for it, by the thread running it.
+// once for it, then held by the thread running it.
 struct Engine::Execution {
   std::string key; // identical-call key; empty when not shared
   const Tool* tool = nullptr;
@@ -118,6 +159,8 @@ struct Engine::Execution {
   std::vector<std::shared_ptr<Call>> callers; // guarded by mutex
   bool closed = false;                        // guarded by mutex: no new callers
   bool admitted = false;                      // guarded by mutex
+  bool starting = false;                      // guarded by mutex: inside acquire_async()
+  std::optional<AcquireOutcome> early;        // guarded by mutex: outcome known while starting
   Scheduler::Handle heartbeat;                // guarded by mutex
   Scheduler::Handle deadline;                 // guarded by mutex
 
@@ -145,16 +188,44 @@ Engine::Engine(const EngineDeps& deps)
     }())
     , conversations_(deps.config.conversation_ttl,
                      deps.config.conversation_max,
+                     deps.config.conversation_max_bytes,
                      deps.config.conversation_max_turns)
-    , results_(deps.config.result_ttl, deps.config.result_cache_max)
-    , reuse_(deps.config.result_ttl, deps.config.result_cache_max)
-    , undelivered_(deps.config.result_ttl, deps.config.result_cache_max)
+    , results_(deps.config.result_ttl,
+               deps.config.result_cache_max,
+               deps.config.result_max_bytes,
+               [](const std::string& key, const StoredResult& stored) {
+                 return key.size() + result_bytes(*stored.result);
+               })
+    , reuse_(deps.config.result_ttl,
+             deps.config.result_cache_max,
+             deps.config.reuse_max_bytes,
+             [](const std::string& key, const std::shared_ptr<const ToolResult>& result) {
+               return key.size() + result_bytes(*result);
+             })
+    , undelivered_(deps.config.result_ttl,
+                   deps.config.result_cache_max,
+                   deps.config.result_max_bytes,
+                   [](const std::string& key, const std::vector<std::string>& ids) {
+                     std::size_t bytes = key.size() + 32;
+                     for (const auto& id : ids) {
+                       bytes += id.size() + 32;
+                     }
+                     return bytes;
+                   })
+    , owned_(deps.config.result_ttl,
+             deps.config.result_cache_max,
+             deps.config.result_max_bytes / 16,
+             [](const std::string& key, const std::string& session) {
+               return key.size() + session.size() + 64;
+             })
     , pool_(deps.config.call_threads)
 {
   for (const auto id : {kKimiProviderId, kGlmProviderId}) {
     upstream_latency_.emplace(std::string(id), std::make_unique<Histogram>());
   }
   measured_chat_ = std::make_unique<MeasuredChat>(chat_, upstream_latency_);
+  sweeper_ = scheduler_.every(std::chrono::duration_cast<std::chrono::milliseconds>(kSweepPeriod),
+                              [this] { sweep(); });
 }
 
 Engine::~Engine()
@@ -169,15 +240,49 @@ Engine::list_tools() const
 }
 
 void
+Engine::sweep()
+{
+  const std::size_t freed =
+      results_.purge() + reuse_.purge() + undelivered_.purge() + owned_.purge() +
+      conversations_.purge();
+  if (freed >= kTrimAfterBytes) {
+    // Large results live in large allocations; give their pages back so a
+    // burst's memory does not stay with the process.
+    ::malloc_trim(0);
+  }
+}
+
+void
 Engine::reject(const std::shared_ptr<CallSink>& sink,
                const std::string& request_id,
                Errc code,
                const std::string& message,
                const nlohmann::json& details)
 {
-  log::get("core")->debug(
-      "call rejected request_id={} code={} error=\"{}\"", request_id, protocol_code(code), message);
-  sink->send(frames::error_result(request_id, code, message, details));
+  log::get("core")->debug("call rejected request_id={} code={} error=\"{}\"",
+                          printable(request_id, 64),
+                          protocol_code(code),
+                          printable(message, 200));
+  sink->on_result(request_id, ToolFailure{code, message, details});
+}
+
+std::string
+Engine::share_key(const CallRequest& request, const Tool& tool, const CallPlan& plan) const
+{
+  std::string scope;
+  switch (config_.reuse_scope) {
+  case ReuseScope::session:
+    scope = "s:" + request.session_id;
+    break;
+  case ReuseScope::token:
+    scope = "t:" + request.owner;
+    break;
+  case ReuseScope::global:
+    scope = "g";
+    break;
+  }
+  return scope + "\n" + std::string(tool.name()) + "\n" + plan.provider + "\n" + plan.model + "\n" +
+         request.arguments.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
 }
 
 void
@@ -193,14 +298,15 @@ Engine::submit(CallRequest request, const std::shared_ptr<CallSink>& sink)
            request.request_id,
            Errc::tool_not_found,
            "Unknown tool: " + request.tool,
-           {{"name", request.tool}});
+           {{"name", request.tool}, {"requested_tool", request.tool}});
     return;
   }
-  const std::string fingerprint = std::string(tool->name()) + "\n" + request.arguments.dump();
+  const std::string key = call_key(request.session_id, request.request_id);
+  const std::uint64_t fingerprint = fingerprint_of(tool->name(), request.arguments);
 
   // A finished call stores its result before it stops accepting listeners,
   // so a request_id is always either replayable, joinable or free.
-  if (attach_existing(request, fingerprint, tool->name(), sink)) {
+  if (attach_existing(request, key, fingerprint, sink)) {
     return;
   }
   CallPlan plan;
@@ -212,14 +318,15 @@ Engine::submit(CallRequest request, const std::shared_ptr<CallSink>& sink)
   }
 
   auto call = std::make_shared<Call>();
+  call->key = key;
   call->request_id = request.request_id;
   call->session_id = request.session_id;
   call->tool_name = std::string(tool->name());
   call->fingerprint = fingerprint;
   call->sinks.emplace_back(sink);
-  auto ticket = inflight_.insert(request.request_id, call);
-  if (!ticket && attach_existing(request, fingerprint, tool->name(), sink)) {
-    return; // another connection started the same id meanwhile
+  auto ticket = inflight_.insert(key, call);
+  if (!ticket && attach_existing(request, key, fingerprint, sink)) {
+    return; // another connection of this session started the same id meanwhile
   }
   if (!ticket) {
     reject(sink,
@@ -230,18 +337,20 @@ Engine::submit(CallRequest request, const std::shared_ptr<CallSink>& sink)
     return;
   }
   call->ticket = std::move(ticket);
-  call->send(frames::progress(call->request_id, call->tool_name, kAcceptedNote));
+  if (!request.owner.empty()) {
+    owned_.put(call_key(request.owner, request.request_id), request.session_id);
+  }
+  call->progress(kAcceptedNote);
 
   const bool reusable = tool->reusable() && plan.conversation_id.empty() &&
                         config_.disable_coalesce_tools.count(tool->name()) == 0;
-  std::string key;
+  std::string shared_key;
   if (reusable) {
-    key = call->tool_name + "\n" + plan.provider + "\n" + plan.model + "\n" +
-          request.arguments.dump();
-    if (auto outputs = reuse_.get(key)) {
+    shared_key = share_key(request, *tool, plan);
+    if (auto cached = reuse_.get(shared_key)) {
       ++counters_.cache_hits;
-      call->send(frames::ack(call->request_id, call->tool_name, seconds(config_.call_timeout)));
-      complete(*call, ToolSuccess{std::move(*outputs)});
+      call->ack(config_.call_timeout);
+      complete(*call, **cached);
       return;
     }
   }
@@ -250,7 +359,7 @@ Engine::submit(CallRequest request, const std::shared_ptr<CallSink>& sink)
   {
     const std::lock_guard lock(mutex_);
     if (reusable) {
-      if (const auto it = shared_.find(key); it != shared_.end()) {
+      if (const auto it = shared_.find(shared_key); it != shared_.end()) {
         Execution& leader = *it->second;
         const std::lock_guard exec_lock(leader.mutex);
         if (!leader.closed) {
@@ -258,14 +367,13 @@ Engine::submit(CallRequest request, const std::shared_ptr<CallSink>& sink)
           leader.callers.push_back(call);
           ++counters_.coalesced;
           if (leader.admitted) {
-            call->send(
-                frames::ack(call->request_id, call->tool_name, seconds(config_.call_timeout)));
+            call->ack(config_.call_timeout);
           }
           return;
         }
       }
-      execution->key = key;
-      shared_[key] = execution;
+      execution->key = shared_key;
+      shared_[shared_key] = execution;
     }
     live_.insert(execution);
   }
@@ -281,25 +389,41 @@ Engine::submit(CallRequest request, const std::shared_ptr<CallSink>& sink)
 
 bool
 Engine::attach_existing(const CallRequest& request,
-                        const std::string& fingerprint,
-                        std::string_view tool_name,
+                        const std::string& key,
+                        std::uint64_t fingerprint,
                         const std::shared_ptr<CallSink>& sink)
 {
   // A stored result is replayed only for the same call: a client that reuses
   // an id for a different call (e.g. per-connection counters) runs it afresh.
   const auto replay = [&] {
-    auto stored = results_.get(request.request_id);
+    auto stored = results_.get(key);
     if (!stored || stored->fingerprint != fingerprint) {
       return false;
     }
-    sink->send(std::move(stored->frame));
+    sink->on_result(request.request_id, *stored->result);
     ++counters_.replayed;
     return true;
   };
   if (replay()) {
     return true;
   }
-  auto running = inflight_.find(request.request_id);
+  auto running = inflight_.find(key);
+  if (!running && !request.owner.empty()) {
+    // Another session of the same token may own this request id.
+    if (const auto session = owned_.get(call_key(request.owner, request.request_id));
+        session && *session != request.session_id) {
+      const std::string owned_key = call_key(*session, request.request_id);
+      if (auto stored = results_.get(owned_key); stored && stored->fingerprint == fingerprint) {
+        sink->on_result(request.request_id, *stored->result);
+        ++counters_.replayed;
+        return true;
+      }
+      running = inflight_.find(owned_key);
+      if (running && running->fingerprint != fingerprint) {
+        running.reset(); // a different call: this session runs its own
+      }
+    }
+  }
   if (!running) {
     return false;
   }
@@ -311,10 +435,7 @@ Engine::attach_existing(const CallRequest& request,
            {{"request_id", request.request_id}});
     return true;
   }
-  if (running->add_sink(sink,
-                        frames::progress(request.request_id,
-                                         tool_name,
-                                         "already running; the result will be delivered here"))) {
+  if (running->add_sink(sink, "duplicate request; still processing")) {
     return true;
   }
   // It finished between the two look-ups: replay it if it was stored.
@@ -324,35 +445,128 @@ Engine::attach_existing(const CallRequest& request,
 void
 Engine::start(const std::shared_ptr<Execution>& execution)
 {
-  // Tools that call no model are quick: run them on this thread when
-  // capacity is free right now, sparing a thread hop and the timers.
-  if (execution->plan.provider.empty()) {
-    auto admitted = capacity_.acquire({execution->session_id, execution->plan.conversation_id, ""},
-                                      Clock::now(),
-                                      execution->stop.get_token());
-    if (auto* permits = std::get_if<CallPermits>(&admitted)) {
-      run(execution, std::move(*permits));
-      return;
+  std::optional<Scope> full;
+  {
+    const std::lock_guard lock(mutex_);
+    auto& mine = queued_by_session_[execution->session_id];
+    if (config_.session_max_queued > 0 && mine >= config_.session_max_queued) {
+      full = Scope::session;
+    } else if (config_.max_queued > 0 && queued_ >= config_.max_queued) {
+      full = Scope::global;
+    } else {
+      ++mine;
+      ++queued_;
+    }
+    if (mine == 0) {
+      queued_by_session_.erase(execution->session_id);
     }
   }
+  if (full) {
+    // Refused at once: a burst in one session must not queue without bound.
+    ToolFailure failure =
+        capacity_failure(CapacityRejection{*full, "", AcquireStatus::timed_out}, *execution);
+    failure.message = *full == Scope::session
+                          ? "too many calls of this session are waiting for capacity "
+                            "(EXAI_WS_SESSION_MAX_QUEUED=" +
+                                std::to_string(config_.session_max_queued) + ")"
+                          : "too many calls are waiting for capacity (EXAI_WS_MAX_QUEUED=" +
+                                std::to_string(config_.max_queued) + ")";
+    failure.details["queue_full"] = true;
+    finish(execution, failure);
+    retire(execution);
+    return;
+  }
+  const auto notice = [this, weak = std::weak_ptr(execution)](Scope scope,
+                                                              const std::string& provider) {
+    if (auto exec = weak.lock()) {
+      const std::string note = "waiting for " + std::string(scope_name(scope)) + " capacity" +
+                               (provider.empty() ? "" : " (" + provider + ")");
+      for (const auto& call : exec->snapshot()) {
+        call->progress(note);
+      }
+      const std::lock_guard lock(exec->mutex);
+      start_heartbeat(exec);
+    }
+  };
   {
     const std::lock_guard lock(execution->mutex);
-    execution->heartbeat =
-        scheduler_.every(config_.progress_interval, [weak = std::weak_ptr(execution)] {
-          if (auto exec = weak.lock()) {
-            for (const auto& call : exec->snapshot()) {
-              call->send(frames::progress(call->request_id, call->tool_name));
-            }
-          }
-        });
+    execution->starting = true;
   }
-  if (pool_.queued() >= config_.max_queued ||
-      !pool_.post([this, execution] { run(execution, std::nullopt); })) {
-    finish(execution,
-           capacity_failure(CapacityRejection{Scope::global, "", AcquireStatus::timed_out},
-                            *execution));
+  capacity_.acquire_async(CapacityController::Request{CallScopes{execution->session_id,
+                                                                 execution->plan.conversation_id,
+                                                                 execution->plan.provider},
+                                                      execution->acquire_deadline,
+                                                      execution->stop.get_token(),
+                                                      notice},
+                          [this, execution](AcquireOutcome outcome) {
+                            {
+                              const std::lock_guard lock(execution->mutex);
+                              if (execution->starting) {
+                                execution->early.emplace(std::move(outcome));
+                                return; // start() continues on its own thread
+                              }
+                            }
+                            admitted(execution, std::move(outcome), false);
+                          });
+  std::optional<AcquireOutcome> early;
+  {
+    const std::lock_guard lock(execution->mutex);
+    execution->starting = false;
+    early.swap(execution->early);
+  }
+  if (early) {
+    admitted(execution, std::move(*early), true);
+  }
+}
+
+void
+Engine::admitted(const std::shared_ptr<Execution>& execution,
+                 AcquireOutcome outcome,
+                 bool may_run_inline)
+{
+  {
+    const std::lock_guard lock(mutex_);
+    --queued_;
+    if (const auto it = queued_by_session_.find(execution->session_id);
+        it != queued_by_session_.end() && --it->second == 0) {
+      queued_by_session_.erase(it);
+    }
+  }
+  if (auto* rejection = std::get_if<CapacityRejection>(&outcome)) {
+    finish(execution, capacity_failure(*rejection, *execution));
+    retire(execution);
+    return;
+  }
+  auto permits = std::make_shared<CallPermits>(std::move(std::get<CallPermits>(outcome)));
+  // Tools that call no model are quick: run them on this thread when
+  // capacity was free right away, sparing a thread hop and the timers.
+  if (may_run_inline && execution->plan.provider.empty()) {
+    run(execution, std::move(*permits), true);
+    return;
+  }
+  if (!pool_.post([this, execution, permits] { run(execution, std::move(*permits), false); })) {
+    permits->reset();
+    finish(
+        execution,
+        ToolFailure{Errc::shutting_down, "the daemon is shutting down", nlohmann::json::object()});
     retire(execution);
   }
+}
+
+void
+Engine::start_heartbeat(const std::shared_ptr<Execution>& execution)
+{
+  if (execution->heartbeat || execution->closed) {
+    return;
+  }
+  execution->heartbeat =
+      scheduler_.every(config_.progress_interval, [weak = std::weak_ptr(execution)] {
+        if (auto exec = weak.lock()) {
+          for (const auto& call : exec->snapshot()) {
+            call->progress({});
+          }
+        }
+      });
 }
 
 ToolFailure
@@ -373,7 +587,7 @@ Engine::capacity_failure(const CapacityRejection& rejection, const Execution& ex
   log::get("core")->warn("capacity exhausted scope={} provider={} session={}",
                          scope,
                          rejection.provider,
-                         execution.session_id);
+                         short_id(execution.session_id));
   return ToolFailure{Errc::over_capacity,
                      "no " + scope + " capacity within " +
                          std::to_string(config_.acquire_timeout.count()) + " ms",
@@ -381,57 +595,47 @@ Engine::capacity_failure(const CapacityRejection& rejection, const Execution& ex
 }
 
 void
-Engine::run(const std::shared_ptr<Execution>& execution, std::optional<CallPermits> permits)
+Engine::run(const std::shared_ptr<Execution>& execution, CallPermits permits, bool inline_run)
 {
-  const bool inline_run = permits.has_value();
-  if (!permits) {
-    auto acquired = capacity_.acquire(
-        {execution->session_id, execution->plan.conversation_id, execution->plan.provider},
-        execution->acquire_deadline,
-        execution->stop.get_token(),
-        [&](Scope scope, const std::string& provider) {
-          const std::string note = "waiting for " + std::string(scope_name(scope)) + " capacity" +
-                                   (provider.empty() ? "" : " (" + provider + ")");
-          for (const auto& call : execution->snapshot()) {
-            call->send(frames::progress(call->request_id, call->tool_name, note));
-          }
-        });
-    if (auto* rejection = std::get_if<CapacityRejection>(&acquired)) {
-      finish(execution, capacity_failure(*rejection, *execution));
-      retire(execution);
-      return;
-    }
-    permits.emplace(std::move(std::get<CallPermits>(acquired)));
-  }
-
-  std::vector<std::shared_ptr<Call>> admitted;
+  const auto deadline = Clock::now() + config_.call_timeout;
+  std::vector<std::shared_ptr<Call>> admitted_callers;
   {
     const std::lock_guard lock(execution->mutex);
     execution->admitted = true;
-    admitted = execution->callers; // later joiners see `admitted` and ack themselves
+    admitted_callers = execution->callers; // later joiners see `admitted` and ack themselves
+    // An inline run returns before any timer could fire; its deadline still
+    // reaches the tool through the context.
     if (!inline_run) {
-      execution->deadline = scheduler_.at(Clock::now() + config_.call_timeout,
-                                          [this, weak = std::weak_ptr(execution)] {
-                                            if (auto exec = weak.lock()) {
-                                              expire(exec);
-                                            }
-                                          });
+      start_heartbeat(execution);
+      execution->deadline = scheduler_.at(deadline, [this, weak = std::weak_ptr(execution)] {
+        if (auto exec = weak.lock()) {
+          expire(exec);
+        }
+      });
     }
   }
-  for (const auto& call : admitted) {
-    call->send(frames::ack(call->request_id, call->tool_name, seconds(config_.call_timeout)));
+  for (const auto& call : admitted_callers) {
+    call->ack(config_.call_timeout);
   }
-  admitted.clear();
+  admitted_callers.clear();
 
   ToolResult result = ToolFailure{Errc::internal_error, "tool did not run", {}};
   try {
     ToolContext context{execution->arguments,
                         execution->plan,
                         execution->stop.get_token(),
+                        deadline,
                         *measured_chat_,
                         providers_,
                         conversations_,
-                        [this] { return status_json(); }};
+                        [this] { return status_json(); },
+                        [weak = std::weak_ptr(execution)](std::string_view note) {
+                          if (auto exec = weak.lock()) {
+                            for (const auto& call : exec->snapshot()) {
+                              call->progress(note);
+                            }
+                          }
+                        }};
     result = execution->tool->run(context);
   } catch (const Error& e) {
     result = ToolFailure{e.code(), e.what(), nlohmann::json::object()};
@@ -441,7 +645,7 @@ Engine::run(const std::shared_ptr<Execution>& execution, std::optional<CallPermi
   }
   // Capacity goes back before anyone hears of the result, so a client that
   // sends its next call at once finds it free.
-  permits->reset();
+  permits.reset();
   if (execution->stop.stop_requested()) {
     const Errc reason = execution->stop_reason.load();
     if (auto* failure = std::get_if<ToolFailure>(&result);
@@ -484,7 +688,7 @@ void
 Engine::finish(const std::shared_ptr<Execution>& execution, const ToolResult& result)
 {
   if (!execution->key.empty() && std::holds_alternative<ToolSuccess>(result)) {
-    reuse_.put(execution->key, std::get<ToolSuccess>(result).outputs);
+    reuse_.put(execution->key, std::make_shared<const ToolResult>(result));
   }
   for (const auto& call : detach(*execution)) {
     complete(*call, result);
@@ -499,7 +703,8 @@ Engine::expire(const std::shared_ptr<Execution>& execution)
   const ToolFailure timeout{Errc::timeout,
                             "call exceeded its " + std::to_string(seconds(config_.call_timeout)) +
                                 " s deadline",
-                            {{"timeout", seconds(config_.call_timeout)}}};
+                            {{"timeout", seconds(config_.call_timeout)},
+                             {"timeout_seconds", seconds(config_.call_timeout)}}};
   for (const auto& call : detach(*execution)) {
     complete(*call, timeout);
   }
@@ -518,15 +723,8 @@ Engine::retire(const std::shared_ptr<Execution>& execution)
 void
 Engine::complete(Call& call, const ToolResult& result)
 {
-  std::string frame;
-  if (const auto* success = std::get_if<ToolSuccess>(&result)) {
-    frame = frames::result(call.request_id, success->outputs);
-  } else {
-    const auto& failure = std::get<ToolFailure>(result);
-    frame = frames::error_result(call.request_id, failure.code, failure.message, failure.details);
-  }
   bool delivered = false;
-  const bool store = replayable(result);
+  bool stored = false;
   {
     const std::lock_guard lock(call.mutex);
     if (call.finished) {
@@ -534,8 +732,9 @@ Engine::complete(Call& call, const ToolResult& result)
     }
     // Stored before `finished` is set, so a resubmitted request_id always
     // finds either the running call or its stored result.
-    if (store) {
-      results_.put(call.request_id, StoredResult{call.fingerprint, frame});
+    if (replayable(result)) {
+      stored = results_.put(
+          call.key, StoredResult{call.fingerprint, std::make_shared<const ToolResult>(result)});
     }
     call.finished = true;
     count(result);
@@ -546,20 +745,34 @@ Engine::complete(Call& call, const ToolResult& result)
     }
     for (const auto& weak : call.sinks) {
       if (auto sink = weak.lock()) {
-        sink->send(frame);
-        delivered = true;
+        delivered = sink->on_result(call.request_id, result) || delivered;
       }
     }
   }
   call_latency_.observe(std::chrono::duration<double>(Clock::now() - call.accepted).count());
-  if (store) {
-    if (!delivered) {
-      auto pending = undelivered_.get(call.session_id).value_or(std::vector<std::string>{});
-      pending.push_back(call.request_id);
-      undelivered_.put(call.session_id, std::move(pending));
-    }
+  if (stored && !delivered) {
+    note_undelivered(call.session_id, call.request_id);
   }
   drained_.notify_all(); // wake shutdown()
+}
+
+void
+Engine::note_undelivered(const std::string& session_id, const std::string& request_id)
+{
+  const std::lock_guard lock(mutex_); // makes the read-modify-write atomic
+  auto pending = undelivered_.get(session_id).value_or(std::vector<std::string>{});
+  pending.push_back(request_id);
+  undelivered_.put(session_id, std::move(pending));
+}
+
+void
+Engine::undelivered(const std::string& session_id, const std::vector<std::string>& request_ids)
+{
+  for (const auto& request_id : request_ids) {
+    if (results_.get(call_key(session_id, request_id))) {
+      note_undelivered(session_id, request_id);
+    }
+  }
 }
 
 void
@@ -589,8 +802,8 @@ Engine::count(const ToolResult& result) noexcept
 bool
 Engine::cancel(std::string_view session_id, std::string_view request_id)
 {
-  auto call = inflight_.find(std::string(request_id));
-  if (!call || call->session_id != session_id) {
+  auto call = inflight_.find(call_key(session_id, request_id));
+  if (!call) {
     return false;
   }
   auto execution = call->execution;
@@ -616,18 +829,27 @@ Engine::attach_session(const std::string& session_id, const std::shared_ptr<Call
 {
   for (const auto& call : inflight_.all()) {
     if (call->session_id == session_id) {
-      (void)call->add_sink(
-          sink, frames::progress(call->request_id, call->tool_name, "resumed; still running"));
+      (void)call->add_sink(sink, "resumed; still running");
     }
   }
-  if (auto pending = undelivered_.get(session_id)) {
-    undelivered_.put(session_id, {});
-    for (const auto& request_id : *pending) {
-      if (auto stored = results_.get(request_id)) {
-        sink->send(std::move(stored->frame));
+  std::optional<std::vector<std::string>> pending;
+  {
+    const std::lock_guard lock(mutex_);
+    pending = undelivered_.get(session_id);
+    undelivered_.erase(session_id);
+  }
+  if (!pending) {
+    return;
+  }
+  std::vector<std::string> again;
+  for (const auto& request_id : *pending) {
+    if (auto stored = results_.get(call_key(session_id, request_id))) {
+      if (!sink->on_result(request_id, *stored->result)) {
+        again.push_back(request_id);
       }
     }
   }
+  undelivered(session_id, again);
 }
 
 void
@@ -648,7 +870,8 @@ Engine::shutdown(std::chrono::milliseconds grace)
     }
   }
   lock.lock();
-  // Stopped tools return promptly; each releases its capacity on the way out.
+  // Stopped tools return promptly and waiting acquisitions end at once (their
+  // stop was requested); each releases its capacity on the way out.
   drained_.wait(lock, [this] { return live_.empty(); });
 }
 
@@ -658,10 +881,12 @@ Engine::stats() const
   EngineStats s;
   s.capacity = capacity_.snapshot();
   s.inflight_calls = inflight_.size();
-  s.queued = pool_.queued();
   s.cached_results = results_.size();
+  s.cached_result_bytes = results_.bytes();
+  s.reuse_bytes = reuse_.bytes();
   s.conversations = conversations_.size();
-  s.scheduled_timers = scheduler_.size();
+  s.conversation_bytes = conversations_.bytes();
+  s.call_threads = pool_.threads();
   s.accepting = accepting_;
   s.call_latency = call_latency_.snapshot();
   for (const auto& [id, histogram] : upstream_latency_) {
@@ -670,6 +895,7 @@ Engine::stats() const
   }
   const std::lock_guard lock(mutex_);
   s.executions = live_.size();
+  s.queued = queued_;
   s.counters.ok = counters_.ok;
   s.counters.failed = counters_.failed;
   s.counters.timed_out = counters_.timed_out;

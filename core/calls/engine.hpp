@@ -3,14 +3,14 @@
 #include "core/calls/call_engine.hpp"
 #include "core/calls/conversation_store.hpp"
 #include "core/calls/inflight_registry.hpp"
-#include "core/calls/scheduler.hpp"
-#include "core/calls/thread_pool.hpp"
 #include "core/capacity/capacity_controller.hpp"
 #include "core/config/config.hpp"
 #include "core/providers/chat.hpp"
 #include "core/providers/providers.hpp"
 #include "core/tools/tool_registry.hpp"
 #include "core/util/histogram.hpp"
+#include "core/util/scheduler.hpp"
+#include "core/util/thread_pool.hpp"
 #include "core/util/ttl_cache.hpp"
 
 #include <array>
@@ -41,12 +41,15 @@ struct EngineCounters {
 
 struct EngineStats {
   CapacitySnapshot capacity;
-  std::size_t inflight_calls = 0; // request ids awaiting their result
-  std::size_t executions = 0;     // tool runs (coalesced calls share one)
-  std::size_t queued = 0;         // executions waiting for a call thread
-  std::size_t cached_results = 0; // replayable results
+  std::size_t inflight_calls = 0;      // request ids awaiting their result
+  std::size_t executions = 0;          // tool runs (coalesced calls share one)
+  std::size_t queued = 0;              // executions waiting for capacity
+  std::size_t call_threads = 0;        // threads the call pool has started
+  std::size_t cached_results = 0;      // replayable results
+  std::size_t cached_result_bytes = 0; // their weight (EXAI_WS_RESULT_MAX_BYTES)
+  std::size_t reuse_bytes = 0;         // identical-call cache (EXAI_WS_REUSE_MAX_BYTES)
   std::size_t conversations = 0;
-  std::size_t scheduled_timers = 0;
+  std::size_t conversation_bytes = 0; // (EXAI_CONVERSATION_MAX_BYTES)
   bool accepting = true;
   EngineCounters counters;
   HistogramSnapshot call_latency;                                         // accept -> result
@@ -63,9 +66,11 @@ struct EngineDeps {
 };
 
 // The call engine of `exai serve` (SPEC §3). Every accepted call ends in
-// exactly one call_tool_res, produced by complete(); capacity is held by
-// CallPermits on the thread that runs the tool; in-flight entries are owned
-// by tickets inside the calls. Thread-safe.
+// exactly one result event, produced by complete(). A call waiting for
+// capacity is a queued continuation (CapacityController), not a parked
+// thread; once admitted, its CallPermits are held by the thread that runs the
+// tool. In-flight entries are owned by tickets inside the calls. The engine
+// owns every call's deadline. Thread-safe.
 class Engine final : public CallEngine {
 public:
   explicit Engine(const EngineDeps& deps);
@@ -79,7 +84,14 @@ public:
   bool cancel(std::string_view session_id, std::string_view request_id) override;
   void attach_session(const std::string& session_id,
                       const std::shared_ptr<CallSink>& sink) override;
+  void undelivered(const std::string& session_id,
+                   const std::vector<std::string>& request_ids) override;
   nlohmann::json list_tools() const override;
+
+  // Drops expired results, cached answers and conversations now and returns
+  // freed memory to the OS when that was worth it. Runs every few seconds on
+  // its own; public for tests.
+  void sweep();
 
   // Stops accepting calls (new ones get SHUTTING_DOWN), lets running calls
   // finish for up to `grace`, cancels the rest with SHUTTING_DOWN, and returns
@@ -95,20 +107,29 @@ private:
   struct Execution;
   class MeasuredChat;
   using Clock = std::chrono::steady_clock;
+  struct StoredResult {
+    std::uint64_t fingerprint = 0; // tool + arguments of the call that produced it
+    std::shared_ptr<const ToolResult> result;
+  };
 
   // Replays a stored result or joins a running call with this request_id.
   // Returns false when the id is free (nothing was sent).
   bool attach_existing(const CallRequest& request,
-                       const std::string& fingerprint,
-                       std::string_view tool_name,
+                       const std::string& key,
+                       std::uint64_t fingerprint,
                        const std::shared_ptr<CallSink>& sink);
   void start(const std::shared_ptr<Execution>& execution);
-  void run(const std::shared_ptr<Execution>& execution, std::optional<CallPermits> permits);
+  // Heartbeat progress every EXAI_WS_PROGRESS_INTERVAL_SECS; execution mutex held.
+  void start_heartbeat(const std::shared_ptr<Execution>& execution);
+  void admitted(const std::shared_ptr<Execution>& execution,
+                AcquireOutcome outcome,
+                bool may_run_inline);
+  void run(const std::shared_ptr<Execution>& execution, CallPermits permits, bool inline_run);
   void finish(const std::shared_ptr<Execution>& execution, const ToolResult& result);
   void expire(const std::shared_ptr<Execution>& execution);
   std::vector<std::shared_ptr<Call>> detach(Execution& execution);
   void retire(const std::shared_ptr<Execution>& execution);
-  // The one place a call ends: sends its call_tool_res (once), stores it for
+  // The one place a call ends: sends its result (once), stores it for
   // replay, counts the outcome and drops the in-flight entry.
   void complete(Call& call, const ToolResult& result);
   void count(const ToolResult& result) noexcept;
@@ -118,6 +139,8 @@ private:
               const std::string& message,
               const nlohmann::json& details = nlohmann::json::object());
   ToolFailure capacity_failure(const CapacityRejection& rejection, const Execution& execution);
+  std::string share_key(const CallRequest& request, const Tool& tool, const CallPlan& plan) const;
+  void note_undelivered(const std::string& session_id, const std::string& request_id);
 
   const DaemonConfig& config_;
   const ProviderRegistry& providers_;
@@ -130,19 +153,20 @@ private:
 
   CapacityController capacity_;
   ConversationStore conversations_;
-  struct StoredResult {
-    std::string fingerprint; // tool + arguments of the call that produced it
-    std::string frame;       // its call_tool_res
-  };
-  TtlCache<StoredResult> results_;                 // request_id -> result
-  TtlCache<std::vector<std::string>> reuse_;       // identical-call key -> outputs
-  TtlCache<std::vector<std::string>> undelivered_; // session -> request ids
-  InflightRegistry<Call> inflight_;
+  TtlCache<StoredResult> results_;                    // (session, request_id) -> result
+  TtlCache<std::shared_ptr<const ToolResult>> reuse_; // identical-call key -> success
+  TtlCache<std::vector<std::string>> undelivered_;    // session -> request ids
+  InflightRegistry<Call> inflight_;                   // (session, request_id) -> call
+  // (owner, request_id) -> session: with a token configured, every session
+  // of the same token may collect a result by request_id (SPEC §3).
+  TtlCache<std::string> owned_;
 
   mutable std::mutex mutex_;
   std::condition_variable drained_;
   std::map<std::string, std::shared_ptr<Execution>, std::less<>> shared_; // guarded by mutex_
   std::set<std::shared_ptr<Execution>> live_;                             // guarded by mutex_
+  std::map<std::string, std::size_t, std::less<>> queued_by_session_;     // guarded by mutex_
+  std::size_t queued_ = 0;                                                // guarded by mutex_
   // Atomics, so outcomes can be counted under a call's own lock (before its
   // result is sent) without ordering against mutex_.
   struct Counters {
@@ -163,6 +187,7 @@ private:
   // state above.
   Scheduler scheduler_;
   ThreadPool pool_;
+  Scheduler::Handle sweeper_;
 };
 
 } // namespace exai::core

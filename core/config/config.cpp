@@ -147,8 +147,48 @@ load_daemon_config(const Settings& settings)
   for (auto& tool : split_list(settings.get("EXAI_WS_DISABLE_COALESCE_FOR_TOOLS").value_or(""))) {
     c.disable_coalesce_tools.insert(std::move(tool));
   }
+  if (const auto scope = settings.get_nonempty("EXAI_WS_REUSE_SCOPE")) {
+    if (*scope == "session") {
+      c.reuse_scope = ReuseScope::session;
+    } else if (*scope == "token") {
+      c.reuse_scope = ReuseScope::token;
+    } else if (*scope == "global") {
+      c.reuse_scope = ReuseScope::global;
+    } else {
+      throw Error(Errc::config_invalid,
+                  "invalid EXAI_WS_REUSE_SCOPE='" + *scope +
+                      "': expected session, token or global");
+    }
+  }
+  const auto bytes = [&](std::string_view name, std::size_t fallback) {
+    return static_cast<std::size_t>(
+        read_int(settings, name, static_cast<std::int64_t>(fallback), 0, std::int64_t{1} << 40));
+  };
+  c.result_max_bytes = bytes("EXAI_WS_RESULT_MAX_BYTES", c.result_max_bytes);
+  c.reuse_max_bytes = bytes("EXAI_WS_REUSE_MAX_BYTES", c.reuse_max_bytes);
+  c.conversation_max_bytes = bytes("EXAI_CONVERSATION_MAX_BYTES", c.conversation_max_bytes);
+  c.session_max_queued = count("EXAI_WS_SESSION_MAX_QUEUED", c.session_max_queued, 0);
   c.max_connections = count("MAX_CONNECTIONS", c.max_connections, 1);
   c.max_connections_per_ip = count("MAX_CONNECTIONS_PER_IP", c.max_connections_per_ip, 1);
+  c.max_pending = count("EXAI_WS_MAX_PENDING", c.max_pending, 1);
+  c.pending_max_bytes =
+      static_cast<std::size_t>(read_int(settings,
+                                        "EXAI_WS_PENDING_MAX_BYTES",
+                                        static_cast<std::int64_t>(c.pending_max_bytes),
+                                        4096,
+                                        std::int64_t{1} << 24));
+  c.http_request_timeout =
+      read_seconds(settings, "EXAI_HTTP_REQUEST_TIMEOUT_SECS", c.http_request_timeout, 0.05, 3600);
+  c.http_keepalive = read_seconds(settings, "EXAI_HTTP_KEEPALIVE_SECS", c.http_keepalive, 0, 3600);
+  c.http_threads = static_cast<std::size_t>(read_int(settings, "EXAI_HTTP_THREADS", 4, 1, 64));
+  c.send_queue_bytes =
+      static_cast<std::size_t>(read_int(settings,
+                                        "EXAI_WS_SEND_QUEUE_BYTES",
+                                        static_cast<std::int64_t>(c.send_queue_bytes),
+                                        65536,
+                                        std::int64_t{1} << 32));
+  c.slow_client_timeout =
+      read_seconds(settings, "EXAI_WS_SLOW_CLIENT_SECS", c.slow_client_timeout, 0.05, 3600);
   c.session_timeout = read_seconds(settings, "SESSION_TIMEOUT_SECS", c.session_timeout, 1, kDay);
   c.shutdown_grace = read_seconds(settings, "EXAI_SHUTDOWN_GRACE_SECS", c.shutdown_grace, 0, 3600);
   c.health_interval =

@@ -13,6 +13,11 @@ namespace exai::core {
 
 using Millis = std::chrono::milliseconds;
 
+// EXAI_WS_REUSE_SCOPE: identical calls share an execution (and a cached
+// result) only within one session, among clients of the same token, or
+// daemon-wide.
+enum class ReuseScope { session, token, global };
+
 // Everything `exai serve` (and the clients that find it: health, stress, mcp)
 // reads from the environment, typed and validated. Durations accept decimal
 // seconds ("1.5"); counts accept integers. Defaults are SPEC §1's.
@@ -35,8 +40,23 @@ struct DaemonConfig {
   Millis result_ttl{600000};
   std::size_t result_cache_max = 10000;
   std::set<std::string, std::less<>> disable_coalesce_tools;
+  // Who may share an identical call's execution or cached result.
+  ReuseScope reuse_scope = ReuseScope::session;
+  // Byte budgets of the stores (SPEC §3 "memory is bounded in bytes").
+  std::size_t result_max_bytes = std::size_t{256} << 20U;
+  std::size_t reuse_max_bytes = std::size_t{64} << 20U;
+  std::size_t conversation_max_bytes = std::size_t{256} << 20U;
+  std::size_t session_max_queued = 256; // calls of one session waiting for capacity
   std::size_t max_connections = 1000;
-  std::size_t max_connections_per_ip = 100;
+  std::size_t max_connections_per_ip = 100; // remote peers only; loopback is one local peer
+  // Connections that have not said hello / not sent a complete HTTP request.
+  std::size_t max_pending = 256;
+  std::size_t pending_max_bytes = 65536; // what such a connection may make us buffer
+  Millis http_request_timeout{10000};    // whole request: head and body
+  Millis http_keepalive{30000};          // an idle keep-alive connection waits this long
+  std::size_t http_threads = 4;          // run complete HTTP requests
+  std::size_t send_queue_bytes = std::size_t{16} << 20U; // per connection, before it counts as slow
+  Millis slow_client_timeout{10000}; // over the send queue bound this long: closed (1008)
   Millis session_timeout{3600000};
   Millis shutdown_grace{30000};
   Millis health_interval{10000};

@@ -1,5 +1,7 @@
 #include "core/mcp/mcp_protocol.hpp"
 
+#include "core/util/json_text.hpp"
+
 #include <array>
 #include <utility>
 
@@ -152,11 +154,21 @@ negotiate_protocol_version(std::string_view requested)
 Message
 parse_message(std::string_view text)
 {
-  const json value = json::parse(text, nullptr, false);
-  if (value.is_discarded()) {
-    return invalid(nullptr, kParseError, "Parse error: not valid JSON");
+  auto parsed = parse_json(text);
+  if (const auto* problem = std::get_if<JsonProblem>(&parsed)) {
+    // Answer with the request's id when it can still be read, so the client
+    // is not left waiting.
+    json id = nullptr;
+    if (const auto raw = top_level_string(text, "id")) {
+      id = *raw;
+    }
+    return invalid(id,
+                   kParseError,
+                   problem->kind == JsonProblem::Kind::too_deep
+                       ? "Parse error: " + problem->message
+                       : std::string("Parse error: not valid JSON"));
   }
-  return classify(value);
+  return classify(std::get<json>(parsed));
 }
 
 Message
@@ -347,6 +359,25 @@ tool_call_response(const json& id, const json& res)
 }
 
 std::string
+tool_call_response(const json& id, const ToolResult& result)
+{
+  json frame = json::object();
+  if (const auto* success = std::get_if<ToolSuccess>(&result)) {
+    json outputs = json::array();
+    for (const auto& text : success->outputs) {
+      outputs.push_back({{"type", "text"}, {"text", text}});
+    }
+    frame["outputs"] = std::move(outputs);
+  } else {
+    const auto& failure = std::get<ToolFailure>(result);
+    frame["error"] = {{"code", protocol_code(failure.code)},
+                      {"message", failure.message},
+                      {"details", failure.details}};
+  }
+  return tool_call_response(id, frame);
+}
+
+std::string
 tool_error_response(const json& id, std::string_view text)
 {
   return result_response(
@@ -397,6 +428,36 @@ CallTranslator::on_frame(const json& frame, Clock::time_point now)
     out.push_back(progress("accepted by the exai daemon, running", now));
   }
   return out;
+}
+
+std::optional<std::string>
+CallTranslator::on_progress(std::string_view note, Clock::time_point now)
+{
+  if (done_ || token_.is_null()) {
+    return std::nullopt;
+  }
+  if (note.empty()) {
+    return progress("running", now);
+  }
+  last_note_ = std::string(note);
+  return progress(last_note_, now);
+}
+
+std::optional<std::string>
+CallTranslator::on_ack(Clock::time_point now)
+{
+  if (done_ || token_.is_null()) {
+    return std::nullopt;
+  }
+  last_note_ = "running";
+  return progress("accepted by the exai daemon, running", now);
+}
+
+std::string
+CallTranslator::on_result(const ToolResult& result)
+{
+  done_ = true;
+  return tool_call_response(id_, result);
 }
 
 std::optional<std::string>

@@ -13,6 +13,8 @@
 //     (capacity, timeout, provider, validation) is a tool result with
 //     isError:true and a readable message, so the model can see it.
 
+#include "core/calls/call_result.hpp"
+
 #include <nlohmann/json.hpp>
 
 #include <chrono>
@@ -117,6 +119,9 @@ nlohmann::json tools_list_result(const nlohmann::json& daemon_tools);
 // other daemon error becomes an isError:true result with a readable text.
 std::string tool_call_response(const nlohmann::json& id, const nlohmann::json& call_tool_res);
 
+// The same, for the engine's typed result (the daemon's own /mcp).
+std::string tool_call_response(const nlohmann::json& id, const ToolResult& result);
+
 // An isError:true tools/call reply saying `text` (e.g. the daemon is gone).
 std::string tool_error_response(const nlohmann::json& id, std::string_view text);
 
@@ -136,6 +141,12 @@ public:
   // notifications (progress and call_tool_ack frames, when a token was given)
   // and, for call_tool_res, the final response (then done() is true).
   std::vector<std::string> on_frame(const nlohmann::json& frame, Clock::time_point now);
+
+  // The same from the engine's typed events (the daemon's own /mcp): a
+  // progress notification (when a token was given), or the final response.
+  std::optional<std::string> on_progress(std::string_view note, Clock::time_point now);
+  std::optional<std::string> on_ack(Clock::time_point now);
+  std::string on_result(const ToolResult& result);
 
   // A progress notification when the client asked for progress and nothing
   // was sent for kHeartbeat; else nullopt.

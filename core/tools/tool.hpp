@@ -1,11 +1,13 @@
 #pragma once
 
+#include "core/calls/call_result.hpp"
 #include "core/error.hpp"
 #include "core/providers/chat.hpp"
 #include "core/providers/providers.hpp"
 
 #include <nlohmann/json.hpp>
 
+#include <chrono>
 #include <functional>
 #include <optional>
 #include <stop_token>
@@ -26,30 +28,20 @@ struct CallPlan {
   std::string conversation_id;
 };
 
-// A tool's answer: the text items of `outputs` (usually one envelope).
-struct ToolSuccess {
-  std::vector<std::string> outputs;
-};
-
-// A tool's failure, reported as the call's error (SPEC §2 error codes).
-struct ToolFailure {
-  Errc code = Errc::tool_execution_error;
-  std::string message;
-  nlohmann::json details = nlohmann::json::object();
-};
-
-using ToolResult = std::variant<ToolSuccess, ToolFailure>;
-
 // Everything a running tool may use. Borrowed references, valid for the call.
 struct ToolContext {
   const nlohmann::json& arguments;
   const CallPlan& plan;
-  std::stop_token stop;
+  std::stop_token stop; // requested at the call's deadline, on cancel and on shutdown
+  // The call's deadline (the engine owns it); upstream attempts derive theirs from it.
+  std::chrono::steady_clock::time_point deadline;
   ChatBackend& chat;
   const ProviderRegistry& providers;
   ConversationStore& conversations;
   // A snapshot of the daemon (capacity, counters, uptime) for `status`.
   std::function<nlohmann::json()> daemon_status;
+  // Sends a progress note to every caller of this call (never blocks).
+  std::function<void(std::string_view note)> progress;
 };
 
 // One tool. Implementations are stateless (state lives in the context), so

@@ -5,14 +5,13 @@
 #include <sys/random.h>
 
 #include <cerrno>
-#include <vector>
 
 namespace exai::core {
 
 std::string
-random_hex(std::size_t bytes)
+random_bytes(std::size_t bytes)
 {
-  std::vector<unsigned char> buffer(bytes);
+  std::string buffer(bytes, '\0');
   std::size_t filled = 0;
   while (filled < bytes) {
     const ssize_t n = getrandom(buffer.data() + filled, bytes - filled, 0);
@@ -24,10 +23,17 @@ random_hex(std::size_t bytes)
     }
     filled += static_cast<std::size_t>(n);
   }
+  return buffer;
+}
+
+std::string
+random_hex(std::size_t bytes)
+{
   constexpr char kDigits[] = "0123456789abcdef";
   std::string out;
   out.reserve(bytes * 2);
-  for (const unsigned char b : buffer) {
+  for (const char c : random_bytes(bytes)) {
+    const auto b = static_cast<unsigned char>(c);
     out += kDigits[b >> 4U];
     out += kDigits[b & 0x0FU];
   }

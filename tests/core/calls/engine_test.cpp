@@ -1,5 +1,4 @@
 #include "core/calls/engine.hpp"
-#include "core/calls/frames.hpp"
 
 #include <catch2/catch.hpp>
 
@@ -13,15 +12,57 @@ using nlohmann::json;
 
 namespace {
 
-// Records frames; can wait for a condition with a deadline.
+// Records the engine's typed events as op-protocol-shaped JSON objects (the
+// shape the tests assert on); can wait for a condition with a deadline.
 class RecordingSink final : public CallSink {
 public:
-  void send(std::string frame) noexcept override
+  void on_progress(std::string_view request_id,
+                   std::string_view tool,
+                   std::string_view note) noexcept override
+  {
+    json frame{{"op", "progress"}, {"request_id", request_id}, {"name", tool}};
+    if (!note.empty()) {
+      frame["note"] = note;
+    }
+    record(std::move(frame));
+  }
+  void on_ack(std::string_view request_id,
+              std::string_view tool,
+              std::chrono::milliseconds timeout) noexcept override
+  {
+    record({{"op", "call_tool_ack"},
+            {"request_id", request_id},
+            {"accepted", true},
+            {"timeout", static_cast<double>(timeout.count()) / 1000.0},
+            {"name", tool}});
+  }
+  bool on_result(std::string_view request_id, const ToolResult& result) noexcept override
+  {
+    json frame{{"op", "call_tool_res"}, {"request_id", request_id}};
+    if (const auto* success = std::get_if<ToolSuccess>(&result)) {
+      frame["outputs"] = json::array();
+      std::string text;
+      for (const auto& output : success->outputs) {
+        frame["outputs"].push_back({{"type", "text"}, {"text", output}});
+        text += (text.empty() ? "" : "\n\n") + output;
+      }
+      frame["text"] = text;
+    } else {
+      const auto& failure = std::get<ToolFailure>(result);
+      frame["error"] = {{"code", protocol_code(failure.code)},
+                        {"message", failure.message},
+                        {"details", failure.details}};
+    }
+    record(std::move(frame));
+    return accept_results;
+  }
+  void record(json frame)
   {
     const std::lock_guard lock(mutex_);
-    frames_.push_back(json::parse(frame));
+    frames_.push_back(std::move(frame));
     changed_.notify_all();
   }
+  std::atomic<bool> accept_results{true};
   std::vector<json> frames() const
   {
     const std::lock_guard lock(mutex_);
@@ -162,7 +203,7 @@ struct Harness {
             const std::shared_ptr<CallSink>& to,
             const std::string& session = "s1")
   {
-    engine->submit({id, tool, std::move(args), session}, to);
+    engine->submit({id, tool, std::move(args), session, "owner"}, to);
   }
   // Waits until nothing is in flight and every scope is back to zero.
   bool drained(std::chrono::milliseconds limit = 10s) const
@@ -173,7 +214,7 @@ struct Harness {
       bool zero = s.inflight_calls == 0 && s.executions == 0 && s.capacity.global.in_use == 0 &&
                   s.capacity.global.waiting == 0 && s.capacity.sessions.in_use == 0 &&
                   s.capacity.conversations.in_use == 0 && s.capacity.session_limiters == 0 &&
-                  s.capacity.conversation_limiters == 0 && s.scheduled_timers == 0;
+                  s.capacity.conversation_limiters == 0 && s.queued == 0;
       for (const auto& [id, p] : s.capacity.providers) {
         zero = zero && p.in_use == 0 && p.waiting == 0;
       }
@@ -425,7 +466,7 @@ TEST_CASE("a running request id sent again gets the same result on both connecti
 
 TEST_CASE("identical concurrent calls share one upstream execution", "[core][engine]")
 {
-  Harness h;
+  Harness h(Settings::Map{{"EXAI_WS_REUSE_SCOPE", "global"}});
   auto sink = std::make_shared<RecordingSink>();
   constexpr int kCalls = 5;
   for (int i = 0; i < kCalls; ++i) {
@@ -465,7 +506,7 @@ TEST_CASE("cancelling one of several coalesced callers leaves the others running
   Harness h;
   auto sink = std::make_shared<RecordingSink>();
   h.call("a", "chat", {{"prompt", "block shared"}}, sink, "s1");
-  h.call("b", "chat", {{"prompt", "block shared"}}, sink, "s2");
+  h.call("b", "chat", {{"prompt", "block shared"}}, sink, "s1");
   REQUIRE(h.chat.wait_active(1));
   CHECK(h.engine->cancel("s1", "a"));
   CHECK(sink->result("a")["error"]["code"] == "CANCELLED");
@@ -561,4 +602,152 @@ TEST_CASE("status reports capacity in use", "[core][engine]")
   CHECK(report["global"]["capacity"] == 24);
   CHECK(report["global"]["in_use"] == 1); // the status call itself
   CHECK(report["providers"].size() == 2);
+}
+
+TEST_CASE("request ids belong to their session: another session's id is another call",
+          "[core][engine]")
+{
+  Harness h;
+  auto a = std::make_shared<RecordingSink>();
+  auto b = std::make_shared<RecordingSink>();
+  h.call("1", "chat", {{"prompt", "block for a"}}, a, "session-a");
+  REQUIRE(h.chat.wait_active(1));
+  // Session b uses the same request id for its own call while a's runs: no
+  // DUPLICATE, and its own answer.
+  h.call("1", "chat", {{"prompt", "for b"}}, b, "session-b");
+  CHECK(envelope_of(b->result("1"))["content"] == "echo: for b");
+  h.chat.release();
+  CHECK(envelope_of(a->result("1"))["content"] == "echo: block for a");
+  // Each session replays only its own result.
+  auto a_again = std::make_shared<RecordingSink>();
+  h.call("1", "chat", {{"prompt", "block for a"}}, a_again, "session-a");
+  CHECK(envelope_of(a_again->result("1"))["content"] == "echo: block for a");
+  CHECK(h.chat.calls() == 2);
+  CHECK(h.drained());
+}
+
+TEST_CASE("a session resuming gets its own undelivered result, never another session's",
+          "[core][engine]")
+{
+  Harness h;
+  auto a = std::make_shared<RecordingSink>();
+  a->accept_results = false; // a's connection is gone when the result arrives
+  auto b = std::make_shared<RecordingSink>();
+  h.call("7", "chat", {{"prompt", "block a"}}, a, "session-a");
+  REQUIRE(h.chat.wait_active(1));
+  h.call("7", "chat", {{"prompt", "block b"}}, b, "session-b");
+  REQUIRE(h.chat.wait_active(2));
+  h.chat.release();
+  CHECK(envelope_of(b->result("7"))["content"] == "echo: block b");
+  REQUIRE(h.drained());
+  auto resumed = std::make_shared<RecordingSink>();
+  h.engine->attach_session("session-a", resumed);
+  CHECK(envelope_of(resumed->result("7"))["content"] == "echo: block a");
+  CHECK(resumed->count("call_tool_res", "7") == 1);
+}
+
+TEST_CASE("results a connection took but never sent are delivered when the session resumes",
+          "[core][engine]")
+{
+  Harness h;
+  auto sink = std::make_shared<RecordingSink>();
+  h.call("r1", "chat", {{"prompt", "hello"}}, sink, "s9");
+  (void)sink->result("r1");
+  h.engine->undelivered("s9", {"r1", "never-existed"});
+  auto resumed = std::make_shared<RecordingSink>();
+  h.engine->attach_session("s9", resumed);
+  CHECK(envelope_of(resumed->result("r1"))["content"] == "echo: hello");
+  CHECK(resumed->frames().size() == 1);
+}
+
+TEST_CASE("a burst in one session holds no threads and does not delay another session",
+          "[core][engine]")
+{
+  Harness h({{"EXAI_WS_ACQUIRE_TIMEOUT_SECS", "30"}, {"EXAI_WS_SESSION_MAX_QUEUED", "1000"}});
+  auto burst = std::make_shared<RecordingSink>();
+  constexpr int kBurst = 600;
+  for (int i = 0; i < kBurst; ++i) {
+    h.call("b" + std::to_string(i),
+           "chat",
+           {{"prompt", "block " + std::to_string(i)}, {"model", "kimi-k2-0905-preview"}},
+           burst,
+           "busy");
+  }
+  REQUIRE(h.chat.wait_active(6)); // the Kimi provider scope
+  const auto waiting = h.engine->stats();
+  CHECK(waiting.queued == kBurst - 6);
+  // Waiting calls are continuations, not parked threads.
+  CHECK(waiting.call_threads <= 8);
+  auto other = std::make_shared<RecordingSink>();
+  const auto start = std::chrono::steady_clock::now();
+  h.call("q", "chat", {{"prompt", "quick"}, {"model", "glm-4.5-flash"}}, other, "calm");
+  CHECK(envelope_of(other->result("q", 2s))["content"] == "echo: quick");
+  CHECK(std::chrono::steady_clock::now() - start < 1s);
+  h.chat.release();
+  for (int i = 0; i < kBurst; ++i) {
+    REQUIRE(burst->result("b" + std::to_string(i), 20s).contains("outputs"));
+  }
+  CHECK(h.drained());
+}
+
+TEST_CASE("calls beyond a session's queue bound are refused at once with OVER_CAPACITY",
+          "[core][engine]")
+{
+  Harness h({{"EXAI_WS_ACQUIRE_TIMEOUT_SECS", "30"}, {"EXAI_WS_SESSION_MAX_QUEUED", "4"}});
+  auto sink = std::make_shared<RecordingSink>();
+  // The GLM scope is 4: 4 run, 4 wait (the session's queue bound), the 9th is
+  // refused without waiting.
+  for (int i = 0; i < 8; ++i) {
+    h.call("r" + std::to_string(i), "chat", {{"prompt", "block " + std::to_string(i)}}, sink, "s");
+  }
+  REQUIRE(h.chat.wait_active(4)); // GLM provider scope: 4
+  const auto start = std::chrono::steady_clock::now();
+  h.call("over", "chat", {{"prompt", "block over"}}, sink, "s");
+  const json refused = sink->result("over", 2s);
+  CHECK(std::chrono::steady_clock::now() - start < 500ms);
+  CHECK(refused["error"]["code"] == "OVER_CAPACITY");
+  CHECK(refused["error"]["details"]["scope"] == "session");
+  CHECK(refused["error"]["message"].get<std::string>().find("EXAI_WS_SESSION_MAX_QUEUED") !=
+        std::string::npos);
+  h.chat.release();
+  for (int i = 0; i < 8; ++i) {
+    CHECK(sink->result("r" + std::to_string(i), 20s).contains("outputs"));
+  }
+  CHECK(h.drained());
+}
+
+TEST_CASE("stored results are bounded in bytes, not only in count", "[core][engine]")
+{
+  Harness h({{"EXAI_WS_RESULT_MAX_BYTES", "300000"}, {"EXAI_WS_REUSE_MAX_BYTES", "100000"}});
+  auto sink = std::make_shared<RecordingSink>();
+  const std::string big(50000, 'x');
+  for (int i = 0; i < 40; ++i) {
+    h.call("r" + std::to_string(i), "chat", {{"prompt", big + std::to_string(i)}}, sink);
+    REQUIRE(sink->result("r" + std::to_string(i)).contains("outputs"));
+  }
+  const auto s = h.engine->stats();
+  CHECK(s.cached_result_bytes <= 300000);
+  CHECK(s.cached_results < 40);
+  CHECK(s.cached_results >= 3);
+  CHECK(s.reuse_bytes <= 100000);
+  CHECK(h.drained());
+}
+
+TEST_CASE("identical calls are shared within a session by default, not across sessions",
+          "[core][engine]")
+{
+  Harness h;
+  auto sink = std::make_shared<RecordingSink>();
+  h.call("a1", "chat", {{"prompt", "block same"}}, sink, "one");
+  REQUIRE(h.chat.wait_active(1));
+  h.call("a2", "chat", {{"prompt", "block same"}}, sink, "one");   // joins a1
+  h.call("b1", "chat", {{"prompt", "block same"}}, sink, "other"); // runs on its own
+  REQUIRE(h.chat.wait_active(2));
+  h.chat.release();
+  for (const auto* id : {"a1", "a2", "b1"}) {
+    CHECK(sink->result(id).contains("outputs"));
+  }
+  CHECK(h.chat.calls() == 2);
+  CHECK(h.engine->stats().counters.coalesced == 1);
+  CHECK(h.drained());
 }
