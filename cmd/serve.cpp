@@ -117,10 +117,7 @@ run_serve(const ServeOptions& options, const GlobalOptions& global)
       health,
       [&inputs] { return core::render_prometheus(inputs()); },
       server->tokens());
-  net::McpHttpOptions mcp_options;
-  mcp_options.max_concurrent_calls = config.mcp_http_max_calls;
-  const auto mcp =
-      net::register_mcp_routes(server->router(), engine, config, server->tokens(), mcp_options);
+  const auto mcp = net::register_mcp_routes(server->router(), engine, config, server->tokens());
   core::HealthFileWriter health_file(
       config.state_dir + "/ws_daemon.health.json",
       [&health] { return health().dump(2); },

@@ -9,17 +9,10 @@ namespace exai::net {
 bool
 bearer_accepted(const Poco::Net::HTTPServerRequest& request, const TokenStore& tokens)
 {
-  if (!tokens.required()) {
-    return true;
-  }
   // A copy: get() returns a reference to its default argument when the
   // header is absent, a temporary that dies at the end of this statement.
   const std::string header = request.get("Authorization", "");
-  constexpr std::string_view kBearer = "Bearer ";
-  if (header.size() <= kBearer.size() || header.compare(0, kBearer.size(), kBearer) != 0) {
-    return false;
-  }
-  return tokens.accepts(std::string_view(header).substr(kBearer.size()));
+  return tokens.accepts_bearer(header);
 }
 
 namespace {
@@ -28,17 +21,16 @@ namespace {
 HttpRouter::Handler
 with_bearer(TokenStore& tokens, HttpRouter::Handler handler)
 {
-  return [&tokens, handler = std::move(handler)](Poco::Net::HTTPServerRequest& request,
-                                                 Poco::Net::HTTPServerResponse& response) {
-    if (!bearer_accepted(request, tokens)) {
-      response.set("WWW-Authenticate", "Bearer");
-      HttpRouter::send_error(response,
+  return [&tokens, handler = std::move(handler)](HttpExchange& exchange) {
+    if (!bearer_accepted(exchange.request(), tokens)) {
+      exchange.response().set("WWW-Authenticate", "Bearer");
+      HttpRouter::send_error(exchange.response(),
                              Poco::Net::HTTPResponse::HTTP_UNAUTHORIZED,
                              "UNAUTHORIZED",
                              "missing or wrong bearer token (EXAI_WS_TOKEN)");
       return;
     }
-    handler(request, response);
+    handler(exchange);
   };
 }
 
@@ -50,30 +42,25 @@ register_health_routes(HttpRouter& router,
                        std::function<std::string()> metrics,
                        TokenStore& tokens)
 {
-  router.add("GET",
-             "/health",
-             with_bearer(tokens,
-                         [health = std::move(health)](Poco::Net::HTTPServerRequest&,
-                                                      Poco::Net::HTTPServerResponse& response) {
-                           const nlohmann::json doc = health();
-                           HttpRouter::send_json(
-                               response,
-                               doc.value("healthy", false)
-                                   ? Poco::Net::HTTPResponse::HTTP_OK
-                                   : Poco::Net::HTTPResponse::HTTP_SERVICE_UNAVAILABLE,
-                               doc.dump());
-                         }));
+  router.add(
+      "GET", "/health", with_bearer(tokens, [health = std::move(health)](HttpExchange& exchange) {
+        const nlohmann::json doc = health();
+        HttpRouter::send_json(exchange.response(),
+                              doc.value("healthy", false)
+                                  ? Poco::Net::HTTPResponse::HTTP_OK
+                                  : Poco::Net::HTTPResponse::HTTP_SERVICE_UNAVAILABLE,
+                              doc.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
+      }));
   router.add("GET",
              "/metrics",
-             with_bearer(tokens,
-                         [metrics = std::move(metrics)](Poco::Net::HTTPServerRequest&,
-                                                        Poco::Net::HTTPServerResponse& response) {
-                           const std::string body = metrics();
-                           response.setStatus(Poco::Net::HTTPResponse::HTTP_OK);
-                           response.setContentType("text/plain; version=0.0.4; charset=utf-8");
-                           response.setContentLength(static_cast<std::streamsize>(body.size()));
-                           response.send() << body;
-                         }));
+             with_bearer(tokens, [metrics = std::move(metrics)](HttpExchange& exchange) {
+               auto& response = exchange.response();
+               const std::string body = metrics();
+               response.setStatus(Poco::Net::HTTPResponse::HTTP_OK);
+               response.setContentType("text/plain; version=0.0.4; charset=utf-8");
+               response.setContentLength(static_cast<std::streamsize>(body.size()));
+               response.send() << body;
+             }));
 }
 
 } // namespace exai::net

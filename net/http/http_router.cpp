@@ -1,5 +1,7 @@
 #include "net/http/http_router.hpp"
 
+#include "net/http/response_stream.hpp"
+
 #include <nlohmann/json.hpp>
 
 namespace exai::net {
@@ -10,17 +12,25 @@ HttpRouter::add(std::string method, std::string path, Handler handler)
   routes_[{std::move(path), std::move(method)}] = std::move(handler);
 }
 
-void
-HttpRouter::dispatch(Poco::Net::HTTPServerRequest& request,
-                     Poco::Net::HTTPServerResponse& response) const
+std::shared_ptr<ResponseStream>
+HttpExchange::start_stream()
 {
+  streaming_ = true;
+  return start_stream_();
+}
+
+void
+HttpRouter::dispatch(HttpExchange& exchange) const
+{
+  auto& request = exchange.request();
+  auto& response = exchange.response();
   std::string path = request.getURI();
   if (const auto q = path.find('?'); q != std::string::npos) {
     path.resize(q);
   }
   const auto it = routes_.find({path, request.getMethod()});
   if (it != routes_.end()) {
-    it->second(request, response);
+    it->second(exchange);
     return;
   }
   std::string allow;

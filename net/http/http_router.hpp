@@ -10,26 +10,65 @@
 
 #include <functional>
 #include <map>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <utility>
 
 namespace exai::net {
 
+class ResponseStream;
+
+// One HTTP request being answered, as a handler sees it. The handler runs on
+// an HTTP thread with the whole request already received; it answers through
+// response() (Poco), or hands the body over to the event loop with
+// start_stream() when the answer comes later (a tool call).
+class HttpExchange {
+public:
+  using StreamStarter = std::function<std::shared_ptr<ResponseStream>()>;
+
+  HttpExchange(Poco::Net::HTTPServerRequest& request,
+               Poco::Net::HTTPServerResponse& response,
+               std::string peer_ip,
+               StreamStarter start_stream)
+      : request_(request)
+      , response_(response)
+      , peer_ip_(std::move(peer_ip))
+      , start_stream_(std::move(start_stream))
+  {
+  }
+
+  Poco::Net::HTTPServerRequest& request() noexcept { return request_; }
+  Poco::Net::HTTPServerResponse& response() noexcept { return response_; }
+  const std::string& peer_ip() const noexcept { return peer_ip_; }
+
+  // Sends the response head as set on response() (status, headers; the
+  // connection closes after the body, which has no length) and returns the
+  // stream through which the body continues after the handler returns. At
+  // most once, instead of sending a body.
+  std::shared_ptr<ResponseStream> start_stream();
+  bool streaming() const noexcept { return streaming_; }
+
+private:
+  Poco::Net::HTTPServerRequest& request_;
+  Poco::Net::HTTPServerResponse& response_;
+  std::string peer_ip_;
+  StreamStarter start_stream_;
+  bool streaming_ = false;
+};
+
 class HttpRouter {
 public:
-  // Runs on a Poco HTTP server thread; may throw (answered with 500).
-  using Handler =
-      std::function<void(Poco::Net::HTTPServerRequest&, Poco::Net::HTTPServerResponse&)>;
+  // Runs on an HTTP thread; may throw (answered with 500).
+  using Handler = std::function<void(HttpExchange& exchange)>;
 
   // Registers `handler` for `method` (e.g. "GET") on `path` (exact match, no
   // query string). A later registration for the same pair replaces the
-  // earlier one. Not thread-safe: register before WsServer::start().
+  // earlier one. Not thread-safe: register before the server starts.
   void add(std::string method, std::string path, Handler handler);
 
-  // Answers `request` with the matching handler, or 404/405 JSON.
-  void dispatch(Poco::Net::HTTPServerRequest& request,
-                Poco::Net::HTTPServerResponse& response) const;
+  // Answers the request with the matching handler, or 404/405 JSON.
+  void dispatch(HttpExchange& exchange) const;
 
   // Sends `body` (a JSON text) with `status`. For handlers and the router.
   static void send_json(Poco::Net::HTTPServerResponse& response,

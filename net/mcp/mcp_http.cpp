@@ -4,6 +4,9 @@
 #include "core/mcp/mcp_protocol.hpp"
 #include "core/tools/tool_registry.hpp"
 #include "core/util/random_id.hpp"
+#include "core/util/text.hpp"
+#include "net/http/response_stream.hpp"
+#include "net/protocol/op_protocol.hpp"
 
 #include <Poco/Exception.h>
 #include <Poco/Net/HTTPServerRequest.h>
@@ -28,11 +31,8 @@ using Poco::Net::HTTPServerRequest;
 using Poco::Net::HTTPServerResponse;
 namespace mcp = core::mcp;
 
-constexpr auto kWakeEvery = std::chrono::milliseconds(1000);
 // An SSE comment this often lets a stream notice a client that went away.
 constexpr auto kKeepAlive = std::chrono::seconds(10);
-// Extra time beyond the engine's own deadlines before a call is given up.
-constexpr auto kDeadlineSlack = std::chrono::seconds(30);
 constexpr std::string_view kSessionHeader = "Mcp-Session-Id";
 constexpr std::string_view kVersionHeader = "MCP-Protocol-Version";
 
@@ -83,55 +83,156 @@ read_body(HTTPServerRequest& request, std::size_t max_bytes)
 
 } // namespace
 
-// Where the engine puts the frames of one /mcp call; the request thread takes
-// them. send() never blocks.
-class McpHttpService::Sink final : public core::CallSink {
+// One tools/call on /mcp: renders the engine's events as JSON-RPC and writes
+// them to the response stream the connection's event loop sends. Held by its
+// session until its result is out (the engine holds it only weakly).
+class McpHttpService::Call final : public core::CallSink,
+                                   public ResponseStream::Listener,
+                                   public std::enable_shared_from_this<Call> {
 public:
-  void send(std::string frame) noexcept override
+  Call(McpHttpService& service,
+       std::string session_id,
+       std::string key,
+       std::string request_id,
+       json id,
+       json progress_token,
+       bool sse)
+      : service_(service)
+      , session_id_(std::move(session_id))
+      , key_(std::move(key))
+      , request_id_(std::move(request_id))
+      , sse_(sse)
+      , translator_(std::move(id), std::move(progress_token), Clock::now())
   {
-    try {
+  }
+
+  void attach(std::shared_ptr<ResponseStream> stream)
+  {
+    const std::lock_guard lock(mutex_);
+    stream_ = std::move(stream);
+  }
+  const std::string& request_id() const noexcept { return request_id_; }
+
+  void on_progress(std::string_view /*request_id*/,
+                   std::string_view /*tool*/,
+                   std::string_view note) noexcept override
+  {
+    const std::lock_guard lock(mutex_);
+    if (!done_ && sse_) {
+      if (auto message = translator_.on_progress(note, Clock::now())) {
+        write_event(*message);
+      }
+    }
+  }
+
+  void on_ack(std::string_view /*request_id*/,
+              std::string_view /*tool*/,
+              std::chrono::milliseconds /*timeout*/) noexcept override
+  {
+    const std::lock_guard lock(mutex_);
+    if (!done_ && sse_) {
+      if (auto message = translator_.on_ack(Clock::now())) {
+        write_event(*message);
+      }
+    }
+  }
+
+  bool on_result(std::string_view /*request_id*/, const core::ToolResult& result) noexcept override
+  {
+    bool written = false;
+    {
       const std::lock_guard lock(mutex_);
-      frames_.push_back(std::move(frame));
-    } catch (...) {
-      return; // out of memory: the call times out instead
+      if (done_) {
+        return false;
+      }
+      done_ = true;
+      try {
+        if (cancelled_) {
+          // notifications/cancelled: MCP sends no response for that request.
+          stream_->end();
+        } else if (sse_) {
+          written = write_event(translator_.on_result(result));
+          stream_->end();
+        } else {
+          std::string body = translator_.on_result(result);
+          written = stream_->write(std::move(body));
+          stream_->end();
+        }
+      } catch (const std::exception&) {
+        stream_->end();
+      }
     }
-    ready_.notify_all();
+    service_.end_call(session_id_, key_);
+    return written;
   }
 
-  // The next frame, or nullopt at `deadline` or when woken.
-  std::optional<std::string> pop_until(Clock::time_point deadline)
-  {
-    std::unique_lock lock(mutex_);
-    ready_.wait_until(lock, deadline, [this] { return !frames_.empty() || woken_; });
-    woken_ = false;
-    if (frames_.empty()) {
-      return std::nullopt;
-    }
-    std::string frame = std::move(frames_.front());
-    frames_.pop_front();
-    return frame;
-  }
-
-  void wake()
+  // The client (DELETE, notifications/cancelled) ended the call.
+  void cancel_from_client()
   {
     {
       const std::lock_guard lock(mutex_);
-      woken_ = true;
+      if (done_) {
+        return;
+      }
+      cancelled_ = true;
     }
-    ready_.notify_all();
+    service_.engine_.cancel("mcp:" + session_id_, request_id_);
+  }
+
+  void on_stream_closed() noexcept override
+  {
+    {
+      const std::lock_guard lock(mutex_);
+      if (done_) {
+        return;
+      }
+      cancelled_ = true;
+    }
+    service_.log_->info("mcp client went away; cancelling request_id={}", request_id_);
+    try {
+      service_.engine_.cancel("mcp:" + session_id_, request_id_);
+    } catch (const std::exception&) {
+      // The call ends at its deadline instead.
+    }
+  }
+
+  void on_stream_tick(SteadyClock::time_point now) noexcept override
+  {
+    const std::lock_guard lock(mutex_);
+    if (done_ || !sse_) {
+      return;
+    }
+    try {
+      if (auto beat = translator_.heartbeat(now)) {
+        write_event(*beat);
+      } else if (now - last_write_ >= kKeepAlive) {
+        // An SSE comment lets the stream notice a client that went away.
+        stream_->write(": keepalive\n\n");
+        last_write_ = now;
+      }
+    } catch (const std::exception&) {
+      // A skipped heartbeat loses nothing.
+    }
   }
 
 private:
-  std::mutex mutex_;
-  std::condition_variable ready_;
-  std::deque<std::string> frames_; // guarded by mutex_
-  bool woken_ = false;             // guarded by mutex_
-};
+  bool write_event(const std::string& message) // mutex_ held
+  {
+    last_write_ = Clock::now();
+    return stream_->write("event: message\ndata: " + message + "\n\n");
+  }
 
-struct McpHttpService::ActiveCall {
-  std::string request_id;
-  std::shared_ptr<Sink> sink;
-  std::atomic<bool> cancelled{false};
+  McpHttpService& service_;
+  const std::string session_id_;
+  const std::string key_;
+  const std::string request_id_;
+  const bool sse_;
+  std::mutex mutex_;
+  core::mcp::CallTranslator translator_;        // guarded by mutex_
+  std::shared_ptr<ResponseStream> stream_;      // guarded by mutex_
+  Clock::time_point last_write_ = Clock::now(); // guarded by mutex_
+  bool done_ = false;                           // guarded by mutex_
+  bool cancelled_ = false;                      // guarded by mutex_
 };
 
 McpHttpService::McpHttpService(core::CallEngine& engine,
@@ -145,38 +246,24 @@ McpHttpService::McpHttpService(core::CallEngine& engine,
     , options_(options)
     , log_(std::move(log))
     , id_prefix_("mcph-" + core::random_hex(8) + "-")
-    , streams_("mcp_http", std::max<std::size_t>(options.max_concurrent_calls, 1))
 {
 }
 
 McpHttpService::~McpHttpService() = default;
 
 bool
-McpHttpService::admit(HTTPServerRequest& request, HTTPServerResponse& response)
+McpHttpService::admit(HttpExchange& exchange)
 {
-  if (request.has("Origin") && !origin_allowed(request.get("Origin"), config_.allowed_origins)) {
-    log_->warn("mcp request refused reason=\"foreign origin\" origin=\"{}\"",
-               request.get("Origin"));
-    HttpRouter::send_error(response,
-                           HTTPResponse::HTTP_FORBIDDEN,
-                           "FORBIDDEN",
-                           "Origin not allowed (see EXAI_ALLOWED_ORIGINS)");
+  const std::string authorization = exchange.request().get("Authorization", "");
+  if (!tokens_.accepts_bearer(authorization)) {
+    log_->warn("mcp request refused reason=unauthorized peer={}", exchange.peer_ip());
+    exchange.response().set("WWW-Authenticate", "Bearer");
+    send_rpc_error(exchange.response(),
+                   HTTPResponse::HTTP_UNAUTHORIZED,
+                   nullptr,
+                   mcp::kInvalidRequest,
+                   "Unauthorized: missing or wrong Authorization: Bearer token (EXAI_WS_TOKEN)");
     return false;
-  }
-  if (tokens_.required()) {
-    const std::string auth = request.get("Authorization", "");
-    constexpr std::string_view kBearer = "Bearer ";
-    const bool ok = auth.size() > kBearer.size() && auth.compare(0, kBearer.size(), kBearer) == 0 &&
-                    tokens_.accepts(std::string_view(auth).substr(kBearer.size()));
-    if (!ok) {
-      log_->warn("mcp request refused reason=unauthorized");
-      response.set("WWW-Authenticate", "Bearer");
-      HttpRouter::send_error(response,
-                             HTTPResponse::HTTP_UNAUTHORIZED,
-                             "UNAUTHORIZED",
-                             "missing or wrong Authorization: Bearer token (EXAI_WS_TOKEN)");
-      return false;
-    }
   }
   return true;
 }
@@ -186,7 +273,7 @@ McpHttpService::sweep(Clock::time_point now)
 {
   for (auto it = sessions_.begin(); it != sessions_.end();) {
     if (it->second.calls.empty() && now - it->second.last_used > config_.session_timeout) {
-      log_->debug("mcp session expired id={}", it->first.substr(0, 6));
+      log_->debug("mcp session expired id={}", core::short_id(it->first));
       it = sessions_.erase(it);
     } else {
       ++it;
@@ -200,6 +287,17 @@ McpHttpService::session_count()
   const std::lock_guard lock(mutex_);
   sweep(Clock::now());
   return sessions_.size();
+}
+
+std::size_t
+McpHttpService::active_calls()
+{
+  const std::lock_guard lock(mutex_);
+  std::size_t n = 0;
+  for (const auto& [id, session] : sessions_) {
+    n += session.calls.size();
+  }
+  return n;
 }
 
 std::string
@@ -227,33 +325,41 @@ McpHttpService::create_session(const std::string& protocol_version)
 }
 
 void
-McpHttpService::cancel_call(const std::string& session_id, const std::shared_ptr<ActiveCall>& call)
+McpHttpService::end_call(const std::string& session_id, const std::string& key)
 {
-  call->cancelled = true;
-  engine_.cancel("mcp:" + session_id, call->request_id);
-  call->sink->wake();
+  std::shared_ptr<Call> call; // released outside the lock
+  const std::lock_guard lock(mutex_);
+  if (const auto it = sessions_.find(session_id); it != sessions_.end()) {
+    if (const auto c = it->second.calls.find(key); c != it->second.calls.end()) {
+      call = std::move(c->second);
+      it->second.calls.erase(c);
+    }
+    it->second.last_used = Clock::now();
+  }
 }
 
 void
-McpHttpService::handle_get(HTTPServerRequest& request, HTTPServerResponse& response)
+McpHttpService::handle_get(HttpExchange& exchange)
 {
-  if (!admit(request, response)) {
+  if (!admit(exchange)) {
     return;
   }
-  response.set("Allow", "POST, DELETE");
-  HttpRouter::send_error(response,
-                         HTTPResponse::HTTP_METHOD_NOT_ALLOWED,
-                         "METHOD_NOT_ALLOWED",
-                         "exai sends no server-initiated messages; POST to /mcp");
+  exchange.response().set("Allow", "POST, DELETE");
+  send_rpc_error(exchange.response(),
+                 HTTPResponse::HTTP_METHOD_NOT_ALLOWED,
+                 nullptr,
+                 mcp::kInvalidRequest,
+                 "Method Not Allowed: exai sends no server-initiated messages; POST to /mcp");
 }
 
 void
-McpHttpService::handle_delete(HTTPServerRequest& request, HTTPServerResponse& response)
+McpHttpService::handle_delete(HttpExchange& exchange)
 {
-  if (!admit(request, response)) {
+  if (!admit(exchange)) {
     return;
   }
-  const std::string session_id = request.get(std::string(kSessionHeader), "");
+  auto& response = exchange.response();
+  const std::string session_id = exchange.request().get(std::string(kSessionHeader), "");
   if (session_id.empty()) {
     send_rpc_error(response,
                    HTTPResponse::HTTP_BAD_REQUEST,
@@ -262,7 +368,7 @@ McpHttpService::handle_delete(HTTPServerRequest& request, HTTPServerResponse& re
                    "Bad Request: Mcp-Session-Id header required");
     return;
   }
-  std::vector<std::shared_ptr<ActiveCall>> calls;
+  std::vector<std::shared_ptr<Call>> calls;
   {
     const std::lock_guard lock(mutex_);
     sweep(Clock::now());
@@ -277,18 +383,21 @@ McpHttpService::handle_delete(HTTPServerRequest& request, HTTPServerResponse& re
     sessions_.erase(it);
   }
   for (const auto& call : calls) {
-    cancel_call(session_id, call);
+    call->cancel_from_client();
   }
-  log_->info("mcp session closed id={} cancelled_calls={}", session_id.substr(0, 6), calls.size());
+  log_->info(
+      "mcp session closed id={} cancelled_calls={}", core::short_id(session_id), calls.size());
   send_empty(response, HTTPResponse::HTTP_NO_CONTENT);
 }
 
 void
-McpHttpService::handle_post(HTTPServerRequest& request, HTTPServerResponse& response)
+McpHttpService::handle_post(HttpExchange& exchange)
 {
-  if (!admit(request, response)) {
+  if (!admit(exchange)) {
     return;
   }
+  auto& request = exchange.request();
+  auto& response = exchange.response();
   const std::string accept = request.get("Accept", "");
   if (!accept.empty() && !accepts(request, "application/json") &&
       !accepts(request, "text/event-stream")) {
@@ -306,12 +415,13 @@ McpHttpService::handle_post(HTTPServerRequest& request, HTTPServerResponse& resp
                    nullptr,
                    mcp::kInvalidRequest,
                    "Bad Request: unsupported MCP-Protocol-Version " +
-                       request.get(std::string(kVersionHeader)) +
+                       core::printable(request.get(std::string(kVersionHeader)), 40) +
                        " (supported: 2025-03-26, 2025-06-18, 2025-11-25)");
     return;
   }
   const auto body = read_body(request, config_.max_bytes);
   if (!body) {
+    response.setKeepAlive(false); // the rest of the body is not read
     send_rpc_error(response,
                    HTTPResponse::HTTP_REQUEST_ENTITY_TOO_LARGE,
                    nullptr,
@@ -344,8 +454,9 @@ McpHttpService::handle_post(HTTPServerRequest& request, HTTPServerResponse& resp
                      "too many MCP sessions with calls in progress");
       return;
     }
-    log_->info(
-        "mcp session opened id={} protocol={}", session_id.substr(0, 6), action.protocol_version);
+    log_->info("mcp session opened id={} protocol={}",
+               core::short_id(session_id),
+               action.protocol_version);
     response.set(std::string(kSessionHeader), session_id);
     HttpRouter::send_json(response, HTTPResponse::HTTP_OK, action.response);
     return;
@@ -360,7 +471,7 @@ McpHttpService::handle_post(HTTPServerRequest& request, HTTPServerResponse& resp
                    "Bad Request: Mcp-Session-Id header required (initialize first)");
     return;
   }
-  std::shared_ptr<ActiveCall> to_cancel;
+  std::shared_ptr<Call> to_cancel;
   {
     const std::lock_guard lock(mutex_);
     const auto now = Clock::now();
@@ -380,7 +491,7 @@ McpHttpService::handle_post(HTTPServerRequest& request, HTTPServerResponse& resp
     }
   }
   if (to_cancel) {
-    cancel_call(session_id, to_cancel);
+    to_cancel->cancel_from_client();
   }
 
   switch (action.type) {
@@ -398,42 +509,29 @@ McpHttpService::handle_post(HTTPServerRequest& request, HTTPServerResponse& resp
         mcp::result_response(action.id, mcp::tools_list_result(engine_.list_tools())));
     return;
   case mcp::Action::Type::call_tool:
-    run_call(request,
-             response,
-             session_id,
-             action.id,
-             action.call.name,
-             action.call.arguments,
-             action.call.progress_token);
+    start_call(exchange,
+               session_id,
+               action.id,
+               action.call.name,
+               action.call.arguments,
+               action.call.progress_token);
     return;
   }
 }
 
 void
-McpHttpService::run_call(HTTPServerRequest& request,
-                         HTTPServerResponse& response,
-                         const std::string& session_id,
-                         const json& id,
-                         const std::string& tool,
-                         const json& arguments,
-                         const json& progress_token)
+McpHttpService::start_call(HttpExchange& exchange,
+                           const std::string& session_id,
+                           const json& id,
+                           const std::string& tool,
+                           const json& arguments,
+                           const json& progress_token)
 {
-  auto permit = streams_.try_acquire();
-  if (!permit) {
-    HttpRouter::send_json(
-        response,
-        HTTPResponse::HTTP_OK,
-        mcp::tool_error_response(
-            id,
-            "exai error OVER_CAPACITY: too many /mcp tool calls in progress (limit " +
-                std::to_string(options_.max_concurrent_calls) +
-                "); retry shortly, or use `exai mcp` (stdio) for more parallel calls"));
-    return;
-  }
-  auto call = std::make_shared<ActiveCall>();
-  call->request_id = id_prefix_ + std::to_string(++next_id_);
-  call->sink = std::make_shared<Sink>();
+  auto& response = exchange.response();
+  const bool sse = accepts(exchange.request(), "text/event-stream");
   const std::string key = id.dump();
+  auto call = std::make_shared<Call>(
+      *this, session_id, key, id_prefix_ + std::to_string(++next_id_), id, progress_token, sse);
   {
     const std::lock_guard lock(mutex_);
     const auto it = sessions_.find(session_id);
@@ -447,99 +545,25 @@ McpHttpService::run_call(HTTPServerRequest& request,
     }
     it->second.calls.emplace(key, call);
   }
-  const bool sse = accepts(request, "text/event-stream");
-  log_->debug("mcp call tool={} request_id={} sse={}", tool, call->request_id, sse);
-  engine_.submit(core::CallRequest{call->request_id,
-                                   std::string(core::strip_tool_suffix(tool)),
+  response.setStatusAndReason(HTTPResponse::HTTP_OK);
+  response.setContentType(sse ? "text/event-stream" : "application/json");
+  response.set("Cache-Control", "no-cache");
+  response.set(std::string(kSessionHeader), session_id);
+  // The head leaves now; the body follows from the event loop as the call
+  // runs. No thread waits for it.
+  auto stream = exchange.start_stream();
+  call->attach(stream);
+  stream->set_listener(call);
+  log_->debug(
+      "mcp call tool={} request_id={} sse={}", core::printable(tool, 64), call->request_id(), sse);
+  engine_.submit(core::CallRequest{call->request_id(),
+                                   protocol::strip_tool_suffix(tool),
                                    arguments,
-                                   "mcp:" + session_id},
-                 call->sink);
-
-  mcp::CallTranslator translator(id, progress_token, Clock::now());
-  const auto deadline =
-      Clock::now() + config_.call_timeout + config_.acquire_timeout + kDeadlineSlack;
-  std::ostream* out = nullptr;
-  if (sse) {
-    response.setStatusAndReason(HTTPResponse::HTTP_OK);
-    response.setContentType("text/event-stream");
-    response.set("Cache-Control", "no-cache");
-    response.set(std::string(kSessionHeader), session_id);
-    response.setChunkedTransferEncoding(true);
-    out = &response.send();
-  }
-  auto last_write = Clock::now();
-  bool client_gone = false;
-  const auto emit = [&](const std::string& message) {
-    if (out == nullptr || client_gone) {
-      return;
-    }
-    try {
-      *out << "event: message\ndata: " << message << "\n\n";
-      out->flush();
-      client_gone = !out->good();
-    } catch (const Poco::Exception&) {
-      client_gone = true;
-    } catch (const std::ios_base::failure&) {
-      client_gone = true;
-    }
-    last_write = Clock::now();
-  };
-  std::string final_response;
-  while (final_response.empty() && !call->cancelled && !client_gone) {
-    const auto now = Clock::now();
-    if (now >= deadline) {
-      engine_.cancel("mcp:" + session_id, call->request_id);
-      final_response = mcp::tool_error_response(
-          id, "exai error TIMEOUT: no result from the exai call engine in time");
-      break;
-    }
-    const auto frame = call->sink->pop_until(std::min(now + kWakeEvery, deadline));
-    if (frame) {
-      const json parsed = json::parse(*frame, nullptr, false);
-      for (auto& message : translator.on_frame(parsed, Clock::now())) {
-        if (translator.done()) {
-          final_response = std::move(message);
-        } else {
-          emit(message);
-        }
-      }
-    }
-    if (auto beat = translator.heartbeat(Clock::now())) {
-      emit(*beat);
-    } else if (out != nullptr && Clock::now() - last_write >= kKeepAlive) {
-      try {
-        *out << ": keepalive\n\n";
-        out->flush();
-        client_gone = !out->good();
-      } catch (const Poco::Exception&) {
-        client_gone = true;
-      }
-      last_write = Clock::now();
-    }
-  }
-  if (client_gone && !translator.done()) {
-    log_->info("mcp client went away; cancelling request_id={}", call->request_id);
-    engine_.cancel("mcp:" + session_id, call->request_id);
-  }
-  {
-    const std::lock_guard lock(mutex_);
-    if (const auto it = sessions_.find(session_id); it != sessions_.end()) {
-      it->second.calls.erase(key);
-      it->second.last_used = Clock::now();
-    }
-  }
-  if (call->cancelled) {
-    // notifications/cancelled: MCP sends no response for that request.
-    if (out == nullptr) {
-      send_empty(response, HTTPResponse::HTTP_ACCEPTED);
-    }
-    return;
-  }
-  if (out != nullptr) {
-    emit(final_response);
-    return;
-  }
-  HttpRouter::send_json(response, HTTPResponse::HTTP_OK, final_response);
+                                   "mcp:" + session_id,
+                                   tokens_.required()
+                                       ? "token#" + std::to_string(tokens_.generation())
+                                       : std::string()},
+                 call);
 }
 
 std::shared_ptr<McpHttpService>
@@ -551,15 +575,10 @@ register_mcp_routes(HttpRouter& router,
 {
   auto service =
       std::make_shared<McpHttpService>(engine, config, tokens, options, core::log::get("net"));
-  router.add("POST", "/mcp", [service](HTTPServerRequest& request, HTTPServerResponse& response) {
-    service->handle_post(request, response);
-  });
-  router.add("DELETE", "/mcp", [service](HTTPServerRequest& request, HTTPServerResponse& response) {
-    service->handle_delete(request, response);
-  });
-  router.add("GET", "/mcp", [service](HTTPServerRequest& request, HTTPServerResponse& response) {
-    service->handle_get(request, response);
-  });
+  router.add("POST", "/mcp", [service](HttpExchange& exchange) { service->handle_post(exchange); });
+  router.add(
+      "DELETE", "/mcp", [service](HttpExchange& exchange) { service->handle_delete(exchange); });
+  router.add("GET", "/mcp", [service](HttpExchange& exchange) { service->handle_get(exchange); });
   return service;
 }
 

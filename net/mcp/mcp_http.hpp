@@ -7,21 +7,22 @@
 //   POST /mcp    one JSON-RPC message. initialize issues an Mcp-Session-Id;
 //                every later request must carry it (400 without, 404 for an
 //                unknown or expired one). Notifications and responses: 202.
-//                Requests: a JSON reply, or for tools/call when the client
-//                accepts text/event-stream an SSE stream carrying progress
-//                notifications before the result.
+//                Requests: a JSON reply, or for tools/call an SSE stream (when
+//                the client accepts text/event-stream) carrying progress
+//                notifications before the result, else one JSON reply when the
+//                call ends.
 //   DELETE /mcp  ends the session (cancels its running calls): 204.
 //   GET /mcp     405 (no server-initiated stream).
-// Every request: Origin must be loopback or in EXAI_ALLOWED_ORIGINS (403);
-// `Authorization: Bearer <EXAI_WS_TOKEN>` when a token is set (401);
-// an MCP-Protocol-Version header, when sent, must be a supported version (400).
+// Every request: Host and Origin checked by the server (403);
+// `Authorization: Bearer <EXAI_WS_TOKEN>` when a token is set (401); an
+// MCP-Protocol-Version header, when sent, must be a supported version (400).
 //
-// Threads: Poco's HTTP pool. A tools/call holds its request's thread until the
-// result (SSE or JSON), so at most McpHttpOptions::max_concurrent_calls run at
-// once; more are answered at once with an isError OVER_CAPACITY result.
+// Threads: a tools/call holds no thread while it waits for capacity or the
+// model. Its HTTP handler sends the response head and returns; the engine's
+// events are rendered as JSON-RPC here and written by the connection's event
+// loop. A client that leaves cancels its call.
 
 #include "core/calls/call_engine.hpp"
-#include "core/capacity/capacity.hpp"
 #include "core/config/config.hpp"
 #include "net/http/http_router.hpp"
 #include "net/server/auth.hpp"
@@ -42,8 +43,6 @@ struct McpHttpOptions {
   // Sessions kept at once; the least recently used idle one is evicted
   // when a new client initializes beyond this.
   std::size_t max_sessions = 1000;
-  // tools/call requests in progress at once (each holds an HTTP thread).
-  std::size_t max_concurrent_calls = 2;
 };
 
 class McpHttpService {
@@ -63,36 +62,36 @@ public:
   McpHttpService& operator=(McpHttpService&&) = delete;
   ~McpHttpService();
 
-  // Handlers for POST, DELETE and GET /mcp (run on Poco HTTP threads).
-  void handle_post(Poco::Net::HTTPServerRequest& request, Poco::Net::HTTPServerResponse& response);
-  void handle_delete(Poco::Net::HTTPServerRequest& request,
-                     Poco::Net::HTTPServerResponse& response);
-  void handle_get(Poco::Net::HTTPServerRequest& request, Poco::Net::HTTPServerResponse& response);
+  // Handlers for POST, DELETE and GET /mcp (run on HTTP threads).
+  void handle_post(HttpExchange& exchange);
+  void handle_delete(HttpExchange& exchange);
+  void handle_get(HttpExchange& exchange);
 
   // Live sessions (after expiring idle ones).
   std::size_t session_count();
 
+  // Tool calls answered or streaming now.
+  std::size_t active_calls();
+
 private:
-  struct ActiveCall;
+  class Call;
   struct Session {
     std::string protocol_version;
     Clock::time_point last_used;
-    std::map<std::string, std::shared_ptr<ActiveCall>> calls; // by MCP id (dumped)
+    std::map<std::string, std::shared_ptr<Call>> calls; // by MCP id (dumped)
   };
-  class Sink;
 
-  // Origin and bearer checks; false when a 403/401 was sent.
-  bool admit(Poco::Net::HTTPServerRequest& request, Poco::Net::HTTPServerResponse& response);
+  // Bearer check; false when a 401 was sent.
+  bool admit(HttpExchange& exchange);
   void sweep(Clock::time_point now); // mutex_ held
   std::string create_session(const std::string& protocol_version);
-  void cancel_call(const std::string& session_id, const std::shared_ptr<ActiveCall>& call);
-  void run_call(Poco::Net::HTTPServerRequest& request,
-                Poco::Net::HTTPServerResponse& response,
-                const std::string& session_id,
-                const nlohmann::json& id,
-                const std::string& tool,
-                const nlohmann::json& arguments,
-                const nlohmann::json& progress_token);
+  void start_call(HttpExchange& exchange,
+                  const std::string& session_id,
+                  const nlohmann::json& id,
+                  const std::string& tool,
+                  const nlohmann::json& arguments,
+                  const nlohmann::json& progress_token);
+  void end_call(const std::string& session_id, const std::string& key);
 
   core::CallEngine& engine_;
   const core::DaemonConfig& config_;
@@ -100,7 +99,6 @@ private:
   const McpHttpOptions options_;
   const std::shared_ptr<spdlog::logger> log_;
   const std::string id_prefix_;
-  core::CapacityLimiter streams_;
   std::atomic<std::uint64_t> next_id_{0};
 
   std::mutex mutex_;
@@ -109,8 +107,7 @@ private:
 
 // Registers POST, DELETE and GET /mcp on `router` (before the server starts).
 // The handlers share ownership of the returned service; `engine`, `config`
-// and `tokens` must outlive the router's server. For cmd/serve.cpp:
-//   net::register_mcp_routes(server->router(), engine, config, server->tokens());
+// and `tokens` must outlive the router's server.
 std::shared_ptr<McpHttpService> register_mcp_routes(HttpRouter& router,
                                                     core::CallEngine& engine,
                                                     const core::DaemonConfig& config,

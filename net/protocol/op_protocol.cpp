@@ -1,10 +1,12 @@
 #include "net/protocol/op_protocol.hpp"
 
-#include <sys/random.h>
+#include "core/util/json_text.hpp"
+#include "core/util/random_id.hpp"
+#include "net/protocol/op_frames.hpp"
 
-#include <array>
-#include <cerrno>
-#include <system_error>
+#include <Poco/Base64Encoder.h>
+
+#include <sstream>
 
 namespace exai::net::protocol {
 
@@ -19,27 +21,26 @@ dump(const json& value)
   return value.dump(-1, ' ', false, json::error_handler_t::replace);
 }
 
-json
-error_object(core::Errc code, std::string_view message, json details)
-{
-  return json{{"code", core::protocol_code(code)},
-              {"message", message},
-              {"details", details.is_object() ? std::move(details) : json::object()}};
-}
-
 } // namespace
 
-std::variant<json, ParseFailure>
+std::variant<json, FrameProblem>
 parse_frame(std::string_view text)
 {
-  json value = json::parse(text.begin(), text.end(), nullptr, false);
-  if (value.is_discarded()) {
-    return ParseFailure::not_json;
+  auto parsed = core::parse_json(text);
+  if (const auto* problem = std::get_if<core::JsonProblem>(&parsed)) {
+    return FrameProblem{core::Errc::validation_error,
+                        "frame is " +
+                            (problem->kind == core::JsonProblem::Kind::too_deep
+                                 ? problem->message
+                                 : "not valid JSON (RFC 8259; numbers must fit a double)"),
+                        core::top_level_string(text, "op"),
+                        core::top_level_string(text, "request_id")};
   }
+  json& value = std::get<json>(parsed);
   if (!value.is_object()) {
-    return ParseFailure::not_object;
+    return FrameProblem{core::Errc::validation_error, "frame must be a JSON object", {}, {}};
   }
-  return value;
+  return std::move(value);
 }
 
 std::string
@@ -63,22 +64,27 @@ string_field(const json& frame, std::string_view key)
   return std::string_view(it->get_ref<const std::string&>());
 }
 
-std::variant<core::CallRequest, CallToolProblem>
+std::variant<core::CallRequest, FrameProblem>
 parse_call_tool(const json& frame, const std::string& session_id)
 {
   const auto request_id = string_field(frame, "request_id");
   if (!request_id || request_id->empty()) {
-    return CallToolProblem{std::nullopt, "call_tool needs a non-empty string request_id"};
+    return FrameProblem{core::Errc::validation_error,
+                        "call_tool needs a non-empty string request_id",
+                        "call_tool",
+                        std::nullopt};
   }
   std::string rid(*request_id);
   const auto name = string_field(frame, "name");
   if (!name || name->empty()) {
-    return CallToolProblem{rid, "call_tool needs a non-empty string name"};
+    return FrameProblem{
+        core::Errc::validation_error, "call_tool needs a non-empty string name", "call_tool", rid};
   }
   core::CallRequest request;
   if (const auto it = frame.find("arguments"); it != frame.end() && !it->is_null()) {
     if (!it->is_object()) {
-      return CallToolProblem{rid, "call_tool arguments must be an object"};
+      return FrameProblem{
+          core::Errc::validation_error, "call_tool arguments must be an object", "call_tool", rid};
     }
     request.arguments = *it;
   }
@@ -89,27 +95,26 @@ parse_call_tool(const json& frame, const std::string& session_id)
 }
 
 std::string
-error_frame(core::Errc code,
-            std::string_view message,
-            json details,
-            const std::optional<std::string>& request_id)
+problem_frame(const FrameProblem& problem)
 {
-  json frame{{"op", "error"}, {"error", error_object(code, message, std::move(details))}};
-  if (request_id) {
-    frame["request_id"] = *request_id;
+  if (problem.op == "call_tool" && problem.request_id) {
+    return frames::error_result(*problem.request_id, problem.code, problem.message);
   }
-  return dump(frame);
+  return frames::op_error(
+      problem.code, problem.message, json::object(), problem.request_id.value_or(""));
 }
 
 std::string
-call_error_frame(const std::string& request_id,
-                 core::Errc code,
-                 std::string_view message,
-                 json details)
+hello_frame(std::string_view token, std::string_view session_id, std::string_view client_name)
 {
-  return dump(json{{"op", "call_tool_res"},
-                   {"request_id", request_id},
-                   {"error", error_object(code, message, std::move(details))}});
+  json hello{{"op", "hello"}, {"token", token}};
+  if (!session_id.empty()) {
+    hello["session_id"] = session_id;
+  }
+  if (!client_name.empty()) {
+    hello["client_name"] = client_name;
+  }
+  return dump(hello);
 }
 
 std::string
@@ -128,30 +133,12 @@ std::string
 make_session_id()
 {
   constexpr std::size_t kBytes = 24; // 192 bits -> 32 base64url characters
-  std::array<unsigned char, kBytes> raw{};
-  std::size_t filled = 0;
-  while (filled < raw.size()) {
-    const ssize_t n = ::getrandom(raw.data() + filled, raw.size() - filled, 0);
-    if (n < 0) {
-      if (errno == EINTR) {
-        continue;
-      }
-      throw std::system_error(errno, std::generic_category(), "getrandom");
-    }
-    filled += static_cast<std::size_t>(n);
-  }
-  static constexpr std::string_view kAlphabet =
-      "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-  std::string out;
-  out.reserve(kBytes / 3 * 4);
-  for (std::size_t i = 0; i < kBytes; i += 3) {
-    const unsigned v = (unsigned{raw[i]} << 16U) | (unsigned{raw[i + 1]} << 8U) | raw[i + 2];
-    out += kAlphabet[(v >> 18U) & 63U];
-    out += kAlphabet[(v >> 12U) & 63U];
-    out += kAlphabet[(v >> 6U) & 63U];
-    out += kAlphabet[v & 63U];
-  }
-  return out;
+  std::ostringstream out;
+  Poco::Base64Encoder encoder(out, Poco::BASE64_URL_ENCODING | Poco::BASE64_NO_PADDING);
+  encoder.rdbuf()->setLineLength(0);
+  encoder << core::random_bytes(kBytes);
+  encoder.close();
+  return out.str();
 }
 
 } // namespace exai::net::protocol

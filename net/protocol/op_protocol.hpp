@@ -1,7 +1,10 @@
 #pragma once
 
-// The op protocol's frames (SPEC §2): parsing and validation of what clients
-// send, and builders for what the server answers. Pure functions, no I/O.
+// The op protocol of SPEC §2 as text: parsing and validation of what a
+// client sends, and the frames that concern no call (hello_ack, op errors).
+// The per-call frames (progress, ack, result) are in op_frames.hpp. Used by
+// the server and by exai's own clients (the stdio bridge, stress, health).
+// Pure functions, no I/O.
 
 #include "core/calls/call_engine.hpp"
 #include "core/error.hpp"
@@ -16,7 +19,7 @@
 
 namespace exai::net::protocol {
 
-// WebSocket close codes used by the daemon.
+// WebSocket close codes used by the daemon (RFC 6455 ones and SPEC §2's).
 inline constexpr std::uint16_t kCloseNormal = 1000;
 inline constexpr std::uint16_t kCloseGoingAway = 1001;
 inline constexpr std::uint16_t kCloseProtocolError = 1002;
@@ -27,40 +30,41 @@ inline constexpr std::uint16_t kCloseMissingHello = 4001;
 inline constexpr std::uint16_t kCloseHelloTimeout = 4002;
 inline constexpr std::uint16_t kCloseUnauthorized = 4003;
 
-enum class ParseFailure { not_json, not_object };
+// A frame that could not be used, with what could still be read from it, so
+// the answer carries the frame's op and request_id (a client waiting on that
+// request_id must hear about it).
+struct FrameProblem {
+  core::Errc code = core::Errc::validation_error;
+  std::string message;                   // names the rule broken
+  std::optional<std::string> op;         // when it could be read
+  std::optional<std::string> request_id; // when it could be read
+};
 
-// Parses one frame's payload. Never throws: malformed input is a value.
-std::variant<nlohmann::json, ParseFailure> parse_frame(std::string_view text);
+// Parses one frame's payload into a JSON object (nesting capped at
+// core::kMaxJsonDepth). Never throws: malformed input is a value.
+std::variant<nlohmann::json, FrameProblem> parse_frame(std::string_view text);
 
 // `name` without one trailing `_EXAI-WS`, `-EXAI-WS`, `_EXAI_WS` or `-EXAI_WS`.
+// The one place suffixes are stripped (once per call, at parsing).
 std::string strip_tool_suffix(std::string_view name);
 
 // The string value of `frame[key]`, or nullopt when absent or not a string.
 std::optional<std::string_view> string_field(const nlohmann::json& frame, std::string_view key);
 
-// Why a call_tool frame was refused. `request_id` is set when the frame had a
-// usable one (then the answer is a call_tool_res, else an op:error).
-struct CallToolProblem {
-  std::optional<std::string> request_id;
-  std::string message;
-};
-
 // Validates a call_tool frame: request_id a non-empty string, name a
 // non-empty string, arguments an object (absent or null = {}).
-std::variant<core::CallRequest, CallToolProblem> parse_call_tool(const nlohmann::json& frame,
-                                                                 const std::string& session_id);
+std::variant<core::CallRequest, FrameProblem> parse_call_tool(const nlohmann::json& frame,
+                                                              const std::string& session_id);
 
-// {"op":"error","error":{code,message,details}} (+ request_id when given).
-std::string error_frame(core::Errc code,
-                        std::string_view message,
-                        nlohmann::json details = nlohmann::json::object(),
-                        const std::optional<std::string>& request_id = std::nullopt);
+// The answer to an unusable frame: a call_tool_res error when it was a
+// call_tool with a request_id, else an op "error" (with the request_id when
+// known).
+std::string problem_frame(const FrameProblem& problem);
 
-// {"op":"call_tool_res","request_id":R,"error":{code,message,details}}.
-std::string call_error_frame(const std::string& request_id,
-                             core::Errc code,
-                             std::string_view message,
-                             nlohmann::json details = nlohmann::json::object());
+// {"op":"hello","token":T[,"session_id":S][,"client_name":N]}.
+std::string hello_frame(std::string_view token,
+                        std::string_view session_id = {},
+                        std::string_view client_name = {});
 
 // {"op":"hello_ack","ok":true,"session_id":S}.
 std::string hello_ack_ok(const std::string& session_id);
@@ -68,9 +72,8 @@ std::string hello_ack_ok(const std::string& session_id);
 // {"op":"hello_ack","ok":false,"error":E}.
 std::string hello_ack_error(std::string_view error);
 
-// A fresh session id: 192 random bits from the kernel CSPRNG (getrandom),
-// base64url without padding (32 characters). Throws std::system_error only if
-// the kernel cannot supply randomness.
+// A fresh session id: 192 random bits from the kernel CSPRNG, base64url
+// without padding (32 characters).
 std::string make_session_id();
 
 } // namespace exai::net::protocol

@@ -63,6 +63,29 @@ is_loopback_host(std::string_view host)
 }
 
 bool
+loopback_host_header(std::string_view host_header)
+{
+  std::string_view host = host_header;
+  if (!host.empty() && host.front() == '[') {
+    const auto close = host.find(']');
+    if (close == std::string_view::npos) {
+      return false;
+    }
+    const std::string_view rest = host.substr(close + 1);
+    if (!rest.empty() && rest.front() != ':') {
+      return false;
+    }
+    host = host.substr(0, close + 1);
+  } else if (const auto colon = host.find(':'); colon != std::string_view::npos) {
+    if (host.find(':', colon + 1) != std::string_view::npos) {
+      return is_loopback_host(host); // a bare IPv6 address
+    }
+    host = host.substr(0, colon);
+  }
+  return is_loopback_host(host);
+}
+
+bool
 origin_allowed(std::string_view origin, const std::vector<std::string>& allowed)
 {
   const std::string value = lowercase(without_trailing_slash(origin));
@@ -144,14 +167,38 @@ TokenStore::rotate(std::optional<std::string_view> old_token,
     return RotateResult::missing_params;
   }
   const std::lock_guard lock(mutex_);
-  if (!constant_time_equal(*old_token, token_)) {
+  // Without a configured token there is nothing to rotate: letting any
+  // client set one would let any local process lock everyone else out.
+  if (token_.empty() || !constant_time_equal(*old_token, token_)) {
     return RotateResult::unauthorized;
   }
   if (new_token->size() < kMinTokenLength) {
     return RotateResult::too_short;
   }
   token_ = std::string(*new_token);
+  ++generation_;
   return RotateResult::ok;
+}
+
+std::uint64_t
+TokenStore::generation() const
+{
+  const std::lock_guard lock(mutex_);
+  return generation_;
+}
+
+bool
+TokenStore::accepts_bearer(std::string_view authorization) const
+{
+  if (!required()) {
+    return true;
+  }
+  constexpr std::string_view kBearer = "Bearer ";
+  if (authorization.size() <= kBearer.size() ||
+      authorization.substr(0, kBearer.size()) != kBearer) {
+    return false;
+  }
+  return accepts(authorization.substr(kBearer.size()));
 }
 
 } // namespace exai::net

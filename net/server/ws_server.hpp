@@ -1,23 +1,18 @@
 #pragma once
 
-// WsServer: the daemon's listening socket. One Poco HTTPServer on host:port
-// serves WebSocket upgrades on any path (handed to the ConnectionHub, so no
-// connection pins a thread) and plain HTTP through an HttpRouter.
-//
-// Threads: Poco's acceptor + a small HTTP pool (handshakes and HTTP
-// requests) and the hub's event loops. Nothing else.
+// WsServer: the daemon's listening port. One TCP port carries WebSocket
+// upgrades on any path (the op protocol), plain HTTP routes (/health,
+// /metrics, /mcp) and nothing else; all of it runs on the ConnectionHub's
+// event loops, with complete HTTP requests answered on a few HTTP threads.
 
 #include "core/calls/call_engine.hpp"
 #include "core/config/config.hpp"
 #include "net/http/http_router.hpp"
 #include "net/server/auth.hpp"
-#include "net/ws/connection_hub.hpp"
+#include "net/server/connection_hub.hpp"
 #include "net/ws/op_dispatcher.hpp"
 #include "net/ws/session_registry.hpp"
 
-#include <Poco/Net/HTTPServer.h>
-#include <Poco/Net/ServerSocket.h>
-#include <Poco/ThreadPool.h>
 #include <spdlog/spdlog.h>
 
 #include <cstdint>
@@ -46,7 +41,7 @@ public:
   // and listens, but serves nothing until start(). Throws
   // core::Error(config_invalid) for an unusable host or a non-loopback host
   // without a token, BindError when the address cannot be bound.
-  // `engine` must outlive the server; `health` runs on hub workers.
+  // `engine` must outlive the server; `health` runs on event loops.
   WsServer(const core::DaemonConfig& config,
            core::CallEngine& engine,
            HealthFn health,
@@ -69,7 +64,7 @@ public:
   // Starts accepting connections.
   void start();
 
-  // Stops accepting new TCP connections and upgrades; open WebSockets keep
+  // Stops accepting new TCP connections and upgrades; open connections keep
   // working (so in-flight calls can still deliver results). Idempotent.
   void stop_accepting() noexcept;
 
@@ -77,8 +72,9 @@ public:
   // handshakes and stops all threads. Idempotent.
   void stop(Millis linger = Millis(2000)) noexcept;
 
-  // Open WebSocket connections (admitted ones).
-  std::size_t connection_count() const { return hub_.connection_count(); }
+  // Open WebSocket connections.
+  std::size_t connection_count() const { return hub_.stats().websockets; }
+  HubStats hub_stats() const { return hub_.stats(); }
 
   // Sessions known: attached to a connection or still resumable.
   std::size_t session_count() const { return sessions_.size(); }
@@ -86,12 +82,7 @@ public:
   // Sessions with at least one open connection.
   std::size_t attached_session_count() const { return sessions_.attached(); }
 
-  // Threads the server runs at most (HTTP pool + acceptor + hub).
-  std::size_t max_thread_count() const noexcept;
-
 private:
-  class HandlerFactory;
-
   const core::DaemonConfig config_;
   std::shared_ptr<spdlog::logger> log_;
   HttpRouter router_;
@@ -99,11 +90,8 @@ private:
   SessionRegistry sessions_;
   OpDispatcher dispatcher_;
   ConnectionHub hub_;
-  Poco::ThreadPool http_pool_;            // declared before server_: outlives its threads' work
-  Poco::Net::ServerSocket listen_socket_; // shares the server's socket: closed on stop
-  std::unique_ptr<Poco::Net::HTTPServer> server_;
+  UniqueFd listen_fd_;
   std::uint16_t port_ = 0;
-  std::atomic<bool> accepting_{false};
 };
 
 } // namespace exai::net

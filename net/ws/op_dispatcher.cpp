@@ -1,5 +1,7 @@
 #include "net/ws/op_dispatcher.hpp"
 
+#include "core/util/text.hpp"
+#include "net/protocol/op_frames.hpp"
 #include "net/protocol/op_protocol.hpp"
 
 #include <variant>
@@ -10,6 +12,7 @@ namespace {
 
 using core::Errc;
 using nlohmann::json;
+namespace frames = protocol::frames;
 
 std::string
 dump(const json& value)
@@ -17,23 +20,23 @@ dump(const json& value)
   return value.dump(-1, ' ', false, json::error_handler_t::replace);
 }
 
-// Adds the request_id of `frame` (any JSON type) to `reply` when present.
+// Adds the request_id of `frame` (when it is a string) to `reply`.
 void
 echo_request_id(const json& frame, json& reply)
 {
-  if (const auto it = frame.find("request_id"); it != frame.end()) {
-    reply["request_id"] = *it;
+  if (const auto id = protocol::string_field(frame, "request_id")) {
+    reply["request_id"] = *id;
   }
 }
 
-std::optional<std::string>
+std::string
 request_id_of(const json& frame)
 {
-  if (const auto id = protocol::string_field(frame, "request_id"); id && !id->empty()) {
-    return std::string(*id);
-  }
-  return std::nullopt;
+  return std::string(protocol::string_field(frame, "request_id").value_or(""));
 }
+
+// Log fields a client controls are cut short.
+constexpr std::size_t kLoggedClientName = 64;
 
 } // namespace
 
@@ -58,11 +61,8 @@ OpDispatcher::on_message(const std::shared_ptr<WsConnection>& connection, std::s
     return;
   }
   auto parsed = protocol::parse_frame(payload);
-  if (const auto* failure = std::get_if<protocol::ParseFailure>(&parsed)) {
-    connection->send(protocol::error_frame(Errc::validation_error,
-                                           *failure == protocol::ParseFailure::not_json
-                                               ? "frame is not valid JSON"
-                                               : "frame must be a JSON object"));
+  if (const auto* problem = std::get_if<protocol::FrameProblem>(&parsed)) {
+    connection->send_text(protocol::problem_frame(*problem));
     return;
   }
   const json& frame = std::get<json>(parsed);
@@ -73,13 +73,15 @@ OpDispatcher::on_message(const std::shared_ptr<WsConnection>& connection, std::s
   } catch (const std::exception& e) {
     const auto* error = dynamic_cast<const core::Error*>(&e);
     const Errc code = error != nullptr ? error->code() : Errc::internal_error;
-    log_->error("op failed id={} error=\"{}\"", connection->id(), e.what());
-    const auto request_id = request_id_of(frame);
-    if (request_id && protocol::string_field(frame, "op") == "call_tool") {
-      connection->send(protocol::call_error_frame(*request_id, code, e.what()));
-    } else {
-      connection->send(protocol::error_frame(code, e.what(), json::object(), request_id));
+    log_->error("op failed id={} error=\"{}\"", connection->id(), core::printable(e.what(), 300));
+    protocol::FrameProblem problem{code,
+                                   e.what(),
+                                   std::string(protocol::string_field(frame, "op").value_or("")),
+                                   request_id_of(frame)};
+    if (problem.request_id->empty()) {
+      problem.request_id.reset();
     }
+    connection->send_text(protocol::problem_frame(problem));
   }
 }
 
@@ -87,23 +89,23 @@ void
 OpDispatcher::on_hello(const std::shared_ptr<WsConnection>& connection, std::string_view payload)
 {
   auto parsed = protocol::parse_frame(payload);
-  if (std::holds_alternative<protocol::ParseFailure>(parsed)) {
+  if (std::holds_alternative<protocol::FrameProblem>(parsed)) {
     log_->info("session rejected peer={} reason=invalid_hello", connection->peer_ip());
-    connection->send(protocol::hello_ack_error("invalid_hello"));
+    connection->send_text(protocol::hello_ack_error("invalid_hello"));
     connection->close(protocol::kCloseInvalidHello, "invalid_hello");
     return;
   }
   const json& frame = std::get<json>(parsed);
   if (protocol::string_field(frame, "op") != "hello") {
     log_->info("session rejected peer={} reason=missing_hello", connection->peer_ip());
-    connection->send(protocol::hello_ack_error("missing_hello"));
+    connection->send_text(protocol::hello_ack_error("missing_hello"));
     connection->close(protocol::kCloseMissingHello, "missing_hello");
     return;
   }
   const auto token = protocol::string_field(frame, "token");
   if (tokens_.required() && !(token && tokens_.accepts(*token))) {
     log_->warn("session rejected peer={} reason=unauthorized", connection->peer_ip());
-    connection->send(protocol::hello_ack_error("unauthorized"));
+    connection->send_text(protocol::hello_ack_error("unauthorized"));
     connection->close(protocol::kCloseUnauthorized, "unauthorized");
     return;
   }
@@ -120,15 +122,27 @@ OpDispatcher::on_hello(const std::shared_ptr<WsConnection>& connection, std::str
   if (session_id.empty()) {
     session_id = sessions_.create(now);
   }
-  connection->set_session_id(session_id);
-  connection->mark_greeted();
-  connection->send(protocol::hello_ack_ok(session_id));
+  // Who owns the session's results besides the session: every client of the
+  // same token, when one is configured; nobody else without one.
+  std::string owner =
+      tokens_.required() ? "token#" + std::to_string(tokens_.generation()) : std::string();
+  if (!connection->greet(session_id, std::move(owner))) {
+    // Every place is taken by greeted clients: refuse, and leave the session
+    // as it was (no connection counted for it).
+    sessions_.detach(session_id, now);
+    log_->warn("session rejected peer={} reason=\"too many connections (MAX_CONNECTIONS)\"",
+               connection->peer_ip());
+    connection->close(protocol::kClosePolicy, "too many connections (MAX_CONNECTIONS)");
+    return;
+  }
+  connection->send_text(protocol::hello_ack_ok(session_id));
   const auto client = protocol::string_field(frame, "client_name");
-  log_->info("session opened id={} peer={} resumed={} client=\"{}\"",
+  log_->info("session opened id={} session={} peer={} resumed={} client=\"{}\"",
              connection->id(),
+             core::short_id(session_id),
              connection->peer_ip(),
              resumed,
-             client.value_or(""));
+             core::printable(client.value_or(""), kLoggedClientName));
   if (resumed) {
     engine_.attach_session(session_id, connection);
   }
@@ -139,38 +153,38 @@ OpDispatcher::on_op(const std::shared_ptr<WsConnection>& connection, const json&
 {
   const auto op_field = frame.find("op");
   if (op_field == frame.end() || !op_field->is_string()) {
-    connection->send(protocol::error_frame(Errc::invalid_request,
+    connection->send_text(frames::op_error(Errc::invalid_request,
                                            "frame needs a string field \"op\"",
                                            json::object(),
                                            request_id_of(frame)));
     return;
   }
   const auto& op = op_field->get_ref<const std::string&>();
-  log_->trace("op received id={} op={}", connection->id(), op);
+  log_->trace("op received id={} op={}", connection->id(), core::printable(op, 32));
   if (op == "call_tool") {
     call_tool(connection, frame);
   } else if (op == "list_tools") {
     json reply{{"op", "list_tools_res"}, {"tools", engine_.list_tools()}};
     echo_request_id(frame, reply);
-    connection->send(dump(reply));
+    connection->send_text(dump(reply));
   } else if (op == "cancel_tool") {
     cancel_tool(connection, frame);
   } else if (op == "health") {
     json reply{
         {"op", "health_res"}, {"ok", true}, {"health", health_ ? health_() : json::object()}};
     echo_request_id(frame, reply);
-    connection->send(dump(reply));
+    connection->send_text(dump(reply));
   } else if (op == "rotate_token") {
     rotate_token(connection, frame);
   } else if (op == "hello") {
-    connection->send(protocol::error_frame(Errc::invalid_request,
+    connection->send_text(frames::op_error(Errc::invalid_request,
                                            "hello was already completed on this connection",
-                                           json{{"session_id", connection->session_id()}},
+                                           json::object(),
                                            request_id_of(frame)));
   } else {
-    connection->send(protocol::error_frame(Errc::protocol_error,
-                                           "Unknown operation: " + op,
-                                           json{{"operation", op}},
+    connection->send_text(frames::op_error(Errc::protocol_error,
+                                           "Unknown operation: " + core::printable(op, 64),
+                                           json{{"operation", core::printable(op, 64)}},
                                            request_id_of(frame)));
   }
 }
@@ -179,37 +193,34 @@ void
 OpDispatcher::call_tool(const std::shared_ptr<WsConnection>& connection, const json& frame)
 {
   auto parsed = protocol::parse_call_tool(frame, connection->session_id());
-  if (auto* problem = std::get_if<protocol::CallToolProblem>(&parsed)) {
-    if (problem->request_id) {
-      connection->send(protocol::call_error_frame(
-          *problem->request_id, Errc::validation_error, problem->message));
-    } else {
-      connection->send(protocol::error_frame(Errc::validation_error, problem->message));
-    }
+  if (auto* problem = std::get_if<protocol::FrameProblem>(&parsed)) {
+    connection->send_text(protocol::problem_frame(*problem));
     return;
   }
   auto& request = std::get<core::CallRequest>(parsed);
+  request.owner = connection->owner();
   log_->debug("call submitted id={} request_id={} tool={}",
               connection->id(),
-              request.request_id,
-              request.tool);
+              core::printable(request.request_id, 64),
+              core::printable(request.tool, 64));
   engine_.submit(std::move(request), connection);
 }
 
 void
 OpDispatcher::cancel_tool(const std::shared_ptr<WsConnection>& connection, const json& frame)
 {
-  const auto request_id = request_id_of(frame);
-  if (!request_id) {
-    connection->send(protocol::error_frame(Errc::validation_error,
+  const std::string request_id = request_id_of(frame);
+  if (request_id.empty()) {
+    connection->send_text(frames::op_error(Errc::validation_error,
                                            "cancel_tool needs a non-empty string request_id"));
     return;
   }
-  if (!engine_.cancel(connection->session_id(), *request_id)) {
-    connection->send(protocol::error_frame(Errc::invalid_request,
-                                           "no call in flight with request_id " + *request_id,
-                                           json::object(),
-                                           request_id));
+  if (!engine_.cancel(connection->session_id(), request_id)) {
+    connection->send_text(
+        frames::op_error(Errc::invalid_request,
+                         "no call in flight with request_id " + core::printable(request_id, 64),
+                         json::object(),
+                         request_id));
   }
 }
 
@@ -221,23 +232,34 @@ OpDispatcher::rotate_token(const std::shared_ptr<WsConnection>& connection, cons
   json reply{{"op", "rotate_token_res"}, {"ok", result == RotateResult::ok}};
   if (result != RotateResult::ok) {
     reply["error"] = rotate_result_name(result);
+    if (!tokens_.required()) {
+      reply["message"] = "no token is configured (EXAI_WS_TOKEN); rotate_token is disabled";
+    }
   }
   echo_request_id(frame, reply);
   log_->info("token rotation id={} peer={} result={}",
              connection->id(),
              connection->peer_ip(),
              rotate_result_name(result));
-  connection->send(dump(reply));
+  connection->send_text(dump(reply));
 }
 
 void
-OpDispatcher::on_closed(const std::shared_ptr<WsConnection>& connection) noexcept
+OpDispatcher::on_closed(const std::shared_ptr<WsConnection>& connection,
+                        std::vector<std::string> unsent_results) noexcept
 {
   try {
-    const std::string session_id = connection->session_id();
+    const std::string& session_id = connection->session_id();
     if (!session_id.empty()) {
       sessions_.detach(session_id, SteadyClock::now());
-      log_->debug("session detached id={} session={}", connection->id(), session_id.substr(0, 6));
+      if (!unsent_results.empty()) {
+        // Taken for delivery but never sent: kept for the session's resume.
+        engine_.undelivered(session_id, unsent_results);
+      }
+      log_->debug("session detached id={} session={} unsent_results={}",
+                  connection->id(),
+                  core::short_id(session_id),
+                  unsent_results.size());
     }
   } catch (const std::exception& e) {
     log_->error("session detach failed error=\"{}\"", e.what());

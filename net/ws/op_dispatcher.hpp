@@ -1,14 +1,14 @@
 #pragma once
 
-// The op protocol of SPEC §2 on top of the ConnectionHub: hello/hello_ack and
-// its close codes, then list_tools, call_tool, cancel_tool, health,
+// The op protocol of SPEC §2 on a WebSocket: hello/hello_ack and its close
+// codes, then list_tools, call_tool, cancel_tool, health,
 // rotate_token and the error frames for everything else. Calls themselves are
 // the CallEngine's business.
 
 #include "core/calls/call_engine.hpp"
 #include "net/server/auth.hpp"
-#include "net/ws/connection_hub.hpp"
 #include "net/ws/session_registry.hpp"
+#include "net/ws/ws_connection.hpp"
 
 #include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
@@ -32,7 +32,8 @@ public:
 
   void on_message(const std::shared_ptr<WsConnection>& connection,
                   std::string_view payload) override;
-  void on_closed(const std::shared_ptr<WsConnection>& connection) noexcept override;
+  void on_closed(const std::shared_ptr<WsConnection>& connection,
+                 std::vector<std::string> unsent_results) noexcept override;
   void on_tick(SteadyClock::time_point now) noexcept override;
 
 private:

@@ -1,142 +1,136 @@
 #pragma once
 
-// One upgraded WebSocket held by the ConnectionHub. It pins no thread: one of
-// the hub's event loops watches its socket and reads a frame when one
-// arrives. Outgoing frames are queued and written by one thread at a time.
+// One WebSocket connection after the upgrade. Its socket is non-blocking and
+// owned by its event loop; frames are parsed by the project's incremental RFC
+// 6455 codec (core/ws/frame_codec), the only place frames are parsed or built:
+// one recv per wake-up drains whatever arrived, every complete frame in it is
+// handled at once, and a partial frame waits in this connection's own small
+// buffer — so one client sending half a frame stalls nobody.
+//
+// Phases: awaiting hello (a small input budget, EXAI_WS_PENDING_MAX_BYTES,
+// and the hello timeout) -> open -> closing (our close frame queued; the
+// peer's close, or the linger time, ends it).
 
 #include "core/calls/call_sink.hpp"
-
-#include <Poco/Net/WebSocket.h>
+#include "core/ws/frame_codec.hpp"
+#include "net/server/connection.hpp"
 
 #include <atomic>
-#include <chrono>
 #include <cstdint>
 #include <memory>
-#include <mutex>
 #include <string>
 #include <string_view>
 #include <vector>
 
 namespace exai::net {
 
-class ConnectionHub;
 class WsConnection;
 
-// Internal to the hub: the connection this loop thread is reading (null
-// when none). Replies queued for it are flushed by the loop afterwards.
-void set_reading_connection(WsConnection* connection) noexcept;
-
-using SteadyClock = std::chrono::steady_clock;
-
-class WsConnection final : public core::CallSink,
-                           public std::enable_shared_from_this<WsConnection> {
+// What a WebSocket delivers. Implemented by the op protocol (OpDispatcher).
+class MessageHandler {
 public:
-  // Largest amount of queued, unsent output before the client counts as too
-  // slow and is dropped.
-  static constexpr std::size_t kMaxQueuedBytes = std::size_t{64} << 20U;
+  MessageHandler() = default;
+  MessageHandler(const MessageHandler&) = delete;
+  MessageHandler& operator=(const MessageHandler&) = delete;
+  MessageHandler(MessageHandler&&) = delete;
+  MessageHandler& operator=(MessageHandler&&) = delete;
+  virtual ~MessageHandler() = default;
 
-  WsConnection(ConnectionHub& hub,
-               Poco::Net::WebSocket socket,
+  // One complete text or binary message (valid UTF-8 when text). Runs on the
+  // connection's loop thread; must not block: the loop's other connections
+  // wait meanwhile.
+  virtual void on_message(const std::shared_ptr<WsConnection>& connection,
+                          std::string_view payload) = 0;
+
+  // The connection is gone; `unsent_results` are the request ids whose
+  // results were queued but never fully sent. Loop thread; once.
+  virtual void on_closed(const std::shared_ptr<WsConnection>& connection,
+                         std::vector<std::string> unsent_results) noexcept = 0;
+
+  // Periodic housekeeping, on the first event loop.
+  virtual void on_tick(SteadyClock::time_point /*now*/) noexcept {}
+};
+
+struct WsOptions {
+  std::size_t max_message_bytes = 33554432; // EXAI_WS_MAX_BYTES
+  std::size_t pending_max_bytes = 65536;    // before hello (EXAI_WS_PENDING_MAX_BYTES)
+  Millis hello_timeout{15000};
+  Millis ping_interval{30000};
+  Millis ping_timeout{10000};
+  Millis idle_timeout{3600000};
+  Millis close_linger{2000};
+};
+
+class WsConnection final : public Connection, public core::CallSink {
+public:
+  WsConnection(EventLoop& loop,
+               ConnectionObserver& observer,
+               UniqueFd fd,
                std::uint64_t id,
                std::string peer_ip,
+               bool loopback_peer,
+               OutputLimits output,
+               const WsOptions& options,
+               MessageHandler& handler,
                SteadyClock::time_point now);
-  WsConnection(const WsConnection&) = delete;
-  WsConnection& operator=(const WsConnection&) = delete;
-  WsConnection(WsConnection&&) = delete;
-  WsConnection& operator=(WsConnection&&) = delete;
-  ~WsConnection() override = default;
 
-  // CallSink: queues one text frame; the owning event loop writes it (with
-  // the send timeout). Thread-safe, never blocks on the network, never throws. Frames
-  // sent after close() or after the connection is gone are dropped.
-  void send(std::string frame) noexcept override;
+  // Queues one text frame. Any thread; false when the connection takes no
+  // more output. `tag` marks a call's result (its request id).
+  bool send_text(std::string_view payload, std::string tag = {}) noexcept;
 
-  // Queues a close frame (code, reason) after everything already queued and
-  // stops delivering messages. The hub drops the connection when the peer
-  // answers the close, or after the linger time. Idempotent, thread-safe.
+  // Starts the close handshake: queues a close frame after everything queued
+  // and stops delivering messages. Any thread. Idempotent.
   void close(std::uint16_t code, std::string_view reason) noexcept;
 
-  // Marks the hello handshake done (stops the hello timer). Reader thread.
-  void mark_greeted() noexcept;
+  // Hello done: takes one of the MAX_CONNECTIONS places (false, and nothing
+  // changed, when none is left), stops the hello timer, lifts the pre-hello
+  // input budget and binds the session. Loop thread.
+  // `owner` names who authenticated (the token generation).
+  bool greet(std::string session_id, std::string owner);
 
-  // True after mark_greeted() and before close().
   bool greeted() const noexcept { return phase_.load() == Phase::open; }
+  bool closing() const noexcept { return phase_.load() == Phase::closing; }
+  // The session bound by hello; empty before. Loop thread.
+  const std::string& session_id() const noexcept { return session_id_; }
+  const std::string& owner() const noexcept { return owner_; }
 
-  // True once close() was called or the connection is gone.
-  bool closing() const noexcept { return phase_.load() >= Phase::closing; }
+  // core::CallSink (any thread).
+  void on_progress(std::string_view request_id,
+                   std::string_view tool,
+                   std::string_view note) noexcept override;
+  void on_ack(std::string_view request_id,
+              std::string_view tool,
+              std::chrono::milliseconds timeout) noexcept override;
+  bool on_result(std::string_view request_id, const core::ToolResult& result) noexcept override;
 
-  // The session bound by hello; empty before. Thread-safe.
-  std::string session_id() const;
-  void set_session_id(std::string session_id);
-
-  std::uint64_t id() const noexcept { return id_; }
-  const std::string& peer_ip() const noexcept { return peer_ip_; }
+  void on_tick(SteadyClock::time_point now) noexcept override;
 
 private:
-  friend class ConnectionHub;
+  enum class Phase { awaiting_hello, open, closing };
+  class Events;
 
-  enum class Phase : int { awaiting_hello = 0, open = 1, closing = 2, closed = 3 };
+  void on_readable() override;
+  void on_drained() noexcept override;
+  void on_dropped(std::vector<std::string> unsent_tags) noexcept override;
+  void handle(const core::ws::Event& event);
+  void close_now(std::uint16_t code, std::string_view reason) noexcept;
 
-  struct OutFrame {
-    int flags;
-    std::string payload;
-  };
-
-  static std::int64_t ticks(SteadyClock::time_point t) noexcept
-  {
-    return t.time_since_epoch().count();
-  }
-
-  // Queues a frame; schedules a flush unless one is running. False when the
-  // connection no longer takes output.
-  bool enqueue(int flags, std::string payload, bool is_close) noexcept;
-
-  // Writes queued frames until the queue is empty, several as one TCP
-  // segment when they are queued together. Only the thread that set
-  // flushing_ calls it.
-  void flush() noexcept;
-
-  // Reader thread: flushes what the handler queued while this loop read.
-  void flush_if_reader() noexcept
-  {
-    if (reader_must_flush_) {
-      reader_must_flush_ = false;
-      flush();
-    }
-  }
-
-  ConnectionHub& hub_;
-  Poco::Net::WebSocket socket_;
-  const int fd_;
-  const std::uint64_t id_;
-  const std::string peer_ip_;
-  std::size_t loop_ = 0; // the owning event loop; set once before publication
-
-  // Timers, read by the loop's tick, written by the reader (steady ticks);
-  // atomics because drop() and close() may run on other threads.
+  const WsOptions& options_;
+  MessageHandler& handler_;
   std::atomic<Phase> phase_{Phase::awaiting_hello};
-  std::atomic<std::int64_t> opened_at_;
-  std::atomic<std::int64_t> last_rx_;         // any frame from the peer
-  std::atomic<std::int64_t> last_message_;    // a data message from the peer
-  std::atomic<std::int64_t> last_ping_;       // our last ping
-  std::atomic<std::int64_t> ping_pending_{0}; // when our unanswered ping went out; 0 = none
-  std::atomic<std::int64_t> closing_since_{0};
-  bool counted_ = false; // set once before the connection is published
 
-  // Reader-only state: touched only by the owning loop's thread.
-  bool desynced_ = false; // a frame was refused mid-stream: discard raw bytes
-  bool reader_must_flush_ = false;
-  int fragment_opcode_ = 0;
-  std::string fragments_; // a fragmented message being reassembled (rare)
-
-  mutable std::mutex mutex_;
-  // A vector, not a deque: an idle connection then holds no allocation here.
-  std::vector<OutFrame> out_; // guarded by mutex_
-  std::size_t out_bytes_ = 0; // guarded by mutex_
-  bool flushing_ = false;     // guarded by mutex_
-  bool close_queued_ = false; // guarded by mutex_
-  bool closed_ = false;       // guarded by mutex_: dropped by the hub
-  std::string session_id_;    // guarded by mutex_
+  // Loop thread only.
+  core::ws::FrameDecoder decoder_;
+  std::string tail_; // a partial frame carried to the next read
+  std::string session_id_;
+  std::string owner_;
+  SteadyClock::time_point opened_at_;
+  SteadyClock::time_point last_rx_;        // any frame from the peer
+  SteadyClock::time_point last_message_;   // a data message from the peer
+  SteadyClock::time_point last_ping_;      // our last ping
+  SteadyClock::time_point ping_pending_{}; // our unanswered ping; {} = none
+  SteadyClock::time_point closing_since_{};
+  bool peer_closed_ = false; // the peer's close frame arrived
 };
 
 } // namespace exai::net

@@ -23,7 +23,9 @@ using namespace std::chrono_literals;
 const std::string kKey = "glm-e2e-key-0123456789";
 
 struct Daemon {
+  std::string token;
   explicit Daemon(ServeProcess::Env extra = {})
+      : token(extra.count("EXAI_WS_TOKEN") != 0 ? extra.at("EXAI_WS_TOKEN") : std::string())
   {
     ServeProcess::Env env = {{"GLM_API_KEY", kKey},
                              {"GLM_API_URL", fake.base_url()},
@@ -36,7 +38,7 @@ struct Daemon {
   std::unique_ptr<WsClient> client(const std::optional<std::string>& session = std::nullopt)
   {
     auto c = std::make_unique<WsClient>(serve->port());
-    json hello = {{"op", "hello"}};
+    json hello = {{"op", "hello"}, {"token", token}};
     if (session) {
       hello["session_id"] = *session;
     }
@@ -245,14 +247,21 @@ TEST_CASE("cancel_tool ends the call with CANCELLED and frees its capacity", "[e
 TEST_CASE("a call survives its client's disconnect and is replayed by request_id",
           "[e2e][serve][calls]")
 {
-  Daemon d;
+  // With a token, every session of that token owns the request id.
+  const std::string token = "replay-test-token-0123456789";
+  Daemon d(ServeProcess::Env{{"EXAI_WS_TOKEN", token}});
+  const auto with_token = [&] {
+    auto c = std::make_unique<WsClient>(d.serve->port());
+    REQUIRE(c->hello(token));
+    return c;
+  };
   {
-    auto gone = d.client();
+    auto gone = with_token();
     call(*gone, "r1", "chat", {{"prompt", "finish without me [[sleep_ms=300]]"}});
     REQUIRE(gone->recv_until([](const json& f) { return f.value("op", "") == "call_tool_ack"; },
                              deadline_in(5s)));
   } // disconnected mid-call
-  auto again = d.client();
+  auto again = with_token();
   call(*again, "r1", "chat", {{"prompt", "finish without me [[sleep_ms=300]]"}});
   const json env = envelope(result_of(*again, "r1"));
   CHECK_THAT(env["content"].get<std::string>(), Catch::Contains("finish without me"));
@@ -281,7 +290,7 @@ TEST_CASE("a resumed session receives results that finished while it was away",
 
 TEST_CASE("identical concurrent calls share one upstream request", "[e2e][serve][calls]")
 {
-  Daemon d;
+  Daemon d(ServeProcess::Env{{"EXAI_WS_REUSE_SCOPE", "global"}});
   std::vector<std::unique_ptr<WsClient>> clients;
   for (int i = 0; i < 4; ++i) {
     clients.push_back(d.client());

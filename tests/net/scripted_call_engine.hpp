@@ -5,7 +5,6 @@
 // anything else with TOOL_NOT_FOUND. Records submits and cancels.
 
 #include "core/calls/call_engine.hpp"
-#include "core/calls/frames.hpp"
 
 #include <chrono>
 #include <condition_variable>
@@ -48,17 +47,17 @@ public:
       sessions_[rid] = request.session_id;
     }
     changed_.notify_all();
-    sink->send(core::frames::progress(rid, tool, "accepted, awaiting provider/session capacity"));
+    sink->on_progress(rid, tool, "accepted, awaiting provider/session capacity");
     if (tool == "version") {
-      sink->send(core::frames::ack(rid, tool, 270));
-      sink->send(core::frames::result(rid, {R"({"status":"success","content":"exai 0.1.0"})"}));
+      sink->on_ack(rid, tool, std::chrono::seconds(270));
+      sink->on_result(rid, core::ToolSuccess{{R"({"status":"success","content":"exai 0.1.0"})"}});
     } else if (tool == "busy") {
-      sink->send(core::frames::error_result(rid,
-                                            core::Errc::over_capacity,
-                                            "global capacity exhausted",
-                                            {{"scope", "global"}, {"retry_after", 1}}));
+      sink->on_result(rid,
+                      core::ToolFailure{core::Errc::over_capacity,
+                                        "global capacity exhausted",
+                                        {{"scope", "global"}, {"retry_after", 1}}});
     } else if (tool == "slow") {
-      sink->send(core::frames::ack(rid, tool, 270));
+      sink->on_ack(rid, tool, std::chrono::seconds(270));
       {
         const std::lock_guard lock(mutex_);
         running_.insert(rid);
@@ -66,7 +65,7 @@ public:
       }
       changed_.notify_all();
     } else {
-      sink->send(core::frames::error_result(rid, core::Errc::tool_not_found, tool));
+      sink->on_result(rid, core::ToolFailure{core::Errc::tool_not_found, tool, {}});
     }
   }
 
@@ -80,9 +79,9 @@ public:
     lock.unlock();
     changed_.notify_all();
     if (cancelled) {
-      sink->send(core::frames::error_result(rid, core::Errc::cancelled, "cancelled"));
+      sink->on_result(rid, core::ToolFailure{core::Errc::cancelled, "cancelled", {}});
     } else {
-      sink->send(core::frames::result(rid, {"slow done"}));
+      sink->on_result(rid, core::ToolSuccess{{"slow done"}});
     }
   }
 
@@ -101,6 +100,11 @@ public:
 
   void attach_session(const std::string& /*session_id*/,
                       const std::shared_ptr<core::CallSink>& /*sink*/) override
+  {
+  }
+
+  void undelivered(const std::string& /*session_id*/,
+                   const std::vector<std::string>& /*request_ids*/) override
   {
   }
 

@@ -15,13 +15,7 @@ FakeCallEngine::submit(core::CallRequest request, const std::shared_ptr<core::Ca
   }
   changed_.notify_all();
   if (reply) {
-    const std::string text = "ok:" + tool;
-    sink->send(nlohmann::json{
-        {"op", "call_tool_res"},
-        {"request_id", request_id},
-        {"outputs", {{{"type", "text"}, {"text", text}}}},
-        {"text",
-         text}}.dump());
+    sink->on_result(request_id, core::ToolSuccess{{"ok:" + tool}});
   }
 }
 
@@ -31,6 +25,12 @@ FakeCallEngine::cancel(std::string_view session_id, std::string_view request_id)
   const std::lock_guard lock(mutex_);
   cancels_.emplace_back(std::string(session_id), std::string(request_id));
   return cancel_result_;
+}
+
+void
+FakeCallEngine::undelivered(const std::string& /*session_id*/,
+                            const std::vector<std::string>& /*request_ids*/)
+{
 }
 
 void

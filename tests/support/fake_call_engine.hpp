@@ -28,6 +28,8 @@ public:
   bool cancel(std::string_view session_id, std::string_view request_id) override;
   void attach_session(const std::string& session_id,
                       const std::shared_ptr<core::CallSink>& sink) override;
+  void undelivered(const std::string& session_id,
+                   const std::vector<std::string>& request_ids) override;
   nlohmann::json list_tools() const override;
 
   // Answer calls immediately with {"outputs":[{"type":"text","text":"ok:<tool>"}]}.

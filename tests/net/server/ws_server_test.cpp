@@ -129,7 +129,7 @@ TEST_CASE("several calls of one session interleave and each gets its result", "[
   for (auto it = calls.rbegin(); it != calls.rend(); ++it) { // answer in reverse order
     auto sink = it->sink.lock();
     REQUIRE(sink);
-    sink->send(json{{"op", "call_tool_res"}, {"request_id", it->request.request_id}}.dump());
+    sink->on_result(it->request.request_id, exai::core::ToolSuccess{{"done"}});
   }
   for (const char* expected : {"r2", "r1", "r0"}) {
     const auto result = client.recv_json(deadline_in(5s));
@@ -153,7 +153,7 @@ TEST_CASE("frames for a connection that is gone are dropped quietly", "[net][ser
   REQUIRE(wait_until([&] { return f.server.connection_count() == 0; }, 5s));
   auto sink = f.engine.calls().at(0).sink.lock();
   if (sink) { // still referenced somewhere: sending must be a harmless no-op
-    CHECK_NOTHROW(sink->send(R"({"op":"call_tool_res","request_id":"r"})"));
+    CHECK_FALSE(sink->on_result("r", exai::core::ToolSuccess{{"late"}}));
   }
   CHECK(f.server.connection_count() == 0);
 }
@@ -198,8 +198,9 @@ TEST_CASE("cancel_tool goes to the engine with the session id", "[net][server]")
 TEST_CASE("registered HTTP routes answer on the WebSocket port", "[net][server][http]")
 {
   Fixture f;
-  f.server.router().add("GET", "/health", [](auto& /*request*/, auto& response) {
-    exai::net::HttpRouter::send_json(response, Poco::Net::HTTPResponse::HTTP_OK, R"({"ok":true})");
+  f.server.router().add("GET", "/health", [](exai::net::HttpExchange& exchange) {
+    exai::net::HttpRouter::send_json(
+        exchange.response(), Poco::Net::HTTPResponse::HTTP_OK, R"({"ok":true})");
   });
   f.server.start();
   CHECK(http_get(f.server.port(), "GET", "/health") ==
@@ -271,7 +272,7 @@ TEST_CASE("every event loop serves its connections, polling or not", "[net][serv
   for (std::size_t i = answered_inline; i < calls.size(); ++i) {
     auto sink = calls[i].sink.lock();
     REQUIRE(sink);
-    sink->send(json{{"op", "call_tool_res"}, {"request_id", calls[i].request.request_id}}.dump());
+    sink->on_result(calls[i].request.request_id, exai::core::ToolSuccess{{"done"}});
   }
   for (std::size_t i = 0; i < clients.size(); ++i) {
     const auto result = clients[i]->recv_json(deadline_in(5s));

@@ -1,0 +1,156 @@
+#pragma once
+
+// ConnectionHub: every socket of the daemon's port, without a thread per
+// connection. A few event loops (EXAI_WORKER_THREADS) each own a share of
+// the connections; loop 0 also owns the listening socket and accepts. A new
+// connection is HTTP until its request is a WebSocket upgrade.
+//
+// Admission (who may take the daemon's places):
+//  - pending: connections that have not proven themselves yet — an HTTP
+//    connection waiting for (its next) complete request, a WebSocket before
+//    hello. At most EXAI_WS_MAX_PENDING; a newcomer beyond that evicts the
+//    oldest pending connection, so idle or trickling sockets can never lock
+//    out a client that talks at once.
+//  - established: a greeted WebSocket (at most MAX_CONNECTIONS), an HTTP
+//    request being answered or streaming (at most MAX_CONNECTIONS too, counted
+//    apart, so sessions at their limit never lock out /health or /mcp).
+//  - MAX_CONNECTIONS_PER_IP applies to remote peers; every loopback address
+//    is the one local peer, bounded by the limits above.
+//
+// Threads: the loops, plus EXAI_HTTP_THREADS that answer complete HTTP
+// requests (Poco parses them and runs the handlers; a handler that answers
+// later hands its body back to the loop as a ResponseStream).
+
+#include "core/config/config.hpp"
+#include "core/util/thread_pool.hpp"
+#include "net/http/http_router.hpp"
+#include "net/server/connection.hpp"
+#include "net/server/event_loop.hpp"
+#include "net/server/http_connection.hpp"
+#include "net/ws/ws_connection.hpp"
+
+#include <Poco/Net/HTTPServerParams.h>
+#include <spdlog/spdlog.h>
+
+#include <atomic>
+#include <condition_variable>
+#include <cstddef>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+namespace exai::net {
+
+struct HubOptions {
+  std::size_t loops = 2;
+  std::chrono::microseconds busy_poll{100};
+  std::size_t max_connections = 1000;
+  std::size_t max_connections_per_ip = 100;
+  std::size_t max_pending = 256;
+  std::size_t http_threads = 4;
+  std::size_t max_body_bytes = 33554432;
+  bool loopback_bind = true; // Host headers must name loopback (DNS rebinding)
+  std::vector<std::string> allowed_origins;
+  OutputLimits output;
+  WsOptions ws;
+  HttpOptions http;
+
+  // Every value from the configuration (its defaults are the defaults).
+  static HubOptions from(const core::DaemonConfig& config);
+};
+
+// Counts for health and metrics.
+struct HubStats {
+  std::size_t websockets = 0;  // WebSocket connections (greeted or not)
+  std::size_t pending = 0;     // connections not yet proven (see above)
+  std::size_t established = 0; // greeted WebSockets + HTTP requests in progress
+  std::uint64_t evicted = 0;   // pending connections closed to make room
+  std::uint64_t refused = 0;   // connections refused by MAX_CONNECTIONS(_PER_IP)
+};
+
+class ConnectionHub final : public ConnectionObserver {
+public:
+  // `router` answers plain HTTP; `ws_handler` gets WebSocket messages. Both
+  // must outlive the hub.
+  ConnectionHub(HubOptions options,
+                const HttpRouter& router,
+                MessageHandler& ws_handler,
+                std::shared_ptr<spdlog::logger> log);
+  ConnectionHub(const ConnectionHub&) = delete;
+  ConnectionHub& operator=(const ConnectionHub&) = delete;
+  ConnectionHub(ConnectionHub&&) = delete;
+  ConnectionHub& operator=(ConnectionHub&&) = delete;
+  ~ConnectionHub() override;
+
+  // Starts the loops and accepts on `listen_fd` (bound and listening).
+  // Throws std::system_error when a loop cannot be created.
+  void start(UniqueFd listen_fd);
+
+  // Closes the listening socket: new TCP connections are refused at once and
+  // WebSocket upgrades get 503; open connections keep working. Idempotent.
+  void stop_accepting() noexcept;
+
+  // Closes every WebSocket with `code`/`reason`, waits up to `linger` for the
+  // close handshakes, drops everything else and joins all threads. Idempotent.
+  void stop(std::uint16_t code, std::string_view reason, Millis linger) noexcept;
+
+  HubStats stats() const;
+
+  // --- for the connections (their loop thread) ---
+  void on_connection_dropped(Connection& connection) noexcept override;
+  // Counts `connection` as pending (evicting the oldest beyond the bound).
+  void make_pending(const std::shared_ptr<Connection>& connection);
+  // Counts it as established; false (nothing changed) when MAX_CONNECTIONS
+  // are established already.
+  bool establish(Connection& connection) override;
+  // Runs the complete request of `connection` on an HTTP thread, over
+  // `duplicate_fd` (a blocking duplicate of its socket, closed when done).
+  void start_exchange(const std::shared_ptr<HttpConnection>& connection,
+                      int duplicate_fd,
+                      bool continue_sent);
+  // The request was a WebSocket upgrade that succeeded: the socket becomes a
+  // WebSocket of the same loop.
+  void upgrade(HttpConnection& connection) noexcept;
+  // A new TCP connection from the listener (loop 0).
+  void accepted(UniqueFd fd, const std::string& peer_ip, bool loopback_peer) noexcept;
+
+  const HubOptions& options() const noexcept { return options_; }
+  bool accepting() const noexcept { return accepting_.load(); }
+
+private:
+  class Listener;
+  void tick(EventLoop& loop, SteadyClock::time_point now) noexcept;
+  EventLoop& next_loop() noexcept;
+  void forget_pending(Connection& connection);                 // mutex_ held
+  std::size_t& established_count(const Connection& connection); // mutex_ held
+
+  const HubOptions options_;
+  const HttpRouter& router_;
+  MessageHandler& ws_handler_;
+  const std::shared_ptr<spdlog::logger> log_;
+  Poco::Net::HTTPServerParams::Ptr http_params_;
+  std::vector<std::unique_ptr<EventLoop>> loops_;
+  std::shared_ptr<Connection> listener_; // owned by loop 0 once started
+  std::unique_ptr<core::ThreadPool> http_pool_;
+  std::atomic<std::uint64_t> next_id_{1};
+  std::atomic<std::size_t> next_loop_{0};
+  std::atomic<bool> accepting_{false};
+  std::atomic<std::size_t> websockets_{0};
+
+  mutable std::mutex mutex_;
+  std::condition_variable changed_;
+  std::map<std::uint64_t, std::weak_ptr<Connection>> pending_; // guarded; by pending_seq
+  std::uint64_t next_seq_ = 1;                                 // guarded by mutex_
+  std::size_t established_ws_ = 0;   // guarded by mutex_: greeted WebSockets
+  std::size_t established_http_ = 0; // guarded by mutex_: HTTP requests in progress
+  std::unordered_map<std::string, std::size_t> per_ip_;        // guarded: remote peers only
+  std::uint64_t evicted_ = 0;                                  // guarded by mutex_
+  std::uint64_t refused_ = 0;                                  // guarded by mutex_
+  bool stopped_ = false;                                       // guarded by mutex_
+};
+
+} // namespace exai::net
