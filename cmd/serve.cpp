@@ -97,7 +97,14 @@ run_serve(const ServeOptions& options, const GlobalOptions& global)
     if (server != nullptr) {
       const std::size_t attached = server->attached_session_count();
       const std::size_t known = server->session_count();
-      in.server = {server->connection_count(), attached, known > attached ? known - attached : 0};
+      const net::HubStats hub = server->hub_stats();
+      in.server = {hub.websockets,
+                   attached,
+                   known > attached ? known - attached : 0,
+                   hub.pending,
+                   hub.established,
+                   hub.evicted,
+                   hub.refused};
     }
     in.rss_bytes = core::process_rss_bytes();
     return in;

@@ -46,6 +46,8 @@ public:
   std::size_t bytes() const { return threads_.bytes(); }
   // Drops expired threads now; returns the bytes freed.
   std::size_t purge() { return threads_.purge(); }
+  // Bytes dropped since the last call (see TtlCache::take_freed).
+  std::size_t take_freed() { return threads_.take_freed(); }
 
 private:
   const int max_turns_;

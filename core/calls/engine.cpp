@@ -242,10 +242,17 @@ Engine::list_tools() const
 void
 Engine::sweep()
 {
-  const std::size_t freed =
-      results_.purge() + reuse_.purge() + undelivered_.purge() + owned_.purge() +
-      conversations_.purge();
-  if (freed >= kTrimAfterBytes) {
+  results_.purge();
+  reuse_.purge();
+  undelivered_.purge();
+  owned_.purge();
+  conversations_.purge();
+  // Whatever dropped entries since the last sweep (expiry here or on any
+  // access, eviction, replacement) counts.
+  freed_since_trim_ += results_.take_freed() + reuse_.take_freed() + undelivered_.take_freed() +
+                       owned_.take_freed() + conversations_.take_freed();
+  if (freed_since_trim_.load() >= kTrimAfterBytes) {
+    freed_since_trim_ = 0;
     // Large results live in large allocations; give their pages back so a
     // burst's memory does not stay with the process.
     ::malloc_trim(0);
@@ -886,6 +893,9 @@ Engine::stats() const
   s.reuse_bytes = reuse_.bytes();
   s.conversations = conversations_.size();
   s.conversation_bytes = conversations_.bytes();
+  s.result_budget = config_.result_max_bytes;
+  s.reuse_budget = config_.reuse_max_bytes;
+  s.conversation_budget = config_.conversation_max_bytes;
   s.call_threads = pool_.threads();
   s.accepting = accepting_;
   s.call_latency = call_latency_.snapshot();

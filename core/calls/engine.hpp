@@ -50,6 +50,9 @@ struct EngineStats {
   std::size_t reuse_bytes = 0;         // identical-call cache (EXAI_WS_REUSE_MAX_BYTES)
   std::size_t conversations = 0;
   std::size_t conversation_bytes = 0; // (EXAI_CONVERSATION_MAX_BYTES)
+  std::size_t result_budget = 0;      // the three byte budgets, for health
+  std::size_t reuse_budget = 0;
+  std::size_t conversation_budget = 0;
   bool accepting = true;
   EngineCounters counters;
   HistogramSnapshot call_latency;                                         // accept -> result
@@ -188,6 +191,7 @@ private:
   Scheduler scheduler_;
   ThreadPool pool_;
   Scheduler::Handle sweeper_;
+  std::atomic<std::size_t> freed_since_trim_{0};
 };
 
 } // namespace exai::core

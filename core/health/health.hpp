@@ -18,9 +18,13 @@ std::string_view state_name(DaemonState state) noexcept;
 
 // What the network side knows, for health and metrics.
 struct ServerStats {
-  std::size_t connections = 0;
+  std::size_t connections = 0;        // WebSocket connections
   std::size_t sessions = 0;           // with at least one open connection
   std::size_t sessions_resumable = 0; // disconnected, kept for resume until SESSION_TIMEOUT_SECS
+  std::size_t pending = 0;            // connections before hello / before a complete request
+  std::size_t established = 0;        // greeted WebSockets + HTTP requests in progress
+  std::uint64_t evicted = 0;          // pending connections closed to make room
+  std::uint64_t refused = 0;          // refused by MAX_CONNECTIONS(_PER_IP)
 };
 
 // Everything one health report is made of; gathered by `exai serve`.

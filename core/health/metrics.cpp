@@ -2,6 +2,9 @@
 
 #include <fmt/format.h>
 
+#include <array>
+#include <tuple>
+
 namespace exai::core {
 
 namespace {
@@ -138,8 +141,30 @@ render_prometheus(const HealthInputs& in)
   w.sample("exai_inflight_calls", "", static_cast<double>(e.inflight_calls));
   w.family("exai_cached_results", "gauge", "Results kept for replay.");
   w.sample("exai_cached_results", "", static_cast<double>(e.cached_results));
+  w.family("exai_store_bytes", "gauge", "Bytes held by each bounded store.");
+  w.family("exai_store_budget_bytes", "gauge", "Byte budget of each bounded store.");
+  const std::array<std::tuple<const char*, std::size_t, std::size_t>, 3> stores = {
+      std::tuple{"results", e.cached_result_bytes, e.result_budget},
+      std::tuple{"reuse", e.reuse_bytes, e.reuse_budget},
+      std::tuple{"conversations", e.conversation_bytes, e.conversation_budget}};
+  for (const auto& [store, bytes, budget] : stores) {
+    w.sample("exai_store_bytes", label("store", store), static_cast<double>(bytes));
+    w.sample("exai_store_budget_bytes", label("store", store), static_cast<double>(budget));
+  }
   w.family("exai_connections", "gauge", "Open WebSocket connections.");
   w.sample("exai_connections", "", static_cast<double>(in.server.connections));
+  w.family("exai_pending_connections",
+           "gauge",
+           "Connections before hello or before a complete HTTP request.");
+  w.sample("exai_pending_connections", "", static_cast<double>(in.server.pending));
+  w.family("exai_connections_evicted_total",
+           "counter",
+           "Pending connections closed to make room (EXAI_WS_MAX_PENDING).");
+  w.sample("exai_connections_evicted_total", "", static_cast<double>(in.server.evicted));
+  w.family("exai_connections_refused_total",
+           "counter",
+           "Connections refused by MAX_CONNECTIONS or MAX_CONNECTIONS_PER_IP.");
+  w.sample("exai_connections_refused_total", "", static_cast<double>(in.server.refused));
   w.family("exai_sessions", "gauge", "Sessions with an open connection.");
   w.sample("exai_sessions", "", static_cast<double>(in.server.sessions));
 

@@ -113,6 +113,14 @@ public:
 
   std::size_t max_bytes() const noexcept { return max_bytes_; }
 
+  // Bytes dropped (expired, evicted, replaced or erased) since the last call:
+  // whoever returns memory to the OS decides from this.
+  std::size_t take_freed()
+  {
+    const std::lock_guard lock(mutex_);
+    return std::exchange(freed_, 0);
+  }
+
 private:
   struct Item {
     std::string key;
@@ -124,6 +132,7 @@ private:
   void pop_oldest_locked() const
   {
     bytes_ -= order_.front().weight;
+    freed_ += order_.front().weight;
     index_.erase(order_.front().key);
     order_.pop_front();
   }
@@ -135,6 +144,7 @@ private:
       return false;
     }
     bytes_ -= it->second->weight;
+    freed_ += it->second->weight;
     order_.erase(it->second);
     index_.erase(it);
     return true;
@@ -159,6 +169,7 @@ private:
   mutable std::unordered_map<std::string, typename std::list<Item>::iterator>
       index_;                     // guarded by mutex_
   mutable std::size_t bytes_ = 0; // guarded by mutex_
+  mutable std::size_t freed_ = 0; // guarded by mutex_
 };
 
 } // namespace exai::core

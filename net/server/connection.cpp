@@ -219,7 +219,12 @@ Connection::on_tick(SteadyClock::time_point now) noexcept
            now - over_bound_since_ >= limits_.slow_after;
   }
   if (slow) {
-    drop_now("slow client: output over EXAI_WS_SEND_QUEUE_BYTES for EXAI_WS_SLOW_CLIENT_SECS");
+    loop_.log()->info("slow client closed id={} peer={} queued_bytes={} reason=\"output over "
+                      "EXAI_WS_SEND_QUEUE_BYTES for EXAI_WS_SLOW_CLIENT_SECS\"",
+                      id_,
+                      peer_ip_,
+                      queued_bytes());
+    drop_now("slow client");
   }
 }
 

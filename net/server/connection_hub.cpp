@@ -101,7 +101,6 @@ HubOptions::from(const core::DaemonConfig& config)
   o.max_connections_per_ip = config.max_connections_per_ip;
   o.max_pending = config.max_pending;
   o.http_threads = config.http_threads;
-  o.max_body_bytes = config.max_bytes;
   o.allowed_origins = config.allowed_origins;
   o.output.bound = config.send_queue_bytes;
   o.output.hard_cap = config.send_queue_bytes * 4 + config.max_bytes;
@@ -113,6 +112,7 @@ HubOptions::from(const core::DaemonConfig& config)
   o.ws.ping_timeout = config.ping_timeout;
   o.ws.idle_timeout = config.session_timeout;
   o.http.max_head_bytes = config.pending_max_bytes;
+  o.http.max_body_bytes = config.max_bytes;
   o.http.request_timeout = config.http_request_timeout;
   o.http.keepalive = config.http_keepalive;
   return o;
@@ -231,7 +231,7 @@ ConnectionHub::established_count(const Connection& connection)
   // Greeted WebSockets and HTTP requests in progress have separate bounds,
   // so sessions at MAX_CONNECTIONS never lock out /health or /mcp.
   return dynamic_cast<const WsConnection*>(&connection) != nullptr ? established_ws_
-                                                                  : established_http_;
+                                                                   : established_http_;
 }
 
 void
@@ -318,27 +318,46 @@ ConnectionHub::on_connection_dropped(Connection& connection) noexcept
 }
 
 void
-ConnectionHub::start_exchange(const std::shared_ptr<HttpConnection>& connection,
-                              int duplicate_fd,
-                              bool continue_sent)
+ConnectionHub::run_on_http_thread(const std::shared_ptr<HttpConnection>& connection,
+                                  std::function<ExchangeOutcome()> work)
 {
-  const bool posted = http_pool_->post([this, connection, duplicate_fd, continue_sent] {
-    const ExchangeServices services{router_,
-                                    http_params_,
-                                    options_.loopback_bind,
-                                    options_.allowed_origins,
-                                    accepting_,
-                                    options_.max_body_bytes,
-                                    log_};
-    ExchangeOutcome outcome = run_exchange(duplicate_fd, connection, continue_sent, services);
+  const bool posted = http_pool_->post([connection, work = std::move(work)] {
+    ExchangeOutcome outcome = work();
     connection->loop().post([connection, outcome = std::move(outcome)]() mutable {
       connection->exchange_done(std::move(outcome));
     });
   });
   if (!posted) {
-    ::close(duplicate_fd);
     connection->drop("server stopping");
   }
+}
+
+void
+ConnectionHub::start_request(const std::shared_ptr<HttpConnection>& connection,
+                             std::string bytes,
+                             std::size_t head_bytes)
+{
+  auto request = std::make_shared<std::string>(std::move(bytes));
+  run_on_http_thread(connection, [this, connection, request, head_bytes] {
+    return run_request(std::move(*request), head_bytes, connection, services());
+  });
+}
+
+void
+ConnectionHub::start_upgrade(const std::shared_ptr<HttpConnection>& connection, int duplicate_fd)
+{
+  auto fd = std::make_shared<UniqueFd>(duplicate_fd);
+  run_on_http_thread(connection, [this, connection, fd] {
+    // run_upgrade() closes the descriptor it is given.
+    return run_upgrade(std::exchange(*fd, UniqueFd()).release(), connection, services());
+  });
+}
+
+ExchangeServices
+ConnectionHub::services() const
+{
+  return ExchangeServices{
+      router_, http_params_, options_.loopback_bind, options_.allowed_origins, accepting_, log_};
 }
 
 void

@@ -27,6 +27,7 @@
 #include "net/server/connection.hpp"
 #include "net/server/event_loop.hpp"
 #include "net/server/http_connection.hpp"
+#include "net/server/http_exchange.hpp"
 #include "net/ws/ws_connection.hpp"
 
 #include <Poco/Net/HTTPServerParams.h>
@@ -52,7 +53,6 @@ struct HubOptions {
   std::size_t max_connections_per_ip = 100;
   std::size_t max_pending = 256;
   std::size_t http_threads = 4;
-  std::size_t max_body_bytes = 33554432;
   bool loopback_bind = true; // Host headers must name loopback (DNS rebinding)
   std::vector<std::string> allowed_origins;
   OutputLimits output;
@@ -107,11 +107,13 @@ public:
   // Counts it as established; false (nothing changed) when MAX_CONNECTIONS
   // are established already.
   bool establish(Connection& connection) override;
-  // Runs the complete request of `connection` on an HTTP thread, over
-  // `duplicate_fd` (a blocking duplicate of its socket, closed when done).
-  void start_exchange(const std::shared_ptr<HttpConnection>& connection,
-                      int duplicate_fd,
-                      bool continue_sent);
+  // Answers the complete request `bytes` of `connection` on an HTTP thread.
+  void start_request(const std::shared_ptr<HttpConnection>& connection,
+                     std::string bytes,
+                     std::size_t head_bytes);
+  // Performs the upgrade waiting on `duplicate_fd` (a blocking duplicate of
+  // the connection's socket, closed when done) on an HTTP thread.
+  void start_upgrade(const std::shared_ptr<HttpConnection>& connection, int duplicate_fd);
   // The request was a WebSocket upgrade that succeeded: the socket becomes a
   // WebSocket of the same loop.
   void upgrade(HttpConnection& connection) noexcept;
@@ -124,8 +126,11 @@ public:
 private:
   class Listener;
   void tick(EventLoop& loop, SteadyClock::time_point now) noexcept;
+  void run_on_http_thread(const std::shared_ptr<HttpConnection>& connection,
+                          std::function<ExchangeOutcome()> work);
+  ExchangeServices services() const;
   EventLoop& next_loop() noexcept;
-  void forget_pending(Connection& connection);                 // mutex_ held
+  void forget_pending(Connection& connection);                  // mutex_ held
   std::size_t& established_count(const Connection& connection); // mutex_ held
 
   const HubOptions options_;
@@ -147,10 +152,10 @@ private:
   std::uint64_t next_seq_ = 1;                                 // guarded by mutex_
   std::size_t established_ws_ = 0;   // guarded by mutex_: greeted WebSockets
   std::size_t established_http_ = 0; // guarded by mutex_: HTTP requests in progress
-  std::unordered_map<std::string, std::size_t> per_ip_;        // guarded: remote peers only
-  std::uint64_t evicted_ = 0;                                  // guarded by mutex_
-  std::uint64_t refused_ = 0;                                  // guarded by mutex_
-  bool stopped_ = false;                                       // guarded by mutex_
+  std::unordered_map<std::string, std::size_t> per_ip_; // guarded: remote peers only
+  std::uint64_t evicted_ = 0;                           // guarded by mutex_
+  std::uint64_t refused_ = 0;                           // guarded by mutex_
+  bool stopped_ = false;                                // guarded by mutex_
 };
 
 } // namespace exai::net

@@ -62,12 +62,21 @@ HttpConnection::answer_and_close(std::string response) noexcept
 void
 HttpConnection::on_readable()
 {
+  if (state_ == State::exchanging) {
+    return; // not watched meanwhile; a stray event changes nothing
+  }
   if (state_ != State::reading) {
     discard_input();
     return;
   }
+  if (head_bytes_ > 0) {
+    receive_body();
+    return;
+  }
+  // Peek until the head is complete: an upgrade must stay in the socket for
+  // Poco, and nothing is committed before the head says what comes.
   const auto buffer = loop().receive_buffer();
-  const std::size_t cap = std::min(buffer.size(), options_.max_peek_bytes);
+  const std::size_t cap = std::min(buffer.size(), options_.max_head_bytes + 1);
   const ssize_t n = ::recv(fd(), buffer.data(), cap, MSG_PEEK | MSG_DONTWAIT);
   if (n == 0) {
     drop(seen_bytes_ ? "peer closed mid-request" : "peer closed");
@@ -85,7 +94,13 @@ HttpConnection::on_readable()
     seen_bytes_ = true;
     deadline_ = SteadyClock::now() + options_.request_timeout;
   }
-  const auto peeked = static_cast<std::size_t>(n);
+  on_head(static_cast<std::size_t>(n));
+}
+
+void
+HttpConnection::on_head(std::size_t peeked)
+{
+  const auto buffer = loop().receive_buffer();
   const http::HeadCheck check =
       http::inspect_request_head({buffer.data(), peeked}, options_.max_head_bytes);
   switch (check.status) {
@@ -104,24 +119,85 @@ HttpConnection::on_readable()
   case http::HeadCheck::Status::complete:
     break;
   }
-  if (!check.chunked) {
-    const std::uint64_t need = check.content_length.value_or(0);
-    const std::size_t have = peeked - check.head_bytes;
-    // Wait for the body while it fits what the loop may look at; a larger
-    // one is read by the HTTP thread under the same deadline.
-    if (need > have && peeked < cap) {
-      if (check.expect_continue && !continue_sent_) {
-        continue_sent_ = true;
-        queue(http::continue_response());
-      }
+  if (check.upgrade) {
+    if (check.chunked || check.content_length.value_or(0) > 0) {
+      answer_and_close(http::error_response(
+          HTTPResponse::HTTP_BAD_REQUEST, "BAD_REQUEST", "a WebSocket upgrade has no body"));
       return;
     }
+    hand_over_upgrade();
+    return;
   }
-  hand_over();
+  if (check.chunked) {
+    answer_and_close(http::error_response(
+        HTTPResponse::HTTP_LENGTH_REQUIRED,
+        "LENGTH_REQUIRED",
+        "request bodies need a Content-Length (chunked request bodies are not accepted)"));
+    return;
+  }
+  const std::uint64_t body = check.content_length.value_or(0);
+  if (body > options_.max_body_bytes) {
+    answer_and_close(http::error_response(HTTPResponse::HTTP_REQUEST_ENTITY_TOO_LARGE,
+                                          "PAYLOAD_TOO_LARGE",
+                                          "request body larger than EXAI_WS_MAX_BYTES (" +
+                                              std::to_string(options_.max_body_bytes) + ")"));
+    return;
+  }
+  head_bytes_ = check.head_bytes;
+  total_bytes_ = check.head_bytes + static_cast<std::size_t>(body);
+  request_.reserve(total_bytes_);
+  if (check.expect_continue && body > 0 && peeked < total_bytes_ && !continue_sent_) {
+    continue_sent_ = true;
+    queue(http::continue_response());
+  }
+  receive_body();
 }
 
 void
-HttpConnection::hand_over()
+HttpConnection::receive_body()
+{
+  // Exactly this request's bytes are taken; a pipelined next request stays in
+  // the socket for the next round.
+  const std::size_t want = total_bytes_ - request_.size();
+  const std::size_t old = request_.size();
+  request_.resize(old + want);
+  const ssize_t n = ::recv(fd(), request_.data() + old, want, MSG_DONTWAIT);
+  if (n <= 0) {
+    request_.resize(old);
+    if (n == 0) {
+      drop("peer closed mid-request");
+    } else if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
+      drop("receive failed");
+    }
+    return;
+  }
+  request_.resize(old + static_cast<std::size_t>(n));
+  if (request_.size() < total_bytes_) {
+    // Edge-triggered: read again now, in case more is already there.
+    loop().post([self = std::static_pointer_cast<HttpConnection>(shared_from_this())] {
+      if (self->state_ == State::reading && self->head_bytes_ > 0 && !self->dropped()) {
+        self->receive_body();
+      }
+    });
+    return;
+  }
+  if (!hub_.establish(*this)) {
+    answer_and_close(http::error_response(HTTPResponse::HTTP_SERVICE_UNAVAILABLE,
+                                          "OVER_CAPACITY",
+                                          "too many connections (MAX_CONNECTIONS)"));
+    return;
+  }
+  state_ = State::exchanging;
+  loop().unwatch(*this); // nothing more is read until the answer is out
+  std::string request = std::move(request_);
+  request_ = std::string();
+  const std::size_t head = std::exchange(head_bytes_, 0);
+  hub_.start_request(
+      std::static_pointer_cast<HttpConnection>(shared_from_this()), std::move(request), head);
+}
+
+void
+HttpConnection::hand_over_upgrade()
 {
   if (!hub_.establish(*this)) {
     answer_and_close(http::error_response(HTTPResponse::HTTP_SERVICE_UNAVAILABLE,
@@ -131,8 +207,7 @@ HttpConnection::hand_over()
   }
   state_ = State::exchanging;
   loop().unwatch(*this);
-  flush();       // a "100 Continue" leaves before Poco writes anything
-  hold_output(); // and nothing else until the HTTP thread is done
+  hold_output(); // Poco writes the 101 on the socket; nothing else meanwhile
   set_blocking(fd(), true);
   // The HTTP thread works on a duplicate: this descriptor stays the loop's.
   const int duplicate = ::fcntl(fd(), F_DUPFD_CLOEXEC, 0);
@@ -140,8 +215,7 @@ HttpConnection::hand_over()
     drop("out of descriptors");
     return;
   }
-  hub_.start_exchange(
-      std::static_pointer_cast<HttpConnection>(shared_from_this()), duplicate, continue_sent_);
+  hub_.start_upgrade(std::static_pointer_cast<HttpConnection>(shared_from_this()), duplicate);
 }
 
 void
@@ -150,7 +224,10 @@ HttpConnection::exchange_done(ExchangeOutcome outcome) noexcept
   if (dropped() || state_ != State::exchanging) {
     return; // cut at its deadline meanwhile
   }
-  set_blocking(fd(), false);
+  if (state_ == State::exchanging && (fcntl(fd(), F_GETFL) & O_NONBLOCK) == 0) {
+    set_blocking(fd(), false); // after an upgrade attempt
+  }
+  release_output();
   switch (outcome.kind) {
   case ExchangeOutcome::Kind::keep_alive:
     state_ = State::reading;
@@ -158,11 +235,11 @@ HttpConnection::exchange_done(ExchangeOutcome outcome) noexcept
     continue_sent_ = false;
     deadline_ = SteadyClock::now() + options_.keepalive;
     hub_.make_pending(shared_from_this());
-    release_output();
-    set_read_events(kReading);
+    set_read_events(kReading); // reports a pipelined request already waiting
     return;
   case ExchangeOutcome::Kind::close:
-    drop("request answered");
+    // The answer (if any) is queued: close once it is out.
+    answer_and_close({});
     return;
   case ExchangeOutcome::Kind::upgrade:
     hub_.upgrade(*this);
@@ -171,7 +248,6 @@ HttpConnection::exchange_done(ExchangeOutcome outcome) noexcept
     state_ = State::streaming;
     stream_ = std::move(outcome.stream);
     set_read_events(kStreaming);
-    release_output();
     if (stream_->ended() && output_empty()) {
       drop("response complete");
     }

@@ -1,17 +1,18 @@
 #pragma once
 
 // A plain HTTP connection (every TCP connection starts as one; a WebSocket
-// upgrade turns it into a WsConnection). The event loop peeks at its input
-// until a whole request — head and body, within limits — is there, under one
-// deadline for the whole request; only then does an HTTP thread take it
-// (Poco parses and answers it). So a client that trickles a request, or sends
-// none, holds no thread: it waits in the loop and is cut at its deadline.
+// upgrade turns it into a WsConnection). The event loop receives a whole
+// request — head and body — under one deadline for the whole request before
+// any thread sees it: it peeks until the head is complete, then either reads
+// head and body into this connection's buffer (a plain request, answered in
+// memory), or, for a WebSocket upgrade, leaves the request in the socket for
+// Poco. So a client that trickles a request, or sends none, holds no thread:
+// it waits in the loop and is cut at its deadline (408).
 //
 // States: reading (waiting for a complete request, or idle between
-// keep-alive requests) -> exchanging (an HTTP thread owns the socket; the
-// loop only watches the deadline) -> reading again (keep-alive), streaming
-// (the handler returned but the body continues: SSE of a tool call), or
-// closing (a final answer queued).
+// keep-alive requests) -> exchanging (an HTTP thread answers it) -> reading
+// again (keep-alive), streaming (the handler returned but the body
+// continues: SSE of a tool call), or closing (a final answer queued).
 
 #include "net/http/response_stream.hpp"
 #include "net/server/connection.hpp"
@@ -25,10 +26,10 @@ namespace exai::net {
 class ConnectionHub;
 
 struct HttpOptions {
-  std::size_t max_head_bytes = 65536;                   // EXAI_WS_PENDING_MAX_BYTES
-  std::size_t max_peek_bytes = std::size_t{256} << 10U; // head + body seen before handing over
-  Millis request_timeout{10000};                        // EXAI_HTTP_REQUEST_TIMEOUT_SECS
-  Millis keepalive{30000};                              // EXAI_HTTP_KEEPALIVE_SECS
+  std::size_t max_head_bytes = 65536;    // EXAI_WS_PENDING_MAX_BYTES
+  std::size_t max_body_bytes = 33554432; // EXAI_WS_MAX_BYTES
+  Millis request_timeout{10000};         // EXAI_HTTP_REQUEST_TIMEOUT_SECS
+  Millis keepalive{30000};               // EXAI_HTTP_KEEPALIVE_SECS
   Millis close_linger{2000};
 };
 
@@ -65,7 +66,9 @@ private:
   void on_readable() override;
   void on_drained() noexcept override;
   void on_dropped(std::vector<std::string> unsent_tags) noexcept override;
-  void hand_over();
+  void on_head(std::size_t peeked);
+  void receive_body();
+  void hand_over_upgrade();
   void discard_input();
 
   ConnectionHub& hub_;
@@ -74,8 +77,11 @@ private:
   State state_ = State::reading;
   SteadyClock::time_point deadline_;
   SteadyClock::time_point closing_since_{};
-  bool seen_bytes_ = false;    // reading: a byte of this request arrived
-  bool continue_sent_ = false; // reading: "100 Continue" went out
+  bool seen_bytes_ = false;     // reading: a byte of this request arrived
+  bool continue_sent_ = false;  // reading: "100 Continue" went out
+  std::size_t head_bytes_ = 0;  // reading: > 0 once the head is complete
+  std::size_t total_bytes_ = 0; // reading: head + body
+  std::string request_;         // reading: the request received so far
   std::shared_ptr<ResponseStream> stream_;
 };
 

@@ -1,6 +1,8 @@
 #include "net/server/http_exchange.hpp"
 
 #include "core/util/text.hpp"
+#include "net/http/memory_exchange.hpp"
+#include "net/http/request_head.hpp"
 #include "net/http/response_stream.hpp"
 #include "net/server/auth.hpp"
 
@@ -16,35 +18,16 @@
 
 #include <unistd.h>
 
-#include <istream>
-#include <limits>
-
 namespace exai::net {
 
 namespace {
 
 using Poco::Net::HTTPResponse;
 
-// Exposes whether Poco read past the request (a pipelined next request):
-// those bytes live in Poco's buffer, so the connection cannot continue.
-class ExchangeSession final : public Poco::Net::HTTPServerSession {
-public:
-  using HTTPServerSession::HTTPServerSession;
-  bool read_ahead() const { return buffered() > 0; }
-};
-
-bool
-is_upgrade(const Poco::Net::HTTPServerRequest& request)
-{
-  // A copy: get() with a default returns a reference that may be the default.
-  const std::string upgrade = request.get("Upgrade", std::string());
-  return Poco::icompare(upgrade, "websocket") == 0;
-}
-
 // Host and Origin rules of every route and upgrade (SPEC §8). Empty when the
 // request may proceed, else why not.
 std::string
-refusal(const Poco::Net::HTTPServerRequest& request, const ExchangeServices& services)
+refusal(const Poco::Net::HTTPRequest& request, const ExchangeServices& services)
 {
   if (services.loopback_bind && request.has("Host") && !loopback_host_header(request.get("Host"))) {
     return "Host must name a loopback address (the daemon is bound to loopback)";
@@ -55,99 +38,49 @@ refusal(const Poco::Net::HTTPServerRequest& request, const ExchangeServices& ser
   return {};
 }
 
-// Reads what the handler left of the body, so the next request starts clean.
-// False when that is not possible (no length, or longer than allowed).
-bool
-drain_body(Poco::Net::HTTPServerRequest& request, std::size_t max_bytes)
+void
+log_refusal(const ExchangeServices& services,
+            const Connection& connection,
+            const Poco::Net::HTTPRequest& request,
+            const std::string& why)
 {
-  if (!request.getChunkedTransferEncoding() && !request.hasContentLength()) {
-    const std::string& method = request.getMethod();
-    return method == "GET" || method == "HEAD" || method == "DELETE" || method == "OPTIONS";
-  }
-  if (request.hasContentLength() &&
-      request.getContentLength64() > static_cast<Poco::Int64>(max_bytes)) {
-    return false;
-  }
-  std::istream& in = request.stream();
-  in.ignore(std::numeric_limits<std::streamsize>::max());
-  return in.eof();
+  services.log->warn("http request refused peer={} uri=\"{}\" reason=\"{}\"",
+                     connection.peer_ip(),
+                     core::printable(request.getURI(), 200),
+                     why);
 }
 
 } // namespace
 
 ExchangeOutcome
-run_exchange(int socket_fd,
-             const std::shared_ptr<Connection>& connection,
-             bool continue_sent,
-             const ExchangeServices& services) noexcept
+run_request(std::string bytes,
+            std::size_t head_bytes,
+            const std::shared_ptr<Connection>& connection,
+            const ExchangeServices& services) noexcept
 {
   ExchangeOutcome outcome;
-  Poco::Net::StreamSocket socket;
   try {
-    // Poco takes ownership of the duplicate and closes it with `socket`.
-    socket = Poco::Net::StreamSocket(new Poco::Net::StreamSocketImpl(socket_fd));
-  } catch (const std::exception&) {
-    ::close(socket_fd);
-    return outcome;
-  }
-  ExchangeSession session(socket, services.params);
-  try {
-    Poco::Net::HTTPServerResponseImpl response(session);
-    Poco::Net::HTTPServerRequestImpl request(
-        response,
-        session,
-        const_cast<Poco::Net::HTTPServerParams*>(services.params.get())); // Poco only reads it
+    http::MemoryResponse response;
+    http::MemoryRequest request(bytes,
+                                head_bytes,
+                                Poco::Net::SocketAddress(connection->peer_ip(), 0),
+                                Poco::Net::SocketAddress(),
+                                *services.params,
+                                response);
+    bytes.clear();
     response.setDate(Poco::Timestamp());
     response.setVersion(request.getVersion());
-    response.setKeepAlive(services.params->getKeepAlive() && request.getKeepAlive() &&
-                          session.canKeepAlive());
+    response.setKeepAlive(request.getKeepAlive());
     response.set("Server", "exai");
-    if (request.getExpectContinue() && !continue_sent) {
-      response.sendContinue();
-    }
+    std::shared_ptr<ResponseStream> stream;
     if (const std::string why = refusal(request, services); !why.empty()) {
-      services.log->warn("http request refused peer={} uri=\"{}\" reason=\"{}\"",
-                         connection->peer_ip(),
-                         core::printable(request.getURI(), 200),
-                         why);
+      log_refusal(services, *connection, request, why);
       HttpRouter::send_error(response, HTTPResponse::HTTP_FORBIDDEN, "FORBIDDEN", why);
-    } else if (is_upgrade(request)) {
-      if (!services.accepting) {
-        HttpRouter::send_error(response,
-                               HTTPResponse::HTTP_SERVICE_UNAVAILABLE,
-                               "SHUTTING_DOWN",
-                               "server shutting down");
-      } else {
-        try {
-          // Poco validates the handshake and sends 101; the socket is the
-          // event loop's from here (our own RFC 6455 codec).
-          const Poco::Net::WebSocket upgraded(request, response);
-          outcome.kind = ExchangeOutcome::Kind::upgrade;
-          return outcome;
-        } catch (const Poco::Net::WebSocketException& e) {
-          services.log->debug(
-              "upgrade failed peer={} error=\"{}\"", connection->peer_ip(), e.displayText());
-          if (!response.sent()) {
-            response.setKeepAlive(false);
-            HttpRouter::send_error(response,
-                                   HTTPResponse::HTTP_BAD_REQUEST,
-                                   "BAD_REQUEST",
-                                   "invalid WebSocket handshake");
-          }
-          return outcome;
-        }
-      }
     } else {
-      std::shared_ptr<ResponseStream> stream;
-      Poco::Net::StreamSocket detached;
       HttpExchange exchange(request, response, connection->peer_ip(), [&] {
-        // The head goes out now, on this thread; the body from the loop.
-        response.setKeepAlive(false);
-        response.setChunkedTransferEncoding(false);
-        response.send().flush();
-        // Out of Poco's hands: ending its session must not shut the socket
-        // down (it would for a response without keep-alive).
-        detached = request.detachSocket();
+        // The head leaves now; the body follows through the stream, written
+        // by the connection's event loop.
+        connection->queue(response.stream_head());
         stream = std::make_shared<ResponseStream>(connection);
         return stream;
       });
@@ -158,7 +91,7 @@ run_exchange(int socket_fd,
                             request.getMethod(),
                             core::printable(request.getURI(), 200),
                             e.what());
-        if (!response.sent()) {
+        if (!exchange.streaming()) {
           response.setKeepAlive(false);
           HttpRouter::send_error(response,
                                  HTTPResponse::HTTP_INTERNAL_SERVER_ERROR,
@@ -176,29 +109,75 @@ run_exchange(int socket_fd,
       response.setKeepAlive(false);
       HttpRouter::send_error(
           response, HTTPResponse::HTTP_INTERNAL_SERVER_ERROR, "INTERNAL_ERROR", "no response");
-      return outcome;
     }
-    // A refused request whose body was never read must not poison the next
-    // request on this connection: read the rest, or close.
-    if (response.getKeepAlive() && drain_body(request, services.max_body_bytes) &&
-        !session.read_ahead()) {
+    const bool keep_alive = response.getKeepAlive();
+    const bool head_request = request.getMethod() == Poco::Net::HTTPRequest::HTTP_HEAD;
+    if (connection->queue(response.serialize(head_request)) && keep_alive) {
       outcome.kind = ExchangeOutcome::Kind::keep_alive;
     }
-  } catch (const Poco::Net::NoMessageException&) {
-    // The peer closed before a request: nothing to answer.
-  } catch (const Poco::Net::MessageException& e) {
+  } catch (const Poco::Exception& e) {
+    connection->queue(
+        http::error_response(HTTPResponse::HTTP_BAD_REQUEST, "BAD_REQUEST", e.displayText()));
+  } catch (const std::exception& e) {
+    services.log->error(
+        "http exchange failed peer={} error=\"{}\"", connection->peer_ip(), e.what());
+  }
+  return outcome;
+}
+
+ExchangeOutcome
+run_upgrade(int socket_fd,
+            const std::shared_ptr<Connection>& connection,
+            const ExchangeServices& services) noexcept
+{
+  ExchangeOutcome outcome;
+  Poco::Net::StreamSocket socket;
+  try {
+    // Poco takes ownership of the duplicate and closes it with `socket`.
+    socket = Poco::Net::StreamSocket(new Poco::Net::StreamSocketImpl(socket_fd));
+  } catch (const std::exception&) {
+    ::close(socket_fd);
+    return outcome;
+  }
+  Poco::Net::HTTPServerSession session(socket, services.params);
+  try {
+    Poco::Net::HTTPServerResponseImpl response(session);
+    // Poco only reads the parameters it is given.
+    Poco::Net::HTTPServerRequestImpl request(
+        response, session, const_cast<Poco::Net::HTTPServerParams*>(services.params.get()));
+    response.setDate(Poco::Timestamp());
+    response.setVersion(request.getVersion());
+    response.setKeepAlive(false);
+    response.set("Server", "exai");
+    if (const std::string why = refusal(request, services); !why.empty()) {
+      log_refusal(services, *connection, request, why);
+      HttpRouter::send_error(response, HTTPResponse::HTTP_FORBIDDEN, "FORBIDDEN", why);
+      return outcome;
+    }
+    if (!services.accepting) {
+      HttpRouter::send_error(response,
+                             HTTPResponse::HTTP_SERVICE_UNAVAILABLE,
+                             "SHUTTING_DOWN",
+                             "server shutting down");
+      return outcome;
+    }
     try {
-      Poco::Net::HTTPServerResponseImpl response(session);
-      response.setVersion(Poco::Net::HTTPMessage::HTTP_1_1);
-      response.setKeepAlive(false);
-      HttpRouter::send_error(
-          response, HTTPResponse::HTTP_BAD_REQUEST, "BAD_REQUEST", e.displayText());
-    } catch (const std::exception&) {
-      // The peer is gone; the connection closes.
+      // Poco validates the handshake and sends 101; the socket is the event
+      // loop's from here (our own RFC 6455 codec).
+      const Poco::Net::WebSocket upgraded(request, response);
+      outcome.kind = ExchangeOutcome::Kind::upgrade;
+    } catch (const Poco::Net::WebSocketException& e) {
+      services.log->debug(
+          "upgrade failed peer={} error=\"{}\"", connection->peer_ip(), e.displayText());
+      if (!response.sent()) {
+        HttpRouter::send_error(response,
+                               HTTPResponse::HTTP_BAD_REQUEST,
+                               "BAD_REQUEST",
+                               "invalid WebSocket handshake: " + e.displayText());
+      }
     }
   } catch (const std::exception& e) {
-    services.log->debug(
-        "http exchange failed peer={} error=\"{}\"", connection->peer_ip(), e.what());
+    services.log->debug("upgrade failed peer={} error=\"{}\"", connection->peer_ip(), e.what());
   }
   return outcome;
 }

@@ -32,6 +32,9 @@ public:
   int get() const noexcept { return fd_; }
   explicit operator bool() const noexcept { return fd_ >= 0; }
 
+  // Gives the descriptor up without closing it.
+  int release() noexcept { return std::exchange(fd_, -1); }
+
   // Closes the current descriptor (if any) and owns `fd` instead.
   void reset(int fd = -1) noexcept
   {

@@ -523,7 +523,7 @@ UpstreamClient::complete(std::string_view provider_id,
           }
         }
         if (choice == nullptr) {
-          details["body"] = scrub(truncate(result.body, options_.max_error_body), endpoint.api_key);
+          details["body"] = truncate(scrub(result.body, endpoint.api_key), options_.max_error_body);
           final_message = endpoint.display_name + " returned an unreadable reply (" +
                           (json.is_discarded() ? "malformed JSON" : "no choices") + ")";
           break;
@@ -550,7 +550,7 @@ UpstreamClient::complete(std::string_view provider_id,
                     result.latency.count());
         return reply;
       }
-      details["body"] = scrub(truncate(result.body, options_.max_error_body), endpoint.api_key);
+      details["body"] = truncate(scrub(result.body, endpoint.api_key), options_.max_error_body);
       if (!result.retry_after.empty()) {
         retry_after = core::parse_retry_after(result.retry_after);
       }
@@ -578,7 +578,9 @@ UpstreamClient::complete(std::string_view provider_id,
                              : "");
       }
       if (!result.body.empty()) {
-        final_message += ": " + truncate(result.body, options_.max_error_body);
+        // Scrubbed before it is cut: a cut key is no longer found by scrub().
+        final_message +=
+            ": " + truncate(scrub(result.body, endpoint.api_key), options_.max_error_body);
       }
       break;
     }
@@ -609,7 +611,7 @@ UpstreamClient::complete(std::string_view provider_id,
                    endpoint.id,
                    attempts,
                    delay->count(),
-                   scrub(truncate(final_message, 200), endpoint.api_key));
+                   truncate(scrub(final_message, endpoint.api_key), 200));
         if (!options_.sleeper(*delay, stop)) {
           return finish(Errc::cancelled, "cancelled while calling " + endpoint.display_name, false);
         }

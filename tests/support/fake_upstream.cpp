@@ -74,6 +74,8 @@ parse_directives(std::string_view prompt, FakeBehavior base)
       base.retry_after = value;
     } else if (name == "fail_times" && has_value) {
       base.fail_times = value;
+    } else if (name == "pad" && has_value) {
+      base.pad = value;
     } else if (name == "glm_1302") {
       base.glm_1302 = true;
     } else if (name == "hang") {
@@ -310,7 +312,8 @@ FakeUpstream::Impl::handle(Poco::Net::HTTPServerRequest& request,
                 error_body(behavior.status,
                            "fake upstream status " + std::to_string(behavior.status) +
                                (behavior.echo_auth
-                                    ? " (you sent " + request.get("Authorization", "") + ")"
+                                    ? std::string(static_cast<std::size_t>(behavior.pad), 'x') +
+                                          " (you sent " + request.get("Authorization", "") + ")"
                                     : std::string()),
                            "fake_error"));
       return;

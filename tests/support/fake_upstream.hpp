@@ -28,6 +28,8 @@
 //   [[truncate]]       200 whose body stops halfway (Content-Length says more),
 //                      then the connection is closed
 //   [[reset]]          drop the connection without any answer
+//   [[pad=N]]          N filler bytes before the echoed header (places a key
+//                      where a length cut would split it)
 //   [[echo_auth]]      put the received Authorization header into the error
 //                      message of a failure (to test that clients scrub it)
 //   [[minimal]]        a successful reply with only choices[0].message.content
@@ -63,6 +65,7 @@ struct FakeBehavior {
   bool reset = false;                   // [[reset]]
   bool minimal = false;                 // [[minimal]]
   bool echo_auth = false;               // [[echo_auth]]
+  int pad = 0;                          // [[pad=N]]
   int fail_times = -1;                  // [[fail_times=N]]; -1 = always apply the failure
 };
 
