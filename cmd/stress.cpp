@@ -6,6 +6,7 @@
 #include "core/log.hpp"
 #include "core/stress/stress_report.hpp"
 #include "core/util/descriptor_limit.hpp"
+#include "net/clients/hostile_clients.hpp"
 #include "net/clients/stress_runner.hpp"
 
 #include <fmt/format.h>
@@ -55,6 +56,7 @@ struct StressFlags {
   std::size_t threads = 0;
   double hold_s = 0;
   bool calls_given = false;
+  bool hostile = false;
 };
 
 std::chrono::milliseconds
@@ -231,6 +233,12 @@ run_stress(const StressFlags& flags, const GlobalOptions& global)
             options.seed);
 
   ProgressLine progress(!flags.json && ::isatty(STDERR_FILENO) == 1);
+  std::unique_ptr<net::HostileClients> hostile;
+  if (flags.hostile) {
+    hostile = std::make_unique<net::HostileClients>(
+        net::HostileOptions{options.target, 4, options.max_bytes, std::chrono::milliseconds(100)});
+    hostile->start();
+  }
   net::LoadResult load;
   try {
     net::StressRunner runner(options);
@@ -240,11 +248,17 @@ run_stress(const StressFlags& flags, const GlobalOptions& global)
     return unreachable(flags, target, e.what());
   }
   progress.finish();
+  if (hostile) {
+    // Closed before the baseline is read: their connections must go too.
+    report.hostile = hostile->stop();
+  }
   report.connections = load.connections;
   report.concurrency = load.concurrency;
   report.elapsed_s = load.elapsed_s;
   report.tally = std::move(load.tally);
   report.violations = std::move(load.violations);
+  report.refused = load.refused;
+  report.refused_reason = std::move(load.refused_reason);
 
   // Wait (bounded) for the daemon to drain back to the baseline.
   if (report.before) {
@@ -339,6 +353,10 @@ add_stress(CLI::App& root)
       ->check(CLI::Range(std::size_t{1}, std::size_t{256}));
   cli->add_option("--hold", flags->hold_s, "Seconds to hold the connections idle before the load")
       ->check(CLI::Range(0.0, 86400.0));
+  cli->add_flag("--hostile",
+                flags->hostile,
+                "Also run hostile clients (half frames, slow readers, pre-hello idlers, deep "
+                "JSON, oversize frames, header tricklers) and report the good clients' latency");
   return {cli, [flags](const GlobalOptions& global) { return run_stress(*flags, global); }};
 }
 

@@ -17,6 +17,7 @@ constexpr std::string_view kAcceptedNote = "accepted, awaiting provider/session 
 // sweep freed at least this much.
 constexpr std::size_t kTrimAfterBytes = std::size_t{4} << 20U;
 constexpr auto kSweepPeriod = std::chrono::seconds(5);
+constexpr std::uint64_t kTrimEvery = 2; // sweeps: about every 10 s
 
 double
 seconds(std::chrono::milliseconds ms)
@@ -251,7 +252,9 @@ Engine::sweep()
   // access, eviction, replacement) counts.
   freed_since_trim_ += results_.take_freed() + reuse_.take_freed() + undelivered_.take_freed() +
                        owned_.take_freed() + conversations_.take_freed();
-  if (freed_since_trim_.load() >= kTrimAfterBytes) {
+  // Connections and requests free memory too (not only the stores): trim
+  // when the stores freed a lot, and anyway every kTrimEvery sweeps.
+  if (freed_since_trim_.load() >= kTrimAfterBytes || ++sweeps_ % kTrimEvery == 0) {
     freed_since_trim_ = 0;
     // Large results live in large allocations; give their pages back so a
     // burst's memory does not stay with the process.

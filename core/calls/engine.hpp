@@ -192,6 +192,7 @@ private:
   ThreadPool pool_;
   Scheduler::Handle sweeper_;
   std::atomic<std::size_t> freed_since_trim_{0};
+  std::atomic<std::uint64_t> sweeps_{0};
 };
 
 } // namespace exai::core

@@ -203,8 +203,6 @@ load_daemon_config(const Settings& settings)
       read_int(settings, "EXAI_WS_BUSY_POLL_US", c.busy_poll.count(), 0, 10000));
   c.call_threads = static_cast<std::size_t>(read_int(settings, "EXAI_CALL_THREADS", 256, 1, 4096));
   c.max_queued = count("EXAI_WS_MAX_QUEUED", c.max_queued, 0);
-  c.mcp_http_max_calls =
-      static_cast<std::size_t>(read_int(settings, "EXAI_MCP_HTTP_MAX_CALLS", 8, 1, 256));
   c.conversation_ttl =
       read_seconds(settings, "EXAI_CONVERSATION_TTL_SECS", c.conversation_ttl, 1, 30 * kDay);
   c.conversation_max = count("EXAI_CONVERSATION_MAX", c.conversation_max, 1);

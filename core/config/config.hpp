@@ -63,9 +63,8 @@ struct DaemonConfig {
   std::size_t worker_threads = 2; // event loops (the network side)
   // How long an event loop polls instead of sleeping after a short idle gap.
   std::chrono::microseconds busy_poll{100};
-  std::size_t call_threads = 256;     // most threads blocking on capacity or a model
-  std::size_t max_queued = 4096;      // calls waiting for a call thread before OVER_CAPACITY
-  std::size_t mcp_http_max_calls = 8; // /mcp tool calls at once (each holds an HTTP thread)
+  std::size_t call_threads = 256; // most threads blocking on capacity or a model
+  std::size_t max_queued = 4096;  // calls waiting for a call thread before OVER_CAPACITY
   Millis conversation_ttl{10800000};
   std::size_t conversation_max = 10000;
   int conversation_max_turns = 20;

@@ -523,6 +523,8 @@ Report::to_json() const
           {"latency_ms", latency},
           {"violations",
            {{"total", violations.total()}, {"by_kind", violations.counts()}, {"first", kept}}},
+          {"refused", {{"connections", refused}, {"reason", refused_reason}}},
+          {"hostile", hostile},
           {"baseline", baseline}};
 }
 
@@ -581,6 +583,16 @@ Report::to_text() const
       parts += fmt::format(" {}={}", outcome, n);
     }
     line(fmt::format("class {}:{}", c, parts));
+  }
+  if (refused > 0) {
+    line(fmt::format("refused by the daemon: {} connections ({})", refused, refused_reason));
+  }
+  if (hostile.is_object()) {
+    std::string parts;
+    for (const auto& [kind, counts] : hostile.items()) {
+      parts += fmt::format(" {}={}/{}", kind, counts.value("cut", 0), counts.value("opened", 0));
+    }
+    line(fmt::format("hostile clients (cut by the daemon / opened):{}", parts));
   }
   if (violations.empty()) {
     line("violations: none");

@@ -194,6 +194,9 @@ struct Report {
   double elapsed_s = 0; // the load phase
   Tally tally;
   ViolationLog violations; // protocol, during the load
+  std::size_t refused = 0; // connections the daemon would not admit (not a violation)
+  std::string refused_reason;
+  nlohmann::json hostile; // what `--hostile` ran, when it did (else null)
   bool baseline_checked = false;
   std::optional<HealthSnapshot> before;
   std::optional<HealthSnapshot> after;

@@ -114,6 +114,14 @@ say_hello(WebSocket& ws, const StressTarget& target)
   Poco::Buffer<char> buffer(0);
   int flags = 0;
   if (!receive_data(ws, buffer, flags)) {
+    // The daemon's close frame says why (e.g. 1008 "too many connections").
+    if (buffer.size() >= 2) {
+      const unsigned code =
+          (static_cast<unsigned char>(buffer[0]) << 8U) | static_cast<unsigned char>(buffer[1]);
+      throw StressRefused(fmt::format("refused at hello: close {} \"{}\"",
+                                      code,
+                                      std::string(buffer.begin() + 2, buffer.end())));
+    }
     throw StressUnreachable("the daemon closed the connection after hello");
   }
   const json ack = json::parse(buffer.begin(), buffer.end(), nullptr, false);
@@ -133,6 +141,12 @@ connect_and_hello(const StressTarget& target, std::chrono::milliseconds timeout)
     auto ws = open_socket(target, timeout);
     say_hello(*ws, target);
     return ws;
+  } catch (const Poco::Net::WebSocketException& e) {
+    if (e.code() == WebSocket::WS_ERR_NO_HANDSHAKE) {
+      // The upgrade was answered with an HTTP error (503 while busy).
+      throw StressRefused(fmt::format("upgrade refused by {}: {}", target.url(), e.displayText()));
+    }
+    throw StressUnreachable(fmt::format("cannot connect to {}: {}", target.url(), e.displayText()));
   } catch (const Poco::Exception& e) {
     throw StressUnreachable(fmt::format("cannot connect to {}: {}", target.url(), e.displayText()));
   }
@@ -302,6 +316,8 @@ struct StressRunner::Worker {
         conn->ws = connect_and_hello(options_.target, options_.io_timeout);
         add(*conn);
         pool_.push_back(std::move(conn));
+      } catch (const StressRefused& e) {
+        note_refused(e.what());
       } catch (const StressUnreachable& e) {
         ++connect_failures_;
         if (first_connect_error_.empty()) {
@@ -350,6 +366,9 @@ struct StressRunner::Worker {
     auto conn = std::make_unique<Conn>();
     try {
       conn->ws = connect_and_hello(options_.target, options_.io_timeout);
+    } catch (const StressRefused& e) {
+      note_refused(e.what());
+      return nullptr;
     } catch (const StressUnreachable& e) {
       violations_.add("connect_failed",
                       fmt::format("{} connection: {}", core::stress::to_string(kind), e.what()));
@@ -931,11 +950,21 @@ struct StressRunner::Worker {
   std::size_t errors_ = 0;
   Poco::Buffer<char> buffer_{0}; // one receive buffer for all this thread's connections
 
+  void note_refused(const std::string& why)
+  {
+    ++refused_;
+    if (refused_reason_.empty()) {
+      refused_reason_ = why;
+    }
+  }
+
 public:
   core::stress::Tally tally_;
   core::stress::ViolationLog violations_;
   std::size_t connect_failures_ = 0;
   std::string first_connect_error_;
+  std::size_t refused_ = 0;
+  std::string refused_reason_;
   Clock::time_point last_result_;
   std::atomic<std::size_t> calls_done_{0};
   std::atomic<std::size_t> errors_done_{0};
@@ -1056,6 +1085,10 @@ StressRunner::run(const std::function<void(const StressProgress&)>& tick)
   for (const auto& w : workers) {
     result.tally.merge(w->tally_);
     result.violations.merge(w->violations_);
+    result.refused += w->refused_;
+    if (result.refused_reason.empty()) {
+      result.refused_reason = w->refused_reason_;
+    }
     last = std::max(last, w->last_result_);
   }
   if (failed > 0) {

@@ -43,6 +43,15 @@ public:
   using std::runtime_error::runtime_error;
 };
 
+// The daemon answered but would not admit the connection (a close with a
+// policy code such as 1008 MAX_CONNECTIONS, or an upgrade answered 503): an
+// outcome of the load, reported with the daemon's reason — not a protocol
+// violation.
+class StressRefused : public StressUnreachable {
+public:
+  using StressUnreachable::StressUnreachable;
+};
+
 struct StressOptions {
   StressTarget target;
   std::size_t connections = 16;
@@ -79,7 +88,9 @@ struct StressProgress {
 struct LoadResult {
   core::stress::Tally tally;
   core::stress::ViolationLog violations;
-  double elapsed_s = 0; // from the first call to the last result
+  std::size_t refused = 0;    // connections the daemon would not admit
+  std::string refused_reason; // the first one's, as the daemon put it
+  double elapsed_s = 0;       // from the first call to the last result
   std::size_t connections = 0;
   std::size_t concurrency = 0;
 };

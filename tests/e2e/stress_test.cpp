@@ -155,3 +155,97 @@ TEST_CASE("exai stress passes a correct daemon and exits 2 when none listens", "
   CHECK(run.exit_code == 2);
   CHECK(report_of(run).at("unreachable") == true);
 }
+
+namespace {
+
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+constexpr double kGoodP99Ms = 250;
+#else
+constexpr double kGoodP99Ms = 10;
+#endif
+
+std::unique_ptr<ServeProcess>
+default_daemon(FakeUpstream& fake)
+{
+  // Nothing but a provider: every limit at its default.
+  return ServeProcess::start_ready({{"GLM_API_KEY", "test-key"}, {"GLM_API_URL", fake.base_url()}});
+}
+
+} // namespace
+
+TEST_CASE("row 11: exai stress with its defaults and the README's example pass against a default "
+          "exai serve",
+          "[e2e][stress][hardening]")
+{
+  FakeUpstream fake;
+  const auto serve = default_daemon(fake);
+  const std::string port = std::to_string(serve->port());
+  SECTION("--calls 3000, everything else default")
+  {
+    const Run run = run_stress({}, "--json --port " + port + " --calls 3000");
+    const json report = report_of(run);
+    CHECK(run.exit_code == 0);
+    CHECK(report["refused"]["connections"] == 0);
+    CHECK(report["violations"]["total"] == 0);
+    CHECK(report["baseline"]["passed"] == true);
+  }
+  SECTION("the README's example: 200 connections and a mix")
+  {
+    const Run run =
+        run_stress({},
+                   "--json --port " + port +
+                       " --connections 200 --calls 2000"
+                       " --mix normal=80,cancel=5,disconnect=5,duplicate=5,identical=5");
+    const json report = report_of(run);
+    CHECK(run.exit_code == 0);
+    CHECK(report["refused"]["connections"] == 0);
+    CHECK(report["violations"]["total"] == 0);
+    CHECK(report["baseline"]["passed"] == true);
+  }
+}
+
+TEST_CASE("exai stress reports connections the daemon refuses as refusals, not violations",
+          "[e2e][stress]")
+{
+  FakeUpstream fake;
+  const auto serve = ServeProcess::start_ready(
+      {{"GLM_API_KEY", "test-key"}, {"GLM_API_URL", fake.base_url()}, {"MAX_CONNECTIONS", "3"}});
+  // The control connection takes one place: 2 of 6 load connections fit.
+  const Run run = run_stress({},
+                             "--json --port " + std::to_string(serve->port()) +
+                                 " --connections 6 --calls 50 --mix normal=1");
+  const json report = report_of(run);
+  CHECK(report["refused"]["connections"] == 4);
+  CHECK_THAT(report["refused"]["reason"].get<std::string>(), Catch::Contains("MAX_CONNECTIONS"));
+  CHECK(report["violations"]["by_kind"].count("connect_failed") == 0);
+  CHECK(report["calls"] == 50);
+}
+
+TEST_CASE("exai stress --hostile: well-behaved clients stay fast and lose nothing",
+          "[e2e][stress][hardening]")
+{
+  FakeUpstream fake;
+  // Results stay replayable for 2 s instead of 10 minutes, so the memory of
+  // the run's thousands of results is back before the baseline is read.
+  const auto serve = ServeProcess::start_ready(
+      {{"GLM_API_KEY", "test-key"}, {"GLM_API_URL", fake.base_url()}, {"EXAI_WS_RESULT_TTL", "2"}});
+  const Run run =
+      run_stress({},
+                 "--json --hostile --port " + std::to_string(serve->port()) +
+                     " --connections 8 --duration 4 --mix normal=1 --rss-tolerance 20%");
+  const json report = report_of(run);
+  CHECK(run.exit_code == 0);
+  CHECK(report["violations"]["total"] == 0);
+  CHECK(report["baseline"]["passed"] == true);
+  CHECK(report["calls"].get<int>() > 1000);
+  CHECK(report["outcomes"]["ok"] == report["calls"]);
+  CHECK(report["latency_ms"]["ok"]["p99"].get<double>() < kGoodP99Ms);
+  const json& hostile = report["hostile"];
+  for (const char* kind :
+       {"half_frame", "pre_hello", "slow_reader", "deep_json", "oversize", "trickler"}) {
+    CAPTURE(kind);
+    CHECK(hostile[kind]["opened"].get<int>() > 0);
+  }
+  CHECK(hostile["oversize"]["cut"].get<int>() > 0);       // 1009 at the header
+  CHECK(hostile["deep_json"]["answered"].get<int>() > 0); // VALIDATION_ERROR, not a crash
+}

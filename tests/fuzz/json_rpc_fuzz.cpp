@@ -1,0 +1,30 @@
+// fuzz_json_rpc: the input is one MCP message (a line on stdio, a POST body
+// on /mcp). Parses, classifies and routes it as both transports do, and
+// checks that whatever is answered is a JSON-RPC 2.0 object.
+
+#include "core/mcp/mcp_protocol.hpp"
+
+#include <cstddef>
+#include <cstdint>
+#include <cstdlib>
+#include <string_view>
+
+namespace mcp = exai::core::mcp;
+
+extern "C" int
+LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size)
+{
+  const std::string_view text(reinterpret_cast<const char*>(data), size);
+  const mcp::Message message = mcp::parse_message(text);
+  const mcp::Action action = mcp::route(message, "fuzz");
+  if (!action.response.empty()) {
+    const auto reply = nlohmann::json::parse(action.response, nullptr, false);
+    if (!reply.is_object() || reply.value("jsonrpc", "") != "2.0") {
+      std::abort();
+    }
+  }
+  if (action.type == mcp::Action::Type::call_tool && !action.call.arguments.is_object()) {
+    std::abort();
+  }
+  return 0;
+}
