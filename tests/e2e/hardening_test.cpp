@@ -362,7 +362,7 @@ TEST_CASE("row 5: a request_id reused by another session is that session's own c
 TEST_CASE("row 6: big results are bounded in bytes and memory goes back after they expire",
           "[e2e][hardening]")
 {
-  constexpr std::size_t kBudget = std::size_t{16} << 20U;
+  constexpr std::size_t kBudget = std::size_t{4} << 20U;
   Daemon d({{"EXAI_WS_RESULT_MAX_BYTES", std::to_string(kBudget)},
             {"EXAI_WS_REUSE_MAX_BYTES", std::to_string(kBudget / 4)},
             {"EXAI_WS_RESULT_TTL", "2"},
@@ -371,9 +371,9 @@ TEST_CASE("row 6: big results are bounded in bytes and memory goes back after th
   (void)call(*client, "warm", "version", json::object());
   const long rss_start = d.serve->rss_kib().value_or(0);
   // Control characters escape six-fold, twice over: the frame is ~12x the text.
-  const std::string prompt(256 * 1024, '\x01');
+  const std::string prompt(128 * 1024, '\x01');
   long rss_peak = 0;
-  constexpr int kCalls = 80;
+  constexpr int kCalls = 40;
   for (int i = 0; i < kCalls; ++i) {
     const json res = call(
         *client, "m" + std::to_string(i), "chat", {{"prompt", prompt + std::to_string(i)}}, 30s);
@@ -386,8 +386,8 @@ TEST_CASE("row 6: big results are bounded in bytes and memory goes back after th
   CHECK(during["memory"]["reuse"]["bytes"].get<std::size_t>() <= kBudget / 4);
   CHECK(during["cached_results"].get<int>() < kCalls);
   if (!kSanitized) {
-    // 80 results of 256 KiB would be 20 MiB stored (and 250 MiB as frames).
-    CHECK(rss_peak - rss_start < 160 * 1024);
+    // 40 results of 128 KiB as frames would be 60 MiB: they are not kept.
+    CHECK(rss_peak - rss_start < 48 * 1024);
   }
   // After the TTL the stores are empty and the memory is returned.
   const auto deadline = deadline_in(20s);
@@ -484,7 +484,7 @@ TEST_CASE("row 8: a burst in one session does not delay another session's call t
       ++refused;
     }
   }
-  CHECK(refused >= kBurst - 300);
+  CHECK(refused >= kBurst / 2); // (the first ones finish while the burst is still read)
   CHECK(d.back_to_zero());
 }
 
