@@ -723,10 +723,10 @@ Engine::expire(const std::shared_ptr<Execution>& execution)
 void
 Engine::retire(const std::shared_ptr<Execution>& execution)
 {
-  {
-    const std::lock_guard lock(mutex_);
-    live_.erase(execution);
-  }
+  // Notified under the lock: once shutdown() sees no live execution the
+  // engine may be destroyed, and nothing here may touch it after that.
+  const std::lock_guard lock(mutex_);
+  live_.erase(execution);
   drained_.notify_all();
 }
 
@@ -763,7 +763,6 @@ Engine::complete(Call& call, const ToolResult& result)
   if (stored && !delivered) {
     note_undelivered(call.session_id, call.request_id);
   }
-  drained_.notify_all(); // wake shutdown()
 }
 
 void

@@ -90,14 +90,18 @@ class McpHttpService::Call final : public core::CallSink,
                                    public ResponseStream::Listener,
                                    public std::enable_shared_from_this<Call> {
 public:
-  Call(McpHttpService& service,
+  Call(std::weak_ptr<McpHttpService> service,
+       core::CallEngine& engine,
+       std::shared_ptr<spdlog::logger> log,
        std::string session_id,
        std::string key,
        std::string request_id,
        json id,
        json progress_token,
        bool sse)
-      : service_(service)
+      : service_(std::move(service))
+      , engine_(engine)
+      , log_(std::move(log))
       , session_id_(std::move(session_id))
       , key_(std::move(key))
       , request_id_(std::move(request_id))
@@ -162,7 +166,11 @@ public:
         stream_->end();
       }
     }
-    service_.end_call(session_id_, key_);
+    // The service may be gone (daemon stopping) while an engine thread
+    // still delivers: it is held weakly.
+    if (const auto service = service_.lock()) {
+      service->end_call(session_id_, key_);
+    }
     return written;
   }
 
@@ -176,7 +184,7 @@ public:
       }
       cancelled_ = true;
     }
-    service_.engine_.cancel("mcp:" + session_id_, request_id_);
+    engine_.cancel("mcp:" + session_id_, request_id_);
   }
 
   void on_stream_closed() noexcept override
@@ -188,9 +196,9 @@ public:
       }
       cancelled_ = true;
     }
-    service_.log_->info("mcp client went away; cancelling request_id={}", request_id_);
+    log_->info("mcp client went away; cancelling request_id={}", request_id_);
     try {
-      service_.engine_.cancel("mcp:" + session_id_, request_id_);
+      engine_.cancel("mcp:" + session_id_, request_id_);
     } catch (const std::exception&) {
       // The call ends at its deadline instead.
     }
@@ -222,7 +230,9 @@ private:
     return stream_->write("event: message\ndata: " + message + "\n\n");
   }
 
-  McpHttpService& service_;
+  const std::weak_ptr<McpHttpService> service_;
+  core::CallEngine& engine_;
+  const std::shared_ptr<spdlog::logger> log_;
   const std::string session_id_;
   const std::string key_;
   const std::string request_id_;
@@ -530,8 +540,15 @@ McpHttpService::start_call(HttpExchange& exchange,
   auto& response = exchange.response();
   const bool sse = accepts(exchange.request(), "text/event-stream");
   const std::string key = id.dump();
-  auto call = std::make_shared<Call>(
-      *this, session_id, key, id_prefix_ + std::to_string(++next_id_), id, progress_token, sse);
+  auto call = std::make_shared<Call>(weak_from_this(),
+                                     engine_,
+                                     log_,
+                                     session_id,
+                                     key,
+                                     id_prefix_ + std::to_string(++next_id_),
+                                     id,
+                                     progress_token,
+                                     sse);
   {
     const std::lock_guard lock(mutex_);
     const auto it = sessions_.find(session_id);

@@ -45,7 +45,8 @@ struct McpHttpOptions {
   std::size_t max_sessions = 1000;
 };
 
-class McpHttpService {
+// Create with std::make_shared (calls hold the service weakly).
+class McpHttpService : public std::enable_shared_from_this<McpHttpService> {
 public:
   using Clock = std::chrono::steady_clock;
 

@@ -170,10 +170,15 @@ ConnectionHub::stop_accepting() noexcept
   if (!accepting_.exchange(false) || !listener_) {
     return;
   }
-  // At once, from this thread: a listening socket that is shut down refuses
-  // new connections; the loop then finds it failing and closes it.
-  ::shutdown(listener_->fd(), SHUT_RDWR);
-  listener_->drop("stopped accepting");
+  // On the listener's own loop (its descriptor is that thread's): a
+  // listening socket that is shut down refuses new connections at once.
+  // Until then accepted() closes whatever still arrives.
+  listener_->loop().post([listener = listener_] {
+    if (!listener->dropped()) {
+      ::shutdown(listener->fd(), SHUT_RDWR);
+      listener->drop("stopped accepting");
+    }
+  });
 }
 
 EventLoop&
