@@ -15,6 +15,9 @@
 #                        1 connection; chat: a quarter of those)
 #   BENCH_IDLE=N         idle connections for the RSS figure (default 10000)
 #   BENCH_SKIP_BUILD=1   use the existing build/release binaries
+#   BENCH_BASELINE_EXAI=PATH  also measure another exai binary (e.g. a release build of
+#                        an earlier commit) in the same run, as "base", and print
+#                        exai/base ratios: a before/after table from one invocation
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -130,6 +133,16 @@ pids+=($python_pid)
 wait_port "$exai_port"
 wait_port "$node_port"
 wait_port "$python_port"
+servers=("exai $exai_port $exai_pid" "node $node_port $node_pid" "python $python_port $python_pid")
+if [[ -n ${BENCH_BASELINE_EXAI:-} ]]; then
+  base_port=$(free_port)
+  "${exai_env[@]}" EXAI_STATE_DIR="$work/state-base" "$BENCH_BASELINE_EXAI" serve \
+    --port "$base_port" 2>"$work/base.log" &
+  base_pid=$!
+  pids+=($base_pid)
+  wait_port "$base_port"
+  servers+=("base $base_port $base_pid")
+fi
 
 results=$work/results.jsonl
 # run NAME PORT PID TOOL CONNECTIONS CALLS: one stress run, one line of results.
@@ -202,7 +215,7 @@ EOF
 
 # --- throughput and latency -------------------------------------------------------
 echo "== warm-up" >&2
-for s in "exai $exai_port $exai_pid" "node $node_port $node_pid" "python $python_port $python_pid"; do
+for s in "${servers[@]}"; do
   set -- $s
   run "$1" "$2" "$3" version 8 2000 && run "$1" "$2" "$3" chat 8 500
 done
@@ -213,7 +226,7 @@ for tool in version chat; do
     n=$calls
     [[ $conns == 1 ]] && n=$((calls / 4)) # enough calls for 10 ms CPU ticks to resolve
     [[ $tool == chat ]] && n=$((n / 4))
-    for s in "exai $exai_port $exai_pid" "node $node_port $node_pid" "python $python_port $python_pid"; do
+    for s in "${servers[@]}"; do
       set -- $s
       run "$1" "$2" "$3" "$tool" "$conns" "$n"
     done
@@ -276,4 +289,18 @@ print("exai RSS idle: %.1f MB; with %s idle connections: %.1f MB (%.2f KB per co
     int(rss_idle) / 1024, idle, int(rss_held) / 1024, held))
 print("exai health wall time (median of 10): %s" % health)
 print("exai serve start-up to first accepted connection (median of 5): %s ms" % startup)
+if any(r["server"] == "base" for r in rows):
+    print("exai vs the baseline exai (BENCH_BASELINE_EXAI), same run:")
+    print("%-13s | %-31s | %-31s | exai/base c/s p50 p99 cpu" % (
+        "workload", "exai   calls/s  p50ms  p99ms cpu", "base   calls/s  p50ms  p99ms cpu"))
+    for tool in ("version", "chat"):
+        for conns in (1, 64, 1000):
+            e, b = by.get(("exai", tool, conns)), by.get(("base", tool, conns))
+            if not (e and b):
+                continue
+            cell = lambda r: "%13.0f%s %6.3f %6.3f %4.0f" % (
+                r["calls_per_s"], "!" if r["ok"] < r["calls"] else " ", r["p50"], r["p99"],
+                r["cpu_us_per_call"])
+            print("%-7s x%-5d | %s | %s | %s" % (tool, conns, cell(e), cell(b), " ".join(
+                ratio(e[k], b[k]) for k in ("calls_per_s", "p50", "p99", "cpu_us_per_call"))))
 EOF
