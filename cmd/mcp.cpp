@@ -38,38 +38,8 @@ struct McpOptions {
   bool autostart = false;
 };
 
-// Splits ws://host:port/path; throws Error(config_invalid) for anything else.
-void
-parse_url(const std::string& url, net::DaemonEndpoint& endpoint)
-{
-  const std::string scheme = "ws://";
-  if (url.rfind(scheme, 0) != 0) {
-    throw core::Error(core::Errc::config_invalid,
-                      "--url " + url + ": must look like ws://HOST:PORT[/PATH] (no wss)");
-  }
-  std::string rest = url.substr(scheme.size());
-  const auto slash = rest.find('/');
-  endpoint.path = slash == std::string::npos ? "/" : rest.substr(slash);
-  rest = rest.substr(0, slash);
-  const auto colon = rest.rfind(':');
-  if (colon == std::string::npos || colon == 0 || colon + 1 == rest.size()) {
-    throw core::Error(core::Errc::config_invalid, "--url " + url + ": needs HOST:PORT");
-  }
-  endpoint.host = rest.substr(0, colon);
-  if (endpoint.host.size() > 2 && endpoint.host.front() == '[' && endpoint.host.back() == ']') {
-    endpoint.host = endpoint.host.substr(1, endpoint.host.size() - 2);
-  }
-  const std::string port = rest.substr(colon + 1);
-  char* end = nullptr;
-  const long value = std::strtol(port.c_str(), &end, 10);
-  if (*end != '\0' || value < 1 || value > 65535) {
-    throw core::Error(core::Errc::config_invalid, "--url " + url + ": port must be in 1..65535");
-  }
-  endpoint.port = static_cast<std::uint16_t>(value);
-}
-
 bool
-daemon_listening(const net::DaemonEndpoint& endpoint)
+daemon_listening(const net::DaemonAddress& endpoint)
 {
   try {
     Poco::Net::StreamSocket socket;
@@ -85,7 +55,7 @@ daemon_listening(const net::DaemonEndpoint& endpoint)
 // output appended to <state_dir>/serve.log. The bridge's reconnect loop then
 // finds it once it listens.
 void
-autostart_daemon(const net::DaemonEndpoint& endpoint,
+autostart_daemon(const net::DaemonAddress& endpoint,
                  const std::string& state_dir,
                  const GlobalOptions& global,
                  spdlog::logger& log)
@@ -137,19 +107,10 @@ run_mcp(const McpOptions& options, const GlobalOptions& global)
   const auto log = core::log::get("cmd");
   const core::Settings::Map flags = endpoint_flags(options.host, options.port);
   const core::DaemonConfig config = core::load_daemon_config(load_settings(global, flags));
-  net::DaemonEndpoint endpoint;
-  endpoint.host = config.host;
-  endpoint.port = config.port;
-  endpoint.token = config.token;
-  endpoint.max_bytes = config.max_bytes;
-  if (!options.url.empty()) {
-    parse_url(options.url, endpoint);
-  }
   // A daemon listening on every interface is reached over loopback.
-  if (endpoint.host == "0.0.0.0" || endpoint.host.empty()) {
-    endpoint.host = "127.0.0.1";
-  } else if (endpoint.host == "::") {
-    endpoint.host = "::1";
+  net::DaemonAddress endpoint = net::DaemonAddress::from(config);
+  if (!options.url.empty()) {
+    net::apply_url(endpoint, options.url);
   }
   // stdout carries MCP only; a vanished client must not kill us mid-write.
   std::signal(SIGPIPE, SIG_IGN);
@@ -163,6 +124,7 @@ run_mcp(const McpOptions& options, const GlobalOptions& global)
   bridge_options.exit_grace =
       std::chrono::milliseconds(static_cast<std::int64_t>(options.exit_grace_s * 1000));
   bridge_options.server_version = EXAI_VERSION;
+  bridge_options.max_bytes = config.max_bytes;
   auto writer = [](const std::string& message) {
     std::fwrite(message.data(), 1, message.size(), stdout);
     std::fputc('\n', stdout);

@@ -153,17 +153,10 @@ run_stress(const StressFlags& flags, const GlobalOptions& global)
       core::load_daemon_config(load_settings(global, std::move(settings_flags)));
 
   net::StressOptions options;
-  options.target.host = config.host;
-  options.target.port = config.port;
+  options.target = net::DaemonAddress::from(config);
   if (!flags.url.empty()) {
-    const auto parsed = net::parse_ws_url(flags.url);
-    if (!parsed) {
-      throw core::Error(core::Errc::config_invalid,
-                        "--url " + flags.url + " is not a ws://host:port/path URL");
-    }
-    options.target = *parsed;
+    net::apply_url(options.target, flags.url);
   }
-  options.target.token = config.token;
   options.connections = flags.connections;
   options.calls = flags.calls;
   if (flags.duration_s > 0) {
@@ -196,7 +189,7 @@ run_stress(const StressFlags& flags, const GlobalOptions& global)
     throw core::Error(core::Errc::config_invalid, "--rss-tolerance: " + *problem);
   }
 
-  const std::string target = options.target.url();
+  const std::string target = options.target.ws_url();
   ::signal(SIGPIPE, SIG_IGN); // a daemon closing mid-send is an outcome, not a crash
   const auto nofile = core::raise_descriptor_limit();
   if (nofile < options.connections + 64) {

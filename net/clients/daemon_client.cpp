@@ -1,5 +1,7 @@
 #include "net/clients/daemon_client.hpp"
 
+#include "net/protocol/op_protocol.hpp"
+
 #include <Poco/Buffer.h>
 #include <Poco/Exception.h>
 #include <Poco/Net/HTTPClientSession.h>
@@ -19,7 +21,6 @@ using nlohmann::json;
 using Poco::Net::WebSocket;
 
 constexpr auto kPoll = std::chrono::milliseconds(200);
-constexpr auto kHelloTimeout = std::chrono::seconds(5);
 constexpr auto kConnectTimeout = std::chrono::seconds(2);
 
 Poco::Timespan
@@ -49,10 +50,12 @@ receive(WebSocket& socket)
 
 } // namespace
 
-DaemonClient::DaemonClient(DaemonEndpoint endpoint,
+DaemonClient::DaemonClient(DaemonAddress address,
+                           std::size_t max_bytes,
                            DaemonClientCallbacks callbacks,
                            std::shared_ptr<spdlog::logger> log)
-    : endpoint_(std::move(endpoint))
+    : address_(std::move(address))
+    , max_bytes_(max_bytes)
     , callbacks_(std::move(callbacks))
     , log_(std::move(log))
 {
@@ -127,62 +130,37 @@ DaemonClient::sleep_for(std::chrono::milliseconds delay)
 }
 
 std::shared_ptr<WebSocket>
-DaemonClient::connect_once(Poco::Net::HTTPClientSession& session)
+DaemonClient::connect_once(bool& refused)
 {
-  session.setTimeout(span(kConnectTimeout));
-  Poco::Net::HTTPRequest request(
-      Poco::Net::HTTPRequest::HTTP_GET, endpoint_.path, Poco::Net::HTTPMessage::HTTP_1_1);
-  Poco::Net::HTTPResponse response;
-  std::shared_ptr<WebSocket> socket;
-  try {
-    socket = std::make_shared<WebSocket>(session, request, response);
-  } catch (const Poco::Net::WebSocketException& e) {
-    set_error("WebSocket upgrade refused (HTTP " + std::to_string(response.getStatus()) + ")");
-    return nullptr;
-  }
-  socket->setMaxPayloadSize(static_cast<int>(std::min<std::size_t>(endpoint_.max_bytes, 1U << 30)));
-  json hello = {{"op", "hello"}, {"token", endpoint_.token}, {"client_name", "exai-mcp"}};
   std::string previous;
   {
     const std::lock_guard lock(mutex_);
     previous = session_id_;
   }
-  if (!previous.empty()) {
-    hello["session_id"] = previous;
-  }
-  const std::string text = hello.dump();
-  socket->sendFrame(text.data(), static_cast<int>(text.size()), WebSocket::FRAME_TEXT);
-  socket->setReceiveTimeout(span(kHelloTimeout));
-  Frame frame = receive(*socket);
-  while (frame.opcode() == WebSocket::FRAME_OP_PING) {
-    frame = receive(*socket);
-  }
-  const json ack = json::parse(frame.payload, nullptr, false);
-  if (frame.n == 0 || ack.is_discarded() || !ack.is_object() ||
-      ack.value("op", "") != "hello_ack") {
-    set_error("no hello_ack from the daemon");
+  OpenedSession opened;
+  try {
+    opened = open_session(address_, kConnectTimeout, "exai-mcp", previous, max_bytes_);
+  } catch (const DaemonRefused& e) {
+    refused = true;
+    set_error(e.what());
+    return nullptr;
+  } catch (const DaemonUnreachable& e) {
+    set_error(e.what());
     return nullptr;
   }
-  if (ack.value("ok", false) != true || !ack.contains("session_id") ||
-      !ack["session_id"].is_string()) {
-    set_error("hello refused: " + ack.value("error", std::string("unknown")) +
-              (ack.value("error", "") == "unauthorized" ? " (check EXAI_WS_TOKEN)" : ""));
-    return nullptr;
-  }
-  const std::string session_id = ack["session_id"].get<std::string>();
-  const bool resumed = !previous.empty() && session_id == previous;
+  std::shared_ptr<WebSocket> socket = std::move(opened.socket);
   socket->setReceiveTimeout(span(kPoll));
   {
     const std::lock_guard lock(mutex_);
-    session_id_ = session_id;
+    session_id_ = opened.session_id;
     last_error_.clear();
     socket_ = socket;
   }
   connected_ = true;
   log_->info(
-      "daemon connected host={} port={} resumed={}", endpoint_.host, endpoint_.port, resumed);
+      "daemon connected host={} port={} resumed={}", address_.host, address_.port, opened.resumed);
   if (callbacks_.on_connected) {
-    callbacks_.on_connected(session_id, resumed);
+    callbacks_.on_connected(opened.session_id, opened.resumed);
   }
   return socket;
 }
@@ -223,11 +201,12 @@ DaemonClient::read_loop(const std::shared_ptr<WebSocket>& socket)
     default:
       break;
     }
-    const json parsed = json::parse(frame.payload, nullptr, false);
-    if (parsed.is_discarded() || !parsed.is_object()) {
+    auto frame_or_problem = protocol::parse_frame(frame.payload);
+    if (std::holds_alternative<protocol::FrameProblem>(frame_or_problem)) {
       log_->warn("daemon sent a frame that is not a JSON object bytes={}", frame.payload.size());
       continue;
     }
+    const json& parsed = std::get<json>(frame_or_problem);
     log_->trace("daemon frame op={}", parsed.value("op", ""));
     if (callbacks_.on_frame) {
       callbacks_.on_frame(parsed);
@@ -249,8 +228,8 @@ DaemonClient::run()
     }
     std::shared_ptr<WebSocket> socket;
     try {
-      Poco::Net::HTTPClientSession session(endpoint_.host, endpoint_.port);
-      socket = connect_once(session);
+      bool refused = false;
+      socket = connect_once(refused);
       if (socket) {
         backoff = kMinBackoff;
         reported = false;
@@ -289,8 +268,8 @@ DaemonClient::run()
     } else if (!reported) {
       reported = true;
       log_->warn("daemon unreachable host={} port={} error=\"{}\" (retrying)",
-                 endpoint_.host,
-                 endpoint_.port,
+                 address_.host,
+                 address_.port,
                  last_error());
     }
     if (!sleep_for(backoff)) {

@@ -10,6 +10,8 @@
 // Threads: one connection thread (connect, hello, read loop) owned by the
 // client. Callbacks run on that thread; send() may be called from any thread.
 
+#include "net/clients/daemon_session.hpp"
+
 #include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
 
@@ -30,14 +32,6 @@ class HTTPClientSession;
 
 namespace exai::net {
 
-struct DaemonEndpoint {
-  std::string host = "127.0.0.1";
-  std::uint16_t port = 8079;
-  std::string path = "/";
-  std::string token; // sent in hello; empty when the daemon needs none
-  std::size_t max_bytes = 33554432;
-};
-
 struct DaemonClientCallbacks {
   // After a successful hello_ack. `resumed` is true when the daemon accepted
   // the session id of an earlier connection (same daemon, state kept); false
@@ -55,7 +49,9 @@ public:
   static constexpr std::chrono::milliseconds kMinBackoff{50};
   static constexpr std::chrono::milliseconds kMaxBackoff{2000};
 
-  DaemonClient(DaemonEndpoint endpoint,
+  // `max_bytes` bounds the frames accepted from the daemon (EXAI_WS_MAX_BYTES).
+  DaemonClient(DaemonAddress address,
+               std::size_t max_bytes,
                DaemonClientCallbacks callbacks,
                std::shared_ptr<spdlog::logger> log);
   DaemonClient(const DaemonClient&) = delete;
@@ -80,18 +76,20 @@ public:
   // Why the last connection attempt failed ("" when connected or never tried).
   std::string last_error() const;
 
-  const DaemonEndpoint& endpoint() const noexcept { return endpoint_; }
+  const DaemonAddress& address() const noexcept { return address_; }
 
 private:
   void run();
   // Connects and says hello; the socket when hello_ack ok, else null (and
-  // last_error_ says why).
-  std::shared_ptr<Poco::Net::WebSocket> connect_once(Poco::Net::HTTPClientSession& session);
+  // last_error_ says why; `refused` tells a definite refusal from a network
+  // failure).
+  std::shared_ptr<Poco::Net::WebSocket> connect_once(bool& refused);
   void read_loop(const std::shared_ptr<Poco::Net::WebSocket>& socket);
   void set_error(std::string error);
   bool sleep_for(std::chrono::milliseconds delay); // false when stopping
 
-  const DaemonEndpoint endpoint_;
+  const DaemonAddress address_;
+  const std::size_t max_bytes_;
   const DaemonClientCallbacks callbacks_;
   const std::shared_ptr<spdlog::logger> log_;
 

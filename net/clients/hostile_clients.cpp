@@ -66,7 +66,7 @@ client_frame(ws::Opcode opcode, std::string_view payload)
 
 // A well-formed request head, formatted by Poco.
 std::string
-request_head(const StressTarget& target, bool upgrade)
+request_head(const DaemonAddress& target, bool upgrade)
 {
   Poco::Net::HTTPRequest request(upgrade ? Poco::Net::HTTPRequest::HTTP_GET
                                          : Poco::Net::HTTPRequest::HTTP_GET,
@@ -87,7 +87,7 @@ request_head(const StressTarget& target, bool upgrade)
 }
 
 int
-connect_to(const StressTarget& target, bool small_buffer)
+connect_to(const DaemonAddress& target, bool small_buffer)
 {
   addrinfo hints{};
   hints.ai_family = AF_UNSPEC;

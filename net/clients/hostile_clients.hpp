@@ -26,7 +26,7 @@
 namespace exai::net {
 
 struct HostileOptions {
-  StressTarget target;
+  DaemonAddress target;
   std::size_t per_kind = 4;
   std::size_t max_bytes = 33554432; // the daemon's EXAI_WS_MAX_BYTES
   std::chrono::milliseconds pace{100};

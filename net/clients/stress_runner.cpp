@@ -1,5 +1,7 @@
 #include "net/clients/stress_runner.hpp"
 
+#include "net/protocol/op_protocol.hpp"
+
 #include <Poco/Buffer.h>
 #include <Poco/Exception.h>
 #include <Poco/Net/HTTPClientSession.h>
@@ -59,25 +61,6 @@ ms_between(Clock::time_point from, Clock::time_point to)
   return std::chrono::duration<double, std::milli>(to - from).count();
 }
 
-// Opens a WebSocket to `target` (TCP connect and HTTP upgrade).
-std::unique_ptr<WebSocket>
-open_socket(const StressTarget& target, std::chrono::milliseconds timeout)
-{
-  // The session only performs the upgrade; the WebSocket takes over its
-  // socket and any bytes it had buffered.
-  Poco::Net::HTTPClientSession session(target.host, target.port);
-  session.setTimeout(span(timeout));
-  Poco::Net::HTTPRequest request(
-      Poco::Net::HTTPRequest::HTTP_GET, target.path, Poco::Net::HTTPMessage::HTTP_1_1);
-  Poco::Net::HTTPResponse response;
-  auto ws = std::make_unique<WebSocket>(session, request, response);
-  ws->setReceiveTimeout(span(timeout));
-  ws->setSendTimeout(span(timeout));
-  ws->setNoDelay(true);
-  ws->setMaxPayloadSize(kMaxFrameBytes);
-  return ws;
-}
-
 // Receives the next data frame into `buffer` (answering pings); false when
 // the peer closed. Throws Poco exceptions on I/O errors and timeouts.
 bool
@@ -101,55 +84,14 @@ receive_data(WebSocket& ws, Poco::Buffer<char>& buffer, int& flags)
   }
 }
 
-// Says hello on a fresh socket; throws StressUnreachable when refused.
-void
-say_hello(WebSocket& ws, const StressTarget& target)
-{
-  json hello = {{"op", "hello"}, {"client_name", "exai-stress"}};
-  if (!target.token.empty()) {
-    hello["token"] = target.token;
-  }
-  const std::string text = hello.dump();
-  ws.sendFrame(text.data(), static_cast<int>(text.size()), kTextFrame);
-  Poco::Buffer<char> buffer(0);
-  int flags = 0;
-  if (!receive_data(ws, buffer, flags)) {
-    // The daemon's close frame says why (e.g. 1008 "too many connections").
-    if (buffer.size() >= 2) {
-      const unsigned code =
-          (static_cast<unsigned char>(buffer[0]) << 8U) | static_cast<unsigned char>(buffer[1]);
-      throw StressRefused(fmt::format("refused at hello: close {} \"{}\"",
-                                      code,
-                                      std::string(buffer.begin() + 2, buffer.end())));
-    }
-    throw StressUnreachable("the daemon closed the connection after hello");
-  }
-  const json ack = json::parse(buffer.begin(), buffer.end(), nullptr, false);
-  if (ack.is_discarded() || !ack.is_object() || ack.value("op", "") != "hello_ack") {
-    throw StressUnreachable("the daemon did not answer hello with hello_ack");
-  }
-  if (ack.value("ok", false) != true) {
-    throw StressUnreachable("hello rejected: " + ack.value("error", std::string("no reason")));
-  }
-}
-
-// Opens a connection and says hello; throws StressUnreachable.
+// Opens a connection and says hello; throws StressRefused or
+// StressUnreachable.
 std::unique_ptr<WebSocket>
-connect_and_hello(const StressTarget& target, std::chrono::milliseconds timeout)
+connect_and_hello(const DaemonAddress& target, std::chrono::milliseconds timeout)
 {
-  try {
-    auto ws = open_socket(target, timeout);
-    say_hello(*ws, target);
-    return ws;
-  } catch (const Poco::Net::WebSocketException& e) {
-    if (e.code() == WebSocket::WS_ERR_NO_HANDSHAKE) {
-      // The upgrade was answered with an HTTP error (503 while busy).
-      throw StressRefused(fmt::format("upgrade refused by {}: {}", target.url(), e.displayText()));
-    }
-    throw StressUnreachable(fmt::format("cannot connect to {}: {}", target.url(), e.displayText()));
-  } catch (const Poco::Exception& e) {
-    throw StressUnreachable(fmt::format("cannot connect to {}: {}", target.url(), e.displayText()));
-  }
+  auto ws = open_session(target, timeout, "exai-stress", {}, kMaxFrameBytes).socket;
+  ws->setMaxPayloadSize(kMaxFrameBytes);
+  return ws;
 }
 
 std::string
@@ -187,50 +129,6 @@ struct Shared {
 };
 
 } // namespace
-
-std::string
-StressTarget::url() const
-{
-  return fmt::format("ws://{}:{}{}", host, port, path);
-}
-
-std::optional<StressTarget>
-parse_ws_url(const std::string& url)
-{
-  constexpr std::string_view kScheme = "ws://";
-  if (url.rfind(kScheme, 0) != 0) {
-    return std::nullopt;
-  }
-  std::string rest = url.substr(kScheme.size());
-  StressTarget target;
-  const auto slash = rest.find('/');
-  target.path = slash == std::string::npos ? "/" : rest.substr(slash);
-  rest = rest.substr(0, slash);
-  const auto colon = rest.rfind(':');
-  if (colon != std::string::npos && rest.find(']', colon) == std::string::npos) {
-    const std::string port = rest.substr(colon + 1);
-    if (port.empty() || port.size() > 5 ||
-        port.find_first_not_of("0123456789") != std::string::npos) {
-      return std::nullopt;
-    }
-    const int number = std::stoi(port);
-    if (number < 1 || number > 65535) {
-      return std::nullopt;
-    }
-    target.port = static_cast<std::uint16_t>(number);
-    rest = rest.substr(0, colon);
-  } else {
-    target.port = 80;
-  }
-  if (rest.size() > 2 && rest.front() == '[' && rest.back() == ']') {
-    rest = rest.substr(1, rest.size() - 2);
-  }
-  if (rest.empty()) {
-    return std::nullopt;
-  }
-  target.host = rest;
-  return target;
-}
 
 // One load thread: its connections, its epoll set, its calls. Everything
 // here is touched by this thread only, except the published atomics.
@@ -474,9 +372,7 @@ struct StressRunner::Worker {
     Call call;
     call.kind = kind;
     call.conn = &conn;
-    call.frame =
-        json{{"op", "call_tool"}, {"request_id", id}, {"name", tool}, {"arguments", arguments}}
-            .dump();
+    call.frame = protocol::call_tool_frame(id, tool, arguments);
     call.sent = Clock::now();
     Call& stored = calls_.emplace(id, std::move(call)).first->second;
     ++active_;
@@ -634,11 +530,12 @@ struct StressRunner::Worker {
 
   void on_frame(Conn& conn, std::string_view text)
   {
-    const json frame = json::parse(text.begin(), text.end(), nullptr, false);
-    if (frame.is_discarded() || !frame.is_object()) {
+    auto parsed = protocol::parse_frame(text);
+    if (std::holds_alternative<protocol::FrameProblem>(parsed)) {
       violations_.add("invalid_json", "a frame that is not a JSON object: " + snippet(text));
       return;
     }
+    const json& frame = std::get<json>(parsed);
     const auto op_it = frame.find("op");
     if (op_it == frame.end() || !op_it->is_string()) {
       violations_.add("missing_op", "a frame without op: " + snippet(text));
@@ -706,7 +603,7 @@ struct StressRunner::Worker {
     if (call.cancel_on_ack) {
       call.cancel_on_ack = false;
       cancelled_.insert(id);
-      send(conn, json{{"op", "cancel_tool"}, {"request_id", id}}.dump());
+      send(conn, protocol::cancel_tool_frame(id));
     } else if (call.disconnect_on_ack && conn.ephemeral) {
       // Walk away mid-call, then ask for the same request_id on another
       // connection: the daemon delivers the result there (running or replayed).
@@ -1107,7 +1004,7 @@ struct ControlConnection::Impl {
   Poco::Buffer<char> buffer{0};
 };
 
-ControlConnection::ControlConnection(const StressTarget& target, std::chrono::milliseconds timeout)
+ControlConnection::ControlConnection(const DaemonAddress& target, std::chrono::milliseconds timeout)
     : impl_(std::make_unique<Impl>())
 {
   impl_->ws = connect_and_hello(target, timeout);
@@ -1128,7 +1025,7 @@ ControlConnection::health(std::chrono::milliseconds timeout, std::string& error)
 {
   const auto deadline = Clock::now() + timeout;
   try {
-    const std::string request = R"({"op":"health"})";
+    const std::string request = protocol::health_frame();
     impl_->ws->sendFrame(request.data(), static_cast<int>(request.size()), kTextFrame);
     while (Clock::now() < deadline) {
       const auto left =
@@ -1139,8 +1036,10 @@ ControlConnection::health(std::chrono::milliseconds timeout, std::string& error)
         error = "the daemon closed the control connection";
         return std::nullopt;
       }
-      const json frame = json::parse(impl_->buffer.begin(), impl_->buffer.end(), nullptr, false);
-      if (frame.is_object() && frame.value("op", "") == "health_res") {
+      auto parsed = protocol::parse_frame({impl_->buffer.begin(), impl_->buffer.size()});
+      const auto* frame_ptr = std::get_if<json>(&parsed);
+      if (frame_ptr != nullptr && frame_ptr->value("op", "") == "health_res") {
+        const json& frame = *frame_ptr;
         const auto health = frame.find("health");
         if (frame.value("ok", false) != true || health == frame.end()) {
           error = "health_res not ok: " + frame.dump();

@@ -7,6 +7,7 @@
 // arrive. Plus the blocking control connection used for the health baseline.
 
 #include "core/stress/stress_report.hpp"
+#include "net/clients/daemon_session.hpp"
 
 #include <nlohmann/json.hpp>
 
@@ -22,38 +23,14 @@
 
 namespace exai::net {
 
-// Where the daemon listens.
-struct StressTarget {
-  std::string host = "127.0.0.1";
-  std::uint16_t port = 8079;
-  std::string path = "/";
-  std::string token; // sent in hello; empty = none
-
-  // "ws://host:port/path".
-  std::string url() const;
-};
-
-// Parses "ws://host[:port][/path]" (port 80 when absent); nullopt when `url`
-// is not such a URL. The token is left empty.
-std::optional<StressTarget> parse_ws_url(const std::string& url);
-
-// The daemon cannot be reached or refuses our hello.
-class StressUnreachable : public std::runtime_error {
-public:
-  using std::runtime_error::runtime_error;
-};
-
-// The daemon answered but would not admit the connection (a close with a
-// policy code such as 1008 MAX_CONNECTIONS, or an upgrade answered 503): an
-// outcome of the load, reported with the daemon's reason — not a protocol
-// violation.
-class StressRefused : public StressUnreachable {
-public:
-  using StressUnreachable::StressUnreachable;
-};
+// The daemon cannot be reached, or refuses (see daemon_session.hpp): a
+// refusal is an outcome of the load, reported with the daemon's reason — not a
+// protocol violation.
+using StressUnreachable = DaemonUnreachable;
+using StressRefused = DaemonRefused;
 
 struct StressOptions {
-  StressTarget target;
+  DaemonAddress target;
   std::size_t connections = 16;
   std::size_t calls = 1000; // scenarios to start; 0 = no limit (needs duration)
   std::optional<std::chrono::milliseconds> duration; // stop starting scenarios after this
@@ -123,7 +100,7 @@ private:
 class ControlConnection {
 public:
   // Connects and says hello; throws StressUnreachable naming the reason.
-  ControlConnection(const StressTarget& target, std::chrono::milliseconds timeout);
+  ControlConnection(const DaemonAddress& target, std::chrono::milliseconds timeout);
   ~ControlConnection();
   ControlConnection(const ControlConnection&) = delete;
   ControlConnection& operator=(const ControlConnection&) = delete;

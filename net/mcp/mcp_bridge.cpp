@@ -1,6 +1,7 @@
 #include "net/mcp/mcp_bridge.hpp"
 
 #include "core/util/random_id.hpp"
+#include "net/protocol/op_protocol.hpp"
 
 #include <utility>
 #include <vector>
@@ -17,7 +18,7 @@ constexpr auto kCancelWait = std::chrono::seconds(2);
 
 } // namespace
 
-McpBridge::McpBridge(DaemonEndpoint endpoint,
+McpBridge::McpBridge(DaemonAddress address,
                      BridgeOptions options,
                      Writer write,
                      std::shared_ptr<spdlog::logger> log)
@@ -26,7 +27,8 @@ McpBridge::McpBridge(DaemonEndpoint endpoint,
     , log_(std::move(log))
     , id_prefix_("mcp-" + core::random_hex(8) + "-")
     , client_(
-          std::move(endpoint),
+          std::move(address),
+          options_.max_bytes,
           DaemonClientCallbacks{[this](const std::string&, bool resumed) { on_connected(resumed); },
                                 [this] { on_disconnected(); },
                                 [this](const json& frame) { on_frame(frame); }},
@@ -92,7 +94,7 @@ McpBridge::run(std::istream& in)
     // Cancel what is left so that the daemon releases its capacity now.
     for (auto it = calls_.begin(); it != calls_.end();) {
       if (it->second.accepted_by_daemon) {
-        client_.send(json{{"op", "cancel_tool"}, {"request_id", it->first}}.dump());
+        client_.send(protocol::cancel_tool_frame(it->first));
         ++it;
       } else {
         it = calls_.erase(it); // the daemon never had it: nothing to wait for
@@ -150,11 +152,8 @@ McpBridge::handle_line(const std::string& line)
 bool
 McpBridge::send_call(const std::string& request_id, Call& call)
 {
-  const json frame = {{"op", "call_tool"},
-                      {"request_id", request_id},
-                      {"name", call.tool},
-                      {"arguments", call.arguments}};
-  if (connected_ && client_.send(frame.dump())) {
+  if (connected_ &&
+      client_.send(protocol::call_tool_frame(request_id, call.tool, call.arguments))) {
     call.accepted_by_daemon = true;
     call.waiting.reset();
     return true;
@@ -193,8 +192,7 @@ McpBridge::start_list(const json& id)
   const std::lock_guard lock(mutex_);
   const std::string request_id = id_prefix_ + "list-" + std::to_string(++next_id_);
   ListRequest list{id, std::nullopt};
-  if (!(connected_ &&
-        client_.send(json{{"op", "list_tools"}, {"request_id", request_id}}.dump()))) {
+  if (!(connected_ && client_.send(protocol::list_tools_frame(request_id)))) {
     list.waiting = Clock::now();
   }
   lists_.emplace(request_id, std::move(list));
@@ -213,7 +211,7 @@ McpBridge::cancel(const json& id)
   const auto call = calls_.find(request_id);
   if (call != calls_.end()) {
     if (call->second.accepted_by_daemon && connected_) {
-      client_.send(json{{"op", "cancel_tool"}, {"request_id", request_id}}.dump());
+      client_.send(protocol::cancel_tool_frame(request_id));
     }
     calls_.erase(call);
   }
@@ -246,7 +244,7 @@ McpBridge::on_connected(bool resumed)
     calls_.erase(it);
   }
   for (auto& [request_id, list] : lists_) {
-    if (client_.send(json{{"op", "list_tools"}, {"request_id", request_id}}.dump())) {
+    if (client_.send(protocol::list_tools_frame(request_id))) {
       list.waiting.reset();
     }
   }
@@ -322,7 +320,7 @@ McpBridge::on_frame(const json& frame)
 std::string
 McpBridge::unreachable_text() const
 {
-  const auto& endpoint = client_.endpoint();
+  const auto& endpoint = client_.address();
   std::string text = "exai error DAEMON_UNREACHABLE: cannot reach the exai daemon at " +
                      endpoint.host + ":" + std::to_string(endpoint.port);
   if (const auto error = client_.last_error(); !error.empty()) {

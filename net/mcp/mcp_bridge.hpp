@@ -46,6 +46,8 @@ struct BridgeOptions {
   std::chrono::milliseconds exit_grace{10000};
   // serverInfo.version.
   std::string server_version = "0";
+  // Largest frame accepted from the daemon (its EXAI_WS_MAX_BYTES).
+  std::size_t max_bytes = 33554432;
 };
 
 class McpBridge {
@@ -54,7 +56,7 @@ public:
   // Writes one complete MCP message (no newline); the bridge serialises calls.
   using Writer = std::function<void(const std::string& message)>;
 
-  McpBridge(DaemonEndpoint endpoint,
+  McpBridge(DaemonAddress address,
             BridgeOptions options,
             Writer write,
             std::shared_ptr<spdlog::logger> log);

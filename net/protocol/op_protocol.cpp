@@ -118,6 +118,53 @@ hello_frame(std::string_view token, std::string_view session_id, std::string_vie
 }
 
 std::string
+call_tool_frame(std::string_view request_id, std::string_view name, const json& arguments)
+{
+  return dump(json{
+      {"op", "call_tool"}, {"request_id", request_id}, {"name", name}, {"arguments", arguments}});
+}
+
+std::string
+cancel_tool_frame(std::string_view request_id)
+{
+  return dump(json{{"op", "cancel_tool"}, {"request_id", request_id}});
+}
+
+std::string
+list_tools_frame(std::string_view request_id)
+{
+  return dump(json{{"op", "list_tools"}, {"request_id", request_id}});
+}
+
+std::string
+health_frame(std::string_view request_id)
+{
+  json frame{{"op", "health"}};
+  if (!request_id.empty()) {
+    frame["request_id"] = request_id;
+  }
+  return dump(frame);
+}
+
+std::optional<HelloAck>
+parse_hello_ack(std::string_view text)
+{
+  auto parsed = parse_frame(text);
+  const auto* frame = std::get_if<json>(&parsed);
+  if (frame == nullptr || string_field(*frame, "op") != "hello_ack") {
+    return std::nullopt;
+  }
+  HelloAck ack;
+  ack.ok = frame->value("ok", false) == true;
+  ack.session_id = std::string(string_field(*frame, "session_id").value_or(""));
+  ack.error = std::string(string_field(*frame, "error").value_or(ack.ok ? "" : "unknown"));
+  if (ack.ok && ack.session_id.empty()) {
+    return std::nullopt;
+  }
+  return ack;
+}
+
+std::string
 hello_ack_ok(const std::string& session_id)
 {
   return dump(json{{"op", "hello_ack"}, {"ok", true}, {"session_id", session_id}});

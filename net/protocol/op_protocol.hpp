@@ -66,6 +66,22 @@ std::string hello_frame(std::string_view token,
                         std::string_view session_id = {},
                         std::string_view client_name = {});
 
+// What a client sends besides hello (request_id echoed in the answers).
+std::string call_tool_frame(std::string_view request_id,
+                            std::string_view name,
+                            const nlohmann::json& arguments);
+std::string cancel_tool_frame(std::string_view request_id);
+std::string list_tools_frame(std::string_view request_id);
+std::string health_frame(std::string_view request_id = {});
+
+// A hello_ack as a client reads it; nullopt when `text` is not one.
+struct HelloAck {
+  bool ok = false;
+  std::string session_id; // ok
+  std::string error;      // not ok: invalid_hello, missing_hello, unauthorized
+};
+std::optional<HelloAck> parse_hello_ack(std::string_view text);
+
 // {"op":"hello_ack","ok":true,"session_id":S}.
 std::string hello_ack_ok(const std::string& session_id);
 

@@ -96,7 +96,7 @@ private:
 std::unique_ptr<exai::net::McpBridge>
 make_bridge(std::uint16_t port, Output& out, exai::net::BridgeOptions options = {})
 {
-  exai::net::DaemonEndpoint endpoint;
+  exai::net::DaemonAddress endpoint;
   endpoint.port = port;
   return std::make_unique<exai::net::McpBridge>(
       endpoint,
