@@ -1,9 +1,12 @@
 #include "net/server/auth.hpp"
 
+#include <Poco/Exception.h>
 #include <Poco/Net/IPAddress.h>
+#include <Poco/URI.h>
 
 #include <algorithm>
 #include <cctype>
+#include <optional>
 
 namespace exai::net {
 
@@ -62,27 +65,44 @@ is_loopback_host(std::string_view host)
   return address.isLoopback();
 }
 
+namespace {
+
+// The host of an http(s) URL with nothing but a scheme, a host and a port
+// (what Origin headers hold); nullopt for anything else.
+std::optional<std::string>
+origin_host(const std::string& text)
+{
+  try {
+    const Poco::URI uri(text);
+    const std::string scheme = uri.getScheme();
+    if ((scheme != "http" && scheme != "https") || uri.getHost().empty() ||
+        !uri.getUserInfo().empty() || !(uri.getPath().empty() || uri.getPath() == "/") ||
+        !uri.getRawQuery().empty() || !uri.getFragment().empty()) {
+      return std::nullopt;
+    }
+    // Poco is lenient ("http://[::1]evil" parses): the text must be exactly
+    // scheme://host[:port] as Poco understood it.
+    const std::string host = lowercase(uri.getHost());
+    const std::string bracketed = host.find(':') != std::string::npos ? "[" + host + "]" : host;
+    const std::string base = scheme + "://" + bracketed;
+    const std::string given = lowercase(without_trailing_slash(text));
+    if (given != base && given != base + ":" + std::to_string(uri.getPort())) {
+      return std::nullopt;
+    }
+    return host;
+  } catch (const Poco::Exception&) {
+    return std::nullopt;
+  }
+}
+
+} // namespace
+
 bool
 loopback_host_header(std::string_view host_header)
 {
-  std::string_view host = host_header;
-  if (!host.empty() && host.front() == '[') {
-    const auto close = host.find(']');
-    if (close == std::string_view::npos) {
-      return false;
-    }
-    const std::string_view rest = host.substr(close + 1);
-    if (!rest.empty() && rest.front() != ':') {
-      return false;
-    }
-    host = host.substr(0, close + 1);
-  } else if (const auto colon = host.find(':'); colon != std::string_view::npos) {
-    if (host.find(':', colon + 1) != std::string_view::npos) {
-      return is_loopback_host(host); // a bare IPv6 address
-    }
-    host = host.substr(0, colon);
-  }
-  return is_loopback_host(host);
+  // A Host header is an authority: read it as one with Poco::URI.
+  const auto host = origin_host("http://" + std::string(host_header));
+  return host && is_loopback_host(*host);
 }
 
 bool
@@ -94,39 +114,8 @@ origin_allowed(std::string_view origin, const std::vector<std::string>& allowed)
       return true;
     }
   }
-  std::string_view rest = value;
-  if (rest.substr(0, 7) == "http://") {
-    rest.remove_prefix(7);
-  } else if (rest.substr(0, 8) == "https://") {
-    rest.remove_prefix(8);
-  } else {
-    return false;
-  }
-  // host [":" port], where host may be a bracketed IPv6 literal.
-  std::string_view host = rest;
-  std::string_view port;
-  if (!rest.empty() && rest.front() == '[') {
-    const auto close = rest.find(']');
-    if (close == std::string_view::npos) {
-      return false;
-    }
-    host = rest.substr(0, close + 1);
-    const auto after = rest.substr(close + 1);
-    if (!after.empty()) {
-      if (after.front() != ':') {
-        return false;
-      }
-      port = after.substr(1);
-    }
-  } else if (const auto colon = rest.find(':'); colon != std::string_view::npos) {
-    host = rest.substr(0, colon);
-    port = rest.substr(colon + 1);
-  }
-  if (!std::all_of(port.begin(), port.end(), [](char c) { return c >= '0' && c <= '9'; }) ||
-      port.size() > 5) {
-    return false;
-  }
-  return host == "127.0.0.1" || host == "localhost" || host == "[::1]";
+  const auto host = origin_host(value);
+  return host && (*host == "127.0.0.1" || *host == "localhost" || *host == "::1");
 }
 
 std::string_view

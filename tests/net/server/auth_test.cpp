@@ -77,3 +77,29 @@ TEST_CASE("TokenStore accepts the token and rotates it with checks", "[net][auth
   CHECK(store.accepts("second-token-123456"));
   CHECK(exai::net::rotate_result_name(RotateResult::too_short) == "too_short");
 }
+
+TEST_CASE("Host headers must name loopback exactly (DNS rebinding)", "[net][auth]")
+{
+  using exai::net::loopback_host_header;
+  for (const char* ok : {"127.0.0.1",
+                         "127.0.0.1:8079",
+                         "localhost",
+                         "LOCALHOST:1",
+                         "[::1]",
+                         "[::1]:8079",
+                         "127.1.2.3"}) {
+    CAPTURE(ok);
+    CHECK(loopback_host_header(ok));
+  }
+  for (const char* bad : {"evil.example",
+                          "127.0.0.1.evil.example",
+                          "evil.example@127.0.0.1",
+                          "[::1]evil",
+                          "localhost.evil",
+                          "",
+                          "127.0.0.1:80/x",
+                          "10.0.0.1:8079"}) {
+    CAPTURE(bad);
+    CHECK_FALSE(loopback_host_header(bad));
+  }
+}
