@@ -33,8 +33,10 @@ struct McpOptions {
   std::string url;  // ws://host:port[/path]
   std::string host; // empty = EXAI_WS_HOST
   int port = -1;    // -1 = EXAI_WS_PORT
-  double connect_timeout_s = 30;
-  double exit_grace_s = 10;
+  // The bridge's defaults, stated once in net::BridgeOptions.
+  double connect_timeout_s =
+      std::chrono::duration<double>(net::BridgeOptions{}.connect_timeout).count();
+  double exit_grace_s = std::chrono::duration<double>(net::BridgeOptions{}.exit_grace).count();
   bool autostart = false;
 };
 

@@ -37,21 +37,23 @@ constexpr auto kShortCallTimeout = 10s;
 constexpr auto kHealthTimeout = 5s;
 constexpr auto kDrainPoll = 50ms;
 
+// Defaults are the load engine's (net::StressOptions), stated once there.
 struct StressFlags {
   std::string url;
   std::string host;
   int port = -1;
-  std::size_t connections = 16;
-  std::size_t calls = 1000;
+  std::size_t connections = net::StressOptions{}.connections;
+  std::size_t calls = net::StressOptions{}.calls;
   double duration_s = 0;
   std::size_t concurrency = 0;
-  std::string tool = "version";
+  std::string tool = net::StressOptions{}.tool;
   std::string model;
   std::string mix;
-  std::uint64_t seed = 1;
+  std::uint64_t seed = net::StressOptions{}.seed;
   bool json = false;
   std::string rss_tolerance = "64MB";
-  double drain_timeout_s = 30;
+  double drain_timeout_s =
+      std::chrono::duration<double>(net::StressOptions{}.drain_timeout).count();
   std::size_t max_bytes = 0;
   std::size_t threads = 0;
   double hold_s = 0;

@@ -1,6 +1,7 @@
 #include "core/config/config.hpp"
 
 #include "core/error.hpp"
+#include "core/util/text.hpp"
 
 #include <charconv>
 #include <cmath>
@@ -21,11 +22,7 @@ out_of_range(std::string_view name, std::string_view value, const std::string& r
 std::string
 trimmed(std::string_view text)
 {
-  const auto begin = text.find_first_not_of(" \t");
-  if (begin == std::string_view::npos) {
-    return {};
-  }
-  return std::string(text.substr(begin, text.find_last_not_of(" \t") - begin + 1));
+  return std::string(trim(text));
 }
 
 std::string

@@ -1,5 +1,7 @@
 #include "core/config/env_file.hpp"
 
+#include "core/util/text.hpp"
+
 #include "core/error.hpp"
 
 #include <cctype>
@@ -11,17 +13,6 @@ namespace exai::core {
 namespace {
 
 constexpr std::string_view kBom = "\xEF\xBB\xBF";
-constexpr std::string_view kBlank = " \t";
-
-std::string_view
-trim(std::string_view text)
-{
-  const auto begin = text.find_first_not_of(kBlank);
-  if (begin == std::string_view::npos) {
-    return {};
-  }
-  return text.substr(begin, text.find_last_not_of(kBlank) - begin + 1);
-}
 
 bool
 valid_key(std::string_view key)

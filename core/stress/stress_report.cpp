@@ -1,5 +1,7 @@
 #include "core/stress/stress_report.hpp"
 
+#include "core/util/text.hpp"
+
 #include <fmt/format.h>
 
 #include <algorithm>
@@ -24,18 +26,6 @@ constexpr std::array<std::string_view, kCallClassCount> kClassNames = {"normal",
 
 constexpr unsigned kMaxWeight = 1000000;
 constexpr double kMiB = 1024.0 * 1024.0;
-
-std::string_view
-trim(std::string_view text) noexcept
-{
-  while (!text.empty() && (text.front() == ' ' || text.front() == '\t')) {
-    text.remove_prefix(1);
-  }
-  while (!text.empty() && (text.back() == ' ' || text.back() == '\t')) {
-    text.remove_suffix(1);
-  }
-  return text;
-}
 
 // A non-negative integer field of `object`; nullopt when absent or mistyped.
 std::optional<std::int64_t>

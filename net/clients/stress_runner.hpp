@@ -6,6 +6,7 @@
 // of the classes in core::stress::Mix and checking the op protocol as frames
 // arrive. Plus the blocking control connection used for the health baseline.
 
+#include "core/config/config.hpp"
 #include "core/stress/stress_report.hpp"
 #include "net/clients/daemon_session.hpp"
 
@@ -40,10 +41,11 @@ struct StressOptions {
   core::stress::Mix mix = core::stress::default_mix(false);
   std::uint64_t seed = 1;
   std::size_t threads = 0;          // load threads; 0 = min(4, hardware threads)
-  std::size_t max_bytes = 33554432; // the daemon's EXAI_WS_MAX_BYTES (oversize = this + 1)
-  std::size_t burst_size = 12;      // calls of one burst (session capacity + 4)
-  std::chrono::milliseconds call_timeout{270000};   // the daemon's EXAI_WS_CALL_TIMEOUT_SECS
-  std::chrono::milliseconds acquire_timeout{10000}; // the daemon's EXAI_WS_ACQUIRE_TIMEOUT_SECS
+  // The daemon's settings; the defaults are the daemon's defaults.
+  std::size_t max_bytes = core::DaemonConfig{}.max_bytes; // oversize frames send one more
+  std::size_t burst_size = core::DaemonConfig{}.session_max_inflight + 4; // calls of one burst
+  std::chrono::milliseconds call_timeout = core::DaemonConfig{}.call_timeout;
+  std::chrono::milliseconds acquire_timeout = core::DaemonConfig{}.acquire_timeout;
   std::chrono::milliseconds cancel_sleep{1000};     // fake upstream delay of cancelled chats
   // Wait for outstanding results after the load; a call still unanswered
   // acquire_timeout + call_timeout + drain_timeout after it was sent is

@@ -19,6 +19,7 @@
 // under it.
 
 #include "core/mcp/mcp_protocol.hpp"
+#include "core/config/config.hpp"
 #include "net/clients/daemon_client.hpp"
 
 #include <nlohmann/json.hpp>
@@ -47,7 +48,7 @@ struct BridgeOptions {
   // serverInfo.version.
   std::string server_version = "0";
   // Largest frame accepted from the daemon (its EXAI_WS_MAX_BYTES).
-  std::size_t max_bytes = 33554432;
+  std::size_t max_bytes = core::DaemonConfig{}.max_bytes;
 };
 
 class McpBridge {

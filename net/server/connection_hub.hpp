@@ -46,20 +46,23 @@
 
 namespace exai::net {
 
+// Built only by from(): the configuration layer owns every default, so a
+// test that builds options from core::DaemonConfig{} runs the production
+// daemon's limits.
 struct HubOptions {
-  std::size_t loops = 2;
-  std::chrono::microseconds busy_poll{100};
-  std::size_t max_connections = 1000;
-  std::size_t max_connections_per_ip = 100;
-  std::size_t max_pending = 256;
-  std::size_t http_threads = 4;
+  std::size_t loops = 0;
+  std::chrono::microseconds busy_poll{0};
+  std::size_t max_connections = 0;
+  std::size_t max_connections_per_ip = 0;
+  std::size_t max_pending = 0;
+  std::size_t http_threads = 0;
   bool loopback_bind = true; // Host headers must name loopback (DNS rebinding)
   std::vector<std::string> allowed_origins;
   OutputLimits output;
   WsOptions ws;
   HttpOptions http;
 
-  // Every value from the configuration (its defaults are the defaults).
+  // Every value from the configuration.
   static HubOptions from(const core::DaemonConfig& config);
 };
 

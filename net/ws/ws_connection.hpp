@@ -51,14 +51,15 @@ public:
   virtual void on_tick(SteadyClock::time_point /*now*/) noexcept {}
 };
 
+// Set by HubOptions::from() (the configuration owns the defaults).
 struct WsOptions {
-  std::size_t max_message_bytes = 33554432; // EXAI_WS_MAX_BYTES
-  std::size_t pending_max_bytes = 65536;    // before hello (EXAI_WS_PENDING_MAX_BYTES)
-  Millis hello_timeout{15000};
-  Millis ping_interval{30000};
-  Millis ping_timeout{10000};
-  Millis idle_timeout{3600000};
-  Millis close_linger{2000};
+  std::size_t max_message_bytes = 0; // EXAI_WS_MAX_BYTES
+  std::size_t pending_max_bytes = 0; // before hello (EXAI_WS_PENDING_MAX_BYTES)
+  Millis hello_timeout{0};
+  Millis ping_interval{0};
+  Millis ping_timeout{0};
+  Millis idle_timeout{0};      // SESSION_TIMEOUT_SECS
+  Millis close_linger{2000};   // not a setting: how long a close handshake may take
 };
 
 class WsConnection final : public Connection, public core::CallSink {
