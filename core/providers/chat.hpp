@@ -26,6 +26,9 @@ struct ChatRequest {
   std::vector<ChatMessage> messages;
   std::optional<double> temperature;
   std::optional<int> max_tokens;
+  // The call's deadline (owned by the engine): every attempt and backoff of
+  // the upstream client fits before it. No deadline by default.
+  std::chrono::steady_clock::time_point deadline = std::chrono::steady_clock::time_point::max();
 };
 
 // A successful completion. Fields missing from the upstream reply are left

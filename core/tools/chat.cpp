@@ -77,6 +77,7 @@ public:
 
     ChatRequest request;
     request.model = context.plan.model;
+    request.deadline = context.deadline;
     request.temperature = number_arg(args, "temperature", 0.0, 2.0);
     request.max_tokens = int_arg(args, "max_tokens", 1, 1 << 30);
     request.messages.push_back(

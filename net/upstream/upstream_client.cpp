@@ -1,6 +1,7 @@
 #include "net/upstream/upstream_client.hpp"
 
 #include "core/log.hpp"
+#include "core/providers/openai_format.hpp"
 #include "net/upstream/ssl_init.hpp"
 
 #include <Poco/Exception.h>
@@ -80,41 +81,6 @@ truncate(const std::string& text, std::size_t limit)
     return text;
   }
   return text.substr(0, limit) + "...(" + std::to_string(text.size()) + " bytes)";
-}
-
-// The "code" of an OpenAI/GLM error body ({"error":{"code":"1302",...}}), or "".
-std::string
-error_code_of(const std::string& body)
-{
-  const auto json = nlohmann::json::parse(body, nullptr, false);
-  if (json.is_discarded() || !json.is_object()) {
-    return {};
-  }
-  const auto error = json.find("error");
-  if (error == json.end() || !error->is_object()) {
-    return {};
-  }
-  const auto code = error->find("code");
-  if (code == error->end()) {
-    return {};
-  }
-  if (code->is_string()) {
-    return code->get<std::string>();
-  }
-  if (code->is_number_integer()) {
-    return std::to_string(code->get<long long>());
-  }
-  return {};
-}
-
-std::string
-string_field(const nlohmann::json& object, const char* key)
-{
-  if (!object.is_object()) {
-    return {};
-  }
-  const auto it = object.find(key);
-  return it != object.end() && it->is_string() ? it->get<std::string>() : std::string();
 }
 
 // Closes a descriptor on scope exit.
@@ -422,6 +388,86 @@ UpstreamClient::attempt(const Provider& provider,
   return result;
 }
 
+// What one attempt means for the call: its reply, or why not and whether
+// to try again.
+struct UpstreamClient::Verdict {
+  std::optional<core::ChatReply> reply;
+  core::Errc code = core::Errc::provider_error;
+  std::string message;
+  bool retryable = false;
+  bool provider_fault = true;
+  std::optional<milliseconds> retry_after;
+};
+
+UpstreamClient::Verdict
+UpstreamClient::judge(const Provider& provider,
+                      const Attempt& result,
+                      const core::ChatRequest& request,
+                      nlohmann::json& details) const
+{
+  const UpstreamEndpoint& endpoint = provider.endpoint;
+  Verdict v;
+  details.erase("status");
+  details.erase("body");
+  switch (result.kind) {
+  case Attempt::Kind::response: {
+    details["status"] = result.status;
+    // Scrubbed before it is cut: a cut key is no longer found by scrub().
+    const std::string kept_body =
+        truncate(scrub(result.body, endpoint.api_key), options_.max_error_body);
+    if (result.status >= 200 && result.status < 300) {
+      auto parsed = core::openai::parse_chat_reply(result.body, request.model);
+      if (auto* reply = std::get_if<core::ChatReply>(&parsed)) {
+        reply->upstream_latency = result.latency;
+        v.reply = std::move(*reply);
+        return v;
+      }
+      details["body"] = kept_body;
+      v.message = endpoint.display_name + " returned an unreadable reply (" +
+                  std::get<core::openai::ReplyProblem>(parsed).what + ")";
+      return v;
+    }
+    details["body"] = kept_body;
+    if (!result.retry_after.empty()) {
+      v.retry_after = core::parse_retry_after(result.retry_after);
+    }
+    const std::string code = core::openai::error_code(result.body);
+    if (!code.empty()) {
+      details["upstream_code"] = code;
+    }
+    const auto c = core::openai::classify_status(result.status, endpoint.display_name, code);
+    v.code = c.code;
+    v.retryable = c.retryable;
+    v.provider_fault = c.provider_fault;
+    v.message = c.message + (result.body.empty() ? "" : ": " + kept_body);
+    return v;
+  }
+  case Attempt::Kind::connect_error:
+    v.retryable = true;
+    v.code = core::Errc::provider_unavailable;
+    v.message = endpoint.display_name + " is unreachable: " + result.error;
+    return v;
+  case Attempt::Kind::truncated:
+    v.retryable = true;
+    v.message = endpoint.display_name + " reply was cut off: " + result.error;
+    return v;
+  case Attempt::Kind::read_timeout:
+    v.code = core::Errc::timeout;
+    v.message = endpoint.display_name + " timed out: " + result.error;
+    return v;
+  case Attempt::Kind::tls_error:
+    v.code = core::Errc::provider_unavailable;
+    v.message = result.error;
+    return v;
+  case Attempt::Kind::cancelled:
+    v.code = core::Errc::cancelled;
+    v.provider_fault = false;
+    v.message = "cancelled while calling " + endpoint.display_name;
+    return v;
+  }
+  return v;
+}
+
 core::ChatOutcome
 UpstreamClient::complete(std::string_view provider_id,
                          const core::ChatRequest& request,
@@ -449,25 +495,11 @@ UpstreamClient::complete(std::string_view provider_id,
                            std::to_string(provider->breaker.retry_in().count()) + " ms",
                        details};
   }
-
-  nlohmann::json body = {{"model", request.model}, {"stream", false}};
-  body["messages"] = nlohmann::json::array();
-  for (const auto& message : request.messages) {
-    body["messages"].push_back({{"role", message.role}, {"content", message.content}});
-  }
-  if (request.temperature) {
-    body["temperature"] = *request.temperature;
-  }
-  if (request.max_tokens) {
-    body["max_tokens"] = *request.max_tokens;
-  }
-  const std::string payload = body.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
-
+  const std::string payload = core::openai::chat_request_body(request);
   const auto start = Clock::now();
   int attempts = 0;
   // Every exit reports to the breaker exactly once.
-  const auto finish =
-      [&](Errc code, std::string message, bool provider_fault) -> core::ChatOutcome {
+  const auto fail = [&](Errc code, std::string message, bool provider_fault) -> core::ChatOutcome {
     if (provider_fault) {
       provider->breaker.record_failure();
     } else {
@@ -488,140 +520,57 @@ UpstreamClient::complete(std::string_view provider_id,
   };
 
   while (true) {
+    // The call's deadline (the engine's) bounds every attempt and backoff.
+    const auto left = request.deadline - std::chrono::steady_clock::now();
+    if (left <= milliseconds(0)) {
+      return fail(Errc::timeout,
+                  "the call's deadline passed before " + endpoint.display_name + " answered",
+                  false);
+    }
+    const auto read_timeout =
+        std::min(endpoint.read_timeout, std::chrono::ceil<milliseconds>(left));
     ++attempts;
     log_->debug(
         "upstream request provider={} model={} attempt={}", endpoint.id, request.model, attempts);
-    Attempt result = attempt(*provider,
-                             Poco::Net::HTTPRequest::HTTP_POST,
-                             "/chat/completions",
-                             payload,
-                             endpoint.connect_timeout,
-                             endpoint.read_timeout,
-                             stop);
+    const Attempt result = attempt(*provider,
+                                   Poco::Net::HTTPRequest::HTTP_POST,
+                                   "/chat/completions",
+                                   payload,
+                                   std::min(endpoint.connect_timeout, read_timeout),
+                                   read_timeout,
+                                   stop);
     if (result.kind == Attempt::Kind::cancelled || stop.stop_requested()) {
-      return finish(Errc::cancelled, "cancelled while calling " + endpoint.display_name, false);
+      return fail(Errc::cancelled, "cancelled while calling " + endpoint.display_name, false);
     }
-
-    bool retryable = false;
-    std::optional<milliseconds> retry_after;
-    Errc final_code = Errc::provider_error;
-    std::string final_message;
-    bool provider_fault = true;
-    details.erase("status");
-    details.erase("body");
-
-    switch (result.kind) {
-    case Attempt::Kind::response: {
-      details["status"] = result.status;
-      if (result.status >= 200 && result.status < 300) {
-        const auto json = nlohmann::json::parse(result.body, nullptr, false);
-        const nlohmann::json* choice = nullptr;
-        if (!json.is_discarded() && json.is_object()) {
-          const auto choices = json.find("choices");
-          if (choices != json.end() && choices->is_array() && !choices->empty()) {
-            choice = &choices->front();
-          }
-        }
-        if (choice == nullptr) {
-          details["body"] = truncate(scrub(result.body, endpoint.api_key), options_.max_error_body);
-          final_message = endpoint.display_name + " returned an unreadable reply (" +
-                          (json.is_discarded() ? "malformed JSON" : "no choices") + ")";
-          break;
-        }
-        core::ChatReply reply;
-        const auto message = choice->is_object() ? choice->find("message") : choice->end();
-        if (message != choice->end()) {
-          reply.content = string_field(*message, "content");
-        }
-        reply.finish_reason = string_field(*choice, "finish_reason");
-        reply.model = string_field(json, "model");
-        if (reply.model.empty()) {
-          reply.model = request.model;
-        }
-        const auto usage = json.find("usage");
-        reply.usage = usage != json.end() && usage->is_object() ? *usage : nlohmann::json::object();
-        reply.upstream_latency = result.latency;
-        reply.attempts = attempts;
-        provider->breaker.record_success();
-        log_->debug("upstream ok provider={} model={} attempts={} latency_ms={}",
-                    endpoint.id,
-                    reply.model,
-                    attempts,
-                    result.latency.count());
-        return reply;
-      }
-      details["body"] = truncate(scrub(result.body, endpoint.api_key), options_.max_error_body);
-      if (!result.retry_after.empty()) {
-        retry_after = core::parse_retry_after(result.retry_after);
-      }
-      const std::string code = error_code_of(result.body);
-      if (!code.empty()) {
-        details["upstream_code"] = code;
-      }
-      if (result.status == 429) {
-        retryable = true;
-        provider_fault = false;
-        final_code = Errc::over_capacity;
-        final_message = code == "1302" ? endpoint.display_name +
-                                             " is at capacity (code 1302: too many concurrent "
-                                             "requests)"
-                                       : endpoint.display_name + " rate limit (HTTP 429)";
-      } else if (result.status >= 500 || result.status == 408) {
-        retryable = true;
-        final_message = endpoint.display_name + " returned HTTP " + std::to_string(result.status);
-      } else {
-        provider_fault = false;
-        final_message = endpoint.display_name + " rejected the request: HTTP " +
-                        std::to_string(result.status) +
-                        (result.status == 401 || result.status == 403
-                             ? " (authentication failed; check the API key)"
-                             : "");
-      }
-      if (!result.body.empty()) {
-        // Scrubbed before it is cut: a cut key is no longer found by scrub().
-        final_message +=
-            ": " + truncate(scrub(result.body, endpoint.api_key), options_.max_error_body);
-      }
-      break;
+    Verdict verdict = judge(*provider, result, request, details);
+    if (verdict.reply) {
+      verdict.reply->attempts = attempts;
+      provider->breaker.record_success();
+      log_->debug("upstream ok provider={} model={} attempts={} latency_ms={}",
+                  endpoint.id,
+                  verdict.reply->model,
+                  attempts,
+                  result.latency.count());
+      return std::move(*verdict.reply);
     }
-    case Attempt::Kind::connect_error:
-      retryable = true;
-      final_code = Errc::provider_unavailable;
-      final_message = endpoint.display_name + " is unreachable: " + result.error;
-      break;
-    case Attempt::Kind::truncated:
-      retryable = true;
-      final_message = endpoint.display_name + " reply was cut off: " + result.error;
-      break;
-    case Attempt::Kind::read_timeout:
-      final_code = Errc::timeout;
-      final_message = endpoint.display_name + " timed out: " + result.error;
-      break;
-    case Attempt::Kind::tls_error:
-      final_code = Errc::provider_unavailable;
-      final_message = result.error;
-      break;
-    case Attempt::Kind::cancelled:
-      break; // handled above
-    }
-
-    if (retryable) {
-      if (const auto delay = retry_->next_delay(attempts, retry_after, since(start))) {
+    if (verdict.retryable) {
+      const auto delay = retry_->next_delay(attempts, verdict.retry_after, since(start));
+      if (delay && std::chrono::steady_clock::now() + *delay < request.deadline) {
         log_->warn("upstream retry provider={} attempt={} delay_ms={} reason=\"{}\"",
                    endpoint.id,
                    attempts,
                    delay->count(),
-                   truncate(scrub(final_message, endpoint.api_key), 200));
+                   truncate(scrub(verdict.message, endpoint.api_key), 200));
         if (!options_.sleeper(*delay, stop)) {
-          return finish(Errc::cancelled, "cancelled while calling " + endpoint.display_name, false);
+          return fail(Errc::cancelled, "cancelled while calling " + endpoint.display_name, false);
         }
         continue;
       }
       if (attempts > 1) {
-        final_message += " (after " + std::to_string(attempts) + " attempts)";
+        verdict.message += " (after " + std::to_string(attempts) + " attempts)";
       }
     }
-    return finish(final_code, final_message, provider_fault);
+    return fail(verdict.code, verdict.message, verdict.provider_fault);
   }
 }
 

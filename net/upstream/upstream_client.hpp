@@ -96,6 +96,12 @@ public:
 private:
   struct Provider;
   struct Attempt;
+  struct Verdict;
+
+  Verdict judge(const Provider& provider,
+                const Attempt& result,
+                const core::ChatRequest& request,
+                nlohmann::json& details) const;
 
   Attempt attempt(const Provider& provider,
                   const std::string& method,

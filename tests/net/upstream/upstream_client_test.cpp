@@ -504,3 +504,25 @@ TEST_CASE("a probe reports reachable, auth failed and unreachable",
   UpstreamClient nowhere({gone});
   CHECK(nowhere.probe("kimi", 500ms).status == ProbeResult::Status::unreachable);
 }
+
+TEST_CASE("an upstream attempt ends at the call's deadline, not the provider's read timeout",
+          "[net][upstream_client][integration]")
+{
+  FakeUpstream fake;
+  RecordingSleeper sleeper;
+  UpstreamClient client({endpoint_for(fake)}, fast_options(sleeper));
+  auto request = request_with("[[hang]]");
+  const auto start = std::chrono::steady_clock::now();
+  request.deadline = start + 300ms;
+  const auto outcome = client.complete("glm", request, {});
+  const auto took = std::chrono::steady_clock::now() - start;
+  CHECK(failure_of(outcome).code == Errc::timeout);
+  CHECK(took >= 250ms);
+  CHECK(took < 3s);
+  // A deadline already past sends nothing.
+  const auto before = fake.request_count();
+  request.deadline = std::chrono::steady_clock::now() - 1ms;
+  CHECK(failure_of(client.complete("glm", request, {})).code == Errc::timeout);
+  CHECK(fake.request_count() == before);
+  fake.release_hangs();
+}
