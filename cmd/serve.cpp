@@ -55,7 +55,7 @@ run_serve(const ServeOptions& options, const GlobalOptions& global)
   const core::Settings settings = load_settings(global, flags);
   const core::DaemonConfig config = core::load_daemon_config(settings);
   net::require_safe_bind(config);
-  const core::ProviderRegistry& providers = core::process_providers(settings);
+  const core::ProviderRegistry& providers = core::init_process_providers(settings);
   const core::ToolRegistry& tools = core::process_tools();
 
   // Before any thread exists, so that every thread inherits the mask.

@@ -31,4 +31,16 @@ Settings::with_flag(std::string key, std::string value) const
   return copy;
 }
 
+Settings::Map
+Settings::effective() const
+{
+  Map merged = env_file_;
+  for (const Map* layer : {&environment_, &flags_}) {
+    for (const auto& [key, value] : *layer) {
+      merged[key] = value;
+    }
+  }
+  return merged;
+}
+
 } // namespace exai::core

@@ -32,6 +32,10 @@ public:
   // Returns a copy with `key` set at flag precedence.
   Settings with_flag(std::string key, std::string value) const;
 
+  // Every key any layer sets, with its highest-precedence value: what two
+  // Settings must agree on to configure the same process.
+  Map effective() const;
+
 private:
   Map flags_;
   Map environment_;

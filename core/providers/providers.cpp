@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <stdexcept>
 #include <cctype>
 #include <charconv>
 #include <utility>
@@ -368,16 +369,43 @@ build_counter()
   return count;
 }
 
+struct ProcessProviders {
+  Settings::Map settings;
+  ProviderRegistry registry;
+};
+
+OnceValue<ProcessProviders>&
+process_slot()
+{
+  static OnceValue<ProcessProviders> slot;
+  return slot;
+}
+
 } // namespace
 
 const ProviderRegistry&
-process_providers(const Settings& settings)
+init_process_providers(const Settings& settings)
 {
-  static OnceValue<ProviderRegistry> registry;
-  return registry.get([&settings] {
+  auto wanted = settings.effective();
+  const ProcessProviders& built = process_slot().get([&] {
     build_counter().fetch_add(1);
-    return ProviderRegistry::build(settings);
+    return ProcessProviders{wanted, ProviderRegistry::build(settings)};
   });
+  if (built.settings != wanted) {
+    throw std::logic_error(
+        "providers: the process registry is already built from different settings");
+  }
+  return built.registry;
+}
+
+const ProviderRegistry&
+process_providers()
+{
+  const ProcessProviders* built = process_slot().peek();
+  if (built == nullptr) {
+    throw std::logic_error("providers: process_providers() before init_process_providers()");
+  }
+  return built->registry;
 }
 
 std::size_t

@@ -105,13 +105,18 @@ private:
   std::vector<std::string> warnings_;
 };
 
-// The process-wide registry: built from `settings` by the first caller,
-// exactly once however many threads race (a function-local OnceValue);
-// later calls ignore their argument and return the same object. Prefer
-// passing a registry by reference; this exists for the composition root.
-const ProviderRegistry& process_providers(const Settings& settings);
+// The process-wide registry, built from `settings` by the first caller,
+// exactly once however many threads race (a function-local OnceValue).
+// Calling again with the same effective settings returns the same object;
+// with different settings throws std::logic_error (one process, one
+// provider configuration). Prefer passing a registry by reference; this
+// exists for the composition root.
+const ProviderRegistry& init_process_providers(const Settings& settings);
 
-// How many times process_providers() has run its builder (0 or 1; for tests).
+// The registry init_process_providers() built; std::logic_error before it ran.
+const ProviderRegistry& process_providers();
+
+// How many times the process registry's builder has run (0 or 1; for tests).
 std::size_t process_providers_build_count() noexcept;
 
 } // namespace exai::core

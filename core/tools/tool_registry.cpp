@@ -19,7 +19,7 @@ ToolRegistry::add(std::unique_ptr<Tool> tool)
 const Tool*
 ToolRegistry::find(std::string_view name) const
 {
-  const auto it = tools_.find(strip_tool_suffix(name));
+  const auto it = tools_.find(name);
   return it == tools_.end() ? nullptr : it->second.get();
 }
 

@@ -16,8 +16,7 @@ public:
   // Adds `tool`. Throws Error(internal_error) for a duplicate name.
   void add(std::unique_ptr<Tool> tool);
 
-  // The tool called `name` after stripping a client suffix (_EXAI-WS,
-  // -EXAI-WS, _EXAI_WS, -EXAI_WS), or null.
+  // The tool called exactly `name` (suffix already stripped), or null.
   const Tool* find(std::string_view name) const;
 
   // The list_tools array: [{"name","description","inputSchema"}…] in name order.
@@ -30,6 +29,8 @@ private:
 };
 
 // `name` without a trailing _EXAI-WS / -EXAI-WS / _EXAI_WS / -EXAI_WS.
+// Applied once per call, where a request is parsed (op protocol, /mcp);
+// ToolRegistry::find() matches names exactly.
 std::string_view strip_tool_suffix(std::string_view name) noexcept;
 
 // Registers every built-in tool: the one list to extend when adding a tool.

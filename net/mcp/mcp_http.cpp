@@ -574,7 +574,7 @@ McpHttpService::start_call(HttpExchange& exchange,
   log_->debug(
       "mcp call tool={} request_id={} sse={}", core::printable(tool, 64), call->request_id(), sse);
   engine_.submit(core::CallRequest{call->request_id(),
-                                   protocol::strip_tool_suffix(tool),
+                                   std::string(core::strip_tool_suffix(tool)),
                                    arguments,
                                    "mcp:" + session_id,
                                    tokens_.required()

@@ -1,5 +1,6 @@
 #include "net/protocol/op_protocol.hpp"
 
+#include "core/tools/tool_registry.hpp"
 #include "core/util/json_text.hpp"
 #include "core/util/random_id.hpp"
 #include "net/protocol/op_frames.hpp"
@@ -43,17 +44,6 @@ parse_frame(std::string_view text)
   return std::move(value);
 }
 
-std::string
-strip_tool_suffix(std::string_view name)
-{
-  for (std::string_view suffix : {"_EXAI-WS", "-EXAI-WS", "_EXAI_WS", "-EXAI_WS"}) {
-    if (name.size() > suffix.size() && name.substr(name.size() - suffix.size()) == suffix) {
-      return std::string(name.substr(0, name.size() - suffix.size()));
-    }
-  }
-  return std::string(name);
-}
-
 std::optional<std::string_view>
 string_field(const json& frame, std::string_view key)
 {
@@ -89,7 +79,7 @@ parse_call_tool(const json& frame, const std::string& session_id)
     request.arguments = *it;
   }
   request.request_id = std::move(rid);
-  request.tool = strip_tool_suffix(*name);
+  request.tool = std::string(core::strip_tool_suffix(*name));
   request.session_id = session_id;
   return request;
 }

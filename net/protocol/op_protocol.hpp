@@ -44,10 +44,6 @@ struct FrameProblem {
 // core::kMaxJsonDepth). Never throws: malformed input is a value.
 std::variant<nlohmann::json, FrameProblem> parse_frame(std::string_view text);
 
-// `name` without one trailing `_EXAI-WS`, `-EXAI-WS`, `_EXAI_WS` or `-EXAI_WS`.
-// The one place suffixes are stripped (once per call, at parsing).
-std::string strip_tool_suffix(std::string_view name);
-
 // The string value of `frame[key]`, or nullopt when absent or not a string.
 std::optional<std::string_view> string_field(const nlohmann::json& frame, std::string_view key);
 

@@ -283,12 +283,15 @@ TEST_CASE("an unknown tool or bad arguments fail with the request id", "[core][e
   CHECK(h.drained());
 }
 
-TEST_CASE("tool-name suffixes of older clients are ignored", "[core][engine]")
+TEST_CASE("the engine matches tool names exactly; suffixes go where requests are parsed",
+          "[core][engine]")
 {
   Harness h;
   auto sink = std::make_shared<RecordingSink>();
   h.call("r1", "version_EXAI-WS", json::object(), sink);
-  CHECK(sink->result("r1").contains("outputs"));
+  CHECK(sink->result("r1")["error"]["code"] == "TOOL_NOT_FOUND");
+  h.call("r2", "version", json::object(), sink);
+  CHECK(sink->result("r2").contains("outputs"));
 }
 
 TEST_CASE("chat reaches the model's provider and offers a continuation", "[core][engine]")

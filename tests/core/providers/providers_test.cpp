@@ -4,6 +4,7 @@
 #include <catch2/catch.hpp>
 
 #include <atomic>
+#include <stdexcept>
 #include <string>
 #include <thread>
 #include <vector>
@@ -232,6 +233,10 @@ TEST_CASE("no configuration error message contains a key", "[core][providers]")
 TEST_CASE("the process registry is built exactly once however many threads race",
           "[core][providers]")
 {
+  // The only test that builds it, so nothing has yet.
+  REQUIRE(exai::core::process_providers_build_count() == 0);
+  CHECK_THROWS_AS(exai::core::process_providers(), std::logic_error);
+
   const Settings settings({}, {{"KIMI_API_KEY", "k"}, {"GLM_API_KEY", "g"}}, {});
   constexpr int kThreads = 16;
   std::atomic<int> ready{0};
@@ -244,7 +249,7 @@ TEST_CASE("the process registry is built exactly once however many threads race"
       while (!go.load()) {
         std::this_thread::yield();
       }
-      seen[static_cast<std::size_t>(i)] = &exai::core::process_providers(settings);
+      seen[static_cast<std::size_t>(i)] = &exai::core::init_process_providers(settings);
     });
   }
   while (ready.load() < kThreads) {
@@ -260,7 +265,16 @@ TEST_CASE("the process registry is built exactly once however many threads race"
   }
   CHECK(seen.front()->summary() ==
         "Providers configured: KIMI, GLM; GLM models: 6; Kimi models: 18");
-  // Later callers get the same object whatever they pass.
-  CHECK(&exai::core::process_providers(Settings()) == seen.front());
+  CHECK(&exai::core::process_providers() == seen.front());
+
+  // The same settings reached another way are the same configuration.
+  const Settings same({{"GLM_API_KEY", "g"}}, {}, {{"KIMI_API_KEY", "k"}});
+  CHECK(&exai::core::init_process_providers(same) == seen.front());
+
+  // Different settings are a programming error, not a silent no-op.
+  CHECK_THROWS_WITH(exai::core::init_process_providers(Settings()),
+                    Catch::Contains("already built from different settings"));
+  const Settings other({}, {{"KIMI_API_KEY", "k"}, {"GLM_API_KEY", "other"}}, {});
+  CHECK_THROWS_AS(exai::core::init_process_providers(other), std::logic_error);
   CHECK(exai::core::process_providers_build_count() == 1);
 }

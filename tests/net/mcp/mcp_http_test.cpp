@@ -258,6 +258,10 @@ TEST_CASE("/mcp lists tools and calls one with a JSON reply", "[net][mcp_http][i
   CHECK(busy.body_json()["result"]["isError"] == true);
   const auto missing = http(f.port(), "POST", rpc(4, "tools/call", {{"name", "nope"}}), headers);
   CHECK(missing.body_json()["error"]["code"] == -32602);
+  // Older clients' suffixes are stripped here too.
+  const auto suffixed =
+      http(f.port(), "POST", rpc(5, "tools/call", {{"name", "version-EXAI_WS"}}), headers);
+  CHECK(suffixed.body_json()["result"]["isError"] == false);
 }
 
 TEST_CASE("/mcp streams progress notifications before the result over SSE",

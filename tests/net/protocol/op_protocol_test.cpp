@@ -57,17 +57,6 @@ TEST_CASE("frames nested deeper than 64 levels are refused before anything is bu
   CHECK(std::holds_alternative<json>(protocol::parse_frame(ok)));
 }
 
-TEST_CASE("tool-name suffixes of the Python daemon's clients are stripped once", "[net][protocol]")
-{
-  CHECK(protocol::strip_tool_suffix("chat_EXAI-WS") == "chat");
-  CHECK(protocol::strip_tool_suffix("chat-EXAI-WS") == "chat");
-  CHECK(protocol::strip_tool_suffix("chat_EXAI_WS") == "chat");
-  CHECK(protocol::strip_tool_suffix("chat-EXAI_WS") == "chat");
-  CHECK(protocol::strip_tool_suffix("chat") == "chat");
-  CHECK(protocol::strip_tool_suffix("_EXAI-WS") == "_EXAI-WS"); // nothing would remain
-  CHECK(protocol::strip_tool_suffix("chat_EXAI-WS_EXAI-WS") == "chat_EXAI-WS");
-}
-
 TEST_CASE("parse_call_tool validates request_id, name and arguments", "[net][protocol]")
 {
   const auto ok = protocol::parse_call_tool(json{{"op", "call_tool"},

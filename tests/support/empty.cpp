@@ -1,1 +1,0 @@
-// Keeps exai_test_support non-empty while it has no other sources.
