@@ -4,6 +4,7 @@
 
 #include <atomic>
 #include <condition_variable>
+#include <vector>
 #include <thread>
 
 using namespace exai::core;
@@ -472,11 +473,34 @@ TEST_CASE("identical concurrent calls share one upstream execution", "[core][eng
   Harness h(Settings::Map{{"EXAI_WS_REUSE_SCOPE", "global"}});
   auto sink = std::make_shared<RecordingSink>();
   constexpr int kCalls = 5;
+  // Submitted from five threads at once, from five sessions, while the
+  // upstream holds the first execution open: all five are in flight together.
+  std::atomic<int> ready{0};
+  std::atomic<bool> go{false};
+  std::vector<std::thread> clients;
   for (int i = 0; i < kCalls; ++i) {
-    h.call(
-        "r" + std::to_string(i), "chat", {{"prompt", "block same"}}, sink, "s" + std::to_string(i));
+    clients.emplace_back([&, i] {
+      ready.fetch_add(1);
+      while (!go.load()) {
+        std::this_thread::yield();
+      }
+      h.call("r" + std::to_string(i),
+             "chat",
+             {{"prompt", "block same"}},
+             sink,
+             "s" + std::to_string(i));
+    });
+  }
+  while (ready.load() < kCalls) {
+    std::this_thread::yield();
+  }
+  go.store(true);
+  for (auto& client : clients) {
+    client.join();
   }
   REQUIRE(h.chat.wait_active(1));
+  CHECK(h.engine->stats().inflight_calls == kCalls);
+  CHECK(h.engine->stats().executions == 1);
   h.chat.release();
   for (int i = 0; i < kCalls; ++i) {
     const json res = sink->result("r" + std::to_string(i));

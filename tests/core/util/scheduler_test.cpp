@@ -55,7 +55,11 @@ TEST_CASE("a periodic task repeats until its handle goes", "[core][scheduler]")
   }
   const int after_cancel = runs;
   CHECK(scheduler.size() == 0);
-  std::this_thread::sleep_for(30ms); // long enough for several more periods
+  // Tasks run in time order on one thread, so once a marker due several
+  // periods later has run, every period that could have fired has had its turn.
+  std::atomic<bool> marker{false};
+  auto later = scheduler.at(Scheduler::Clock::now() + 30ms, [&] { marker = true; });
+  REQUIRE(eventually([&] { return marker.load(); }));
   CHECK(runs == after_cancel);
 }
 
