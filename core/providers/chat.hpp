@@ -9,15 +9,45 @@
 #include <stop_token>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <variant>
 #include <vector>
 
 namespace exai::core {
 
-// One OpenAI-style chat message ("system" | "user" | "assistant").
+// An image sent with a user message: either a data: URL the client gave
+// (passed through) or the bytes of a file, base64-encoded into a data: URL
+// when the request body is built (net/ owns base64).
+struct ChatImage {
+  std::string mime;     // "image/png", "image/jpeg", "image/gif", "image/webp"
+  std::string data_url; // set when the client sent a data: URL
+  std::string bytes;    // set when read from a file
+};
+
+// A function call the model asked for (OpenAI tool_calls). `arguments` is the
+// model's JSON text, kept verbatim.
+struct ToolCall {
+  std::string id;
+  std::string type; // "function" | "builtin_function" (Kimi's $web_search)
+  std::string name;
+  std::string arguments;
+};
+
+// One OpenAI-style chat message ("system" | "user" | "assistant" | "tool").
 struct ChatMessage {
+  ChatMessage() = default;
+  ChatMessage(std::string role_, std::string content_)
+      : role(std::move(role_))
+      , content(std::move(content_))
+  {
+  }
+
   std::string role;
   std::string content;
+  std::vector<ChatImage> images;    // user messages only: sent as image_url parts
+  std::vector<ToolCall> tool_calls; // assistant messages that asked for tools
+  std::string tool_call_id;         // tool messages: which call this answers
+  std::string name;                 // tool messages: the function's name
 };
 
 // One chat-completion call. `model` is the canonical catalog name.
@@ -26,6 +56,12 @@ struct ChatRequest {
   std::vector<ChatMessage> messages;
   std::optional<double> temperature;
   std::optional<int> max_tokens;
+  // OpenAI `tools` (array) and `tool_choice`; null/empty = not sent.
+  nlohmann::json tools;
+  std::string tool_choice;
+  // Provider-specific body fields (e.g. GLM's "thinking"), merged as given;
+  // computed in core/providers/provider_features.
+  nlohmann::json extra = nlohmann::json::object();
   // The call's deadline (owned by the engine): every attempt and backoff of
   // the upstream client fits before it. No deadline by default.
   std::chrono::steady_clock::time_point deadline = std::chrono::steady_clock::time_point::max();
@@ -38,6 +74,8 @@ struct ChatReply {
   std::string model;
   std::string finish_reason;
   nlohmann::json usage;
+  std::vector<ToolCall> tool_calls;              // finish_reason "tool_calls"
+  nlohmann::json web_search;                     // GLM's server-side search results, when sent
   std::chrono::milliseconds upstream_latency{0}; // duration of the successful attempt
   int attempts = 1;                              // 1 + retries
 };

@@ -11,6 +11,7 @@
 #include <nlohmann/json.hpp>
 
 #include <chrono>
+#include <functional>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -18,8 +19,15 @@
 
 namespace exai::core::openai {
 
-// The JSON body of POST {base}/chat/completions for `request`.
-std::string chat_request_body(const ChatRequest& request, bool stream = false);
+// Base64 (standard alphabet, padded) of `bytes`: injected because core has no
+// codec of its own (net passes Poco's).
+using Base64Fn = std::function<std::string(std::string_view bytes)>;
+
+// The JSON body of POST {base}/chat/completions for `request`. Images read
+// from files are encoded with `base64`; without one they are refused
+// (std::invalid_argument), never silently dropped.
+std::string
+chat_request_body(const ChatRequest& request, bool stream = false, const Base64Fn& base64 = {});
 
 // A 2xx reply that cannot be used (not JSON, no choices).
 struct ReplyProblem {

@@ -4,6 +4,7 @@
 #include "core/providers/openai_format.hpp"
 #include "net/upstream/ssl_init.hpp"
 
+#include <Poco/Base64Encoder.h>
 #include <Poco/Exception.h>
 #include <Poco/Net/Context.h>
 #include <Poco/Net/HTTPClientSession.h>
@@ -24,12 +25,25 @@
 #include <condition_variable>
 #include <cstring>
 #include <mutex>
+#include <sstream>
 #include <thread>
 #include <utility>
 
 namespace exai::net {
 
 namespace {
+
+// Image bytes for data: URLs (standard alphabet, padded, no line breaks).
+std::string
+base64(std::string_view bytes)
+{
+  std::ostringstream out;
+  Poco::Base64Encoder encoder(out);
+  encoder.rdbuf()->setLineLength(0);
+  encoder.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+  encoder.close();
+  return out.str();
+}
 
 using std::chrono::milliseconds;
 using Clock = std::chrono::steady_clock;
@@ -495,7 +509,12 @@ UpstreamClient::complete(std::string_view provider_id,
                            std::to_string(provider->breaker.retry_in().count()) + " ms",
                        details};
   }
-  const std::string payload = core::openai::chat_request_body(request);
+  std::string payload;
+  try {
+    payload = core::openai::chat_request_body(request, false, base64);
+  } catch (const std::exception& e) {
+    return ChatFailure{Errc::internal_error, e.what(), nlohmann::json::object()};
+  }
   const auto start = Clock::now();
   int attempts = 0;
   // Every exit reports to the breaker exactly once.
