@@ -6,9 +6,9 @@
 
 #include <algorithm>
 #include <atomic>
-#include <stdexcept>
 #include <cctype>
 #include <charconv>
+#include <stdexcept>
 #include <utility>
 
 namespace exai::core {
@@ -251,11 +251,17 @@ ProviderRegistry::build(const Settings& settings, const ModelCatalog& catalog)
     registry.providers_.push_back(std::move(provider));
   }
 
+  registry.routing_ = RoutingModels::read(settings, catalog);
   const auto wanted = settings.get_nonempty("DEFAULT_MODEL");
   const std::string default_name(trim(wanted.value_or(std::string(kDefaultModel))));
+  if (is_auto_model(default_name)) {
+    registry.default_model_ = std::string(kAutoModel);
+    return registry;
+  }
   const ModelInfo* info = catalog.find(default_name);
   if (info == nullptr && wanted) {
-    std::string message = "DEFAULT_MODEL=" + *wanted + " is invalid: unknown model";
+    std::string message =
+        "DEFAULT_MODEL=" + *wanted + " is invalid: expected auto or a model from the catalog";
     message += closest_hint(catalog, default_name);
     throw Error(Errc::config_invalid, message);
   }

@@ -2,6 +2,7 @@
 
 #include "core/config/settings.hpp"
 #include "core/providers/model_catalog.hpp"
+#include "core/providers/model_routing.hpp"
 
 #include <chrono>
 #include <cstddef>
@@ -18,7 +19,7 @@ inline constexpr std::string_view kGlmProviderId = "glm";
 // Built-in defaults of SPEC §1.
 inline constexpr std::string_view kDefaultKimiUrl = "https://api.moonshot.ai/v1";
 inline constexpr std::string_view kDefaultGlmUrl = "https://api.z.ai/api/paas/v4";
-inline constexpr std::string_view kDefaultModel = "glm-4.5-flash";
+inline constexpr std::string_view kDefaultModel = "auto";
 
 // One provider as detected from the settings. The api_key is a secret: never
 // log or print it (use log::redact() or key_length).
@@ -59,7 +60,8 @@ public:
   //    and "zhipuai" are accepted as synonyms);
   //  - KIMI_ALLOWED_MODELS / GLM_ALLOWED_MODELS (comma-separated names or aliases);
   //  - KIMI_API_URL / GLM_API_URL, KIMI_TIMEOUT_SECS / GLM_TIMEOUT_SECS (1..3600);
-  //  - DEFAULT_MODEL.
+  //  - DEFAULT_MODEL (a model or "auto") and the routing variables of
+  //    RoutingModels::read().
   // Throws Error(config_invalid) naming the variable, the value and what is allowed.
   static ProviderRegistry build(const Settings& settings,
                                 const ModelCatalog& catalog = ModelCatalog::builtin());
@@ -81,10 +83,13 @@ public:
   // Error(provider_unavailable) when its provider is not configured.
   ResolvedModel resolve_model(std::string_view name) const;
 
-  // The model used when a call names none: DEFAULT_MODEL when its provider is
-  // available, else the first allowed model of the first available provider,
-  // else the DEFAULT_MODEL value itself.
+  // The model used when a call names none: "auto" (the default), or
+  // DEFAULT_MODEL when its provider is available, else the first allowed
+  // model of the first available provider, else the DEFAULT_MODEL value.
   const std::string& default_model() const noexcept { return default_model_; }
+
+  // The models `auto` picks from (GLM_SPEED_MODEL, ...).
+  const RoutingModels& routing() const noexcept { return routing_; }
 
   // Configuration remarks worth a warning at start-up (e.g. DEFAULT_MODEL
   // names a model of an unconfigured provider). Never contains a key.
@@ -102,6 +107,7 @@ private:
   const ModelCatalog* catalog_ = nullptr;
   std::vector<ProviderConfig> providers_;
   std::string default_model_;
+  RoutingModels routing_;
   std::vector<std::string> warnings_;
 };
 

@@ -80,7 +80,7 @@ TEST_CASE("detect-providers --json is valid JSON with the documented fields",
   CHECK(glm["model_count"] == 6);
   CHECK(glm["models"].size() == 5);
   CHECK(glm["base_url"] == "https://api.z.ai/api/paas/v4");
-  CHECK(json["default_model"] == "glm-4.5-flash");
+  CHECK(json["default_model"] == "auto");
   CHECK(json["summary"] == "Providers configured: GLM; GLM models: 6");
   check_no_secret(run);
 }

@@ -63,7 +63,7 @@ TEST_CASE("both keys configure both providers with the start-up line", "[core][p
   CHECK(kimi->key_length() == 11);
   CHECK(kimi->display_name == "KIMI");
   CHECK(registry.find("GLM")->display_name == "GLM");
-  CHECK(registry.default_model() == "glm-4.5-flash");
+  CHECK(registry.default_model() == "auto");
   CHECK(registry.warnings().empty());
 }
 
@@ -125,9 +125,10 @@ TEST_CASE("ALLOWED_PROVIDERS and DISABLED_PROVIDERS gate providers", "[core][pro
     const auto registry = build(env);
     CHECK_FALSE(registry.find("glm")->available());
     CHECK(registry.summary() == "Providers configured: KIMI; Kimi models: 18");
-    // DEFAULT_MODEL's provider is gone: fall back to a Kimi model, with a warning.
-    CHECK(registry.default_model() == "kimi-k2-0905-preview");
-    CHECK(registry.warnings().empty()); // DEFAULT_MODEL was not set explicitly
+    // The default is auto, which routes around the missing provider.
+    CHECK(registry.default_model() == "auto");
+    CHECK(registry.warnings().empty());
+    // A pinned DEFAULT_MODEL whose provider is gone falls back, with a warning.
     env["DEFAULT_MODEL"] = "glm-4.6";
     const auto explicit_default = build(env);
     CHECK(explicit_default.default_model() == "kimi-k2-0905-preview");
@@ -185,7 +186,6 @@ TEST_CASE("resolve_model finds the provider and reports unusable models", "[core
   const auto resolved = registry.resolve_model("GLM-4.5-X");
   CHECK(resolved.provider->id == "glm");
   CHECK(resolved.model->name == "glm-4.5-air");
-  CHECK(registry.resolve_model("").model->name == "glm-4.5-flash");
   try {
     (void)registry.resolve_model("kimi-k2");
     FAIL("expected an error");
