@@ -3,6 +3,7 @@
 #include "core/error.hpp"
 #include "core/util/text.hpp"
 
+#include <algorithm>
 #include <charconv>
 #include <cmath>
 #include <cstdlib>
@@ -38,6 +39,34 @@ default_state_dir(const Settings& settings)
     return *home + "/.local/state/exai";
   }
   return "/tmp/exai-state";
+}
+
+// EXAI_FILE_ROOTS: absolute directories separated by ':'; default $HOME.
+std::vector<std::string>
+read_file_roots(const Settings& settings)
+{
+  const auto value = settings.get_nonempty("EXAI_FILE_ROOTS");
+  if (!value) {
+    const auto home = settings.get_nonempty("HOME");
+    return home ? std::vector<std::string>{*home} : std::vector<std::string>{};
+  }
+  std::vector<std::string> roots;
+  std::size_t start = 0;
+  while (start <= value->size()) {
+    const std::size_t end = std::min(value->find(':', start), value->size());
+    const std::string root(trim(std::string_view(*value).substr(start, end - start)));
+    start = end + 1;
+    if (root.empty()) {
+      continue;
+    }
+    if (root.front() != '/') {
+      throw Error(Errc::config_invalid,
+                  "EXAI_FILE_ROOTS=" + *value + " is invalid: '" + root +
+                      "' is not an absolute path");
+    }
+    roots.push_back(root);
+  }
+  return roots;
 }
 
 } // namespace
@@ -207,6 +236,15 @@ load_daemon_config(const Settings& settings)
       read_int(settings, "EXAI_CONVERSATION_MAX_TURNS", c.conversation_max_turns, 1, 1000));
   c.state_dir = default_state_dir(settings);
   c.allowed_origins = split_list(settings.get("EXAI_ALLOWED_ORIGINS").value_or(""));
+  c.file_roots = read_file_roots(settings);
+  c.file_max_bytes = static_cast<std::size_t>(read_int(
+      settings, "EXAI_FILE_MAX_BYTES", static_cast<std::int64_t>(c.file_max_bytes), 1, 1LL << 30));
+  c.image_max_bytes =
+      static_cast<std::size_t>(read_int(settings,
+                                        "EXAI_IMAGE_MAX_BYTES",
+                                        static_cast<std::int64_t>(c.image_max_bytes),
+                                        1,
+                                        1LL << 30));
   return c;
 }
 

@@ -70,6 +70,11 @@ struct DaemonConfig {
   int conversation_max_turns = 20;
   std::string state_dir; // resolved: EXAI_STATE_DIR, $XDG_STATE_HOME/exai, ~/.local/state/exai
   std::vector<std::string> allowed_origins;
+  // Files and images tools may read (EXAI_FILE_ROOTS, colon-separated
+  // absolute paths; default the daemon user's home directory).
+  std::vector<std::string> file_roots;
+  std::size_t file_max_bytes = std::size_t{1} << 20U;   // one file embedded as text
+  std::size_t image_max_bytes = std::size_t{10} << 20U; // one image (file or data: URL)
 };
 
 // Reads and validates every setting in DaemonConfig. Throws

@@ -1,8 +1,7 @@
 #include "core/config/env_file.hpp"
 
-#include "core/util/text.hpp"
-
 #include "core/error.hpp"
+#include "core/util/text.hpp"
 
 #include <cctype>
 #include <fstream>

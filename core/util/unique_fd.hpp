@@ -4,7 +4,7 @@
 
 #include <utility>
 
-namespace exai::net {
+namespace exai::core {
 
 // Owns one file descriptor and closes it on destruction. Move-only.
 class UniqueFd {
@@ -48,4 +48,4 @@ private:
   int fd_ = -1;
 };
 
-} // namespace exai::net
+} // namespace exai::core

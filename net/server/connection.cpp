@@ -20,7 +20,7 @@ constexpr std::size_t kMaxPieces = 64;
 
 Connection::Connection(EventLoop& loop,
                        ConnectionObserver& observer,
-                       UniqueFd fd,
+                       core::UniqueFd fd,
                        std::uint64_t id,
                        std::string peer_ip,
                        bool loopback_peer,
@@ -289,7 +289,7 @@ Connection::on_dropped(std::vector<std::string> /*unsent_tags*/) noexcept
 {
 }
 
-UniqueFd
+core::UniqueFd
 Connection::release_socket() noexcept
 {
   {

@@ -13,8 +13,8 @@
 // fully left are handed to on_dropped(), so their results can be kept for the
 // session to collect.
 
+#include "core/util/unique_fd.hpp"
 #include "net/server/event_loop.hpp"
-#include "net/server/unique_fd.hpp"
 
 #include <cstddef>
 #include <cstdint>
@@ -52,7 +52,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
 public:
   Connection(EventLoop& loop,
              ConnectionObserver& observer,
-             UniqueFd fd,
+             core::UniqueFd fd,
              std::uint64_t id,
              std::string peer_ip,
              bool loopback_peer,
@@ -100,7 +100,7 @@ public:
 
   // Takes the socket away (no shutdown, no on_dropped): the connection turns
   // into another kind (an HTTP connection into a WebSocket). Loop thread.
-  UniqueFd release_socket() noexcept;
+  core::UniqueFd release_socket() noexcept;
 
   // The hub's admission state of this connection (loop thread; read by the
   // hub under its own lock).
@@ -126,7 +126,7 @@ protected:
   std::size_t queued_bytes() const;
   // The socket without ownership semantics changes (e.g. to hand a dup to
   // another thread).
-  UniqueFd& socket() noexcept { return fd_; }
+  core::UniqueFd& socket() noexcept { return fd_; }
 
 private:
   friend class EventLoop;
@@ -139,7 +139,7 @@ private:
 
   EventLoop& loop_;
   ConnectionObserver& observer_;
-  UniqueFd fd_;
+  core::UniqueFd fd_;
   const std::uint64_t id_;
   const std::string peer_ip_;
   const bool loopback_peer_;

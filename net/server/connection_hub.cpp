@@ -58,7 +58,7 @@ address_text(const sockaddr_storage& address)
 // new connections.
 class ConnectionHub::Listener final : public Connection {
 public:
-  Listener(EventLoop& loop, ConnectionHub& hub, UniqueFd fd)
+  Listener(EventLoop& loop, ConnectionHub& hub, core::UniqueFd fd)
       : Connection(loop, hub, std::move(fd), hub.next_id_.fetch_add(1), "", true, OutputLimits{})
       , hub_(hub)
   {
@@ -84,7 +84,7 @@ private:
         }
         return;
       }
-      hub_.accepted(UniqueFd(fd), address_text(address), is_loopback_address(address));
+      hub_.accepted(core::UniqueFd(fd), address_text(address), is_loopback_address(address));
     }
   }
 
@@ -143,7 +143,7 @@ ConnectionHub::~ConnectionHub()
 }
 
 void
-ConnectionHub::start(UniqueFd listen_fd)
+ConnectionHub::start(core::UniqueFd listen_fd)
 {
   // Timers fire within a quarter of the shortest interval (10 ms .. 250 ms).
   const auto shortest = std::min({options_.ws.hello_timeout,
@@ -188,7 +188,7 @@ ConnectionHub::next_loop() noexcept
 }
 
 void
-ConnectionHub::accepted(UniqueFd fd, const std::string& peer_ip, bool loopback_peer) noexcept
+ConnectionHub::accepted(core::UniqueFd fd, const std::string& peer_ip, bool loopback_peer) noexcept
 {
   try {
     if (!accepting_) {
@@ -210,7 +210,7 @@ ConnectionHub::accepted(UniqueFd fd, const std::string& peer_ip, bool loopback_p
     ::setsockopt(fd.get(), IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     EventLoop& loop = next_loop();
     const std::uint64_t id = next_id_.fetch_add(1);
-    auto socket = std::make_shared<UniqueFd>(std::move(fd));
+    auto socket = std::make_shared<core::UniqueFd>(std::move(fd));
     loop.post([this, &loop, id, socket, peer_ip, loopback_peer] {
       auto connection = std::make_shared<HttpConnection>(loop,
                                                          *this,
@@ -351,10 +351,10 @@ ConnectionHub::start_request(const std::shared_ptr<HttpConnection>& connection,
 void
 ConnectionHub::start_upgrade(const std::shared_ptr<HttpConnection>& connection, int duplicate_fd)
 {
-  auto fd = std::make_shared<UniqueFd>(duplicate_fd);
+  auto fd = std::make_shared<core::UniqueFd>(duplicate_fd);
   run_on_http_thread(connection, [this, connection, fd] {
     // run_upgrade() closes the descriptor it is given.
-    return run_upgrade(std::exchange(*fd, UniqueFd()).release(), connection, services());
+    return run_upgrade(std::exchange(*fd, core::UniqueFd()).release(), connection, services());
   });
 }
 
@@ -374,7 +374,7 @@ ConnectionHub::upgrade(HttpConnection& connection) noexcept
       forget_pending(connection);
     }
     EventLoop& loop = connection.loop();
-    UniqueFd fd = connection.release_socket();
+    core::UniqueFd fd = connection.release_socket();
     auto ws = std::make_shared<WsConnection>(loop,
                                              *this,
                                              std::move(fd),

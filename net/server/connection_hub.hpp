@@ -91,7 +91,7 @@ public:
 
   // Starts the loops and accepts on `listen_fd` (bound and listening).
   // Throws std::system_error when a loop cannot be created.
-  void start(UniqueFd listen_fd);
+  void start(core::UniqueFd listen_fd);
 
   // Closes the listening socket: new TCP connections are refused at once and
   // WebSocket upgrades get 503; open connections keep working. Idempotent.
@@ -121,7 +121,7 @@ public:
   // WebSocket of the same loop.
   void upgrade(HttpConnection& connection) noexcept;
   // A new TCP connection from the listener (loop 0).
-  void accepted(UniqueFd fd, const std::string& peer_ip, bool loopback_peer) noexcept;
+  void accepted(core::UniqueFd fd, const std::string& peer_ip, bool loopback_peer) noexcept;
 
   const HubOptions& options() const noexcept { return options_; }
   bool accepting() const noexcept { return accepting_.load(); }

@@ -34,7 +34,7 @@ constexpr std::uint32_t kStreaming = EPOLLIN | EPOLLRDHUP;
 
 HttpConnection::HttpConnection(EventLoop& loop,
                                ConnectionHub& hub,
-                               UniqueFd fd,
+                               core::UniqueFd fd,
                                std::uint64_t id,
                                std::string peer_ip,
                                bool loopback_peer,

@@ -44,7 +44,7 @@ class HttpConnection final : public Connection {
 public:
   HttpConnection(EventLoop& loop,
                  ConnectionHub& hub,
-                 UniqueFd fd,
+                 core::UniqueFd fd,
                  std::uint64_t id,
                  std::string peer_ip,
                  bool loopback_peer,

@@ -72,7 +72,7 @@ WsServer::WsServer(const core::DaemonConfig& config,
   if (fd < 0) {
     throw BindError("cannot listen on " + address.toString() + ": out of descriptors");
   }
-  listen_fd_ = UniqueFd(fd);
+  listen_fd_ = core::UniqueFd(fd);
   ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) | O_NONBLOCK);
 }
 

@@ -90,7 +90,7 @@ private:
   SessionRegistry sessions_;
   OpDispatcher dispatcher_;
   ConnectionHub hub_;
-  UniqueFd listen_fd_;
+  core::UniqueFd listen_fd_;
   std::uint16_t port_ = 0;
 };
 

@@ -35,7 +35,7 @@ private:
 
 WsConnection::WsConnection(EventLoop& loop,
                            ConnectionObserver& observer,
-                           UniqueFd fd,
+                           core::UniqueFd fd,
                            std::uint64_t id,
                            std::string peer_ip,
                            bool loopback_peer,

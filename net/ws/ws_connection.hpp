@@ -58,15 +58,15 @@ struct WsOptions {
   Millis hello_timeout{0};
   Millis ping_interval{0};
   Millis ping_timeout{0};
-  Millis idle_timeout{0};      // SESSION_TIMEOUT_SECS
-  Millis close_linger{2000};   // not a setting: how long a close handshake may take
+  Millis idle_timeout{0};    // SESSION_TIMEOUT_SECS
+  Millis close_linger{2000}; // not a setting: how long a close handshake may take
 };
 
 class WsConnection final : public Connection, public core::CallSink {
 public:
   WsConnection(EventLoop& loop,
                ConnectionObserver& observer,
-               UniqueFd fd,
+               core::UniqueFd fd,
                std::uint64_t id,
                std::string peer_ip,
                bool loopback_peer,

@@ -18,10 +18,10 @@
 
 namespace {
 
+using exai::core::UniqueFd;
 using exai::net::ConnectionHub;
 using exai::net::HttpRouter;
 using exai::net::HubOptions;
-using exai::net::UniqueFd;
 using exai::net::WsConnection;
 using namespace std::chrono_literals;
 
