@@ -34,6 +34,8 @@ protocol_code(Errc code) noexcept
     return "PROTOCOL_ERROR";
   case Errc::shutting_down:
     return "SHUTTING_DOWN";
+  case Errc::resend_prompt:
+    return "RESEND_PROMPT";
   case Errc::internal_error:
   case Errc::already_running:
     return "INTERNAL_ERROR";

@@ -1,8 +1,11 @@
 #pragma once
 
+#include <nlohmann/json.hpp>
+
 #include <stdexcept>
 #include <string>
 #include <string_view>
+#include <utility>
 
 namespace exai::core {
 
@@ -26,6 +29,7 @@ enum class Errc : int {
   config_invalid = 15,
   upstream_failed = 16,
   already_running = 17, // another daemon holds the state directory
+  resend_prompt = 18,   // the prompt is over the transport limit: send it as a file
 };
 
 // The wire name of `code`, e.g. "OVER_CAPACITY". config_invalid maps to
@@ -36,16 +40,20 @@ std::string_view protocol_code(Errc code) noexcept;
 // are values, not exceptions.
 class Error : public std::runtime_error {
 public:
-  Error(Errc code, const std::string& message)
+  Error(Errc code, const std::string& message, nlohmann::json details = nlohmann::json::object())
       : std::runtime_error(message)
       , code_(code)
+      , details_(std::move(details))
   {
   }
 
   Errc code() const noexcept { return code_; }
+  // What a client may be told beyond the message (field, value, rule...).
+  const nlohmann::json& details() const noexcept { return details_; }
 
 private:
   Errc code_;
+  nlohmann::json details_;
 };
 
 } // namespace exai::core

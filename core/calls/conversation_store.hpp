@@ -1,10 +1,12 @@
 #pragma once
 
+#include "core/files/file_bundle.hpp"
 #include "core/providers/chat.hpp"
 #include "core/util/ttl_cache.hpp"
 
 #include <chrono>
 #include <cstddef>
+#include <map>
 #include <mutex>
 #include <optional>
 #include <string>
@@ -15,7 +17,22 @@ namespace exai::core {
 // One multi-turn conversation: its messages so far (without system prompt).
 struct Conversation {
   std::vector<ChatMessage> messages;
-  int turns = 0; // completed user/assistant exchanges
+  int turns = 0;        // completed user/assistant exchanges
+  std::string tool;     // the tool that started it
+  std::string provider; // of the last turn: a continuation without a model keeps it
+  std::string model;
+  // Files embedded in earlier turns, by canonical path: sent again only when
+  // they changed.
+  std::map<std::string, FileStamp, std::less<>> files;
+  nlohmann::json state; // tool-specific state (workflow steps), null if none
+};
+
+// What one turn adds besides its two messages.
+struct TurnInfo {
+  std::string tool;
+  std::string provider;
+  std::string model;
+  std::vector<EmbeddedFile> files;
 };
 
 // Conversation threads by continuation_id. Bounded by a TTL (renewed on each
@@ -38,8 +55,18 @@ public:
 
   // Records one exchange. Creates the conversation under a new random id
   // when `id` is empty. Returns the id and the turns now used.
-  std::pair<std::string, int>
-  record_turn(const std::string& id, const ChatMessage& user, const ChatMessage& assistant);
+  std::pair<std::string, int> record_turn(const std::string& id,
+                                          const ChatMessage& user,
+                                          const ChatMessage& assistant,
+                                          const TurnInfo& info = {});
+
+  // A copy of thread `id` under a new id (so two callers that share one
+  // answer do not share one thread), or nullopt when `id` is unknown.
+  std::optional<std::string> fork(const std::string& id);
+
+  // Replaces the tool state of thread `id`, creating the thread under a new
+  // id when `id` is empty. Returns the id.
+  std::string put_state(const std::string& id, const std::string& tool, nlohmann::json state);
 
   int max_turns() const noexcept { return max_turns_; }
   std::size_t size() const { return threads_.size(); }

@@ -1,6 +1,7 @@
 #include "core/calls/engine.hpp"
 
 #include "core/log.hpp"
+#include "core/tools/argument_check.hpp"
 #include "core/util/text.hpp"
 
 #include <malloc.h>
@@ -139,6 +140,12 @@ struct Engine::Call {
       return false;
     }
     sink->on_progress(request_id, tool_name, note);
+    // The same connection asking again gets the note, not a second result.
+    for (const auto& weak : sinks) {
+      if (weak.lock() == sink) {
+        return true;
+      }
+    }
     sinks.emplace_back(sink);
     return true;
   }
@@ -178,6 +185,8 @@ Engine::Engine(const EngineDeps& deps)
     , tools_(deps.tools)
     , chat_(deps.chat)
     , started_(Clock::now())
+    , file_roots_(deps.config.file_roots)
+    , tool_list_(deps.tools.describe(deps.providers))
     , capacity_([&] {
       CapacityLimits limits;
       limits.global = deps.config.global_max_inflight;
@@ -221,6 +230,9 @@ Engine::Engine(const EngineDeps& deps)
              })
     , pool_(deps.config.call_threads)
 {
+  for (const auto& tool : tool_list_) {
+    schemas_.emplace(tool["name"].get<std::string>(), tool["inputSchema"]);
+  }
   for (const auto id : {kKimiProviderId, kGlmProviderId}) {
     upstream_latency_.emplace(std::string(id), std::make_unique<Histogram>());
   }
@@ -237,7 +249,7 @@ Engine::~Engine()
 nlohmann::json
 Engine::list_tools() const
 {
-  return tools_.describe();
+  return tool_list_;
 }
 
 void
@@ -321,10 +333,17 @@ Engine::submit(CallRequest request, const std::shared_ptr<CallSink>& sink)
   }
   CallPlan plan;
   try {
-    plan = tool->plan(request.arguments, providers_);
+    check_arguments(tool->name(), schemas_.find(tool->name())->second, request.arguments);
+    plan = tool->plan(PlanInput{request.arguments, providers_, conversations_});
   } catch (const Error& e) {
-    reject(sink, request.request_id, e.code(), e.what(), {{"name", tool->name()}});
+    nlohmann::json details = e.details();
+    details["name"] = tool->name();
+    reject(sink, request.request_id, e.code(), e.what(), details);
     return;
+  }
+  if (plan.automatic) {
+    log::get("core")->debug(
+        "model tool={} model={} reason=\"{}\"", tool->name(), plan.model, plan.model_reason);
   }
 
   auto call = std::make_shared<Call>();
@@ -360,7 +379,7 @@ Engine::submit(CallRequest request, const std::shared_ptr<CallSink>& sink)
     if (auto cached = reuse_.get(shared_key)) {
       ++counters_.cache_hits;
       call->ack(config_.call_timeout);
-      complete(*call, **cached);
+      complete(*call, own_thread(**cached));
       return;
     }
   }
@@ -543,6 +562,15 @@ Engine::admitted(const std::shared_ptr<Execution>& execution,
     }
   }
   if (auto* rejection = std::get_if<CapacityRejection>(&outcome)) {
+    // An auto call whose provider stayed full until the acquire deadline
+    // tries the other provider once, without waiting again.
+    if (rejection->scope == Scope::provider && rejection->status == AcquireStatus::timed_out &&
+        take_fallback(*execution,
+                      rejection->provider + " capacity still full at the acquire deadline")) {
+      execution->acquire_deadline = Clock::now();
+      start(execution);
+      return;
+    }
     finish(execution, capacity_failure(*rejection, *execution));
     retire(execution);
     return;
@@ -631,21 +659,36 @@ Engine::run(const std::shared_ptr<Execution>& execution, CallPermits permits, bo
 
   ToolResult result = ToolFailure{Errc::internal_error, "tool did not run", {}};
   try {
-    ToolContext context{execution->arguments,
-                        execution->plan,
-                        execution->stop.get_token(),
-                        deadline,
-                        *measured_chat_,
-                        providers_,
-                        conversations_,
-                        [this] { return status_json(); },
-                        [weak = std::weak_ptr(execution)](std::string_view note) {
-                          if (auto exec = weak.lock()) {
-                            for (const auto& call : exec->snapshot()) {
-                              call->progress(note);
-                            }
-                          }
-                        }};
+    ToolContext context{
+        execution->arguments,
+        execution->plan,
+        execution->stop.get_token(),
+        deadline,
+        *measured_chat_,
+        providers_,
+        conversations_,
+        [this] { return status_json(); },
+        [weak = std::weak_ptr(execution)](std::string_view note) {
+          if (auto exec = weak.lock()) {
+            for (const auto& call : exec->snapshot()) {
+              call->progress(note);
+            }
+          }
+        },
+        config_,
+        file_roots_,
+        [this, &execution, &permits, deadline](std::string_view reason) {
+          if (!take_fallback(*execution, std::string(reason))) {
+            return false;
+          }
+          if (auto refused = capacity_.switch_provider(
+                  permits, execution->plan.provider, deadline, execution->stop.get_token())) {
+            log::get("core")->warn("fallback refused: no {} capacity in time",
+                                   execution->plan.provider);
+            return false;
+          }
+          return true;
+        }};
     result = execution->tool->run(context);
   } catch (const Error& e) {
     result = ToolFailure{e.code(), e.what(), nlohmann::json::object()};
@@ -700,9 +743,52 @@ Engine::finish(const std::shared_ptr<Execution>& execution, const ToolResult& re
   if (!execution->key.empty() && std::holds_alternative<ToolSuccess>(result)) {
     reuse_.put(execution->key, std::make_shared<const ToolResult>(result));
   }
+  bool first = true;
   for (const auto& call : detach(*execution)) {
-    complete(*call, result);
+    complete(*call, first ? result : own_thread(result));
+    first = false;
   }
+}
+
+bool
+Engine::take_fallback(Execution& execution, const std::string& reason)
+{
+  CallPlan& plan = execution.plan;
+  if (!plan.automatic || !plan.fallback || !plan.fallback_from.empty()) {
+    return false;
+  }
+  plan.fallback_from = plan.model;
+  plan.fallback_reason = reason;
+  plan.provider = plan.fallback->provider;
+  plan.model = plan.fallback->model;
+  plan.fallback.reset();
+  log::get("core")->info(
+      "fallback from={} to={} reason=\"{}\"", plan.fallback_from, plan.model, reason);
+  return true;
+}
+
+ToolResult
+Engine::own_thread(const ToolResult& result)
+{
+  const auto* success = std::get_if<ToolSuccess>(&result);
+  if (success == nullptr || success->outputs.empty() ||
+      success->outputs.front().find("\"continuation_id\"") == std::string::npos) {
+    return result;
+  }
+  nlohmann::json envelope = nlohmann::json::parse(success->outputs.front(), nullptr, false);
+  if (envelope.is_discarded() || !envelope.contains("continuation_offer") ||
+      !envelope["continuation_offer"].is_object()) {
+    return result;
+  }
+  auto& offer = envelope["continuation_offer"];
+  const auto forked = conversations_.fork(offer.value("continuation_id", ""));
+  if (!forked) {
+    return result;
+  }
+  offer["continuation_id"] = *forked;
+  ToolSuccess copy = *success;
+  copy.outputs.front() = envelope.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+  return copy;
 }
 
 void

@@ -5,6 +5,7 @@
 #include "core/calls/inflight_registry.hpp"
 #include "core/capacity/capacity_controller.hpp"
 #include "core/config/config.hpp"
+#include "core/files/file_roots.hpp"
 #include "core/providers/chat.hpp"
 #include "core/providers/providers.hpp"
 #include "core/tools/tool_registry.hpp"
@@ -142,6 +143,12 @@ private:
               const std::string& message,
               const nlohmann::json& details = nlohmann::json::object());
   ToolFailure capacity_failure(const CapacityRejection& rejection, const Execution& execution);
+  // Moves an auto call to its fallback plan (metadata says why). False when
+  // it has none or already used it.
+  static bool take_fallback(Execution& execution, const std::string& reason);
+  // `result` with its continuation thread copied under a new id, so a caller
+  // that shares another's answer never shares its conversation.
+  ToolResult own_thread(const ToolResult& result);
   std::string share_key(const CallRequest& request, const Tool& tool, const CallPlan& plan) const;
   void note_undelivered(const std::string& session_id, const std::string& request_id);
 
@@ -153,6 +160,9 @@ private:
   Histogram call_latency_;
   std::map<std::string, std::unique_ptr<Histogram>, std::less<>> upstream_latency_;
   std::unique_ptr<MeasuredChat> measured_chat_; // chat_ plus upstream latency
+  FileRoots file_roots_;
+  nlohmann::json tool_list_;                                   // list_tools, generated once
+  std::map<std::string, nlohmann::json, std::less<>> schemas_; // tool -> inputSchema
 
   CapacityController capacity_;
   ConversationStore conversations_;

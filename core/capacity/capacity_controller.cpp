@@ -30,6 +30,7 @@ CallPermits::operator=(CallPermits&& other) noexcept
   if (this != &other) {
     reset();
     held_ = std::move(other.held_);
+    provider_ = std::move(other.provider_);
   }
   return *this;
 }
@@ -41,6 +42,7 @@ CallPermits::reset() noexcept
   while (!held_.empty()) {
     held_.pop_back();
   }
+  provider_.clear();
 }
 
 CapacityController::CapacityController(const CapacityLimits& limits)
@@ -118,6 +120,9 @@ private:
 
   void keep(Permit permit)
   {
+    if (step_ == 3) {
+      permits_.provider_ = request_.scopes.provider;
+    }
     permits_.held_.push_back({std::move(lease_), std::move(permit)});
     lease_.reset();
     ++step_;
@@ -254,6 +259,30 @@ CapacityController::acquire_async(Request request, Done done)
   }
   const auto pending = std::make_shared<Pending>(*this, std::move(request), std::move(done));
   pending->start();
+}
+
+std::optional<CapacityRejection>
+CapacityController::switch_provider(CallPermits& permits,
+                                    const std::string& provider,
+                                    Clock::time_point deadline,
+                                    const std::stop_token& stop)
+{
+  const auto limiter = providers_.find(provider);
+  if (limiter == providers_.end()) {
+    throw Error(Errc::internal_error, "no capacity limiter for provider " + provider);
+  }
+  if (!permits.provider_.empty() && !permits.held_.empty()) {
+    permits.held_.pop_back(); // the provider permit is always the last one taken
+    permits.provider_.clear();
+  }
+  AcquireStatus status = AcquireStatus::timed_out;
+  auto permit = limiter->second->acquire_until(deadline, stop, &status);
+  if (!permit) {
+    return CapacityRejection{Scope::provider, provider, status};
+  }
+  permits.held_.push_back({std::nullopt, std::move(*permit)});
+  permits.provider_ = provider;
+  return std::nullopt;
 }
 
 AcquireOutcome

@@ -59,6 +59,8 @@ public:
   // Releases everything, provider first and conversation last. Idempotent.
   void reset() noexcept;
   std::size_t held() const noexcept { return held_.size(); }
+  // The provider whose permit is held (the last one taken), or "".
+  const std::string& provider() const noexcept { return provider_; }
 
 private:
   friend class CapacityController;
@@ -67,6 +69,7 @@ private:
     Permit permit;                             // destroyed before the lease
   };
   std::vector<Held> held_;
+  std::string provider_;
 };
 
 struct CapacitySnapshot {
@@ -121,6 +124,15 @@ public:
   // taken released. Throws Error(internal_error) for a provider that has no
   // limiter (before anything is taken).
   void acquire_async(Request request, Done done);
+
+  // Gives back `permits`' provider permit and takes one of `provider`
+  // instead, waiting until `deadline` at most (blocking: for call threads).
+  // The other scopes stay held. On refusal nothing of the old provider is
+  // held any more and the rejection names the new one.
+  std::optional<CapacityRejection> switch_provider(CallPermits& permits,
+                                                   const std::string& provider,
+                                                   Clock::time_point deadline,
+                                                   const std::stop_token& stop);
 
   // Blocking form of acquire_async() for callers that own a thread.
   AcquireOutcome acquire(const CallScopes& scopes,

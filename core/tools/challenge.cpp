@@ -1,45 +1,48 @@
 // challenge: wrap a statement in critical-review instructions. No model call.
 
 #include "core/tools/builtin.hpp"
+#include "core/tools/prompts.hpp"
 
 namespace exai::core::tools {
 
 namespace {
 
+ToolSpec
+challenge_spec()
+{
+  ToolSpec spec;
+  spec.name = "challenge";
+  spec.title = "Challenge a statement";
+  spec.description =
+      "Prevent reflexive agreement: returns the statement wrapped in instructions to "
+      "re-evaluate it critically (use when the user pushes back or a claim deserves a second "
+      "look). No model call.";
+  spec.properties = {{"prompt",
+                      {{"type", "string"},
+                       {"minLength", 1},
+                       {"description", "The statement, claim or proposal to scrutinise"}}}};
+  spec.required = {"prompt"};
+  return spec;
+}
+
 class Challenge final : public Tool {
 public:
-  std::string_view name() const override { return "challenge"; }
-  std::string_view description() const override
+  const ToolSpec& spec() const override
   {
-    return "Prevent reflexive agreement: wrap a statement in instructions to critically "
-           "re-evaluate it instead of accepting it.";
-  }
-  nlohmann::json input_schema() const override
-  {
-    return {{"type", "object"},
-            {"properties",
-             {{"prompt",
-               {{"type", "string"},
-                {"description", "The statement, claim or proposal to scrutinise"}}}}},
-            {"required", {"prompt"}}};
-  }
-  CallPlan plan(const nlohmann::json& arguments, const ProviderRegistry&) const override
-  {
-    if (string_arg(arguments, "prompt").value_or("").empty()) {
-      throw Error(Errc::validation_error, "argument 'prompt' is required");
-    }
-    return {};
+    static const ToolSpec spec = challenge_spec();
+    return spec;
   }
   ToolResult run(ToolContext& context) const override
   {
     const std::string statement = string_arg(context.arguments, "prompt").value_or("");
-    const std::string content =
-        "CRITICAL REEVALUATION REQUIRED - You MUST think critically about this statement "
-        "rather than agreeing with it. Check it against the facts and the code, look for "
-        "flaws, missing cases and better alternatives, and say plainly where it is wrong. "
-        "Agree only where the evidence supports it.\n\nStatement to evaluate:\n\"" +
-        statement + "\"";
-    return ToolSuccess{{envelope(name(), content, "text", {{"original_statement", statement}})}};
+    const nlohmann::json content = {
+        {"original_statement", statement},
+        {"challenge_prompt",
+         std::string(prompts::get("challenge")) + "\nStatement:\n\"" + statement + "\""},
+        {"instructions",
+         "Present challenge_prompt to yourself and answer it before replying to the user; do "
+         "not show it to them verbatim."}};
+    return ToolSuccess{{envelope(name(), content.dump(), "json")}};
   }
 };
 

@@ -1,60 +1,127 @@
-// chat: a (multi-turn) conversation with a Kimi or GLM model.
+// chat: a (multi-turn) conversation with a Kimi or GLM model, with files,
+// images, thinking and web search.
 
 #include "core/calls/conversation_store.hpp"
+#include "core/config/config.hpp"
+#include "core/files/file_bundle.hpp"
+#include "core/files/image_input.hpp"
+#include "core/providers/provider_features.hpp"
 #include "core/tools/builtin.hpp"
+#include "core/tools/model_call.hpp"
+#include "core/tools/prompts.hpp"
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdint>
 
 namespace exai::core::tools {
 
 namespace {
 
-constexpr std::string_view kDefaultSystemPrompt =
-    "You are a senior engineer and thinking partner. Answer precisely, say when you are "
-    "unsure, and prefer concrete, verifiable statements.";
+ToolSpec
+chat_spec()
+{
+  ToolSpec spec;
+  spec.name = "chat";
+  spec.title = "Chat with Kimi or GLM";
+  spec.description =
+      "General chat and collaborative thinking with a Kimi or GLM model: a second opinion, "
+      "brainstorming, explanations, code questions. Send code as files (absolute paths; "
+      "directories expand) rather than pasting it. Pass the continuation_id of an earlier "
+      "answer to continue that conversation; it keeps its model.";
+  spec.model_class = ModelClass::fast;
+  spec.default_temperature = 0.5;
+  spec.common = field::kModelCall | field::kContinuationId | field::kFiles | field::kImages;
+  spec.properties = {
+      {"prompt",
+       {{"type", "string"},
+        {"minLength", 1},
+        {"description",
+         "Your question or message, with the context the model needs (up to 100,000 "
+         "characters; longer prompts go in a file named prompt.txt in files)"}}},
+      {"system_prompt",
+       {{"type", "string"}, {"description", "Replaces exai's chat system prompt for this call"}}},
+      {"max_tokens",
+       {{"type", "integer"}, {"minimum", 1}, {"description", "Limit of the answer, in tokens"}}}};
+  spec.required = {"prompt"};
+  return spec;
+}
+
+constexpr std::size_t kMinFileBudget = 1000;
+
+// A files entry named prompt.txt carries the prompt (the original daemon's
+// answer to RESEND_PROMPT); it is read here, not embedded as a file.
+std::string
+take_prompt_files(const ToolContext& context, std::vector<std::string>& files)
+{
+  std::string text;
+  for (auto it = files.begin(); it != files.end();) {
+    const auto slash = it->rfind('/');
+    if (it->substr(slash == std::string::npos ? 0 : slash + 1) != "prompt.txt") {
+      ++it;
+      continue;
+    }
+    auto opened = context.file_roots.open(*it);
+    if (auto* refusal = std::get_if<PathRefusal>(&opened)) {
+      throw Error(Errc::validation_error,
+                  "files: prompt file '" + *it + "' " + refusal->rule,
+                  {{"field", "files"}, {"value", *it}, {"rule", refusal->rule}});
+    }
+    const auto& path = std::get<OpenedPath>(opened);
+    if (path.directory() ||
+        static_cast<std::uint64_t>(path.info.st_size) > context.config.file_max_bytes) {
+      throw Error(Errc::validation_error,
+                  "files: prompt file '" + *it + "' must be a file of at most EXAI_FILE_MAX_BYTES",
+                  {{"field", "files"}, {"value", *it}, {"rule", "EXAI_FILE_MAX_BYTES"}});
+    }
+    std::string content(static_cast<std::size_t>(path.info.st_size), '\0');
+    const ssize_t n = ::pread(path.fd.get(), content.data(), content.size(), 0);
+    content.resize(n > 0 ? static_cast<std::size_t>(n) : 0);
+    text += (text.empty() ? "" : "\n\n") + content;
+    it = files.erase(it);
+  }
+  return text;
+}
+
+std::string
+skipped_note(const std::vector<SkippedFile>& skipped)
+{
+  if (skipped.empty()) {
+    return {};
+  }
+  std::string note = "\n\n--- FILES NOT INCLUDED ---\n";
+  for (const auto& file : skipped) {
+    note += "- " + file.path + ": " + file.reason + "\n";
+  }
+  return note + "--- END FILES NOT INCLUDED ---\n";
+}
 
 class Chat final : public Tool {
 public:
-  std::string_view name() const override { return "chat"; }
-  std::string_view description() const override
+  const ToolSpec& spec() const override
   {
-    return "General chat and collaborative thinking with a Kimi or GLM model. Pass the "
-           "continuation_id of an earlier answer to continue that conversation.";
-  }
-  nlohmann::json input_schema() const override
-  {
-    return {
-        {"type", "object"},
-        {"properties",
-         {{"prompt", {{"type", "string"}, {"description", "Your question or message"}}},
-          {"model",
-           {{"type", "string"},
-            {"description", "Model name or alias (default: DEFAULT_MODEL); see listmodels"}}},
-          {"temperature",
-           {{"type", "number"}, {"minimum", 0}, {"maximum", 2}, {"description", "0 to 2"}}},
-          {"system_prompt", {{"type", "string"}, {"description", "Replaces the system prompt"}}},
-          {"continuation_id",
-           {{"type", "string"}, {"description", "Continue the conversation with this id"}}},
-          {"max_tokens", {{"type", "integer"}, {"minimum", 1}, {"description", "Output limit"}}}}},
-        {"required", {"prompt"}}};
-  }
-
-  CallPlan plan(const nlohmann::json& arguments, const ProviderRegistry& providers) const override
-  {
-    if (string_arg(arguments, "prompt").value_or("").empty()) {
-      throw Error(Errc::validation_error, "argument 'prompt' is required");
-    }
-    (void)string_arg(arguments, "system_prompt");
-    (void)number_arg(arguments, "temperature", 0.0, 2.0);
-    const ResolvedModel resolved =
-        providers.resolve_model(string_arg(arguments, "model").value_or(""));
-    (void)int_arg(arguments, "max_tokens", 1, resolved.model->max_output_tokens);
-    return {resolved.provider->id,
-            resolved.model->name,
-            string_arg(arguments, "continuation_id").value_or("")};
+    static const ToolSpec spec = chat_spec();
+    return spec;
   }
 
   ToolResult run(ToolContext& context) const override
   {
     const auto& args = context.arguments;
+    std::vector<std::string> files = strings_arg(args, "files");
+    std::string prompt = take_prompt_files(context, files);
+    if (const auto given = string_arg(args, "prompt"); given && !given->empty()) {
+      prompt += (prompt.empty() ? "" : "\n\n") + *given;
+    }
+    if (prompt.size() > kMaxPromptChars) {
+      return ToolFailure{
+          Errc::resend_prompt,
+          "the prompt is " + std::to_string(prompt.size()) + " characters, over the " +
+              std::to_string(kMaxPromptChars) +
+              " limit: save it to a file named prompt.txt and pass its absolute path in files",
+          {{"prompt_size", prompt.size()}, {"limit", kMaxPromptChars}}};
+    }
+
     const std::string& conversation_id = context.plan.conversation_id;
     Conversation history;
     if (!conversation_id.empty()) {
@@ -64,54 +131,165 @@ public:
                            "conversation '" + conversation_id +
                                "' was not found or has expired; start a new one without "
                                "continuation_id",
-                           {{"continuation_id", conversation_id}}};
+                           {{"field", "continuation_id"}, {"value", conversation_id}}};
       }
       if (found->turns >= context.conversations.max_turns()) {
         return ToolFailure{Errc::validation_error,
                            "conversation '" + conversation_id + "' reached its limit of " +
                                std::to_string(context.conversations.max_turns()) + " turns",
-                           {{"continuation_id", conversation_id}}};
+                           {{"field", "continuation_id"}, {"value", conversation_id}}};
       }
       history = std::move(*found);
     }
 
-    ChatRequest request;
-    request.model = context.plan.model;
-    request.deadline = context.deadline;
-    request.temperature = number_arg(args, "temperature", 0.0, 2.0);
-    request.max_tokens = int_arg(args, "max_tokens", 1, 1 << 30);
-    request.messages.push_back(
-        {"system", string_arg(args, "system_prompt").value_or(std::string(kDefaultSystemPrompt))});
-    request.messages.insert(
-        request.messages.end(), history.messages.begin(), history.messages.end());
-    const ChatMessage user{"user", string_arg(args, "prompt").value_or("")};
-    request.messages.push_back(user);
+    std::vector<ChatImage> images;
+    const auto image_specs = strings_arg(args, "images");
+    for (std::size_t i = 0; i < image_specs.size(); ++i) {
+      images.push_back(load_image(context.file_roots,
+                                  image_specs[i],
+                                  "images[" + std::to_string(i) + "]",
+                                  context.config.image_max_bytes));
+    }
 
-    ChatOutcome outcome = context.chat.complete(context.plan.provider, request, context.stop);
+    const std::string system_prompt =
+        string_arg(args, "system_prompt").value_or(std::string(prompts::get("chat")));
+    FileBundle bundle;
+    if (!files.empty()) {
+      FileRequest request;
+      request.paths = files;
+      request.token_budget = file_budget(context, system_prompt, history, prompt);
+      request.max_file_bytes = context.config.file_max_bytes;
+      request.already_sent = &history.files;
+      request.stop = context.stop;
+      bundle = collect_files(context.file_roots, request);
+    }
+    ChatMessage user("user",
+                     prompt + (bundle.text.empty() ? "" : "\n\n" + bundle.text) +
+                         skipped_note(bundle.skipped));
+    user.images = images;
+
+    const auto thinking = parse_thinking_mode(string_arg(args, "thinking_mode").value_or(""));
+    const bool web_search = bool_arg(args, "use_websearch").value_or(false);
+    const double temperature =
+        number_arg(args, "temperature", 0.0, 1.0).value_or(spec().default_temperature);
+    const auto max_tokens = int_arg(args, "max_tokens", 1, 1 << 30);
+    ModelCallInfo info;
+    const RequestBuilder build = [&](const CallPlan& plan, ModelCallInfo& call_info) {
+      ChatRequest request;
+      request.model = plan.model;
+      request.deadline = context.deadline;
+      request.temperature = temperature;
+      const ModelInfo* model = context.providers.catalog().find(plan.model);
+      if (max_tokens && model != nullptr) {
+        request.max_tokens = std::min(*max_tokens, model->max_output_tokens);
+      }
+      request.messages.emplace_back("system", system_prompt);
+      request.messages.insert(
+          request.messages.end(), history.messages.begin(), history.messages.end());
+      request.messages.push_back(user);
+      if (thinking && model != nullptr) {
+        if (auto note = apply_thinking(request, plan.provider, *model, *thinking); !note.empty()) {
+          call_info.notes.push_back(std::move(note));
+        }
+      }
+      if (web_search) {
+        apply_web_search(request, plan.provider);
+      }
+      return request;
+    };
+    ChatOutcome outcome = call_model(context, build, info);
     if (auto* failure = std::get_if<ChatFailure>(&outcome)) {
       return ToolFailure{failure->code, failure->message, failure->details};
     }
     const auto& reply = std::get<ChatReply>(outcome);
-    const auto [id, turns] =
-        context.conversations.record_turn(conversation_id, user, {"assistant", reply.content});
+
+    // History keeps the text of the turn; image bytes are not kept.
+    ChatMessage remembered("user", user.content);
+    if (!images.empty()) {
+      remembered.content +=
+          "\n\n[" + std::to_string(images.size()) + " image(s) were attached to this message]";
+    }
+    const auto [id, turns] = context.conversations.record_turn(
+        conversation_id,
+        remembered,
+        ChatMessage("assistant", reply.content),
+        TurnInfo{std::string(name()), context.plan.provider, context.plan.model, bundle.embedded});
     const int remaining = context.conversations.max_turns() - turns;
     nlohmann::json offer = nullptr;
+    nlohmann::json metadata = selection_metadata(context.plan, reply);
     if (remaining > 0) {
       offer = {{"continuation_id", id},
                {"remaining_turns", remaining},
                {"note",
                 "Pass continuation_id to continue this conversation (" + std::to_string(remaining) +
                     " turns left)."}};
+      metadata["conversation_ready"] = true;
     }
-    const nlohmann::json metadata = {
-        {"model_used", reply.model.empty() ? request.model : reply.model},
-        {"provider_used", context.plan.provider},
-        {"finish_reason", reply.finish_reason},
-        {"usage", reply.usage.is_null() ? nlohmann::json::object() : reply.usage},
-        {"attempts", reply.attempts},
-        {"upstream_latency_ms", reply.upstream_latency.count()},
-        {"conversation_turns", turns}};
+    metadata["finish_reason"] = reply.finish_reason;
+    metadata["usage"] = reply.usage.is_null() ? nlohmann::json::object() : reply.usage;
+    metadata["attempts"] = reply.attempts;
+    metadata["upstream_latency_ms"] = reply.upstream_latency.count();
+    metadata["conversation_turns"] = turns;
+    if (!files.empty()) {
+      metadata["files"] = files_metadata(bundle);
+    }
+    if (!images.empty()) {
+      metadata["images"] = images.size();
+    }
+    if (web_search) {
+      metadata["web_search"] = {
+          {"rounds", info.search_rounds},
+          {"results", reply.web_search.is_null() ? nlohmann::json::array() : reply.web_search}};
+    }
+    if (!info.notes.empty()) {
+      metadata["notes"] = info.notes;
+    }
     return ToolSuccess{{envelope(name(), reply.content, "text", metadata, offer)}};
+  }
+
+private:
+  // Tokens left for files: the smaller context of the model and its
+  // fallback, minus room for the answer and everything else sent.
+  static std::size_t file_budget(const ToolContext& context,
+                                 const std::string& system_prompt,
+                                 const Conversation& history,
+                                 const std::string& prompt)
+  {
+    const auto& catalog = context.providers.catalog();
+    const ModelInfo* model = catalog.find(context.plan.model);
+    std::size_t window = model != nullptr ? static_cast<std::size_t>(model->context_window) : 0;
+    std::size_t reserve = model != nullptr
+                              ? static_cast<std::size_t>(
+                                    std::min(model->max_output_tokens, model->context_window / 4))
+                              : 0;
+    if (context.plan.fallback) {
+      if (const ModelInfo* other = catalog.find(context.plan.fallback->model);
+          other != nullptr && static_cast<std::size_t>(other->context_window) < window) {
+        window = static_cast<std::size_t>(other->context_window);
+        reserve =
+            static_cast<std::size_t>(std::min(other->max_output_tokens, other->context_window / 4));
+      }
+    }
+    std::size_t used = estimate_tokens(system_prompt) + estimate_tokens(prompt) + reserve;
+    for (const auto& message : history.messages) {
+      used += estimate_tokens(message.content);
+    }
+    return window > used + kMinFileBudget ? window - used : kMinFileBudget;
+  }
+
+  static nlohmann::json files_metadata(const FileBundle& bundle)
+  {
+    nlohmann::json embedded = nlohmann::json::array();
+    for (const auto& file : bundle.embedded) {
+      embedded.push_back({{"path", file.path}, {"lines", file.lines}, {"tokens", file.tokens}});
+    }
+    nlohmann::json skipped = nlohmann::json::array();
+    for (const auto& file : bundle.skipped) {
+      skipped.push_back({{"path", file.path}, {"reason", file.reason}});
+    }
+    return {{"embedded", std::move(embedded)},
+            {"skipped", std::move(skipped)},
+            {"tokens", bundle.tokens}};
   }
 };
 

@@ -24,15 +24,18 @@ capability_text(const ModelCapabilities& caps)
 
 class ListModels final : public Tool {
 public:
-  std::string_view name() const override { return "listmodels"; }
-  std::string_view description() const override
+  const ToolSpec& spec() const override
   {
-    return "List the models available from each configured provider, with context window, "
-           "output limit, capabilities and aliases.";
-  }
-  nlohmann::json input_schema() const override
-  {
-    return {{"type", "object"}, {"properties", nlohmann::json::object()}};
+    static const ToolSpec spec = [] {
+      ToolSpec s;
+      s.name = "listmodels";
+      s.title = "List models";
+      s.description =
+          "List the models available from each configured provider, with context window, output "
+          "limit, capabilities and aliases, and what model auto picks for each kind of tool.";
+      return s;
+    }();
+    return spec;
   }
   ToolResult run(ToolContext& context) const override
   {
@@ -62,8 +65,22 @@ public:
       }
       listed[provider.id] = names;
     }
+    const auto& routing = context.providers.routing();
     text += "\nDefault model: `" + context.providers.default_model() + "`\n";
-    return ToolSuccess{{envelope(name(), text, "markdown", {{"models", listed}})}};
+    text += "\n`auto` picks per tool: fast tools `" + routing.glm_speed + "` (else `" +
+            routing.kimi_speed + "`), deep analysis `" + routing.kimi_quality + "` (else `" +
+            routing.glm_quality + "`), Kimi tools `" + routing.kimi_default +
+            "`; only models of configured providers, and once to the other provider when the "
+            "first is unavailable.\n";
+    const nlohmann::json auto_routes = {{"fast", {routing.glm_speed, routing.kimi_speed}},
+                                        {"deep", {routing.kimi_quality, routing.glm_quality}},
+                                        {"kimi", {routing.kimi_default}}};
+    return ToolSuccess{{envelope(name(),
+                                 text,
+                                 "markdown",
+                                 {{"models", listed},
+                                  {"default_model", context.providers.default_model()},
+                                  {"auto", auto_routes}})}};
   }
 };
 

@@ -8,14 +8,17 @@ namespace {
 
 class Status final : public Tool {
 public:
-  std::string_view name() const override { return "status"; }
-  std::string_view description() const override
+  const ToolSpec& spec() const override
   {
-    return "Show the daemon's providers, model counts, capacity in use, counters and uptime.";
-  }
-  nlohmann::json input_schema() const override
-  {
-    return {{"type", "object"}, {"properties", nlohmann::json::object()}};
+    static const ToolSpec spec = [] {
+      ToolSpec s;
+      s.name = "status";
+      s.title = "Daemon status";
+      s.description =
+          "Show the daemon's providers, model counts, capacity in use, counters and uptime.";
+      return s;
+    }();
+    return spec;
   }
   // The answer changes from one moment to the next.
   bool reusable() const override { return false; }

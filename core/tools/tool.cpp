@@ -1,13 +1,48 @@
 #include "core/tools/tool.hpp"
 
+#include "core/calls/conversation_store.hpp"
+
 #include <cmath>
 
 namespace exai::core {
 
 CallPlan
-Tool::plan(const nlohmann::json& /*arguments*/, const ProviderRegistry& /*providers*/) const
+Tool::plan(const PlanInput& input) const
 {
-  return {};
+  if (spec().model_class == ModelClass::none) {
+    return {};
+  }
+  return plan_model(input, spec().model_class);
+}
+
+CallPlan
+plan_model(const PlanInput& input, ModelClass model_class)
+{
+  const auto& args = input.arguments;
+  CallPlan plan;
+  plan.conversation_id = string_arg(args, "continuation_id").value_or("");
+  std::string requested = string_arg(args, "model").value_or("");
+  std::string kept;
+  if (requested.empty() && !plan.conversation_id.empty()) {
+    // A continued thread keeps the model of its last turn.
+    if (const auto thread = input.conversations.find(plan.conversation_id);
+        thread && !thread->model.empty()) {
+      requested = thread->model;
+      kept = thread->model;
+    }
+  }
+  RouteNeeds needs;
+  needs.model_class = model_class;
+  needs.vision = !strings_arg(args, "images").empty();
+  const auto thinking = string_arg(args, "thinking_mode").value_or("");
+  needs.thinking = thinking == "high" || thinking == "max";
+  const ModelChoice choice = choose_model(input.providers, requested, needs);
+  plan.provider = choice.primary.provider;
+  plan.model = choice.primary.model;
+  plan.automatic = choice.automatic;
+  plan.fallback = choice.fallback;
+  plan.model_reason = kept.empty() ? choice.reason : "continuation keeps its model " + kept;
+  return plan;
 }
 
 std::string
@@ -95,6 +130,39 @@ int_arg(const nlohmann::json& arguments, std::string_view name, int min, int max
     bad_arg(name, "an integer from " + std::to_string(min) + " to " + std::to_string(max));
   }
   return static_cast<int>(number);
+}
+
+std::optional<bool>
+bool_arg(const nlohmann::json& arguments, std::string_view name)
+{
+  const auto* value = find_arg(arguments, name);
+  if (value == nullptr) {
+    return std::nullopt;
+  }
+  if (!value->is_boolean()) {
+    bad_arg(name, "true or false");
+  }
+  return value->get<bool>();
+}
+
+std::vector<std::string>
+strings_arg(const nlohmann::json& arguments, std::string_view name)
+{
+  std::vector<std::string> out;
+  const auto* value = find_arg(arguments, name);
+  if (value == nullptr) {
+    return out;
+  }
+  if (!value->is_array()) {
+    bad_arg(name, "an array of strings");
+  }
+  for (const auto& item : *value) {
+    if (!item.is_string()) {
+      bad_arg(name, "an array of strings");
+    }
+    out.push_back(item.get<std::string>());
+  }
+  return out;
 }
 
 } // namespace exai::core

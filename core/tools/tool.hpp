@@ -3,7 +3,9 @@
 #include "core/calls/call_result.hpp"
 #include "core/error.hpp"
 #include "core/providers/chat.hpp"
+#include "core/providers/model_routing.hpp"
 #include "core/providers/providers.hpp"
+#include "core/tools/tool_spec.hpp"
 
 #include <nlohmann/json.hpp>
 
@@ -19,6 +21,8 @@
 namespace exai::core {
 
 class ConversationStore;
+class FileRoots;
+struct DaemonConfig;
 
 // What a call needs before it runs: which provider's capacity it takes
 // (empty = none), which model, and which conversation it belongs to.
@@ -26,12 +30,26 @@ struct CallPlan {
   std::string provider;
   std::string model;
   std::string conversation_id;
+  // Model selection, for metadata and the debug log.
+  bool automatic = false;           // chosen by auto: may fall back
+  std::optional<ModelRef> fallback; // the other provider's equivalent (auto only)
+  std::string model_reason;         // why this model
+  std::string fallback_from;        // set once the call moved: the model it left
+  std::string fallback_reason;      // and why
+};
+
+// What a tool's plan() may read. Runs on the thread that received the call
+// (often an event loop): no I/O, no waiting.
+struct PlanInput {
+  const nlohmann::json& arguments; // already checked against the tool's schema
+  const ProviderRegistry& providers;
+  ConversationStore& conversations;
 };
 
 // Everything a running tool may use. Borrowed references, valid for the call.
 struct ToolContext {
   const nlohmann::json& arguments;
-  const CallPlan& plan;
+  const CallPlan& plan; // the engine updates it when the call falls back
   std::stop_token stop; // requested at the call's deadline, on cancel and on shutdown
   // The call's deadline (the engine owns it); upstream attempts derive theirs from it.
   std::chrono::steady_clock::time_point deadline;
@@ -42,6 +60,13 @@ struct ToolContext {
   std::function<nlohmann::json()> daemon_status;
   // Sends a progress note to every caller of this call (never blocks).
   std::function<void(std::string_view note)> progress;
+  const DaemonConfig& config;
+  const FileRoots& file_roots;
+  // For an auto call: moves it to plan.fallback once — gives back this
+  // provider's capacity and takes the other's within the call's deadline —
+  // and updates `plan`. False when there is no fallback, it was used, or the
+  // other provider's capacity is not free in time.
+  std::function<bool(std::string_view reason)> fall_back;
 };
 
 // One tool. Implementations are stateless (state lives in the context), so
@@ -56,14 +81,16 @@ public:
   Tool& operator=(Tool&&) = delete;
   virtual ~Tool() = default;
 
-  virtual std::string_view name() const = 0;
-  virtual std::string_view description() const = 0;
-  virtual nlohmann::json input_schema() const = 0;
+  // What the tool is; its schemas are generated from this.
+  virtual const ToolSpec& spec() const = 0;
+  std::string_view name() const { return spec().name; }
 
-  // Validates `arguments` and decides provider, model and conversation.
-  // Throws Error(validation_error) for bad arguments and
-  // Error(provider_unavailable) when the model's provider is not configured.
-  virtual CallPlan plan(const nlohmann::json& arguments, const ProviderRegistry& providers) const;
+  // Decides provider, model and conversation from arguments that passed the
+  // schema. The default routes by spec().model_class (see plan_model());
+  // tools that call no model take no provider. Throws Error(validation_error)
+  // for arguments the schema cannot express and Error(provider_unavailable)
+  // when no provider can serve the call.
+  virtual CallPlan plan(const PlanInput& input) const;
 
   // Runs the call. Must return promptly once `context.stop` is requested.
   virtual ToolResult run(ToolContext& context) const = 0;
@@ -81,6 +108,11 @@ std::string envelope(std::string_view tool_name,
                      nlohmann::json metadata = nlohmann::json::object(),
                      nlohmann::json continuation_offer = nullptr);
 
+// The model plan of a model-calling tool: `model` (or DEFAULT_MODEL, or the
+// model of the conversation being continued) routed for `model_class`, with
+// images asking for vision and thinking_mode high/max for a thinking model.
+CallPlan plan_model(const PlanInput& input, ModelClass model_class);
+
 // Argument readers for plan()/run(): nullopt when absent or null; throw
 // Error(validation_error) naming the argument when it has the wrong type or
 // is out of range.
@@ -89,5 +121,8 @@ std::optional<double>
 number_arg(const nlohmann::json& arguments, std::string_view name, double min, double max);
 std::optional<int>
 int_arg(const nlohmann::json& arguments, std::string_view name, int min, int max);
+std::optional<bool> bool_arg(const nlohmann::json& arguments, std::string_view name);
+// An array of strings; empty when absent.
+std::vector<std::string> strings_arg(const nlohmann::json& arguments, std::string_view name);
 
 } // namespace exai::core

@@ -24,15 +24,33 @@ ToolRegistry::find(std::string_view name) const
 }
 
 nlohmann::json
-ToolRegistry::describe() const
+ToolRegistry::describe(const ProviderRegistry& providers) const
 {
   nlohmann::json list = nlohmann::json::array();
   for (const auto& [name, tool] : tools_) {
+    const ToolSpec& spec = tool->spec();
     list.push_back({{"name", name},
-                    {"description", tool->description()},
-                    {"inputSchema", tool->input_schema()}});
+                    {"title", spec.title},
+                    {"description", spec.description},
+                    {"inputSchema", input_schema(spec, providers)},
+                    {"outputSchema", envelope_output_schema()},
+                    {"annotations",
+                     {{"title", spec.title},
+                      {"readOnlyHint", spec.read_only},
+                      {"openWorldHint", spec.model_class != ModelClass::none}}}});
   }
   return list;
+}
+
+std::vector<const Tool*>
+ToolRegistry::all() const
+{
+  std::vector<const Tool*> out;
+  out.reserve(tools_.size());
+  for (const auto& [name, tool] : tools_) {
+    out.push_back(tool.get());
+  }
+  return out;
 }
 
 std::string_view

@@ -6,6 +6,7 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace exai::core {
 
@@ -19,8 +20,13 @@ public:
   // The tool called exactly `name` (suffix already stripped), or null.
   const Tool* find(std::string_view name) const;
 
-  // The list_tools array: [{"name","description","inputSchema"}…] in name order.
-  nlohmann::json describe() const;
+  // The list_tools array in name order: [{"name","title","description",
+  // "inputSchema","outputSchema","annotations"}…], the schemas generated for
+  // the models `providers` offers.
+  nlohmann::json describe(const ProviderRegistry& providers) const;
+
+  // Every tool, in name order.
+  std::vector<const Tool*> all() const;
 
   std::size_t size() const noexcept { return tools_.size(); }
 

@@ -8,14 +8,16 @@ namespace {
 
 class Version final : public Tool {
 public:
-  std::string_view name() const override { return "version"; }
-  std::string_view description() const override
+  const ToolSpec& spec() const override
   {
-    return "Show the exai daemon version, protocol and configured providers.";
-  }
-  nlohmann::json input_schema() const override
-  {
-    return {{"type", "object"}, {"properties", nlohmann::json::object()}};
+    static const ToolSpec spec = [] {
+      ToolSpec s;
+      s.name = "version";
+      s.title = "Version";
+      s.description = "Show the exai daemon version, protocol and configured providers.";
+      return s;
+    }();
+    return spec;
   }
   ToolResult run(ToolContext& context) const override
   {

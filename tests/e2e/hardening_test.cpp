@@ -371,7 +371,7 @@ TEST_CASE("row 6: big results are bounded in bytes and memory goes back after th
   (void)call(*client, "warm", "version", json::object());
   const long rss_start = d.serve->rss_kib().value_or(0);
   // Control characters escape six-fold, twice over: the frame is ~12x the text.
-  const std::string prompt(128 * 1024, '\x01');
+  const std::string prompt(96 * 1024, '\x01'); // under the 100,000-character prompt limit
   long rss_peak = 0;
   constexpr int kCalls = 40;
   for (int i = 0; i < kCalls; ++i) {
@@ -567,11 +567,12 @@ TEST_CASE("row 12: no small leaks of trust", "[e2e][hardening]")
     REQUIRE(ack);
     const std::string session = ack->at("session_id");
     // Capacity exhaustion logs the session.
-    named.send_json({{"op", "call_tool"},
-                     {"request_id", "hold"},
-                     {"name", "chat"},
-                     {"arguments", {{"prompt", "hold [[sleep_ms=800]]"}}}});
-    (void)call(named, "full", "chat", {{"prompt", "second"}});
+    named.send_json(
+        {{"op", "call_tool"},
+         {"request_id", "hold"},
+         {"name", "chat"},
+         {"arguments", {{"prompt", "hold [[sleep_ms=800]]"}, {"model", "glm-4.5-flash"}}}});
+    (void)call(named, "full", "chat", {{"prompt", "second"}, {"model", "glm-4.5-flash"}});
     REQUIRE(d.serve->wait_for_stderr("capacity exhausted", 5s));
     const std::string log = d.serve->stderr_text();
     CHECK(log.find(session) == std::string::npos);

@@ -4,8 +4,8 @@
 
 #include <atomic>
 #include <condition_variable>
-#include <vector>
 #include <thread>
+#include <vector>
 
 using namespace exai::core;
 using namespace std::chrono_literals;
@@ -116,7 +116,8 @@ private:
 // released or stopped; "fail" returns a provider error.
 class FakeChat final : public ChatBackend {
 public:
-  ChatOutcome complete(std::string_view, const ChatRequest& request, std::stop_token stop) override
+  ChatOutcome
+  complete(std::string_view provider, const ChatRequest& request, std::stop_token stop) override
   {
     const std::string prompt = request.messages.back().content;
     {
@@ -124,10 +125,16 @@ public:
       ++calls_;
       peak_ = std::max(peak_, ++active_);
       last_request_ = request;
+      providers_.emplace_back(provider);
     }
     changed_.notify_all();
-    ChatOutcome outcome =
-        ChatReply{"echo: " + prompt, request.model, "stop", json::object(), 1ms, 1};
+    ChatReply reply;
+    reply.content = "echo: " + prompt;
+    reply.model = request.model;
+    reply.finish_reason = "stop";
+    reply.usage = json::object();
+    reply.upstream_latency = 1ms;
+    ChatOutcome outcome = reply;
     if (prompt.rfind("block", 0) == 0) {
       std::unique_lock lock(mutex_);
       std::condition_variable_any cv;
@@ -137,6 +144,12 @@ public:
       }
     } else if (prompt.rfind("fail", 0) == 0) {
       outcome = ChatFailure{Errc::provider_error, "upstream said 500", {{"status", 500}}};
+    } else if (prompt.rfind("glm500", 0) == 0 && provider == "glm") {
+      outcome = ChatFailure{Errc::provider_error, "GLM returned HTTP 503", {{"status", 503}}};
+    } else if (prompt.rfind("glmdown", 0) == 0 && provider == "glm") {
+      outcome = ChatFailure{Errc::provider_unavailable, "GLM is unavailable: circuit open", {}};
+    } else if (prompt.rfind("glm400", 0) == 0 && provider == "glm") {
+      outcome = ChatFailure{Errc::provider_error, "GLM rejected the request", {{"status", 400}}};
     }
     {
       const std::lock_guard lock(mutex_);
@@ -173,6 +186,11 @@ public:
     const std::lock_guard lock(mutex_);
     return last_request_;
   }
+  std::vector<std::string> providers() const
+  {
+    const std::lock_guard lock(mutex_);
+    return providers_;
+  }
 
 private:
   mutable std::mutex mutex_;
@@ -182,6 +200,7 @@ private:
   int peak_ = 0;
   bool released_ = false;
   ChatRequest last_request_;
+  std::vector<std::string> providers_;
 };
 
 struct Harness {
@@ -352,9 +371,10 @@ TEST_CASE("a full provider scope rejects with OVER_CAPACITY naming it", "[core][
 {
   Harness h(Settings::Map{{"EXAI_WS_GLM_MAX_INFLIGHT", "1"}});
   auto sink = std::make_shared<RecordingSink>();
-  h.call("r1", "chat", {{"prompt", "block 1"}}, sink);
+  // Pinned models: no fallback.
+  h.call("r1", "chat", {{"prompt", "block 1"}, {"model", "glm-4.5-flash"}}, sink);
   REQUIRE(h.chat.wait_active(1));
-  h.call("r2", "chat", {{"prompt", "block 2"}}, sink, "s2");
+  h.call("r2", "chat", {{"prompt", "block 2"}, {"model", "glm-4.5-flash"}}, sink, "s2");
   const json res = sink->result("r2");
   CHECK(res["error"]["code"] == "OVER_CAPACITY");
   CHECK(res["error"]["details"]["scope"] == "provider");
@@ -366,6 +386,149 @@ TEST_CASE("a full provider scope rejects with OVER_CAPACITY naming it", "[core][
   CHECK(sink->result("r1").contains("outputs"));
   CHECK(h.drained());
   CHECK(h.engine->stats().counters.rejected.at("provider") == 1);
+}
+
+TEST_CASE("an auto call whose provider stays full moves once to the other provider",
+          "[core][engine][fallback]")
+{
+  Harness h(Settings::Map{{"EXAI_WS_GLM_MAX_INFLIGHT", "1"}});
+  auto sink = std::make_shared<RecordingSink>();
+  h.call("r1", "chat", {{"prompt", "block 1"}, {"model", "glm-4.5-flash"}}, sink);
+  REQUIRE(h.chat.wait_active(1));
+  h.call("r2", "chat", {{"prompt", "moved"}, {"model", "auto"}}, sink, "s2");
+  const json env = envelope_of(sink->result("r2"));
+  CHECK(env["metadata"]["provider_used"] == "kimi");
+  CHECK(env["metadata"]["model_used"] == "kimi-k2-turbo-preview");
+  CHECK(env["metadata"]["fallback_from"] == "glm-4.5-flash");
+  CHECK_THAT(env["metadata"]["model_selection"]["fallback_reason"].get<std::string>(),
+             Catch::Contains("capacity"));
+  h.chat.release();
+  CHECK(sink->result("r1").contains("outputs"));
+  CHECK(h.drained());
+  CHECK(h.engine->stats().counters.rejected.at("provider") == 0);
+}
+
+TEST_CASE("an auto call falls back on 5xx and an open circuit, never when pinned",
+          "[core][engine][fallback]")
+{
+  Harness h;
+  auto sink = std::make_shared<RecordingSink>();
+  for (const std::string prompt : {"glm500 x", "glmdown y"}) {
+    CAPTURE(prompt);
+    const std::string id = "auto-" + prompt;
+    h.call(id, "chat", {{"prompt", prompt}}, sink);
+    const json env = envelope_of(sink->result(id));
+    CHECK(env["metadata"]["provider_used"] == "kimi");
+    CHECK(env["metadata"]["fallback_from"] == "glm-4.5-flash");
+    CHECK(h.drained());
+  }
+  CHECK(h.chat.providers() == std::vector<std::string>{"glm", "kimi", "glm", "kimi"});
+
+  // A request error is the request's fault: no fallback.
+  h.call("bad", "chat", {{"prompt", "glm400 z"}}, sink);
+  CHECK(sink->result("bad")["error"]["code"] == "PROVIDER_ERROR");
+  // A pinned model is what the caller asked for: no fallback either.
+  h.call("pinned", "chat", {{"prompt", "glm500 w"}, {"model", "glm-4.5-flash"}}, sink);
+  CHECK(sink->result("pinned")["error"]["details"]["status"] == 503);
+  CHECK(h.chat.providers().size() == 6);
+  CHECK(h.drained());
+}
+
+TEST_CASE("a continued conversation keeps its model when none is named", "[core][engine]")
+{
+  Harness h;
+  auto sink = std::make_shared<RecordingSink>();
+  h.call("t1", "chat", {{"prompt", "hello"}, {"model", "kimi-k2"}}, sink);
+  const json first = envelope_of(sink->result("t1"));
+  const std::string thread = first["continuation_offer"]["continuation_id"];
+  h.call("t2", "chat", {{"prompt", "again"}, {"continuation_id", thread}}, sink);
+  const json second = envelope_of(sink->result("t2"));
+  CHECK(second["metadata"]["model_used"] == "kimi-k2-0905-preview");
+  CHECK(second["metadata"]["provider_used"] == "kimi");
+  CHECK_THAT(second["metadata"]["model_selection"]["reason"].get<std::string>(),
+             Catch::Contains("continuation keeps its model"));
+  CHECK(h.chat.providers().back() == "kimi");
+}
+
+TEST_CASE("unknown or out-of-range arguments are refused naming the field and the rule",
+          "[core][engine]")
+{
+  Harness h;
+  auto sink = std::make_shared<RecordingSink>();
+  h.call("u1", "chat", {{"prompt", "x"}, {"promt", "typo"}}, sink);
+  const json unknown = sink->result("u1")["error"];
+  CHECK(unknown["code"] == "VALIDATION_ERROR");
+  CHECK_THAT(unknown["message"].get<std::string>(), Catch::Contains("'promt'"));
+  CHECK_THAT(unknown["message"].get<std::string>(), Catch::Contains("allowed: "));
+  CHECK(unknown["details"]["field"] == "promt");
+  h.call("u2", "chat", {{"prompt", "x"}, {"temperature", 1.5}}, sink);
+  const json range = sink->result("u2")["error"];
+  CHECK(range["details"]["field"] == "temperature");
+  CHECK(range["details"]["value"] == "1.5");
+  CHECK(range["details"]["rule"] == "must be from 0 to 1");
+  h.call("u3", "chat", {{"prompt", "x"}, {"thinking_mode", "huge"}}, sink);
+  CHECK_THAT(sink->result("u3")["error"]["message"].get<std::string>(),
+             Catch::Contains("must be one of: minimal, low, medium, high, max"));
+  CHECK(h.chat.calls() == 0);
+  CHECK(h.drained());
+}
+
+TEST_CASE("a prompt over the transport limit asks to be resent as a file", "[core][engine]")
+{
+  Harness h;
+  auto sink = std::make_shared<RecordingSink>();
+  h.call("big", "chat", {{"prompt", std::string(100001, 'a')}}, sink);
+  const json error = sink->result("big")["error"];
+  CHECK(error["code"] == "RESEND_PROMPT");
+  CHECK(error["details"]["limit"] == 100000);
+  CHECK_THAT(error["message"].get<std::string>(), Catch::Contains("prompt.txt"));
+  CHECK(h.chat.calls() == 0);
+}
+
+TEST_CASE("callers sharing one answer each get their own conversation thread", "[core][engine]")
+{
+  Harness h(Settings::Map{{"EXAI_WS_REUSE_SCOPE", "global"}});
+  auto sink = std::make_shared<RecordingSink>();
+  h.call("a", "chat", {{"prompt", "block same"}}, sink, "s1");
+  REQUIRE(h.chat.wait_active(1));
+  h.call("b", "chat", {{"prompt", "block same"}}, sink, "s2");
+  h.chat.release();
+  const json a = envelope_of(sink->result("a"));
+  const json b = envelope_of(sink->result("b"));
+  h.call("c", "chat", {{"prompt", "block same"}}, sink, "s3"); // from the cache
+  const json c = envelope_of(sink->result("c"));
+  CHECK(h.chat.calls() == 1);
+  const std::string ta = a["continuation_offer"]["continuation_id"];
+  const std::string tb = b["continuation_offer"]["continuation_id"];
+  const std::string tc = c["continuation_offer"]["continuation_id"];
+  CHECK(ta != tb);
+  CHECK(tb != tc);
+  CHECK(ta != tc);
+  CHECK(a["content"] == b["content"]);
+  // Each thread holds the shared answer and continues on its own.
+  h.call("a2", "chat", {{"prompt", "next"}, {"continuation_id", ta}}, sink, "s1");
+  h.call("b2", "chat", {{"prompt", "next"}, {"continuation_id", tb}}, sink, "s2");
+  CHECK(envelope_of(sink->result("a2"))["continuation_offer"]["remaining_turns"] == 18);
+  CHECK(envelope_of(sink->result("b2"))["continuation_offer"]["remaining_turns"] == 18);
+  CHECK(h.chat.last_request().messages.size() == 4);
+}
+
+TEST_CASE("a request id repeated on one connection while running gets one result", "[core][engine]")
+{
+  Harness h;
+  auto sink = std::make_shared<RecordingSink>();
+  h.call("dup", "chat", {{"prompt", "block once"}}, sink);
+  REQUIRE(h.chat.wait_active(1));
+  h.call("dup", "chat", {{"prompt", "block once"}}, sink);
+  h.chat.release();
+  (void)sink->result("dup");
+  REQUIRE(h.drained());
+  CHECK(sink->count("call_tool_res", "dup") == 1);
+  bool noted = false;
+  for (const auto& frame : sink->frames()) {
+    noted = noted || frame.value("note", "") == "duplicate request; still processing";
+  }
+  CHECK(noted);
 }
 
 TEST_CASE("a queued call runs when capacity frees up", "[core][engine]")

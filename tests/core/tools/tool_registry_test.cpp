@@ -9,14 +9,22 @@ using exai::core::process_tools;
 using exai::core::strip_tool_suffix;
 using exai::core::ToolRegistry;
 
-TEST_CASE("the built-in tools are listed in name order with schemas", "[core][tool_registry]")
+TEST_CASE("the built-in tools are listed in name order with schemas, titles and annotations",
+          "[core][tool_registry]")
 {
-  const auto list = process_tools().describe();
+  const auto providers = exai::core::ProviderRegistry::build(
+      exai::core::Settings({}, {{"KIMI_API_KEY", "k"}, {"GLM_API_KEY", "g"}}, {}));
+  const auto list = process_tools().describe(providers);
   std::vector<std::string> names;
   for (const auto& tool : list) {
+    CAPTURE(tool["name"]);
     names.push_back(tool["name"]);
     CHECK(tool["inputSchema"]["type"] == "object");
+    CHECK(tool["inputSchema"]["additionalProperties"] == false);
     CHECK_FALSE(tool["description"].get<std::string>().empty());
+    CHECK_FALSE(tool["title"].get<std::string>().empty());
+    CHECK(tool["annotations"]["readOnlyHint"] == true);
+    CHECK(tool["outputSchema"]["required"].size() == 4);
   }
   CHECK(names == std::vector<std::string>{"challenge", "chat", "listmodels", "status", "version"});
 }

@@ -1,0 +1,103 @@
+#include "core/tools/model_call.hpp"
+
+#include "core/log.hpp"
+#include "core/providers/provider_features.hpp"
+
+namespace exai::core {
+
+namespace {
+
+ChatOutcome
+complete_with_search(ToolContext& context, ChatRequest request, ModelCallInfo& info)
+{
+  for (;;) {
+    ChatOutcome outcome = context.chat.complete(context.plan.provider, request, context.stop);
+    auto* reply = std::get_if<ChatReply>(&outcome);
+    if (reply == nullptr || reply->tool_calls.empty()) {
+      return outcome;
+    }
+    bool all_search = true;
+    for (const auto& call : reply->tool_calls) {
+      all_search = all_search && is_builtin_web_search(call);
+    }
+    if (!all_search) {
+      return outcome; // tools the caller must handle (kimi_chat_with_tools)
+    }
+    if (info.search_rounds >= kMaxSearchRounds) {
+      return ChatFailure{
+          Errc::provider_error,
+          "the model kept asking for web searches (" + std::to_string(kMaxSearchRounds) +
+              " rounds); giving up",
+          {{"provider", context.plan.provider}, {"search_rounds", info.search_rounds}}};
+    }
+    ++info.search_rounds;
+    if (context.progress) {
+      context.progress("web search round " + std::to_string(info.search_rounds));
+    }
+    ChatMessage asked("assistant", reply->content);
+    asked.tool_calls = reply->tool_calls;
+    request.messages.push_back(std::move(asked));
+    for (const auto& call : reply->tool_calls) {
+      request.messages.push_back(web_search_echo(call));
+    }
+  }
+}
+
+} // namespace
+
+bool
+provider_down(const ChatFailure& failure)
+{
+  if (failure.code == Errc::provider_unavailable || failure.code == Errc::over_capacity) {
+    return true;
+  }
+  if (failure.code == Errc::provider_error) {
+    const auto status = failure.details.find("status");
+    return status != failure.details.end() && status->is_number_integer() &&
+           status->get<int>() >= 500;
+  }
+  return false;
+}
+
+ChatOutcome
+call_model(ToolContext& context, const RequestBuilder& build, ModelCallInfo& info)
+{
+  ChatOutcome outcome = complete_with_search(context, build(context.plan, info), info);
+  auto* failure = std::get_if<ChatFailure>(&outcome);
+  if (failure == nullptr || !provider_down(*failure) || !context.plan.automatic ||
+      !context.plan.fallback || !context.fall_back || context.stop.stop_requested()) {
+    return outcome;
+  }
+  const std::string reason = failure->message;
+  log::get("core")->info("fallback from={} to={} reason=\"{}\"",
+                         context.plan.model,
+                         context.plan.fallback->model,
+                         reason);
+  if (!context.fall_back(reason)) {
+    return outcome;
+  }
+  if (context.progress) {
+    context.progress("falling back to " + context.plan.model + " (" + reason + ")");
+  }
+  info.search_rounds = 0;
+  return complete_with_search(context, build(context.plan, info), info);
+}
+
+nlohmann::json
+selection_metadata(const CallPlan& plan, const ChatReply& reply)
+{
+  nlohmann::json selection = {{"automatic", plan.automatic}, {"reason", plan.model_reason}};
+  if (!plan.fallback_from.empty()) {
+    selection["fallback_from"] = plan.fallback_from;
+    selection["fallback_reason"] = plan.fallback_reason;
+  }
+  nlohmann::json meta = {{"model_used", reply.model.empty() ? plan.model : reply.model},
+                         {"provider_used", plan.provider},
+                         {"model_selection", std::move(selection)}};
+  if (!plan.fallback_from.empty()) {
+    meta["fallback_from"] = plan.fallback_from;
+  }
+  return meta;
+}
+
+} // namespace exai::core

@@ -1,0 +1,41 @@
+#pragma once
+
+// One model call of a tool, with what every model-calling tool needs around
+// it: the request rebuilt for whichever provider the call is on, Kimi's
+// $web_search round trips completed (bounded), and — for auto calls — one
+// move to the other provider when the first is unavailable.
+
+#include "core/tools/tool.hpp"
+
+#include <functional>
+#include <string>
+#include <vector>
+
+namespace exai::core {
+
+// Round trips of Kimi's builtin web search before exai gives up.
+inline constexpr int kMaxSearchRounds = 4;
+
+struct ModelCallInfo {
+  int search_rounds = 0;          // $web_search round trips completed
+  std::vector<std::string> notes; // settings that could not be applied
+};
+
+// Builds the request for the call's current plan (called again after a
+// fallback, so provider-specific fields follow the provider).
+using RequestBuilder = std::function<ChatRequest(const CallPlan& plan, ModelCallInfo& info)>;
+
+// Runs the call. A failure that means "this provider cannot serve now"
+// (circuit open or unreachable, 5xx after retries, at capacity) moves an
+// auto call to its fallback once, within the same deadline.
+ChatOutcome call_model(ToolContext& context, const RequestBuilder& build, ModelCallInfo& info);
+
+// True for failures that justify the fallback.
+bool provider_down(const ChatFailure& failure);
+
+// The plan's model-selection facts for a result's metadata:
+// model_used, provider_used, model_selection {automatic, reason,
+// fallback_from?, fallback_reason?}.
+nlohmann::json selection_metadata(const CallPlan& plan, const ChatReply& reply);
+
+} // namespace exai::core
