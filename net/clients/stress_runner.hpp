@@ -40,13 +40,13 @@ struct StressOptions {
   std::string model;            // chat model of the chat-based classes; empty = daemon default
   core::stress::Mix mix = core::stress::default_mix(false);
   std::uint64_t seed = 1;
-  std::size_t threads = 0;          // load threads; 0 = min(4, hardware threads)
+  std::size_t threads = 0; // load threads; 0 = min(4, hardware threads)
   // The daemon's settings; the defaults are the daemon's defaults.
   std::size_t max_bytes = core::DaemonConfig{}.max_bytes; // oversize frames send one more
   std::size_t burst_size = core::DaemonConfig{}.session_max_inflight + 4; // calls of one burst
   std::chrono::milliseconds call_timeout = core::DaemonConfig{}.call_timeout;
   std::chrono::milliseconds acquire_timeout = core::DaemonConfig{}.acquire_timeout;
-  std::chrono::milliseconds cancel_sleep{1000};     // fake upstream delay of cancelled chats
+  std::chrono::milliseconds cancel_sleep{1000}; // fake upstream delay of cancelled chats
   // Wait for outstanding results after the load; a call still unanswered
   // acquire_timeout + call_timeout + drain_timeout after it was sent is
   // reported missing even while the load runs.

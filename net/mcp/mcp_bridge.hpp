@@ -18,8 +18,8 @@
 // All MCP state is guarded by one mutex; output lines are written whole
 // under it.
 
-#include "core/mcp/mcp_protocol.hpp"
 #include "core/config/config.hpp"
+#include "core/mcp/mcp_protocol.hpp"
 #include "net/clients/daemon_client.hpp"
 
 #include <nlohmann/json.hpp>
