@@ -172,7 +172,9 @@ private:
   bool top_up(Clock::time_point now, std::size_t limit)
   {
     while (ledger_.pending() < limit) {
-      if (!shared_.take(now) || connections_.next_pool_conn() == nullptr) {
+      // A connection first: a thread whose pool was refused or lost must not
+      // take a scenario from the shared budget that another thread could run.
+      if (connections_.next_pool_conn() == nullptr || !shared_.take(now)) {
         return false;
       }
       scenarios_.start();
