@@ -98,9 +98,9 @@ struct Engine::Call {
   std::string tool_name;
   std::uint64_t fingerprint = 0; // tool + arguments: a reused request_id must match
   std::chrono::steady_clock::time_point accepted = std::chrono::steady_clock::now();
-  std::shared_ptr<Execution> execution;
-
   std::mutex mutex;
+  // Set after the call is in flight (so cancel() can see it without one).
+  std::shared_ptr<Execution> execution;                 // guarded by mutex
   std::vector<std::weak_ptr<CallSink>> sinks;           // guarded by mutex
   bool finished = false;                                // guarded by mutex
   std::optional<InflightRegistry<Call>::Ticket> ticket; // guarded by mutex
@@ -118,6 +118,16 @@ struct Engine::Call {
         sink->on_progress(request_id, tool_name, note);
       }
     }
+  }
+  void run_in(std::shared_ptr<Execution> run)
+  {
+    const std::lock_guard lock(mutex);
+    execution = std::move(run);
+  }
+  std::shared_ptr<Execution> running_in()
+  {
+    const std::lock_guard lock(mutex);
+    return execution;
   }
   void ack(std::chrono::milliseconds timeout)
   {
@@ -384,7 +394,16 @@ Engine::submit(CallRequest request, const std::shared_ptr<CallSink>& sink)
     }
   }
 
+  // Everything is set before the execution is published in shared_: from then
+  // on other callers may join it under its own mutex.
   auto execution = std::make_shared<Execution>();
+  execution->tool = tool;
+  execution->plan = std::move(plan);
+  execution->arguments = std::move(request.arguments);
+  execution->session_id = request.session_id;
+  execution->acquire_deadline = Clock::now() + config_.acquire_timeout;
+  execution->callers.push_back(call);
+  call->run_in(execution);
   {
     const std::lock_guard lock(mutex_);
     if (reusable) {
@@ -392,7 +411,7 @@ Engine::submit(CallRequest request, const std::shared_ptr<CallSink>& sink)
         Execution& leader = *it->second;
         const std::lock_guard exec_lock(leader.mutex);
         if (!leader.closed) {
-          call->execution = it->second;
+          call->run_in(it->second);
           leader.callers.push_back(call);
           ++counters_.coalesced;
           if (leader.admitted) {
@@ -406,13 +425,6 @@ Engine::submit(CallRequest request, const std::shared_ptr<CallSink>& sink)
     }
     live_.insert(execution);
   }
-  execution->tool = tool;
-  execution->plan = std::move(plan);
-  execution->arguments = std::move(request.arguments);
-  execution->session_id = request.session_id;
-  execution->acquire_deadline = Clock::now() + config_.acquire_timeout;
-  execution->callers.push_back(call);
-  call->execution = execution;
   start(execution);
 }
 
@@ -901,7 +913,14 @@ Engine::cancel(std::string_view session_id, std::string_view request_id)
   if (!call) {
     return false;
   }
-  auto execution = call->execution;
+  auto execution = call->running_in();
+  if (!execution) {
+    // Cancelled before its run was set up; complete() answers once, so a run
+    // that starts anyway sends nothing more.
+    complete(*call,
+             ToolFailure{Errc::cancelled, "cancelled by the client", nlohmann::json::object()});
+    return true;
+  }
   bool last = false;
   {
     const std::lock_guard lock(execution->mutex);
