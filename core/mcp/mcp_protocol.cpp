@@ -317,9 +317,16 @@ tools_list_result(const json& daemon_tools)
       if (!schema.contains("type")) {
         schema["type"] = "object";
       }
-      tools.push_back({{"name", tool["name"]},
-                       {"description", tool.value("description", std::string())},
-                       {"inputSchema", std::move(schema)}});
+      json entry = {{"name", tool["name"]},
+                    {"description", tool.value("description", std::string())},
+                    {"inputSchema", std::move(schema)}};
+      // Newer daemons describe more; pass on what MCP defines.
+      for (const char* key : {"title", "outputSchema", "annotations"}) {
+        if (const auto it = tool.find(key); it != tool.end() && !it->is_null()) {
+          entry[key] = *it;
+        }
+      }
+      tools.push_back(std::move(entry));
     }
   }
   return json{{"tools", std::move(tools)}};
@@ -338,15 +345,19 @@ tool_call_response(const json& id, const json& res)
     return tool_error_response(id, describe_error(*error));
   }
   json content = json::array();
+  json structured = nullptr;
   bool envelope_error = false;
   if (const auto outputs = res.find("outputs"); outputs != res.end() && outputs->is_array()) {
     for (const auto& output : *outputs) {
       if (output.is_object() && output.contains("text") && output["text"].is_string()) {
         const std::string& text = output["text"].get_ref<const std::string&>();
         // A tool envelope (SPEC §2) that reports an error is an error result.
-        const json envelope = json::parse(text, nullptr, false);
+        json envelope = json::parse(text, nullptr, false);
         if (envelope.is_object() && envelope.value("status", std::string()) == "error") {
           envelope_error = true;
+        }
+        if (structured.is_null() && envelope.is_object() && envelope.contains("status")) {
+          structured = std::move(envelope); // the envelope is the outputSchema's object
         }
         content.push_back({{"type", "text"}, {"text", text}});
       }
@@ -355,7 +366,11 @@ tool_call_response(const json& id, const json& res)
   if (content.empty() && res.contains("text") && res["text"].is_string()) {
     content.push_back({{"type", "text"}, {"text", res["text"]}});
   }
-  return result_response(id, json{{"content", std::move(content)}, {"isError", envelope_error}});
+  json result = {{"content", std::move(content)}, {"isError", envelope_error}};
+  if (!structured.is_null()) {
+    result["structuredContent"] = std::move(structured);
+  }
+  return result_response(id, result);
 }
 
 std::string

@@ -88,6 +88,8 @@ function daemonEnv(fakePort, extra = {}) {
     EXAI_WS_TOKEN: TOKEN,
     GLM_API_KEY: "fake-glm-key-for-tests",
     GLM_API_URL: `http://127.0.0.1:${fakePort}/v1`,
+    KIMI_API_KEY: "fake-kimi-key-for-tests",
+    KIMI_API_URL: `http://127.0.0.1:${fakePort}/v1`,
     DEFAULT_MODEL: "glm-4.5-flash",
     EXAI_WS_PROGRESS_INTERVAL_SECS: "1",
     EXAI_SHUTDOWN_GRACE_SECS: "0",
@@ -192,13 +194,32 @@ const scenarios = {
     }
     for (const tool of tools) {
       assert.equal(tool.inputSchema.type, "object");
+      assert.equal(tool.inputSchema.additionalProperties, false, tool.name);
+      assert.ok(tool.title, `${tool.name} has no title`);
+      assert.equal(typeof tool.annotations.readOnlyHint, "boolean");
+      assert.equal(tool.outputSchema.type, "object");
     }
+    // The model field lists what can be used, auto and the K2 models included.
+    const chatTool = tools.find((t) => t.name === "chat");
+    const model = chatTool.inputSchema.properties.model;
+    for (const name of ["auto", "kimi-k2-0905-preview", "kimi-k2-turbo-preview", "glm-4.5-flash"]) {
+      assert.ok(model.enum.includes(name), `model enum lacks ${name}`);
+    }
+    assert.match(model.description, /256K context/);
+    assert.equal(chatTool.inputSchema.properties.temperature.maximum, 1);
     const version = await client.callTool({ name: "version", arguments: {} });
     assert.equal(version.isError, false, text(version));
     assert.match(text(version), /version/);
     const chat = await client.callTool({ name: "chat", arguments: { prompt: "hello from the sdk" } });
     assert.equal(chat.isError, false, text(chat));
     assert.match(text(chat), /echo: hello from the sdk/);
+    // structuredContent carries the same envelope, checked by the SDK against outputSchema.
+    assert.equal(chat.structuredContent.status, "continuation_available");
+    assert.match(chat.structuredContent.content, /echo: hello from the sdk/);
+    assert.equal(chat.structuredContent.metadata.conversation_ready, true);
+    const bad = await client.callTool({ name: "chat", arguments: { prompt: "x", promt: "typo" } });
+    assert.equal(bad.isError, true);
+    assert.match(text(bad), /VALIDATION_ERROR.*promt/s);
     await assert.rejects(client.callTool({ name: "no_such_tool", arguments: {} }), /-32602|Unknown tool/);
     await client.ping();
     await client.close();

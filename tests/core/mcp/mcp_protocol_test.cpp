@@ -170,12 +170,19 @@ TEST_CASE("tools/list maps the daemon's tools", "[core][mcp_protocol]")
       json::array({{{"name", "version"}, {"description", "v"}},
                    {{"name", "chat"},
                     {"description", "c"},
+                    {"title", "Chat"},
+                    {"annotations", {{"readOnlyHint", true}}},
+                    {"outputSchema", {{"type", "object"}}},
                     {"inputSchema", {{"type", "object"}, {"required", {"prompt"}}}}},
                    {{"description", "nameless"}}});
   const json result = mcp::tools_list_result(daemon);
   REQUIRE(result["tools"].size() == 2);
   CHECK(result["tools"][0]["inputSchema"] == json{{"type", "object"}});
+  CHECK_FALSE(result["tools"][0].contains("title"));
   CHECK(result["tools"][1]["inputSchema"]["required"][0] == "prompt");
+  CHECK(result["tools"][1]["title"] == "Chat");
+  CHECK(result["tools"][1]["annotations"]["readOnlyHint"] == true);
+  CHECK(result["tools"][1]["outputSchema"]["type"] == "object");
 }
 
 TEST_CASE("call_tool_res outputs become text content", "[core][mcp_protocol]")
@@ -188,6 +195,13 @@ TEST_CASE("call_tool_res outputs become text content", "[core][mcp_protocol]")
   CHECK(reply["result"]["isError"] == false);
   CHECK(reply["result"]["content"][0] ==
         json{{"type", "text"}, {"text", R"({"status":"success"})"}});
+  // The envelope is also the structured result (the tools' outputSchema).
+  CHECK(reply["result"]["structuredContent"] == json{{"status", "success"}});
+  const json plain = {{"op", "call_tool_res"},
+                      {"request_id", "r"},
+                      {"outputs", {{{"type", "text"}, {"text", "not json"}}}}};
+  CHECK_FALSE(
+      json::parse(mcp::tool_call_response(1, plain))["result"].contains("structuredContent"));
 }
 
 TEST_CASE("daemon errors become isError results, an unknown tool -32602", "[core][mcp_protocol]")
