@@ -703,7 +703,7 @@ Engine::run(const std::shared_ptr<Execution>& execution, CallPermits permits, bo
         }};
     result = execution->tool->run(context);
   } catch (const Error& e) {
-    result = ToolFailure{e.code(), e.what(), nlohmann::json::object()};
+    result = ToolFailure{e.code(), e.what(), e.details()};
   } catch (const std::exception& e) {
     log::get("core")->error("tool crashed tool={} error=\"{}\"", execution->tool->name(), e.what());
     result = ToolFailure{Errc::internal_error, "internal error in tool", nlohmann::json::object()};
