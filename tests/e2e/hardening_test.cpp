@@ -2,6 +2,7 @@
 // careless) client on loopback did to everyone else, now against the real
 // `exai serve`. Each test is named after its row.
 
+#include "tests/support/daemon_checks.hpp"
 #include "tests/support/fake_upstream.hpp"
 #include "tests/support/raw_client.hpp"
 #include "tests/support/serve_process.hpp"
@@ -58,38 +59,11 @@ struct Daemon {
     REQUIRE(c->hello());
     return c;
   }
-  json health()
-  {
-    Poco::Net::HTTPClientSession session("127.0.0.1", port());
-    session.setTimeout(Poco::Timespan(10, 0));
-    Poco::Net::HTTPRequest request(Poco::Net::HTTPRequest::HTTP_GET, "/health");
-    session.sendRequest(request);
-    Poco::Net::HTTPResponse response;
-    std::ostringstream body;
-    body << session.receiveResponse(response).rdbuf();
-    return json::parse(body.str());
-  }
+  json health() { return exai::test::fetch_health(port()); }
   // Waits until every scope is back to zero and nothing is in flight.
   bool back_to_zero(std::chrono::seconds limit = 20s)
   {
-    const auto deadline = deadline_in(limit);
-    for (;;) {
-      const json h = health();
-      const json& cap = h["capacity"];
-      bool zero = h["inflight_calls"] == 0 && h["queued"] == 0 && cap["global"]["in_use"] == 0 &&
-                  cap["global"]["waiting"] == 0 && cap["sessions"]["in_use"] == 0;
-      for (const auto& [id, scope] : cap["providers"].items()) {
-        zero = zero && scope["in_use"] == 0 && scope["waiting"] == 0;
-      }
-      if (zero) {
-        return true;
-      }
-      if (std::chrono::steady_clock::now() > deadline) {
-        UNSCOPED_INFO(h.dump());
-        return false;
-      }
-      std::this_thread::sleep_for(20ms);
-    }
+    return exai::test::capacity_back_to_zero(port(), {}, limit);
   }
   FakeUpstream fake;
   std::unique_ptr<ServeProcess> serve;
@@ -102,20 +76,13 @@ call(WsClient& client,
      const json& arguments,
      std::chrono::milliseconds limit = 10s)
 {
-  client.send_json(
-      {{"op", "call_tool"}, {"request_id", id}, {"name", tool}, {"arguments", arguments}});
-  const auto res = client.recv_until(
-      [&](const json& f) {
-        return f.value("op", "") == "call_tool_res" && f.value("request_id", "") == id;
-      },
-      deadline_in(limit));
-  return res.value_or(json());
+  return exai::test::call_tool(client, id, tool, arguments, limit).value_or(json());
 }
 
 json
 envelope(const json& res)
 {
-  return json::parse(res["outputs"][0]["text"].get<std::string>());
+  return exai::test::result_envelope(res);
 }
 
 // The slowest of `n` version round trips on `client`.

@@ -2,6 +2,7 @@
 // against a fake upstream the test controls. After each scenario the
 // daemon's own health report is back to zero.
 
+#include "tests/support/daemon_checks.hpp"
 #include "tests/support/fake_upstream.hpp"
 #include "tests/support/serve_process.hpp"
 #include "tests/support/ws_client.hpp"
@@ -49,38 +50,9 @@ struct Daemon {
     REQUIRE(ack->at("ok") == true);
     return c;
   }
-  json health()
-  {
-    auto c = client();
-    c->send_json({{"op", "health"}});
-    const auto res = c->recv_until([](const json& f) { return f.value("op", "") == "health_res"; },
-                                   deadline_in(5s));
-    REQUIRE(res);
-    return res->at("health");
-  }
+  json health() { return exai::test::fetch_health(serve->port(), token); }
   // Waits until nothing is in flight and every scope reads zero.
-  bool back_to_zero()
-  {
-    const auto deadline = deadline_in(10s);
-    for (;;) {
-      const json h = health();
-      const json& cap = h["capacity"];
-      bool zero = h["inflight_calls"] == 0 && cap["global"]["in_use"] == 0 &&
-                  cap["global"]["waiting"] == 0 && cap["sessions"]["in_use"] == 0 &&
-                  cap["conversations"]["in_use"] == 0;
-      for (const auto& [id, scope] : cap["providers"].items()) {
-        zero = zero && scope["in_use"] == 0 && scope["waiting"] == 0;
-      }
-      if (zero) {
-        return true;
-      }
-      if (std::chrono::steady_clock::now() > deadline) {
-        UNSCOPED_INFO(h.dump());
-        return false;
-      }
-      std::this_thread::sleep_for(20ms);
-    }
-  }
+  bool back_to_zero() { return exai::test::capacity_back_to_zero(serve->port(), token); }
   FakeUpstream fake;
   std::unique_ptr<ServeProcess> serve;
 };
@@ -106,8 +78,7 @@ result_of(WsClient& c, const std::string& id, std::chrono::milliseconds limit = 
 json
 envelope(const json& res)
 {
-  REQUIRE(res.contains("outputs"));
-  return json::parse(res["outputs"][0]["text"].get<std::string>());
+  return exai::test::result_envelope(res);
 }
 
 } // namespace
