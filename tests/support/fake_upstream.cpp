@@ -44,6 +44,69 @@ error_body(int status, const std::string& message, const std::string& type)
       .dump();
 }
 
+// What the fake reads from a chat request body.
+struct ChatShape {
+  std::string prompt;       // text of the last user message (text parts joined)
+  int images = 0;           // image_url parts in that message
+  std::string last_role;    // role of the last message
+  bool kimi_search = false; // tools has Kimi's builtin_function $web_search
+  bool glm_search = false;  // tools has GLM's web_search tool
+};
+
+ChatShape
+chat_shape(const nlohmann::json& body)
+{
+  ChatShape shape;
+  if (const auto messages = body.find("messages"); messages != body.end() && messages->is_array()) {
+    for (const auto& message : *messages) {
+      if (!message.is_object()) {
+        continue;
+      }
+      shape.last_role = message.value("role", "");
+      if (shape.last_role != "user") {
+        continue;
+      }
+      const auto content = message.find("content");
+      shape.prompt.clear();
+      shape.images = 0;
+      if (content == message.end()) {
+        continue;
+      }
+      if (content->is_string()) {
+        shape.prompt = content->get<std::string>();
+        continue;
+      }
+      if (!content->is_array()) {
+        continue;
+      }
+      for (const auto& part : *content) {
+        if (!part.is_object()) {
+          continue;
+        }
+        if (part.value("type", "") == "text" && part.contains("text") && part["text"].is_string()) {
+          shape.prompt += part["text"].get<std::string>();
+        } else if (part.value("type", "") == "image_url") {
+          ++shape.images;
+        }
+      }
+    }
+  }
+  if (const auto tools = body.find("tools"); tools != body.end() && tools->is_array()) {
+    for (const auto& tool : *tools) {
+      if (!tool.is_object()) {
+        continue;
+      }
+      const std::string type = tool.value("type", "");
+      shape.glm_search = shape.glm_search || type == "web_search";
+      shape.kimi_search =
+          shape.kimi_search ||
+          (type == "builtin_function" && tool.contains("function") &&
+           tool["function"].is_object() && tool["function"].value("name", "") == "$web_search");
+    }
+  }
+  return shape;
+}
+
 } // namespace
 
 FakeBehavior
@@ -245,18 +308,12 @@ FakeUpstream::Impl::handle(Poco::Net::HTTPServerRequest& request,
 
   const auto json = nlohmann::json::parse(record.body, nullptr, false);
   std::string model = "unknown";
-  std::string prompt;
+  ChatShape shape;
   if (!json.is_discarded() && json.is_object()) {
     model = json.value("model", model);
-    if (const auto messages = json.find("messages");
-        messages != json.end() && messages->is_array()) {
-      for (const auto& message : *messages) {
-        if (message.is_object() && message.value("role", "") == "user") {
-          prompt = message.value("content", "");
-        }
-      }
-    }
+    shape = chat_shape(json);
   }
+  const std::string& prompt = shape.prompt;
 
   FakeBehavior behavior;
   bool fail = true;
@@ -322,21 +379,46 @@ FakeUpstream::Impl::handle(Poco::Net::HTTPServerRequest& request,
 
   const std::uint64_t id = ++ids;
   const auto prompt_tokens = static_cast<int>(record.body.size() / 4 + 1);
-  const std::string content = "echo: " + prompt;
+  std::string content = "echo: " + prompt;
+  if (shape.images > 0) {
+    content += " [images: " + std::to_string(shape.images) + "]";
+  }
+  nlohmann::json message = {{"role", "assistant"}, {"content", content}};
+  std::string finish_reason = "stop";
+  if (shape.kimi_search && shape.last_role != "tool") {
+    // Kimi's builtin $web_search: the model asks, the client echoes the
+    // arguments back as a tool message, then the model answers.
+    message["content"] = "";
+    message["tool_calls"] = {
+        {{"index", 0},
+         {"id", "search-" + std::to_string(id)},
+         {"type", "builtin_function"},
+         {"function",
+          {{"name", "$web_search"},
+           {"arguments",
+            R"({"search_result":{"search_id":"fake-search"},"usage":{"total_tokens":7}})"}}}}};
+    finish_reason = "tool_calls";
+  } else if (shape.kimi_search) {
+    content += " [searched]";
+    message["content"] = content;
+  }
   const auto completion_tokens = static_cast<int>(content.size() / 4 + 1);
-  std::string body = nlohmann::json{{"id", "chatcmpl-fake-" + std::to_string(id)},
-                                    {"object", "chat.completion"},
-                                    {"created", 1700000000},
-                                    {"model", model},
-                                    {"choices",
-                                     {{{"index", 0},
-                                       {"message", {{"role", "assistant"}, {"content", content}}},
-                                       {"finish_reason", "stop"}}}},
-                                    {"usage",
-                                     {{"prompt_tokens", prompt_tokens},
-                                      {"completion_tokens", completion_tokens},
-                                      {"total_tokens", prompt_tokens + completion_tokens}}}}
-                         .dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+  nlohmann::json reply = {
+      {"id", "chatcmpl-fake-" + std::to_string(id)},
+      {"object", "chat.completion"},
+      {"created", 1700000000},
+      {"model", model},
+      {"choices", {{{"index", 0}, {"message", message}, {"finish_reason", finish_reason}}}},
+      {"usage",
+       {{"prompt_tokens", prompt_tokens},
+        {"completion_tokens", completion_tokens},
+        {"total_tokens", prompt_tokens + completion_tokens}}}};
+  if (shape.glm_search) {
+    reply["web_search"] = {{{"title", "Fake result"},
+                            {"link", "https://search.invalid/1"},
+                            {"content", "a fake search result"}}};
+  }
+  std::string body = reply.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
   if (behavior.minimal) {
     body = nlohmann::json{{"choices", {{{"message", {{"content", content}}}}}}}.dump(
         -1, ' ', false, nlohmann::json::error_handler_t::replace);

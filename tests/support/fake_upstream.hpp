@@ -11,6 +11,13 @@
 // A successful reply echoes the request's model and has
 //   choices[0].message.content = "echo: " + <last user message, verbatim>,
 //   finish_reason "stop" and a usage object (prompt/completion/total tokens).
+// A user message given as parts is read as its text parts joined; its
+// image_url parts add " [images: N]" to the reply. Provider web search:
+//   - Kimi (`tools` has builtin_function "$web_search"): until the request's
+//     last message is a tool message, the reply asks for $web_search
+//     (finish_reason "tool_calls"); after it, the content ends " [searched]".
+//   - GLM (`tools` has a "web_search" tool): the reply carries a top-level
+//     `web_search` array of results.
 //
 // Behaviour comes from, in increasing precedence: the default behaviour
 // (Options::behavior / set_behavior()), a one-shot behaviour queued with
