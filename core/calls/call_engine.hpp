@@ -1,6 +1,7 @@
 #pragma once
 
 #include "core/calls/call_sink.hpp"
+#include "core/util/interface.hpp"
 
 #include <nlohmann/json.hpp>
 
@@ -29,15 +30,8 @@ struct CallRequest {
 // accepted submit() produces exactly one result event on the sink (success,
 // failure, timeout, cancellation, shutdown), preceded by the progress and
 // acknowledgement events of SPEC §2. Thread-safe.
-class CallEngine {
+class CallEngine : public Interface {
 public:
-  CallEngine() = default;
-  CallEngine(const CallEngine&) = delete;
-  CallEngine& operator=(const CallEngine&) = delete;
-  CallEngine(CallEngine&&) = delete;
-  CallEngine& operator=(CallEngine&&) = delete;
-  virtual ~CallEngine() = default;
-
   // Starts `request`; its events go to `sink` (held weakly). Never blocks on
   // capacity or the provider: a call waiting for capacity holds no thread.
   virtual void submit(CallRequest request, const std::shared_ptr<CallSink>& sink) = 0;

@@ -1,6 +1,7 @@
 #pragma once
 
 #include "core/calls/call_result.hpp"
+#include "core/util/interface.hpp"
 
 #include <chrono>
 #include <string_view>
@@ -15,15 +16,8 @@ namespace exai::core {
 //
 // Every method is thread-safe, never blocks on the network and never throws;
 // a closed sink drops what it is given.
-class CallSink {
+class CallSink : public Interface {
 public:
-  CallSink() = default;
-  CallSink(const CallSink&) = delete;
-  CallSink& operator=(const CallSink&) = delete;
-  CallSink(CallSink&&) = delete;
-  CallSink& operator=(CallSink&&) = delete;
-  virtual ~CallSink() = default;
-
   // A progress note; `note` is empty for a bare heartbeat.
   virtual void on_progress(std::string_view request_id,
                            std::string_view tool,

@@ -81,8 +81,6 @@ public:
   ~Engine() override;
   Engine(const Engine&) = delete;
   Engine& operator=(const Engine&) = delete;
-  Engine(Engine&&) = delete;
-  Engine& operator=(Engine&&) = delete;
 
   void submit(CallRequest request, const std::shared_ptr<CallSink>& sink) override;
   bool cancel(std::string_view session_id, std::string_view request_id) override;

@@ -64,8 +64,6 @@ public:
   ~InflightRegistry() = default;
   InflightRegistry(const InflightRegistry&) = delete;
   InflightRegistry& operator=(const InflightRegistry&) = delete;
-  InflightRegistry(InflightRegistry&&) = delete;
-  InflightRegistry& operator=(InflightRegistry&&) = delete;
 
   // Registers `value` under `key`. Returns nullopt when `key` is already in
   // flight (a duplicate); the registry is then unchanged.

@@ -66,8 +66,6 @@ public:
   ~CapacityLimiter() = default;
   CapacityLimiter(const CapacityLimiter&) = delete;
   CapacityLimiter& operator=(const CapacityLimiter&) = delete;
-  CapacityLimiter(CapacityLimiter&&) = delete;
-  CapacityLimiter& operator=(CapacityLimiter&&) = delete;
 
   // Takes one unit if one is free and nobody is queued; otherwise queues
   // `waiter` (which must stay alive until granted or withdrawn) and returns

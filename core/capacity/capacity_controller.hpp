@@ -115,8 +115,6 @@ public:
   ~CapacityController();
   CapacityController(const CapacityController&) = delete;
   CapacityController& operator=(const CapacityController&) = delete;
-  CapacityController(CapacityController&&) = delete;
-  CapacityController& operator=(CapacityController&&) = delete;
 
   // Starts acquiring every scope `request` needs, or none: `done` gets the
   // permits, or a rejection naming the scope that was full (timed_out at the

@@ -55,8 +55,6 @@ public:
   ~KeyedLimiters();
   KeyedLimiters(const KeyedLimiters&) = delete;
   KeyedLimiters& operator=(const KeyedLimiters&) = delete;
-  KeyedLimiters(KeyedLimiters&&) = delete;
-  KeyedLimiters& operator=(KeyedLimiters&&) = delete;
 
   // The limiter for `key`, created if absent.
   [[nodiscard]] Lease lease(const std::string& key);

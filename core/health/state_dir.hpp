@@ -28,8 +28,6 @@ public:
   ~PidFile();
   PidFile(const PidFile&) = delete;
   PidFile& operator=(const PidFile&) = delete;
-  PidFile(PidFile&&) = delete;
-  PidFile& operator=(PidFile&&) = delete;
 
   const std::string& path() const noexcept { return path_; }
 
@@ -48,8 +46,6 @@ public:
   ~HealthFileWriter();
   HealthFileWriter(const HealthFileWriter&) = delete;
   HealthFileWriter& operator=(const HealthFileWriter&) = delete;
-  HealthFileWriter(HealthFileWriter&&) = delete;
-  HealthFileWriter& operator=(HealthFileWriter&&) = delete;
 
   // Writes now (on a state change). Failures are logged, never thrown.
   void write_now() noexcept;

@@ -6,6 +6,7 @@
 #include "core/providers/model_routing.hpp"
 #include "core/providers/providers.hpp"
 #include "core/tools/tool_spec.hpp"
+#include "core/util/interface.hpp"
 
 #include <nlohmann/json.hpp>
 
@@ -72,15 +73,8 @@ struct ToolContext {
 // One tool. Implementations are stateless (state lives in the context), so
 // one instance serves every call concurrently. Adding a tool = one file in
 // core/tools/ + one line in register_builtin_tools().
-class Tool {
+class Tool : public Interface {
 public:
-  Tool() = default;
-  Tool(const Tool&) = delete;
-  Tool& operator=(const Tool&) = delete;
-  Tool(Tool&&) = delete;
-  Tool& operator=(Tool&&) = delete;
-  virtual ~Tool() = default;
-
   // What the tool is; its schemas are generated from this.
   virtual const ToolSpec& spec() const = 0;
   std::string_view name() const { return spec().name; }

@@ -27,8 +27,6 @@ public:
   Histogram();
   Histogram(const Histogram&) = delete;
   Histogram& operator=(const Histogram&) = delete;
-  Histogram(Histogram&&) = delete;
-  Histogram& operator=(Histogram&&) = delete;
   ~Histogram() = default;
 
   void observe(double seconds) noexcept;

@@ -22,8 +22,6 @@ public:
   OnceValue() = default;
   OnceValue(const OnceValue&) = delete;
   OnceValue& operator=(const OnceValue&) = delete;
-  OnceValue(OnceValue&&) = delete;
-  OnceValue& operator=(OnceValue&&) = delete;
   ~OnceValue() = default;
 
   // The value, building it with `build` if nobody has yet.

@@ -69,8 +69,6 @@ public:
   ~Scheduler();
   Scheduler(const Scheduler&) = delete;
   Scheduler& operator=(const Scheduler&) = delete;
-  Scheduler(Scheduler&&) = delete;
-  Scheduler& operator=(Scheduler&&) = delete;
 
   // Runs `task` once at `when`.
   [[nodiscard]] Handle at(Clock::time_point when, std::function<void()> task);

@@ -19,8 +19,6 @@ public:
   ~ThreadPool(); // runs what is queued, then joins
   ThreadPool(const ThreadPool&) = delete;
   ThreadPool& operator=(const ThreadPool&) = delete;
-  ThreadPool(ThreadPool&&) = delete;
-  ThreadPool& operator=(ThreadPool&&) = delete;
 
   // Queues `job`. Returns false (and drops it) once the pool is shutting down.
   bool post(std::function<void()> job);

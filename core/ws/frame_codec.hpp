@@ -1,5 +1,6 @@
 #pragma once
 
+#include "core/util/interface.hpp"
 #include "core/ws/utf8.hpp"
 
 #include <array>
@@ -69,14 +70,8 @@ struct Event {
 // Receives the decoder's events, synchronously, in wire order. on_event()
 // should not throw: if it does, the exception leaves feed() and the decoder
 // is failed (failed() is true) without reporting an error event.
-class EventSink {
+class EventSink : public Interface {
 public:
-  EventSink() = default;
-  EventSink(const EventSink&) = delete;
-  EventSink& operator=(const EventSink&) = delete;
-  EventSink(EventSink&&) = delete;
-  EventSink& operator=(EventSink&&) = delete;
-  virtual ~EventSink() = default;
   virtual void on_event(const Event& event) = 0;
 };
 

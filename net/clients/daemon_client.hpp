@@ -56,8 +56,6 @@ public:
                std::shared_ptr<spdlog::logger> log);
   DaemonClient(const DaemonClient&) = delete;
   DaemonClient& operator=(const DaemonClient&) = delete;
-  DaemonClient(DaemonClient&&) = delete;
-  DaemonClient& operator=(DaemonClient&&) = delete;
   ~DaemonClient();
 
   // Starts the connection thread (connects at once, then keeps connected).

@@ -38,8 +38,6 @@ public:
   ~HostileClients();
   HostileClients(const HostileClients&) = delete;
   HostileClients& operator=(const HostileClients&) = delete;
-  HostileClients(HostileClients&&) = delete;
-  HostileClients& operator=(HostileClients&&) = delete;
 
   // Starts the hostile thread and waits (at most `settle`) until every
   // hostile connection has made its first move, so the load that follows

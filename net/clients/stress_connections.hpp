@@ -55,8 +55,6 @@ public:
   ~StressConnections();
   StressConnections(const StressConnections&) = delete;
   StressConnections& operator=(const StressConnections&) = delete;
-  StressConnections(StressConnections&&) = delete;
-  StressConnections& operator=(StressConnections&&) = delete;
 
   // Creates the epoll set and opens `count` pool connections; the ones that
   // fail are counted (refusals apart). Throws on an epoll failure.

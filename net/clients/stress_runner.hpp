@@ -81,8 +81,6 @@ public:
   ~StressRunner();
   StressRunner(const StressRunner&) = delete;
   StressRunner& operator=(const StressRunner&) = delete;
-  StressRunner(StressRunner&&) = delete;
-  StressRunner& operator=(StressRunner&&) = delete;
 
   // Opens every connection (hello included), holds them idle for
   // options.hold, runs the load until the call budget or the duration is
@@ -106,8 +104,6 @@ public:
   ~ControlConnection();
   ControlConnection(const ControlConnection&) = delete;
   ControlConnection& operator=(const ControlConnection&) = delete;
-  ControlConnection(ControlConnection&&) = delete;
-  ControlConnection& operator=(ControlConnection&&) = delete;
 
   // The `health` object of a health_res, or nullopt when the daemon does not
   // answer in time or the connection is gone (`error` says why).

@@ -6,6 +6,7 @@
 // is written here, so no thread waits for the body. The response is
 // close-delimited: the connection closes after end().
 
+#include "core/util/interface.hpp"
 #include "net/server/connection.hpp"
 
 #include <memory>
@@ -17,14 +18,8 @@ namespace exai::net {
 class ResponseStream {
 public:
   // Told about the stream's life, on its connection's loop thread.
-  class Listener {
+  class Listener : public core::Interface {
   public:
-    Listener() = default;
-    Listener(const Listener&) = delete;
-    Listener& operator=(const Listener&) = delete;
-    Listener(Listener&&) = delete;
-    Listener& operator=(Listener&&) = delete;
-    virtual ~Listener() = default;
     // The connection is gone (client left, or the stream ended and closed).
     virtual void on_stream_closed() noexcept = 0;
     // About every tick while the stream is open (keep-alive comments,

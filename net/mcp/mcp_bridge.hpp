@@ -63,8 +63,6 @@ public:
             std::shared_ptr<spdlog::logger> log);
   McpBridge(const McpBridge&) = delete;
   McpBridge& operator=(const McpBridge&) = delete;
-  McpBridge(McpBridge&&) = delete;
-  McpBridge& operator=(McpBridge&&) = delete;
   ~McpBridge();
 
   // Connects to the daemon (in the background), handles every line of `in`

@@ -59,8 +59,6 @@ public:
                  std::shared_ptr<spdlog::logger> log);
   McpHttpService(const McpHttpService&) = delete;
   McpHttpService& operator=(const McpHttpService&) = delete;
-  McpHttpService(McpHttpService&&) = delete;
-  McpHttpService& operator=(McpHttpService&&) = delete;
   ~McpHttpService();
 
   // Handlers for POST, DELETE and GET /mcp (run on HTTP threads).

@@ -13,6 +13,7 @@
 // fully left are handed to on_dropped(), so their results can be kept for the
 // session to collect.
 
+#include "core/util/interface.hpp"
 #include "core/util/unique_fd.hpp"
 #include "net/server/event_loop.hpp"
 
@@ -28,14 +29,8 @@
 namespace exai::net {
 
 // Told when a connection goes away (the hub's accounting). Loop thread.
-class ConnectionObserver {
+class ConnectionObserver : public core::Interface {
 public:
-  ConnectionObserver() = default;
-  ConnectionObserver(const ConnectionObserver&) = delete;
-  ConnectionObserver& operator=(const ConnectionObserver&) = delete;
-  ConnectionObserver(ConnectionObserver&&) = delete;
-  ConnectionObserver& operator=(ConnectionObserver&&) = delete;
-  virtual ~ConnectionObserver() = default;
   virtual void on_connection_dropped(Connection& connection) noexcept = 0;
   // The connection proved itself (a complete request, a hello): it now takes
   // one of the MAX_CONNECTIONS places. False when none is left.
@@ -59,8 +54,6 @@ public:
              OutputLimits limits);
   Connection(const Connection&) = delete;
   Connection& operator=(const Connection&) = delete;
-  Connection(Connection&&) = delete;
-  Connection& operator=(Connection&&) = delete;
   virtual ~Connection();
 
   std::uint64_t id() const noexcept { return id_; }

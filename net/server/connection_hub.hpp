@@ -85,8 +85,6 @@ public:
                 std::shared_ptr<spdlog::logger> log);
   ConnectionHub(const ConnectionHub&) = delete;
   ConnectionHub& operator=(const ConnectionHub&) = delete;
-  ConnectionHub(ConnectionHub&&) = delete;
-  ConnectionHub& operator=(ConnectionHub&&) = delete;
   ~ConnectionHub() override;
 
   // Starts the loops and accepts on `listen_fd` (bound and listening).

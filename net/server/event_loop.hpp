@@ -53,8 +53,6 @@ public:
             std::shared_ptr<spdlog::logger> log);
   EventLoop(const EventLoop&) = delete;
   EventLoop& operator=(const EventLoop&) = delete;
-  EventLoop(EventLoop&&) = delete;
-  EventLoop& operator=(EventLoop&&) = delete;
   // Joins the thread (stop() first) and drops whatever it still owns.
   ~EventLoop();
 

@@ -48,8 +48,6 @@ public:
            std::shared_ptr<spdlog::logger> log);
   WsServer(const WsServer&) = delete;
   WsServer& operator=(const WsServer&) = delete;
-  WsServer(WsServer&&) = delete;
-  WsServer& operator=(WsServer&&) = delete;
   ~WsServer();
 
   // Plain HTTP routes. Register before start().

@@ -12,6 +12,7 @@
 // peer's close, or the linger time, ends it).
 
 #include "core/calls/call_sink.hpp"
+#include "core/util/interface.hpp"
 #include "core/ws/frame_codec.hpp"
 #include "net/server/connection.hpp"
 
@@ -27,15 +28,8 @@ namespace exai::net {
 class WsConnection;
 
 // What a WebSocket delivers. Implemented by the op protocol (OpDispatcher).
-class MessageHandler {
+class MessageHandler : public core::Interface {
 public:
-  MessageHandler() = default;
-  MessageHandler(const MessageHandler&) = delete;
-  MessageHandler& operator=(const MessageHandler&) = delete;
-  MessageHandler(MessageHandler&&) = delete;
-  MessageHandler& operator=(MessageHandler&&) = delete;
-  virtual ~MessageHandler() = default;
-
   // One complete text or binary message (valid UTF-8 when text). Runs on the
   // connection's loop thread; must not block: the loop's other connections
   // wait meanwhile.

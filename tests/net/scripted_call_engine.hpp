@@ -23,8 +23,6 @@ public:
   ScriptedCallEngine() = default;
   ScriptedCallEngine(const ScriptedCallEngine&) = delete;
   ScriptedCallEngine& operator=(const ScriptedCallEngine&) = delete;
-  ScriptedCallEngine(ScriptedCallEngine&&) = delete;
-  ScriptedCallEngine& operator=(ScriptedCallEngine&&) = delete;
   ~ScriptedCallEngine() override
   {
     {

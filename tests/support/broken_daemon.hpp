@@ -26,8 +26,6 @@ public:
   ~BrokenDaemon();
   BrokenDaemon(const BrokenDaemon&) = delete;
   BrokenDaemon& operator=(const BrokenDaemon&) = delete;
-  BrokenDaemon(BrokenDaemon&&) = delete;
-  BrokenDaemon& operator=(BrokenDaemon&&) = delete;
 
   std::uint16_t port() const noexcept { return port_; }
   // call_tool frames received so far.

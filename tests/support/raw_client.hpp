@@ -39,8 +39,6 @@ public:
   explicit RawClient(std::uint16_t port, int receive_buffer = 0);
   RawClient(const RawClient&) = delete;
   RawClient& operator=(const RawClient&) = delete;
-  RawClient(RawClient&&) = delete;
-  RawClient& operator=(RawClient&&) = delete;
   ~RawClient();
 
   // Sends every byte (blocking). False when the peer is gone.

@@ -44,8 +44,6 @@ public:
                         std::string binary = EXAI_TEST_BINARY);
   ServeProcess(const ServeProcess&) = delete;
   ServeProcess& operator=(const ServeProcess&) = delete;
-  ServeProcess(ServeProcess&&) = delete;
-  ServeProcess& operator=(ServeProcess&&) = delete;
   ~ServeProcess();
 
   // Starts the daemon and waits until it is ready; throws

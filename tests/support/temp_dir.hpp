@@ -24,8 +24,6 @@ public:
   }
   TempDir(const TempDir&) = delete;
   TempDir& operator=(const TempDir&) = delete;
-  TempDir(TempDir&&) = delete;
-  TempDir& operator=(TempDir&&) = delete;
 
   const std::string& path() const noexcept { return path_; }
 

@@ -34,8 +34,6 @@ struct Daemon {
   ~Daemon() { server->stop(); }
   Daemon(const Daemon&) = delete;
   Daemon& operator=(const Daemon&) = delete;
-  Daemon(Daemon&&) = delete;
-  Daemon& operator=(Daemon&&) = delete;
 
   std::uint16_t port() const { return server->port(); }
 

@@ -106,8 +106,6 @@ struct Fixture {
   ~Fixture() { server->stop(); }
   Fixture(const Fixture&) = delete;
   Fixture& operator=(const Fixture&) = delete;
-  Fixture(Fixture&&) = delete;
-  Fixture& operator=(Fixture&&) = delete;
 
   std::uint16_t port() const { return server->port(); }
 

@@ -78,8 +78,6 @@ struct Fixture {
   ~Fixture() { hub.stop(1001, "test over", 0ms); }
   Fixture(const Fixture&) = delete;
   Fixture& operator=(const Fixture&) = delete;
-  Fixture(Fixture&&) = delete;
-  Fixture& operator=(Fixture&&) = delete;
 
   // A connection "from" `ip`; returns the client end.
   UniqueFd connect_from(const std::string& ip, bool loopback)
