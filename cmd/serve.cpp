@@ -61,6 +61,9 @@ run_serve(const ServeOptions& options, const GlobalOptions& global)
   // Before any thread exists, so that every thread inherits the mask.
   const sigset_t signals = termination_signals();
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  // A kept-alive upstream connection the server closed is an outcome, not a
+  // crash: OpenSSL writes (close_notify) without MSG_NOSIGNAL.
+  std::signal(SIGPIPE, SIG_IGN);
   // One descriptor per connection: MAX_CONNECTIONS is often beyond the soft limit.
   const auto nofile = core::raise_descriptor_limit();
   if (nofile < config.max_connections + 64) {
@@ -76,8 +79,9 @@ run_serve(const ServeOptions& options, const GlobalOptions& global)
   for (const auto& warning : providers.warnings()) {
     log->warn("provider configuration: {}", warning);
   }
-  net::UpstreamClient upstream(
-      net::endpoints_from(providers), net::upstream_options_from(settings), core::log::get("net"));
+  net::UpstreamClient upstream(net::endpoints_from(providers, config),
+                               net::upstream_options_from(settings, config),
+                               core::log::get("net"));
   core::Engine engine(core::EngineDeps{config, providers, tools, upstream});
 
   std::atomic<core::DaemonState> state{core::DaemonState::starting};

@@ -83,6 +83,10 @@ public:
   {
     return inner_.circuit_state(provider_id);
   }
+  UpstreamPoolStats pool_stats(std::string_view provider_id) const override
+  {
+    return inner_.pool_stats(provider_id);
+  }
 
 private:
   ChatBackend& inner_;
@@ -1009,6 +1013,7 @@ Engine::stats() const
   for (const auto& [id, histogram] : upstream_latency_) {
     s.upstream_latency.emplace(id, histogram->snapshot());
     s.circuits.emplace(id, chat_.circuit_state(id));
+    s.pools.emplace(id, chat_.pool_stats(id));
   }
   const std::lock_guard lock(mutex_);
   s.executions = live_.size();

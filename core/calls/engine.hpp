@@ -58,7 +58,8 @@ struct EngineStats {
   EngineCounters counters;
   HistogramSnapshot call_latency;                                         // accept -> result
   std::map<std::string, HistogramSnapshot, std::less<>> upstream_latency; // per provider
-  std::map<std::string, std::string, std::less<>> circuits; // provider -> closed|open|half_open
+  std::map<std::string, std::string, std::less<>> circuits;    // provider -> closed|open|half_open
+  std::map<std::string, UpstreamPoolStats, std::less<>> pools; // provider -> connection pool
 };
 
 // What the engine borrows; all must outlive it.

@@ -245,6 +245,7 @@ load_daemon_config(const Settings& settings)
                                         static_cast<std::int64_t>(c.image_max_bytes),
                                         1,
                                         1LL << 30));
+  c.upstream_idle = read_seconds(settings, "EXAI_UPSTREAM_IDLE_SECS", c.upstream_idle, 0, 3600);
   return c;
 }
 

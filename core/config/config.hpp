@@ -75,6 +75,9 @@ struct DaemonConfig {
   std::vector<std::string> file_roots;
   std::size_t file_max_bytes = std::size_t{1} << 20U;   // one file embedded as text
   std::size_t image_max_bytes = std::size_t{10} << 20U; // one image (file or data: URL)
+  // An idle pooled upstream connection is closed after this long
+  // (EXAI_UPSTREAM_IDLE_SECS; 0 = no keep-alive, one connection per request).
+  Millis upstream_idle{30000};
 };
 
 // Reads and validates every setting in DaemonConfig. Throws

@@ -99,6 +99,15 @@ health_json(const HealthInputs& in)
       reasons.push_back("provider " + id + " circuit open");
     }
   }
+  nlohmann::json pools = nlohmann::json::object();
+  for (const auto& [id, pool] : e.pools) {
+    pools[id] = {{"idle", pool.idle},
+                 {"leased", pool.leased},
+                 {"max_idle", pool.max_idle},
+                 {"reused", pool.reused},
+                 {"opened", pool.opened},
+                 {"stale_retries", pool.stale_retries}};
+  }
   nlohmann::json rejected = {{"global", 0}, {"provider", 0}, {"session", 0}, {"conversation", 0}};
   for (const auto& [scope, n] : e.counters.rejected) {
     rejected[scope] = n;
@@ -147,6 +156,7 @@ health_json(const HealthInputs& in)
       {"call_threads", e.call_threads},
       {"conversation_threads", e.conversations},
       {"circuits", circuits},
+      {"upstream_pools", pools},
       {"counters",
        {{"ok", e.counters.ok},
         {"failed", e.counters.failed},

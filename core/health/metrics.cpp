@@ -181,6 +181,35 @@ render_prometheus(const HealthInputs& in)
     }
   }
 
+  w.family("exai_upstream_pool_connections",
+           "gauge",
+           "Kept-alive upstream connections per provider, idle in the pool or leased.");
+  for (const auto& [id, pool] : e.pools) {
+    w.sample("exai_upstream_pool_connections",
+             label("provider", id) + "," + label("state", "idle"),
+             static_cast<double>(pool.idle));
+    w.sample("exai_upstream_pool_connections",
+             label("provider", id) + "," + label("state", "leased"),
+             static_cast<double>(pool.leased));
+  }
+  const std::array<std::tuple<const char*, const char*, std::uint64_t UpstreamPoolStats::*>, 3>
+      pool_counters = {
+          std::tuple{"exai_upstream_connections_reused_total",
+                     "Requests sent on a kept-alive upstream connection.",
+                     &UpstreamPoolStats::reused},
+          std::tuple{"exai_upstream_connections_opened_total",
+                     "Fresh upstream connections (TCP, and TLS for https).",
+                     &UpstreamPoolStats::opened},
+          std::tuple{"exai_upstream_stale_retries_total",
+                     "Requests resent once because a reused connection was closed by the server.",
+                     &UpstreamPoolStats::stale_retries}};
+  for (const auto& [name, help, field] : pool_counters) {
+    w.family(name, "counter", help);
+    for (const auto& [id, pool] : e.pools) {
+      w.sample(name, label("provider", id), static_cast<double>(pool.*field));
+    }
+  }
+
   w.family("process_resident_memory_bytes", "gauge", "Resident memory size in bytes.");
   w.sample("process_resident_memory_bytes", "", static_cast<double>(in.rss_bytes));
   return w.take();

@@ -5,6 +5,8 @@
 #include <nlohmann/json.hpp>
 
 #include <chrono>
+#include <cstddef>
+#include <cstdint>
 #include <optional>
 #include <stop_token>
 #include <string>
@@ -94,6 +96,17 @@ struct ChatFailure {
 
 using ChatOutcome = std::variant<ChatReply, ChatFailure>;
 
+// One provider's pool of kept-alive upstream connections, for health and
+// metrics. Counters are monotonic since start-up.
+struct UpstreamPoolStats {
+  std::size_t idle = 0;            // connections waiting in the pool
+  std::size_t leased = 0;          // connections carrying a request now
+  std::size_t max_idle = 0;        // most idle connections kept
+  std::uint64_t reused = 0;        // requests sent on a kept-alive connection
+  std::uint64_t opened = 0;        // fresh connections (TCP, and TLS when https)
+  std::uint64_t stale_retries = 0; // requests resent because a reused connection was dead
+};
+
 // The model-call interface the tools use; net::UpstreamClient implements it
 // over HTTP(S), tests may substitute their own.
 class ChatBackend {
@@ -107,6 +120,9 @@ public:
 
   // Circuit state per provider for health: "closed" | "open" | "half_open".
   virtual std::string circuit_state(std::string_view provider_id) const = 0;
+
+  // Connection pool counters per provider; empty for a backend without a pool.
+  virtual UpstreamPoolStats pool_stats(std::string_view /*provider_id*/) const { return {}; }
 };
 
 } // namespace exai::core

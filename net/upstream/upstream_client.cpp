@@ -13,6 +13,7 @@
 #include <Poco/Net/NetException.h>
 #include <Poco/Net/SSLException.h>
 #include <Poco/Net/SecureStreamSocket.h>
+#include <Poco/Net/Session.h>
 #include <Poco/Net/SocketAddress.h>
 #include <Poco/Net/StreamSocket.h>
 #include <Poco/URI.h>
@@ -97,23 +98,6 @@ truncate(const std::string& text, std::size_t limit)
   return text.substr(0, limit) + "...(" + std::to_string(text.size()) + " bytes)";
 }
 
-// Closes a descriptor on scope exit.
-struct DescriptorGuard {
-  explicit DescriptorGuard(int descriptor) noexcept
-      : fd(descriptor)
-  {
-  }
-  DescriptorGuard(const DescriptorGuard&) = delete;
-  DescriptorGuard& operator=(const DescriptorGuard&) = delete;
-  ~DescriptorGuard()
-  {
-    if (fd >= 0) {
-      ::close(fd);
-    }
-  }
-  const int fd;
-};
-
 } // namespace
 
 std::string_view
@@ -131,7 +115,7 @@ to_string(ProbeResult::Status status) noexcept
 }
 
 std::vector<UpstreamEndpoint>
-endpoints_from(const core::ProviderRegistry& registry)
+endpoints_from(const core::ProviderRegistry& registry, const core::DaemonConfig& config)
 {
   std::vector<UpstreamEndpoint> out;
   for (const auto* provider : registry.configured()) {
@@ -141,16 +125,19 @@ endpoints_from(const core::ProviderRegistry& registry)
     endpoint.base_url = provider->base_url;
     endpoint.api_key = provider->api_key;
     endpoint.read_timeout = std::chrono::duration_cast<milliseconds>(provider->read_timeout);
+    endpoint.pool_size =
+        provider->id == core::kKimiProviderId ? config.kimi_max_inflight : config.glm_max_inflight;
     out.push_back(std::move(endpoint));
   }
   return out;
 }
 
 UpstreamOptions
-upstream_options_from(const core::Settings& settings)
+upstream_options_from(const core::Settings& settings, const core::DaemonConfig& config)
 {
   UpstreamOptions options;
   options.ca_file = settings.get_nonempty("EXAI_CA_FILE").value_or("");
+  options.idle_timeout = config.upstream_idle;
   return options;
 }
 
@@ -158,6 +145,7 @@ struct UpstreamClient::Provider {
   Provider(UpstreamEndpoint e, const UpstreamOptions& options)
       : endpoint(std::move(e))
       , breaker(options.circuit, options.clock)
+      , pool(ConnectionPool::Options{endpoint.pool_size, options.idle_timeout, options.pool_clock})
   {
   }
 
@@ -168,11 +156,22 @@ struct UpstreamClient::Provider {
   std::string path_prefix;         // e.g. "/v1"
   Poco::Net::Context::Ptr context; // HTTPS only; Poco's Context is thread-safe to share
   mutable core::CircuitBreaker breaker;
+  ConnectionPool pool;
+  std::mutex tls_mutex;
+  Poco::Net::Session::Ptr tls_session; // guarded by tls_mutex; fresh connections resume it
 };
 
 // What one HTTP exchange produced.
 struct UpstreamClient::Attempt {
-  enum class Kind { response, connect_error, truncated, read_timeout, tls_error, cancelled };
+  enum class Kind {
+    response,
+    connect_error,
+    truncated,
+    read_timeout,
+    tls_error,
+    cancelled,
+    stale, // a reused connection died before any answer byte: resend on a fresh one
+  };
   Kind kind = Kind::connect_error;
   int status = 0;
   std::string body;
@@ -234,13 +233,46 @@ UpstreamClient::UpstreamClient(std::vector<UpstreamEndpoint> endpoints,
                           "EXAI_CA_FILE=" + options_.ca_file +
                               " cannot be used as a CA bundle: " + e.displayText());
       }
+      // Fresh connections resume the last TLS session (one round trip, no
+      // certificate chain) instead of a full handshake.
+      provider->context->enableSessionCache(true);
     }
     const std::string id = provider->endpoint.id;
     providers_.emplace(id, std::move(provider));
   }
+  if (options_.idle_timeout > milliseconds(0)) {
+    reaper_ = std::jthread([this](const std::stop_token& stop) { reap(stop); });
+  }
 }
 
 UpstreamClient::~UpstreamClient() = default;
+
+void
+UpstreamClient::reap(const std::stop_token& stop)
+{
+  // Wakes at the next expiry, at least every second: a connection given back
+  // while it waits is closed at most that much after its time.
+  constexpr milliseconds kLongestWait{1000};
+  std::mutex mutex;
+  std::condition_variable_any wake;
+  while (!stop.stop_requested()) {
+    auto next = Clock::now() + kLongestWait;
+    for (const auto& [id, provider] : providers_) {
+      if (const auto left = provider->pool.sweep()) {
+        next = std::min(next, Clock::now() + std::max(milliseconds(1), *left));
+      }
+    }
+    std::unique_lock lock(mutex);
+    wake.wait_until(lock, stop, next, [] { return false; });
+  }
+}
+
+core::UpstreamPoolStats
+UpstreamClient::pool_stats(std::string_view provider_id) const
+{
+  const Provider* provider = find(provider_id);
+  return provider == nullptr ? core::UpstreamPoolStats{} : provider->pool.stats();
+}
 
 UpstreamClient::Provider*
 UpstreamClient::find(std::string_view provider_id) const
@@ -256,27 +288,20 @@ UpstreamClient::circuit_state(std::string_view provider_id) const
   return provider == nullptr ? "closed" : std::string(core::to_string(provider->breaker.state()));
 }
 
-UpstreamClient::Attempt
-UpstreamClient::attempt(const Provider& provider,
-                        const std::string& method,
-                        const std::string& path,
-                        const std::string& body,
-                        milliseconds connect_timeout,
-                        milliseconds read_timeout,
-                        const std::stop_token& stop) const
+std::unique_ptr<UpstreamConnection>
+UpstreamClient::open_connection(Provider& provider,
+                                milliseconds connect_timeout,
+                                const std::stop_token& stop,
+                                Attempt& failure) const
 {
-  Attempt result;
   const auto start = Clock::now();
   const std::string where = provider.host + ":" + std::to_string(provider.port);
   const auto fail = [&](Attempt::Kind kind, const std::string& message) {
-    result.kind = stop.stop_requested() ? Attempt::Kind::cancelled : kind;
-    result.error = scrub(message, provider.endpoint.api_key);
-    result.latency = since(start);
-    return result;
+    failure.kind = stop.stop_requested() ? Attempt::Kind::cancelled : kind;
+    failure.error = scrub(message, provider.endpoint.api_key);
+    failure.latency = since(start);
+    return nullptr;
   };
-  if (stop.stop_requested()) {
-    return fail(Attempt::Kind::cancelled, "cancelled");
-  }
   Poco::Net::StreamSocket socket;
   try {
     // Connect without blocking so that a stop request is seen within one poll slice.
@@ -304,8 +329,8 @@ UpstreamClient::attempt(const Provider& provider,
     }
     socket.setBlocking(true);
     socket.setNoDelay(true);
-    socket.setReceiveTimeout(to_timespan(read_timeout));
-    socket.setSendTimeout(to_timespan(read_timeout));
+    socket.setReceiveTimeout(to_timespan(connect_timeout));
+    socket.setSendTimeout(to_timespan(connect_timeout));
   } catch (const Poco::Exception& e) {
     return fail(Attempt::Kind::connect_error,
                 "cannot connect to " + where + ": " + e.displayText());
@@ -314,25 +339,30 @@ UpstreamClient::attempt(const Provider& provider,
   // From here a stop request shuts the socket down, which wakes any blocking
   // read or write (TLS included) on this thread. Only a raw descriptor is
   // touched from the other thread, never Poco's or OpenSSL's state. It is a
-  // dup() owned here, so Poco closing its own descriptor (even inside a failed
-  // handshake) can never leave the callback aiming at a reused fd number;
-  // `abort_fd` outlives `on_stop`, whose destructor waits for a running callback.
-  const DescriptorGuard abort_fd(::dup(socket.impl()->sockfd()));
-  const std::stop_callback on_stop(stop, [fd = abort_fd.fd] {
+  // dup() owned by the connection, so Poco closing its own descriptor (even
+  // inside a failed handshake) can never leave the callback aiming at a
+  // reused fd number; the descriptor outlives `on_stop`, whose destructor
+  // waits for a running callback.
+  auto connection = std::make_unique<UpstreamConnection>();
+  connection->abort_fd.reset(::dup(socket.impl()->sockfd()));
+  const std::stop_callback on_stop(stop, [fd = connection->abort_fd.get()] {
     if (fd >= 0) {
       ::shutdown(fd, SHUT_RDWR);
     }
   });
-
-  std::unique_ptr<Poco::Net::HTTPClientSession> session;
   try {
     if (provider.https) {
+      Poco::Net::Session::Ptr resume;
+      {
+        const std::lock_guard lock(provider.tls_mutex);
+        resume = provider.tls_session;
+      }
       // A plain HTTPClientSession over the secure socket: HTTPSClientSession's
       // socket constructor insists on setting the port of a connected session.
-      session = std::make_unique<Poco::Net::HTTPClientSession>(
-          Poco::Net::SecureStreamSocket::attach(socket, provider.host, provider.context));
+      connection->session = std::make_unique<UpstreamSession>(
+          Poco::Net::SecureStreamSocket::attach(socket, provider.host, provider.context, resume));
     } else {
-      session = std::make_unique<Poco::Net::HTTPClientSession>(socket);
+      connection->session = std::make_unique<UpstreamSession>(socket);
     }
   } catch (const Poco::Exception& e) {
     const std::string text = e.displayText();
@@ -343,26 +373,119 @@ UpstreamClient::attempt(const Provider& provider,
                                         : "TLS handshake failed with ") +
                     where + ": " + text);
   }
+  return connection;
+}
 
+UpstreamClient::Attempt
+UpstreamClient::attempt(Provider& provider,
+                        const std::string& method,
+                        const std::string& path,
+                        const std::string& body,
+                        milliseconds connect_timeout,
+                        milliseconds read_timeout,
+                        const std::stop_token& stop) const
+{
+  Attempt result =
+      exchange(provider, method, path, body, connect_timeout, read_timeout, stop, true);
+  if (result.kind == Attempt::Kind::stale) {
+    provider.pool.count_stale_retry();
+    log_->debug("upstream stale connection provider={} error=\"{}\"; resending on a fresh one",
+                provider.endpoint.id,
+                result.error);
+    result = exchange(provider, method, path, body, connect_timeout, read_timeout, stop, false);
+  }
+  return result;
+}
+
+UpstreamClient::Attempt
+UpstreamClient::exchange(Provider& provider,
+                         const std::string& method,
+                         const std::string& path,
+                         const std::string& body,
+                         milliseconds connect_timeout,
+                         milliseconds read_timeout,
+                         const std::stop_token& stop,
+                         bool may_reuse) const
+{
+  Attempt result;
+  const auto start = Clock::now();
+  const std::string where = provider.host + ":" + std::to_string(provider.port);
+  const auto fail = [&](Attempt::Kind kind, const std::string& message) {
+    result.kind = stop.stop_requested() ? Attempt::Kind::cancelled : kind;
+    result.error = scrub(message, provider.endpoint.api_key);
+    result.latency = since(start);
+    return result;
+  };
+  if (stop.stop_requested()) {
+    return fail(Attempt::Kind::cancelled, "cancelled");
+  }
+  std::optional<ConnectionPool::Lease> lease;
+  if (may_reuse) {
+    lease = provider.pool.take();
+  }
+  if (!lease) {
+    auto connection = open_connection(provider, connect_timeout, stop, result);
+    if (!connection) {
+      return result;
+    }
+    lease.emplace(provider.pool.adopt(std::move(connection)));
+  }
+  const bool reused = lease->reused();
+  UpstreamSession& session = *(*lease)->session;
+  // Declared after the lease: unregistered before the descriptor closes.
+  const std::stop_callback on_stop(stop, [fd = (*lease)->abort_fd.get()] {
+    if (fd >= 0) {
+      ::shutdown(fd, SHUT_RDWR);
+    }
+  });
+  // Whether the failure can only mean a kept-alive connection the server had
+  // already closed: nothing of an answer arrived, and it was not a timeout.
+  const auto dead_or = [&](Attempt::Kind kind) {
+    return reused && !stop.stop_requested() ? Attempt::Kind::stale : kind;
+  };
+
+  bool keep_alive = false;
+  std::optional<milliseconds> server_hint;
   try {
-    session->setTimeout(
-        to_timespan(connect_timeout), to_timespan(read_timeout), to_timespan(read_timeout));
+    session.socket().setReceiveTimeout(to_timespan(read_timeout));
+    session.socket().setSendTimeout(to_timespan(read_timeout));
     Poco::Net::HTTPRequest request(
         method, provider.path_prefix + path, Poco::Net::HTTPMessage::HTTP_1_1);
     request.setHost(provider.host, provider.port);
     request.set("Authorization", "Bearer " + provider.endpoint.api_key);
     request.set("Accept", "application/json");
     request.set("User-Agent", "exai/" EXAI_VERSION);
-    request.setKeepAlive(false);
+    request.setKeepAlive(options_.idle_timeout > milliseconds(0));
     if (!body.empty()) {
       request.setContentType("application/json");
       request.setContentLength(static_cast<std::streamsize>(body.size()));
     }
-    std::ostream& out = session->sendRequest(request);
+    std::ostream& out = session.sendRequest(request);
+    out.exceptions(std::ios::badbit); // Poco's error itself, not a silent bad stream
     out.write(body.data(), static_cast<std::streamsize>(body.size()));
     out.flush();
+    if (!session.await_answer()) {
+      return fail(dead_or(Attempt::Kind::connect_error),
+                  where + " closed the connection without an answer");
+    }
+  } catch (const Poco::TimeoutException&) {
+    return fail(Attempt::Kind::read_timeout,
+                "no answer from " + where + " within " + std::to_string(read_timeout.count()) +
+                    " ms");
+  } catch (const Poco::Exception& e) {
+    return fail(dead_or(Attempt::Kind::connect_error),
+                "connection to " + where + " failed: " + e.displayText());
+  } catch (const std::exception& e) {
+    return fail(dead_or(Attempt::Kind::connect_error),
+                "connection to " + where + " failed: " + std::string(e.what()));
+  }
+
+  // An answer has begun: from here every failure is the provider's.
+  try {
     Poco::Net::HTTPResponse response;
-    std::istream& in = session->receiveResponse(response);
+    std::istream& in = session.receiveResponse(response);
+    // A stall mid-body is then a timeout and a reset a reset, not a short body.
+    in.exceptions(std::ios::badbit);
     result.status = static_cast<int>(response.getStatus());
     result.retry_after = response.get("Retry-After", "");
     std::array<char, 16384> buffer{};
@@ -386,16 +509,36 @@ UpstreamClient::attempt(const Provider& provider,
                       std::to_string(result.body.size()) + " of " + std::to_string(expected) +
                       " bytes)");
     }
+    // Only an answer whose end the framing marks leaves the connection clean.
+    keep_alive =
+        response.getKeepAlive() && (expected != Poco::Net::HTTPMessage::UNKNOWN_CONTENT_LENGTH ||
+                                    response.getChunkedTransferEncoding());
+    if (const auto hint = keep_alive_timeout(response.get("Keep-Alive", ""))) {
+      server_hint = std::chrono::duration_cast<milliseconds>(*hint);
+    }
   } catch (const Poco::TimeoutException&) {
     return fail(Attempt::Kind::read_timeout,
                 "no answer from " + where + " within " + std::to_string(read_timeout.count()) +
                     " ms");
   } catch (const Poco::Exception& e) {
-    return fail(result.status == 0 ? Attempt::Kind::connect_error : Attempt::Kind::truncated,
-                "connection to " + where + " failed: " + e.displayText());
+    return fail(Attempt::Kind::truncated, "connection to " + where + " failed: " + e.displayText());
   } catch (const std::exception& e) {
-    return fail(Attempt::Kind::connect_error,
+    return fail(Attempt::Kind::truncated,
                 "connection to " + where + " failed: " + std::string(e.what()));
+  }
+  if (provider.https && !reused) {
+    // The answer has been read, so a TLS 1.3 session ticket has too.
+    try {
+      Poco::Net::SecureStreamSocket secure(session.socket());
+      auto tls_session = secure.currentSession();
+      const std::lock_guard lock(provider.tls_mutex);
+      provider.tls_session = std::move(tls_session);
+    } catch (const Poco::Exception&) {
+      // No session to resume: the next connection makes a full handshake.
+    }
+  }
+  if (keep_alive) {
+    lease->release(server_hint);
   }
   result.kind = Attempt::Kind::response;
   result.latency = since(start);
@@ -457,6 +600,7 @@ UpstreamClient::judge(const Provider& provider,
     return v;
   }
   case Attempt::Kind::connect_error:
+  case Attempt::Kind::stale: // only after the fresh connection failed too
     v.retryable = true;
     v.code = core::Errc::provider_unavailable;
     v.message = endpoint.display_name + " is unreachable: " + result.error;
@@ -597,7 +741,7 @@ ProbeResult
 UpstreamClient::probe(std::string_view provider_id, milliseconds timeout, std::stop_token stop)
 {
   ProbeResult probe;
-  const Provider* provider = find(provider_id);
+  Provider* provider = find(provider_id);
   if (provider == nullptr) {
     probe.message = "provider " + std::string(provider_id) + " is not configured";
     return probe;

@@ -1,9 +1,11 @@
 #pragma once
 
+#include "core/config/config.hpp"
 #include "core/providers/chat.hpp"
 #include "core/providers/circuit_breaker.hpp"
 #include "core/providers/providers.hpp"
 #include "core/providers/retry_policy.hpp"
+#include "net/upstream/connection_pool.hpp"
 
 #include <spdlog/logger.h>
 
@@ -16,6 +18,7 @@
 #include <stop_token>
 #include <string>
 #include <string_view>
+#include <thread>
 #include <vector>
 
 namespace exai::net {
@@ -29,6 +32,7 @@ struct UpstreamEndpoint {
   std::string api_key;
   std::chrono::milliseconds connect_timeout{10000};
   std::chrono::milliseconds read_timeout{120000};
+  std::size_t pool_size = 4; // most idle kept-alive connections: the provider's capacity scope
 };
 
 // Waits `delay` unless `stop` is requested first. Returns false when stopped.
@@ -43,6 +47,10 @@ struct UpstreamOptions {
   std::string ca_file;               // PEM CA bundle replacing the system store (EXAI_CA_FILE)
   std::size_t max_error_body = 512;  // bytes of an upstream error body kept in ChatFailure
   std::size_t max_response_bytes = 64U << 20U;
+  // An idle kept-alive connection is closed after this (EXAI_UPSTREAM_IDLE_SECS);
+  // 0: one connection per request, "Connection: close".
+  std::chrono::milliseconds idle_timeout = core::DaemonConfig{}.upstream_idle;
+  std::function<std::chrono::steady_clock::time_point()> pool_clock; // tests; default: steady
 };
 
 // Result of a cheap authenticated request (GET {base}/models).
@@ -57,18 +65,32 @@ struct ProbeResult {
 // "reachable" | "auth_failed" | "unreachable".
 std::string_view to_string(ProbeResult::Status status) noexcept;
 
-// The endpoints of `registry`'s available providers.
-std::vector<UpstreamEndpoint> endpoints_from(const core::ProviderRegistry& registry);
+// The endpoints of `registry`'s available providers, each pool sized by its
+// capacity scope in `config` (EXAI_WS_KIMI_MAX_INFLIGHT, EXAI_WS_GLM_MAX_INFLIGHT).
+std::vector<UpstreamEndpoint> endpoints_from(const core::ProviderRegistry& registry,
+                                             const core::DaemonConfig& config = {});
 
-// Options from settings: EXAI_CA_FILE (CA bundle for HTTPS verification).
-UpstreamOptions upstream_options_from(const core::Settings& settings);
+// Options from settings and config: EXAI_CA_FILE (CA bundle for HTTPS
+// verification), EXAI_UPSTREAM_IDLE_SECS.
+UpstreamOptions upstream_options_from(const core::Settings& settings,
+                                      const core::DaemonConfig& config = {});
 
 // core::ChatBackend over Poco HTTP(S): POST {base}/chat/completions with a
 // Bearer key, retries with backoff (connection errors, 429, 5xx; Retry-After
 // honoured; GLM body code 1302 = capacity), a circuit breaker per provider,
 // and cancellation: a stop request shuts the socket down from the
 // requesting thread's stop_callback and wakes backoff waits, so complete()
-// returns `cancelled` within milliseconds. One connection per attempt.
+// returns `cancelled` within milliseconds.
+// Connections are kept alive and pooled per provider (net/upstream/
+// connection_pool): a request on a reused connection that the server turns
+// out to have closed — it failed before any byte of an answer arrived — is
+// sent once more on a fresh connection, and that is not a provider failure
+// nor an attempt. That is safe for a POST: a server closes a kept-alive
+// connection only between requests, so it never read this one (the rule of
+// Chromium's and Go's HTTP clients). A connection whose answer was not read
+// to its end (failure, cancel, deadline) is closed, never pooled. Fresh HTTPS
+// connections resume the provider's last TLS session. One reaper thread
+// closes idle connections past their time.
 // TLS: certificate and host name verification always on; system CA store
 // unless `ca_file` is set. Thread-safe.
 class UpstreamClient final : public core::ChatBackend {
@@ -88,6 +110,8 @@ public:
   // "closed" | "open" | "half_open"; "closed" for an unknown provider.
   std::string circuit_state(std::string_view provider_id) const override;
 
+  core::UpstreamPoolStats pool_stats(std::string_view provider_id) const override;
+
   // One GET {base}/models with `timeout` for connect and read, no retries,
   // no circuit breaker. An unknown provider reads unreachable.
   ProbeResult
@@ -103,19 +127,34 @@ private:
                 const core::ChatRequest& request,
                 nlohmann::json& details) const;
 
-  Attempt attempt(const Provider& provider,
+  // One exchange; a stale reused connection is replaced once (see above).
+  Attempt attempt(Provider& provider,
                   const std::string& method,
                   const std::string& path,
                   const std::string& body,
                   std::chrono::milliseconds connect_timeout,
                   std::chrono::milliseconds read_timeout,
                   const std::stop_token& stop) const;
+  Attempt exchange(Provider& provider,
+                   const std::string& method,
+                   const std::string& path,
+                   const std::string& body,
+                   std::chrono::milliseconds connect_timeout,
+                   std::chrono::milliseconds read_timeout,
+                   const std::stop_token& stop,
+                   bool may_reuse) const;
+  std::unique_ptr<UpstreamConnection> open_connection(Provider& provider,
+                                                      std::chrono::milliseconds connect_timeout,
+                                                      const std::stop_token& stop,
+                                                      Attempt& failure) const;
   Provider* find(std::string_view provider_id) const;
+  void reap(const std::stop_token& stop);
 
   UpstreamOptions options_;
   std::shared_ptr<spdlog::logger> log_;
   std::unique_ptr<core::RetryPolicy> retry_;
   std::map<std::string, std::unique_ptr<Provider>, std::less<>> providers_; // fixed after ctor
+  std::jthread reaper_; // last: stops before the pools it sweeps are destroyed
 };
 
 } // namespace exai::net

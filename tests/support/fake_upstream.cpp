@@ -23,6 +23,8 @@
 #include <atomic>
 #include <charconv>
 #include <deque>
+#include <set>
+#include <thread>
 
 namespace exai::test {
 
@@ -153,6 +155,10 @@ parse_directives(std::string_view prompt, FakeBehavior base)
       base.echo_auth = true;
     } else if (name == "minimal") {
       base.minimal = true;
+    } else if (name == "close") {
+      base.close = true;
+    } else if (name == "stall_ms" && has_value) {
+      base.stall = std::chrono::milliseconds(value);
     }
   }
   return base;
@@ -166,6 +172,7 @@ struct FakeUpstream::Impl {
   std::deque<FakeBehavior> queued;         // guarded by mutex
   std::map<std::string, int> seen_prompts; // guarded by mutex (fail_times)
   std::vector<RecordedRequest> recorded;   // guarded by mutex
+  std::set<std::string> peers;             // guarded by mutex (connect_delay)
   std::uint64_t hang_generation = 0;       // guarded by mutex
   int current = 0;                         // guarded by mutex
   int peak = 0;                            // guarded by mutex
@@ -183,11 +190,12 @@ struct FakeUpstream::Impl {
     return !changed.wait_for(lock, delay, [this] { return stopping; });
   }
 
-  // Waits for release_hangs() or stop(). Returns false when stopping.
-  bool hang()
+  // Waits for a release_hangs() after the request arrived (`generation`), or
+  // stop(). Returns false when stopping. Counting from arrival, not from
+  // here, lets a test release every request it has seen arrive.
+  bool hang(std::uint64_t generation)
   {
     std::unique_lock lock(mutex);
-    const auto generation = hang_generation;
     changed.wait(lock, [&] { return stopping || hang_generation != generation; });
     return !stopping;
   }
@@ -264,16 +272,24 @@ FakeUpstream::Impl::handle(Poco::Net::HTTPServerRequest& request,
   RecordedRequest record;
   record.method = request.getMethod();
   record.path = request.getURI();
+  record.peer = request.clientAddress().toString();
   for (const auto& [name, value] : request) {
     record.headers[name] = value;
   }
   Poco::StreamCopier::copyToString(request.stream(), record.body);
+  bool new_connection = false;
+  std::uint64_t arrival_generation = 0;
   {
     const std::lock_guard lock(mutex);
     recorded.push_back(record);
     peak = std::max(peak, ++current);
+    new_connection = peers.insert(record.peer).second;
+    arrival_generation = hang_generation;
   }
   changed.notify_all();
+  if (options.keep_alive_hint > 0) {
+    response.set("Keep-Alive", "timeout=" + std::to_string(options.keep_alive_hint));
+  }
   struct Leave {
     Impl& impl;
     ~Leave()
@@ -285,6 +301,11 @@ FakeUpstream::Impl::handle(Poco::Net::HTTPServerRequest& request,
       impl.changed.notify_all();
     }
   } leave{*this};
+
+  if (new_connection && options.connect_delay.count() > 0 && !pause(options.connect_delay)) {
+    drop_connection(request, response);
+    return;
+  }
 
   const std::string path = record.path.substr(0, record.path.find('?'));
   if (!options.expected_key.empty() &&
@@ -331,7 +352,7 @@ FakeUpstream::Impl::handle(Poco::Net::HTTPServerRequest& request,
     }
   }
   const bool failure_asked = behavior.status != 200 || behavior.glm_1302 || behavior.reset ||
-                             behavior.truncate || behavior.malformed;
+                             behavior.truncate || behavior.malformed || behavior.stall.count() > 0;
   if (behavior.fail_times >= 0 && fail && !failure_asked) {
     behavior.status = 503;
   }
@@ -340,7 +361,7 @@ FakeUpstream::Impl::handle(Poco::Net::HTTPServerRequest& request,
     drop_connection(request, response);
     return;
   }
-  if (behavior.hang && !hang()) {
+  if (behavior.hang && !hang(arrival_generation)) {
     drop_connection(request, response);
     return;
   }
@@ -436,6 +457,31 @@ FakeUpstream::Impl::handle(Poco::Net::HTTPServerRequest& request,
     drop_connection(request, response);
     return;
   }
+  if (fail && behavior.stall.count() > 0) {
+    response.setStatus(Poco::Net::HTTPResponse::HTTP_OK);
+    response.setContentType("application/json");
+    response.setContentLength(static_cast<std::streamsize>(body.size()));
+    std::ostream& out = response.send();
+    out.write(body.data(), static_cast<std::streamsize>(body.size() / 2));
+    out.flush();
+    pause(behavior.stall);
+    drop_connection(request, response);
+    return;
+  }
+  if (behavior.close) {
+    // The answer promises keep-alive; the close comes after it, as when a
+    // server ends an idle connection.
+    response.setStatus(Poco::Net::HTTPResponse::HTTP_OK);
+    response.setContentType("application/json");
+    response.setContentLength(static_cast<std::streamsize>(body.size()));
+    std::ostream& out = response.send();
+    out << body;
+    out.flush();
+    response.setKeepAlive(false);
+    auto& socket = static_cast<Poco::Net::HTTPServerRequestImpl&>(request).socket();
+    ::shutdown(socket.impl()->sockfd(), SHUT_RDWR);
+    return;
+  }
   send_json(response, 200, body);
 }
 
@@ -469,6 +515,8 @@ FakeUpstream::FakeUpstream(Options options)
   params->setMaxQueued(1024);
   params->setKeepAlive(true);
   params->setTimeout(Poco::Timespan(30, 0));
+  params->setKeepAliveTimeout(Poco::Timespan(
+      static_cast<Poco::Timespan::TimeDiff>(impl_->options.idle_close.count()) * 1000));
   impl_->pool = std::make_unique<Poco::ThreadPool>(2, impl_->options.max_threads + 2);
   impl_->server = std::make_unique<Poco::Net::HTTPServer>(
       new Factory(*impl_), *impl_->pool, *socket, params); // Poco takes ownership of the factory
@@ -533,6 +581,33 @@ FakeUpstream::current_concurrency() const
 }
 
 int
+FakeUpstream::accepted_connections() const
+{
+  return impl_->server ? impl_->server->totalConnections() : 0;
+}
+
+int
+FakeUpstream::open_connections() const
+{
+  return impl_->server ? impl_->server->currentConnections() : 0;
+}
+
+bool
+FakeUpstream::wait_for_open_connections_at_most(int count, std::chrono::milliseconds timeout) const
+{
+  // Poco's TCPServer tells no one when a connection ends, so this polls the
+  // count (a condition with a deadline, not a guess at how long it takes).
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (open_connections() > count) {
+    if (std::chrono::steady_clock::now() >= deadline) {
+      return false;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  }
+  return true;
+}
+
+int
 FakeUpstream::peak_concurrency() const
 {
   const std::lock_guard lock(impl_->mutex);
@@ -547,6 +622,7 @@ FakeUpstream::reset_stats()
   impl_->peak = impl_->current;
   impl_->seen_prompts.clear();
   impl_->queued.clear();
+  impl_->peers.clear();
 }
 
 bool

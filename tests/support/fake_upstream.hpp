@@ -41,11 +41,23 @@
 //                      message of a failure (to test that clients scrub it)
 //   [[minimal]]        a successful reply with only choices[0].message.content
 //                      (no id, model, finish_reason or usage)
+//   [[stall_ms=N]]     200 whose body stops halfway, then nothing for N ms
+//                      (interrupted by stop()), then the connection is dropped
+//   [[close]]          a normal reply that promises keep-alive, after which the
+//                      server closes the connection (FIN): a pooled client finds
+//                      it dead when it next wants it
 //   [[fail_times=N]]   only the first N requests carrying this exact prompt
-//                      text fail (with [[status=...]], [[glm_1302]], [[reset]],
+//                      text fail (with [[status=...]], [[glm_1302]], [[reset]], [[stall_ms=N]],
 //                      [[truncate]] or [[malformed]]; plain 503 when none is
 //                      given); later ones succeed. Counted per server.
 // Example prompt: "hello [[fail_times=2]][[status=429]][[retry_after=0]]".
+//
+// Connections are kept alive (HTTP/1.1) unless a directive drops them; an idle
+// one is closed after Options::idle_close. Options::keep_alive_hint adds
+// "Keep-Alive: timeout=N" to every answer; Options::connect_delay is added to
+// the first request of each new connection (a far-away server's handshake).
+// Each recorded request names the client's address:port, so tests can see
+// which requests shared a connection.
 
 #include <chrono>
 #include <condition_variable>
@@ -72,6 +84,8 @@ struct FakeBehavior {
   bool reset = false;                   // [[reset]]
   bool minimal = false;                 // [[minimal]]
   bool echo_auth = false;               // [[echo_auth]]
+  bool close = false;                   // [[close]]
+  std::chrono::milliseconds stall{0};   // [[stall_ms=N]]
   int pad = 0;                          // [[pad=N]]
   int fail_times = -1;                  // [[fail_times=N]]; -1 = always apply the failure
 };
@@ -85,6 +99,7 @@ struct RecordedRequest {
   std::string path;
   std::map<std::string, std::string> headers; // as sent (names as spelled by the client)
   std::string body;
+  std::string peer; // the client's "address:port": one per connection
 };
 
 class FakeUpstream {
@@ -94,8 +109,11 @@ public:
     std::string cert_file;    // PEM; with key_file, serve HTTPS
     std::string key_file;
     FakeBehavior behavior;
-    int max_threads = 64;   // concurrent connections served
-    std::uint16_t port = 0; // 0: an ephemeral port
+    int max_threads = 64;                        // concurrent connections served
+    std::uint16_t port = 0;                      // 0: an ephemeral port
+    std::chrono::milliseconds idle_close{30000}; // an idle connection is closed after this
+    int keep_alive_hint = 0;                     // seconds in "Keep-Alive: timeout=N"; 0 = none
+    std::chrono::milliseconds connect_delay{0};  // added once per new connection
   };
 
   // Starts listening on 127.0.0.1 (at an ephemeral port unless
@@ -116,13 +134,19 @@ public:
   void set_behavior(const FakeBehavior& behavior);
   // The next chat request (only) uses `behavior` instead of the default.
   void enqueue(const FakeBehavior& behavior);
-  // Lets every hung request answer normally; later [[hang]]s hang again.
+  // Lets every hung request that arrived before this call answer normally;
+  // later [[hang]]s hang again.
   void release_hangs();
 
   // Every request so far, in arrival order.
   std::vector<RecordedRequest> requests() const;
   std::size_t request_count() const;
   int current_concurrency() const;
+  // Connections accepted so far / open now.
+  int accepted_connections() const;
+  int open_connections() const;
+  // Waits until at most `count` connections are open; false on timeout.
+  bool wait_for_open_connections_at_most(int count, std::chrono::milliseconds timeout) const;
   int peak_concurrency() const;
   // Forgets recorded requests, the peak, fail_times counters and queued behaviours.
   void reset_stats();

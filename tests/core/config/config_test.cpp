@@ -44,6 +44,10 @@ TEST_CASE("defaults match the Python daemon's", "[core][config]")
   CHECK(c.busy_poll == std::chrono::microseconds(100));
   CHECK(from_env({{"EXAI_WS_BUSY_POLL_US", "0"}}).busy_poll.count() == 0);
   CHECK(c.state_dir == "/home/u/.local/state/exai");
+  CHECK(c.upstream_idle == std::chrono::seconds(30));
+  CHECK(from_env({{"EXAI_UPSTREAM_IDLE_SECS", "0"}}).upstream_idle.count() == 0);
+  CHECK(from_env({{"EXAI_UPSTREAM_IDLE_SECS", "2.5"}}).upstream_idle ==
+        std::chrono::milliseconds(2500));
 }
 
 TEST_CASE("flag beats environment beats env file beats default", "[core][config]")
@@ -77,6 +81,8 @@ TEST_CASE("an invalid numeric setting names the variable, the value and the rang
       {"EXAI_WORKER_THREADS", "1000", "an integer from 1 to 256"},
       {"EXAI_WS_BUSY_POLL_US", "20000", "an integer from 0 to 10000"},
       {"EXAI_WS_BUSY_POLL_US", "fast", "an integer from 0 to 10000"},
+      {"EXAI_UPSTREAM_IDLE_SECS", "-1", "seconds from 0 to 3600"},
+      {"EXAI_UPSTREAM_IDLE_SECS", "forever", "seconds from 0 to 3600"},
   }));
   CAPTURE(name, value);
   try {

@@ -291,3 +291,35 @@ TEST_CASE("a stale pid file from a dead daemon is taken over", "[core][state_dir
   in >> pid;
   CHECK(pid == ::getpid());
 }
+
+TEST_CASE("health and metrics carry each provider's upstream connection pool",
+          "[core][health][metrics]")
+{
+  auto in = sample_inputs();
+  exai::core::UpstreamPoolStats pool;
+  pool.idle = 2;
+  pool.leased = 1;
+  pool.max_idle = 6;
+  pool.reused = 40;
+  pool.opened = 3;
+  pool.stale_retries = 1;
+  in.engine.pools = {{"kimi", pool}};
+  const json h = health_json(in);
+  CHECK(h["upstream_pools"]["kimi"] == json{{"idle", 2},
+                                            {"leased", 1},
+                                            {"max_idle", 6},
+                                            {"reused", 40},
+                                            {"opened", 3},
+                                            {"stale_retries", 1}});
+  const std::string text = render_prometheus(in);
+  CHECK(text.find("exai_upstream_pool_connections{provider=\"kimi\",state=\"idle\"} 2\n") !=
+        std::string::npos);
+  CHECK(text.find("exai_upstream_pool_connections{provider=\"kimi\",state=\"leased\"} 1\n") !=
+        std::string::npos);
+  CHECK(text.find("# TYPE exai_upstream_connections_reused_total counter\n"
+                  "exai_upstream_connections_reused_total{provider=\"kimi\"} 40\n") !=
+        std::string::npos);
+  CHECK(text.find("exai_upstream_connections_opened_total{provider=\"kimi\"} 3\n") !=
+        std::string::npos);
+  CHECK(text.find("exai_upstream_stale_retries_total{provider=\"kimi\"} 1\n") != std::string::npos);
+}

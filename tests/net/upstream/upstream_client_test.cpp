@@ -434,13 +434,17 @@ TEST_CASE("concurrent calls run in parallel and all succeed", "[net][upstream_cl
   for (int i = 0; i < kCalls; ++i) {
     threads.emplace_back([&, i] {
       const auto outcome =
-          client.complete("glm", request_with("n" + std::to_string(i) + "[[sleep_ms=300]]"), {});
+          client.complete("glm", request_with("n" + std::to_string(i) + "[[hang]]"), {});
       if (const auto* reply = std::get_if<ChatReply>(&outcome);
           reply != nullptr && reply->content.rfind("echo: n", 0) == 0) {
         ok.fetch_add(1);
       }
     });
   }
+  // All in flight at once: none waits for another (a fixed delay proved this
+  // only when every thread started within it, which a loaded machine breaks).
+  CHECK(fake.wait_for_concurrency(kCalls, 10s));
+  fake.release_hangs();
   for (auto& thread : threads) {
     thread.join();
   }
