@@ -1,6 +1,7 @@
 #include "core/tools/tool_registry.hpp"
 
 #include "core/tools/builtin.hpp"
+#include "core/tools/workflow/workflow.hpp"
 #include "core/util/once.hpp"
 
 #include <array>
@@ -74,6 +75,10 @@ register_builtin_tools(ToolRegistry& registry)
   registry.add(tools::make_listmodels());
   registry.add(tools::make_status());
   registry.add(tools::make_version());
+  // The table-driven workflow tools (core/tools/workflow/workflow_table.cpp).
+  for (const auto& def : workflow::table()) {
+    registry.add(workflow::make_workflow_tool(def));
+  }
 }
 
 const ToolRegistry&

@@ -26,7 +26,20 @@ TEST_CASE("the built-in tools are listed in name order with schemas, titles and 
     CHECK(tool["annotations"]["readOnlyHint"] == true);
     CHECK(tool["outputSchema"]["required"].size() == 4);
   }
-  CHECK(names == std::vector<std::string>{"challenge", "chat", "listmodels", "status", "version"});
+  CHECK(names == std::vector<std::string>{"analyze",
+                                          "challenge",
+                                          "chat",
+                                          "codereview",
+                                          "debug",
+                                          "docgen",
+                                          "listmodels",
+                                          "refactor",
+                                          "secaudit",
+                                          "status",
+                                          "testgen",
+                                          "thinkdeep",
+                                          "tracer",
+                                          "version"});
 }
 
 TEST_CASE("client suffixes on tool names are stripped", "[core][tool_registry]")
@@ -48,7 +61,7 @@ TEST_CASE("registering a tool name twice is refused", "[core][tool_registry]")
 {
   ToolRegistry registry;
   exai::core::register_builtin_tools(registry);
-  CHECK(registry.size() == 5);
+  CHECK(registry.size() == 14);
   CHECK_THROWS(exai::core::register_builtin_tools(registry));
 }
 
