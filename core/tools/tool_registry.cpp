@@ -73,6 +73,7 @@ register_builtin_tools(ToolRegistry& registry)
   registry.add(tools::make_challenge());
   registry.add(tools::make_chat());
   registry.add(tools::make_listmodels());
+  registry.add(tools::make_planner());
   registry.add(tools::make_status());
   registry.add(tools::make_version());
   // The table-driven workflow tools (core/tools/workflow/workflow_table.cpp).

@@ -33,6 +33,7 @@ TEST_CASE("the built-in tools are listed in name order with schemas, titles and 
                                           "debug",
                                           "docgen",
                                           "listmodels",
+                                          "planner",
                                           "refactor",
                                           "secaudit",
                                           "status",
@@ -61,7 +62,7 @@ TEST_CASE("registering a tool name twice is refused", "[core][tool_registry]")
 {
   ToolRegistry registry;
   exai::core::register_builtin_tools(registry);
-  CHECK(registry.size() == 14);
+  CHECK(registry.size() == 15);
   CHECK_THROWS(exai::core::register_builtin_tools(registry));
 }
 
