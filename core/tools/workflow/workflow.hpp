@@ -69,6 +69,9 @@ nlohmann::json text(const char* description);
 nlohmann::json severity_filter();
 } // namespace fields
 
+// precommit's entry (core/tools/workflow/precommit.cpp: it runs git).
+WorkflowDef precommit_workflow();
+
 // Every table-driven workflow tool, by name order.
 const std::vector<WorkflowDef>& table();
 

@@ -145,6 +145,8 @@ build()
                          "List the files in relevant_files so the expert can read them"};
   table.push_back(std::move(docgen));
 
+  table.push_back(precommit_workflow());
+
   WorkflowDef refactor;
   refactor.name = "refactor";
   refactor.title = "Find refactoring opportunities step by step";

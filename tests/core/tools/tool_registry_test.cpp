@@ -34,6 +34,7 @@ TEST_CASE("the built-in tools are listed in name order with schemas, titles and 
                                           "docgen",
                                           "listmodels",
                                           "planner",
+                                          "precommit",
                                           "refactor",
                                           "secaudit",
                                           "status",
@@ -62,7 +63,7 @@ TEST_CASE("registering a tool name twice is refused", "[core][tool_registry]")
 {
   ToolRegistry registry;
   exai::core::register_builtin_tools(registry);
-  CHECK(registry.size() == 15);
+  CHECK(registry.size() == 16);
   CHECK_THROWS(exai::core::register_builtin_tools(registry));
 }
 

@@ -22,6 +22,7 @@ TEST_CASE("every workflow tool is registered with an exact step schema", "[core]
                            "codereview",
                            "debug",
                            "docgen",
+                           "precommit",
                            "refactor",
                            "secaudit",
                            "testgen",
