@@ -9,6 +9,7 @@ namespace exai::core::tools {
 
 std::unique_ptr<Tool> make_challenge();
 std::unique_ptr<Tool> make_chat();
+std::unique_ptr<Tool> make_consensus();
 std::unique_ptr<Tool> make_listmodels();
 std::unique_ptr<Tool> make_planner();
 std::unique_ptr<Tool> make_status();

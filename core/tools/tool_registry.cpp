@@ -72,6 +72,7 @@ register_builtin_tools(ToolRegistry& registry)
 {
   registry.add(tools::make_challenge());
   registry.add(tools::make_chat());
+  registry.add(tools::make_consensus());
   registry.add(tools::make_listmodels());
   registry.add(tools::make_planner());
   registry.add(tools::make_status());

@@ -30,6 +30,7 @@ TEST_CASE("the built-in tools are listed in name order with schemas, titles and 
                                           "challenge",
                                           "chat",
                                           "codereview",
+                                          "consensus",
                                           "debug",
                                           "docgen",
                                           "listmodels",
@@ -63,7 +64,7 @@ TEST_CASE("registering a tool name twice is refused", "[core][tool_registry]")
 {
   ToolRegistry registry;
   exai::core::register_builtin_tools(registry);
-  CHECK(registry.size() == 16);
+  CHECK(registry.size() == 17);
   CHECK_THROWS(exai::core::register_builtin_tools(registry));
 }
 
