@@ -9,7 +9,9 @@ namespace exai::core::tools {
 
 std::unique_ptr<Tool> make_challenge();
 std::unique_ptr<Tool> make_chat();
+std::unique_ptr<Tool> make_consensus();
 std::unique_ptr<Tool> make_listmodels();
+std::unique_ptr<Tool> make_planner();
 std::unique_ptr<Tool> make_status();
 std::unique_ptr<Tool> make_version();
 

@@ -9,6 +9,7 @@
 #include "core/tools/builtin.hpp"
 #include "core/tools/model_call.hpp"
 #include "core/tools/prompts.hpp"
+#include "core/tools/tool_files.hpp"
 
 #include <unistd.h>
 
@@ -48,8 +49,6 @@ chat_spec()
   return spec;
 }
 
-constexpr std::size_t kMinFileBudget = 1000;
-
 // A files entry named prompt.txt carries the prompt (the original daemon's
 // answer to RESEND_PROMPT); it is read here, not embedded as a file.
 std::string
@@ -82,19 +81,6 @@ take_prompt_files(const ToolContext& context, std::vector<std::string>& files)
     it = files.erase(it);
   }
   return text;
-}
-
-std::string
-skipped_note(const std::vector<SkippedFile>& skipped)
-{
-  if (skipped.empty()) {
-    return {};
-  }
-  std::string note = "\n\n--- FILES NOT INCLUDED ---\n";
-  for (const auto& file : skipped) {
-    note += "- " + file.path + ": " + file.reason + "\n";
-  }
-  return note + "--- END FILES NOT INCLUDED ---\n";
 }
 
 class Chat final : public Tool {
@@ -157,7 +143,8 @@ public:
     if (!files.empty()) {
       FileRequest request;
       request.paths = files;
-      request.token_budget = file_budget(context, system_prompt, history, prompt);
+      request.token_budget =
+          file_token_budget(context, history_tokens(system_prompt, history, prompt));
       request.max_file_bytes = context.config.file_max_bytes;
       request.already_sent = &history.files;
       request.stop = context.stop;
@@ -248,48 +235,16 @@ public:
   }
 
 private:
-  // Tokens left for files: the smaller context of the model and its
-  // fallback, minus room for the answer and everything else sent.
-  static std::size_t file_budget(const ToolContext& context,
-                                 const std::string& system_prompt,
-                                 const Conversation& history,
-                                 const std::string& prompt)
+  // Tokens the request sends besides files.
+  static std::size_t history_tokens(const std::string& system_prompt,
+                                    const Conversation& history,
+                                    const std::string& prompt)
   {
-    const auto& catalog = context.providers.catalog();
-    const ModelInfo* model = catalog.find(context.plan.model);
-    std::size_t window = model != nullptr ? static_cast<std::size_t>(model->context_window) : 0;
-    std::size_t reserve = model != nullptr
-                              ? static_cast<std::size_t>(
-                                    std::min(model->max_output_tokens, model->context_window / 4))
-                              : 0;
-    if (context.plan.fallback) {
-      if (const ModelInfo* other = catalog.find(context.plan.fallback->model);
-          other != nullptr && static_cast<std::size_t>(other->context_window) < window) {
-        window = static_cast<std::size_t>(other->context_window);
-        reserve =
-            static_cast<std::size_t>(std::min(other->max_output_tokens, other->context_window / 4));
-      }
-    }
-    std::size_t used = estimate_tokens(system_prompt) + estimate_tokens(prompt) + reserve;
+    std::size_t used = estimate_tokens(system_prompt) + estimate_tokens(prompt);
     for (const auto& message : history.messages) {
       used += estimate_tokens(message.content);
     }
-    return window > used + kMinFileBudget ? window - used : kMinFileBudget;
-  }
-
-  static nlohmann::json files_metadata(const FileBundle& bundle)
-  {
-    nlohmann::json embedded = nlohmann::json::array();
-    for (const auto& file : bundle.embedded) {
-      embedded.push_back({{"path", file.path}, {"lines", file.lines}, {"tokens", file.tokens}});
-    }
-    nlohmann::json skipped = nlohmann::json::array();
-    for (const auto& file : bundle.skipped) {
-      skipped.push_back({{"path", file.path}, {"reason", file.reason}});
-    }
-    return {{"embedded", std::move(embedded)},
-            {"skipped", std::move(skipped)},
-            {"tokens", bundle.tokens}};
+    return used;
   }
 };
 

@@ -1,6 +1,7 @@
 #include "core/tools/tool_registry.hpp"
 
 #include "core/tools/builtin.hpp"
+#include "core/tools/workflow/workflow.hpp"
 #include "core/util/once.hpp"
 
 #include <array>
@@ -71,9 +72,15 @@ register_builtin_tools(ToolRegistry& registry)
 {
   registry.add(tools::make_challenge());
   registry.add(tools::make_chat());
+  registry.add(tools::make_consensus());
   registry.add(tools::make_listmodels());
+  registry.add(tools::make_planner());
   registry.add(tools::make_status());
   registry.add(tools::make_version());
+  // The table-driven workflow tools (core/tools/workflow/workflow_table.cpp).
+  for (const auto& def : workflow::table()) {
+    registry.add(workflow::make_workflow_tool(def));
+  }
 }
 
 const ToolRegistry&

@@ -164,9 +164,13 @@ OpDispatcher::on_op(const std::shared_ptr<WsConnection>& connection, const json&
   if (op == "call_tool") {
     call_tool(connection, frame);
   } else if (op == "list_tools") {
-    json reply{{"op", "list_tools_res"}, {"tools", engine_.list_tools()}};
-    echo_request_id(frame, reply);
-    connection->send_text(dump(reply));
+    std::call_once(tools_once_, [this] { tools_text_ = dump(engine_.list_tools()); });
+    std::string reply = R"({"op":"list_tools_res",)";
+    if (const auto id = protocol::string_field(frame, "request_id")) {
+      reply += R"("request_id":)" + dump(json(*id)) + ",";
+    }
+    reply += R"("tools":)" + tools_text_ + "}";
+    connection->send_text(std::move(reply));
   } else if (op == "cancel_tool") {
     cancel_tool(connection, frame);
   } else if (op == "health") {

@@ -15,6 +15,8 @@
 
 #include <functional>
 #include <memory>
+#include <mutex>
+#include <string>
 #include <string_view>
 
 namespace exai::net {
@@ -49,6 +51,11 @@ private:
   HealthFn health_;
   std::shared_ptr<spdlog::logger> log_;
   SteadyClock::time_point last_sweep_{};
+  // The tool list as JSON text, serialised once: it is fixed for the
+  // engine's life, and at ~90 KB re-serialising it per list_tools would cost
+  // the event loop milliseconds each time.
+  std::once_flag tools_once_;
+  std::string tools_text_;
 };
 
 } // namespace exai::net

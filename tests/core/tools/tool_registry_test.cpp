@@ -26,7 +26,23 @@ TEST_CASE("the built-in tools are listed in name order with schemas, titles and 
     CHECK(tool["annotations"]["readOnlyHint"] == true);
     CHECK(tool["outputSchema"]["required"].size() == 4);
   }
-  CHECK(names == std::vector<std::string>{"challenge", "chat", "listmodels", "status", "version"});
+  CHECK(names == std::vector<std::string>{"analyze",
+                                          "challenge",
+                                          "chat",
+                                          "codereview",
+                                          "consensus",
+                                          "debug",
+                                          "docgen",
+                                          "listmodels",
+                                          "planner",
+                                          "precommit",
+                                          "refactor",
+                                          "secaudit",
+                                          "status",
+                                          "testgen",
+                                          "thinkdeep",
+                                          "tracer",
+                                          "version"});
 }
 
 TEST_CASE("client suffixes on tool names are stripped", "[core][tool_registry]")
@@ -48,7 +64,7 @@ TEST_CASE("registering a tool name twice is refused", "[core][tool_registry]")
 {
   ToolRegistry registry;
   exai::core::register_builtin_tools(registry);
-  CHECK(registry.size() == 5);
+  CHECK(registry.size() == 17);
   CHECK_THROWS(exai::core::register_builtin_tools(registry));
 }
 

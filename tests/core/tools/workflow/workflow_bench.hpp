@@ -1,0 +1,143 @@
+#pragma once
+
+// What the workflow tool tests share: tools driven as the call engine drives
+// them (schema check, plan, run) against a chat backend that records every
+// request, with file roots in a scratch directory.
+
+#include "core/calls/conversation_store.hpp"
+#include "core/config/config.hpp"
+#include "core/files/file_roots.hpp"
+#include "core/tools/argument_check.hpp"
+#include "core/tools/tool_registry.hpp"
+#include "tests/support/temp_dir.hpp"
+
+#include <catch2/catch.hpp>
+
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace exai::core::workflow_test {
+
+using nlohmann::json;
+
+// Records every request; answers "expert says: ..." or fails when told to.
+class RecordingChat final : public ChatBackend {
+public:
+  ChatOutcome
+  complete(std::string_view provider, const ChatRequest& request, std::stop_token) override
+  {
+    const std::lock_guard lock(mutex);
+    requests.push_back(request);
+    providers.emplace_back(provider);
+    if (fail) {
+      return ChatFailure{Errc::provider_error, "upstream said 500", {{"status", 500}}};
+    }
+    ChatReply reply;
+    reply.content = "expert says: looks fine";
+    reply.model = request.model;
+    reply.finish_reason = "stop";
+    reply.usage = json::object();
+    return reply;
+  }
+  std::string circuit_state(std::string_view) const override { return "closed"; }
+
+  std::mutex mutex;
+  std::vector<ChatRequest> requests;
+  std::vector<std::string> providers;
+  bool fail = false;
+};
+
+// What a call returned: the reply envelope, or the error (code, details).
+struct Outcome {
+  json reply;
+  std::optional<Errc> error;
+  json details;
+  CallPlan plan;
+};
+
+struct Bench {
+  Bench()
+      : config(load_daemon_config(Settings({}, {{"EXAI_FILE_ROOTS", dir.path()}}, {})))
+      , providers(ProviderRegistry::build(
+            Settings({}, {{"KIMI_API_KEY", "kimi-test-key"}, {"GLM_API_KEY", "glm-test-key"}}, {})))
+      , conversations(std::chrono::hours(1), 100, 1 << 24, 20)
+      , roots({dir.path()})
+  {
+  }
+
+  // Schema check, plan and run, as the call engine does them.
+  Outcome call(const std::string& tool_name, const json& args)
+  {
+    Outcome out;
+    const Tool* tool = process_tools().find(tool_name);
+    REQUIRE(tool != nullptr);
+    try {
+      check_arguments(tool_name, input_schema(tool->spec(), providers), args);
+      out.plan = tool->plan(PlanInput{args, providers, conversations});
+      std::vector<std::string> notes;
+      ToolContext context{args,
+                          out.plan,
+                          {},
+                          std::chrono::steady_clock::now() + std::chrono::seconds(10),
+                          chat,
+                          providers,
+                          conversations,
+                          [] { return json::object(); },
+                          [this](std::string_view note) { progress.emplace_back(note); },
+                          config,
+                          roots,
+                          [](std::string_view) { return false; }};
+      ToolResult result = tool->run(context);
+      if (auto* failure = std::get_if<ToolFailure>(&result)) {
+        out.error = failure->code;
+        out.details = failure->details;
+      } else {
+        out.reply = json::parse(std::get<ToolSuccess>(result).outputs.at(0));
+      }
+    } catch (const Error& e) {
+      out.error = e.code();
+      out.details = e.details();
+    }
+    return out;
+  }
+
+  std::string file(const std::string& name, const std::string& text) const
+  {
+    const auto path = std::filesystem::path(dir.path()) / name;
+    std::ofstream(path) << text;
+    return path.string();
+  }
+
+  exai::test::TempDir dir;
+  DaemonConfig config;
+  ProviderRegistry providers;
+  ConversationStore conversations;
+  FileRoots roots;
+  RecordingChat chat;
+  std::vector<std::string> progress;
+};
+
+inline json
+step(int number, int total, bool more, const std::string& findings, json extra = json::object())
+{
+  json args = {{"step", "step " + std::to_string(number) + " of the task"},
+               {"step_number", number},
+               {"total_steps", total},
+               {"next_step_required", more},
+               {"findings", findings}};
+  args.update(extra);
+  return args;
+}
+
+inline std::string
+field_of(const Outcome& out)
+{
+  return out.details.value("field", "");
+}
+
+} // namespace exai::core::workflow_test
