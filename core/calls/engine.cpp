@@ -704,6 +704,9 @@ Engine::run(const std::shared_ptr<Execution>& execution, CallPermits permits, bo
             return false;
           }
           return true;
+        },
+        [this, &execution](const std::string& provider, Clock::time_point until) {
+          return capacity_.extra_provider_permit(provider, until, execution->stop.get_token());
         }};
     result = execution->tool->run(context);
   } catch (const Error& e) {

@@ -285,6 +285,19 @@ CapacityController::switch_provider(CallPermits& permits,
   return std::nullopt;
 }
 
+std::optional<Permit>
+CapacityController::extra_provider_permit(const std::string& provider,
+                                          Clock::time_point deadline,
+                                          const std::stop_token& stop)
+{
+  const auto limiter = providers_.find(provider);
+  if (limiter == providers_.end()) {
+    throw Error(Errc::internal_error, "no capacity limiter for provider " + provider);
+  }
+  AcquireStatus status = AcquireStatus::timed_out;
+  return limiter->second->acquire_until(deadline, stop, &status);
+}
+
 AcquireOutcome
 CapacityController::acquire(const CallScopes& scopes,
                             Clock::time_point deadline,

@@ -132,6 +132,15 @@ public:
                                                    Clock::time_point deadline,
                                                    const std::stop_token& stop);
 
+  // One more permit of `provider` for a call that already holds its own, for
+  // a tool that sends several upstream requests at once (consensus with
+  // consult_all_at_once): the provider's cap bounds them all. Waits until
+  // `deadline` at most (in the past: tries once); blocking, for call threads.
+  // nullopt when the provider stayed full or `stop` was requested.
+  std::optional<Permit> extra_provider_permit(const std::string& provider,
+                                              Clock::time_point deadline,
+                                              const std::stop_token& stop);
+
   // Blocking form of acquire_async() for callers that own a thread.
   AcquireOutcome acquire(const CallScopes& scopes,
                          Clock::time_point deadline,

@@ -1,6 +1,7 @@
 #pragma once
 
 #include "core/calls/call_result.hpp"
+#include "core/capacity/capacity.hpp"
 #include "core/error.hpp"
 #include "core/providers/chat.hpp"
 #include "core/providers/model_routing.hpp"
@@ -68,6 +69,13 @@ struct ToolContext {
   // and updates `plan`. False when there is no fallback, it was used, or the
   // other provider's capacity is not free in time.
   std::function<bool(std::string_view reason)> fall_back;
+  // One more permit of a provider, for a tool that sends several upstream
+  // requests at once; the call's own permit covers one request on
+  // plan.provider. Waits until `deadline` at most (in the past: tries once);
+  // nullopt when the provider stayed full or the call was stopped.
+  std::function<std::optional<Permit>(const std::string& provider,
+                                      std::chrono::steady_clock::time_point deadline)>
+      extra_permit;
 };
 
 // One tool. Implementations are stateless (state lives in the context), so
