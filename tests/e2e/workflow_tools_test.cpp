@@ -34,13 +34,15 @@ struct Daemon {
   std::unique_ptr<ServeProcess> serve;
   std::unique_ptr<WsClient> ws;
 
-  Daemon()
+  explicit Daemon(const ServeProcess::Env& extra = {})
   {
-    serve = ServeProcess::start_ready({{"EXAI_FILE_ROOTS", roots.path()},
-                                       {"KIMI_API_KEY", "kimi-e2e-key-0123456789"},
-                                       {"KIMI_API_URL", kimi.base_url()},
-                                       {"GLM_API_KEY", "glm-e2e-key-0123456789"},
-                                       {"GLM_API_URL", glm.base_url()}});
+    ServeProcess::Env env = {{"EXAI_FILE_ROOTS", roots.path()},
+                             {"KIMI_API_KEY", "kimi-e2e-key-0123456789"},
+                             {"KIMI_API_URL", kimi.base_url()},
+                             {"GLM_API_KEY", "glm-e2e-key-0123456789"},
+                             {"GLM_API_URL", glm.base_url()}};
+    env.insert(extra.begin(), extra.end());
+    serve = ServeProcess::start_ready(env);
     ws = std::make_unique<WsClient>(serve->port());
     const auto ack = ws->hello();
     REQUIRE(ack);
@@ -340,5 +342,46 @@ TEST_CASE("consensus asks each model once, on its own provider, with its stance"
   const json second = json::parse(d.kimi.requests()[0].body);
   CHECK(second["messages"][0]["content"] ==
         prompt_file("consensus") + "\n" + prompt_file("consensus_against"));
+  CHECK(exai::test::capacity_back_to_zero(d.serve->port()));
+}
+
+TEST_CASE("consensus consult_all_at_once asks every model at once, never past a provider's cap",
+          "[e2e][workflow][consensus]")
+{
+  Daemon d(ServeProcess::Env{{"EXAI_WS_GLM_MAX_INFLIGHT", "2"}});
+  // Every model request hangs until released, so what runs at once is seen.
+  d.ws->send_json({{"op", "call_tool"},
+                   {"request_id", "all"},
+                   {"name", "consensus"},
+                   {"arguments",
+                    {{"step", "Shard the result store? [[hang]]"},
+                     {"step_number", 1},
+                     {"total_steps", 4},
+                     {"next_step_required", false},
+                     {"findings", "sharding spreads the lock"},
+                     {"consult_all_at_once", true},
+                     {"models",
+                      {{{"model", "glm-4.5-flash"}, {"stance", "for"}},
+                       {{"model", "glm-4.5-flash"}, {"stance", "against"}},
+                       {{"model", "glm-4.6"}, {"stance", "neutral"}},
+                       {{"model", "kimi-k2"}, {"stance", "neutral"}}}}}}});
+  REQUIRE(d.glm.wait_for_concurrency(2, 10s));
+  REQUIRE(d.kimi.wait_for_concurrency(1, 10s));
+  CHECK(d.glm.request_count() == 2); // the third GLM model waits for a permit
+  d.glm.release_hangs();
+  d.kimi.release_hangs();
+  REQUIRE(d.glm.wait_for_requests(3, 10s));
+  d.glm.release_hangs();
+  const auto res = d.ws->recv_until(
+      [](const json& f) { return f.value("op", "") == "call_tool_res"; }, deadline_in(20s));
+  REQUIRE(res);
+  const json all = exai::test::result_envelope(*res);
+  CHECK(all["status"] == "consensus_complete");
+  REQUIRE(all["accumulated_responses"].size() == 4);
+  for (const auto& response : all["accumulated_responses"]) {
+    CHECK(response["status"] == "success");
+  }
+  CHECK(d.glm.peak_concurrency() == 2);
+  CHECK(d.kimi.request_count() == 1);
   CHECK(exai::test::capacity_back_to_zero(d.serve->port()));
 }

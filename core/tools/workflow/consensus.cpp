@@ -1,10 +1,7 @@
 // consensus: several models give their opinion on one proposal, each from a
-// stance (for, against, neutral), one model per step. A model that fails is
-// reported, not fatal. The agent synthesises the opinions.
-//
-// Not yet: consult_all_at_once (every model concurrently in one call). It
-// needs a provider permit per extra upstream request, which ToolContext does
-// not offer yet.
+// stance (for, against, neutral), one model per step — or, with
+// consult_all_at_once, all of them concurrently in step 1. A model that fails
+// is reported, not fatal. The agent synthesises the opinions.
 
 #include "core/calls/conversation_store.hpp"
 #include "core/config/config.hpp"
@@ -14,6 +11,10 @@
 #include "core/tools/prompts.hpp"
 #include "core/tools/tool_files.hpp"
 #include "core/tools/workflow/step_state.hpp"
+
+#include <atomic>
+#include <map>
+#include <thread>
 
 namespace exai::core::tools {
 
@@ -90,6 +91,12 @@ consensus_spec()
         {"maxItems", kMaxFilesPerCall},
         {"description",
          "Absolute paths (under EXAI_FILE_ROOTS) every model should read with the proposal"}}},
+      {"consult_all_at_once",
+       {{"type", "boolean"},
+        {"default", false},
+        {"description",
+         "Step 1 only: consult every model at once — concurrently, never more at a time than "
+         "each provider's capacity — and get all opinions in one reply"}}},
       {"current_model_index",
        {{"type", "integer"},
         {"minimum", 0},
@@ -117,6 +124,9 @@ record(const json& previous, const json& args, const ProviderRegistry& providers
     if (number != last + 1) {
       invalid(
           "step_number", number, "must be " + std::to_string(last + 1) + ", the next model's step");
+    }
+    if (bool_arg(args, "consult_all_at_once").value_or(false)) {
+      invalid("consult_all_at_once", true, "only step 1 can consult every model at once");
     }
     json state = previous;
     if (const auto notes = string_arg(args, "findings"); notes && !notes->empty()) {
@@ -179,7 +189,31 @@ record(const json& previous, const json& args, const ProviderRegistry& providers
           {"relevant_files", args.value("relevant_files", json::array())},
           {"images", args.value("images", json::array())},
           {"responses", json::array()},
-          {"notes", json::array()}};
+          {"notes", json::array()},
+          {"all_at_once", bool_arg(args, "consult_all_at_once").value_or(false)}};
+}
+
+// The model whose provider permit the call takes: the consulted one, or, all
+// at once, the one with the smallest context window (the files sent to every
+// model must fit it).
+std::size_t
+planned_model(const json& state, const ModelCatalog& catalog)
+{
+  if (!state.value("all_at_once", false)) {
+    return static_cast<std::size_t>(state.value("last_step", 0));
+  }
+  std::size_t chosen = 0;
+  int smallest = 0;
+  const json& models = state["models"];
+  for (std::size_t i = 0; i < models.size(); ++i) {
+    const ModelInfo* info = catalog.find(models[i]["model"].get<std::string>());
+    const int window = info != nullptr ? info->context_window : 0;
+    if (i == 0 || window < smallest) {
+      chosen = i;
+      smallest = window;
+    }
+  }
+  return chosen;
 }
 
 std::string
@@ -211,7 +245,7 @@ public:
                input.arguments,
                input.providers);
     // The call's provider permit is the consulted model's.
-    const json& first = state["models"][state.value("last_step", 0)];
+    const json& first = state["models"][planned_model(state, input.providers.catalog())];
     CallPlan plan;
     plan.conversation_id = string_arg(input.arguments, "continuation_id").value_or("");
     plan.provider = first["provider"];
@@ -226,7 +260,7 @@ public:
     json state = record(workflow::previous_state("consensus", context.conversations, args),
                         args,
                         context.providers);
-    const json& model = state["models"][state.value("last_step", 0)];
+    const json& model = state["models"][planned_model(state, context.providers.catalog())];
     const std::string user = proposal_message(context, state, model);
     std::vector<ChatImage> images;
     const auto specs = state["images"];
@@ -238,10 +272,15 @@ public:
     }
     const double temperature =
         number_arg(args, "temperature", 0.0, 1.0).value_or(spec().default_temperature);
-    context.progress("consulting " + model["model"].get<std::string>() + " (" +
-                     model["stance"].get<std::string>() + ")");
-    state["responses"].push_back(consult(context, model, user, images, temperature));
-    state["last_step"] = state.value("last_step", 0) + 1;
+    if (state.value("all_at_once", false)) {
+      state["responses"] = consult_all(context, state["models"], user, images, temperature);
+      state["last_step"] = state["total_steps"];
+    } else {
+      context.progress("consulting " + model["model"].get<std::string>() + " (" +
+                       model["stance"].get<std::string>() + ")");
+      state["responses"].push_back(consult(context, model, user, images, temperature));
+      state["last_step"] = state.value("last_step", 0) + 1;
+    }
     const std::string id = context.conversations.put_state(
         string_arg(args, "continuation_id").value_or(""), "consensus", state);
     return ToolSuccess{{reply(state, id)}};
@@ -309,6 +348,70 @@ private:
             {"usage", answer.usage.is_null() ? json::object() : answer.usage}};
   }
 
+  // Every model at once. Per provider, lanes run its models one after the
+  // other: the call's own permit is a lane on plan.provider, each other lane
+  // holds an extra provider permit (the first one of another provider waited
+  // for until the acquire deadline, further ones only if free right away), so
+  // a provider never serves more requests than its capacity and every model
+  // still gets its turn.
+  static json consult_all(ToolContext& context,
+                          const json& models,
+                          const std::string& user,
+                          const std::vector<ChatImage>& images,
+                          double temperature)
+  {
+    struct Group {
+      std::vector<std::size_t> models;
+      std::atomic<std::size_t> next{0};
+    };
+    std::map<std::string, Group> groups;
+    for (std::size_t i = 0; i < models.size(); ++i) {
+      groups[models[i]["provider"].get<std::string>()].models.push_back(i);
+    }
+    std::vector<json> answers(models.size());
+    const auto wait_until = std::min(
+        context.deadline, std::chrono::steady_clock::now() + context.config.acquire_timeout);
+    context.progress("consulting " + std::to_string(models.size()) + " models at once");
+    {
+      std::vector<std::jthread> lanes;
+      for (auto& [provider, group] : groups) {
+        std::vector<std::optional<Permit>> permits;
+        if (provider == context.plan.provider) {
+          permits.emplace_back(); // the call's own permit
+        } else if (auto first = context.extra_permit(provider, wait_until)) {
+          permits.emplace_back(std::move(first));
+        } else {
+          for (const std::size_t i : group.models) {
+            answers[i] = failed(models[i],
+                                "OVER_CAPACITY",
+                                provider + " had no free capacity before the acquire deadline");
+          }
+          continue;
+        }
+        while (permits.size() < group.models.size()) {
+          auto more = context.extra_permit(provider, std::chrono::steady_clock::time_point{});
+          if (!more) {
+            break;
+          }
+          permits.emplace_back(std::move(more));
+        }
+        for (auto& permit : permits) {
+          lanes.emplace_back([&, group = &group, permit = std::move(permit)] {
+            for (std::size_t k = group->next++; k < group->models.size(); k = group->next++) {
+              const std::size_t i = group->models[k];
+              answers[i] = consult(context, models[i], user, images, temperature);
+            }
+          });
+        }
+      }
+    } // every lane joined; their permits are back
+    json responses = json::array();
+    for (auto& answer : answers) {
+      responses.push_back(std::move(answer));
+    }
+    return responses;
+  }
+
   static std::string reply(const json& state, const std::string& id)
   {
     const int last = state["last_step"];
@@ -331,8 +434,10 @@ private:
         {"model_response", responses.back()},
         {"accumulated_responses", responses}};
     std::string text;
-    {
-      const json& r = responses.back();
+    // One step shows its opinion; all at once shows every opinion.
+    const std::size_t shown = state.value("all_at_once", false) ? responses.size() : 1;
+    for (std::size_t i = responses.size() - shown; i < responses.size(); ++i) {
+      const json& r = responses[i];
       text += "## " + r["model"].get<std::string>() + " (" + r["stance"].get<std::string>() +
               ")\n\n" +
               (r["status"] == "success" ? r["verdict"].get<std::string>()

@@ -107,3 +107,82 @@ TEST_CASE("a consensus model that fails is reported, not fatal", "[core][workflo
   CHECK(one.reply["model_response"]["status"] == "error");
   CHECK(one.reply["model_response"]["error"]["code"] == "PROVIDER_ERROR");
 }
+
+TEST_CASE("consult_all_at_once asks every model concurrently within each provider's capacity",
+          "[core][workflow][consensus]")
+{
+  Bench b;
+  const json models = {{{"model", "glm-4.5-flash"}, {"stance", "for"}},
+                       {{"model", "glm-4.5-flash"}, {"stance", "against"}},
+                       {{"model", "glm-4.5-flash"}, {"stance", "neutral"}},
+                       {{"model", "kimi-k2"}, {"stance", "neutral"}}};
+  const json args = {{"step", "Should we shard the store?"},
+                     {"step_number", 1},
+                     {"total_steps", 1},
+                     {"next_step_required", false},
+                     {"findings", "sharding spreads the lock"},
+                     {"models", models},
+                     {"consult_all_at_once", true}};
+  SECTION("capacity for everyone: all four at once")
+  {
+    b.chat.gather = 4;
+    auto all = b.call("consensus", args);
+    REQUIRE_FALSE(all.error);
+    CHECK(b.chat.peak == 4);
+    CHECK(all.reply["status"] == "consensus_complete");
+    REQUIRE(all.reply["accumulated_responses"].size() == 4);
+    for (std::size_t i = 0; i < 4; ++i) {
+      CHECK(all.reply["accumulated_responses"][i]["status"] == "success");
+      CHECK(all.reply["accumulated_responses"][i]["stance"] == models[i]["stance"]);
+    }
+    CHECK(all.reply["content"].get<std::string>().find("(against)") != std::string::npos);
+    CHECK(b.chat.requests.size() == 4);
+  }
+  SECTION("GLM capacity 2: never more than 2 GLM requests at once, every model answered")
+  {
+    b.capacities["glm"] = 2;
+    b.chat.gather = 3; // two GLM lanes and one Kimi lane meet; the third GLM model waits
+    auto all = b.call("consensus", args);
+    REQUIRE_FALSE(all.error);
+    CHECK(b.chat.peak == 3);
+    CHECK(b.chat.peak_by_provider["glm"] == 2);
+    CHECK(b.limiter("glm").stats().in_use == 0); // every extra permit is back
+    int glm_answers = 0;
+    for (const auto& response : all.reply["accumulated_responses"]) {
+      CHECK(response["status"] == "success");
+      glm_answers += response["provider"] == "glm" ? 1 : 0;
+    }
+    CHECK(glm_answers == 3);
+    CHECK(b.chat.requests.size() == 4);
+  }
+  SECTION("a provider without free capacity is reported for its models, not fatal")
+  {
+    b.capacities["kimi"] = 1;
+    auto held = b.limiter("kimi").try_acquire(); // someone else holds Kimi's only permit
+    REQUIRE(held);
+    b.config.acquire_timeout = std::chrono::milliseconds(50);
+    auto all = b.call("consensus", args);
+    REQUIRE_FALSE(all.error);
+    const json& kimi = all.reply["accumulated_responses"][3];
+    CHECK(kimi["status"] == "error");
+    CHECK(kimi["error"]["code"] == "OVER_CAPACITY");
+    CHECK(all.reply["accumulated_responses"][0]["status"] == "success");
+    CHECK(b.chat.requests.size() == 3);
+  }
+  SECTION("only step 1 may ask for it")
+  {
+    json first = args;
+    first["consult_all_at_once"] = false;
+    first["total_steps"] = 4;
+    auto one = b.call("consensus", first);
+    REQUIRE_FALSE(one.error);
+    CHECK(one.reply["status"] == "pause_for_consensus");
+    const json later = {{"step", "the rest at once"},
+                        {"step_number", 2},
+                        {"total_steps", 4},
+                        {"next_step_required", true},
+                        {"continuation_id", one.reply["continuation_id"]},
+                        {"consult_all_at_once", true}};
+    CHECK(field_of(b.call("consensus", later)) == "consult_all_at_once");
+  }
+}

@@ -5,6 +5,7 @@
 // request, with file roots in a scratch directory.
 
 #include "core/calls/conversation_store.hpp"
+#include "core/capacity/capacity.hpp"
 #include "core/config/config.hpp"
 #include "core/files/file_roots.hpp"
 #include "core/tools/argument_check.hpp"
@@ -13,9 +14,13 @@
 
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <chrono>
+#include <condition_variable>
 #include <filesystem>
 #include <fstream>
+#include <map>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <string>
@@ -31,9 +36,25 @@ public:
   ChatOutcome
   complete(std::string_view provider, const ChatRequest& request, std::stop_token) override
   {
-    const std::lock_guard lock(mutex);
+    std::unique_lock lock(mutex);
     requests.push_back(request);
     providers.emplace_back(provider);
+    ++in_flight;
+    peak = std::max(peak, in_flight);
+    int& here = in_flight_by_provider[std::string(provider)];
+    ++here;
+    peak_by_provider[std::string(provider)] =
+        std::max(peak_by_provider[std::string(provider)], here);
+    changed.notify_all();
+    // A rendezvous: stay in flight until `gather` requests are, so that
+    // requests sent at once are seen at once (the deadline only ends a
+    // rendezvous that can never happen, e.g. a sequential caller).
+    (void)changed.wait_until(lock, std::chrono::steady_clock::now() + std::chrono::seconds(2), [&] {
+      return in_flight >= gather || gathered;
+    });
+    gathered = gathered || in_flight >= gather;
+    --in_flight;
+    --in_flight_by_provider[std::string(provider)];
     if (fail) {
       return ChatFailure{Errc::provider_error, "upstream said 500", {{"status", 500}}};
     }
@@ -47,9 +68,16 @@ public:
   std::string circuit_state(std::string_view) const override { return "closed"; }
 
   std::mutex mutex;
+  std::condition_variable changed;
   std::vector<ChatRequest> requests;
   std::vector<std::string> providers;
   bool fail = false;
+  int gather = 1; // see complete()
+  bool gathered = false;
+  int in_flight = 0;
+  int peak = 0; // most requests in flight at once
+  std::map<std::string, int> in_flight_by_provider;
+  std::map<std::string, int> peak_by_provider;
 };
 
 // What a call returned: the reply envelope, or the error (code, details).
@@ -79,19 +107,29 @@ struct Bench {
     try {
       check_arguments(tool_name, input_schema(tool->spec(), providers), args);
       out.plan = tool->plan(PlanInput{args, providers, conversations});
+      // The call's own provider permit, as the engine takes it.
+      std::optional<Permit> own;
+      if (!out.plan.provider.empty()) {
+        own = limiter(out.plan.provider).try_acquire();
+        REQUIRE(own);
+      }
       std::vector<std::string> notes;
-      ToolContext context{args,
-                          out.plan,
-                          {},
-                          std::chrono::steady_clock::now() + std::chrono::seconds(10),
-                          chat,
-                          providers,
-                          conversations,
-                          [] { return json::object(); },
-                          [this](std::string_view note) { progress.emplace_back(note); },
-                          config,
-                          roots,
-                          [](std::string_view) { return false; }};
+      ToolContext context{
+          args,
+          out.plan,
+          {},
+          std::chrono::steady_clock::now() + std::chrono::seconds(10),
+          chat,
+          providers,
+          conversations,
+          [] { return json::object(); },
+          [this](std::string_view note) { progress.emplace_back(note); },
+          config,
+          roots,
+          [](std::string_view) { return false; },
+          [this](const std::string& provider, std::chrono::steady_clock::time_point until) {
+            return limiter(provider).acquire_until(until, {});
+          }};
       ToolResult result = tool->run(context);
       if (auto* failure = std::get_if<ToolFailure>(&result)) {
         out.error = failure->code;
@@ -104,6 +142,17 @@ struct Bench {
       out.details = e.details();
     }
     return out;
+  }
+
+  // Each provider's capacity (8 unless a test sets it before the first call).
+  CapacityLimiter& limiter(const std::string& provider)
+  {
+    auto& slot = limiters[provider];
+    if (!slot) {
+      const auto it = capacities.find(provider);
+      slot = std::make_unique<CapacityLimiter>(provider, it != capacities.end() ? it->second : 8);
+    }
+    return *slot;
   }
 
   std::string file(const std::string& name, const std::string& text) const
@@ -120,6 +169,8 @@ struct Bench {
   FileRoots roots;
   RecordingChat chat;
   std::vector<std::string> progress;
+  std::map<std::string, std::size_t> capacities; // provider -> capacity
+  std::map<std::string, std::unique_ptr<CapacityLimiter>> limiters;
 };
 
 inline json
