@@ -9,7 +9,7 @@
 // No fixed sleeps: every wait is for a condition, under a deadline.
 
 import { spawn } from "node:child_process";
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import assert from "node:assert/strict";
@@ -222,6 +222,46 @@ const scenarios = {
     assert.match(text(bad), /VALIDATION_ERROR.*promt/s);
     await assert.rejects(client.callTool({ name: "no_such_tool", arguments: {} }), /-32602|Unknown tool/);
     await client.ping();
+    await client.close();
+  },
+
+  // One full three-step analyze: two intermediate steps (no model call), then
+  // the expert's answer with every step's findings and the file's lines.
+  async workflow({ args, env, daemon }) {
+    const client = await connect(args, env, daemon.port);
+    const file = join(env.HOME, "store.cpp"); // HOME is the daemon's file root
+    writeFileSync(file, "struct Store {\n  std::mutex everything;\n};\n");
+    const step = async (number, more, findings, extra = {}) => {
+      const result = await client.callTool({
+        name: "analyze",
+        arguments: {
+          step: `step ${number}: how the store scales`,
+          step_number: number,
+          total_steps: 3,
+          next_step_required: more,
+          findings,
+          ...extra,
+        },
+      });
+      assert.equal(result.isError, false, text(result));
+      return result.structuredContent;
+    };
+    const one = await step(1, true, "one mutex guards every map", { relevant_files: [file] });
+    assert.equal(one.status, "pause_for_analyze");
+    assert.ok(one.continuation_id, "step 1 returns the thread");
+    const two = await step(2, true, "the sweep holds that mutex for 40 ms", {
+      continuation_id: one.continuation_id,
+    });
+    assert.equal(two.status, "pause_for_analyze");
+    const three = await step(3, false, "sharding the maps would remove the stall", {
+      continuation_id: one.continuation_id,
+    });
+    assert.equal(three.status, "analyze_complete");
+    assert.equal(three.expert_analysis.status, "analysis_complete");
+    // The fake expert echoes what it was sent: every step's findings and the file.
+    assert.match(three.expert_analysis.content, /one mutex guards every map/);
+    assert.match(three.expert_analysis.content, /the sweep holds that mutex for 40 ms/);
+    assert.match(three.expert_analysis.content, /std::mutex everything;/);
     await client.close();
   },
 
