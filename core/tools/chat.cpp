@@ -190,20 +190,14 @@ public:
     }
     const auto& reply = std::get<ChatReply>(outcome);
 
-    // History keeps the text of the turn; image bytes are not kept.
-    ChatMessage remembered("user", user.content);
-    if (!images.empty()) {
-      remembered.content +=
-          "\n\n[" + std::to_string(images.size()) + " image(s) were attached to this message]";
-    }
     const auto [id, turns] = context.conversations.record_turn(
         conversation_id,
-        remembered,
+        remembered_message(user, images.size()),
         ChatMessage("assistant", reply.content),
         TurnInfo{std::string(name()), context.plan.provider, context.plan.model, bundle.embedded});
     const int remaining = context.conversations.max_turns() - turns;
     nlohmann::json offer = nullptr;
-    nlohmann::json metadata = selection_metadata(context.plan, reply);
+    nlohmann::json metadata = reply_metadata(context.plan, reply);
     if (remaining > 0) {
       offer = {{"continuation_id", id},
                {"remaining_turns", remaining},
@@ -213,9 +207,6 @@ public:
       metadata["conversation_ready"] = true;
     }
     metadata["finish_reason"] = reply.finish_reason;
-    metadata["usage"] = reply.usage.is_null() ? nlohmann::json::object() : reply.usage;
-    metadata["attempts"] = reply.attempts;
-    metadata["upstream_latency_ms"] = reply.upstream_latency.count();
     metadata["conversation_turns"] = turns;
     if (!files.empty()) {
       metadata["files"] = files_metadata(bundle);

@@ -84,7 +84,7 @@ call_model(ToolContext& context, const RequestBuilder& build, ModelCallInfo& inf
 }
 
 nlohmann::json
-selection_metadata(const CallPlan& plan, const ChatReply& reply)
+reply_metadata(const CallPlan& plan, const ChatReply& reply)
 {
   nlohmann::json selection = {{"automatic", plan.automatic}, {"reason", plan.model_reason}};
   if (!plan.fallback_from.empty()) {
@@ -97,7 +97,21 @@ selection_metadata(const CallPlan& plan, const ChatReply& reply)
   if (!plan.fallback_from.empty()) {
     meta["fallback_from"] = plan.fallback_from;
   }
+  meta["usage"] = reply.usage.is_null() ? nlohmann::json::object() : reply.usage;
+  meta["attempts"] = reply.attempts;
+  meta["upstream_latency_ms"] = reply.upstream_latency.count();
   return meta;
+}
+
+ChatMessage
+remembered_message(const ChatMessage& user, std::size_t images)
+{
+  ChatMessage remembered("user", user.content);
+  if (images > 0) {
+    remembered.content +=
+        "\n\n[" + std::to_string(images) + " image(s) were attached to this message]";
+  }
+  return remembered;
 }
 
 } // namespace exai::core

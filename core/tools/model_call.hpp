@@ -33,9 +33,13 @@ ChatOutcome call_model(ToolContext& context, const RequestBuilder& build, ModelC
 // True for failures that justify the fallback.
 bool provider_down(const ChatFailure& failure);
 
-// The plan's model-selection facts for a result's metadata:
-// model_used, provider_used, model_selection {automatic, reason,
-// fallback_from?, fallback_reason?}.
-nlohmann::json selection_metadata(const CallPlan& plan, const ChatReply& reply);
+// A model reply's facts for a result's metadata: model_used, provider_used,
+// model_selection {automatic, reason, fallback_from?, fallback_reason?},
+// usage, attempts, upstream_latency_ms.
+nlohmann::json reply_metadata(const CallPlan& plan, const ChatReply& reply);
+
+// The user message as a conversation keeps it: its text, and a note instead
+// of the bytes of the `images` attached to it.
+ChatMessage remembered_message(const ChatMessage& user, std::size_t images);
 
 } // namespace exai::core

@@ -269,25 +269,17 @@ private:
     const auto& reply = std::get<ChatReply>(outcome);
 
     const std::string id = context.conversations.put_state(given_id, def_.name, state);
-    ChatMessage remembered("user", user.content);
-    if (!images.empty()) {
-      remembered.content +=
-          "\n\n[" + std::to_string(images.size()) + " image(s) were attached to this message]";
-    }
     // The exchange becomes a turn, so chat can continue the discussion with
     // the expert under the same continuation_id.
     const auto [thread, turns] = context.conversations.record_turn(
         id,
-        remembered,
+        remembered_message(user, images.size()),
         ChatMessage("assistant", reply.content),
         TurnInfo{def_.name, context.plan.provider, context.plan.model, bundle.embedded});
 
     json out = base_reply(def_, def_.name + "_complete", args, thread, state, consolidated);
-    json metadata = selection_metadata(context.plan, reply);
+    json metadata = reply_metadata(context.plan, reply);
     metadata.update(out["metadata"]);
-    metadata["usage"] = reply.usage.is_null() ? json::object() : reply.usage;
-    metadata["attempts"] = reply.attempts;
-    metadata["upstream_latency_ms"] = reply.upstream_latency.count();
     if (!consolidated.relevant_files.empty()) {
       metadata["files"] = files_metadata(bundle);
     }
