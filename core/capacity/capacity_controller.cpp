@@ -1,6 +1,7 @@
 #include "core/capacity/capacity_controller.hpp"
 
 #include "core/error.hpp"
+#include "core/util/enum_names.hpp"
 
 #include <array>
 #include <condition_variable>
@@ -11,17 +12,9 @@ namespace exai::core {
 std::string_view
 scope_name(Scope scope) noexcept
 {
-  switch (scope) {
-  case Scope::conversation:
-    return "conversation";
-  case Scope::session:
-    return "session";
-  case Scope::global:
-    return "global";
-  case Scope::provider:
-    return "provider";
-  }
-  return "global";
+  static constexpr EnumNames<Scope, 4> kNames{{"conversation", "session", "global", "provider"},
+                                              "global"};
+  return kNames(scope);
 }
 
 CallPermits&

@@ -1,5 +1,7 @@
 #include "core/health/health.hpp"
 
+#include "core/util/enum_names.hpp"
+
 #include <unistd.h>
 
 #include <fstream>
@@ -27,15 +29,9 @@ epoch(std::chrono::system_clock::time_point t)
 std::string_view
 state_name(DaemonState state) noexcept
 {
-  switch (state) {
-  case DaemonState::starting:
-    return "starting";
-  case DaemonState::serving:
-    return "serving";
-  case DaemonState::stopping:
-    return "stopping";
-  }
-  return "starting";
+  static constexpr EnumNames<DaemonState, 3> kNames{{"starting", "serving", "stopping"},
+                                                    "starting"};
+  return kNames(state);
 }
 
 std::string

@@ -1,5 +1,7 @@
 #include "core/providers/circuit_breaker.hpp"
 
+#include "core/util/enum_names.hpp"
+
 #include <algorithm>
 #include <utility>
 
@@ -100,15 +102,9 @@ CircuitBreaker::retry_in() const
 std::string_view
 to_string(CircuitBreaker::State state) noexcept
 {
-  switch (state) {
-  case CircuitBreaker::State::closed:
-    return "closed";
-  case CircuitBreaker::State::open:
-    return "open";
-  case CircuitBreaker::State::half_open:
-    return "half_open";
-  }
-  return "closed";
+  static constexpr EnumNames<CircuitBreaker::State, 3> kNames{{"closed", "open", "half_open"},
+                                                              "closed"};
+  return kNames(state);
 }
 
 } // namespace exai::core

@@ -2,6 +2,7 @@
 
 #include "core/error.hpp"
 #include "core/providers/providers.hpp"
+#include "core/util/enum_names.hpp"
 #include "core/util/text.hpp"
 
 #include <algorithm>
@@ -144,17 +145,8 @@ route(const ProviderRegistry& providers, const RouteNeeds& needs)
 std::string_view
 model_class_name(ModelClass model_class) noexcept
 {
-  switch (model_class) {
-  case ModelClass::none:
-    return "none";
-  case ModelClass::fast:
-    return "fast";
-  case ModelClass::deep:
-    return "deep";
-  case ModelClass::kimi:
-    return "kimi";
-  }
-  return "fast";
+  static constexpr EnumNames<ModelClass, 4> kNames{{"none", "fast", "deep", "kimi"}, "fast"};
+  return kNames(model_class);
 }
 
 RoutingModels

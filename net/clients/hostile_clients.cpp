@@ -1,5 +1,6 @@
 #include "net/clients/hostile_clients.hpp"
 
+#include "core/util/enum_names.hpp"
 #include "core/ws/frame_codec.hpp"
 
 #include <Poco/Net/HTTPRequest.h>
@@ -31,24 +32,12 @@ constexpr std::array<Kind, 6> kKinds = {Kind::half_frame,
                                         Kind::oversize,
                                         Kind::trickler};
 
-const char*
+std::string
 name(Kind kind)
 {
-  switch (kind) {
-  case Kind::half_frame:
-    return "half_frame";
-  case Kind::pre_hello:
-    return "pre_hello";
-  case Kind::slow_reader:
-    return "slow_reader";
-  case Kind::deep_json:
-    return "deep_json";
-  case Kind::oversize:
-    return "oversize";
-  case Kind::trickler:
-    return "trickler";
-  }
-  return "?";
+  static constexpr core::EnumNames<Kind, 6> kNames{
+      {"half_frame", "pre_hello", "slow_reader", "deep_json", "oversize", "trickler"}, "?"};
+  return std::string(kNames(kind));
 }
 
 constexpr std::array<std::uint8_t, 4> kMask{0x1f, 0x2e, 0x3d, 0x4c};

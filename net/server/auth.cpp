@@ -1,5 +1,7 @@
 #include "net/server/auth.hpp"
 
+#include "core/util/enum_names.hpp"
+
 #include <Poco/Exception.h>
 #include <Poco/Net/IPAddress.h>
 #include <Poco/URI.h>
@@ -121,17 +123,9 @@ origin_allowed(std::string_view origin, const std::vector<std::string>& allowed)
 std::string_view
 rotate_result_name(RotateResult result) noexcept
 {
-  switch (result) {
-  case RotateResult::ok:
-    return "ok";
-  case RotateResult::unauthorized:
-    return "unauthorized";
-  case RotateResult::missing_params:
-    return "missing_params";
-  case RotateResult::too_short:
-    return "too_short";
-  }
-  return "unauthorized";
+  static constexpr core::EnumNames<RotateResult, 4> kNames{
+      {"ok", "unauthorized", "missing_params", "too_short"}, "unauthorized"};
+  return kNames(result);
 }
 
 bool

@@ -2,6 +2,7 @@
 
 #include "core/log.hpp"
 #include "core/providers/openai_format.hpp"
+#include "core/util/enum_names.hpp"
 #include "net/upstream/ssl_init.hpp"
 
 #include <Poco/Base64Encoder.h>
@@ -103,15 +104,9 @@ truncate(const std::string& text, std::size_t limit)
 std::string_view
 to_string(ProbeResult::Status status) noexcept
 {
-  switch (status) {
-  case ProbeResult::Status::reachable:
-    return "reachable";
-  case ProbeResult::Status::auth_failed:
-    return "auth_failed";
-  case ProbeResult::Status::unreachable:
-    return "unreachable";
-  }
-  return "unreachable";
+  static constexpr core::EnumNames<ProbeResult::Status, 3> kNames{
+      {"reachable", "auth_failed", "unreachable"}, "unreachable"};
+  return kNames(status);
 }
 
 std::vector<UpstreamEndpoint>
