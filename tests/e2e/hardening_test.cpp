@@ -23,11 +23,7 @@
 
 namespace {
 
-using exai::test::deadline_in;
-using exai::test::FakeUpstream;
-using exai::test::RawClient;
-using exai::test::ServeProcess;
-using exai::test::WsClient;
+using namespace exai::test;
 using nlohmann::json;
 using namespace std::chrono_literals;
 namespace ws = exai::core::ws;

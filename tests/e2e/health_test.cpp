@@ -26,14 +26,9 @@
 
 namespace {
 
-using exai::test::deadline_in;
-using exai::test::FakeUpstream;
-using exai::test::ServeProcess;
-using exai::test::WsClient;
+using namespace exai::test;
 using nlohmann::json;
 using namespace std::chrono_literals;
-
-using exai::test::TempDir;
 
 struct HttpReply {
   int status = 0;

@@ -9,9 +9,7 @@
 
 namespace {
 
-using exai::test::deadline_in;
-using exai::test::ServeProcess;
-using exai::test::WsClient;
+using namespace exai::test;
 using namespace std::chrono_literals;
 
 const std::string kToken = "correct-horse-battery-staple";

@@ -13,9 +13,7 @@
 
 namespace {
 
-using exai::test::deadline_in;
-using exai::test::ServeProcess;
-using exai::test::WsClient;
+using namespace exai::test;
 using namespace std::chrono_literals;
 
 } // namespace

@@ -12,10 +12,7 @@
 
 namespace {
 
-using exai::test::deadline_in;
-using exai::test::ServeProcess;
-using exai::test::WsClient;
-using exai::test::WsClientOptions;
+using namespace exai::test;
 using nlohmann::json;
 using namespace std::chrono_literals;
 

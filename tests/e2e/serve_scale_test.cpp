@@ -16,9 +16,7 @@
 
 namespace {
 
-using exai::test::deadline_in;
-using exai::test::ServeProcess;
-using exai::test::WsClient;
+using namespace exai::test;
 using nlohmann::json;
 using namespace std::chrono_literals;
 

@@ -17,9 +17,7 @@
 
 namespace {
 
-using exai::test::BrokenDaemon;
-using exai::test::FakeUpstream;
-using exai::test::ServeProcess;
+using namespace exai::test;
 using nlohmann::json;
 
 const std::string kToken = "stress-e2e-token-0123456789";

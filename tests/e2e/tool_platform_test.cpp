@@ -6,6 +6,7 @@
 
 #include "tests/support/daemon_checks.hpp"
 #include "tests/support/fake_upstream.hpp"
+#include "tests/support/provider_daemon.hpp"
 #include "tests/support/serve_process.hpp"
 #include "tests/support/temp_dir.hpp"
 #include "tests/support/ws_client.hpp"
@@ -23,80 +24,12 @@
 
 namespace {
 
-using exai::test::deadline_in;
-using exai::test::FakeBehavior;
-using exai::test::FakeUpstream;
-using exai::test::ServeProcess;
-using exai::test::TempDir;
-using exai::test::WsClient;
+using namespace exai::test;
 using nlohmann::json;
 using namespace std::chrono_literals;
 namespace fs = std::filesystem;
 
-// A daemon with both providers configured (each on its own fake), file roots
-// in a scratch directory. `without` drops a provider's key.
-struct Daemon {
-  FakeUpstream kimi;
-  FakeUpstream glm;
-  TempDir roots;
-  std::unique_ptr<ServeProcess> serve;
-
-  explicit Daemon(ServeProcess::Env extra = {}, const std::string& without = {})
-  {
-    ServeProcess::Env env = {{"EXAI_FILE_ROOTS", roots.path()},
-                             {"EXAI_WS_PROGRESS_INTERVAL_SECS", "0.1"}};
-    if (without != "kimi") {
-      env["KIMI_API_KEY"] = "kimi-e2e-key-0123456789";
-      env["KIMI_API_URL"] = kimi.base_url();
-    }
-    if (without != "glm") {
-      env["GLM_API_KEY"] = "glm-e2e-key-0123456789";
-      env["GLM_API_URL"] = glm.base_url();
-    }
-    for (auto& [k, v] : extra) {
-      // "{roots}" stands for the scratch roots directory.
-      if (const auto at = v.find("{roots}"); at != std::string::npos) {
-        v.replace(at, 7, roots.path());
-      }
-      env[k] = v;
-    }
-    serve = ServeProcess::start_ready(env);
-  }
-
-  std::unique_ptr<WsClient> client()
-  {
-    auto c = std::make_unique<WsClient>(serve->port());
-    const auto ack = c->hello();
-    REQUIRE(ack);
-    REQUIRE(ack->at("ok") == true);
-    return c;
-  }
-
-  // The result frame of one call on a fresh connection.
-  json call(const std::string& tool, const json& arguments)
-  {
-    auto c = client();
-    return call_on(*c, tool, arguments);
-  }
-
-  static json call_on(WsClient& c, const std::string& tool, const json& arguments)
-  {
-    static std::atomic<int> next{0};
-    const auto res = exai::test::call_tool(c, "p" + std::to_string(++next), tool, arguments);
-    REQUIRE(res);
-    return *res;
-  }
-
-  bool back_to_zero() { return exai::test::capacity_back_to_zero(serve->port()); }
-
-  std::string file(const std::string& name, const std::string& text) const
-  {
-    const fs::path path = fs::path(roots.path()) / name;
-    fs::create_directories(path.parent_path());
-    std::ofstream(path) << text;
-    return path.string();
-  }
-};
+using Daemon = exai::test::ProviderDaemon;
 
 json
 envelope(const json& res)

@@ -5,6 +5,7 @@
 
 #include "tests/support/daemon_checks.hpp"
 #include "tests/support/fake_upstream.hpp"
+#include "tests/support/provider_daemon.hpp"
 #include "tests/support/serve_process.hpp"
 #include "tests/support/temp_dir.hpp"
 #include "tests/support/ws_client.hpp"
@@ -18,60 +19,12 @@
 
 namespace {
 
-using exai::test::deadline_in;
-using exai::test::FakeUpstream;
-using exai::test::ServeProcess;
-using exai::test::TempDir;
-using exai::test::WsClient;
+using namespace exai::test;
 using nlohmann::json;
 using namespace std::chrono_literals;
 namespace fs = std::filesystem;
 
-struct Daemon {
-  FakeUpstream kimi;
-  FakeUpstream glm;
-  TempDir roots;
-  std::unique_ptr<ServeProcess> serve;
-  std::unique_ptr<WsClient> ws;
-
-  explicit Daemon(const ServeProcess::Env& extra = {})
-  {
-    ServeProcess::Env env = {{"EXAI_FILE_ROOTS", roots.path()},
-                             {"KIMI_API_KEY", "kimi-e2e-key-0123456789"},
-                             {"KIMI_API_URL", kimi.base_url()},
-                             {"GLM_API_KEY", "glm-e2e-key-0123456789"},
-                             {"GLM_API_URL", glm.base_url()}};
-    env.insert(extra.begin(), extra.end());
-    serve = ServeProcess::start_ready(env);
-    ws = std::make_unique<WsClient>(serve->port());
-    const auto ack = ws->hello();
-    REQUIRE(ack);
-    REQUIRE(ack->at("ok") == true);
-  }
-
-  json call(const std::string& tool, const json& arguments)
-  {
-    static int next = 0;
-    const auto res = exai::test::call_tool(*ws, "w" + std::to_string(++next), tool, arguments);
-    REQUIRE(res);
-    return *res;
-  }
-
-  // The reply envelope of a successful call.
-  json reply(const std::string& tool, const json& arguments)
-  {
-    return exai::test::result_envelope(call(tool, arguments));
-  }
-
-  std::size_t upstream_requests() const { return kimi.request_count() + glm.request_count(); }
-
-  std::string file(const std::string& name, const std::string& text) const
-  {
-    const fs::path path = fs::path(roots.path()) / name;
-    std::ofstream(path) << text;
-    return path.string();
-  }
-};
+using Daemon = exai::test::ProviderDaemon;
 
 json
 step(int number, int total, bool more, const std::string& findings, json extra = json::object())
@@ -211,26 +164,26 @@ TEST_CASE("backtracking drops the discarded steps from what the expert sees", "[
 TEST_CASE("bad steps are refused with the field and rule, holding nothing", "[e2e][workflow]")
 {
   Daemon d;
-  CHECK(error_field(d.call("analyze", step(2, 3, true, "x", {{"relevant_files", {"/x"}}}))) ==
-        "step_number");
-  CHECK(error_field(d.call("debug", step(5, 3, true, "x"))) == "step_number");
+  CHECK(error_field(d.session_call(
+            "analyze", step(2, 3, true, "x", {{"relevant_files", {"/x"}}}))) == "step_number");
+  CHECK(error_field(d.session_call("debug", step(5, 3, true, "x"))) == "step_number");
   const std::string id = d.reply("debug", step(1, 3, true, "x"))["continuation_id"];
-  CHECK(error_field(d.call("debug", step(3, 3, true, "x", {{"continuation_id", id}}))) ==
+  CHECK(error_field(d.session_call("debug", step(3, 3, true, "x", {{"continuation_id", id}}))) ==
         "step_number");
   CHECK(
-      error_field(d.call(
+      error_field(d.session_call(
           "debug", step(2, 3, true, "x", {{"continuation_id", id}, {"backtrack_from_step", 2}}))) ==
       "backtrack_from_step");
-  CHECK(error_field(
-            d.call("analyze",
-                   step(2, 3, true, "x", {{"continuation_id", id}, {"relevant_files", {"/x"}}}))) ==
+  CHECK(error_field(d.session_call(
+            "analyze",
+            step(2, 3, true, "x", {{"continuation_id", id}, {"relevant_files", {"/x"}}}))) ==
         "continuation_id");
-  CHECK(error_field(d.call("codereview", step(1, 2, true, "x"))) == "relevant_files");
-  CHECK(error_field(
-            d.call("debug", step(1, 2, true, "x", {{"issues_found", {{{"severity", "high"}}}}}))) ==
+  CHECK(error_field(d.session_call("codereview", step(1, 2, true, "x"))) == "relevant_files");
+  CHECK(error_field(d.session_call(
+            "debug", step(1, 2, true, "x", {{"issues_found", {{{"severity", "high"}}}}}))) ==
         "issues_found[0].description");
   const std::string outside = "/etc/hostname";
-  const json res = d.call("debug", step(1, 1, false, "x", {{"relevant_files", {outside}}}));
+  const json res = d.session_call("debug", step(1, 1, false, "x", {{"relevant_files", {outside}}}));
   CHECK(error_field(res) == "relevant_files[0]");
   CHECK(d.upstream_requests() == 0);
   CHECK(exai::test::capacity_back_to_zero(d.serve->port()));
@@ -239,13 +192,13 @@ TEST_CASE("bad steps are refused with the field and rule, holding nothing", "[e2
 TEST_CASE("the expert call sends a progress note before its result", "[e2e][workflow]")
 {
   Daemon d;
-  d.ws->send_json(
+  d.session().send_json(
       {{"op", "call_tool"},
        {"request_id", "expert"},
        {"name", "analyze"},
        {"arguments", step(1, 1, false, "x", {{"relevant_files", {d.file("a.c", "int a;\n")}}})}});
   bool noted = false;
-  const auto res = d.ws->recv_until(
+  const auto res = d.session().recv_until(
       [&](const json& frame) {
         if (frame.value("op", "") == "progress" &&
             frame.value("note", "").rfind("calling_expert_analysis", 0) == 0) {
@@ -305,7 +258,8 @@ TEST_CASE("precommit reviews a real repository's diff", "[e2e][workflow][precomm
 
   const std::string plain = (fs::path(d.roots.path()) / "plain").string();
   fs::create_directories(plain);
-  CHECK(error_field(d.call("precommit", step(1, 1, false, "x", {{"path", plain}}))) == "path");
+  CHECK(error_field(d.session_call("precommit", step(1, 1, false, "x", {{"path", plain}}))) ==
+        "path");
   CHECK(exai::test::capacity_back_to_zero(d.serve->port()));
 }
 
@@ -350,21 +304,21 @@ TEST_CASE("consensus consult_all_at_once asks every model at once, never past a 
 {
   Daemon d(ServeProcess::Env{{"EXAI_WS_GLM_MAX_INFLIGHT", "2"}});
   // Every model request hangs until released, so what runs at once is seen.
-  d.ws->send_json({{"op", "call_tool"},
-                   {"request_id", "all"},
-                   {"name", "consensus"},
-                   {"arguments",
-                    {{"step", "Shard the result store? [[hang]]"},
-                     {"step_number", 1},
-                     {"total_steps", 4},
-                     {"next_step_required", false},
-                     {"findings", "sharding spreads the lock"},
-                     {"consult_all_at_once", true},
-                     {"models",
-                      {{{"model", "glm-4.5-flash"}, {"stance", "for"}},
-                       {{"model", "glm-4.5-flash"}, {"stance", "against"}},
-                       {{"model", "glm-4.6"}, {"stance", "neutral"}},
-                       {{"model", "kimi-k2"}, {"stance", "neutral"}}}}}}});
+  d.session().send_json({{"op", "call_tool"},
+                         {"request_id", "all"},
+                         {"name", "consensus"},
+                         {"arguments",
+                          {{"step", "Shard the result store? [[hang]]"},
+                           {"step_number", 1},
+                           {"total_steps", 4},
+                           {"next_step_required", false},
+                           {"findings", "sharding spreads the lock"},
+                           {"consult_all_at_once", true},
+                           {"models",
+                            {{{"model", "glm-4.5-flash"}, {"stance", "for"}},
+                             {{"model", "glm-4.5-flash"}, {"stance", "against"}},
+                             {{"model", "glm-4.6"}, {"stance", "neutral"}},
+                             {{"model", "kimi-k2"}, {"stance", "neutral"}}}}}}});
   REQUIRE(d.glm.wait_for_concurrency(2, 10s));
   REQUIRE(d.kimi.wait_for_concurrency(1, 10s));
   CHECK(d.glm.request_count() == 2); // the third GLM model waits for a permit
@@ -372,7 +326,7 @@ TEST_CASE("consensus consult_all_at_once asks every model at once, never past a 
   d.kimi.release_hangs();
   REQUIRE(d.glm.wait_for_requests(3, 10s));
   d.glm.release_hangs();
-  const auto res = d.ws->recv_until(
+  const auto res = d.session().recv_until(
       [](const json& f) { return f.value("op", "") == "call_tool_res"; }, deadline_in(20s));
   REQUIRE(res);
   const json all = exai::test::result_envelope(*res);

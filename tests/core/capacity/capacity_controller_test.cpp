@@ -10,14 +10,8 @@
 #include <thread>
 #include <vector>
 
-using exai::core::AcquireStatus;
-using exai::core::CallPermits;
-using exai::core::CallScopes;
-using exai::core::CapacityController;
-using exai::core::CapacityLimits;
-using exai::core::CapacityRejection;
-using exai::core::Scope;
-using exai::test::check_all_zero;
+using namespace exai::core;
+using namespace exai::test;
 using namespace std::chrono_literals;
 
 namespace {

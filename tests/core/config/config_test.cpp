@@ -3,10 +3,7 @@
 
 #include <catch2/catch.hpp>
 
-using exai::core::DaemonConfig;
-using exai::core::Error;
-using exai::core::load_daemon_config;
-using exai::core::Settings;
+using namespace exai::core;
 
 namespace {
 

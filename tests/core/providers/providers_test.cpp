@@ -9,10 +9,7 @@
 #include <thread>
 #include <vector>
 
-using exai::core::Errc;
-using exai::core::Error;
-using exai::core::ProviderRegistry;
-using exai::core::Settings;
+using namespace exai::core;
 
 namespace {
 

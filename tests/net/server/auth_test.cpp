@@ -2,10 +2,7 @@
 
 #include <catch2/catch.hpp>
 
-using exai::net::constant_time_equal;
-using exai::net::origin_allowed;
-using exai::net::RotateResult;
-using exai::net::TokenStore;
+using namespace exai::net;
 
 TEST_CASE("constant_time_equal compares whole secrets", "[net][auth]")
 {

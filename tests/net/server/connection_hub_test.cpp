@@ -18,11 +18,8 @@
 
 namespace {
 
-using exai::core::UniqueFd;
-using exai::net::ConnectionHub;
-using exai::net::HttpRouter;
-using exai::net::HubOptions;
-using exai::net::WsConnection;
+using namespace exai::core;
+using namespace exai::net;
 using namespace std::chrono_literals;
 
 class NoMessages final : public exai::net::MessageHandler {

@@ -1,5 +1,6 @@
 #include "net/upstream/connection_pool.hpp"
 #include "net/upstream/upstream_client.hpp"
+#include "tests/net/upstream/upstream_fixture.hpp"
 #include "tests/support/fake_upstream.hpp"
 
 #include <catch2/catch.hpp>
@@ -12,31 +13,12 @@
 #include <thread>
 #include <vector>
 
-using exai::core::ChatFailure;
-using exai::core::ChatReply;
-using exai::core::ChatRequest;
-using exai::core::Errc;
-using exai::net::UpstreamClient;
-using exai::net::UpstreamEndpoint;
-using exai::net::UpstreamOptions;
-using exai::test::FakeUpstream;
+using namespace exai::core;
+using namespace exai::net;
+using namespace exai::test;
 using namespace std::chrono_literals;
 
 namespace {
-
-constexpr const char* kKey = "sk-pool-SECRET-0123456789abcdef";
-
-// Backoff delays recorded instead of slept.
-struct Delays {
-  std::shared_ptr<std::mutex> mutex = std::make_shared<std::mutex>();
-  std::shared_ptr<std::vector<std::chrono::milliseconds>> list =
-      std::make_shared<std::vector<std::chrono::milliseconds>>();
-  std::size_t count() const
-  {
-    const std::lock_guard lock(*mutex);
-    return list->size();
-  }
-};
 
 // A clock tests move by hand.
 struct ManualClock {
@@ -45,37 +27,6 @@ struct ManualClock {
           std::chrono::steady_clock::now());
   void advance(std::chrono::milliseconds by) { now->store(now->load() + by); }
 };
-
-UpstreamEndpoint
-endpoint_for(const FakeUpstream& fake, std::size_t pool_size = 4)
-{
-  UpstreamEndpoint endpoint;
-  endpoint.id = "glm";
-  endpoint.display_name = "GLM";
-  endpoint.base_url = fake.base_url();
-  endpoint.api_key = kKey;
-  endpoint.connect_timeout = 2000ms;
-  endpoint.read_timeout = 5000ms;
-  endpoint.pool_size = pool_size;
-  return endpoint;
-}
-
-UpstreamOptions
-options_with(const Delays& delays)
-{
-  UpstreamOptions options;
-  options.retry.max_attempts = 3;
-  options.retry.base_delay = 100ms;
-  options.retry.jitter = 0.0;
-  options.circuit.failure_threshold = 100;
-  options.seed = 1;
-  options.sleeper = [delays](std::chrono::milliseconds delay, std::stop_token stop) {
-    const std::lock_guard lock(*delays.mutex);
-    delays.list->push_back(delay);
-    return !stop.stop_requested();
-  };
-  return options;
-}
 
 ChatRequest
 request_with(std::string prompt)
@@ -107,8 +58,8 @@ failure_of(const exai::core::ChatOutcome& outcome)
 TEST_CASE("sequential calls share one kept-alive connection", "[net][upstream_pool]")
 {
   FakeUpstream fake;
-  const Delays delays;
-  UpstreamClient client({endpoint_for(fake)}, options_with(delays));
+  const RecordingSleeper delays;
+  UpstreamClient client({endpoint_for(fake)}, fast_options(delays));
   for (const char* prompt : {"one", "two", "three"}) {
     CHECK(reply_of(client.complete("glm", request_with(prompt), {})).content ==
           std::string("echo: ") + prompt);
@@ -132,8 +83,8 @@ TEST_CASE("an idle time of 0 opens a connection per call and asks the server to 
           "[net][upstream_pool]")
 {
   FakeUpstream fake;
-  const Delays delays;
-  auto options = options_with(delays);
+  const RecordingSleeper delays;
+  auto options = fast_options(delays);
   options.idle_timeout = 0ms;
   UpstreamClient client({endpoint_for(fake)}, options);
   reply_of(client.complete("glm", request_with("a"), {}));
@@ -148,8 +99,8 @@ TEST_CASE("a reused connection that dies before any answer byte is resent once o
           "[net][upstream_pool]")
 {
   FakeUpstream fake;
-  const Delays delays;
-  auto options = options_with(delays);
+  const RecordingSleeper delays;
+  auto options = fast_options(delays);
   options.retry.max_attempts = 1;
   options.circuit.failure_threshold = 1; // one provider failure would open it
   UpstreamClient client({endpoint_for(fake)}, options);
@@ -172,8 +123,8 @@ TEST_CASE("a fresh connection that dies before answering follows the retry polic
           "[net][upstream_pool]")
 {
   FakeUpstream fake;
-  const Delays delays;
-  UpstreamClient client({endpoint_for(fake)}, options_with(delays));
+  const RecordingSleeper delays;
+  UpstreamClient client({endpoint_for(fake)}, fast_options(delays));
   const auto reply =
       reply_of(client.complete("glm", request_with("[[reset]][[fail_times=1]]"), {}));
   CHECK(reply.attempts == 2);
@@ -185,8 +136,8 @@ TEST_CASE("a reused connection that breaks after answer bytes follows the retry 
           "[net][upstream_pool]")
 {
   FakeUpstream fake;
-  const Delays delays;
-  UpstreamClient client({endpoint_for(fake)}, options_with(delays));
+  const RecordingSleeper delays;
+  UpstreamClient client({endpoint_for(fake)}, fast_options(delays));
   reply_of(client.complete("glm", request_with("warm up"), {}));
   const auto reply =
       reply_of(client.complete("glm", request_with("[[truncate]][[fail_times=1]]"), {}));
@@ -201,8 +152,8 @@ TEST_CASE("a reused connection that breaks after answer bytes follows the retry 
 TEST_CASE("a connection the server closed while idle is never used again", "[net][upstream_pool]")
 {
   FakeUpstream fake;
-  const Delays delays;
-  UpstreamClient client({endpoint_for(fake)}, options_with(delays));
+  const RecordingSleeper delays;
+  UpstreamClient client({endpoint_for(fake)}, fast_options(delays));
   reply_of(client.complete("glm", request_with("bye [[close]]"), {}));
   REQUIRE(fake.wait_for_open_connections_at_most(0, 5s));
   reply_of(client.complete("glm", request_with("again"), {}));
@@ -216,8 +167,8 @@ TEST_CASE("a connection the server closed while idle is never used again", "[net
 TEST_CASE("idle connections are closed after the idle time", "[net][upstream_pool]")
 {
   FakeUpstream fake;
-  const Delays delays;
-  auto options = options_with(delays);
+  const RecordingSleeper delays;
+  auto options = fast_options(delays);
   options.idle_timeout = 200ms;
   UpstreamClient client({endpoint_for(fake)}, options);
   reply_of(client.complete("glm", request_with("hi"), {}));
@@ -229,9 +180,9 @@ TEST_CASE("idle connections are closed after the idle time", "[net][upstream_poo
 TEST_CASE("an idle connection is not used past the idle time", "[net][upstream_pool]")
 {
   FakeUpstream fake;
-  const Delays delays;
+  const RecordingSleeper delays;
   ManualClock clock;
-  auto options = options_with(delays);
+  auto options = fast_options(delays);
   options.idle_timeout = 10s;
   options.pool_clock = [now = clock.now] { return now->load(); };
   UpstreamClient client({endpoint_for(fake)}, options);
@@ -251,9 +202,9 @@ TEST_CASE("an idle connection is not used past the server's Keep-Alive hint",
   FakeUpstream::Options fake_options;
   fake_options.keep_alive_hint = 3; // seconds; used for at most 2 s (a 1 s margin)
   FakeUpstream fake(fake_options);
-  const Delays delays;
+  const RecordingSleeper delays;
   ManualClock clock;
-  auto options = options_with(delays);
+  auto options = fast_options(delays);
   options.idle_timeout = 60s;
   options.pool_clock = [now = clock.now] { return now->load(); };
   UpstreamClient client({endpoint_for(fake)}, options);
@@ -270,8 +221,8 @@ TEST_CASE("an idle connection is not used past the server's Keep-Alive hint",
 TEST_CASE("a cancelled call closes its connection instead of pooling it", "[net][upstream_pool]")
 {
   FakeUpstream fake;
-  const Delays delays;
-  UpstreamClient client({endpoint_for(fake)}, options_with(delays));
+  const RecordingSleeper delays;
+  UpstreamClient client({endpoint_for(fake)}, fast_options(delays));
   reply_of(client.complete("glm", request_with("warm up"), {}));
   std::stop_source stop;
   auto call = std::async(std::launch::async, [&] {
@@ -292,8 +243,8 @@ TEST_CASE("a cancelled call closes its connection instead of pooling it", "[net]
 TEST_CASE("an answer cut off by the call's deadline is never pooled", "[net][upstream_pool]")
 {
   FakeUpstream fake;
-  const Delays delays;
-  UpstreamClient client({endpoint_for(fake)}, options_with(delays));
+  const RecordingSleeper delays;
+  UpstreamClient client({endpoint_for(fake)}, fast_options(delays));
   auto request = request_with("[[stall_ms=5000]]");
   request.deadline = std::chrono::steady_clock::now() + 300ms;
   CHECK(failure_of(client.complete("glm", request, {})).code == Errc::timeout);
@@ -308,8 +259,8 @@ TEST_CASE("an answer cut off by the call's deadline is never pooled", "[net][ups
 TEST_CASE("an answer not read to its end is never pooled", "[net][upstream_pool]")
 {
   FakeUpstream fake;
-  const Delays delays;
-  auto options = options_with(delays);
+  const RecordingSleeper delays;
+  auto options = fast_options(delays);
   options.max_response_bytes = 64;
   options.retry.max_attempts = 1;
   UpstreamClient client({endpoint_for(fake)}, options);
@@ -322,8 +273,8 @@ TEST_CASE("the pool keeps at most the provider's capacity of idle connections",
           "[net][upstream_pool]")
 {
   FakeUpstream fake;
-  const Delays delays;
-  UpstreamClient client({endpoint_for(fake, 2)}, options_with(delays));
+  const RecordingSleeper delays;
+  UpstreamClient client({endpoint_for(fake, "glm", 2)}, fast_options(delays));
   std::vector<std::future<exai::core::ChatOutcome>> calls;
   for (int i = 0; i < 4; ++i) {
     calls.push_back(std::async(std::launch::async, [&client, i] {

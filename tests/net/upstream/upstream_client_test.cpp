@@ -1,4 +1,5 @@
 #include "net/upstream/upstream_client.hpp"
+#include "tests/net/upstream/upstream_fixture.hpp"
 #include "tests/support/fake_upstream.hpp"
 
 #include <Poco/Net/ServerSocket.h>
@@ -16,41 +17,14 @@
 #include <thread>
 #include <vector>
 
-using exai::core::ChatFailure;
-using exai::core::ChatReply;
-using exai::core::ChatRequest;
-using exai::core::Errc;
-using exai::net::ProbeResult;
-using exai::net::UpstreamClient;
-using exai::net::UpstreamEndpoint;
-using exai::net::UpstreamOptions;
-using exai::test::FakeBehavior;
-using exai::test::FakeUpstream;
+using namespace exai::core;
+using namespace exai::net;
+using namespace exai::test;
 using namespace std::chrono_literals;
 
 namespace {
 
-constexpr const char* kKey = "sk-test-SECRET-0123456789abcdef";
-
-// Records backoff delays instead of sleeping.
-struct RecordingSleeper {
-  std::shared_ptr<std::mutex> mutex = std::make_shared<std::mutex>();
-  std::shared_ptr<std::vector<std::chrono::milliseconds>> delays =
-      std::make_shared<std::vector<std::chrono::milliseconds>>();
-  exai::net::Sleeper sleeper() const
-  {
-    return [mutex = mutex, delays = delays](std::chrono::milliseconds delay, std::stop_token stop) {
-      const std::lock_guard lock(*mutex);
-      delays->push_back(delay);
-      return !stop.stop_requested();
-    };
-  }
-  std::vector<std::chrono::milliseconds> recorded() const
-  {
-    const std::lock_guard lock(*mutex);
-    return *delays;
-  }
-};
+constexpr const char* kKey = kUpstreamKey;
 
 // A logger writing into a string stream, at trace level.
 struct CapturedLog {
@@ -68,34 +42,6 @@ struct CapturedLog {
     return stream->str();
   }
 };
-
-UpstreamEndpoint
-endpoint_for(const FakeUpstream& fake, std::string id = "glm")
-{
-  UpstreamEndpoint endpoint;
-  endpoint.id = id;
-  endpoint.display_name = id == "glm" ? "GLM" : "KIMI";
-  endpoint.base_url = fake.base_url();
-  endpoint.api_key = kKey;
-  endpoint.connect_timeout = 2000ms;
-  endpoint.read_timeout = 5000ms;
-  return endpoint;
-}
-
-UpstreamOptions
-fast_options(const RecordingSleeper& sleeper)
-{
-  UpstreamOptions options;
-  options.retry.max_attempts = 3;
-  options.retry.base_delay = 100ms;
-  options.retry.max_delay = 1000ms;
-  options.retry.max_total = 30s;
-  options.retry.jitter = 0.0;
-  options.circuit.failure_threshold = 100;
-  options.seed = 1;
-  options.sleeper = sleeper.sleeper();
-  return options;
-}
 
 ChatRequest
 request_with(std::string prompt)

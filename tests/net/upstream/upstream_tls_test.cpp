@@ -1,5 +1,6 @@
 #include "core/config/settings.hpp"
 #include "net/upstream/upstream_client.hpp"
+#include "tests/net/upstream/upstream_fixture.hpp"
 #include "tests/support/fake_upstream.hpp"
 #include "tests/support/test_ca.hpp"
 
@@ -9,32 +10,14 @@
 #include <future>
 #include <string>
 
-using exai::core::ChatFailure;
-using exai::core::ChatReply;
-using exai::core::ChatRequest;
-using exai::core::Errc;
-using exai::net::UpstreamClient;
-using exai::net::UpstreamEndpoint;
-using exai::test::FakeUpstream;
-using exai::test::TestCa;
+using namespace exai::core;
+using namespace exai::net;
+using namespace exai::test;
 using namespace std::chrono_literals;
 
 namespace {
 
-constexpr const char* kKey = "sk-tls-SECRET-abcdef0123456789";
-
-UpstreamEndpoint
-endpoint_for(const FakeUpstream& fake)
-{
-  UpstreamEndpoint endpoint;
-  endpoint.id = "kimi";
-  endpoint.display_name = "KIMI";
-  endpoint.base_url = fake.base_url();
-  endpoint.api_key = kKey;
-  endpoint.connect_timeout = 2s;
-  endpoint.read_timeout = 5s;
-  return endpoint;
-}
+constexpr const char* kKey = kUpstreamKey;
 
 exai::net::UpstreamOptions
 options_trusting(const std::string& ca_file)
@@ -64,7 +47,7 @@ TEST_CASE("HTTPS to a fake signed by a CA trusted through EXAI_CA_FILE succeeds"
   const TestCa ca;
   FakeUpstream fake({kKey, ca.server_cert(), ca.server_key(), {}, 16});
   REQUIRE(fake.base_url().rfind("https://127.0.0.1:", 0) == 0);
-  UpstreamClient client({endpoint_for(fake)}, options_trusting(ca.ca_cert()));
+  UpstreamClient client({endpoint_for(fake, "kimi")}, options_trusting(ca.ca_cert()));
   const auto outcome = client.complete("kimi", hello(), {});
   if (const auto* failure = std::get_if<ChatFailure>(&outcome)) {
     FAIL(failure->message);
@@ -79,7 +62,7 @@ TEST_CASE("cancellation aborts an in-flight HTTPS call promptly",
 {
   const TestCa ca;
   FakeUpstream fake({kKey, ca.server_cert(), ca.server_key(), {}, 16});
-  UpstreamClient client({endpoint_for(fake)}, options_trusting(ca.ca_cert()));
+  UpstreamClient client({endpoint_for(fake, "kimi")}, options_trusting(ca.ca_cert()));
   std::stop_source stop;
   auto request = hello();
   request.messages = {{"user", "[[hang]]"}};
@@ -106,7 +89,7 @@ TEST_CASE("an untrusted certificate fails with a clear certificate error",
   FakeUpstream fake({kKey, ca.untrusted_cert(), ca.untrusted_key(), {}, 16});
   SECTION("against the test CA")
   {
-    UpstreamClient client({endpoint_for(fake)}, options_trusting(ca.ca_cert()));
+    UpstreamClient client({endpoint_for(fake, "kimi")}, options_trusting(ca.ca_cert()));
     const auto outcome = client.complete("kimi", hello(), {});
     REQUIRE(std::holds_alternative<ChatFailure>(outcome));
     const auto& failure = std::get<ChatFailure>(outcome);
@@ -121,7 +104,7 @@ TEST_CASE("an untrusted certificate fails with a clear certificate error",
   {
     exai::net::UpstreamOptions options;
     options.retry.max_attempts = 1;
-    UpstreamClient client({endpoint_for(fake)}, options);
+    UpstreamClient client({endpoint_for(fake, "kimi")}, options);
     const auto outcome = client.complete("kimi", hello(), {});
     REQUIRE(std::holds_alternative<ChatFailure>(outcome));
     CHECK(std::get<ChatFailure>(outcome).message.find("certificate") != std::string::npos);
