@@ -86,7 +86,8 @@ run_serve(const ServeOptions& options, const GlobalOptions& global)
 
   std::atomic<core::DaemonState> state{core::DaemonState::starting};
   const auto started = std::chrono::system_clock::now();
-  std::atomic<net::WsServer*> server_view{nullptr}; // set before start()
+  std::atomic<net::WsServer*> server_view{nullptr};    // set before start()
+  std::atomic<net::McpHttpService*> mcp_view{nullptr}; // set before start()
   auto inputs = [&] {
     core::HealthInputs in;
     in.state = state.load();
@@ -110,6 +111,9 @@ run_serve(const ServeOptions& options, const GlobalOptions& global)
                    hub.evicted,
                    hub.refused};
     }
+    if (net::McpHttpService* mcp = mcp_view.load()) {
+      in.mcp_sessions = mcp->session_count();
+    }
     in.rss_bytes = core::process_rss_bytes();
     return in;
   };
@@ -129,6 +133,7 @@ run_serve(const ServeOptions& options, const GlobalOptions& global)
       [&inputs] { return core::render_prometheus(inputs()); },
       server->tokens());
   const auto mcp = net::register_mcp_routes(server->router(), engine, config, server->tokens());
+  mcp_view = mcp.get();
   core::HealthFileWriter health_file(
       config.state_dir + "/ws_daemon.health.json",
       [&health] { return health().dump(2); },

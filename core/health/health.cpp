@@ -128,6 +128,7 @@ health_json(const HealthInputs& in)
       {"uptime_human", uptime_human(uptime)},
       {"sessions", in.server.sessions},
       {"sessions_resumable", in.server.sessions_resumable},
+      {"mcp_sessions", in.mcp_sessions},
       {"connections", in.server.connections},
       {"pending_connections", in.server.pending},
       {"established_connections", in.server.established},

@@ -38,6 +38,7 @@ struct HealthInputs {
   std::size_t tool_count = 0;
   EngineStats engine;
   ServerStats server;
+  std::size_t mcp_sessions = 0; // /mcp sessions in memory (idle ones re-adopt on use)
   std::int64_t rss_bytes = 0;
 };
 

@@ -11,7 +11,8 @@ namespace {
 
 using nlohmann::json;
 
-constexpr std::array<std::string_view, 3> kVersions = {"2025-03-26", "2025-06-18", "2025-11-25"};
+constexpr std::array<std::string_view, 4> kVersions = {
+    "2024-11-05", "2025-03-26", "2025-06-18", "2025-11-25"};
 
 Message
 invalid(json id, int code, std::string message)
@@ -68,7 +69,10 @@ initialize(const Message& message, std::string_view server_version)
   const std::string negotiated = negotiate_protocol_version(version->get<std::string>());
   json result = {
       {"protocolVersion", negotiated},
-      {"capabilities", {{"tools", {{"listChanged", false}}}}},
+      {"capabilities",
+       {{"tools", {{"listChanged", true}}},
+        {"prompts", {{"listChanged", false}}},
+        {"logging", json::object()}}},
       {"serverInfo", {{"name", "exai"}, {"version", std::string(server_version)}}},
       {"instructions",
        "exai forwards tool calls to the shared exai daemon (Kimi and GLM models) under its "
@@ -143,6 +147,39 @@ supported_protocol_version(std::string_view version) noexcept
     }
   }
   return false;
+}
+
+std::string
+supported_protocol_versions_text()
+{
+  std::string text;
+  for (const auto v : kVersions) {
+    text += (text.empty() ? "" : ", ") + std::string(v);
+  }
+  return text;
+}
+
+std::optional<LogLevel>
+log_level_from(std::string_view name) noexcept
+{
+  for (std::size_t i = 0; i < kLogLevelNames.size(); ++i) {
+    if (kLogLevelNames[i] == name) {
+      return static_cast<LogLevel>(i);
+    }
+  }
+  return std::nullopt;
+}
+
+std::string
+log_notification(LogLevel level, std::string_view logger, const json& data)
+{
+  return json{{"jsonrpc", "2.0"},
+              {"method", "notifications/message"},
+              {"params",
+               {{"level", std::string(kLogLevelNames[static_cast<std::size_t>(level)])},
+                {"logger", std::string(logger)},
+                {"data", data}}}}
+      .dump();
 }
 
 std::string
@@ -285,13 +322,45 @@ route(const Message& message, std::string_view server_version)
   if (method == "ping") {
     return respond(message.id, json::object());
   }
-  if (method == "tools/list") {
-    if (!message.params.is_null() && !message.params.is_object()) {
-      return respond_error(message.id, kInvalidParams, "params must be an object");
+  if (method == "tools/list" || method == "prompts/list") {
+    // exai answers every list in one page and never issues a cursor.
+    if (message.params.is_object() && message.params.contains("cursor")) {
+      return respond_error(message.id,
+                           kInvalidParams,
+                           "Invalid params: unknown cursor (exai lists everything in one page)",
+                           json{{"cursor", message.params["cursor"]}});
     }
     Action a;
-    a.type = Action::Type::list_tools;
+    a.type = method == "tools/list" ? Action::Type::list_tools : Action::Type::list_prompts;
     a.id = message.id;
+    return a;
+  }
+  if (method == "prompts/get") {
+    if (!message.params.is_object() || !message.params.contains("name") ||
+        !message.params["name"].is_string()) {
+      return respond_error(message.id, kInvalidParams, "prompts/get needs params.name (a string)");
+    }
+    Action a;
+    a.type = Action::Type::get_prompt;
+    a.id = message.id;
+    a.params = message.params;
+    return a;
+  }
+  if (method == "logging/setLevel") {
+    const json& params = message.params;
+    const auto level = params.is_object() && params.contains("level") && params["level"].is_string()
+                           ? log_level_from(params["level"].get<std::string>())
+                           : std::nullopt;
+    if (!level) {
+      return respond_error(
+          message.id,
+          kInvalidParams,
+          "Invalid params: params.level must be one of debug, info, notice, "
+          "warning, error, critical, alert, emergency",
+          json{{"level", params.is_object() ? params.value("level", json()) : json()}});
+    }
+    Action a = respond(message.id, json::object());
+    a.log_level = level;
     return a;
   }
   if (method == "tools/call") {

@@ -6,8 +6,8 @@
 // daemon's call frames (SPEC §2) into MCP results and progress notifications.
 //
 // Choices (documented in man/exai-mcp.1):
-//   - protocol versions 2025-03-26, 2025-06-18 and 2025-11-25; the client's is
-//     echoed when supported, else the newest is offered;
+//   - protocol versions 2024-11-05, 2025-03-26, 2025-06-18 and 2025-11-25;
+//     the client's is echoed when supported, else the newest is offered;
 //   - JSON-RPC batches are rejected with -32600 (removed in 2025-06-18);
 //   - an unknown tool is the JSON-RPC error -32602; every other daemon error
 //     (capacity, timeout, provider, validation) is a tool result with
@@ -17,6 +17,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <array>
 #include <chrono>
 #include <cstdint>
 #include <optional>
@@ -36,8 +37,20 @@ inline constexpr int kInternalError = -32603;
 
 inline constexpr std::string_view kLatestProtocolVersion = "2025-11-25";
 
-// True for the protocol versions exai speaks (2025-03-26, 2025-06-18, 2025-11-25).
+// True for the protocol versions exai speaks (2024-11-05 … 2025-11-25).
 bool supported_protocol_version(std::string_view version) noexcept;
+
+// "2024-11-05, 2025-03-26, …" for error messages.
+std::string supported_protocol_versions_text();
+
+// MCP logging levels (RFC 5424 severities, least severe first).
+enum class LogLevel { debug, info, notice, warning, error, critical, alert, emergency };
+inline constexpr std::array<std::string_view, 8> kLogLevelNames = {
+    "debug", "info", "notice", "warning", "error", "critical", "alert", "emergency"};
+std::optional<LogLevel> log_level_from(std::string_view name) noexcept;
+
+// {"jsonrpc":"2.0","method":"notifications/message","params":{"level","logger","data"}}.
+std::string log_notification(LogLevel level, std::string_view logger, const nlohmann::json& data);
 
 // The version initialize answers with: `requested` when supported, else the newest.
 std::string negotiate_protocol_version(std::string_view requested);
@@ -89,18 +102,22 @@ struct ToolCall {
 // What a transport does with one client message (see route()).
 struct Action {
   enum class Type {
-    none,       // nothing to send (notifications, client responses)
-    respond,    // send `response` now
-    list_tools, // answer `id` with tools_list_result(<daemon tools>)
-    call_tool,  // start `call` and answer `id` when it ends
-    cancel,     // cancel the call of request `cancel_id`; never answer it
+    none,         // nothing to send (notifications, client responses)
+    respond,      // send `response` now
+    list_tools,   // answer `id` with tools_list_result(<daemon tools>)
+    call_tool,    // start `call` and answer `id` when it ends
+    cancel,       // cancel the call of request `cancel_id`; never answer it
+    list_prompts, // answer `id` with prompts_list_result(<daemon tools>)
+    get_prompt,   // answer `id` with prompt_get_response(id, params, <daemon tools>)
   };
   Type type = Type::none;
   nlohmann::json id;
   std::string response;
   ToolCall call;
   nlohmann::json cancel_id;
-  std::string protocol_version; // set when `response` answers a valid initialize
+  std::string protocol_version;      // set when `response` answers a valid initialize
+  nlohmann::json params;             // get_prompt: the request's params
+  std::optional<LogLevel> log_level; // set when `response` answers logging/setLevel
 };
 
 // Routes one classified message: initialize, ping, tools/list, tools/call,

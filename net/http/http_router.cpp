@@ -1,5 +1,6 @@
 #include "net/http/http_router.hpp"
 
+#include "core/mcp/mcp_protocol.hpp"
 #include "net/http/response_stream.hpp"
 
 #include <nlohmann/json.hpp>
@@ -40,10 +41,11 @@ HttpRouter::dispatch(HttpExchange& exchange) const
   }
   if (!allow.empty()) {
     response.set("Allow", allow);
-    send_error(response,
-               Poco::Net::HTTPResponse::HTTP_METHOD_NOT_ALLOWED,
-               "METHOD_NOT_ALLOWED",
-               request.getMethod() + " is not allowed on " + path);
+    send_refusal(path,
+                 response,
+                 Poco::Net::HTTPResponse::HTTP_METHOD_NOT_ALLOWED,
+                 "METHOD_NOT_ALLOWED",
+                 request.getMethod() + " is not allowed on " + path);
     return;
   }
   send_error(response,
@@ -71,6 +73,26 @@ HttpRouter::send_error(Poco::Net::HTTPServerResponse& response,
 {
   const nlohmann::json body{{"error", {{"code", code}, {"message", message}}}};
   send_json(response, status, body.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
+}
+
+void
+HttpRouter::send_refusal(std::string_view path,
+                         Poco::Net::HTTPServerResponse& response,
+                         Poco::Net::HTTPResponse::HTTPStatus status,
+                         std::string_view code,
+                         std::string_view message)
+{
+  if (path.substr(0, path.find('?')) != "/mcp") {
+    send_error(response, status, code, message);
+    return;
+  }
+  send_json(
+      response,
+      status,
+      core::mcp::error_response(nullptr,
+                                core::mcp::RpcError{core::mcp::kInvalidRequest,
+                                                    std::string(message),
+                                                    nlohmann::json{{"code", std::string(code)}}}));
 }
 
 } // namespace exai::net

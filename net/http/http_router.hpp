@@ -81,6 +81,14 @@ public:
                          std::string_view code,
                          std::string_view message);
 
+  // send_error for a request to `path`, except that MCP clients on /mcp get
+  // a JSON-RPC error body (id null), the only error shape they can read.
+  static void send_refusal(std::string_view path,
+                           Poco::Net::HTTPServerResponse& response,
+                           Poco::Net::HTTPResponse::HTTPStatus status,
+                           std::string_view code,
+                           std::string_view message);
+
 private:
   std::map<std::pair<std::string, std::string>, Handler> routes_; // (path, method)
 };

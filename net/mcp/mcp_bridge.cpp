@@ -1,5 +1,6 @@
 #include "net/mcp/mcp_bridge.hpp"
 
+#include "core/mcp/mcp_prompts.hpp"
 #include "core/util/random_id.hpp"
 #include "net/protocol/op_protocol.hpp"
 
@@ -134,11 +135,24 @@ McpBridge::handle_line(const std::string& line)
     return;
   case mcp::Action::Type::respond: {
     const std::lock_guard lock(mutex_);
+    if (!action.protocol_version.empty()) {
+      if (initialized_) {
+        write(mcp::error_response(
+            action.id,
+            mcp::RpcError{mcp::kInvalidRequest,
+                          "Invalid Request: already initialized (one initialize per session)",
+                          nullptr}));
+        return;
+      }
+      initialized_ = true;
+    }
     write(action.response);
     return;
   }
   case mcp::Action::Type::list_tools:
-    start_list(action.id);
+  case mcp::Action::Type::list_prompts:
+  case mcp::Action::Type::get_prompt:
+    start_list(action);
     return;
   case mcp::Action::Type::call_tool:
     start_call(action.id, std::move(action.call));
@@ -187,11 +201,11 @@ McpBridge::start_call(const json& id, mcp::ToolCall tool_call)
 }
 
 void
-McpBridge::start_list(const json& id)
+McpBridge::start_list(const mcp::Action& action)
 {
   const std::lock_guard lock(mutex_);
   const std::string request_id = id_prefix_ + "list-" + std::to_string(++next_id_);
-  ListRequest list{id, std::nullopt};
+  ListRequest list{action.id, std::nullopt, action.type, action.params};
   if (!(connected_ && client_.send(protocol::list_tools_frame(request_id)))) {
     list.waiting = Clock::now();
   }
@@ -283,8 +297,20 @@ McpBridge::on_frame(const json& frame)
   const std::lock_guard lock(mutex_);
   if (const auto list = lists_.find(request_id); list != lists_.end()) {
     if (op == "list_tools_res") {
-      write(mcp::result_response(list->second.id,
-                                 mcp::tools_list_result(frame.value("tools", json::array()))));
+      // Prompts are made from the daemon's tool list too.
+      const json tools = frame.value("tools", json::array());
+      const auto& id = list->second.id;
+      switch (list->second.kind) {
+      case mcp::Action::Type::list_prompts:
+        write(mcp::result_response(id, mcp::prompts_list_result(tools)));
+        break;
+      case mcp::Action::Type::get_prompt:
+        write(mcp::prompt_get_response(id, list->second.params, tools));
+        break;
+      default:
+        write(mcp::result_response(id, mcp::tools_list_result(tools)));
+        break;
+      }
     } else {
       write(mcp::error_response(list->second.id,
                                 mcp::RpcError{mcp::kInternalError,

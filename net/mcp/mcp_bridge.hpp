@@ -90,9 +90,12 @@ private:
     bool accepted_by_daemon = false;          // sent on a connection that stayed up
     std::optional<Clock::time_point> waiting; // waiting for the daemon since
   };
+  // tools/list, prompts/list or prompts/get: each needs the daemon's tools.
   struct ListRequest {
     nlohmann::json id;
     std::optional<Clock::time_point> waiting;
+    core::mcp::Action::Type kind = core::mcp::Action::Type::list_tools;
+    nlohmann::json params; // prompts/get
   };
 
   void on_connected(bool resumed);
@@ -103,7 +106,7 @@ private:
   // Sends call_tool now when connected (true), else marks the call waiting.
   bool send_call(const std::string& request_id, Call& call); // mutex_ held
   void start_call(const nlohmann::json& id, core::mcp::ToolCall call);
-  void start_list(const nlohmann::json& id);
+  void start_list(const core::mcp::Action& action);
   void cancel(const nlohmann::json& id);
   std::string unreachable_text() const;
 
@@ -120,6 +123,7 @@ private:
   std::map<std::string, ListRequest> lists_;  // list_tools request_id -> MCP id; guarded
   std::uint64_t next_id_ = 0;                 // guarded by mutex_
   bool connected_ = false;                    // guarded by mutex_
+  bool initialized_ = false;                  // guarded by mutex_: initialize answered
   bool stopping_ = false;                     // guarded by mutex_
   std::thread ticker_;
 };

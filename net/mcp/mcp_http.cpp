@@ -1,6 +1,7 @@
 #include "net/mcp/mcp_http.hpp"
 
 #include "core/log.hpp"
+#include "core/mcp/mcp_prompts.hpp"
 #include "core/mcp/mcp_protocol.hpp"
 #include "core/tools/tool_registry.hpp"
 #include "core/util/random_id.hpp"
@@ -98,7 +99,9 @@ public:
        std::string request_id,
        json id,
        json progress_token,
-       bool sse)
+       bool sse,
+       std::string tool,
+       std::optional<mcp::LogLevel> log_level)
       : service_(std::move(service))
       , engine_(engine)
       , log_(std::move(log))
@@ -106,6 +109,8 @@ public:
       , key_(std::move(key))
       , request_id_(std::move(request_id))
       , sse_(sse)
+      , tool_(std::move(tool))
+      , log_level_(log_level)
       , translator_(std::move(id), std::move(progress_token), Clock::now())
   {
   }
@@ -155,6 +160,7 @@ public:
           // notifications/cancelled: MCP sends no response for that request.
           stream_->end();
         } else if (sse_) {
+          log_outcome(result);
           written = write_event(translator_.on_result(result));
           stream_->end();
         } else {
@@ -224,6 +230,28 @@ public:
   }
 
 private:
+  // notifications/message for the call's end, at or above the session's
+  // logging/setLevel (none when the client never set one).
+  void log_outcome(const core::ToolResult& result) // mutex_ held
+  {
+    if (!log_level_) {
+      return;
+    }
+    const auto* failure = std::get_if<core::ToolFailure>(&result);
+    const auto level = failure != nullptr ? mcp::LogLevel::warning : mcp::LogLevel::info;
+    if (level < *log_level_) {
+      return;
+    }
+    json data = {{"request_id", request_id_},
+                 {"tool", core::printable(tool_, 64)},
+                 {"outcome", failure != nullptr ? "error" : "ok"}};
+    if (failure != nullptr) {
+      data["code"] = std::string(core::protocol_code(failure->code));
+      data["message"] = failure->message;
+    }
+    write_event(mcp::log_notification(level, "exai.call", data));
+  }
+
   bool write_event(const std::string& message) // mutex_ held
   {
     last_write_ = Clock::now();
@@ -237,6 +265,8 @@ private:
   const std::string key_;
   const std::string request_id_;
   const bool sse_;
+  const std::string tool_;
+  const std::optional<mcp::LogLevel> log_level_;
   std::mutex mutex_;
   core::mcp::CallTranslator translator_;        // guarded by mutex_
   std::shared_ptr<ResponseStream> stream_;      // guarded by mutex_
@@ -256,6 +286,7 @@ McpHttpService::McpHttpService(core::CallEngine& engine,
     , options_(options)
     , log_(std::move(log))
     , id_prefix_("mcph-" + core::random_hex(8) + "-")
+    , ids_(config.state_dir)
 {
 }
 
@@ -314,7 +345,7 @@ std::string
 McpHttpService::create_session(const std::string& protocol_version)
 {
   const auto now = Clock::now();
-  std::string id = core::random_hex(16);
+  std::string id = ids_.issue(protocol_version);
   const std::lock_guard lock(mutex_);
   sweep(now);
   if (sessions_.size() >= options_.max_sessions) {
@@ -330,8 +361,22 @@ McpHttpService::create_session(const std::string& protocol_version)
     }
     sessions_.erase(oldest);
   }
-  sessions_.emplace(id, Session{protocol_version, now, {}});
+  sessions_.emplace(id, Session{protocol_version, now, {}, {}});
   return id;
+}
+
+McpHttpService::Session*
+McpHttpService::find_session(const std::string& id, Clock::time_point now)
+{
+  if (const auto it = sessions_.find(id); it != sessions_.end()) {
+    return &it->second;
+  }
+  const auto version = ids_.verify(id);
+  if (!version) {
+    return nullptr;
+  }
+  log_->info("mcp session re-adopted id={} protocol={}", core::short_id(id), *version);
+  return &sessions_.emplace(id, Session{*version, now, {}, {}}).first->second;
 }
 
 void
@@ -382,15 +427,16 @@ McpHttpService::handle_delete(HttpExchange& exchange)
   {
     const std::lock_guard lock(mutex_);
     sweep(Clock::now());
-    const auto it = sessions_.find(session_id);
-    if (it == sessions_.end()) {
+    if (find_session(session_id, Clock::now()) == nullptr) {
       send_rpc_error(response, HTTPResponse::HTTP_NOT_FOUND, nullptr, -32001, "Session not found");
       return;
     }
+    const auto it = sessions_.find(session_id);
     for (const auto& [id, call] : it->second.calls) {
       calls.push_back(call);
     }
     sessions_.erase(it);
+    ids_.revoke(session_id);
   }
   for (const auto& call : calls) {
     call->cancel_from_client();
@@ -426,7 +472,7 @@ McpHttpService::handle_post(HttpExchange& exchange)
                    mcp::kInvalidRequest,
                    "Bad Request: unsupported MCP-Protocol-Version " +
                        core::printable(request.get(std::string(kVersionHeader)), 40) +
-                       " (supported: 2025-03-26, 2025-06-18, 2025-11-25)");
+                       " (supported: " + mcp::supported_protocol_versions_text() + ")");
     return;
   }
   const auto body = read_body(request, config_.max_bytes);
@@ -451,6 +497,18 @@ McpHttpService::handle_post(HttpExchange& exchange)
   mcp::Action action = mcp::route(message, EXAI_VERSION);
 
   if (message.kind == mcp::Message::Kind::request && message.method == "initialize") {
+    if (const std::string live = request.get(std::string(kSessionHeader), ""); !live.empty()) {
+      const std::lock_guard lock(mutex_);
+      if (find_session(live, Clock::now()) != nullptr) {
+        send_rpc_error(response,
+                       HTTPResponse::HTTP_BAD_REQUEST,
+                       message.id,
+                       mcp::kInvalidRequest,
+                       "Bad Request: this session is already initialized; initialize without "
+                       "Mcp-Session-Id to open a new one");
+        return;
+      }
+    }
     if (action.protocol_version.empty()) { // invalid params
       HttpRouter::send_json(response, HTTPResponse::HTTP_OK, action.response);
       return;
@@ -486,16 +544,28 @@ McpHttpService::handle_post(HttpExchange& exchange)
     const std::lock_guard lock(mutex_);
     const auto now = Clock::now();
     sweep(now);
-    const auto it = sessions_.find(session_id);
-    if (it == sessions_.end()) {
+    Session* session = find_session(session_id, now);
+    if (session == nullptr) {
       send_rpc_error(
           response, HTTPResponse::HTTP_NOT_FOUND, message.id, -32001, "Session not found");
       return;
     }
-    it->second.last_used = now;
+    if (request.has(std::string(kVersionHeader)) &&
+        request.get(std::string(kVersionHeader)) != session->protocol_version) {
+      send_rpc_error(response,
+                     HTTPResponse::HTTP_BAD_REQUEST,
+                     message.id,
+                     mcp::kInvalidRequest,
+                     "Bad Request: MCP-Protocol-Version " +
+                         core::printable(request.get(std::string(kVersionHeader)), 40) +
+                         " is not the version this session negotiated (" +
+                         session->protocol_version + ")");
+      return;
+    }
+    session->last_used = now;
     if (action.type == mcp::Action::Type::cancel) {
-      if (const auto call = it->second.calls.find(action.cancel_id.dump());
-          call != it->second.calls.end()) {
+      if (const auto call = session->calls.find(action.cancel_id.dump());
+          call != session->calls.end()) {
         to_cancel = call->second;
       }
     }
@@ -510,7 +580,24 @@ McpHttpService::handle_post(HttpExchange& exchange)
     send_empty(response, HTTPResponse::HTTP_ACCEPTED);
     return;
   case mcp::Action::Type::respond:
+    if (action.log_level) {
+      const std::lock_guard lock(mutex_);
+      if (Session* session = find_session(session_id, Clock::now())) {
+        session->log_level = action.log_level;
+      }
+    }
     HttpRouter::send_json(response, HTTPResponse::HTTP_OK, action.response);
+    return;
+  case mcp::Action::Type::list_prompts:
+    HttpRouter::send_json(
+        response,
+        HTTPResponse::HTTP_OK,
+        mcp::result_response(action.id, mcp::prompts_list_result(engine_.list_tools())));
+    return;
+  case mcp::Action::Type::get_prompt:
+    HttpRouter::send_json(response,
+                          HTTPResponse::HTTP_OK,
+                          mcp::prompt_get_response(action.id, action.params, engine_.list_tools()));
     return;
   case mcp::Action::Type::list_tools:
     HttpRouter::send_json(
@@ -540,6 +627,13 @@ McpHttpService::start_call(HttpExchange& exchange,
   auto& response = exchange.response();
   const bool sse = accepts(exchange.request(), "text/event-stream");
   const std::string key = id.dump();
+  std::optional<mcp::LogLevel> log_level;
+  {
+    const std::lock_guard lock(mutex_);
+    if (const auto it = sessions_.find(session_id); it != sessions_.end()) {
+      log_level = it->second.log_level;
+    }
+  }
   auto call = std::make_shared<Call>(weak_from_this(),
                                      engine_,
                                      log_,
@@ -548,7 +642,9 @@ McpHttpService::start_call(HttpExchange& exchange,
                                      id_prefix_ + std::to_string(++next_id_),
                                      id,
                                      progress_token,
-                                     sse);
+                                     sse,
+                                     tool,
+                                     log_level);
   {
     const std::lock_guard lock(mutex_);
     const auto it = sessions_.find(session_id);

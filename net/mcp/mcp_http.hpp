@@ -5,12 +5,13 @@
 // the daemon's capacity with WebSocket clients.
 //
 //   POST /mcp    one JSON-RPC message. initialize issues an Mcp-Session-Id;
-//                every later request must carry it (400 without, 404 for an
-//                unknown or expired one). Notifications and responses: 202.
-//                Requests: a JSON reply, or for tools/call an SSE stream (when
-//                the client accepts text/event-stream) carrying progress
-//                notifications before the result, else one JSON reply when the
-//                call ends.
+//                every later request must carry it (400 without, 404 for one
+//                this install never issued or that DELETE ended). Session ids
+//                are signed (McpSessionIds): a session that idled out of
+//                memory, or was opened before a daemon restart, is re-adopted. Notifications and
+//                responses: 202. Requests: a JSON reply, or for tools/call an SSE stream (when the
+//                client accepts text/event-stream) carrying progress notifications before the
+//                result, else one JSON reply when the call ends.
 //   DELETE /mcp  ends the session (cancels its running calls): 204.
 //   GET /mcp     405 (no server-initiated stream).
 // Every request: Host and Origin checked by the server (403);
@@ -24,7 +25,9 @@
 
 #include "core/calls/call_engine.hpp"
 #include "core/config/config.hpp"
+#include "core/mcp/mcp_protocol.hpp"
 #include "net/http/http_router.hpp"
+#include "net/mcp/mcp_session_ids.hpp"
 #include "net/server/auth.hpp"
 
 #include <spdlog/spdlog.h>
@@ -35,6 +38,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 
 namespace exai::net {
@@ -78,12 +82,16 @@ private:
     std::string protocol_version;
     Clock::time_point last_used;
     std::map<std::string, std::shared_ptr<Call>> calls; // by MCP id (dumped)
+    std::optional<core::mcp::LogLevel> log_level;       // logging/setLevel
   };
 
   // Bearer check; false when a 401 was sent.
   bool admit(HttpExchange& exchange);
   void sweep(Clock::time_point now); // mutex_ held
   std::string create_session(const std::string& protocol_version);
+  // The session `id` names, re-adopted when it is validly signed but not in
+  // memory (idled out, or opened before a restart); nullptr when unknown.
+  Session* find_session(const std::string& id, Clock::time_point now); // mutex_ held
   void start_call(HttpExchange& exchange,
                   const std::string& session_id,
                   const nlohmann::json& id,
@@ -99,6 +107,8 @@ private:
   const std::shared_ptr<spdlog::logger> log_;
   const std::string id_prefix_;
   std::atomic<std::uint64_t> next_id_{0};
+
+  McpSessionIds ids_;
 
   std::mutex mutex_;
   std::map<std::string, Session> sessions_; // guarded by mutex_

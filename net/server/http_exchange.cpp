@@ -75,7 +75,8 @@ run_request(std::string bytes,
     std::shared_ptr<ResponseStream> stream;
     if (const std::string why = refusal(request, services); !why.empty()) {
       log_refusal(services, *connection, request, why);
-      HttpRouter::send_error(response, HTTPResponse::HTTP_FORBIDDEN, "FORBIDDEN", why);
+      HttpRouter::send_refusal(
+          request.getURI(), response, HTTPResponse::HTTP_FORBIDDEN, "FORBIDDEN", why);
     } else {
       HttpExchange exchange(request, response, connection->peer_ip(), [&] {
         // The head leaves now; the body follows through the stream, written
@@ -151,7 +152,8 @@ run_upgrade(int socket_fd,
     response.set("Server", "exai");
     if (const std::string why = refusal(request, services); !why.empty()) {
       log_refusal(services, *connection, request, why);
-      HttpRouter::send_error(response, HTTPResponse::HTTP_FORBIDDEN, "FORBIDDEN", why);
+      HttpRouter::send_refusal(
+          request.getURI(), response, HTTPResponse::HTTP_FORBIDDEN, "FORBIDDEN", why);
       return outcome;
     }
     if (!services.accepting) {

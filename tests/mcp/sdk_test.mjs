@@ -312,6 +312,50 @@ const scenarios = {
     await client.close();
   },
 
+  async "idle-session"({ args, env, daemon }) {
+    // SESSION_TIMEOUT_SECS=1 here: the session leaves the daemon's memory, and
+    // the next call re-adopts it instead of failing with 404.
+    const client = await connect(args, env, daemon.port);
+    assert.equal((await client.callTool({ name: "version", arguments: {} })).isError, false);
+    await eventually("the idle session to expire", async () => (await health(daemon.port)).mcp_sessions === 0);
+    const after = await client.callTool({ name: "chat", arguments: { prompt: "after idling" } });
+    assert.equal(after.isError, false, text(after));
+    await client.close();
+  },
+
+  async "prompts-logging"({ args, env, daemon }) {
+    const client = await connect(args, env, daemon.port);
+    const { prompts } = await client.listPrompts();
+    const names = prompts.map((p) => p.name);
+    for (const name of ["chat", "analyze", "continue"]) {
+      assert.ok(names.includes(name), `prompt ${name} in ${names}`);
+    }
+    const got = await client.getPrompt({ name: "chat", arguments: { model: "kimi-k2-0905-preview", prompt: "why?" } });
+    assert.equal(got.messages[0].role, "user");
+    assert.match(got.messages[0].content.text, /Use the exai tool chat with model "kimi-k2-0905-preview" for the following:\n\nwhy\?/);
+    await assert.rejects(client.getPrompt({ name: "nope" }), /unknown prompt nope/);
+    await assert.rejects(client.listTools({ cursor: "abc" }), /unknown cursor/);
+    if (args.transport === "http") {
+      // Log notifications arrive on the call's stream at or above the set level.
+      const seen = [];
+      const { LoggingMessageNotificationSchema } = await import("@modelcontextprotocol/sdk/types.js");
+      client.setNotificationHandler(LoggingMessageNotificationSchema, (n) => seen.push(n.params));
+      await client.setLoggingLevel("warning");
+      await client.callTool({ name: "chat", arguments: { prompt: "fine" } });
+      const failed = await client.callTool({ name: "chat", arguments: { prompt: "x", temperature: 7 } });
+      assert.equal(failed.isError, true);
+      assert.equal(seen.length, 1, JSON.stringify(seen));
+      assert.equal(seen[0].level, "warning");
+      assert.equal(seen[0].data.code, "VALIDATION_ERROR");
+      await client.setLoggingLevel("info");
+      await client.callTool({ name: "chat", arguments: { prompt: "fine again" } });
+      assert.equal(seen.length, 2, JSON.stringify(seen));
+      assert.equal(seen[1].level, "info");
+      assert.equal(seen[1].data.outcome, "ok");
+    }
+    await client.close();
+  },
+
   async restart({ args, env, daemon, restart }) {
     let client = await connect(args, env, daemon.port);
     assert.equal((await client.callTool({ name: "version", arguments: {} })).isError, false);
@@ -333,13 +377,29 @@ const scenarios = {
       assert.match(text(after), /echo: after restart/);
       assert.equal(fresh.port, daemon.port);
     } else {
-      await restart("SIGTERM");
-      // The new daemon does not know the old session: 404, then a fresh one works.
-      await assert.rejects(client.callTool({ name: "version", arguments: {} }), /404|Session not found/);
-      await client.close().catch(() => {});
-      client = await connect(args, env, daemon.port);
-      const after = await client.callTool({ name: "chat", arguments: { prompt: "after restart" } });
-      assert.equal(after.isError, false, text(after));
+      // The session id is signed by this install: a restarted daemon re-adopts
+      // it, so the same client goes on without initializing again.
+      for (const signal of ["SIGTERM", "SIGKILL"]) {
+        await restart(signal);
+        const after = await client.callTool({ name: "chat", arguments: { prompt: `after ${signal}` } });
+        assert.equal(after.isError, false, text(after));
+        assert.match(text(after), new RegExp(`echo: after ${signal}`));
+      }
+      // DELETE ends it for good, on every daemon of this install.
+      const sessionId = client.transport.sessionId;
+      await client.transport.terminateSession();
+      const reply = await fetch(`http://127.0.0.1:${daemon.port}/mcp`, {
+        method: "POST",
+        headers: {
+          Authorization: `Bearer ${TOKEN}`,
+          "Content-Type": "application/json",
+          Accept: "application/json, text/event-stream",
+          "Mcp-Session-Id": sessionId,
+        },
+        body: JSON.stringify({ jsonrpc: "2.0", id: 9, method: "tools/list" }),
+      });
+      assert.equal(reply.status, 404);
+      return;
     }
     await client.close();
   },
@@ -370,7 +430,9 @@ async function main() {
   const extra =
     args.scenario === "over-capacity"
       ? { EXAI_WS_GLOBAL_MAX_INFLIGHT: "1", EXAI_WS_ACQUIRE_TIMEOUT_SECS: "0" }
-      : {};
+      : args.scenario === "idle-session"
+        ? { SESSION_TIMEOUT_SECS: "1" }
+        : {};
   const env = daemonEnv(fake.port, extra);
   const daemon = await startDaemon(args.exai, env);
   const restart = async (signal) => {

@@ -99,10 +99,21 @@ TEST_CASE("initialize echoes a supported protocol version", "[core][mcp_protocol
 TEST_CASE("initialize with an unknown version offers the newest", "[core][mcp_protocol]")
 {
   const auto reply = response_of(route_text(
-      R"({"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2024-11-05","capabilities":{}}})"));
+      R"({"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2024-10-01","capabilities":{}}})"));
   CHECK(reply["result"]["protocolVersion"] == "2025-11-25");
   CHECK(mcp::negotiate_protocol_version("1999-01-01") == mcp::kLatestProtocolVersion);
-  CHECK_FALSE(mcp::supported_protocol_version("2024-11-05"));
+  CHECK_FALSE(mcp::supported_protocol_version("2024-10-01"));
+}
+
+TEST_CASE("initialize accepts every version from 2024-11-05 to the newest", "[core][mcp_protocol]")
+{
+  const std::string version = GENERATE("2024-11-05", "2025-03-26", "2025-06-18", "2025-11-25");
+  const auto reply = response_of(
+      route_text(R"({"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":")" +
+                 version + R"(","capabilities":{}}})"));
+  CHECK(reply["result"]["protocolVersion"] == version);
+  CHECK(reply["result"]["capabilities"]["prompts"].is_object());
+  CHECK(reply["result"]["capabilities"]["logging"].is_object());
 }
 
 TEST_CASE("wrong params are -32602", "[core][mcp_protocol]")
@@ -259,4 +270,38 @@ TEST_CASE("no progress is sent without a progress token", "[core][mcp_protocol]"
   mcp::CallTranslator call(1, nullptr, t0);
   CHECK(call.on_frame({{"op", "progress"}, {"note", "queued"}}, t0).empty());
   CHECK_FALSE(call.heartbeat(t0 + std::chrono::hours(1)));
+}
+
+TEST_CASE("logging/setLevel takes the eight MCP levels and names the field otherwise",
+          "[core][mcp_protocol]")
+{
+  const auto ok = route_text(
+      R"({"jsonrpc":"2.0","id":1,"method":"logging/setLevel","params":{"level":"warning"}})");
+  REQUIRE(ok.log_level);
+  CHECK(*ok.log_level == mcp::LogLevel::warning);
+  CHECK(response_of(ok)["result"] == json::object());
+  const auto bad = route_text(
+      R"({"jsonrpc":"2.0","id":2,"method":"logging/setLevel","params":{"level":"loud"}})");
+  CHECK_FALSE(bad.log_level);
+  const auto reply = response_of(bad);
+  CHECK(reply["error"]["code"] == -32602);
+  CHECK(reply["error"]["data"]["level"] == "loud");
+  const auto note = json::parse(mcp::log_notification(mcp::LogLevel::error, "exai", {{"a", 1}}));
+  CHECK(note["method"] == "notifications/message");
+  CHECK(note["params"]["level"] == "error");
+  CHECK(note["params"]["data"]["a"] == 1);
+}
+
+TEST_CASE("tools/list and prompts/list refuse any cursor with -32602", "[core][mcp_protocol]")
+{
+  const std::string method = GENERATE("tools/list", "prompts/list");
+  const auto reply = response_of(route_text(R"({"jsonrpc":"2.0","id":1,"method":")" + method +
+                                            R"(","params":{"cursor":"abc"}})"));
+  CHECK(reply["error"]["code"] == -32602);
+  CHECK(reply["error"]["data"]["cursor"] == "abc");
+  CHECK(route_text(R"({"jsonrpc":"2.0","id":1,"method":"prompts/list"})").type ==
+        Type::list_prompts);
+  CHECK(
+      route_text(R"({"jsonrpc":"2.0","id":1,"method":"prompts/get","params":{"name":"x"}})").type ==
+      Type::get_prompt);
 }

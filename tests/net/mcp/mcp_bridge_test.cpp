@@ -267,3 +267,41 @@ TEST_CASE("end of input cancels calls still running after the grace period",
   CHECK(daemon.engine.wait_idle(5s));
   CHECK(daemon.engine.cancel_count() == 1);
 }
+
+TEST_CASE("the bridge answers prompts from the daemon's tools and refuses a second initialize",
+          "[net][mcp_bridge][integration]")
+{
+  Daemon daemon;
+  Output out;
+  auto bridge = make_bridge(daemon.port(), out);
+  bridge->start();
+  const std::string init =
+      R"({"jsonrpc":"2.0","id":"i%","method":"initialize","params":{"protocolVersion":"2024-11-05","capabilities":{}}})";
+  bridge->handle_line(std::string(init).replace(init.find('%'), 1, "1"));
+  bridge->handle_line(std::string(init).replace(init.find('%'), 1, "2"));
+  bridge->handle_line(R"({"jsonrpc":"2.0","id":5,"method":"prompts/list"})");
+  bridge->handle_line(
+      R"({"jsonrpc":"2.0","id":6,"method":"prompts/get","params":{"name":"version","arguments":{"thinking_mode":"low"}}})");
+  bridge->handle_line(
+      R"({"jsonrpc":"2.0","id":7,"method":"prompts/get","params":{"name":"gone"}})");
+
+  const auto first = out.response("i1");
+  REQUIRE(first);
+  CHECK((*first)["result"]["protocolVersion"] == "2024-11-05");
+  const auto second = out.response("i2");
+  REQUIRE(second);
+  CHECK((*second)["error"]["code"] == -32600);
+  const auto list = out.response(5);
+  REQUIRE(list);
+  // The daemon's two tools, then continue.
+  REQUIRE((*list)["result"]["prompts"].size() == 3);
+  CHECK((*list)["result"]["prompts"][2]["name"] == "continue");
+  const auto got = out.response(6);
+  REQUIRE(got);
+  CHECK((*got)["result"]["messages"][0]["content"]["text"] ==
+        "Use the exai tool version with thinking_mode \"low\".");
+  const auto unknown = out.response(7);
+  REQUIRE(unknown);
+  CHECK((*unknown)["error"]["code"] == -32602);
+  bridge->stop();
+}

@@ -4,6 +4,8 @@
 #include "net/mcp/mcp_http.hpp"
 #include "net/server/ws_server.hpp"
 #include "tests/net/scripted_call_engine.hpp"
+#include "tests/support/raw_client.hpp"
+#include "tests/support/temp_dir.hpp"
 
 #include <Poco/Net/HTTPClientSession.h>
 #include <Poco/Net/HTTPRequest.h>
@@ -11,6 +13,9 @@
 #include <catch2/catch.hpp>
 #include <nlohmann/json.hpp>
 
+#include <sys/stat.h>
+
+#include <filesystem>
 #include <future>
 #include <istream>
 #include <map>
@@ -93,9 +98,12 @@ rpc(const json& id, const std::string& method, const json& params = json::object
 }
 
 struct Fixture {
-  explicit Fixture(std::string token = {}, exai::net::McpHttpOptions options = {})
+  explicit Fixture(std::string token = {},
+                   exai::net::McpHttpOptions options = {},
+                   std::string state_dir = {})
   {
     config.port = 0;
+    config.state_dir = std::move(state_dir);
     config.token = std::move(token);
     config.allowed_origins = {"https://allowed.example"};
     server = std::make_unique<exai::net::WsServer>(
@@ -341,4 +349,118 @@ TEST_CASE("/mcp calls hold no HTTP thread: more calls than threads wait, others 
     REQUIRE_FALSE(done.events().empty());
     CHECK(done.events().back()["result"]["content"][0]["text"] == "slow done");
   }
+}
+
+TEST_CASE("/mcp sessions outlive the service: the same install re-adopts a signed id",
+          "[net][mcp_http][integration]")
+{
+  exai::test::TempDir state;
+  std::string session;
+  {
+    Fixture first({}, {}, state.path());
+    session = first.initialize();
+  }
+  const auto key = std::filesystem::path(state.path()) / "mcp-session.key";
+  struct stat info {};
+  REQUIRE(::stat(key.c_str(), &info) == 0);
+  CHECK((info.st_mode & 0777) == 0600);
+
+  Fixture second({}, {}, state.path());
+  const auto ping = http(second.port(), "POST", rpc(1, "ping"), second.with_session(session));
+  CHECK(ping.status == 200);
+  CHECK(ping.body_json()["id"] == 1);
+
+  SECTION("a forged or altered id is 404")
+  {
+    std::string forged = session;
+    forged.back() = forged.back() == '0' ? '1' : '0';
+    CHECK(http(second.port(), "POST", rpc(2, "ping"), second.with_session(forged)).status == 404);
+    const std::string other_install = Fixture({}, {}, {}).initialize();
+    CHECK(http(second.port(), "POST", rpc(3, "ping"), second.with_session(other_install)).status ==
+          404);
+  }
+  SECTION("DELETE ends it on every later service of the install")
+  {
+    CHECK(http(second.port(), "DELETE", {}, second.with_session(session)).status == 204);
+    Fixture third({}, {}, state.path());
+    CHECK(http(third.port(), "POST", rpc(4, "ping"), third.with_session(session)).status == 404);
+  }
+}
+
+TEST_CASE("/mcp refuses a second initialize and a protocol header other than the negotiated one",
+          "[net][mcp_http][integration]")
+{
+  Fixture f;
+  const auto session = f.initialize();
+  const auto again = http(
+      f.port(),
+      "POST",
+      rpc(5, "initialize", {{"protocolVersion", "2025-06-18"}, {"capabilities", json::object()}}),
+      f.with_session(session));
+  CHECK(again.status == 400);
+  CHECK(again.body_json()["id"] == 5);
+  CHECK(again.body_json()["error"]["message"].get<std::string>().find("already initialized") !=
+        std::string::npos);
+
+  auto headers = f.with_session(session);
+  headers["MCP-Protocol-Version"] = "2025-11-25";
+  const auto mismatch = http(f.port(), "POST", rpc(6, "ping"), headers);
+  CHECK(mismatch.status == 400);
+  CHECK(mismatch.body_json()["error"]["message"].get<std::string>().find("2025-06-18") !=
+        std::string::npos);
+}
+
+TEST_CASE("/mcp answers a bad cursor with -32602 and lists prompts", "[net][mcp_http][integration]")
+{
+  Fixture f;
+  const auto session = f.initialize();
+  const auto cursor =
+      http(f.port(), "POST", rpc(7, "tools/list", {{"cursor", "zzz"}}), f.with_session(session));
+  CHECK(cursor.body_json()["error"]["code"] == -32602);
+  const auto prompts = http(f.port(), "POST", rpc(8, "prompts/list"), f.with_session(session));
+  REQUIRE(prompts.status == 200);
+  const auto list = prompts.body_json()["result"]["prompts"];
+  REQUIRE(list.size() >= 1);
+  CHECK(list.back()["name"] == "continue");
+}
+
+TEST_CASE("/mcp keeps a keep-alive connection usable after 401, 403, 404 and 406",
+          "[net][mcp_http][integration]")
+{
+  Fixture f(kToken);
+  const std::string init =
+      rpc(0, "initialize", {{"protocolVersion", "2025-06-18"}, {"capabilities", json::object()}});
+  const std::map<std::string, std::string> good = {
+      {"Authorization", "Bearer " + kToken},
+      {"Content-Type", "application/json"},
+      {"Accept", "application/json, text/event-stream"}};
+  exai::test::RawClient raw(f.port());
+  const auto expect = [&](std::map<std::string, std::string> headers, int status) {
+    const auto reply = raw.http("POST", "/mcp", headers, init);
+    REQUIRE(reply);
+    CHECK(reply->status == status);
+    // Every refusal is a JSON-RPC error body.
+    if (status != 200) {
+      CHECK(json::parse(reply->body)["error"]["code"].is_number_integer());
+    }
+  };
+  auto no_token = good;
+  no_token.erase("Authorization");
+  expect(no_token, 401);
+  expect(good, 200);
+  auto foreign = good;
+  foreign["Origin"] = "https://evil.example";
+  expect(foreign, 403);
+  expect(good, 200);
+  auto unknown = good;
+  unknown["Mcp-Session-Id"] = "no-such-session";
+  const auto gone = raw.http("POST", "/mcp", unknown, rpc(9, "ping"));
+  REQUIRE(gone);
+  CHECK(gone->status == 404);
+  expect(good, 200);
+  auto wrong_accept = good;
+  wrong_accept["Accept"] = "text/html";
+  expect(wrong_accept, 406);
+  expect(good, 200);
+  CHECK_FALSE(raw.closed());
 }
