@@ -127,6 +127,7 @@ run_mcp(const McpOptions& options, const GlobalOptions& global)
       std::chrono::milliseconds(static_cast<std::int64_t>(options.exit_grace_s * 1000));
   bridge_options.server_version = EXAI_VERSION;
   bridge_options.max_bytes = config.max_bytes;
+  bridge_options.tools_cache_path = config.state_dir + "/mcp-tools.json";
   auto writer = [](const std::string& message) {
     std::fwrite(message.data(), 1, message.size(), stdout);
     std::fputc('\n', stdout);

@@ -143,6 +143,9 @@ DaemonClient::connect_once(bool& refused)
   } catch (const DaemonRefused& e) {
     refused = true;
     set_error(e.what());
+    if (e.definite() && callbacks_.on_refused) {
+      callbacks_.on_refused(e.what());
+    }
     return nullptr;
   } catch (const DaemonUnreachable& e) {
     set_error(e.what());

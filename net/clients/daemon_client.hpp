@@ -41,6 +41,9 @@ struct DaemonClientCallbacks {
   std::function<void()> on_disconnected;
   // One frame from the daemon after the handshake (parsed JSON object).
   std::function<void(const nlohmann::json& frame)> on_frame;
+  // The daemon refused this client definitely (wrong or missing token); the
+  // client keeps retrying in the background. Optional.
+  std::function<void(const std::string& why)> on_refused = {};
 };
 
 class DaemonClient {

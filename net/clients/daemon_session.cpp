@@ -113,8 +113,11 @@ open_session(const DaemonAddress& address,
     } catch (const Poco::Net::WebSocketException& e) {
       if (response.getStatus() != Poco::Net::HTTPResponse::HTTP_SWITCHING_PROTOCOLS &&
           response.getStatus() != 0) {
+        const auto status = response.getStatus();
         throw DaemonRefused("upgrade refused by " + address.ws_url() + ": HTTP " +
-                            std::to_string(response.getStatus()) + " " + response.getReason());
+                                std::to_string(status) + " " + response.getReason(),
+                            status == Poco::Net::HTTPResponse::HTTP_UNAUTHORIZED ||
+                                status == Poco::Net::HTTPResponse::HTTP_FORBIDDEN);
       }
       throw DaemonUnreachable("cannot connect to " + address.ws_url() + ": " + e.displayText());
     }
@@ -152,8 +155,10 @@ open_session(const DaemonAddress& address,
       throw DaemonUnreachable("the daemon did not answer hello with hello_ack");
     }
     if (!ack->ok) {
+      const bool unauthorized = ack->error == "unauthorized";
       throw DaemonRefused("hello refused: " + ack->error +
-                          (ack->error == "unauthorized" ? " (check EXAI_WS_TOKEN)" : ""));
+                              (unauthorized ? " (check EXAI_WS_TOKEN)" : ""),
+                          unauthorized);
     }
     opened.session_id = ack->session_id;
     opened.resumed = !resume.empty() && ack->session_id == resume;

@@ -49,7 +49,18 @@ public:
 // upgrade answered with an HTTP error.
 class DaemonRefused : public DaemonUnreachable {
 public:
-  using DaemonUnreachable::DaemonUnreachable;
+  // `definite`: retrying cannot help until someone changes the token (HTTP
+  // 401/403 at the upgrade, hello refused as unauthorized); a refusal for
+  // capacity (close 1008) is not definite.
+  explicit DaemonRefused(const std::string& what, bool definite = false)
+      : DaemonUnreachable(what)
+      , definite_(definite)
+  {
+  }
+  bool definite() const noexcept { return definite_; }
+
+private:
+  bool definite_;
 };
 
 struct OpenedSession {

@@ -1,9 +1,12 @@
 #include "net/mcp/mcp_bridge.hpp"
 
+#include "core/health/state_dir.hpp"
 #include "core/mcp/mcp_prompts.hpp"
 #include "core/util/random_id.hpp"
 #include "net/protocol/op_protocol.hpp"
 
+#include <filesystem>
+#include <fstream>
 #include <utility>
 #include <vector>
 
@@ -32,9 +35,17 @@ McpBridge::McpBridge(DaemonAddress address,
           options_.max_bytes,
           DaemonClientCallbacks{[this](const std::string&, bool resumed) { on_connected(resumed); },
                                 [this] { on_disconnected(); },
-                                [this](const json& frame) { on_frame(frame); }},
+                                [this](const json& frame) { on_frame(frame); },
+                                [this](const std::string& why) { on_refused(why); }},
           log_)
 {
+  if (!options_.tools_cache_path.empty()) {
+    std::ifstream in(options_.tools_cache_path);
+    auto cached = json::parse(in, nullptr, false);
+    if (cached.is_array()) {
+      known_tools_ = std::move(cached);
+    }
+  }
 }
 
 McpBridge::~McpBridge()
@@ -188,6 +199,10 @@ McpBridge::start_call(const json& id, mcp::ToolCall tool_call)
         id, mcp::RpcError{mcp::kInvalidRequest, "Invalid Request: id already in use", nullptr}));
     return;
   }
+  if (!connected_ && !refused_.empty()) {
+    write(mcp::tool_error_response(id, refused_text()));
+    return;
+  }
   const std::string request_id = id_prefix_ + std::to_string(++next_id_);
   Call call{mcp::CallTranslator(id, tool_call.progress_token, Clock::now()),
             std::move(tool_call.name),
@@ -206,10 +221,105 @@ McpBridge::start_list(const mcp::Action& action)
   const std::lock_guard lock(mutex_);
   const std::string request_id = id_prefix_ + "list-" + std::to_string(++next_id_);
   ListRequest list{action.id, std::nullopt, action.type, action.params};
-  if (!(connected_ && client_.send(protocol::list_tools_frame(request_id)))) {
-    list.waiting = Clock::now();
+  if (connected_ && client_.send(protocol::list_tools_frame(request_id))) {
+    lists_.emplace(request_id, std::move(list));
+    return;
   }
+  // No daemon now: the last list it gave, rather than a client stuck at
+  // start-up; notifications/tools/list_changed follows if it differs.
+  if (!known_tools_.is_null()) {
+    answer_list(list, known_tools_);
+    return;
+  }
+  if (!refused_.empty()) {
+    write(
+        mcp::error_response(list.id, mcp::RpcError{mcp::kInternalError, refused_text(), nullptr}));
+    return;
+  }
+  list.waiting = Clock::now();
   lists_.emplace(request_id, std::move(list));
+}
+
+void
+McpBridge::answer_list(const ListRequest& list, const json& tools)
+{
+  switch (list.kind) {
+  case mcp::Action::Type::list_prompts:
+    write(mcp::result_response(list.id, mcp::prompts_list_result(tools)));
+    break;
+  case mcp::Action::Type::get_prompt:
+    write(mcp::prompt_get_response(list.id, list.params, tools));
+    break;
+  case mcp::Action::Type::list_tools:
+    write(mcp::result_response(list.id, mcp::tools_list_result(tools)));
+    break;
+  default:
+    break; // the bridge's own refresh after a connect
+  }
+}
+
+void
+McpBridge::learn_tools(const json& tools)
+{
+  if (tools == known_tools_) {
+    return;
+  }
+  const bool announce = !known_tools_.is_null() && initialized_;
+  known_tools_ = tools;
+  if (!options_.tools_cache_path.empty()) {
+    try {
+      // The state directory may not exist yet when no daemon ever ran here.
+      const auto dir = std::filesystem::path(options_.tools_cache_path).parent_path();
+      if (!dir.empty() && std::filesystem::create_directories(dir)) {
+        std::filesystem::permissions(dir, std::filesystem::perms::owner_all);
+      }
+      core::write_file_atomically(options_.tools_cache_path, tools.dump());
+    } catch (const std::exception& e) {
+      log_->warn(
+          "mcp tool cache not written path={} error=\"{}\"", options_.tools_cache_path, e.what());
+    }
+  }
+  if (announce) {
+    write(R"({"jsonrpc":"2.0","method":"notifications/tools/list_changed"})");
+  }
+}
+
+std::string
+McpBridge::refused_text() const
+{
+  const auto& endpoint = client_.address();
+  return "exai error UNAUTHORIZED: the exai daemon at " + endpoint.host + ":" +
+         std::to_string(endpoint.port) + " refused this client (" + refused_ +
+         "); give `exai mcp` the daemon's token (EXAI_WS_TOKEN, or --token)";
+}
+
+void
+McpBridge::on_refused(const std::string& why)
+{
+  const std::lock_guard lock(mutex_);
+  const bool first = refused_.empty();
+  refused_ = why;
+  if (first) {
+    log_->error("daemon refused this client error=\"{}\"", why);
+  }
+  // Fail what waits now: retrying cannot help until the token changes.
+  const std::string text = refused_text();
+  for (auto it = calls_.begin(); it != calls_.end();) {
+    if (it->second.waiting) {
+      write(mcp::tool_error_response(it->second.translator.id(), text));
+      by_mcp_.erase(it->second.translator.id().dump());
+      it = calls_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+  for (const auto& [request_id, list] : lists_) {
+    if (list.kind != mcp::Action::Type::none) {
+      write(mcp::error_response(list.id, mcp::RpcError{mcp::kInternalError, text, nullptr}));
+    }
+  }
+  lists_.clear();
+  changed_.notify_all();
 }
 
 void
@@ -238,6 +348,15 @@ McpBridge::on_connected(bool resumed)
 {
   const std::lock_guard lock(mutex_);
   connected_ = true;
+  refused_.clear();
+  {
+    // Learn the daemon's tools now, so a changed list is announced.
+    const std::string request_id = id_prefix_ + "refresh-" + std::to_string(++next_id_);
+    if (client_.send(protocol::list_tools_frame(request_id))) {
+      lists_.emplace(request_id,
+                     ListRequest{nullptr, std::nullopt, mcp::Action::Type::none, nullptr});
+    }
+  }
   std::vector<std::string> lost;
   for (auto& [request_id, call] : calls_) {
     if (call.accepted_by_daemon && !resumed) {
@@ -297,21 +416,10 @@ McpBridge::on_frame(const json& frame)
   const std::lock_guard lock(mutex_);
   if (const auto list = lists_.find(request_id); list != lists_.end()) {
     if (op == "list_tools_res") {
-      // Prompts are made from the daemon's tool list too.
       const json tools = frame.value("tools", json::array());
-      const auto& id = list->second.id;
-      switch (list->second.kind) {
-      case mcp::Action::Type::list_prompts:
-        write(mcp::result_response(id, mcp::prompts_list_result(tools)));
-        break;
-      case mcp::Action::Type::get_prompt:
-        write(mcp::prompt_get_response(id, list->second.params, tools));
-        break;
-      default:
-        write(mcp::result_response(id, mcp::tools_list_result(tools)));
-        break;
-      }
-    } else {
+      answer_list(list->second, tools);
+      learn_tools(tools);
+    } else if (list->second.kind != mcp::Action::Type::none) {
       write(mcp::error_response(list->second.id,
                                 mcp::RpcError{mcp::kInternalError,
                                               "the exai daemon refused list_tools: " +
@@ -324,6 +432,15 @@ McpBridge::on_frame(const json& frame)
   const auto call = calls_.find(request_id);
   if (call == calls_.end()) {
     return; // cancelled, answered already (a replay duplicate), or not ours
+  }
+  if (op == "call_tool_res" && frame.contains("error") && frame["error"].is_object() &&
+      frame["error"].value("code", std::string()) == "SHUTTING_DOWN") {
+    // A graceful restart: the call never ran. It waits for the next daemon
+    // (up to connect_timeout) and is sent again on the next connection.
+    call->second.accepted_by_daemon = false;
+    call->second.waiting = Clock::now();
+    log_->info("mcp call held for the next daemon request_id={}", request_id);
+    return;
   }
   if (op == "error") {
     // A frame the daemon could not take as a call: no call_tool_res follows.
@@ -380,8 +497,10 @@ McpBridge::tick()
   }
   for (auto it = lists_.begin(); it != lists_.end();) {
     if (it->second.waiting && now - *it->second.waiting >= options_.connect_timeout) {
-      write(mcp::error_response(it->second.id,
-                                mcp::RpcError{mcp::kInternalError, unreachable_text(), nullptr}));
+      if (it->second.kind != mcp::Action::Type::none) {
+        write(mcp::error_response(it->second.id,
+                                  mcp::RpcError{mcp::kInternalError, unreachable_text(), nullptr}));
+      }
       it = lists_.erase(it);
     } else {
       ++it;

@@ -6,12 +6,14 @@
 // over a DaemonClient, turning the daemon's frames back into MCP messages.
 //
 // Daemon restarts: calls wait (up to connect_timeout) while the daemon is
-// unreachable. After a reconnect that resumed the daemon session, every
-// unanswered call is sent again with its request_id, which the daemon answers
-// by replay (finished) or by attaching to the running call; after a reconnect
-// to a daemon that no longer knows the session (it restarted), calls it had
-// accepted fail with an isError result saying so. The MCP session never ends
-// because of the daemon.
+// unreachable; tools/list is answered from the cached list when there is one.
+// A call the daemon refused with SHUTTING_DOWN (a graceful restart) waits for
+// the next daemon the same way. A definite refusal (wrong token) fails every
+// waiting call and list at once with a clear error. After a reconnect that resumed the daemon
+// session, every unanswered call is sent again with its request_id, which the daemon answers by
+// replay (finished) or by attaching to the running call; after a reconnect to a daemon that no
+// longer knows the session (it restarted), calls it had accepted fail with an isError result saying
+// so. The MCP session never ends because of the daemon.
 //
 // Threads: the caller's (run(): reads input), the DaemonClient's connection
 // thread (frames) and a ticker (progress heartbeats, waiting-call timeouts).
@@ -49,6 +51,10 @@ struct BridgeOptions {
   std::string server_version = "0";
   // Largest frame accepted from the daemon (its EXAI_WS_MAX_BYTES).
   std::size_t max_bytes = core::DaemonConfig{}.max_bytes;
+  // Where the last tool list the daemon gave is kept (the state directory's
+  // mcp-tools.json), so tools/list is answered while no daemon runs. Empty:
+  // no cache.
+  std::string tools_cache_path;
 };
 
 class McpBridge {
@@ -100,6 +106,12 @@ private:
 
   void on_connected(bool resumed);
   void on_disconnected();
+  void on_refused(const std::string& why);
+  // A tool list from the daemon: cached, and announced with
+  // notifications/tools/list_changed when it differs from the known one.
+  void learn_tools(const nlohmann::json& tools);                          // mutex_ held
+  void answer_list(const ListRequest& list, const nlohmann::json& tools); // mutex_ held
+  std::string refused_text() const;                                       // mutex_ held
   void on_frame(const nlohmann::json& frame);
   void tick();
   void write(const std::string& message); // mutex_ held
@@ -124,6 +136,8 @@ private:
   std::uint64_t next_id_ = 0;                 // guarded by mutex_
   bool connected_ = false;                    // guarded by mutex_
   bool initialized_ = false;                  // guarded by mutex_: initialize answered
+  std::string refused_;                       // guarded: why the daemon refused us ("" = not)
+  nlohmann::json known_tools_;                // guarded: last tool list (null = none yet)
   bool stopping_ = false;                     // guarded by mutex_
   std::thread ticker_;
 };

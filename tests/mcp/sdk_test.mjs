@@ -356,6 +356,28 @@ const scenarios = {
     await client.close();
   },
 
+  async "wrong-token"({ args, env, daemon }) {
+    const wrong = { ...env, EXAI_WS_TOKEN: "not-the-daemon-token-000000" };
+    if (args.transport === "http") {
+      const client = new Client({ name: "exai-sdk-test", version: "1.0.0" });
+      const transport = new StreamableHTTPClientTransport(new URL(`http://127.0.0.1:${daemon.port}/mcp`), {
+        requestInit: { headers: { Authorization: `Bearer ${wrong.EXAI_WS_TOKEN}` } },
+      });
+      await assert.rejects(client.connect(transport), /401|Unauthorized/);
+      return;
+    }
+    // The bridge reports the refusal at once instead of retrying for
+    // --connect-timeout (15 s here).
+    const started = Date.now();
+    const client = await connect(args, wrong, daemon.port);
+    await assert.rejects(client.listTools(), /UNAUTHORIZED/);
+    const call = await client.callTool({ name: "version", arguments: {} });
+    assert.equal(call.isError, true);
+    assert.match(text(call), /UNAUTHORIZED/);
+    assert.ok(Date.now() - started < 10000, `took ${Date.now() - started} ms`);
+    await client.close();
+  },
+
   async restart({ args, env, daemon, restart }) {
     let client = await connect(args, env, daemon.port);
     assert.equal((await client.callTool({ name: "version", arguments: {} })).isError, false);

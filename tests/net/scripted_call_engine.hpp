@@ -2,10 +2,12 @@
 
 // A CallEngine for MCP transport tests: answers `version` at once, runs
 // `slow` until release() or cancel(), answers `busy` with OVER_CAPACITY and
-// anything else with TOOL_NOT_FOUND. Records submits and cancels.
+// anything else with TOOL_NOT_FOUND; while draining, every call gets
+// SHUTTING_DOWN. Records submits and cancels.
 
 #include "core/calls/call_engine.hpp"
 
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <map>
@@ -21,6 +23,9 @@ namespace exai::test {
 class ScriptedCallEngine final : public core::CallEngine {
 public:
   ScriptedCallEngine() = default;
+
+  // A graceful stop: from now on every call is refused with SHUTTING_DOWN.
+  void drain() { draining_ = true; }
   ScriptedCallEngine(const ScriptedCallEngine&) = delete;
   ScriptedCallEngine& operator=(const ScriptedCallEngine&) = delete;
   ~ScriptedCallEngine() override
@@ -45,6 +50,11 @@ public:
       sessions_[rid] = request.session_id;
     }
     changed_.notify_all();
+    if (draining_) {
+      sink->on_result(rid,
+                      core::ToolFailure{core::Errc::shutting_down, "the daemon is stopping", {}});
+      return;
+    }
     sink->on_progress(rid, tool, "accepted, awaiting provider/session capacity");
     if (tool == "version") {
       sink->on_ack(rid, tool, std::chrono::seconds(270));
@@ -130,6 +140,13 @@ public:
     return changed_.wait_for(lock, timeout, [&] { return running_.size() >= n; });
   }
 
+  // Waits until `n` calls were submitted (true) or `timeout` passes.
+  bool wait_submitted(std::size_t n, std::chrono::milliseconds timeout)
+  {
+    std::unique_lock lock(mutex_);
+    return changed_.wait_for(lock, timeout, [&] { return submitted_.size() >= n; });
+  }
+
   // Waits until nothing runs.
   bool wait_idle(std::chrono::milliseconds timeout)
   {
@@ -150,6 +167,7 @@ public:
   }
 
 private:
+  std::atomic<bool> draining_{false};
   mutable std::mutex mutex_;
   std::condition_variable changed_;
   std::vector<std::string> submitted_;

@@ -5,11 +5,14 @@
 #include "net/mcp/mcp_bridge.hpp"
 #include "net/server/ws_server.hpp"
 #include "tests/net/scripted_call_engine.hpp"
+#include "tests/support/temp_dir.hpp"
 
 #include <catch2/catch.hpp>
 #include <nlohmann/json.hpp>
 
 #include <condition_variable>
+#include <filesystem>
+#include <fstream>
 #include <functional>
 #include <mutex>
 #include <sstream>
@@ -24,9 +27,10 @@ using namespace std::chrono_literals;
 
 // A daemon on 127.0.0.1:`port` (0 = ephemeral).
 struct Daemon {
-  explicit Daemon(std::uint16_t port = 0)
+  explicit Daemon(std::uint16_t port = 0, std::string token = {})
   {
     config.port = port;
+    config.token = std::move(token);
     server = std::make_unique<exai::net::WsServer>(
         config, engine, [] { return json::object(); }, spdlog::default_logger());
     server->start();
@@ -303,5 +307,104 @@ TEST_CASE("the bridge answers prompts from the daemon's tools and refuses a seco
   const auto unknown = out.response(7);
   REQUIRE(unknown);
   CHECK((*unknown)["error"]["code"] == -32602);
+  bridge->stop();
+}
+
+TEST_CASE("a wrong token fails calls and tools/list at once with UNAUTHORIZED",
+          "[net][mcp_bridge][integration]")
+{
+  Daemon daemon(0, "the-daemon-token-0123456789");
+  Output out;
+  exai::net::BridgeOptions options; // connect_timeout stays 30 s: nothing may wait for it
+  auto bridge = make_bridge(daemon.port(), out, options);
+  const auto started = std::chrono::steady_clock::now();
+  bridge->start();
+  bridge->handle_line(call(1, "version"));
+  bridge->handle_line(R"({"jsonrpc":"2.0","id":2,"method":"tools/list"})");
+  const auto reply = out.response(1, 5s);
+  REQUIRE(reply);
+  CHECK((*reply)["result"]["isError"] == true);
+  const std::string text = (*reply)["result"]["content"][0]["text"];
+  CHECK(text.find("UNAUTHORIZED") != std::string::npos);
+  CHECK(text.find("EXAI_WS_TOKEN") != std::string::npos);
+  const auto list = out.response(2, 5s);
+  REQUIRE(list);
+  CHECK((*list)["error"]["message"].get<std::string>().find("UNAUTHORIZED") != std::string::npos);
+  CHECK(std::chrono::steady_clock::now() - started < 5s);
+  bridge->stop();
+}
+
+TEST_CASE("tools/list is answered from the cached list while no daemon runs",
+          "[net][mcp_bridge][integration]")
+{
+  exai::test::TempDir state;
+  exai::net::BridgeOptions options;
+  options.tools_cache_path = state.path() + "/sub/mcp-tools.json";
+  {
+    Daemon daemon;
+    Output out;
+    auto bridge = make_bridge(daemon.port(), out, options);
+    bridge->start();
+    bridge->handle_line(R"({"jsonrpc":"2.0","id":1,"method":"tools/list"})");
+    REQUIRE(out.response(1));
+    bridge->stop();
+  }
+  REQUIRE(std::filesystem::exists(options.tools_cache_path));
+  Output out;
+  auto bridge = make_bridge(free_port(), out, options);
+  const auto started = std::chrono::steady_clock::now();
+  bridge->start();
+  bridge->handle_line(R"({"jsonrpc":"2.0","id":2,"method":"tools/list"})");
+  const auto list = out.response(2, 5s);
+  REQUIRE(list);
+  CHECK((*list)["result"]["tools"].size() == 2);
+  CHECK(std::chrono::steady_clock::now() - started < 5s);
+  bridge->stop();
+}
+
+TEST_CASE("a changed daemon tool list is announced with notifications/tools/list_changed",
+          "[net][mcp_bridge][integration]")
+{
+  exai::test::TempDir state;
+  exai::net::BridgeOptions options;
+  options.tools_cache_path = state.path() + "/mcp-tools.json";
+  std::ofstream(options.tools_cache_path) << R"([{"name":"retired_tool","inputSchema":{}}])";
+  const auto port = free_port();
+  Output out;
+  auto bridge = make_bridge(port, out, options);
+  bridge->start();
+  bridge->handle_line(
+      R"({"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{}}})");
+  REQUIRE(out.response(1));
+  bridge->handle_line(R"({"jsonrpc":"2.0","id":2,"method":"tools/list"})");
+  const auto cached = out.response(2);
+  REQUIRE(cached);
+  CHECK((*cached)["result"]["tools"][0]["name"] == "retired_tool");
+  Daemon daemon(port);
+  CHECK(out.wait_for(
+      [](const json& m) { return m.value("method", "") == "notifications/tools/list_changed"; }));
+  bridge->handle_line(R"({"jsonrpc":"2.0","id":3,"method":"tools/list"})");
+  const auto fresh = out.response(3);
+  REQUIRE(fresh);
+  CHECK((*fresh)["result"]["tools"].size() == 2);
+  bridge->stop();
+}
+
+TEST_CASE("a call refused with SHUTTING_DOWN waits for the next daemon",
+          "[net][mcp_bridge][integration]")
+{
+  auto daemon = std::make_unique<Daemon>();
+  const auto port = daemon->port();
+  daemon->engine.drain();
+  Output out;
+  auto bridge = make_bridge(port, out);
+  bridge->start();
+  bridge->handle_line(call(1, "version"));
+  REQUIRE(daemon->engine.wait_submitted(1, 5s));
+  daemon.reset();
+  daemon = std::make_unique<Daemon>(port);
+  const auto reply = out.response(1);
+  REQUIRE(reply);
+  CHECK((*reply)["result"]["isError"] == false);
   bridge->stop();
 }
