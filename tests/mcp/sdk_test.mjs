@@ -378,6 +378,27 @@ const scenarios = {
     await client.close();
   },
 
+  async "sdk-1.9"({ args, env, daemon }) {
+    const { Client: OldClient } = await import("mcp-sdk-1.9/client/index.js");
+    const { StdioClientTransport: OldStdio } = await import("mcp-sdk-1.9/client/stdio.js");
+    const client = new OldClient({ name: "exai-sdk-1.9-test", version: "1.0.0" });
+    await client.connect(
+      new OldStdio({
+        command: args.exai,
+        args: ["mcp", "--port", String(daemon.port), "--connect-timeout", "15"],
+        env,
+        cwd: scratch,
+        stderr: "inherit",
+      }),
+    );
+    const { tools } = await client.listTools();
+    assert.ok(tools.some((t) => t.name === "chat"));
+    const reply = await client.callTool({ name: "chat", arguments: { prompt: "from 2024" } });
+    assert.equal(reply.isError, false, text(reply));
+    assert.match(text(reply), /echo: from 2024/);
+    await client.close();
+  },
+
   async restart({ args, env, daemon, restart }) {
     let client = await connect(args, env, daemon.port);
     assert.equal((await client.callTool({ name: "version", arguments: {} })).isError, false);
