@@ -7,6 +7,7 @@
 #include "core/util/random_id.hpp"
 #include "core/util/text.hpp"
 #include "net/http/response_stream.hpp"
+#include "net/mcp/mcp_http_call.hpp"
 #include "net/protocol/op_protocol.hpp"
 
 #include <Poco/Exception.h>
@@ -32,8 +33,6 @@ using Poco::Net::HTTPServerRequest;
 using Poco::Net::HTTPServerResponse;
 namespace mcp = core::mcp;
 
-// An SSE comment this often lets a stream notice a client that went away.
-constexpr auto kKeepAlive = std::chrono::seconds(10);
 constexpr std::string_view kSessionHeader = "Mcp-Session-Id";
 constexpr std::string_view kVersionHeader = "MCP-Protocol-Version";
 
@@ -84,197 +83,6 @@ read_body(HTTPServerRequest& request, std::size_t max_bytes)
 
 } // namespace
 
-// One tools/call on /mcp: renders the engine's events as JSON-RPC and writes
-// them to the response stream the connection's event loop sends. Held by its
-// session until its result is out (the engine holds it only weakly).
-class McpHttpService::Call final : public core::CallSink,
-                                   public ResponseStream::Listener,
-                                   public std::enable_shared_from_this<Call> {
-public:
-  Call(std::weak_ptr<McpHttpService> service,
-       core::CallEngine& engine,
-       std::shared_ptr<spdlog::logger> log,
-       std::string session_id,
-       std::string key,
-       std::string request_id,
-       json id,
-       json progress_token,
-       bool sse,
-       std::string tool,
-       std::optional<mcp::LogLevel> log_level)
-      : service_(std::move(service))
-      , engine_(engine)
-      , log_(std::move(log))
-      , session_id_(std::move(session_id))
-      , key_(std::move(key))
-      , request_id_(std::move(request_id))
-      , sse_(sse)
-      , tool_(std::move(tool))
-      , log_level_(log_level)
-      , translator_(std::move(id), std::move(progress_token), Clock::now())
-  {
-  }
-
-  void attach(std::shared_ptr<ResponseStream> stream)
-  {
-    const std::lock_guard lock(mutex_);
-    stream_ = std::move(stream);
-  }
-  const std::string& request_id() const noexcept { return request_id_; }
-
-  void on_progress(std::string_view /*request_id*/,
-                   std::string_view /*tool*/,
-                   std::string_view note) noexcept override
-  {
-    const std::lock_guard lock(mutex_);
-    if (!done_ && sse_) {
-      if (auto message = translator_.on_progress(note, Clock::now())) {
-        write_event(*message);
-      }
-    }
-  }
-
-  void on_ack(std::string_view /*request_id*/,
-              std::string_view /*tool*/,
-              std::chrono::milliseconds /*timeout*/) noexcept override
-  {
-    const std::lock_guard lock(mutex_);
-    if (!done_ && sse_) {
-      if (auto message = translator_.on_ack(Clock::now())) {
-        write_event(*message);
-      }
-    }
-  }
-
-  bool on_result(std::string_view /*request_id*/, const core::ToolResult& result) noexcept override
-  {
-    bool written = false;
-    {
-      const std::lock_guard lock(mutex_);
-      if (done_) {
-        return false;
-      }
-      done_ = true;
-      try {
-        if (cancelled_) {
-          // notifications/cancelled: MCP sends no response for that request.
-          stream_->end();
-        } else if (sse_) {
-          log_outcome(result);
-          written = write_event(translator_.on_result(result));
-          stream_->end();
-        } else {
-          std::string body = translator_.on_result(result);
-          written = stream_->write(std::move(body));
-          stream_->end();
-        }
-      } catch (const std::exception&) {
-        stream_->end();
-      }
-    }
-    // The service may be gone (daemon stopping) while an engine thread
-    // still delivers: it is held weakly.
-    if (const auto service = service_.lock()) {
-      service->end_call(session_id_, key_);
-    }
-    return written;
-  }
-
-  // The client (DELETE, notifications/cancelled) ended the call.
-  void cancel_from_client()
-  {
-    {
-      const std::lock_guard lock(mutex_);
-      if (done_) {
-        return;
-      }
-      cancelled_ = true;
-    }
-    engine_.cancel("mcp:" + session_id_, request_id_);
-  }
-
-  void on_stream_closed() noexcept override
-  {
-    {
-      const std::lock_guard lock(mutex_);
-      if (done_) {
-        return;
-      }
-      cancelled_ = true;
-    }
-    log_->info("mcp client went away; cancelling request_id={}", request_id_);
-    try {
-      engine_.cancel("mcp:" + session_id_, request_id_);
-    } catch (const std::exception&) {
-      // The call ends at its deadline instead.
-    }
-  }
-
-  void on_stream_tick(SteadyClock::time_point now) noexcept override
-  {
-    const std::lock_guard lock(mutex_);
-    if (done_ || !sse_) {
-      return;
-    }
-    try {
-      if (auto beat = translator_.heartbeat(now)) {
-        write_event(*beat);
-      } else if (now - last_write_ >= kKeepAlive) {
-        // An SSE comment lets the stream notice a client that went away.
-        stream_->write(": keepalive\n\n");
-        last_write_ = now;
-      }
-    } catch (const std::exception&) {
-      // A skipped heartbeat loses nothing.
-    }
-  }
-
-private:
-  // notifications/message for the call's end, at or above the session's
-  // logging/setLevel (none when the client never set one).
-  void log_outcome(const core::ToolResult& result) // mutex_ held
-  {
-    if (!log_level_) {
-      return;
-    }
-    const auto* failure = std::get_if<core::ToolFailure>(&result);
-    const auto level = failure != nullptr ? mcp::LogLevel::warning : mcp::LogLevel::info;
-    if (level < *log_level_) {
-      return;
-    }
-    json data = {{"request_id", request_id_},
-                 {"tool", core::printable(tool_, 64)},
-                 {"outcome", failure != nullptr ? "error" : "ok"}};
-    if (failure != nullptr) {
-      data["code"] = std::string(core::protocol_code(failure->code));
-      data["message"] = failure->message;
-    }
-    write_event(mcp::log_notification(level, "exai.call", data));
-  }
-
-  bool write_event(const std::string& message) // mutex_ held
-  {
-    last_write_ = Clock::now();
-    return stream_->write("event: message\ndata: " + message + "\n\n");
-  }
-
-  const std::weak_ptr<McpHttpService> service_;
-  core::CallEngine& engine_;
-  const std::shared_ptr<spdlog::logger> log_;
-  const std::string session_id_;
-  const std::string key_;
-  const std::string request_id_;
-  const bool sse_;
-  const std::string tool_;
-  const std::optional<mcp::LogLevel> log_level_;
-  std::mutex mutex_;
-  core::mcp::CallTranslator translator_;        // guarded by mutex_
-  std::shared_ptr<ResponseStream> stream_;      // guarded by mutex_
-  Clock::time_point last_write_ = Clock::now(); // guarded by mutex_
-  bool done_ = false;                           // guarded by mutex_
-  bool cancelled_ = false;                      // guarded by mutex_
-};
-
 McpHttpService::McpHttpService(core::CallEngine& engine,
                                const core::DaemonConfig& config,
                                TokenStore& tokens,
@@ -286,11 +94,26 @@ McpHttpService::McpHttpService(core::CallEngine& engine,
     , options_(options)
     , log_(std::move(log))
     , id_prefix_("mcph-" + core::random_hex(8) + "-")
+    , instance_(core::random_hex(8))
     , ids_(config.state_dir)
 {
 }
 
-McpHttpService::~McpHttpService() = default;
+McpHttpService::~McpHttpService()
+{
+  // Calls may outlive the service (an engine thread delivering a result):
+  // none may keep a timer on the scheduler that dies with it.
+  std::vector<std::shared_ptr<McpHttpCall>> calls;
+  {
+    const std::lock_guard lock(mutex_);
+    for (auto& [key, stream] : streams_) {
+      calls.push_back(stream.call);
+    }
+  }
+  for (const auto& call : calls) {
+    call->stop_timer();
+  }
+}
 
 bool
 McpHttpService::admit(HttpExchange& exchange)
@@ -312,6 +135,28 @@ McpHttpService::admit(HttpExchange& exchange)
 void
 McpHttpService::sweep(Clock::time_point now)
 {
+  // Finished streams are kept for resuming clients as long as results are
+  // (EXAI_WS_RESULT_TTL_SECS), and at most kMaxFinishedStreams of them.
+  std::size_t finished = 0;
+  for (auto it = streams_.begin(); it != streams_.end();) {
+    if (it->second.finished_at && now - *it->second.finished_at > config_.result_ttl) {
+      it = streams_.erase(it);
+    } else {
+      finished += it->second.finished_at ? 1 : 0;
+      ++it;
+    }
+  }
+  while (finished > options_.max_finished_streams) {
+    auto oldest = streams_.end();
+    for (auto it = streams_.begin(); it != streams_.end(); ++it) {
+      if (it->second.finished_at &&
+          (oldest == streams_.end() || *it->second.finished_at < *oldest->second.finished_at)) {
+        oldest = it;
+      }
+    }
+    streams_.erase(oldest);
+    --finished;
+  }
   for (auto it = sessions_.begin(); it != sessions_.end();) {
     if (it->second.calls.empty() && now - it->second.last_used > config_.session_timeout) {
       log_->debug("mcp session expired id={}", core::short_id(it->first));
@@ -380,17 +225,24 @@ McpHttpService::find_session(const std::string& id, Clock::time_point now)
 }
 
 void
-McpHttpService::end_call(const std::string& session_id, const std::string& key)
+McpHttpService::end_call(const std::string& session_id,
+                         const std::string& key,
+                         const std::string& stream_key)
 {
-  std::shared_ptr<Call> call; // released outside the lock
+  std::shared_ptr<McpHttpCall> call; // released outside the lock
   const std::lock_guard lock(mutex_);
+  const auto now = Clock::now();
   if (const auto it = sessions_.find(session_id); it != sessions_.end()) {
     if (const auto c = it->second.calls.find(key); c != it->second.calls.end()) {
       call = std::move(c->second);
       it->second.calls.erase(c);
     }
-    it->second.last_used = Clock::now();
+    it->second.last_used = now;
   }
+  if (const auto stream = streams_.find(stream_key); stream != streams_.end()) {
+    stream->second.finished_at = now;
+  }
+  sweep(now);
 }
 
 void
@@ -399,12 +251,67 @@ McpHttpService::handle_get(HttpExchange& exchange)
   if (!admit(exchange)) {
     return;
   }
-  exchange.response().set("Allow", "POST, DELETE");
-  send_rpc_error(exchange.response(),
-                 HTTPResponse::HTTP_METHOD_NOT_ALLOWED,
-                 nullptr,
-                 mcp::kInvalidRequest,
-                 "Method Not Allowed: exai sends no server-initiated messages; POST to /mcp");
+  auto& request = exchange.request();
+  auto& response = exchange.response();
+  if (!request.has("Last-Event-ID")) {
+    response.set("Allow", "GET, POST, DELETE");
+    send_rpc_error(response,
+                   HTTPResponse::HTTP_METHOD_NOT_ALLOWED,
+                   nullptr,
+                   mcp::kInvalidRequest,
+                   "Method Not Allowed: exai sends no server-initiated messages; GET /mcp only "
+                   "resumes a tools/call stream (Last-Event-ID); POST to /mcp");
+    return;
+  }
+  const std::string session_id = request.get(std::string(kSessionHeader), "");
+  const auto last = mcp::parse_event_id(request.get("Last-Event-ID"));
+  if (!last) {
+    send_rpc_error(response,
+                   HTTPResponse::HTTP_BAD_REQUEST,
+                   nullptr,
+                   mcp::kInvalidRequest,
+                   "Bad Request: Last-Event-ID " +
+                       core::printable(request.get("Last-Event-ID"), 80) +
+                       " is not an event id this server issued");
+    return;
+  }
+  std::shared_ptr<McpHttpCall> call;
+  {
+    const std::lock_guard lock(mutex_);
+    const auto now = Clock::now();
+    sweep(now);
+    Session* session = session_id.empty() ? nullptr : find_session(session_id, now);
+    if (session == nullptr) {
+      send_rpc_error(response, HTTPResponse::HTTP_NOT_FOUND, nullptr, -32001, "Session not found");
+      return;
+    }
+    session->last_used = now;
+    if (last->instance == instance_) {
+      if (const auto it = streams_.find(last->stream_key());
+          it != streams_.end() && it->second.session_id == session_id) {
+        call = it->second.call;
+      }
+    }
+  }
+  response.setStatusAndReason(HTTPResponse::HTTP_OK);
+  response.setContentType("text/event-stream");
+  response.set("Cache-Control", "no-cache");
+  response.set(std::string(kSessionHeader), session_id);
+  auto stream = exchange.start_stream();
+  if (!call) {
+    // Never a hang: the call's events are gone (a daemon restart, or kept
+    // longer than EXAI_WS_RESULT_TTL_SECS); say so as the call's result.
+    const bool restarted = last->instance != instance_;
+    log_->info("mcp resume of an unknown stream restarted={}", restarted);
+    stream->end(McpHttpCall::lost_stream_body(
+        *last,
+        restarted ? "exai error DAEMON_RESTARTED: the exai daemon restarted while this call was "
+                    "running and its result is lost; call the tool again"
+                  : "exai error RESULT_EXPIRED: this call's result is no longer kept "
+                    "(EXAI_WS_RESULT_TTL_SECS); call the tool again"));
+    return;
+  }
+  call->resume(stream, last->seq);
 }
 
 void
@@ -423,7 +330,7 @@ McpHttpService::handle_delete(HttpExchange& exchange)
                    "Bad Request: Mcp-Session-Id header required");
     return;
   }
-  std::vector<std::shared_ptr<Call>> calls;
+  std::vector<std::shared_ptr<McpHttpCall>> calls;
   {
     const std::lock_guard lock(mutex_);
     sweep(Clock::now());
@@ -437,6 +344,8 @@ McpHttpService::handle_delete(HttpExchange& exchange)
     }
     sessions_.erase(it);
     ids_.revoke(session_id);
+    std::erase_if(streams_,
+                  [&](const auto& entry) { return entry.second.session_id == session_id; });
   }
   for (const auto& call : calls) {
     call->cancel_from_client();
@@ -539,7 +448,7 @@ McpHttpService::handle_post(HttpExchange& exchange)
                    "Bad Request: Mcp-Session-Id header required (initialize first)");
     return;
   }
-  std::shared_ptr<Call> to_cancel;
+  std::shared_ptr<McpHttpCall> to_cancel;
   {
     const std::lock_guard lock(mutex_);
     const auto now = Clock::now();
@@ -634,17 +543,29 @@ McpHttpService::start_call(HttpExchange& exchange,
       log_level = it->second.log_level;
     }
   }
-  auto call = std::make_shared<Call>(weak_from_this(),
-                                     engine_,
-                                     log_,
-                                     session_id,
-                                     key,
-                                     id_prefix_ + std::to_string(++next_id_),
-                                     id,
-                                     progress_token,
-                                     sse,
-                                     tool,
-                                     log_level);
+  const std::string request_id = id_prefix_ + std::to_string(++next_id_);
+  const mcp::EventId events{instance_, next_stream_++, 0, id};
+  McpHttpCall::Setup setup;
+  setup.engine = &engine_;
+  setup.scheduler = &scheduler_;
+  setup.log = log_;
+  setup.session_id = "mcp:" + session_id;
+  setup.request_id = request_id;
+  setup.id = id;
+  setup.progress_token = progress_token;
+  setup.sse = sse;
+  setup.tool = tool;
+  setup.log_level = log_level;
+  setup.events = events;
+  setup.resume_grace = options_.resume_grace;
+  // The service may be gone (daemon stopping) while an engine thread still
+  // delivers: it is held weakly.
+  setup.on_finished = [weak = weak_from_this(), session_id, key, stream = events.stream_key()] {
+    if (const auto service = weak.lock()) {
+      service->end_call(session_id, key, stream);
+    }
+  };
+  auto call = std::make_shared<McpHttpCall>(std::move(setup));
   {
     const std::lock_guard lock(mutex_);
     const auto it = sessions_.find(session_id);
@@ -657,6 +578,9 @@ McpHttpService::start_call(HttpExchange& exchange,
       return;
     }
     it->second.calls.emplace(key, call);
+    if (sse) {
+      streams_.emplace(events.stream_key(), Stream{call, session_id, std::nullopt});
+    }
   }
   response.setStatusAndReason(HTTPResponse::HTTP_OK);
   response.setContentType(sse ? "text/event-stream" : "application/json");
@@ -666,13 +590,12 @@ McpHttpService::start_call(HttpExchange& exchange,
   // runs. No thread waits for it.
   auto stream = exchange.start_stream();
   call->attach(stream);
-  stream->set_listener(call);
   log_->debug(
       "mcp call tool={} request_id={} sse={}", core::printable(tool, 64), call->request_id(), sse);
   engine_.submit(core::CallRequest{call->request_id(),
                                    std::string(core::strip_tool_suffix(tool)),
                                    arguments,
-                                   "mcp:" + session_id,
+                                   call->session_id(),
                                    tokens_.required()
                                        ? "token#" + std::to_string(tokens_.generation())
                                        : std::string()},

@@ -13,7 +13,10 @@
 //                client accepts text/event-stream) carrying progress notifications before the
 //                result, else one JSON reply when the call ends.
 //   DELETE /mcp  ends the session (cancels its running calls): 204.
-//   GET /mcp     405 (no server-initiated stream).
+//   GET /mcp     with Last-Event-ID: resumes a tools/call SSE stream (the
+//                events the client missed, then the rest; an isError result
+//                when the call's events are gone). Without: 405 (no
+//                server-initiated stream).
 // Every request: Host and Origin checked by the server (403);
 // `Authorization: Bearer <EXAI_WS_TOKEN>` when a token is set (401); an
 // MCP-Protocol-Version header, when sent, must be a supported version (400).
@@ -26,7 +29,9 @@
 #include "core/calls/call_engine.hpp"
 #include "core/config/config.hpp"
 #include "core/mcp/mcp_protocol.hpp"
+#include "core/util/scheduler.hpp"
 #include "net/http/http_router.hpp"
+#include "net/mcp/mcp_http_call.hpp"
 #include "net/mcp/mcp_session_ids.hpp"
 #include "net/server/auth.hpp"
 
@@ -47,6 +52,12 @@ struct McpHttpOptions {
   // Sessions kept at once; the least recently used idle one is evicted
   // when a new client initializes beyond this.
   std::size_t max_sessions = 1000;
+  // How long a call whose SSE stream broke waits for the client to resume
+  // (GET with Last-Event-ID) before it is cancelled.
+  std::chrono::milliseconds resume_grace{30000};
+  // Finished SSE streams kept for resuming clients (also bounded by
+  // EXAI_WS_RESULT_TTL_SECS).
+  std::size_t max_finished_streams = 1000;
 };
 
 // Create with std::make_shared (calls hold the service weakly).
@@ -77,12 +88,11 @@ public:
   std::size_t active_calls();
 
 private:
-  class Call;
   struct Session {
     std::string protocol_version;
     Clock::time_point last_used;
-    std::map<std::string, std::shared_ptr<Call>> calls; // by MCP id (dumped)
-    std::optional<core::mcp::LogLevel> log_level;       // logging/setLevel
+    std::map<std::string, std::shared_ptr<McpHttpCall>> calls; // by MCP id (dumped)
+    std::optional<core::mcp::LogLevel> log_level;              // logging/setLevel
   };
 
   // Bearer check; false when a 401 was sent.
@@ -98,7 +108,8 @@ private:
                   const std::string& tool,
                   const nlohmann::json& arguments,
                   const nlohmann::json& progress_token);
-  void end_call(const std::string& session_id, const std::string& key);
+  void
+  end_call(const std::string& session_id, const std::string& key, const std::string& stream_key);
 
   core::CallEngine& engine_;
   const core::DaemonConfig& config_;
@@ -108,10 +119,21 @@ private:
   const std::string id_prefix_;
   std::atomic<std::uint64_t> next_id_{0};
 
+  const std::string instance_; // this process, in every SSE event id
+  std::atomic<std::uint64_t> next_stream_{1};
   McpSessionIds ids_;
+  core::Scheduler scheduler_; // resume-grace timers of broken streams
+
+  // An SSE tools/call stream a client may resume (by its event ids' key).
+  struct Stream {
+    std::shared_ptr<McpHttpCall> call;
+    std::string session_id;
+    std::optional<Clock::time_point> finished_at;
+  };
 
   std::mutex mutex_;
   std::map<std::string, Session> sessions_; // guarded by mutex_
+  std::map<std::string, Stream> streams_;   // guarded by mutex_
 };
 
 // Registers POST, DELETE and GET /mcp on `router` (before the server starts).

@@ -428,6 +428,19 @@ const scenarios = {
         assert.equal(after.isError, false, text(after));
         assert.match(text(after), new RegExp(`echo: after ${signal}`));
       }
+      // A call whose stream a SIGKILL breaks: the SDK resumes with
+      // Last-Event-ID against the next daemon and gets a clear isError
+      // result for that very call, never a hang.
+      const inflight = client.callTool(
+        { name: "chat", arguments: { prompt: "lost in the restart [[hang]]" } },
+        undefined,
+        { timeout: DEADLINE_MS },
+      );
+      await eventually("the call to run", async () => (await health(daemon.port)).global_inflight === 1);
+      await restart("SIGKILL");
+      const lost = await inflight;
+      assert.equal(lost.isError, true);
+      assert.match(text(lost), /DAEMON_RESTARTED/);
       // DELETE ends it for good, on every daemon of this install.
       const sessionId = client.transport.sessionId;
       await client.transport.terminateSession();

@@ -49,7 +49,8 @@ struct Reply {
     std::istringstream in(body);
     std::string line;
     while (std::getline(in, line)) {
-      if (line.rfind("data: ", 0) == 0) {
+      // An empty data field is the priming event: an id, no message.
+      if (line.rfind("data: ", 0) == 0 && line.size() > 6) {
         out.push_back(json::parse(line.substr(6)));
       }
     }
@@ -463,4 +464,137 @@ TEST_CASE("/mcp keeps a keep-alive connection usable after 401, 403, 404 and 406
   expect(wrong_accept, 406);
   expect(good, 200);
   CHECK_FALSE(raw.closed());
+}
+
+namespace {
+
+// A raw SSE tools/call: the request goes out on `raw`, and what arrived until
+// `needle` was seen (or the deadline) comes back.
+std::string
+read_until(exai::test::RawClient& raw, const std::string& needle, std::string seen = {})
+{
+  const auto deadline = exai::test::RawClient::in(5s);
+  while (seen.find(needle) == std::string::npos && std::chrono::steady_clock::now() < deadline &&
+         !raw.closed()) {
+    seen += raw.receive(deadline);
+  }
+  return seen;
+}
+
+// The SSE event ids in `body`, in order.
+std::vector<std::string>
+event_ids(const std::string& body)
+{
+  std::vector<std::string> ids;
+  std::istringstream in(body);
+  for (std::string line; std::getline(in, line);) {
+    if (line.rfind("id: ", 0) == 0) {
+      ids.push_back(line.substr(4));
+    }
+  }
+  return ids;
+}
+
+std::string
+raw_post(const std::string& session, const std::string& body)
+{
+  std::string request = "POST /mcp HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: "
+                        "application/json\r\nAccept: application/json, text/event-stream\r\n"
+                        "Mcp-Session-Id: " +
+                        session + "\r\nContent-Length: " + std::to_string(body.size()) + "\r\n\r\n";
+  request += body;
+  return request;
+}
+
+} // namespace
+
+TEST_CASE("/mcp resumes a broken SSE stream from Last-Event-ID, before or after the result",
+          "[net][mcp_http][integration]")
+{
+  Fixture f;
+  const auto session = f.initialize();
+  std::string first_id;
+  {
+    exai::test::RawClient raw(f.port());
+    REQUIRE(raw.send(raw_post(
+        session, rpc(11, "tools/call", {{"name", "slow"}, {"_meta", {{"progressToken", "t"}}}}))));
+    const auto seen = read_until(raw, "notifications/progress");
+    CHECK(seen.find("retry: 1000") != std::string::npos);
+    const auto ids = event_ids(seen);
+    REQUIRE(ids.size() >= 2);
+    first_id = ids.front(); // the priming event
+    REQUIRE(f.engine.wait_running(1, 5s));
+  } // the client's connection breaks here
+
+  const bool before_result = GENERATE(true, false);
+  CAPTURE(before_result);
+  if (!before_result) {
+    f.engine.release(); // the call ends while nobody listens
+  }
+  exai::test::RawClient again(f.port());
+  REQUIRE(again.send("GET /mcp HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: text/event-stream\r\n"
+                     "Mcp-Session-Id: " +
+                     session + "\r\nLast-Event-ID: " + first_id + "\r\n\r\n"));
+  std::string resumed = read_until(again, "notifications/progress");
+  if (before_result) {
+    f.engine.release();
+  }
+  resumed = read_until(again, "slow done", resumed);
+  CHECK(resumed.find("HTTP/1.1 200") == 0);
+  // The missed progress and the result, each once, with later ids.
+  CHECK(resumed.find("notifications/progress") != std::string::npos);
+  CHECK(resumed.find("\"id\":11") != std::string::npos);
+  CHECK(resumed.find("slow done") != std::string::npos);
+  const auto ids = event_ids(resumed);
+  REQUIRE_FALSE(ids.empty());
+  CHECK(std::find(ids.begin(), ids.end(), first_id) == ids.end());
+  CHECK(f.engine.cancel_count() == 0);
+}
+
+TEST_CASE("/mcp cancels a call whose broken stream is not resumed within the grace",
+          "[net][mcp_http][integration]")
+{
+  exai::net::McpHttpOptions options;
+  options.resume_grace = 200ms;
+  Fixture f({}, options);
+  const auto session = f.initialize();
+  {
+    exai::test::RawClient raw(f.port());
+    REQUIRE(raw.send(raw_post(session, rpc(12, "tools/call", {{"name", "slow"}}))));
+    REQUIRE(f.engine.wait_running(1, 5s));
+    read_until(raw, "data: ");
+  }
+  CHECK(f.engine.wait_idle(5s));
+  CHECK(f.engine.cancel_count() == 1);
+}
+
+TEST_CASE("/mcp answers a Last-Event-ID it cannot serve with the call's isError result",
+          "[net][mcp_http][integration]")
+{
+  Fixture f;
+  const auto session = f.initialize();
+  auto headers = f.with_session(session);
+  headers["Accept"] = "text/event-stream";
+
+  SECTION("an id from another daemon process: the result is lost to the restart")
+  {
+    const exai::core::mcp::EventId other{"deadbeef", 7, 3, 42};
+    headers["Last-Event-ID"] = other.text();
+    const auto reply = http(f.port(), "GET", {}, headers);
+    REQUIRE(reply.status == 200);
+    const auto events = reply.events();
+    REQUIRE(events.size() == 1);
+    CHECK(events[0]["id"] == 42);
+    CHECK(events[0]["result"]["isError"] == true);
+    CHECK(events[0]["result"]["content"][0]["text"].get<std::string>().find("DAEMON_RESTARTED") !=
+          std::string::npos);
+  }
+  SECTION("an id this server never issued is 400; without a session 404")
+  {
+    headers["Last-Event-ID"] = "not.an.event";
+    CHECK(http(f.port(), "GET", {}, headers).status == 400);
+    headers["Last-Event-ID"] = exai::core::mcp::EventId{"ab", 1, 1, "x"}.text();
+    headers["Mcp-Session-Id"] = "unknown";
+    CHECK(http(f.port(), "GET", {}, headers).status == 404);
+  }
 }
