@@ -29,25 +29,27 @@ sse_event(const mcp::EventId& base, std::uint64_t seq, std::string_view data)
 // call's current stream (the call holds it; the stream only weakly).
 class McpHttpCall::Watch final : public ResponseStream::Listener {
 public:
-  explicit Watch(std::weak_ptr<McpHttpCall> call)
+  Watch(std::weak_ptr<McpHttpCall> call, const ResponseStream* stream)
       : call_(std::move(call))
+      , stream_(stream)
   {
   }
   void on_stream_closed() noexcept override
   {
     if (const auto call = call_.lock()) {
-      call->on_stream_closed();
+      call->on_stream_closed(stream_);
     }
   }
   void on_stream_tick(SteadyClock::time_point now) noexcept override
   {
     if (const auto call = call_.lock()) {
-      call->on_stream_tick(now);
+      call->on_stream_tick(stream_, now);
     }
   }
 
 private:
   std::weak_ptr<McpHttpCall> call_;
+  const ResponseStream* stream_; // identity only
 };
 
 McpHttpCall::McpHttpCall(Setup setup)
@@ -60,7 +62,7 @@ void
 McpHttpCall::watch(const std::shared_ptr<ResponseStream>& stream)
 {
   stream_ = stream;
-  watch_ = std::make_shared<Watch>(weak_from_this());
+  watch_ = std::make_shared<Watch>(weak_from_this(), stream.get());
   stream_->set_listener(watch_);
 }
 
@@ -195,11 +197,11 @@ McpHttpCall::cancel_from_client()
 }
 
 void
-McpHttpCall::on_stream_closed() noexcept
+McpHttpCall::on_stream_closed(const ResponseStream* stream) noexcept
 {
   {
     const std::lock_guard lock(mutex_);
-    if (done_ || cancelled_) {
+    if (done_ || cancelled_ || stream_.get() != stream) {
       return;
     }
     if (setup_.sse) {
@@ -246,10 +248,10 @@ McpHttpCall::orphaned()
 }
 
 void
-McpHttpCall::on_stream_tick(SteadyClock::time_point now) noexcept
+McpHttpCall::on_stream_tick(const ResponseStream* stream, SteadyClock::time_point now) noexcept
 {
   const std::lock_guard lock(mutex_);
-  if (done_ || !setup_.sse || !stream_) {
+  if (done_ || !setup_.sse || !stream_ || stream_.get() != stream) {
     return;
   }
   try {

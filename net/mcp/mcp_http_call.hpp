@@ -86,10 +86,10 @@ public:
               std::chrono::milliseconds timeout) noexcept override;
   bool on_result(std::string_view request_id, const core::ToolResult& result) noexcept override;
 
-  // From the current stream only: a stream replaced by a resume no longer
-  // reports (its watch is gone).
-  void on_stream_closed() noexcept;
-  void on_stream_tick(SteadyClock::time_point now) noexcept;
+  // `stream` closed / ticked; ignored unless it is the current stream (a
+  // stream replaced by a resume may still report once, late).
+  void on_stream_closed(const ResponseStream* stream) noexcept;
+  void on_stream_tick(const ResponseStream* stream, SteadyClock::time_point now) noexcept;
 
   // An SSE body answering `id` with an isError result saying `text`: what a
   // resuming client gets when its call's events are gone.

@@ -51,6 +51,13 @@ Connection::output_empty() const
   return out_.empty();
 }
 
+bool
+Connection::output_finished() const
+{
+  const std::lock_guard lock(mutex_);
+  return sealed_ && out_.empty();
+}
+
 std::size_t
 Connection::queued_bytes() const
 {

@@ -116,6 +116,10 @@ protected:
   void hold_output() noexcept;
   void release_output() noexcept;
   bool output_empty() const;
+  // Everything queued was sent and the last item was queued (queue(..., last
+  // = true)): nothing more can come. Checked under one lock, so a writer on
+  // another thread cannot slip a final chunk in between.
+  bool output_finished() const;
   std::size_t queued_bytes() const;
   // The socket without ownership semantics changes (e.g. to hand a dup to
   // another thread).

@@ -248,7 +248,7 @@ HttpConnection::exchange_done(ExchangeOutcome outcome) noexcept
     state_ = State::streaming;
     stream_ = std::move(outcome.stream);
     set_read_events(kStreaming);
-    if (stream_->ended() && output_empty()) {
+    if (output_finished()) {
       drop("response complete");
     }
     return;
@@ -270,7 +270,9 @@ HttpConnection::discard_input()
 void
 HttpConnection::on_drained() noexcept
 {
-  if (state_ == State::closing || (state_ == State::streaming && stream_ && stream_->ended())) {
+  // A stream is complete only once its last bytes were queued and sent: its
+  // writer may queue them on another thread just after this drain.
+  if (state_ == State::closing || (state_ == State::streaming && output_finished())) {
     drop(state_ == State::closing ? "answered" : "response complete");
   }
 }

@@ -540,6 +540,7 @@ TEST_CASE("/mcp resumes a broken SSE stream from Last-Event-ID, before or after 
     f.engine.release();
   }
   resumed = read_until(again, "slow done", resumed);
+  INFO(resumed);
   CHECK(resumed.find("HTTP/1.1 200") == 0);
   // The missed progress and the result, each once, with later ids.
   CHECK(resumed.find("notifications/progress") != std::string::npos);
