@@ -137,4 +137,39 @@ prompt_get_response(const json& id, const json& params, const json& daemon_tools
   return result_response(id, result);
 }
 
+std::string
+completion_response(const json& id, const json& params, const json& daemon_tools)
+{
+  constexpr std::size_t kMaxValues = 100; // MCP's limit per response
+  const json& ref = params["ref"];
+  const json& argument = params["argument"];
+  const std::string name = argument.value("name", std::string());
+  const std::string typed = argument.value("value", std::string());
+  json values = json::array();
+  std::size_t total = 0;
+  if (ref.value("type", std::string()) == "ref/prompt") {
+    const std::string prompt = ref.value("name", std::string());
+    // `continue` takes the same model and thinking mode as chat.
+    const json* tool = find_tool(daemon_tools, prompt == kContinue ? "chat" : prompt);
+    if (tool != nullptr && (name == "model" || name == "thinking_mode")) {
+      const json schema = tool->value("inputSchema", json::object());
+      const json property = schema.is_object()
+                                ? schema.value("properties", json::object()).value(name, json())
+                                : json();
+      const json choices = property.is_object() ? property.value("enum", json::array()) : json();
+      for (const auto& choice : choices) {
+        if (choice.is_string() && choice.get_ref<const std::string&>().rfind(typed, 0) == 0) {
+          ++total;
+          if (values.size() < kMaxValues) {
+            values.push_back(choice);
+          }
+        }
+      }
+    }
+  }
+  return result_response(
+      id,
+      {{"completion", {{"values", values}, {"total", total}, {"hasMore", total > values.size()}}}});
+}
+
 } // namespace exai::core::mcp

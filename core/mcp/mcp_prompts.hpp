@@ -22,4 +22,11 @@ std::string prompt_get_response(const nlohmann::json& id,
                                 const nlohmann::json& params,
                                 const nlohmann::json& daemon_tools);
 
+// The JSON-RPC reply to completion/complete: for a prompt's `model` or
+// `thinking_mode` argument, the values of that tool's schema enum starting
+// with what was typed (at most 100); no values for anything else.
+std::string completion_response(const nlohmann::json& id,
+                                const nlohmann::json& params,
+                                const nlohmann::json& daemon_tools);
+
 } // namespace exai::core::mcp

@@ -72,6 +72,7 @@ initialize(const Message& message, std::string_view server_version)
       {"capabilities",
        {{"tools", {{"listChanged", true}}},
         {"prompts", {{"listChanged", false}}},
+        {"completions", json::object()},
         {"logging", json::object()}}},
       {"serverInfo", {{"name", "exai"}, {"version", std::string(server_version)}}},
       {"instructions",
@@ -333,6 +334,20 @@ route(const Message& message, std::string_view server_version)
     Action a;
     a.type = method == "tools/list" ? Action::Type::list_tools : Action::Type::list_prompts;
     a.id = message.id;
+    return a;
+  }
+  if (method == "completion/complete") {
+    const json& params = message.params;
+    if (!params.is_object() || !params.contains("ref") || !params["ref"].is_object() ||
+        !params.contains("argument") || !params["argument"].is_object()) {
+      return respond_error(message.id,
+                           kInvalidParams,
+                           "completion/complete needs params.ref and params.argument (objects)");
+    }
+    Action a;
+    a.type = Action::Type::complete;
+    a.id = message.id;
+    a.params = params;
     return a;
   }
   if (method == "prompts/get") {

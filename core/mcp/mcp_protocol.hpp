@@ -109,6 +109,7 @@ struct Action {
     cancel,       // cancel the call of request `cancel_id`; never answer it
     list_prompts, // answer `id` with prompts_list_result(<daemon tools>)
     get_prompt,   // answer `id` with prompt_get_response(id, params, <daemon tools>)
+    complete,     // answer `id` with completion_response(id, params, <daemon tools>)
   };
   Type type = Type::none;
   nlohmann::json id;

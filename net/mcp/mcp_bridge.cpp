@@ -163,6 +163,7 @@ McpBridge::handle_line(const std::string& line)
   case mcp::Action::Type::list_tools:
   case mcp::Action::Type::list_prompts:
   case mcp::Action::Type::get_prompt:
+  case mcp::Action::Type::complete:
     start_list(action);
     return;
   case mcp::Action::Type::call_tool:
@@ -249,6 +250,9 @@ McpBridge::answer_list(const ListRequest& list, const json& tools)
     break;
   case mcp::Action::Type::get_prompt:
     write(mcp::prompt_get_response(list.id, list.params, tools));
+    break;
+  case mcp::Action::Type::complete:
+    write(mcp::completion_response(list.id, list.params, tools));
     break;
   case mcp::Action::Type::list_tools:
     write(mcp::result_response(list.id, mcp::tools_list_result(tools)));

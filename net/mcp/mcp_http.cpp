@@ -459,15 +459,18 @@ McpHttpService::handle_post(HttpExchange& exchange)
           response, HTTPResponse::HTTP_NOT_FOUND, message.id, -32001, "Session not found");
       return;
     }
+    // A version newer than the negotiated one claims what was not agreed;
+    // an older supported one is only a client being conservative (the
+    // conformance suite's multi-stream scenario sends 2025-03-26).
     if (request.has(std::string(kVersionHeader)) &&
-        request.get(std::string(kVersionHeader)) != session->protocol_version) {
+        request.get(std::string(kVersionHeader)) > session->protocol_version) {
       send_rpc_error(response,
                      HTTPResponse::HTTP_BAD_REQUEST,
                      message.id,
                      mcp::kInvalidRequest,
                      "Bad Request: MCP-Protocol-Version " +
                          core::printable(request.get(std::string(kVersionHeader)), 40) +
-                         " is not the version this session negotiated (" +
+                         " is newer than the version this session negotiated (" +
                          session->protocol_version + ")");
       return;
     }
@@ -507,6 +510,11 @@ McpHttpService::handle_post(HttpExchange& exchange)
     HttpRouter::send_json(response,
                           HTTPResponse::HTTP_OK,
                           mcp::prompt_get_response(action.id, action.params, engine_.list_tools()));
+    return;
+  case mcp::Action::Type::complete:
+    HttpRouter::send_json(response,
+                          HTTPResponse::HTTP_OK,
+                          mcp::completion_response(action.id, action.params, engine_.list_tools()));
     return;
   case mcp::Action::Type::list_tools:
     HttpRouter::send_json(

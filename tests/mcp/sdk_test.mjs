@@ -8,10 +8,11 @@
 // Scenarios: basic, progress, cancel, over-capacity, restart. Exit 0 = pass.
 // No fixed sleeps: every wait is for a condition, under a deadline.
 
-import { spawn } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
 import assert from "node:assert/strict";
 
 // Loaded in main() so that a missing `npm ci --prefix tests/mcp` is a skip (77).
@@ -37,6 +38,7 @@ function parseArgs(argv) {
 
 const children = new Set();
 const scratch = mkdtempSync(join(tmpdir(), "exai-mcp-sdk-"));
+const here = dirname(fileURLToPath(import.meta.url));
 
 function cleanup() {
   for (const child of children) {
@@ -399,6 +401,28 @@ const scenarios = {
     await client.close();
   },
 
+  async conformance({ daemon }) {
+    // The official conformance suite's server scenarios; the ones that need
+    // the suite's own demo server are listed in conformance-baseline.yml.
+    const cli = join(here, "node_modules/@modelcontextprotocol/conformance/dist/index.js");
+    const run = spawnSync(
+      process.execPath,
+      [
+        cli,
+        "server",
+        "--url",
+        `http://127.0.0.1:${daemon.port}/mcp`,
+        "--suite",
+        "all",
+        "--expected-failures",
+        join(here, "conformance-baseline.yml"),
+      ],
+      { cwd: scratch, encoding: "utf8", timeout: 120000 },
+    );
+    const summary = (run.stdout ?? "").split("=== SUMMARY ===")[1] ?? run.stdout;
+    assert.equal(run.status, 0, `conformance suite: ${summary}\n${run.stderr}`);
+  },
+
   async restart({ args, env, daemon, restart }) {
     let client = await connect(args, env, daemon.port);
     assert.equal((await client.callTool({ name: "version", arguments: {} })).isError, false);
@@ -488,7 +512,9 @@ async function main() {
       ? { EXAI_WS_GLOBAL_MAX_INFLIGHT: "1", EXAI_WS_ACQUIRE_TIMEOUT_SECS: "0" }
       : args.scenario === "idle-session"
         ? { SESSION_TIMEOUT_SECS: "1" }
-        : {};
+        : args.scenario === "conformance"
+          ? { EXAI_WS_TOKEN: "" } // the suite sends no Authorization header
+          : {};
   const env = daemonEnv(fake.port, extra);
   const daemon = await startDaemon(args.exai, env);
   const restart = async (signal) => {

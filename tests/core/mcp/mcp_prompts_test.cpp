@@ -8,7 +8,13 @@ using nlohmann::json;
 namespace {
 
 const json kTools = json::array(
-    {{{"name", "chat"}, {"description", "General chat with a model. Long second sentence."}},
+    {{{"name", "chat"},
+      {"description", "General chat with a model. Long second sentence."},
+      {"inputSchema",
+       {{"type", "object"},
+        {"properties",
+         {{"model", {{"enum", {"auto", "glm-4.6", "glm-4.5-flash", "kimi-k2"}}}},
+          {"thinking_mode", {{"enum", {"minimal", "low", "medium", "high", "max"}}}}}}}}},
      {{"name", "analyze"}, {"description", "Step-by-step analysis."}}});
 
 json
@@ -66,4 +72,25 @@ TEST_CASE("prompts/get refuses an unknown prompt and bad arguments with -32602 n
   const auto not_string = get({{"name", "chat"}, {"arguments", {{"model", 5}}}});
   CHECK(not_string["error"]["data"]["argument"] == "model");
   CHECK(get({{"name", "chat"}, {"arguments", "x"}})["error"]["code"] == -32602);
+}
+
+TEST_CASE("completion/complete offers a prompt's model and thinking mode values by prefix",
+          "[core][mcp_prompts]")
+{
+  const auto complete = [](const json& ref, const std::string& name, const std::string& value) {
+    return json::parse(
+        mcp::completion_response(9,
+                                 {{"ref", ref}, {"argument", {{"name", name}, {"value", value}}}},
+                                 kTools))["result"]["completion"];
+  };
+  const json chat = {{"type", "ref/prompt"}, {"name", "chat"}};
+  CHECK(complete(chat, "model", "glm") ==
+        json{{"values", {"glm-4.6", "glm-4.5-flash"}}, {"total", 2}, {"hasMore", false}});
+  CHECK(complete(chat, "thinking_mode", "m")["values"] == json{"minimal", "medium", "max"});
+  CHECK(complete({{"type", "ref/prompt"}, {"name", "continue"}}, "model", "k")["values"] ==
+        json{"kimi-k2"});
+  // Anything else: an empty answer, not an error.
+  CHECK(complete(chat, "prompt", "x")["values"].empty());
+  CHECK(complete({{"type", "ref/prompt"}, {"name", "nope"}}, "model", "")["values"].empty());
+  CHECK(complete({{"type", "ref/resource"}, {"uri", "x"}}, "model", "")["total"] == 0);
 }

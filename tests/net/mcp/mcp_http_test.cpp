@@ -388,7 +388,7 @@ TEST_CASE("/mcp sessions outlive the service: the same install re-adopts a signe
   }
 }
 
-TEST_CASE("/mcp refuses a second initialize and a protocol header other than the negotiated one",
+TEST_CASE("/mcp refuses a second initialize and a protocol header newer than the negotiated one",
           "[net][mcp_http][integration]")
 {
   Fixture f;
@@ -405,10 +405,13 @@ TEST_CASE("/mcp refuses a second initialize and a protocol header other than the
 
   auto headers = f.with_session(session);
   headers["MCP-Protocol-Version"] = "2025-11-25";
-  const auto mismatch = http(f.port(), "POST", rpc(6, "ping"), headers);
-  CHECK(mismatch.status == 400);
-  CHECK(mismatch.body_json()["error"]["message"].get<std::string>().find("2025-06-18") !=
+  const auto newer = http(f.port(), "POST", rpc(6, "ping"), headers);
+  CHECK(newer.status == 400);
+  CHECK(newer.body_json()["error"]["message"].get<std::string>().find("2025-06-18") !=
         std::string::npos);
+  // An older supported version is a conservative client, not a conflict.
+  headers["MCP-Protocol-Version"] = "2025-03-26";
+  CHECK(http(f.port(), "POST", rpc(7, "ping"), headers).status == 200);
 }
 
 TEST_CASE("/mcp answers a bad cursor with -32602 and lists prompts", "[net][mcp_http][integration]")
