@@ -284,6 +284,30 @@ const scenarios = {
     await client.close();
   },
 
+  async queue({ args, env, daemon }) {
+    // EXAI_WS_SESSION_MAX_INFLIGHT=1 here: the second call of the session
+    // waits for the first (with progress saying so) instead of being refused.
+    const client = await connect(args, env, daemon.port);
+    const notes = [];
+    const call = (prompt) =>
+      client.callTool({ name: "chat", arguments: { prompt } }, undefined, {
+        onprogress: (p) => notes.push(p.message ?? ""),
+        timeout: DEADLINE_MS,
+      });
+    const [first, second] = await Promise.all([
+      call("first [[sleep_ms=800]]"),
+      call("second [[sleep_ms=800]]"),
+    ]);
+    assert.equal(first.isError, false, text(first));
+    assert.equal(second.isError, false, text(second));
+    assert.ok(
+      notes.some((n) => /waiting for session capacity/.test(n)),
+      `expected a waiting note, got ${JSON.stringify(notes)}`,
+    );
+    await capacityReleased(daemon.port);
+    await client.close();
+  },
+
   async cancel({ args, env, daemon }) {
     const client = await connect(args, env, daemon.port);
     const abort = new AbortController();
@@ -512,7 +536,9 @@ async function main() {
       ? { EXAI_WS_GLOBAL_MAX_INFLIGHT: "1", EXAI_WS_ACQUIRE_TIMEOUT_SECS: "0" }
       : args.scenario === "idle-session"
         ? { SESSION_TIMEOUT_SECS: "1" }
-        : args.scenario === "conformance"
+        : args.scenario === "queue"
+          ? { EXAI_WS_SESSION_MAX_INFLIGHT: "1" }
+          : args.scenario === "conformance"
           ? { EXAI_WS_TOKEN: "" } // the suite sends no Authorization header
           : {};
   const env = daemonEnv(fake.port, extra);
