@@ -183,6 +183,28 @@ log_notification(LogLevel level, std::string_view logger, const json& data)
       .dump();
 }
 
+std::optional<std::string>
+call_outcome_notification(LogLevel min,
+                          std::string_view request_id,
+                          std::string_view tool,
+                          std::string_view error_code,
+                          std::string_view error_message)
+{
+  const bool failed = !error_code.empty();
+  const auto level = failed ? LogLevel::warning : LogLevel::info;
+  if (level < min) {
+    return std::nullopt;
+  }
+  json data = {{"request_id", std::string(request_id)},
+               {"tool", std::string(tool.substr(0, 64))},
+               {"outcome", failed ? "error" : "ok"}};
+  if (failed) {
+    data["code"] = std::string(error_code);
+    data["message"] = std::string(error_message);
+  }
+  return log_notification(level, "exai.call", data);
+}
+
 std::string
 negotiate_protocol_version(std::string_view requested)
 {

@@ -52,6 +52,15 @@ std::optional<LogLevel> log_level_from(std::string_view name) noexcept;
 // {"jsonrpc":"2.0","method":"notifications/message","params":{"level","logger","data"}}.
 std::string log_notification(LogLevel level, std::string_view logger, const nlohmann::json& data);
 
+// The log line of a call's end for a client that asked for logging at `min`:
+// info when it succeeded (`error_code` empty), warning naming the code and
+// message when it failed; nullopt when that is below `min`.
+std::optional<std::string> call_outcome_notification(LogLevel min,
+                                                     std::string_view request_id,
+                                                     std::string_view tool,
+                                                     std::string_view error_code,
+                                                     std::string_view error_message);
+
 // The version initialize answers with: `requested` when supported, else the newest.
 std::string negotiate_protocol_version(std::string_view requested);
 

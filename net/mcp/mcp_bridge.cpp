@@ -157,6 +157,9 @@ McpBridge::handle_line(const std::string& line)
       }
       initialized_ = true;
     }
+    if (action.log_level) {
+      log_level_ = action.log_level;
+    }
     write(action.response);
     return;
   }
@@ -452,6 +455,19 @@ McpBridge::on_frame(const json& frame)
                                    "exai error: the daemon rejected the call: " +
                                        frame.value("error", json()).dump()));
   } else {
+    if (op == "call_tool_res" && log_level_) {
+      const json error = frame.value("error", json());
+      const bool failed = error.is_object();
+      const auto note = mcp::call_outcome_notification(
+          *log_level_,
+          request_id,
+          call->second.tool,
+          failed ? error.value("code", std::string("INTERNAL_ERROR")) : std::string(),
+          failed ? error.value("message", std::string()) : std::string());
+      if (note) {
+        write(*note);
+      }
+    }
     for (const auto& message : call->second.translator.on_frame(frame, Clock::now())) {
       write(message);
     }

@@ -130,15 +130,16 @@ private:
 
   mutable std::mutex mutex_;
   std::condition_variable changed_;
-  std::map<std::string, Call> calls_;         // daemon request_id -> call; guarded by mutex_
-  std::map<std::string, std::string> by_mcp_; // MCP id (dumped) -> request_id; guarded
-  std::map<std::string, ListRequest> lists_;  // list_tools request_id -> MCP id; guarded
-  std::uint64_t next_id_ = 0;                 // guarded by mutex_
-  bool connected_ = false;                    // guarded by mutex_
-  bool initialized_ = false;                  // guarded by mutex_: initialize answered
-  std::string refused_;                       // guarded: why the daemon refused us ("" = not)
-  nlohmann::json known_tools_;                // guarded: last tool list (null = none yet)
-  bool stopping_ = false;                     // guarded by mutex_
+  std::map<std::string, Call> calls_;            // daemon request_id -> call; guarded by mutex_
+  std::map<std::string, std::string> by_mcp_;    // MCP id (dumped) -> request_id; guarded
+  std::map<std::string, ListRequest> lists_;     // list_tools request_id -> MCP id; guarded
+  std::uint64_t next_id_ = 0;                    // guarded by mutex_
+  bool connected_ = false;                       // guarded by mutex_
+  bool initialized_ = false;                     // guarded by mutex_: initialize answered
+  std::string refused_;                          // guarded: why the daemon refused us ("" = not)
+  nlohmann::json known_tools_;                   // guarded: last tool list (null = none yet)
+  std::optional<core::mcp::LogLevel> log_level_; // guarded: logging/setLevel
+  bool stopping_ = false;                        // guarded by mutex_
   std::thread ticker_;
 };
 

@@ -291,18 +291,15 @@ McpHttpCall::log_outcome(const core::ToolResult& result)
     return;
   }
   const auto* failure = std::get_if<core::ToolFailure>(&result);
-  const auto level = failure != nullptr ? mcp::LogLevel::warning : mcp::LogLevel::info;
-  if (level < *setup_.log_level) {
-    return;
+  const auto note = mcp::call_outcome_notification(
+      *setup_.log_level,
+      setup_.request_id,
+      core::printable(setup_.tool, 64),
+      failure != nullptr ? core::protocol_code(failure->code) : std::string_view(),
+      failure != nullptr ? std::string_view(failure->message) : std::string_view());
+  if (note) {
+    emit(*note);
   }
-  json data = {{"request_id", setup_.request_id},
-               {"tool", core::printable(setup_.tool, 64)},
-               {"outcome", failure != nullptr ? "error" : "ok"}};
-  if (failure != nullptr) {
-    data["code"] = std::string(core::protocol_code(failure->code));
-    data["message"] = failure->message;
-  }
-  emit(mcp::log_notification(level, "exai.call", data));
 }
 
 } // namespace exai::net

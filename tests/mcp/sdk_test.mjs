@@ -361,8 +361,8 @@ const scenarios = {
     assert.match(got.messages[0].content.text, /Use the exai tool chat with model "kimi-k2-0905-preview" for the following:\n\nwhy\?/);
     await assert.rejects(client.getPrompt({ name: "nope" }), /unknown prompt nope/);
     await assert.rejects(client.listTools({ cursor: "abc" }), /unknown cursor/);
-    if (args.transport === "http") {
-      // Log notifications arrive on the call's stream at or above the set level.
+    {
+      // Log notifications (on the call's stream over HTTP) at or above the set level.
       const seen = [];
       const { LoggingMessageNotificationSchema } = await import("@modelcontextprotocol/sdk/types.js");
       client.setNotificationHandler(LoggingMessageNotificationSchema, (n) => seen.push(n.params));
