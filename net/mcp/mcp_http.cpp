@@ -96,7 +96,9 @@ McpHttpService::McpHttpService(core::CallEngine& engine,
     , id_prefix_("mcph-" + core::random_hex(8) + "-")
     , instance_(core::random_hex(8))
     , ids_(config.state_dir)
+    , handoff_(config.state_dir, config.result_ttl)
 {
+  handoff_.sweep();
 }
 
 McpHttpService::~McpHttpService()
@@ -293,11 +295,36 @@ McpHttpService::handle_get(HttpExchange& exchange)
       }
     }
   }
+  std::optional<McpHandoff> handed;
+  if (!call && last->instance != instance_) {
+    // A call the previous daemon refused while stopping: it runs here.
+    handed = handoff_.take(last->stream_key(), session_id);
+    if (handed) {
+      call = make_call(session_id,
+                       handed->id,
+                       handed->tool,
+                       handed->arguments,
+                       handed->progress_token,
+                       true,
+                       *last);
+      if (!register_call(session_id, call, true, last->stream_key())) {
+        call.reset();
+      }
+    }
+  }
   response.setStatusAndReason(HTTPResponse::HTTP_OK);
   response.setContentType("text/event-stream");
   response.set("Cache-Control", "no-cache");
   response.set(std::string(kSessionHeader), session_id);
   auto stream = exchange.start_stream();
+  if (handed && call) {
+    log_->info("mcp call taken over from the previous daemon tool={} request_id={}",
+               core::printable(handed->tool, 64),
+               call->request_id());
+    call->resume(stream, last->seq);
+    submit(call, handed->tool, handed->arguments);
+    return;
+  }
   if (!call) {
     // Never a hang: the call's events are gone (a daemon restart, or kept
     // longer than EXAI_WS_RESULT_TTL_SECS); say so as the call's result.
@@ -533,6 +560,83 @@ McpHttpService::handle_post(HttpExchange& exchange)
   }
 }
 
+std::shared_ptr<McpHttpCall>
+McpHttpService::make_call(const std::string& session_id,
+                          const json& id,
+                          const std::string& tool,
+                          const json& arguments,
+                          const json& progress_token,
+                          bool sse,
+                          const mcp::EventId& events)
+{
+  std::optional<mcp::LogLevel> log_level;
+  {
+    const std::lock_guard lock(mutex_);
+    if (const auto it = sessions_.find(session_id); it != sessions_.end()) {
+      log_level = it->second.log_level;
+    }
+  }
+  McpHttpCall::Setup setup;
+  setup.engine = &engine_;
+  setup.scheduler = &scheduler_;
+  setup.log = log_;
+  setup.session_id = "mcp:" + session_id;
+  setup.request_id = id_prefix_ + std::to_string(++next_id_);
+  setup.id = id;
+  setup.progress_token = progress_token;
+  setup.sse = sse;
+  setup.tool = tool;
+  setup.arguments = arguments;
+  setup.log_level = log_level;
+  setup.events = events;
+  setup.resume_grace = options_.resume_grace;
+  setup.handoff = &handoff_;
+  // The service may be gone (daemon stopping) while an engine thread still
+  // delivers: it is held weakly.
+  setup.on_finished =
+      [weak = weak_from_this(), session_id, key = id.dump(), stream = events.stream_key()] {
+        if (const auto service = weak.lock()) {
+          service->end_call(session_id, key, stream);
+        }
+      };
+  return std::make_shared<McpHttpCall>(std::move(setup));
+}
+
+bool
+McpHttpService::register_call(const std::string& session_id,
+                              const std::shared_ptr<McpHttpCall>& call,
+                              bool sse,
+                              const std::string& stream_key)
+{
+  const std::string key = call->id().dump();
+  const std::lock_guard lock(mutex_);
+  const auto it = sessions_.find(session_id);
+  if (it == sessions_.end() || it->second.calls.count(key) != 0) {
+    return false;
+  }
+  it->second.calls.emplace(key, call);
+  if (sse) {
+    streams_.insert_or_assign(stream_key, Stream{call, session_id, std::nullopt});
+  }
+  return true;
+}
+
+void
+McpHttpService::submit(const std::shared_ptr<McpHttpCall>& call,
+                       const std::string& tool,
+                       const json& arguments)
+{
+  log_->debug("mcp call tool={} request_id={}", core::printable(tool, 64), call->request_id());
+  engine_.submit(core::CallRequest{call->request_id(),
+                                   std::string(core::strip_tool_suffix(tool)),
+                                   arguments,
+                                   call->session_id(),
+                                   tokens_.required()
+                                       ? "token#" + std::to_string(tokens_.generation())
+                                       : std::string()},
+                 call);
+}
+
 void
 McpHttpService::start_call(HttpExchange& exchange,
                            const std::string& session_id,
@@ -543,52 +647,15 @@ McpHttpService::start_call(HttpExchange& exchange,
 {
   auto& response = exchange.response();
   const bool sse = accepts(exchange.request(), "text/event-stream");
-  const std::string key = id.dump();
-  std::optional<mcp::LogLevel> log_level;
-  {
-    const std::lock_guard lock(mutex_);
-    if (const auto it = sessions_.find(session_id); it != sessions_.end()) {
-      log_level = it->second.log_level;
-    }
-  }
-  const std::string request_id = id_prefix_ + std::to_string(++next_id_);
   const mcp::EventId events{instance_, next_stream_++, 0, id};
-  McpHttpCall::Setup setup;
-  setup.engine = &engine_;
-  setup.scheduler = &scheduler_;
-  setup.log = log_;
-  setup.session_id = "mcp:" + session_id;
-  setup.request_id = request_id;
-  setup.id = id;
-  setup.progress_token = progress_token;
-  setup.sse = sse;
-  setup.tool = tool;
-  setup.log_level = log_level;
-  setup.events = events;
-  setup.resume_grace = options_.resume_grace;
-  // The service may be gone (daemon stopping) while an engine thread still
-  // delivers: it is held weakly.
-  setup.on_finished = [weak = weak_from_this(), session_id, key, stream = events.stream_key()] {
-    if (const auto service = weak.lock()) {
-      service->end_call(session_id, key, stream);
-    }
-  };
-  auto call = std::make_shared<McpHttpCall>(std::move(setup));
-  {
-    const std::lock_guard lock(mutex_);
-    const auto it = sessions_.find(session_id);
-    if (it == sessions_.end() || it->second.calls.count(key) != 0) {
-      send_rpc_error(response,
-                     HTTPResponse::HTTP_BAD_REQUEST,
-                     id,
-                     mcp::kInvalidRequest,
-                     it == sessions_.end() ? "session ended" : "request id already in progress");
-      return;
-    }
-    it->second.calls.emplace(key, call);
-    if (sse) {
-      streams_.emplace(events.stream_key(), Stream{call, session_id, std::nullopt});
-    }
+  auto call = make_call(session_id, id, tool, arguments, progress_token, sse, events);
+  if (!register_call(session_id, call, sse, events.stream_key())) {
+    send_rpc_error(response,
+                   HTTPResponse::HTTP_BAD_REQUEST,
+                   id,
+                   mcp::kInvalidRequest,
+                   "session ended, or request id already in progress");
+    return;
   }
   response.setStatusAndReason(HTTPResponse::HTTP_OK);
   response.setContentType(sse ? "text/event-stream" : "application/json");
@@ -596,18 +663,8 @@ McpHttpService::start_call(HttpExchange& exchange,
   response.set(std::string(kSessionHeader), session_id);
   // The head leaves now; the body follows from the event loop as the call
   // runs. No thread waits for it.
-  auto stream = exchange.start_stream();
-  call->attach(stream);
-  log_->debug(
-      "mcp call tool={} request_id={} sse={}", core::printable(tool, 64), call->request_id(), sse);
-  engine_.submit(core::CallRequest{call->request_id(),
-                                   std::string(core::strip_tool_suffix(tool)),
-                                   arguments,
-                                   call->session_id(),
-                                   tokens_.required()
-                                       ? "token#" + std::to_string(tokens_.generation())
-                                       : std::string()},
-                 call);
+  call->attach(exchange.start_stream());
+  submit(call, tool, arguments);
 }
 
 std::shared_ptr<McpHttpService>

@@ -31,6 +31,7 @@
 #include "core/mcp/mcp_protocol.hpp"
 #include "core/util/scheduler.hpp"
 #include "net/http/http_router.hpp"
+#include "net/mcp/mcp_handoff.hpp"
 #include "net/mcp/mcp_http_call.hpp"
 #include "net/mcp/mcp_session_ids.hpp"
 #include "net/server/auth.hpp"
@@ -102,6 +103,21 @@ private:
   // The session `id` names, re-adopted when it is validly signed but not in
   // memory (idled out, or opened before a restart); nullptr when unknown.
   Session* find_session(const std::string& id, Clock::time_point now); // mutex_ held
+  std::shared_ptr<McpHttpCall> make_call(const std::string& session_id,
+                                         const nlohmann::json& id,
+                                         const std::string& tool,
+                                         const nlohmann::json& arguments,
+                                         const nlohmann::json& progress_token,
+                                         bool sse,
+                                         const core::mcp::EventId& events);
+  // False when the session ended or the id is in progress.
+  bool register_call(const std::string& session_id,
+                     const std::shared_ptr<McpHttpCall>& call,
+                     bool sse,
+                     const std::string& stream_key);
+  void submit(const std::shared_ptr<McpHttpCall>& call,
+              const std::string& tool,
+              const nlohmann::json& arguments);
   void start_call(HttpExchange& exchange,
                   const std::string& session_id,
                   const nlohmann::json& id,
@@ -122,6 +138,7 @@ private:
   const std::string instance_; // this process, in every SSE event id
   std::atomic<std::uint64_t> next_stream_{1};
   McpSessionIds ids_;
+  McpHandoffStore handoff_;
   core::Scheduler scheduler_; // resume-grace timers of broken streams
 
   // An SSE tools/call stream a client may resume (by its event ids' key).

@@ -55,6 +55,7 @@ private:
 McpHttpCall::McpHttpCall(Setup setup)
     : setup_(std::move(setup))
     , translator_(setup_.id, setup_.progress_token, Clock::now())
+    , seq_(setup_.events.seq) // a call taken over continues its stream's numbering
 {
 }
 
@@ -151,6 +152,10 @@ McpHttpCall::on_result(std::string_view /*request_id*/, const core::ToolResult& 
         if (stream_) {
           stream_->end();
         }
+      } else if (setup_.sse && hand_off(result)) {
+        // The stream stays open without a result: when this process exits
+        // the client resumes, and the next daemon runs the call.
+        written = true;
       } else if (setup_.sse) {
         log_outcome(result);
         const std::string response = translator_.on_result(result);
@@ -270,6 +275,28 @@ std::string
 McpHttpCall::lost_stream_body(const mcp::EventId& last, std::string_view text)
 {
   return sse_event(last, last.seq + 1, mcp::tool_error_response(last.request_id, text));
+}
+
+bool
+McpHttpCall::hand_off(const core::ToolResult& result)
+{
+  const auto* failure = std::get_if<core::ToolFailure>(&result);
+  if (failure == nullptr || failure->code != core::Errc::shutting_down ||
+      setup_.handoff == nullptr || !setup_.handoff->enabled()) {
+    return false;
+  }
+  constexpr std::string_view kPrefix = "mcp:";
+  const std::string session = setup_.session_id.substr(kPrefix.size());
+  if (!setup_.handoff->put(McpHandoff{session,
+                                      setup_.events.stream_key(),
+                                      setup_.id,
+                                      setup_.progress_token,
+                                      setup_.tool,
+                                      setup_.arguments})) {
+    return false;
+  }
+  setup_.log->info("mcp call handed to the next daemon request_id={}", setup_.request_id);
+  return true;
 }
 
 bool

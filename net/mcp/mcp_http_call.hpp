@@ -17,6 +17,7 @@
 #include "core/mcp/mcp_protocol.hpp"
 #include "core/util/scheduler.hpp"
 #include "net/http/response_stream.hpp"
+#include "net/mcp/mcp_handoff.hpp"
 
 #include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
@@ -53,10 +54,14 @@ public:
     nlohmann::json progress_token;
     bool sse = false;
     std::string tool;
+    nlohmann::json arguments; // kept for a handoff to the next daemon
     std::optional<core::mcp::LogLevel> log_level;
     core::mcp::EventId events; // instance and stream; seq counts from here
     std::chrono::milliseconds resume_grace{30000};
     std::function<void()> on_finished; // once, after the final response
+    // Where a call refused by a graceful stop (SHUTTING_DOWN) is handed to
+    // the next daemon instead of answered; null or disabled: answered.
+    const McpHandoffStore* handoff = nullptr;
   };
 
   explicit McpHttpCall(Setup setup);
@@ -70,6 +75,7 @@ public:
   void resume(const std::shared_ptr<ResponseStream>& stream, std::uint64_t after);
 
   const std::string& request_id() const noexcept { return setup_.request_id; }
+  const nlohmann::json& id() const noexcept { return setup_.id; }
   const std::string& session_id() const noexcept { return setup_.session_id; }
 
   // Drops a pending resume-grace timer (the service is going away).
@@ -100,6 +106,7 @@ private:
   void watch(const std::shared_ptr<ResponseStream>& stream); // mutex_ held
 
   bool emit(const std::string& message);            // mutex_ held: numbered, kept, written
+  bool hand_off(const core::ToolResult& result);    // mutex_ held: true when handed over
   void log_outcome(const core::ToolResult& result); // mutex_ held
   void orphaned();                                  // resume_grace passed
 

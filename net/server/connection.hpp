@@ -75,6 +75,8 @@ public:
   void drop(std::string why) noexcept;
 
   bool dropped() const noexcept;
+  // Nothing queued is left to send. Any thread.
+  bool output_empty() const;
 
   // --- loop thread ---
 
@@ -115,7 +117,6 @@ protected:
   // thread still writes the response head on the socket). Any thread.
   void hold_output() noexcept;
   void release_output() noexcept;
-  bool output_empty() const;
   // Everything queued was sent and the last item was queued (queue(..., last
   // = true)): nothing more can come. Checked under one lock, so a writer on
   // another thread cannot slip a final chunk in between.

@@ -318,6 +318,7 @@ ConnectionHub::on_connection_dropped(Connection& connection) noexcept
     if (dynamic_cast<WsConnection*>(&connection) != nullptr) {
       --websockets_; // under the lock: stop() waits for it to reach 0
     }
+    flushing_.erase(connection.id()); // stop() waits for this to empty
   }
   changed_.notify_all();
 }
@@ -434,18 +435,34 @@ ConnectionHub::stop(std::uint16_t code, std::string_view reason, Millis linger) 
   }
   stop_accepting();
   const std::string why(reason);
+  // Shared: a loop may run this after stop() stopped waiting.
+  const auto loops_done = std::make_shared<std::atomic<std::size_t>>(0);
   for (const auto& loop : loops_) {
-    loop->post([raw = loop.get(), code, why] {
+    loop->post([this, raw = loop.get(), code, why, loops_done] {
       for (const auto& connection : raw->connections()) {
         if (auto* ws = dynamic_cast<WsConnection*>(connection.get())) {
           ws->close(code, why);
+        } else if (connection->output_empty()) {
+          connection->drop("server stopped");
+        } else {
+          // An HTTP answer still being sent (e.g. a tool call's last SSE
+          // event): sealed, sent within the linger, then closed.
+          {
+            const std::lock_guard lock(mutex_);
+            flushing_.insert(connection->id());
+          }
+          connection->queue({}, {}, true);
         }
       }
+      ++*loops_done;
+      changed_.notify_all();
     });
   }
   {
     std::unique_lock lock(mutex_);
-    changed_.wait_for(lock, linger, [this] { return websockets_.load() == 0; });
+    changed_.wait_for(lock, linger, [&] {
+      return loops_done->load() == loops_.size() && websockets_.load() == 0 && flushing_.empty();
+    });
   }
   for (const auto& loop : loops_) {
     loop->post([raw = loop.get()] {

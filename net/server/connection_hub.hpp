@@ -40,6 +40,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <set>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -146,6 +147,7 @@ private:
   std::atomic<std::size_t> next_loop_{0};
   std::atomic<bool> accepting_{false};
   std::atomic<std::size_t> websockets_{0};
+  std::set<std::uint64_t> flushing_; // guarded by mutex_: HTTP answers stop() lets finish
 
   mutable std::mutex mutex_;
   std::condition_variable changed_;

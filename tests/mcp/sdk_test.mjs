@@ -447,6 +447,46 @@ const scenarios = {
     assert.equal(run.status, 0, `conformance suite: ${summary}\n${run.stderr}`);
   },
 
+  async "graceful-restart"({ args, env, daemon }) {
+    // EXAI_SHUTDOWN_GRACE_SECS=5 here: a call made while the daemon drains is
+    // not failed with SHUTTING_DOWN; it waits for the next daemon and is
+    // answered there.
+    const client = await connect(args, env, daemon.port);
+    assert.equal((await client.callTool({ name: "version", arguments: {} })).isError, false);
+    const draining = client.callTool(
+      { name: "chat", arguments: { prompt: "keeps the old daemon draining [[sleep_ms=1500]]" } },
+      undefined,
+      { timeout: DEADLINE_MS },
+    );
+    await eventually("the call to run", async () => (await health(daemon.port)).global_inflight === 1);
+    const exited = new Promise((resolve) => daemon.child.once("exit", resolve));
+    // A draining daemon accepts no new connection (not even /health): its log
+    // says when it drains.
+    const stopping = new Promise((resolve) => {
+      let seen = "";
+      daemon.child.stderr.on("data", (chunk) => {
+        seen += chunk;
+        if (/serve stopping/.test(seen)) resolve();
+      });
+    });
+    daemon.child.kill("SIGTERM");
+    await stopping;
+    const during = client.callTool(
+      { name: "chat", arguments: { prompt: "made during the restart" } },
+      undefined,
+      { timeout: DEADLINE_MS },
+    );
+    await exited;
+    const fresh = await startDaemon(args.exai, env, daemon.port);
+    daemon.child = fresh.child;
+    const first = await draining;
+    assert.equal(first.isError, false, text(first));
+    const second = await during;
+    assert.equal(second.isError, false, text(second));
+    assert.match(text(second), /echo: made during the restart/);
+    await client.close();
+  },
+
   async restart({ args, env, daemon, restart }) {
     let client = await connect(args, env, daemon.port);
     assert.equal((await client.callTool({ name: "version", arguments: {} })).isError, false);
@@ -536,7 +576,9 @@ async function main() {
       ? { EXAI_WS_GLOBAL_MAX_INFLIGHT: "1", EXAI_WS_ACQUIRE_TIMEOUT_SECS: "0" }
       : args.scenario === "idle-session"
         ? { SESSION_TIMEOUT_SECS: "1" }
-        : args.scenario === "queue"
+        : args.scenario === "graceful-restart"
+          ? { EXAI_SHUTDOWN_GRACE_SECS: "5" }
+          : args.scenario === "queue"
           ? { EXAI_WS_SESSION_MAX_INFLIGHT: "1" }
           : args.scenario === "conformance"
           ? { EXAI_WS_TOKEN: "" } // the suite sends no Authorization header

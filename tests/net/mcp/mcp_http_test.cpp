@@ -602,3 +602,62 @@ TEST_CASE("/mcp answers a Last-Event-ID it cannot serve with the call's isError 
     CHECK(http(f.port(), "GET", {}, headers).status == 404);
   }
 }
+
+TEST_CASE("/mcp hands a call refused by a graceful stop to the next daemon of the install",
+          "[net][mcp_http][integration]")
+{
+  exai::test::TempDir state;
+  std::string session;
+  std::string priming;
+  auto stopping = std::make_unique<Fixture>("", exai::net::McpHttpOptions{}, state.path());
+  session = stopping->initialize();
+  stopping->engine.drain(); // every call now gets SHUTTING_DOWN
+  {
+    exai::test::RawClient raw(stopping->port());
+    REQUIRE(raw.send(raw_post(
+        session,
+        rpc(21, "tools/call", {{"name", "version"}, {"_meta", {{"progressToken", "h"}}}}))));
+    const auto seen = read_until(raw, "\n\n");
+    const auto ids = event_ids(seen);
+    REQUIRE(ids.size() == 1);
+    priming = ids.front();
+    // No result: the stream stays open until the daemon is gone.
+    REQUIRE(stopping->engine.wait_submitted(1, 5s));
+    stopping.reset();
+    const std::string rest = read_until(raw, "never sent", seen);
+    CHECK(raw.closed());
+    CHECK(rest.find("\"id\":21") == std::string::npos);
+  }
+  const auto handoffs = std::filesystem::path(state.path()) / "mcp-handoff";
+  REQUIRE(std::distance(std::filesystem::directory_iterator(handoffs),
+                        std::filesystem::directory_iterator()) == 1);
+
+  Fixture next("", exai::net::McpHttpOptions{}, state.path());
+  SECTION("the same session resumes and gets the result, once")
+  {
+    auto headers = next.with_session(session);
+    headers["Accept"] = "text/event-stream";
+    headers["Last-Event-ID"] = priming;
+    const auto reply = http(next.port(), "GET", {}, headers);
+    REQUIRE(reply.status == 200);
+    const auto events = reply.events();
+    REQUIRE_FALSE(events.empty());
+    CHECK(events.back()["id"] == 21);
+    CHECK(events.back()["result"]["isError"] == false);
+    CHECK(events.back()["result"]["content"][0]["text"].get<std::string>().find("exai 0.1.0") !=
+          std::string::npos);
+    CHECK(std::filesystem::is_empty(handoffs));
+  }
+  SECTION("another session cannot take it")
+  {
+    const auto other = next.initialize();
+    auto headers = next.with_session(other);
+    headers["Accept"] = "text/event-stream";
+    headers["Last-Event-ID"] = priming;
+    const auto reply = http(next.port(), "GET", {}, headers);
+    const auto events = reply.events();
+    REQUIRE(events.size() == 1);
+    CHECK(events[0]["result"]["isError"] == true);
+    CHECK_FALSE(std::filesystem::is_empty(handoffs));
+  }
+}
