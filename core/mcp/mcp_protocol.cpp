@@ -231,11 +231,64 @@ parse_message(std::string_view text)
   return classify(std::get<json>(parsed));
 }
 
+bool
+batches_allowed(std::string_view protocol_version) noexcept
+{
+  return protocol_version == "2024-11-05" || protocol_version == "2025-03-26";
+}
+
+std::optional<Batch>
+parse_batch(std::string_view text)
+{
+  const auto start = text.find_first_not_of(" \t\r\n");
+  if (start == std::string_view::npos || text[start] != '[') {
+    return std::nullopt;
+  }
+  auto parsed = parse_json(text);
+  if (std::holds_alternative<JsonProblem>(parsed)) {
+    return Batch{{}, parse_message(text)}; // its parse error
+  }
+  const json& items = std::get<json>(parsed);
+  if (!items.is_array()) {
+    return std::nullopt;
+  }
+  if (items.empty() || items.size() > kMaxBatch) {
+    return Batch{{},
+                 invalid(nullptr,
+                         kInvalidRequest,
+                         items.empty() ? "Invalid Request: empty batch"
+                                       : "Invalid Request: a batch holds at most " +
+                                             std::to_string(kMaxBatch) + " messages")};
+  }
+  Batch batch;
+  batch.messages.reserve(items.size());
+  for (const auto& item : items) {
+    batch.messages.push_back(
+        item.is_array()
+            ? invalid(nullptr, kInvalidRequest, "Invalid Request: a batch inside a batch")
+            : classify(item));
+  }
+  return batch;
+}
+
+std::string
+batch_response(const std::vector<std::string>& responses)
+{
+  std::string out = "[";
+  for (const auto& response : responses) {
+    out += (out.size() > 1 ? "," : "") + response;
+  }
+  return out + "]";
+}
+
 Message
 classify(const json& value)
 {
   if (value.is_array()) {
-    return invalid(nullptr, kInvalidRequest, "Invalid Request: JSON-RPC batches are not supported");
+    return invalid(nullptr,
+                   kInvalidRequest,
+                   "Invalid Request: JSON-RPC batches are not supported in this session (only "
+                   "2024-11-05 and 2025-03-26 allow them)");
   }
   if (!value.is_object()) {
     return invalid(nullptr, kInvalidRequest, "Invalid Request: not a JSON-RPC object");

@@ -8,7 +8,8 @@
 // Choices (documented in man/exai-mcp.1):
 //   - protocol versions 2024-11-05, 2025-03-26, 2025-06-18 and 2025-11-25;
 //     the client's is echoed when supported, else the newest is offered;
-//   - JSON-RPC batches are rejected with -32600 (removed in 2025-06-18);
+//   - JSON-RPC batches only in 2024-11-05 and 2025-03-26 sessions (removed in
+//     2025-06-18), else -32600;
 //   - an unknown tool is the JSON-RPC error -32602; every other daemon error
 //     (capacity, timeout, provider, validation) is a tool result with
 //     isError:true and a readable message, so the model can see it.
@@ -88,6 +89,23 @@ Message parse_message(std::string_view text);
 
 // As parse_message, for an already-parsed value.
 Message classify(const nlohmann::json& value);
+
+// True for the versions whose sessions may send JSON-RPC batches (2024-11-05
+// and 2025-03-26; 2025-06-18 removed them).
+bool batches_allowed(std::string_view protocol_version) noexcept;
+
+// A JSON-RPC batch (a JSON array of at most kMaxBatch items).
+inline constexpr std::size_t kMaxBatch = 100;
+struct Batch {
+  std::vector<Message> messages;  // each classified; empty when refused
+  std::optional<Message> refused; // bad JSON, empty or too large: answered alone
+};
+
+// The batch `text` holds; nullopt when it is not a JSON array.
+std::optional<Batch> parse_batch(std::string_view text);
+
+// "[r1,r2,...]": the responses of a batch as one JSON array.
+std::string batch_response(const std::vector<std::string>& responses);
 
 // {"jsonrpc":"2.0","id":id,"result":result} as compact text.
 std::string result_response(const nlohmann::json& id, const nlohmann::json& result);

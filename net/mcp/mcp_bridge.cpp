@@ -125,10 +125,79 @@ McpBridge::run(std::istream& in)
 void
 McpBridge::write(const std::string& message)
 {
+  if (!batches_.empty() && collect_for_batch(message)) {
+    return;
+  }
   try {
     write_(message);
   } catch (const std::exception& e) {
     log_->error("mcp write failed error=\"{}\"", e.what());
+  }
+}
+
+bool
+McpBridge::collect_for_batch(const std::string& message)
+{
+  const auto parsed = json::parse(message, nullptr, false);
+  if (!parsed.is_object() || parsed.contains("method") || !parsed.contains("id")) {
+    return false; // notifications go out at once
+  }
+  const std::string key = parsed["id"].dump();
+  for (auto it = batches_.begin(); it != batches_.end(); ++it) {
+    if (it->pending.erase(key) == 0) {
+      continue;
+    }
+    it->responses.push_back(message);
+    if (it->pending.empty()) {
+      const std::string all = mcp::batch_response(it->responses);
+      batches_.erase(it);
+      write(all);
+    }
+    return true;
+  }
+  return false;
+}
+
+void
+McpBridge::handle_batch(mcp::Batch batch)
+{
+  {
+    const std::lock_guard lock(mutex_);
+    if (batch.refused || !mcp::batches_allowed(protocol_version_)) {
+      const mcp::Message& refused = batch.refused ? *batch.refused : mcp::Message{};
+      write(mcp::error_response(
+          nullptr,
+          batch.refused ? refused.error
+                        : mcp::RpcError{mcp::kInvalidRequest,
+                                        "Invalid Request: JSON-RPC batches are not supported in "
+                                        "this session (only 2024-11-05 and 2025-03-26 allow them)",
+                                        nullptr}));
+      return;
+    }
+    // Every answer of the batch leaves as one array once the last is in.
+    PendingBatch pending;
+    for (const auto& message : batch.messages) {
+      if (message.kind == mcp::Message::Kind::request) {
+        pending.pending.insert(message.id.dump());
+      } else if (message.kind == mcp::Message::Kind::invalid) {
+        const auto action = mcp::route(message, options_.server_version);
+        if (!action.response.empty()) {
+          pending.responses.push_back(action.response);
+        }
+      }
+    }
+    if (pending.pending.empty()) {
+      if (!pending.responses.empty()) {
+        write(mcp::batch_response(pending.responses));
+      }
+    } else {
+      batches_.push_back(std::move(pending));
+    }
+  }
+  for (const auto& message : batch.messages) {
+    if (message.kind != mcp::Message::Kind::invalid) {
+      dispatch(message);
+    }
   }
 }
 
@@ -138,7 +207,16 @@ McpBridge::handle_line(const std::string& line)
   if (line.find_first_not_of(" \t\r") == std::string::npos) {
     return;
   }
-  const mcp::Message message = mcp::parse_message(line);
+  if (auto batch = mcp::parse_batch(line)) {
+    handle_batch(std::move(*batch));
+    return;
+  }
+  dispatch(mcp::parse_message(line));
+}
+
+void
+McpBridge::dispatch(const mcp::Message& message)
+{
   mcp::Action action = mcp::route(message, options_.server_version);
   log_->debug("mcp message method={} kind={}", message.method, static_cast<int>(message.kind));
   switch (action.type) {
@@ -156,6 +234,7 @@ McpBridge::handle_line(const std::string& line)
         return;
       }
       initialized_ = true;
+      protocol_version_ = action.protocol_version;
     }
     if (action.log_level) {
       log_level_ = action.log_level;

@@ -35,8 +35,10 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <string>
 #include <thread>
+#include <vector>
 
 namespace exai::net {
 
@@ -104,6 +106,17 @@ private:
     nlohmann::json params; // prompts/get
   };
 
+  // A batch's requests by id (dumped) and the answers collected so far.
+  struct PendingBatch {
+    std::set<std::string> pending;
+    std::vector<std::string> responses;
+  };
+
+  void dispatch(const core::mcp::Message& message);
+  void handle_batch(core::mcp::Batch batch);
+  // True when `message` answers a request of an open batch (then it is kept,
+  // and the batch written once complete). mutex_ held.
+  bool collect_for_batch(const std::string& message);
   void on_connected(bool resumed);
   void on_disconnected();
   void on_refused(const std::string& why);
@@ -139,6 +152,8 @@ private:
   std::string refused_;                          // guarded: why the daemon refused us ("" = not)
   nlohmann::json known_tools_;                   // guarded: last tool list (null = none yet)
   std::optional<core::mcp::LogLevel> log_level_; // guarded: logging/setLevel
+  std::string protocol_version_;                 // guarded: negotiated at initialize
+  std::vector<PendingBatch> batches_;            // guarded by mutex_
   bool stopping_ = false;                        // guarded by mutex_
   std::thread ticker_;
 };

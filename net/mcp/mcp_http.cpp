@@ -421,6 +421,40 @@ McpHttpService::handle_post(HttpExchange& exchange)
                    "request body larger than EXAI_WS_MAX_BYTES");
     return;
   }
+  if (const auto batch = mcp::parse_batch(*body)) {
+    const std::string session_id = request.get(std::string(kSessionHeader), "");
+    std::string version;
+    {
+      const std::lock_guard lock(mutex_);
+      if (Session* session =
+              session_id.empty() ? nullptr : find_session(session_id, Clock::now())) {
+        session->last_used = Clock::now();
+        version = session->protocol_version;
+      }
+    }
+    if (version.empty()) {
+      send_rpc_error(response,
+                     session_id.empty() ? HTTPResponse::HTTP_BAD_REQUEST
+                                        : HTTPResponse::HTTP_NOT_FOUND,
+                     nullptr,
+                     session_id.empty() ? mcp::kInvalidRequest : -32001,
+                     session_id.empty() ? "Bad Request: Mcp-Session-Id header required "
+                                          "(initialize first; it cannot be batched)"
+                                        : "Session not found");
+      return;
+    }
+    if (!mcp::batches_allowed(version)) {
+      send_rpc_error(response,
+                     HTTPResponse::HTTP_BAD_REQUEST,
+                     nullptr,
+                     mcp::kInvalidRequest,
+                     "Invalid Request: JSON-RPC batches are not supported in this session (" +
+                         version + "; only 2024-11-05 and 2025-03-26 allow them)");
+      return;
+    }
+    handle_batch(exchange, session_id, *batch);
+    return;
+  }
   const mcp::Message message = mcp::parse_message(*body);
   if (message.kind == mcp::Message::Kind::invalid) {
     send_rpc_error(response,
@@ -475,7 +509,6 @@ McpHttpService::handle_post(HttpExchange& exchange)
                    "Bad Request: Mcp-Session-Id header required (initialize first)");
     return;
   }
-  std::shared_ptr<McpHttpCall> to_cancel;
   {
     const std::lock_guard lock(mutex_);
     const auto now = Clock::now();
@@ -502,15 +535,9 @@ McpHttpService::handle_post(HttpExchange& exchange)
       return;
     }
     session->last_used = now;
-    if (action.type == mcp::Action::Type::cancel) {
-      if (const auto call = session->calls.find(action.cancel_id.dump());
-          call != session->calls.end()) {
-        to_cancel = call->second;
-      }
-    }
   }
-  if (to_cancel) {
-    to_cancel->cancel_from_client();
+  if (action.type == mcp::Action::Type::cancel) {
+    cancel_call(session_id, action.cancel_id);
   }
 
   switch (action.type) {
@@ -528,26 +555,10 @@ McpHttpService::handle_post(HttpExchange& exchange)
     HttpRouter::send_json(response, HTTPResponse::HTTP_OK, action.response);
     return;
   case mcp::Action::Type::list_prompts:
-    HttpRouter::send_json(
-        response,
-        HTTPResponse::HTTP_OK,
-        mcp::result_response(action.id, mcp::prompts_list_result(engine_.list_tools())));
-    return;
   case mcp::Action::Type::get_prompt:
-    HttpRouter::send_json(response,
-                          HTTPResponse::HTTP_OK,
-                          mcp::prompt_get_response(action.id, action.params, engine_.list_tools()));
-    return;
   case mcp::Action::Type::complete:
-    HttpRouter::send_json(response,
-                          HTTPResponse::HTTP_OK,
-                          mcp::completion_response(action.id, action.params, engine_.list_tools()));
-    return;
   case mcp::Action::Type::list_tools:
-    HttpRouter::send_json(
-        response,
-        HTTPResponse::HTTP_OK,
-        mcp::result_response(action.id, mcp::tools_list_result(engine_.list_tools())));
+    HttpRouter::send_json(response, HTTPResponse::HTTP_OK, list_response(action));
     return;
   case mcp::Action::Type::call_tool:
     start_call(exchange,
@@ -560,6 +571,40 @@ McpHttpService::handle_post(HttpExchange& exchange)
   }
 }
 
+std::string
+McpHttpService::list_response(const mcp::Action& action)
+{
+  const json tools = engine_.list_tools();
+  switch (action.type) {
+  case mcp::Action::Type::list_prompts:
+    return mcp::result_response(action.id, mcp::prompts_list_result(tools));
+  case mcp::Action::Type::get_prompt:
+    return mcp::prompt_get_response(action.id, action.params, tools);
+  case mcp::Action::Type::complete:
+    return mcp::completion_response(action.id, action.params, tools);
+  default:
+    return mcp::result_response(action.id, mcp::tools_list_result(tools));
+  }
+}
+
+void
+McpHttpService::cancel_call(const std::string& session_id, const json& id)
+{
+  std::shared_ptr<McpHttpCall> call;
+  {
+    const std::lock_guard lock(mutex_);
+    if (const auto session = sessions_.find(session_id); session != sessions_.end()) {
+      if (const auto it = session->second.calls.find(id.dump());
+          it != session->second.calls.end()) {
+        call = it->second;
+      }
+    }
+  }
+  if (call) {
+    call->cancel_from_client();
+  }
+}
+
 std::shared_ptr<McpHttpCall>
 McpHttpService::make_call(const std::string& session_id,
                           const json& id,
@@ -567,7 +612,8 @@ McpHttpService::make_call(const std::string& session_id,
                           const json& arguments,
                           const json& progress_token,
                           bool sse,
-                          const mcp::EventId& events)
+                          const mcp::EventId& events,
+                          std::function<void(std::string)> deliver)
 {
   std::optional<mcp::LogLevel> log_level;
   {
@@ -591,6 +637,7 @@ McpHttpService::make_call(const std::string& session_id,
   setup.events = events;
   setup.resume_grace = options_.resume_grace;
   setup.handoff = &handoff_;
+  setup.deliver = std::move(deliver);
   // The service may be gone (daemon stopping) while an engine thread still
   // delivers: it is held weakly.
   setup.on_finished =

@@ -41,6 +41,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstddef>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -109,7 +110,16 @@ private:
                                          const nlohmann::json& arguments,
                                          const nlohmann::json& progress_token,
                                          bool sse,
-                                         const core::mcp::EventId& events);
+                                         const core::mcp::EventId& events,
+                                         std::function<void(std::string)> deliver = {});
+  // The answer to a list, prompt or completion request (from the engine's tools).
+  std::string list_response(const core::mcp::Action& action);
+  // notifications/cancelled: cancels the session's call `id` (if running).
+  void cancel_call(const std::string& session_id, const nlohmann::json& id);
+  class BatchReply;
+  void handle_batch(HttpExchange& exchange,
+                    const std::string& session_id,
+                    const core::mcp::Batch& batch);
   // False when the session ended or the id is in progress.
   bool register_call(const std::string& session_id,
                      const std::shared_ptr<McpHttpCall>& call,

@@ -164,6 +164,9 @@ McpHttpCall::on_result(std::string_view /*request_id*/, const core::ToolResult& 
           written = stream_->write(sse_event(setup_.events, seq_, response));
           stream_->end();
         }
+      } else if (setup_.deliver) {
+        setup_.deliver(translator_.on_result(result));
+        written = true;
       } else if (stream_) {
         written = stream_->write(translator_.on_result(result));
         stream_->end();

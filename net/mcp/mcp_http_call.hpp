@@ -62,6 +62,9 @@ public:
     // Where a call refused by a graceful stop (SHUTTING_DOWN) is handed to
     // the next daemon instead of answered; null or disabled: answered.
     const McpHandoffStore* handoff = nullptr;
+    // A call of a batch: its JSON-RPC response goes here instead of to a
+    // response stream of its own.
+    std::function<void(std::string)> deliver;
   };
 
   explicit McpHttpCall(Setup setup);

@@ -17,6 +17,12 @@ extern "C" int
 LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size)
 {
   const std::string_view text(reinterpret_cast<const char*>(data), size);
+  if (const auto batch = mcp::parse_batch(text)) {
+    if (batch->refused.has_value() == !batch->messages.empty() ||
+        batch->messages.size() > mcp::kMaxBatch) {
+      std::abort();
+    }
+  }
   const mcp::Message message = mcp::parse_message(text);
   const mcp::Action action = mcp::route(message, "fuzz");
   if (!action.response.empty()) {

@@ -305,3 +305,29 @@ TEST_CASE("tools/list and prompts/list refuse any cursor with -32602", "[core][m
       route_text(R"({"jsonrpc":"2.0","id":1,"method":"prompts/get","params":{"name":"x"}})").type ==
       Type::get_prompt);
 }
+
+TEST_CASE("a batch parses to its messages, refused whole when empty, too large or not JSON",
+          "[core][mcp_protocol]")
+{
+  CHECK_FALSE(mcp::parse_batch(R"({"jsonrpc":"2.0","id":1,"method":"ping"})"));
+  const auto batch = mcp::parse_batch(
+      R"( [{"jsonrpc":"2.0","id":1,"method":"ping"},[1],{"jsonrpc":"2.0","method":"x"}])");
+  REQUIRE(batch);
+  REQUIRE(batch->messages.size() == 3);
+  CHECK(batch->messages[0].kind == mcp::Message::Kind::request);
+  CHECK(batch->messages[1].kind == mcp::Message::Kind::invalid);
+  CHECK(batch->messages[2].kind == mcp::Message::Kind::notification);
+  CHECK_FALSE(batch->refused);
+  CHECK(mcp::parse_batch("[]")->refused);
+  CHECK(mcp::parse_batch("[1,")->refused->error.code == mcp::kParseError);
+  std::string large = "[";
+  for (std::size_t i = 0; i <= mcp::kMaxBatch; ++i) {
+    large += (i == 0 ? "" : ",") + std::string(R"({"jsonrpc":"2.0","method":"x"})");
+  }
+  large += "]";
+  CHECK(mcp::parse_batch(large)->refused);
+  CHECK(mcp::batches_allowed("2024-11-05"));
+  CHECK(mcp::batches_allowed("2025-03-26"));
+  CHECK_FALSE(mcp::batches_allowed("2025-06-18"));
+  CHECK(mcp::batch_response({"1", "2"}) == "[1,2]");
+}

@@ -15,6 +15,7 @@
 #include <fstream>
 #include <functional>
 #include <mutex>
+#include <set>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -406,5 +407,52 @@ TEST_CASE("a call refused with SHUTTING_DOWN waits for the next daemon",
   const auto reply = out.response(1);
   REQUIRE(reply);
   CHECK((*reply)["result"]["isError"] == false);
+  bridge->stop();
+}
+
+TEST_CASE("the bridge answers a batch as one array in a 2025-03-26 session and refuses it later",
+          "[net][mcp_bridge][integration]")
+{
+  Daemon daemon;
+  Output out;
+  auto bridge = make_bridge(daemon.port(), out);
+  bridge->start();
+  const std::string version = GENERATE("2025-03-26", "2025-06-18");
+  CAPTURE(version);
+  bridge->handle_line(
+      R"({"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":")" + version +
+      R"(","capabilities":{}}})");
+  REQUIRE(out.response(0));
+  bridge->handle_line(
+      R"([{"jsonrpc":"2.0","id":"a","method":"ping"},{"jsonrpc":"2.0","id":"b","method":"tools/list"},)"
+      R"({"jsonrpc":"2.0","id":"c","method":"tools/call","params":{"name":"version"}},)"
+      R"({"jsonrpc":"2.0","method":"notifications/initialized"},{"x":1}])");
+  const auto reply =
+      out.wait_for([](const json& m) { return m.is_array() || m.contains("error"); });
+  REQUIRE(reply);
+  if (version == "2025-06-18") {
+    CHECK((*reply)["error"]["code"] == -32600);
+    return;
+  }
+  REQUIRE(reply->is_array());
+  std::set<std::string> ids;
+  for (const auto& item : *reply) {
+    ids.insert(item["id"].is_null() ? "null" : item["id"].get<std::string>());
+  }
+  CHECK(ids == std::set<std::string>{"a", "b", "c", "null"});
+  for (const auto& item : *reply) {
+    if (item["id"] == "c") {
+      CHECK(item["result"]["isError"] == false);
+    }
+    if (item["id"].is_null()) {
+      CHECK(item["error"]["code"] == -32600);
+    }
+  }
+  bridge->handle_line("[]");
+  const auto empty = out.wait_for([](const json& m) {
+    return m.is_object() && m.contains("error") &&
+           m["error"]["message"] == "Invalid Request: empty batch";
+  });
+  CHECK(empty);
   bridge->stop();
 }

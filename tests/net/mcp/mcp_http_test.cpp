@@ -661,3 +661,51 @@ TEST_CASE("/mcp hands a call refused by a graceful stop to the next daemon of th
     CHECK_FALSE(std::filesystem::is_empty(handoffs));
   }
 }
+
+TEST_CASE("/mcp answers a batch in a 2025-03-26 session as one array once its calls end",
+          "[net][mcp_http][integration]")
+{
+  Fixture f;
+  const auto init = http(
+      f.port(),
+      "POST",
+      rpc(0, "initialize", {{"protocolVersion", "2025-03-26"}, {"capabilities", json::object()}}));
+  REQUIRE(init.status == 200);
+  auto headers = f.with_session(init.header("Mcp-Session-Id"));
+  headers["MCP-Protocol-Version"] = "2025-03-26";
+  const std::string batch =
+      "[" + rpc("p", "ping") + "," + rpc("l", "tools/list") + "," +
+      rpc("v", "tools/call", {{"name", "version"}}) + "," +
+      rpc("s", "tools/call", {{"name", "slow"}}) + "," +
+      R"({"jsonrpc":"2.0","method":"notifications/initialized"},{"bad":true}])";
+  auto pending =
+      std::async(std::launch::async, [&] { return http(f.port(), "POST", batch, headers); });
+  REQUIRE(f.engine.wait_running(1, 5s));
+  f.engine.release();
+  const auto reply = pending.get();
+  REQUIRE(reply.status == 200);
+  const auto answers = reply.body_json();
+  REQUIRE(answers.is_array());
+  std::map<std::string, json> by_id;
+  for (const auto& answer : answers) {
+    by_id[answer["id"].is_null() ? "null" : answer["id"].get<std::string>()] = answer;
+  }
+  REQUIRE(by_id.size() == 5);
+  CHECK(by_id["p"]["result"] == json::object());
+  CHECK(by_id["l"]["result"]["tools"].size() == 2);
+  CHECK(by_id["v"]["result"]["isError"] == false);
+  CHECK(by_id["s"]["result"]["content"][0]["text"] == "slow done");
+  CHECK(by_id["null"]["error"]["code"] == -32600);
+
+  const auto notes = http(
+      f.port(), "POST", R"([{"jsonrpc":"2.0","method":"notifications/initialized"}])", headers);
+  CHECK(notes.status == 202);
+  const auto empty = http(f.port(), "POST", "[]", headers);
+  CHECK(empty.status == 400);
+  CHECK(empty.body_json()["error"]["message"] == "Invalid Request: empty batch");
+  const auto nested = http(f.port(),
+                           "POST",
+                           "[" + rpc("i", "initialize", {{"protocolVersion", "2025-03-26"}}) + "]",
+                           headers);
+  CHECK(nested.body_json()[0]["error"]["code"] == -32600);
+}
