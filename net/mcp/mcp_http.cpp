@@ -411,6 +411,18 @@ McpHttpService::handle_post(HttpExchange& exchange)
                        " (supported: " + mcp::supported_protocol_versions_text() + ")");
     return;
   }
+  // A JSON-RPC message is JSON; a form or text body is some other client
+  // (or a page trying a CORS-simple request): refused before it is read.
+  if (const std::string type = request.getContentType();
+      type.substr(0, type.find(';')) != "application/json") {
+    send_rpc_error(response,
+                   HTTPResponse::HTTP_UNSUPPORTEDMEDIATYPE,
+                   nullptr,
+                   mcp::kInvalidRequest,
+                   "Unsupported Media Type: Content-Type " + core::printable(type, 80) +
+                       " (POST /mcp takes application/json)");
+    return;
+  }
   const auto body = read_body(request, config_.max_bytes);
   if (!body) {
     response.setKeepAlive(false); // the rest of the body is not read

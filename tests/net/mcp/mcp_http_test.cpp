@@ -428,7 +428,7 @@ TEST_CASE("/mcp answers a bad cursor with -32602 and lists prompts", "[net][mcp_
   CHECK(list.back()["name"] == "continue");
 }
 
-TEST_CASE("/mcp keeps a keep-alive connection usable after 401, 403, 404 and 406",
+TEST_CASE("/mcp keeps a keep-alive connection usable after 401, 403, 404, 406 and 415",
           "[net][mcp_http][integration]")
 {
   Fixture f(kToken);
@@ -466,6 +466,12 @@ TEST_CASE("/mcp keeps a keep-alive connection usable after 401, 403, 404 and 406
   wrong_accept["Accept"] = "text/html";
   expect(wrong_accept, 406);
   expect(good, 200);
+  auto form = good;
+  form["Content-Type"] = "application/x-www-form-urlencoded";
+  expect(form, 415);
+  auto charset = good;
+  charset["Content-Type"] = "application/json; charset=utf-8";
+  expect(charset, 200);
   CHECK_FALSE(raw.closed());
 }
 
