@@ -260,3 +260,18 @@ TEST_CASE("no progress is sent without a progress token", "[core][mcp_protocol]"
   CHECK(call.on_frame({{"op", "progress"}, {"note", "queued"}}, t0).empty());
   CHECK_FALSE(call.heartbeat(t0 + std::chrono::hours(1)));
 }
+
+TEST_CASE("partial output in a progress note reaches the MCP progress message",
+          "[core][mcp_protocol][stream]")
+{
+  const auto t0 = mcp::CallTranslator::Clock::now();
+  const std::string note = "streaming from glm-4.5 (11 chars): Hello world";
+  mcp::CallTranslator bridged(1, "tok", t0);
+  const auto out = bridged.on_frame({{"op", "progress"}, {"note", note}}, t0);
+  REQUIRE(out.size() == 1);
+  CHECK(json::parse(out[0])["params"]["message"] == note);
+  mcp::CallTranslator http(2, "tok", t0);
+  const auto direct = http.on_progress(note, t0);
+  REQUIRE(direct);
+  CHECK(json::parse(*direct)["params"]["message"] == note);
+}
