@@ -3,6 +3,7 @@
 #include "core/error.hpp"
 #include "core/util/text.hpp"
 
+#include <array>
 #include <charconv>
 #include <cmath>
 #include <vector>
@@ -48,7 +49,7 @@ parse_price_table(std::string_view text, std::string_view variable)
     if (fields[0].empty()) {
       invalid(entry, "the model name is empty");
     }
-    double prices[2] = {0, 0};
+    std::array<double, 2> prices{};
     for (std::size_t i = 0; i < 2; ++i) {
       const std::string_view number = fields[i + 1];
       const auto [end, ec] =

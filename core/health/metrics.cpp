@@ -149,9 +149,10 @@ render_prometheus(const HealthInputs& in)
            "Tokens reported by providers, by provider, model and kind (prompt|completion|cached).");
   for (const auto& [key, totals] : e.usage) {
     const std::string labels = label("provider", key.first) + "," + label("model", key.second);
-    const std::pair<const char*, std::uint64_t> kinds[] = {{"prompt", totals.tokens.prompt},
-                                                           {"completion", totals.tokens.completion},
-                                                           {"cached", totals.tokens.cached}};
+    const std::array<std::pair<const char*, std::uint64_t>, 3> kinds = {
+        {{"prompt", totals.tokens.prompt},
+         {"completion", totals.tokens.completion},
+         {"cached", totals.tokens.cached}}};
     for (const auto& [kind, n] : kinds) {
       w.sample("exai_tokens_total", labels + "," + label("kind", kind), static_cast<double>(n));
     }

@@ -143,7 +143,7 @@ ChatStream::on_choice(const json& choice)
   if (calls == nullptr || !calls->is_array()) {
     return;
   }
-  long long next_index = static_cast<long long>(tool_calls_.size());
+  auto next_index = static_cast<long long>(tool_calls_.size());
   for (const auto& fragment : *calls) {
     if (!fragment.is_object()) {
       continue;
