@@ -3,7 +3,10 @@
 #   1. exai serve,
 #   2. a minimal op-protocol daemon on Node's `ws` (tests/bench/node, no capacity control),
 #   3. the same on Python `websockets` (tests/bench/python, Debian python3-websockets),
-# with the fake upstream at zero latency behind all three for the chat rows.
+# with the fake upstream at zero latency behind all three for the chat rows, and a
+# second, keep-alive fake that adds BENCH_CONNECT_DELAY_MS (default 20) of "network"
+# latency to every NEW connection behind a second set of the servers for the
+# chat_far rows: what upstream connection pooling saves.
 # Prints calls/s, p50/p99 and server CPU per call at 1, 64 and 1,000
 # connections for `version` and `chat`, the exai/Node and exai/Python ratios,
 # exai RSS idle and at 10,000 idle connections, `exai health` wall time,
@@ -15,6 +18,7 @@
 #                        1 connection; chat: a quarter of those)
 #   BENCH_IDLE=N         idle connections for the RSS figure (default 10000)
 #   BENCH_SKIP_BUILD=1   use the existing build/release binaries
+#   BENCH_CONNECT_DELAY_MS=N  per-new-connection delay of the chat_far fake (default 20)
 #   BENCH_BASELINE_EXAI=PATH  also measure another exai binary (e.g. a release build of
 #                        an earlier commit) in the same run, as "base", and print
 #                        exai/base ratios: a before/after table from one invocation
@@ -23,6 +27,7 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 build=$root/build/release
 calls=${BENCH_CALLS:-20000}
+connect_delay=${BENCH_CONNECT_DELAY_MS:-20}
 idle=${BENCH_IDLE:-10000}
 py=/usr/bin/python3 # Debian's, which has python3-websockets
 
@@ -85,6 +90,11 @@ pids+=($!)
 wait_line "$work/fake.out" "listening on"
 fake_port=$(grep -o '[0-9]*$' "$work/fake.out" | head -1)
 upstream=http://127.0.0.1:$fake_port/v1
+"$fake_bin" --port 0 --latency-ms 0 --max-threads 256 --connect-delay-ms "$connect_delay" \
+  --ignore-stdin >"$work/fake_far.out" 2>&1 &
+pids+=($!)
+wait_line "$work/fake_far.out" "listening on"
+far_upstream=http://127.0.0.1:$(grep -o '[0-9]*$' "$work/fake_far.out" | head -1)/v1
 
 exai_env=(env -i "PATH=$PATH" "HOME=$work" "EXAI_STATE_DIR=$work/state"
   "GLM_API_KEY=test-key" "GLM_API_URL=$upstream"
@@ -144,16 +154,41 @@ if [[ -n ${BENCH_BASELINE_EXAI:-} ]]; then
   servers+=("base $base_port $base_pid")
 fi
 
+# The same servers again, behind the far fake (chat_far rows).
+far_servers=()
+start_far() { # NAME COMMAND...: runs COMMAND PORT in the background as server NAME
+  local name=$1 port pid
+  shift
+  port=$(free_port)
+  "$@" "$port" >"$work/$name-far.out" 2>&1 &
+  pid=$!
+  pids+=($pid)
+  wait_port "$port"
+  far_servers+=("$name $port $pid")
+}
+# exec: the measured pid is the daemon's own.
+exai_far() {
+  exec "${exai_env[@]}" GLM_API_URL="$far_upstream" EXAI_STATE_DIR="$work/state-far-$1" \
+    "$2" serve --port "$3"
+}
+start_far exai exai_far exai "$exai"
+start_far node env UPSTREAM_URL="$far_upstream" node "$root/tests/bench/node/server.js"
+start_far python env UPSTREAM_URL="$far_upstream" "$py" "$root/tests/bench/python/server.py"
+if [[ -n ${BENCH_BASELINE_EXAI:-} ]]; then
+  start_far base exai_far base "$BENCH_BASELINE_EXAI"
+fi
+
 results=$work/results.jsonl
-# run NAME PORT PID TOOL CONNECTIONS CALLS: one stress run, one line of results.
+# run NAME PORT PID TOOL CONNECTIONS CALLS [ROW]: one stress run, one line of
+# results (labelled ROW, default TOOL).
 run() {
-  local name=$1 port=$2 pid=$3 tool=$4 conns=$5 n=$6 before after
+  local name=$1 port=$2 pid=$3 tool=$4 conns=$5 n=$6 row=${7:-$4} before after
   before=$(cpu_ticks "$pid")
   env -i "PATH=$PATH" "HOME=$work" "$exai" --log-level error stress --json \
     --url "ws://127.0.0.1:$port/" --connections "$conns" --calls "$n" --mix normal=1 \
     --tool "$tool" --drain-timeout 10 --rss-tolerance 100000% >"$work/run.json" || true
   after=$(cpu_ticks "$pid")
-  "$py" - "$work/run.json" "$name" "$tool" "$conns" "$((after - before))" \
+  "$py" - "$work/run.json" "$name" "$row" "$conns" "$((after - before))" \
     "$(getconf CLK_TCK)" >>"$results" <<'EOF'
 import json, sys
 path, name, tool, conns, ticks, hz = sys.argv[1:7]
@@ -166,7 +201,7 @@ print(json.dumps({"server": name, "tool": tool, "connections": int(conns),
                   "p99": lat.get("p99", 0),
                   "cpu_us_per_call": int(ticks) * 1e6 / int(hz) / calls}))
 EOF
-  echo "   $name $tool x$conns: $(tail -1 "$results")" >&2
+  echo "   $name $row x$conns: $(tail -1 "$results")" >&2
 }
 
 # --- exai RSS idle and at $idle idle connections --------------------------------
@@ -219,6 +254,10 @@ for s in "${servers[@]}"; do
   set -- $s
   run "$1" "$2" "$3" version 8 2000 && run "$1" "$2" "$3" chat 8 500
 done
+for s in "${far_servers[@]}"; do
+  set -- $s
+  run "$1" "$2" "$3" chat 8 200 chat_far
+done
 : >"$results"
 echo "== measuring" >&2
 for tool in version chat; do
@@ -232,6 +271,14 @@ for tool in version chat; do
     done
   done
 done
+for conns in 1 64 1000; do
+  n=$((calls / 4))
+  [[ $conns == 1 ]] && n=$((calls / 16))
+  for s in "${far_servers[@]}"; do
+    set -- $s
+    run "$1" "$2" "$3" chat "$conns" "$n" chat_far
+  done
+done
 
 # --- chat through exai vs the fake upstream directly (1 connection, keep-alive) ---
 direct=$work/direct.txt
@@ -242,18 +289,20 @@ curl -s -X POST -H 'Content-Type: application/json' -H 'Authorization: Bearer te
   -d "$body" -w '%{stderr}%{time_total}\n' "${urls[@]}" >/dev/null 2>"$direct"
 
 # --- the table ----------------------------------------------------------------------
-"$py" - "$results" "$direct" "$rss_idle" "$rss_held" "$idle" "$health_ms" "$startup_ms" <<'EOF'
+"$py" - "$results" "$direct" "$rss_idle" "$rss_held" "$idle" "$health_ms" "$startup_ms" \
+  "$connect_delay" <<'EOF'
 import json, sys
-results, direct, rss_idle, rss_held, idle, health, startup = sys.argv[1:8]
+results, direct, rss_idle, rss_held, idle, health, startup, delay = sys.argv[1:9]
 rows = [json.loads(l) for l in open(results) if l.strip()]
 by = {(r["server"], r["tool"], r["connections"]): r for r in rows}
 def ratio(a, b):
     return "%.2f" % (a / b) if b else "n/a"
-print("exai benchmark: exai stress client, fake upstream at 0 ms, Release build")
+print("exai benchmark: exai stress client, fake upstream at 0 ms, Release build;"
+      " chat_far: the fake adds %s ms to every new connection (keep-alive)" % delay)
 print("%-13s | %-31s | %-31s | %-31s | %-17s | %-17s" % (
     "workload", "exai   calls/s  p50ms  p99ms cpu", "node   calls/s  p50ms  p99ms cpu",
     "python calls/s  p50ms  p99ms cpu", "exai/node c/s p50 p99", "exai/py c/s p50 p99"))
-for tool in ("version", "chat"):
+for tool in ("version", "chat", "chat_far"):
     for conns in (1, 64, 1000):
         cells = []
         for s in ("exai", "node", "python"):
@@ -265,7 +314,7 @@ for tool in ("version", "chat"):
         e, n, p = (by.get((s, tool, conns)) for s in ("exai", "node", "python"))
         rn = " ".join(ratio(e[k], n[k]) for k in ("calls_per_s", "p50", "p99")) if e and n else "n/a"
         rp = " ".join(ratio(e[k], p[k]) for k in ("calls_per_s", "p50", "p99")) if e and p else "n/a"
-        print("%-7s x%-5d | %s | %s | %s | %-17s | %-17s" % (tool, conns, *cells, rn, rp))
+        print("%-8s x%-4d | %s | %s | %s | %-17s | %-17s" % (tool, conns, *cells, rn, rp))
 print("(cpu = server CPU time per call in microseconds, from /proc/PID/stat utime+stime;"
       " ! = not every call succeeded)")
 for conns in (1, 64, 1000):
@@ -293,7 +342,7 @@ if any(r["server"] == "base" for r in rows):
     print("exai vs the baseline exai (BENCH_BASELINE_EXAI), same run:")
     print("%-13s | %-31s | %-31s | exai/base c/s p50 p99 cpu" % (
         "workload", "exai   calls/s  p50ms  p99ms cpu", "base   calls/s  p50ms  p99ms cpu"))
-    for tool in ("version", "chat"):
+    for tool in ("version", "chat", "chat_far"):
         for conns in (1, 64, 1000):
             e, b = by.get(("exai", tool, conns)), by.get(("base", tool, conns))
             if not (e and b):
@@ -301,6 +350,6 @@ if any(r["server"] == "base" for r in rows):
             cell = lambda r: "%13.0f%s %6.3f %6.3f %4.0f" % (
                 r["calls_per_s"], "!" if r["ok"] < r["calls"] else " ", r["p50"], r["p99"],
                 r["cpu_us_per_call"])
-            print("%-7s x%-5d | %s | %s | %s" % (tool, conns, cell(e), cell(b), " ".join(
+            print("%-8s x%-4d | %s | %s | %s" % (tool, conns, cell(e), cell(b), " ".join(
                 ratio(e[k], b[k]) for k in ("calls_per_s", "p50", "p99", "cpu_us_per_call"))))
 EOF

@@ -60,13 +60,19 @@ fingerprint_of(std::string_view tool, const nlohmann::json& arguments)
 
 } // namespace
 
-// The chat backend as tools see it: records upstream latency per provider.
+// The chat backend as tools see it: records upstream latency and time to
+// first token per provider, and token usage per provider and model.
 class Engine::MeasuredChat final : public ChatBackend {
 public:
+  using Histograms = std::map<std::string, std::unique_ptr<Histogram>, std::less<>>;
   MeasuredChat(ChatBackend& inner,
-               const std::map<std::string, std::unique_ptr<Histogram>, std::less<>>& latency)
+               const Histograms& latency,
+               const Histograms& first_token,
+               UsageMeter& usage)
       : inner_(inner)
       , latency_(latency)
+      , first_token_(first_token)
+      , usage_(usage)
   {
   }
   ChatOutcome
@@ -76,6 +82,16 @@ public:
     ChatOutcome outcome = inner_.complete(provider_id, request, std::move(stop));
     if (const auto it = latency_.find(provider_id); it != latency_.end()) {
       it->second->observe(std::chrono::duration<double>(Clock::now() - start).count());
+    }
+    if (const auto* reply = std::get_if<ChatReply>(&outcome)) {
+      if (const auto it = first_token_.find(provider_id);
+          it != first_token_.end() && reply->time_to_first_token) {
+        it->second->observe(std::chrono::duration<double>(*reply->time_to_first_token).count());
+      }
+      if (reply->usage.is_object() && !reply->usage.empty()) {
+        // The requested (catalog) name: bounded label values, and the price table's key.
+        usage_.record(provider_id, request.model, token_usage(reply->usage));
+      }
     }
     return outcome;
   }
@@ -90,7 +106,9 @@ public:
 
 private:
   ChatBackend& inner_;
-  const std::map<std::string, std::unique_ptr<Histogram>, std::less<>>& latency_;
+  const Histograms& latency_;
+  const Histograms& first_token_;
+  UsageMeter& usage_;
 };
 
 // One request_id of one session awaiting its result. Owns its in-flight
@@ -199,6 +217,7 @@ Engine::Engine(const EngineDeps& deps)
     , tools_(deps.tools)
     , chat_(deps.chat)
     , started_(Clock::now())
+    , usage_(deps.config.prices)
     , file_roots_(deps.config.file_roots)
     , tool_list_(deps.tools.describe(deps.providers))
     , capacity_([&] {
@@ -249,8 +268,9 @@ Engine::Engine(const EngineDeps& deps)
   }
   for (const auto id : {kKimiProviderId, kGlmProviderId}) {
     upstream_latency_.emplace(std::string(id), std::make_unique<Histogram>());
+    first_token_.emplace(std::string(id), std::make_unique<Histogram>());
   }
-  measured_chat_ = std::make_unique<MeasuredChat>(chat_, upstream_latency_);
+  measured_chat_ = std::make_unique<MeasuredChat>(chat_, upstream_latency_, first_token_, usage_);
   sweeper_ = scheduler_.every(std::chrono::duration_cast<std::chrono::milliseconds>(kSweepPeriod),
                               [this] { sweep(); });
 }
@@ -1018,6 +1038,11 @@ Engine::stats() const
     s.circuits.emplace(id, chat_.circuit_state(id));
     s.pools.emplace(id, chat_.pool_stats(id));
   }
+  for (const auto& [id, histogram] : first_token_) {
+    s.first_token.emplace(id, histogram->snapshot());
+  }
+  s.usage = usage_.snapshot();
+  s.priced = usage_.priced();
   const std::lock_guard lock(mutex_);
   s.executions = live_.size();
   s.queued = queued_;

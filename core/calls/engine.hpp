@@ -8,6 +8,7 @@
 #include "core/files/file_roots.hpp"
 #include "core/providers/chat.hpp"
 #include "core/providers/providers.hpp"
+#include "core/providers/token_usage.hpp"
 #include "core/tools/tool_registry.hpp"
 #include "core/util/histogram.hpp"
 #include "core/util/scheduler.hpp"
@@ -60,6 +61,9 @@ struct EngineStats {
   std::map<std::string, HistogramSnapshot, std::less<>> upstream_latency; // per provider
   std::map<std::string, std::string, std::less<>> circuits;    // provider -> closed|open|half_open
   std::map<std::string, UpstreamPoolStats, std::less<>> pools; // provider -> connection pool
+  std::map<std::string, HistogramSnapshot, std::less<>> first_token; // streamed, per provider
+  UsageSnapshot usage; // tokens (and cost) per provider and model
+  bool priced = false; // a price table is configured (EXAI_PRICES)
 };
 
 // What the engine borrows; all must outlive it.
@@ -158,7 +162,9 @@ private:
   const Clock::time_point started_;
   Histogram call_latency_;
   std::map<std::string, std::unique_ptr<Histogram>, std::less<>> upstream_latency_;
-  std::unique_ptr<MeasuredChat> measured_chat_; // chat_ plus upstream latency
+  std::map<std::string, std::unique_ptr<Histogram>, std::less<>> first_token_;
+  UsageMeter usage_;
+  std::unique_ptr<MeasuredChat> measured_chat_; // chat_ plus the meters above
   FileRoots file_roots_;
   nlohmann::json tool_list_;                                   // list_tools, generated once
   std::map<std::string, nlohmann::json, std::less<>> schemas_; // tool -> inputSchema

@@ -1,6 +1,7 @@
 #include "core/config/config.hpp"
 
 #include "core/error.hpp"
+#include "core/providers/model_catalog.hpp"
 #include "core/util/text.hpp"
 
 #include <algorithm>
@@ -69,7 +70,47 @@ read_file_roots(const Settings& settings)
   return roots;
 }
 
+// EXAI_PRICES, keyed by canonical model name (aliases resolved): a name the
+// catalog does not know is a typo that would price nothing.
+PriceTable
+read_prices(const Settings& settings)
+{
+  PriceTable table;
+  for (auto& [name, price] : parse_price_table(settings.get("EXAI_PRICES").value_or(""))) {
+    const ModelInfo* model = ModelCatalog::builtin().find(name);
+    if (model == nullptr) {
+      throw Error(Errc::config_invalid,
+                  "invalid EXAI_PRICES entry for '" + name +
+                      "': not a known model (see exai "
+                      "detect-providers or the listmodels tool)");
+    }
+    if (!table.emplace(model->name, price).second) {
+      throw Error(Errc::config_invalid,
+                  "invalid EXAI_PRICES: model '" + model->name + "' is priced twice (as '" + name +
+                      "' and an alias)");
+    }
+  }
+  return table;
+}
+
 } // namespace
+
+bool
+read_bool(const Settings& settings, std::string_view name, bool fallback)
+{
+  const auto value = settings.get_nonempty(name);
+  if (!value) {
+    return fallback;
+  }
+  const std::string lower = to_lower_ascii(trim(*value));
+  if (lower == "true" || lower == "1" || lower == "yes" || lower == "on") {
+    return true;
+  }
+  if (lower == "false" || lower == "0" || lower == "no" || lower == "off") {
+    return false;
+  }
+  out_of_range(name, *value, "true or false (also 1/0, yes/no, on/off)");
+}
 
 std::int64_t
 read_int(const Settings& settings,
@@ -246,6 +287,10 @@ load_daemon_config(const Settings& settings)
                                         1,
                                         1LL << 30));
   c.upstream_idle = read_seconds(settings, "EXAI_UPSTREAM_IDLE_SECS", c.upstream_idle, 0, 3600);
+  c.upstream_stream = read_bool(settings, "EXAI_UPSTREAM_STREAM", c.upstream_stream);
+  c.upstream_stall =
+      read_seconds(settings, "EXAI_UPSTREAM_STALL_SECS", c.upstream_stall, 0.05, 3600);
+  c.prices = read_prices(settings);
   return c;
 }
 

@@ -1,5 +1,6 @@
 #pragma once
 
+#include "core/config/price_table.hpp"
 #include "core/config/settings.hpp"
 
 #include <chrono>
@@ -78,6 +79,15 @@ struct DaemonConfig {
   // An idle pooled upstream connection is closed after this long
   // (EXAI_UPSTREAM_IDLE_SECS; 0 = no keep-alive, one connection per request).
   Millis upstream_idle{30000};
+  // Ask providers to stream (`stream: true`, SSE) so progress carries partial
+  // output (EXAI_UPSTREAM_STREAM).
+  bool upstream_stream = true;
+  // A streamed answer silent this long is aborted as a provider timeout and
+  // retried (EXAI_UPSTREAM_STALL_SECS).
+  Millis upstream_stall{60000};
+  // Prices per million tokens by canonical model name (EXAI_PRICES); empty =
+  // no cost accounting.
+  PriceTable prices;
 };
 
 // Reads and validates every setting in DaemonConfig. Throws
@@ -96,6 +106,10 @@ std::int64_t read_int(const Settings& settings,
 // Reads a duration given in (decimal) seconds within [min_s, max_s].
 Millis read_seconds(
     const Settings& settings, std::string_view name, Millis fallback, double min_s, double max_s);
+
+// Reads a boolean: true/false, 1/0, yes/no, on/off (any letter case);
+// `fallback` when unset or empty.
+bool read_bool(const Settings& settings, std::string_view name, bool fallback);
 
 // Splits "a, b,,c" into {"a","b","c"} (trimmed, empties dropped).
 std::vector<std::string> split_list(std::string_view text);

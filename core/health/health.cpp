@@ -69,6 +69,40 @@ process_rss_bytes()
   return resident * static_cast<std::int64_t>(::sysconf(_SC_PAGESIZE));
 }
 
+namespace {
+
+// Token (and cost) totals, overall and per provider and model.
+nlohmann::json
+usage_json(const EngineStats& e)
+{
+  TokenUsage total;
+  std::uint64_t calls = 0;
+  double cost = 0;
+  nlohmann::json by_model = nlohmann::json::array();
+  for (const auto& [key, totals] : e.usage) {
+    total.prompt += totals.tokens.prompt;
+    total.completion += totals.tokens.completion;
+    total.cached += totals.tokens.cached;
+    calls += totals.calls;
+    nlohmann::json entry = {{"provider", key.first},
+                            {"model", key.second},
+                            {"calls", totals.calls},
+                            {"tokens", to_json(totals.tokens)}};
+    if (totals.cost) {
+      cost += *totals.cost;
+      entry["cost"] = *totals.cost;
+    }
+    by_model.push_back(std::move(entry));
+  }
+  nlohmann::json out = {{"calls", calls}, {"tokens", to_json(total)}, {"by_model", by_model}};
+  if (e.priced) {
+    out["cost"] = cost;
+  }
+  return out;
+}
+
+} // namespace
+
 nlohmann::json
 health_json(const HealthInputs& in)
 {
@@ -104,6 +138,7 @@ health_json(const HealthInputs& in)
                  {"opened", pool.opened},
                  {"stale_retries", pool.stale_retries}};
   }
+  nlohmann::json usage = usage_json(e);
   nlohmann::json rejected = {{"global", 0}, {"provider", 0}, {"session", 0}, {"conversation", 0}};
   for (const auto& [scope, n] : e.counters.rejected) {
     rejected[scope] = n;
@@ -154,6 +189,7 @@ health_json(const HealthInputs& in)
       {"conversation_threads", e.conversations},
       {"circuits", circuits},
       {"upstream_pools", pools},
+      {"usage", std::move(usage)},
       {"counters",
        {{"ok", e.counters.ok},
         {"failed", e.counters.failed},

@@ -137,6 +137,40 @@ render_prometheus(const HealthInputs& in)
     w.histogram("exai_upstream_duration_seconds", label("provider", id), h);
   }
 
+  w.family("exai_upstream_first_token_seconds",
+           "histogram",
+           "Time from sending a streamed provider request to the first piece of its answer.");
+  for (const auto& [id, h] : e.first_token) {
+    w.histogram("exai_upstream_first_token_seconds", label("provider", id), h);
+  }
+
+  w.family("exai_tokens_total",
+           "counter",
+           "Tokens reported by providers, by provider, model and kind (prompt|completion|cached).");
+  for (const auto& [key, totals] : e.usage) {
+    const std::string labels = label("provider", key.first) + "," + label("model", key.second);
+    const std::array<std::pair<const char*, std::uint64_t>, 3> kinds = {
+        {{"prompt", totals.tokens.prompt},
+         {"completion", totals.tokens.completion},
+         {"cached", totals.tokens.cached}}};
+    for (const auto& [kind, n] : kinds) {
+      w.sample("exai_tokens_total", labels + "," + label("kind", kind), static_cast<double>(n));
+    }
+  }
+  if (e.priced) {
+    w.family(
+        "exai_cost_total",
+        "counter",
+        "Cost of the tokens by provider and model at the EXAI_PRICES table (priced models only).");
+    for (const auto& [key, totals] : e.usage) {
+      if (totals.cost) {
+        w.sample("exai_cost_total",
+                 label("provider", key.first) + "," + label("model", key.second),
+                 *totals.cost);
+      }
+    }
+  }
+
   w.family("exai_inflight_calls", "gauge", "Request ids awaiting their result.");
   w.sample("exai_inflight_calls", "", static_cast<double>(e.inflight_calls));
   w.family("exai_cached_results", "gauge", "Results kept for replay.");

@@ -7,6 +7,7 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <stop_token>
 #include <string>
@@ -67,6 +68,10 @@ struct ChatRequest {
   // The call's deadline (owned by the engine): every attempt and backoff of
   // the upstream client fits before it. No deadline by default.
   std::chrono::steady_clock::time_point deadline = std::chrono::steady_clock::time_point::max();
+  // While a streamed answer arrives: called with its content so far after
+  // each piece (on the backend's thread; must be quick and must not block).
+  // Backends that do not stream never call it.
+  std::function<void(std::string_view content)> on_partial;
 };
 
 // A successful completion. Fields missing from the upstream reply are left
@@ -80,6 +85,9 @@ struct ChatReply {
   nlohmann::json web_search;                     // GLM's server-side search results, when sent
   std::chrono::milliseconds upstream_latency{0}; // duration of the successful attempt
   int attempts = 1;                              // 1 + retries
+  bool streamed = false;                         // read as server-sent events
+  // Streamed only: from sending the request to the first piece of the answer.
+  std::optional<std::chrono::milliseconds> time_to_first_token;
 };
 
 // A failed completion. `code` is one of: provider_error (upstream said no:

@@ -2,6 +2,8 @@
 
 #include "core/log.hpp"
 #include "core/providers/provider_features.hpp"
+#include "core/providers/token_usage.hpp"
+#include "core/tools/partial_progress.hpp"
 
 namespace exai::core {
 
@@ -10,6 +12,9 @@ namespace {
 ChatOutcome
 complete_with_search(ToolContext& context, ChatRequest request, ModelCallInfo& info)
 {
+  if (context.progress && !request.on_partial) {
+    request.on_partial = PartialProgress(context.progress, request.model);
+  }
   for (;;) {
     ChatOutcome outcome = context.chat.complete(context.plan.provider, request, context.stop);
     auto* reply = std::get_if<ChatReply>(&outcome);
@@ -98,8 +103,13 @@ reply_metadata(const CallPlan& plan, const ChatReply& reply)
     meta["fallback_from"] = plan.fallback_from;
   }
   meta["usage"] = reply.usage.is_null() ? nlohmann::json::object() : reply.usage;
+  meta["tokens"] = to_json(token_usage(reply.usage));
   meta["attempts"] = reply.attempts;
   meta["upstream_latency_ms"] = reply.upstream_latency.count();
+  meta["streamed"] = reply.streamed;
+  if (reply.time_to_first_token) {
+    meta["time_to_first_token_ms"] = reply.time_to_first_token->count();
+  }
   return meta;
 }
 

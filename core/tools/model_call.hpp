@@ -25,7 +25,8 @@ struct ModelCallInfo {
 // fallback, so provider-specific fields follow the provider).
 using RequestBuilder = std::function<ChatRequest(const CallPlan& plan, ModelCallInfo& info)>;
 
-// Runs the call. A failure that means "this provider cannot serve now"
+// Runs the call; while a streamed answer arrives, progress notes carry its
+// partial output (PartialProgress). A failure that means "this provider cannot serve now"
 // (circuit open or unreachable, 5xx after retries, at capacity) moves an
 // auto call to its fallback once, within the same deadline.
 ChatOutcome call_model(ToolContext& context, const RequestBuilder& build, ModelCallInfo& info);
@@ -35,7 +36,8 @@ bool provider_down(const ChatFailure& failure);
 
 // A model reply's facts for a result's metadata: model_used, provider_used,
 // model_selection {automatic, reason, fallback_from?, fallback_reason?},
-// usage, attempts, upstream_latency_ms.
+// usage (the provider's object), tokens {prompt, completion, cached},
+// attempts, upstream_latency_ms, streamed, time_to_first_token_ms (streamed).
 nlohmann::json reply_metadata(const CallPlan& plan, const ChatReply& reply);
 
 // The user message as a conversation keeps it: its text, and a note instead

@@ -1,6 +1,7 @@
 #include "net/upstream/upstream_client.hpp"
 
 #include "core/log.hpp"
+#include "core/providers/chat_stream.hpp"
 #include "core/providers/openai_format.hpp"
 #include "core/util/enum_names.hpp"
 #include "net/upstream/ssl_init.hpp"
@@ -133,6 +134,8 @@ upstream_options_from(const core::Settings& settings, const core::DaemonConfig& 
   UpstreamOptions options;
   options.ca_file = settings.get_nonempty("EXAI_CA_FILE").value_or("");
   options.idle_timeout = config.upstream_idle;
+  options.stream = config.upstream_stream;
+  options.stall_timeout = config.upstream_stall;
   return options;
 }
 
@@ -165,7 +168,8 @@ struct UpstreamClient::Attempt {
     read_timeout,
     tls_error,
     cancelled,
-    stale, // a reused connection died before any answer byte: resend on a fresh one
+    stale,   // a reused connection died before any answer byte: resend on a fresh one
+    stalled, // a streamed answer went silent for the stall timeout
   };
   Kind kind = Kind::connect_error;
   int status = 0;
@@ -173,6 +177,10 @@ struct UpstreamClient::Attempt {
   std::string retry_after;
   std::string error; // already scrubbed
   milliseconds latency{0};
+  // A 2xx event-stream answer, assembled (then `body` stays empty).
+  std::optional<std::variant<core::ChatReply, core::openai::StreamProblem>> streamed;
+  std::optional<milliseconds> first_token; // from sending to the first piece of the answer
+  bool stream_abandoned = false;           // stopped reading midway: connection unusable
 };
 
 UpstreamClient::UpstreamClient(std::vector<UpstreamEndpoint> endpoints,
@@ -378,16 +386,18 @@ UpstreamClient::attempt(Provider& provider,
                         const std::string& body,
                         milliseconds connect_timeout,
                         milliseconds read_timeout,
-                        const std::stop_token& stop) const
+                        const std::stop_token& stop,
+                        const core::ChatRequest* stream) const
 {
   Attempt result =
-      exchange(provider, method, path, body, connect_timeout, read_timeout, stop, true);
+      exchange(provider, method, path, body, connect_timeout, read_timeout, stop, true, stream);
   if (result.kind == Attempt::Kind::stale) {
     provider.pool.count_stale_retry();
     log_->debug("upstream stale connection provider={} error=\"{}\"; resending on a fresh one",
                 provider.endpoint.id,
                 result.error);
-    result = exchange(provider, method, path, body, connect_timeout, read_timeout, stop, false);
+    result =
+        exchange(provider, method, path, body, connect_timeout, read_timeout, stop, false, stream);
   }
   return result;
 }
@@ -400,7 +410,8 @@ UpstreamClient::exchange(Provider& provider,
                          milliseconds connect_timeout,
                          milliseconds read_timeout,
                          const std::stop_token& stop,
-                         bool may_reuse) const
+                         bool may_reuse,
+                         const core::ChatRequest* stream) const
 {
   Attempt result;
   const auto start = Clock::now();
@@ -448,7 +459,7 @@ UpstreamClient::exchange(Provider& provider,
         method, provider.path_prefix + path, Poco::Net::HTTPMessage::HTTP_1_1);
     request.setHost(provider.host, provider.port);
     request.set("Authorization", "Bearer " + provider.endpoint.api_key);
-    request.set("Accept", "application/json");
+    request.set("Accept", stream != nullptr ? "text/event-stream" : "application/json");
     request.set("User-Agent", "exai/" EXAI_VERSION);
     request.setKeepAlive(options_.idle_timeout > milliseconds(0));
     if (!body.empty()) {
@@ -476,6 +487,7 @@ UpstreamClient::exchange(Provider& provider,
   }
 
   // An answer has begun: from here every failure is the provider's.
+  bool in_stream = false;
   try {
     Poco::Net::HTTPResponse response;
     std::istream& in = session.receiveResponse(response);
@@ -483,35 +495,54 @@ UpstreamClient::exchange(Provider& provider,
     in.exceptions(std::ios::badbit);
     result.status = static_cast<int>(response.getStatus());
     result.retry_after = response.get("Retry-After", "");
-    std::array<char, 16384> buffer{};
-    while (in) {
-      in.read(buffer.data(), buffer.size());
-      result.body.append(buffer.data(), static_cast<std::size_t>(in.gcount()));
-      if (result.body.size() > options_.max_response_bytes) {
+    const auto expected = response.getContentLength64();
+    if (stream != nullptr && result.status >= 200 && result.status < 300 &&
+        response.getContentType().rfind("text/event-stream", 0) == 0) {
+      in_stream = true;
+      session.socket().setReceiveTimeout(to_timespan(options_.stall_timeout));
+      read_events(in, *stream, start, result);
+      if (stop.stop_requested()) {
+        return fail(Attempt::Kind::cancelled, "cancelled");
+      }
+      if (result.kind == Attempt::Kind::truncated) {
+        return fail(Attempt::Kind::truncated, result.error);
+      }
+    } else {
+      std::array<char, 16384> buffer{};
+      while (in) {
+        in.read(buffer.data(), buffer.size());
+        result.body.append(buffer.data(), static_cast<std::size_t>(in.gcount()));
+        if (result.body.size() > options_.max_response_bytes) {
+          return fail(Attempt::Kind::truncated,
+                      "response from " + where + " exceeds " +
+                          std::to_string(options_.max_response_bytes) + " bytes");
+        }
+      }
+      if (stop.stop_requested()) {
+        return fail(Attempt::Kind::cancelled, "cancelled");
+      }
+      if (expected != Poco::Net::HTTPMessage::UNKNOWN_CONTENT_LENGTH &&
+          static_cast<std::uint64_t>(expected) != result.body.size()) {
         return fail(Attempt::Kind::truncated,
-                    "response from " + where + " exceeds " +
-                        std::to_string(options_.max_response_bytes) + " bytes");
+                    "connection to " + where + " closed mid-response (" +
+                        std::to_string(result.body.size()) + " of " + std::to_string(expected) +
+                        " bytes)");
       }
     }
-    if (stop.stop_requested()) {
-      return fail(Attempt::Kind::cancelled, "cancelled");
-    }
-    const auto expected = response.getContentLength64();
-    if (expected != Poco::Net::HTTPMessage::UNKNOWN_CONTENT_LENGTH &&
-        static_cast<std::uint64_t>(expected) != result.body.size()) {
-      return fail(Attempt::Kind::truncated,
-                  "connection to " + where + " closed mid-response (" +
-                      std::to_string(result.body.size()) + " of " + std::to_string(expected) +
-                      " bytes)");
-    }
-    // Only an answer whose end the framing marks leaves the connection clean.
-    keep_alive =
-        response.getKeepAlive() && (expected != Poco::Net::HTTPMessage::UNKNOWN_CONTENT_LENGTH ||
-                                    response.getChunkedTransferEncoding());
+    // Only an answer whose end the framing marks, read to that end, leaves
+    // the connection clean.
+    keep_alive = !result.stream_abandoned && response.getKeepAlive() &&
+                 (expected != Poco::Net::HTTPMessage::UNKNOWN_CONTENT_LENGTH ||
+                  response.getChunkedTransferEncoding());
     if (const auto hint = keep_alive_timeout(response.get("Keep-Alive", ""))) {
       server_hint = std::chrono::duration_cast<milliseconds>(*hint);
     }
   } catch (const Poco::TimeoutException&) {
+    if (in_stream) {
+      return fail(Attempt::Kind::stalled,
+                  "the stream from " + where + " sent nothing for " +
+                      std::to_string(options_.stall_timeout.count()) + " ms");
+    }
     return fail(Attempt::Kind::read_timeout,
                 "no answer from " + where + " within " + std::to_string(read_timeout.count()) +
                     " ms");
@@ -540,6 +571,45 @@ UpstreamClient::exchange(Provider& provider,
   return result;
 }
 
+void
+UpstreamClient::read_events(std::istream& in,
+                            const core::ChatRequest& request,
+                            Clock::time_point start,
+                            Attempt& result) const
+{
+  core::openai::ChatStream events(request.model, options_.max_response_bytes);
+  std::array<char, 16384> buffer{};
+  std::size_t total = 0;
+  std::size_t reported = 0;
+  // One recv per wake-up: peek() refills the stream's buffer with what one
+  // read returns, readsome() takes just that. A blocking read() would wait
+  // for a full buffer and hide the pieces.
+  while (in.peek() != std::char_traits<char>::eof()) {
+    const auto n = static_cast<std::size_t>(in.readsome(buffer.data(), buffer.size()));
+    total += n;
+    if (total > options_.max_response_bytes) {
+      result.kind = Attempt::Kind::truncated;
+      result.error = "the stream exceeds " + std::to_string(options_.max_response_bytes) + " bytes";
+      result.stream_abandoned = true;
+      return;
+    }
+    if (!events.feed(std::string_view(buffer.data(), n))) {
+      // An error or malformed event: the rest of this answer is useless.
+      result.stream_abandoned = true;
+      break;
+    }
+    if (!result.first_token && events.started()) {
+      result.first_token = since(start);
+    }
+    if (request.on_partial && events.received() != reported && !events.content().empty()) {
+      reported = events.received();
+      request.on_partial(events.content());
+    }
+    // After [DONE] the body is still read to its end: the connection stays clean.
+  }
+  result.streamed = events.finish();
+}
+
 // What one attempt means for the call: its reply, or why not and whether
 // to try again.
 struct UpstreamClient::Verdict {
@@ -553,7 +623,7 @@ struct UpstreamClient::Verdict {
 
 UpstreamClient::Verdict
 UpstreamClient::judge(const Provider& provider,
-                      const Attempt& result,
+                      Attempt& result,
                       const core::ChatRequest& request,
                       nlohmann::json& details) const
 {
@@ -567,6 +637,46 @@ UpstreamClient::judge(const Provider& provider,
     // Scrubbed before it is cut: a cut key is no longer found by scrub().
     const std::string kept_body =
         truncate(scrub(result.body, endpoint.api_key), options_.max_error_body);
+    if (result.streamed) {
+      if (auto* reply = std::get_if<core::ChatReply>(&*result.streamed)) {
+        reply->upstream_latency = result.latency;
+        reply->streamed = true;
+        reply->time_to_first_token = result.first_token;
+        v.reply = std::move(*reply);
+        return v;
+      }
+      using Problem = core::openai::StreamProblem;
+      const auto& problem = std::get<Problem>(*result.streamed);
+      if (!problem.event.empty()) {
+        details["body"] = truncate(scrub(problem.event, endpoint.api_key), options_.max_error_body);
+      }
+      switch (problem.kind) {
+      case Problem::Kind::provider_error: {
+        if (!problem.code.empty()) {
+          details["upstream_code"] = problem.code;
+        }
+        // Judged like an error answer that came as a 500 (or GLM's 1302 as a 429).
+        const auto c = core::openai::classify_status(
+            problem.code == "1302" ? 429 : 500, endpoint.display_name, problem.code);
+        v.code = c.code;
+        v.retryable = c.retryable;
+        v.provider_fault = c.provider_fault;
+        v.message = endpoint.display_name +
+                    " reported an error mid-stream: " + scrub(problem.what, endpoint.api_key);
+        return v;
+      }
+      case Problem::Kind::incomplete:
+        v.retryable = true;
+        v.message = endpoint.display_name + " stream was cut off: " + problem.what;
+        return v;
+      case Problem::Kind::malformed:
+      case Problem::Kind::too_large:
+      case Problem::Kind::no_choices:
+        v.message = endpoint.display_name + " returned an unreadable stream (" + problem.what + ")";
+        return v;
+      }
+      return v;
+    }
     if (result.status >= 200 && result.status < 300) {
       auto parsed = core::openai::parse_chat_reply(result.body, request.model);
       if (auto* reply = std::get_if<core::ChatReply>(&parsed)) {
@@ -603,6 +713,11 @@ UpstreamClient::judge(const Provider& provider,
   case Attempt::Kind::truncated:
     v.retryable = true;
     v.message = endpoint.display_name + " reply was cut off: " + result.error;
+    return v;
+  case Attempt::Kind::stalled:
+    v.code = core::Errc::timeout;
+    v.retryable = true;
+    v.message = endpoint.display_name + " stalled: " + result.error;
     return v;
   case Attempt::Kind::read_timeout:
     v.code = core::Errc::timeout;
@@ -650,7 +765,7 @@ UpstreamClient::complete(std::string_view provider_id,
   }
   std::string payload;
   try {
-    payload = core::openai::chat_request_body(request, false, base64);
+    payload = core::openai::chat_request_body(request, options_.stream, base64);
   } catch (const std::exception& e) {
     return ChatFailure{Errc::internal_error, e.what(), nlohmann::json::object()};
   }
@@ -690,13 +805,14 @@ UpstreamClient::complete(std::string_view provider_id,
     ++attempts;
     log_->debug(
         "upstream request provider={} model={} attempt={}", endpoint.id, request.model, attempts);
-    const Attempt result = attempt(*provider,
-                                   Poco::Net::HTTPRequest::HTTP_POST,
-                                   "/chat/completions",
-                                   payload,
-                                   std::min(endpoint.connect_timeout, read_timeout),
-                                   read_timeout,
-                                   stop);
+    Attempt result = attempt(*provider,
+                             Poco::Net::HTTPRequest::HTTP_POST,
+                             "/chat/completions",
+                             payload,
+                             std::min(endpoint.connect_timeout, read_timeout),
+                             read_timeout,
+                             stop,
+                             options_.stream ? &request : nullptr);
     if (result.kind == Attempt::Kind::cancelled || stop.stop_requested()) {
       return fail(Errc::cancelled, "cancelled while calling " + endpoint.display_name, false);
     }
@@ -704,11 +820,12 @@ UpstreamClient::complete(std::string_view provider_id,
     if (verdict.reply) {
       verdict.reply->attempts = attempts;
       provider->breaker.record_success();
-      log_->debug("upstream ok provider={} model={} attempts={} latency_ms={}",
+      log_->debug("upstream ok provider={} model={} attempts={} latency_ms={} streamed={}",
                   endpoint.id,
                   verdict.reply->model,
                   attempts,
-                  result.latency.count());
+                  result.latency.count(),
+                  verdict.reply->streamed);
       return std::move(*verdict.reply);
     }
     if (verdict.retryable) {

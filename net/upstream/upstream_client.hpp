@@ -51,6 +51,11 @@ struct UpstreamOptions {
   // 0: one connection per request, "Connection: close".
   std::chrono::milliseconds idle_timeout = core::DaemonConfig{}.upstream_idle;
   std::function<std::chrono::steady_clock::time_point()> pool_clock; // tests; default: steady
+  // Chat requests ask for `stream: true` and read server-sent events
+  // (EXAI_UPSTREAM_STREAM); an answer that sends nothing for `stall_timeout`
+  // is aborted as a timeout and retried (EXAI_UPSTREAM_STALL_SECS).
+  bool stream = false; // the daemon turns it on (EXAI_UPSTREAM_STREAM, default true)
+  std::chrono::milliseconds stall_timeout = core::DaemonConfig{}.upstream_stall;
 };
 
 // Result of a cheap authenticated request (GET {base}/models).
@@ -71,7 +76,8 @@ std::vector<UpstreamEndpoint> endpoints_from(const core::ProviderRegistry& regis
                                              const core::DaemonConfig& config = {});
 
 // Options from settings and config: EXAI_CA_FILE (CA bundle for HTTPS
-// verification), EXAI_UPSTREAM_IDLE_SECS.
+// verification), EXAI_UPSTREAM_IDLE_SECS, EXAI_UPSTREAM_STREAM,
+// EXAI_UPSTREAM_STALL_SECS.
 UpstreamOptions upstream_options_from(const core::Settings& settings,
                                       const core::DaemonConfig& config = {});
 
@@ -91,6 +97,14 @@ UpstreamOptions upstream_options_from(const core::Settings& settings,
 // to its end (failure, cancel, deadline) is closed, never pooled. Fresh HTTPS
 // connections resume the provider's last TLS session. One reaper thread
 // closes idle connections past their time.
+// Streaming (UpstreamOptions::stream): the answer's server-sent events are
+// read as they arrive (core/providers/chat_stream), ChatRequest::on_partial
+// hears the content so far, and the reply is the one the non-streamed answer
+// would give. Silence longer than the stall timeout mid-answer is a
+// retryable timeout; an error event mid-stream is judged like an HTTP error
+// answer. A provider that answers a streamed request with plain JSON is read
+// as such. A stream abandoned midway (error event, malformed event, cancel)
+// is not read further and its connection is closed, never pooled.
 // TLS: certificate and host name verification always on; system CA store
 // unless `ca_file` is set. Thread-safe.
 class UpstreamClient final : public core::ChatBackend {
@@ -123,7 +137,7 @@ private:
   struct Verdict;
 
   Verdict judge(const Provider& provider,
-                const Attempt& result,
+                Attempt& result,
                 const core::ChatRequest& request,
                 nlohmann::json& details) const;
 
@@ -134,7 +148,8 @@ private:
                   const std::string& body,
                   std::chrono::milliseconds connect_timeout,
                   std::chrono::milliseconds read_timeout,
-                  const std::stop_token& stop) const;
+                  const std::stop_token& stop,
+                  const core::ChatRequest* stream = nullptr) const;
   Attempt exchange(Provider& provider,
                    const std::string& method,
                    const std::string& path,
@@ -142,7 +157,13 @@ private:
                    std::chrono::milliseconds connect_timeout,
                    std::chrono::milliseconds read_timeout,
                    const std::stop_token& stop,
-                   bool may_reuse) const;
+                   bool may_reuse,
+                   const core::ChatRequest* stream) const;
+  // Reads a 2xx event-stream body into `result` (see above).
+  void read_events(std::istream& in,
+                   const core::ChatRequest& request,
+                   std::chrono::steady_clock::time_point start,
+                   Attempt& result) const;
   std::unique_ptr<UpstreamConnection> open_connection(Provider& provider,
                                                       std::chrono::milliseconds connect_timeout,
                                                       const std::stop_token& stop,

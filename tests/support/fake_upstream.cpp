@@ -1,6 +1,7 @@
 #include "tests/support/fake_upstream.hpp"
 
 #include "net/upstream/ssl_init.hpp"
+#include "tests/support/fake_sse.hpp"
 
 #include <Poco/Net/Context.h>
 #include <Poco/Net/HTTPRequestHandler.h>
@@ -22,6 +23,7 @@
 #include <algorithm>
 #include <atomic>
 #include <charconv>
+#include <csignal>
 #include <deque>
 #include <set>
 #include <thread>
@@ -159,6 +161,18 @@ parse_directives(std::string_view prompt, FakeBehavior base)
       base.close = true;
     } else if (name == "stall_ms" && has_value) {
       base.stall = std::chrono::milliseconds(value);
+    } else if (name == "cached" && has_value) {
+      base.cached = value;
+    } else if (name == "big_event" && has_value) {
+      base.big_event = value;
+    } else if (name == "chunks" && has_value) {
+      base.chunks = value;
+    } else if (name == "chunk_ms" && has_value) {
+      base.chunk_delay = std::chrono::milliseconds(value);
+    } else if (name == "sse_error") {
+      base.sse_error = true;
+    } else if (name == "no_done") {
+      base.no_done = true;
     }
   }
   return base;
@@ -201,6 +215,12 @@ struct FakeUpstream::Impl {
   }
 
   void handle(Poco::Net::HTTPServerRequest& request, Poco::Net::HTTPServerResponse& response);
+  // Streams `events` with the behaviour's pauses, stall or truncation.
+  void send_events(Poco::Net::HTTPServerRequest& request,
+                   Poco::Net::HTTPServerResponse& response,
+                   const std::vector<std::string>& events,
+                   const FakeBehavior& behavior,
+                   bool fail);
 };
 
 namespace {
@@ -330,9 +350,21 @@ FakeUpstream::Impl::handle(Poco::Net::HTTPServerRequest& request,
   const auto json = nlohmann::json::parse(record.body, nullptr, false);
   std::string model = "unknown";
   ChatShape shape;
+  bool stream = false;
   if (!json.is_discarded() && json.is_object()) {
     model = json.value("model", model);
     shape = chat_shape(json);
+    stream = json.contains("stream") && json["stream"].is_boolean() && json["stream"].get<bool>();
+  }
+  if (stream) {
+    const std::lock_guard lock(mutex);
+    // Recorded before the answer, which may never come.
+    for (auto it = recorded.rbegin(); it != recorded.rend(); ++it) {
+      if (it->peer == record.peer && it->body == record.body) {
+        it->streamed = true;
+        break;
+      }
+    }
   }
   const std::string& prompt = shape.prompt;
 
@@ -399,10 +431,18 @@ FakeUpstream::Impl::handle(Poco::Net::HTTPServerRequest& request,
   }
 
   const std::uint64_t id = ++ids;
-  const auto prompt_tokens = static_cast<int>(record.body.size() / 4 + 1);
+  // From the messages only: a streamed and a plain request count the same.
+  const auto prompt_tokens = static_cast<int>((json.is_object() && json.contains("messages")
+                                                   ? json["messages"].dump().size()
+                                                   : record.body.size()) /
+                                                  4 +
+                                              1);
   std::string content = "echo: " + prompt;
   if (shape.images > 0) {
     content += " [images: " + std::to_string(shape.images) + "]";
+  }
+  if (behavior.big_event > 0) {
+    content.append(static_cast<std::size_t>(behavior.big_event), 'z');
   }
   nlohmann::json message = {{"role", "assistant"}, {"content", content}};
   std::string finish_reason = "stop";
@@ -424,20 +464,31 @@ FakeUpstream::Impl::handle(Poco::Net::HTTPServerRequest& request,
     message["content"] = content;
   }
   const auto completion_tokens = static_cast<int>(content.size() / 4 + 1);
+  nlohmann::json usage = {{"prompt_tokens", prompt_tokens},
+                          {"completion_tokens", completion_tokens},
+                          {"total_tokens", prompt_tokens + completion_tokens}};
+  if (behavior.cached > 0) {
+    if (model.rfind("kimi", 0) == 0 || model.rfind("moonshot", 0) == 0) {
+      usage["cached_tokens"] = behavior.cached;
+    } else {
+      usage["prompt_tokens_details"] = {{"cached_tokens", behavior.cached}};
+    }
+  }
   nlohmann::json reply = {
       {"id", "chatcmpl-fake-" + std::to_string(id)},
       {"object", "chat.completion"},
       {"created", 1700000000},
       {"model", model},
       {"choices", {{{"index", 0}, {"message", message}, {"finish_reason", finish_reason}}}},
-      {"usage",
-       {{"prompt_tokens", prompt_tokens},
-        {"completion_tokens", completion_tokens},
-        {"total_tokens", prompt_tokens + completion_tokens}}}};
+      {"usage", usage}};
   if (shape.glm_search) {
     reply["web_search"] = {{{"title", "Fake result"},
                             {"link", "https://search.invalid/1"},
                             {"content", "a fake search result"}}};
+  }
+  if (stream) {
+    send_events(request, response, sse_events(reply, behavior, fail), behavior, fail);
+    return;
   }
   std::string body = reply.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
   if (behavior.minimal) {
@@ -485,6 +536,39 @@ FakeUpstream::Impl::handle(Poco::Net::HTTPServerRequest& request,
   send_json(response, 200, body);
 }
 
+void
+FakeUpstream::Impl::send_events(Poco::Net::HTTPServerRequest& request,
+                                Poco::Net::HTTPServerResponse& response,
+                                const std::vector<std::string>& events,
+                                const FakeBehavior& behavior,
+                                bool fail)
+{
+  response.setStatus(Poco::Net::HTTPResponse::HTTP_OK);
+  response.setContentType("text/event-stream");
+  response.setChunkedTransferEncoding(true);
+  response.set("Cache-Control", "no-cache");
+  std::ostream& out = response.send();
+  const std::size_t cut =
+      fail && (behavior.stall.count() > 0 || behavior.truncate) ? events.size() / 2 : events.size();
+  for (std::size_t i = 0; i < cut; ++i) {
+    if (i > 0 && behavior.chunk_delay.count() > 0 && !pause(behavior.chunk_delay)) {
+      drop_connection(request, response);
+      return;
+    }
+    out << events[i];
+    out.flush();
+    if (!out) {
+      return; // the client went away (cancelled)
+    }
+  }
+  if (cut < events.size()) {
+    if (behavior.stall.count() > 0) {
+      pause(behavior.stall);
+    }
+    drop_connection(request, response);
+  }
+}
+
 FakeUpstream::FakeUpstream()
     : FakeUpstream(Options{})
 {
@@ -493,6 +577,9 @@ FakeUpstream::FakeUpstream()
 FakeUpstream::FakeUpstream(Options options)
     : impl_(std::make_unique<Impl>())
 {
+  // A client that goes away mid-stream must cost a write error, not the
+  // process (Poco's send() on Linux does not pass MSG_NOSIGNAL).
+  std::signal(SIGPIPE, SIG_IGN);
   impl_->options = std::move(options);
   impl_->default_behavior = impl_->options.behavior;
   const Poco::Net::SocketAddress address("127.0.0.1", impl_->options.port);

@@ -46,6 +46,20 @@
 //   [[close]]          a normal reply that promises keep-alive, after which the
 //                      server closes the connection (FIN): a pooled client finds
 //                      it dead when it next wants it
+//   [[cached=N]]       the usage reports N cached prompt tokens (Kimi's
+//                      `cached_tokens`, GLM's prompt_tokens_details)
+//   [[big_event=N]]    N filler bytes appended to the reply's content; a
+//                      streamed reply sends the content in one event
+// A request with "stream": true is answered with server-sent events (see
+// fake_sse.hpp: chunked, text/event-stream), and these apply to it:
+//   [[chunks=N]]       the content in N pieces (default 4)
+//   [[chunk_ms=N]]     N ms between events (interrupted by stop())
+//   [[sse_error]]      an error event after the first content piece, then the end
+//   [[no_done]]        no final "data: [DONE]" (the finish chunk still comes)
+//   [[malformed]]      a malformed event after the first content piece
+//   [[truncate]]       half the events, then the connection is dropped
+//   [[stall_ms=N]]     half the events, nothing for N ms, then the connection
+//                      is dropped
 //   [[fail_times=N]]   only the first N requests carrying this exact prompt
 //                      text fail (with [[status=...]], [[glm_1302]], [[reset]], [[stall_ms=N]],
 //                      [[truncate]] or [[malformed]]; plain 503 when none is
@@ -74,20 +88,26 @@ namespace exai::test {
 
 // What the fake does with one chat request.
 struct FakeBehavior {
-  std::chrono::milliseconds latency{0}; // [[sleep_ms=N]]
-  int status = 200;                     // [[status=N]]
-  std::optional<int> retry_after;       // [[retry_after=S]]
-  bool glm_1302 = false;                // [[glm_1302]]
-  bool hang = false;                    // [[hang]]
-  bool malformed = false;               // [[malformed]]
-  bool truncate = false;                // [[truncate]]
-  bool reset = false;                   // [[reset]]
-  bool minimal = false;                 // [[minimal]]
-  bool echo_auth = false;               // [[echo_auth]]
-  bool close = false;                   // [[close]]
-  std::chrono::milliseconds stall{0};   // [[stall_ms=N]]
-  int pad = 0;                          // [[pad=N]]
-  int fail_times = -1;                  // [[fail_times=N]]; -1 = always apply the failure
+  std::chrono::milliseconds latency{0};     // [[sleep_ms=N]]
+  int status = 200;                         // [[status=N]]
+  std::optional<int> retry_after;           // [[retry_after=S]]
+  bool glm_1302 = false;                    // [[glm_1302]]
+  bool hang = false;                        // [[hang]]
+  bool malformed = false;                   // [[malformed]]
+  bool truncate = false;                    // [[truncate]]
+  bool reset = false;                       // [[reset]]
+  bool minimal = false;                     // [[minimal]]
+  bool echo_auth = false;                   // [[echo_auth]]
+  bool close = false;                       // [[close]]
+  std::chrono::milliseconds stall{0};       // [[stall_ms=N]]
+  int pad = 0;                              // [[pad=N]]
+  int fail_times = -1;                      // [[fail_times=N]]; -1 = always apply the failure
+  int cached = 0;                           // [[cached=N]]
+  int big_event = 0;                        // [[big_event=N]]
+  int chunks = 4;                           // [[chunks=N]] (streamed)
+  std::chrono::milliseconds chunk_delay{0}; // [[chunk_ms=N]] (streamed)
+  bool sse_error = false;                   // [[sse_error]] (streamed)
+  bool no_done = false;                     // [[no_done]] (streamed)
 };
 
 // `base` with every directive found in `prompt` applied on top.
@@ -99,7 +119,8 @@ struct RecordedRequest {
   std::string path;
   std::map<std::string, std::string> headers; // as sent (names as spelled by the client)
   std::string body;
-  std::string peer; // the client's "address:port": one per connection
+  std::string peer;      // the client's "address:port": one per connection
+  bool streamed = false; // the body asked for "stream": true
 };
 
 class FakeUpstream {

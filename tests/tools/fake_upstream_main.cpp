@@ -23,14 +23,18 @@ namespace {
 constexpr std::string_view kUsage =
     "usage: exai_fake_upstream [--port N] [--latency-ms N] [--key KEY]\n"
     "                          [--tls-cert PEM --tls-key PEM] [--max-threads N] [--ignore-stdin]\n"
+    "                          [--connect-delay-ms N] [--chunk-ms N]\n"
     "  --port N        TCP port on 127.0.0.1 (default 0: ephemeral)\n"
     "  --latency-ms N  default delay before every chat reply (default 0)\n"
     "  --key KEY       require 'Authorization: Bearer KEY' (default: no check)\n"
     "  --tls-cert PEM, --tls-key PEM  serve HTTPS with this certificate and key\n"
     "  --max-threads N concurrent connections served (default 64)\n"
     "  --ignore-stdin  do not exit when stdin reaches EOF (for `&` in scripts)\n"
+    "  --connect-delay-ms N  added to the first request of every new connection (default 0)\n"
+    "  --chunk-ms N    default delay between the events of a streamed reply (default 0)\n"
     "Prints 'listening on 127.0.0.1:PORT'. Prompt directives such as [[sleep_ms=N]],\n"
-    "[[status=N]], [[hang]], [[glm_1302]] steer single requests.\n";
+    "[[status=N]], [[hang]], [[glm_1302]] steer single requests; \"stream\": true\n"
+    "requests get server-sent events ([[chunk_ms=N]], [[sse_error]], [[stall_ms=N]]...).\n";
 
 int
 number(std::string_view option, const char* value)
@@ -73,6 +77,10 @@ main(int argc, char** argv)
         options.key_file = value();
       } else if (arg == "--max-threads") {
         options.max_threads = std::max(1, number(arg, value()));
+      } else if (arg == "--connect-delay-ms") {
+        options.connect_delay = std::chrono::milliseconds(number(arg, value()));
+      } else if (arg == "--chunk-ms") {
+        options.behavior.chunk_delay = std::chrono::milliseconds(number(arg, value()));
       } else if (arg == "--ignore-stdin") {
         watch_stdin = false;
       } else if (arg == "--help" || arg == "-h") {

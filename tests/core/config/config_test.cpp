@@ -45,6 +45,37 @@ TEST_CASE("defaults match the Python daemon's", "[core][config]")
   CHECK(from_env({{"EXAI_UPSTREAM_IDLE_SECS", "0"}}).upstream_idle.count() == 0);
   CHECK(from_env({{"EXAI_UPSTREAM_IDLE_SECS", "2.5"}}).upstream_idle ==
         std::chrono::milliseconds(2500));
+  CHECK(c.upstream_stream);
+  CHECK(c.upstream_stall == std::chrono::seconds(60));
+  CHECK(c.prices.empty());
+  CHECK_FALSE(from_env({{"EXAI_UPSTREAM_STREAM", "false"}}).upstream_stream);
+  CHECK_FALSE(from_env({{"EXAI_UPSTREAM_STREAM", "Off"}}).upstream_stream);
+  CHECK(from_env({{"EXAI_UPSTREAM_STREAM", "1"}}).upstream_stream);
+  CHECK(from_env({{"EXAI_UPSTREAM_STALL_SECS", "0.5"}}).upstream_stall ==
+        std::chrono::milliseconds(500));
+}
+
+TEST_CASE("EXAI_PRICES is keyed by canonical model name; unknown models are refused",
+          "[core][config]")
+{
+  const auto prices = from_env({{"EXAI_PRICES", "kimi-k2:0.6:2.5,glm-4.5-flash:0:0"}}).prices;
+  REQUIRE(prices.size() == 2);
+  CHECK(prices.at("kimi-k2-0905-preview").output_per_million == Approx(2.5));
+  CHECK(prices.count("glm-4.5-flash") == 1);
+  try {
+    (void)from_env({{"EXAI_PRICES", "gpt-9:1:1"}});
+    FAIL("no error");
+  } catch (const Error& e) {
+    CHECK_THAT(e.what(),
+               Catch::Contains("EXAI_PRICES") && Catch::Contains("'gpt-9'") &&
+                   Catch::Contains("not a known model"));
+  }
+  try {
+    (void)from_env({{"EXAI_PRICES", "kimi-k2:1:1,kimi-k2-0905-preview:1:2"}});
+    FAIL("no error");
+  } catch (const Error& e) {
+    CHECK_THAT(e.what(), Catch::Contains("priced twice"));
+  }
 }
 
 TEST_CASE("flag beats environment beats env file beats default", "[core][config]")
@@ -80,6 +111,9 @@ TEST_CASE("an invalid numeric setting names the variable, the value and the rang
       {"EXAI_WS_BUSY_POLL_US", "fast", "an integer from 0 to 10000"},
       {"EXAI_UPSTREAM_IDLE_SECS", "-1", "seconds from 0 to 3600"},
       {"EXAI_UPSTREAM_IDLE_SECS", "forever", "seconds from 0 to 3600"},
+      {"EXAI_UPSTREAM_STALL_SECS", "0", "seconds from 0.05 to 3600"},
+      {"EXAI_UPSTREAM_STALL_SECS", "soon", "seconds from 0.05 to 3600"},
+      {"EXAI_UPSTREAM_STREAM", "maybe", "true or false"},
   }));
   CAPTURE(name, value);
   try {

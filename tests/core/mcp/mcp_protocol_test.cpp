@@ -331,3 +331,18 @@ TEST_CASE("a batch parses to its messages, refused whole when empty, too large o
   CHECK_FALSE(mcp::batches_allowed("2025-06-18"));
   CHECK(mcp::batch_response({"1", "2"}) == "[1,2]");
 }
+
+TEST_CASE("partial output in a progress note reaches the MCP progress message",
+          "[core][mcp_protocol][stream]")
+{
+  const auto t0 = mcp::CallTranslator::Clock::now();
+  const std::string note = "streaming from glm-4.5 (11 chars): Hello world";
+  mcp::CallTranslator bridged(1, "tok", t0);
+  const auto out = bridged.on_frame({{"op", "progress"}, {"note", note}}, t0);
+  REQUIRE(out.size() == 1);
+  CHECK(json::parse(out[0])["params"]["message"] == note);
+  mcp::CallTranslator http(2, "tok", t0);
+  const auto direct = http.on_progress(note, t0);
+  REQUIRE(direct);
+  CHECK(json::parse(*direct)["params"]["message"] == note);
+}
