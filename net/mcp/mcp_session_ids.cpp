@@ -59,26 +59,33 @@ from_base64url(std::string_view text)
   }
 }
 
-std::string
-load_or_create_secret(const std::filesystem::path& path)
+[[noreturn]] void
+bad_key(const std::filesystem::path& path)
+{
+  throw core::Error(core::Errc::config_invalid,
+                    "MCP session key " + path.string() + " is unreadable or not " +
+                        std::to_string(kSecretHexChars) +
+                        " hex characters; remove it to have a new one created (open /mcp "
+                        "sessions then need to initialize again)");
+}
+
+// Into `secret` (an out-parameter: g++ 12 at -O2 reports a false
+// -Warray-bounds when this returns the string it read).
+void
+load_or_create_secret(const std::filesystem::path& path, std::string& secret)
 {
   std::error_code ec;
   if (std::filesystem::exists(path, ec)) {
     std::ifstream in(path);
-    std::string secret;
-    in >> secret;
-    if (!in || secret.size() != kSecretHexChars) {
-      throw core::Error(core::Errc::config_invalid,
-                        "MCP session key " + path.string() + " is unreadable or not " +
-                            std::to_string(kSecretHexChars) +
-                            " hex characters; remove it to have a new one created (open /mcp "
-                            "sessions then need to initialize again)");
+    std::getline(in, secret);
+    if (secret.size() != kSecretHexChars ||
+        secret.find_first_not_of("0123456789abcdef") != std::string::npos) {
+      bad_key(path);
     }
-    return secret;
+    return;
   }
-  std::string secret = core::random_hex(kSecretHexChars / 2);
+  secret = core::random_hex(kSecretHexChars / 2);
   core::write_file_atomically(path.string(), secret + "\n");
-  return secret;
 }
 
 } // namespace
@@ -90,7 +97,7 @@ McpSessionIds::McpSessionIds(const std::string& state_dir)
     return;
   }
   const std::filesystem::path dir(state_dir);
-  secret_ = load_or_create_secret(dir / "mcp-session.key");
+  load_or_create_secret(dir / "mcp-session.key", secret_);
   revoked_path_ = (dir / "mcp-revoked").string();
   std::ifstream in(revoked_path_);
   for (std::string line; std::getline(in, line);) {
