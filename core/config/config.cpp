@@ -4,6 +4,7 @@
 #include "core/util/text.hpp"
 
 #include <algorithm>
+#include <cctype>
 #include <charconv>
 #include <cmath>
 #include <cstdlib>
@@ -114,6 +115,26 @@ read_seconds(
     out_of_range(name, *raw, range);
   }
   return Millis(static_cast<std::int64_t>(std::llround(value * 1000.0)));
+}
+
+bool
+read_bool(const Settings& settings, std::string_view name, bool fallback)
+{
+  const auto raw = settings.get(name);
+  if (!raw || trimmed(*raw).empty()) {
+    return fallback;
+  }
+  std::string text = trimmed(*raw);
+  std::transform(text.begin(), text.end(), text.begin(), [](unsigned char c) {
+    return static_cast<char>(std::tolower(c));
+  });
+  if (text == "true" || text == "1" || text == "yes" || text == "on") {
+    return true;
+  }
+  if (text == "false" || text == "0" || text == "no" || text == "off") {
+    return false;
+  }
+  out_of_range(name, *raw, "true or false (also 1/0, yes/no, on/off)");
 }
 
 std::vector<std::string>
@@ -246,6 +267,37 @@ load_daemon_config(const Settings& settings)
                                         1,
                                         1LL << 30));
   c.upstream_idle = read_seconds(settings, "EXAI_UPSTREAM_IDLE_SECS", c.upstream_idle, 0, 3600);
+  const auto lower_names = [&](std::string_view name) {
+    std::vector<std::string> names = split_list(settings.get(name).value_or(""));
+    for (auto& item : names) {
+      std::transform(item.begin(), item.end(), item.begin(), [](unsigned char ch) {
+        return static_cast<char>(std::tolower(ch));
+      });
+    }
+    return names;
+  };
+  for (auto& tool : lower_names("DISABLED_TOOLS")) {
+    c.disabled_tools.insert(std::move(tool));
+  }
+  c.lean_mode = read_bool(settings, "LEAN_MODE", c.lean_mode);
+  c.lean_tools = lower_names("LEAN_TOOLS");
+  c.strict_lean = read_bool(settings, "STRICT_LEAN", c.strict_lean);
+  c.diagnostics = read_bool(settings, "DIAGNOSTICS", c.diagnostics);
+  c.toolcall_log_max_bytes =
+      static_cast<std::size_t>(read_int(settings,
+                                        "EXAI_TOOLCALL_LOG_MAX_BYTES",
+                                        static_cast<std::int64_t>(c.toolcall_log_max_bytes),
+                                        4096,
+                                        std::int64_t{1} << 34));
+  c.toolcall_log_keep =
+      static_cast<int>(read_int(settings, "EXAI_TOOLCALL_LOG_KEEP", c.toolcall_log_keep, 0, 100));
+  c.toolcall_log_content = read_bool(settings, "EXAI_TOOLCALL_LOG_CONTENT", false);
+  c.upload_max_bytes =
+      static_cast<std::size_t>(read_int(settings,
+                                        "EXAI_UPLOAD_MAX_BYTES",
+                                        static_cast<std::int64_t>(c.upload_max_bytes),
+                                        1,
+                                        std::int64_t{512} << 20U));
   return c;
 }
 
