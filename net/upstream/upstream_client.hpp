@@ -3,6 +3,7 @@
 #include "core/config/config.hpp"
 #include "core/providers/chat.hpp"
 #include "core/providers/circuit_breaker.hpp"
+#include "core/providers/provider_http.hpp"
 #include "core/providers/providers.hpp"
 #include "core/providers/retry_policy.hpp"
 #include "net/upstream/connection_pool.hpp"
@@ -93,7 +94,9 @@ UpstreamOptions upstream_options_from(const core::Settings& settings,
 // closes idle connections past their time.
 // TLS: certificate and host name verification always on; system CA store
 // unless `ca_file` is set. Thread-safe.
-class UpstreamClient final : public core::ChatBackend {
+// It also implements core::ProviderHttp (Files API, web search, probes)
+// with the same connections, retries, breaker and key scrubbing.
+class UpstreamClient final : public core::ChatBackend, public core::ProviderHttp {
 public:
   UpstreamClient(std::vector<UpstreamEndpoint> endpoints,
                  UpstreamOptions options = {},
@@ -112,6 +115,11 @@ public:
 
   core::UpstreamPoolStats pool_stats(std::string_view provider_id) const override;
 
+  core::ProviderHttpOutcome send(std::string_view provider_id,
+                                 const core::ProviderHttpRequest& request,
+                                 std::stop_token stop) override;
+  std::string content_digest(std::string_view bytes) const override;
+
   // One GET {base}/models with `timeout` for connect and read, no retries,
   // no circuit breaker. An unknown provider reads unreachable.
   ProbeResult
@@ -128,13 +136,19 @@ private:
                 nlohmann::json& details) const;
 
   // One exchange; a stale reused connection is replaced once (see above).
+  // What to send besides method, path and body.
+  struct Outgoing {
+    std::string content_type = "application/json";
+    std::map<std::string, std::string> headers;
+  };
   Attempt attempt(Provider& provider,
                   const std::string& method,
                   const std::string& path,
                   const std::string& body,
                   std::chrono::milliseconds connect_timeout,
                   std::chrono::milliseconds read_timeout,
-                  const std::stop_token& stop) const;
+                  const std::stop_token& stop,
+                  const Outgoing& outgoing) const;
   Attempt exchange(Provider& provider,
                    const std::string& method,
                    const std::string& path,
@@ -142,7 +156,8 @@ private:
                    std::chrono::milliseconds connect_timeout,
                    std::chrono::milliseconds read_timeout,
                    const std::stop_token& stop,
-                   bool may_reuse) const;
+                   bool may_reuse,
+                   const Outgoing& outgoing) const;
   std::unique_ptr<UpstreamConnection> open_connection(Provider& provider,
                                                       std::chrono::milliseconds connect_timeout,
                                                       const std::stop_token& stop,
