@@ -3,11 +3,7 @@
 // cause no upstream request; the final step causes exactly one, carrying the
 // tool's own system prompt, the consolidated findings and the file contents.
 
-#include "tests/support/daemon_checks.hpp"
-#include "tests/support/fake_upstream.hpp"
-#include "tests/support/serve_process.hpp"
-#include "tests/support/temp_dir.hpp"
-#include "tests/support/ws_client.hpp"
+#include "tests/support/provider_daemon.hpp"
 
 #include <catch2/catch.hpp>
 
@@ -21,57 +17,13 @@ namespace {
 using exai::test::deadline_in;
 using exai::test::FakeUpstream;
 using exai::test::ServeProcess;
-using exai::test::TempDir;
 using exai::test::WsClient;
 using nlohmann::json;
 using namespace std::chrono_literals;
 namespace fs = std::filesystem;
 
-struct Daemon {
-  FakeUpstream kimi;
-  FakeUpstream glm;
-  TempDir roots;
-  std::unique_ptr<ServeProcess> serve;
-  std::unique_ptr<WsClient> ws;
-
-  explicit Daemon(const ServeProcess::Env& extra = {})
-  {
-    ServeProcess::Env env = {{"EXAI_FILE_ROOTS", roots.path()},
-                             {"KIMI_API_KEY", "kimi-e2e-key-0123456789"},
-                             {"KIMI_API_URL", kimi.base_url()},
-                             {"GLM_API_KEY", "glm-e2e-key-0123456789"},
-                             {"GLM_API_URL", glm.base_url()}};
-    env.insert(extra.begin(), extra.end());
-    serve = ServeProcess::start_ready(env);
-    ws = std::make_unique<WsClient>(serve->port());
-    const auto ack = ws->hello();
-    REQUIRE(ack);
-    REQUIRE(ack->at("ok") == true);
-  }
-
-  json call(const std::string& tool, const json& arguments)
-  {
-    static int next = 0;
-    const auto res = exai::test::call_tool(*ws, "w" + std::to_string(++next), tool, arguments);
-    REQUIRE(res);
-    return *res;
-  }
-
-  // The reply envelope of a successful call.
-  json reply(const std::string& tool, const json& arguments)
-  {
-    return exai::test::result_envelope(call(tool, arguments));
-  }
-
-  std::size_t upstream_requests() const { return kimi.request_count() + glm.request_count(); }
-
-  std::string file(const std::string& name, const std::string& text) const
-  {
-    const fs::path path = fs::path(roots.path()) / name;
-    std::ofstream(path) << text;
-    return path.string();
-  }
-};
+// The shared two-provider daemon (tests/support/provider_daemon.hpp).
+using Daemon = exai::test::ProviderDaemon;
 
 json
 step(int number, int total, bool more, const std::string& findings, json extra = json::object())
