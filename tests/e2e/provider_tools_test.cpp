@@ -212,6 +212,15 @@ TEST_CASE("kimi_chat_with_tools checks messages and model", "[e2e][provider][too
                                             {{"role", "tool"}, {"content", "b"}}})}});
   CHECK(no_id["code"] == "VALIDATION_ERROR");
   CHECK(no_id["details"]["field"] == "messages[1].tool_call_id");
+  const json nameless = d.error(
+      "kimi_chat_with_tools",
+      {{"messages",
+        json::array(
+            {{{"role", "assistant"},
+              {"content", ""},
+              {"tool_calls", json::array({{{"id", "x"}, {"function", json::object()}}})}}})}});
+  CHECK(nameless["details"]["field"] == "messages[0].tool_calls[0].function.name");
+  CHECK(nameless["details"]["rule"] == "required");
   const json role = d.error("kimi_chat_with_tools",
                             {{"messages", json::array({{{"role", "robot"}, {"content", "a"}}})}});
   CHECK(role["details"]["field"] == "messages[0].role");
