@@ -76,16 +76,22 @@ ToolCallLog::~ToolCallLog()
 void
 ToolCallLog::record(ToolCallRecord record)
 {
+  bool was_empty = false;
   {
     const std::lock_guard lock(mutex_);
     if (queue_.size() >= options_.max_queued) {
       ++dropped_;
       return;
     }
+    was_empty = queue_.empty();
     queue_.push_back(std::move(record));
     ++queued_total_;
   }
-  changed_.notify_all();
+  // The writer sleeps only on an empty queue: under load, calls queue their
+  // records without a wake-up each.
+  if (was_empty) {
+    changed_.notify_all();
+  }
 }
 
 void
