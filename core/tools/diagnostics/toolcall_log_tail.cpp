@@ -55,7 +55,9 @@ public:
     log->flush(); // every call that finished before this one
     auto events = ToolCallLog::tail(log->path(), tool.empty() ? n : kFilterWindow);
     if (!tool.empty()) {
-      std::erase_if(events, [&](const nlohmann::json& e) { return e.value("tool", "") != tool; });
+      std::erase_if(events, [&](const nlohmann::json& e) {
+        return !e.is_object() || !e.contains("tool") || e["tool"] != tool;
+      });
       if (events.size() > n) {
         events.erase(events.begin(), events.end() - static_cast<std::ptrdiff_t>(n));
       }

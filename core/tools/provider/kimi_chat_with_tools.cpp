@@ -9,6 +9,7 @@
 #include "core/tools/model_call.hpp"
 
 #include <algorithm>
+#include <optional>
 
 namespace exai::core::tools {
 
@@ -30,6 +31,24 @@ message_schema()
               {"description", "assistant messages: the calls the model asked for, as returned"}}}}},
           {"required", {"role"}},
           {"additionalProperties", false}};
+}
+
+// `object[key]` when it is a string, nullopt when absent; any other type is
+// the client's error.
+std::optional<std::string>
+optional_text(const nlohmann::json& object, const char* key, const std::string& at)
+{
+  const auto it = object.find(key);
+  if (it == object.end() || it->is_null()) {
+    return std::nullopt;
+  }
+  if (!it->is_string()) {
+    const std::string field = at + "." + key;
+    throw Error(Errc::validation_error,
+                "argument '" + field + "' must be a string",
+                {{"field", field}, {"value", it->dump()}, {"rule", "must be a string"}});
+  }
+  return it->get<std::string>();
 }
 
 ChatMessage
@@ -55,9 +74,10 @@ to_message(const nlohmann::json& item, std::size_t index)
                     "argument '" + field + "' is required",
                     {{"field", field}, {"rule", "required"}});
       }
+      const std::string at_call = at + ".tool_calls[" + std::to_string(i) + "]";
       ToolCall parsed;
-      parsed.id = call.value("id", "");
-      parsed.type = call.value("type", "function");
+      parsed.id = optional_text(call, "id", at_call).value_or("");
+      parsed.type = optional_text(call, "type", at_call).value_or("function");
       parsed.name = (*function)["name"].get<std::string>();
       const auto arguments = function->find("arguments");
       parsed.arguments = arguments == function->end() ? "{}"

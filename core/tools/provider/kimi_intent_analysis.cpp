@@ -39,7 +39,9 @@ check_hints(const std::string& reply, nlohmann::json& hints)
   if (!hints.contains("needs_websearch")) {
     return "'needs_websearch' is missing";
   }
-  const std::string complexity = hints.value("complexity", "");
+  const auto level = hints.find("complexity");
+  const std::string complexity =
+      level != hints.end() && level->is_string() ? level->get<std::string>() : std::string();
   if (complexity != "simple" && complexity != "moderate" && complexity != "deep") {
     return "'complexity' must be simple, moderate or deep";
   }

@@ -12,14 +12,24 @@ namespace {
 
 constexpr int kMaxList = 1000;
 
+// One file of the provider's list; fields of an unexpected type read as
+// empty (the answer is the provider's, not ours to trust).
 nlohmann::json
 file_entry(const nlohmann::json& item)
 {
-  return {{"id", item.value("id", "")},
-          {"filename", item.value("filename", "")},
-          {"bytes", item.value("bytes", 0)},
-          {"created_at", item.value("created_at", 0)},
-          {"purpose", item.value("purpose", "")}};
+  const auto text = [&](const char* key) {
+    const auto it = item.find(key);
+    return it != item.end() && it->is_string() ? it->get<std::string>() : std::string();
+  };
+  const auto number = [&](const char* key) {
+    const auto it = item.find(key);
+    return it != item.end() && it->is_number() ? it->get<std::int64_t>() : std::int64_t{0};
+  };
+  return {{"id", text("id")},
+          {"filename", text("filename")},
+          {"bytes", number("bytes")},
+          {"created_at", number("created_at")},
+          {"purpose", text("purpose")}};
 }
 
 class KimiManageFiles final : public Tool {
