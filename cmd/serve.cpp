@@ -82,7 +82,7 @@ run_serve(const ServeOptions& options, const GlobalOptions& global)
   net::UpstreamClient upstream(net::endpoints_from(providers, config),
                                net::upstream_options_from(settings, config),
                                core::log::get("net"));
-  core::Engine engine(core::EngineDeps{config, providers, tools, upstream});
+  core::Engine engine(core::EngineDeps{config, providers, tools, upstream, &upstream});
 
   std::atomic<core::DaemonState> state{core::DaemonState::starting};
   const auto started = std::chrono::system_clock::now();
@@ -97,7 +97,7 @@ run_serve(const ServeOptions& options, const GlobalOptions& global)
     in.port = server != nullptr ? server->port() : config.port;
     in.started_at = started;
     in.now = std::chrono::system_clock::now();
-    in.tool_count = tools.size();
+    in.tool_count = engine.listed_tool_count();
     in.engine = engine.stats();
     if (server != nullptr) {
       const std::size_t attached = server->attached_session_count();
@@ -118,6 +118,7 @@ run_serve(const ServeOptions& options, const GlobalOptions& global)
     return in;
   };
   auto health = [&inputs] { return core::health_json(inputs()); };
+  engine.set_health_source(health); // before any call: the server starts below
 
   std::unique_ptr<net::WsServer> server;
   try {

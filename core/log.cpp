@@ -1,5 +1,7 @@
 #include "core/log.hpp"
 
+#include "core/health/activity_log.hpp"
+
 #include <nlohmann/json.hpp>
 #include <spdlog/cfg/env.h>
 #include <spdlog/fmt/chrono.h>
@@ -58,13 +60,20 @@ init(spdlog::level::level_enum level, Format format)
     sink = std::make_shared<spdlog::sinks::stderr_sink_mt>();
     sink->set_pattern("%Y-%m-%dT%H:%M:%S.%e%z %l [%n] %v");
   }
+  const spdlog::sink_ptr ring = activity_log();
   for (const char* name : kLoggerNames) {
     spdlog::drop(name);
-    auto logger = std::make_shared<spdlog::logger>(name, sink);
+    auto logger = std::make_shared<spdlog::logger>(name, spdlog::sinks_init_list{sink, ring});
     logger->set_level(level);
     logger->flush_on(spdlog::level::warn);
     spdlog::register_logger(logger);
   }
+  // One line per finished call, for the activity tool only: stderr stays
+  // quiet under load.
+  spdlog::drop("activity");
+  auto activity = std::make_shared<spdlog::logger>("activity", ring);
+  activity->set_level(spdlog::level::info);
+  spdlog::register_logger(activity);
   spdlog::cfg::load_env_levels();
 }
 

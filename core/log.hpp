@@ -10,8 +10,10 @@ namespace exai::core::log {
 
 enum class Format { text, json };
 
-// Creates the shared stderr sink and the "core", "net" and "cmd" loggers, and
-// applies SPDLOG_LEVEL overrides. Call once from main after parsing options.
+// Creates the shared stderr sink and the "core", "net" and "cmd" loggers
+// (which also feed the in-memory activity log), the "activity" logger (the
+// activity log only), and applies SPDLOG_LEVEL overrides. Call once from main after parsing
+// options.
 void init(spdlog::level::level_enum level, Format format = Format::text);
 
 // The named logger. Before init() (unit tests) it is a silent logger, so no

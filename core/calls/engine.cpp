@@ -118,6 +118,9 @@ struct Engine::Call {
   std::string request_id;
   std::string session_id;
   std::string tool_name;
+  std::string model; // the plan's, for the tool-call log
+  std::string provider;
+  std::shared_ptr<const nlohmann::json> arguments;
   std::uint64_t fingerprint = 0; // tool + arguments: a reused request_id must match
   std::chrono::steady_clock::time_point accepted = std::chrono::steady_clock::now();
   std::mutex mutex;
@@ -189,7 +192,7 @@ struct Engine::Execution {
   std::string key; // identical-call key; empty when not shared
   const Tool* tool = nullptr;
   CallPlan plan;
-  nlohmann::json arguments;
+  std::shared_ptr<const nlohmann::json> arguments; // shared with its calls
   std::string session_id;
   Clock::time_point acquire_deadline;
   std::stop_source stop;
@@ -216,7 +219,10 @@ Engine::Engine(const EngineDeps& deps)
     , providers_(deps.providers)
     , tools_(deps.tools)
     , chat_(deps.chat)
+    , http_(deps.http)
     , started_(Clock::now())
+    , visibility_(deps.config, deps.tools)
+    , uploads_(std::chrono::hours(24), 4096)
     , usage_(deps.config.prices)
     , file_roots_(deps.config.file_roots)
     , tool_list_(deps.tools.describe(deps.providers))
@@ -263,6 +269,33 @@ Engine::Engine(const EngineDeps& deps)
              })
     , pool_(deps.config.call_threads)
 {
+  for (const auto& name : visibility_.unknown_names()) {
+    log::get("core")->warn("DISABLED_TOOLS/LEAN_TOOLS names no tool: {} (ignored)", name);
+  }
+  // Hidden tools are neither listed nor callable (submit() says why).
+  nlohmann::json visible = nlohmann::json::array();
+  for (auto& tool : tool_list_) {
+    if (visibility_.visible(tool["name"].get<std::string>())) {
+      visible.push_back(std::move(tool));
+    }
+  }
+  tool_list_ = std::move(visible);
+  if (!config_.state_dir.empty()) {
+    ToolCallLog::Options log_options;
+    log_options.path = config_.state_dir + "/toolcalls.jsonl";
+    log_options.max_bytes = config_.toolcall_log_max_bytes;
+    log_options.keep = config_.toolcall_log_keep;
+    log_options.content = config_.toolcall_log_content;
+    for (const auto& provider : providers_.providers()) {
+      log_options.secrets.push_back(provider.api_key);
+    }
+    if (!config_.token.empty()) {
+      log_options.secrets.push_back(config_.token);
+    }
+    toolcall_log_ = std::make_unique<ToolCallLog>(std::move(log_options));
+  }
+  daemon_view_ = std::make_unique<DaemonView>(
+      DaemonView{tools_, visibility_, toolcall_log_.get(), {}, uploads_});
   for (const auto& tool : tool_list_) {
     schemas_.emplace(tool["name"].get<std::string>(), tool["inputSchema"]);
   }
@@ -278,6 +311,12 @@ Engine::Engine(const EngineDeps& deps)
 Engine::~Engine()
 {
   shutdown(std::chrono::milliseconds(0));
+}
+
+void
+Engine::set_health_source(std::function<nlohmann::json()> health)
+{
+  daemon_view_->health = std::move(health);
 }
 
 nlohmann::json
@@ -310,20 +349,36 @@ Engine::sweep()
 
 void
 Engine::reject(const std::shared_ptr<CallSink>& sink,
-               const std::string& request_id,
+               const CallRequest& request,
                Errc code,
                const std::string& message,
                const nlohmann::json& details)
 {
   log::get("core")->debug("call rejected request_id={} code={} error=\"{}\"",
-                          printable(request_id, 64),
+                          printable(request.request_id, 64),
                           protocol_code(code),
                           printable(message, 200));
-  sink->on_result(request_id, ToolFailure{code, message, details});
+  auto result = std::make_shared<const ToolResult>(ToolFailure{code, message, details});
+  const ToolResult& sent = *result;
+  if (toolcall_log_) {
+    toolcall_log_->record(ToolCallRecord{std::chrono::system_clock::now(),
+                                         request.session_id,
+                                         request.request_id,
+                                         printable(request.tool, 64),
+                                         {},
+                                         {},
+                                         std::chrono::milliseconds(0),
+                                         nullptr,
+                                         result});
+  }
+  sink->on_result(request.request_id, sent);
 }
 
 std::string
-Engine::share_key(const CallRequest& request, const Tool& tool, const CallPlan& plan) const
+Engine::share_key(const CallRequest& request,
+                  const nlohmann::json& arguments,
+                  const Tool& tool,
+                  const CallPlan& plan) const
 {
   std::string scope;
   switch (config_.reuse_scope) {
@@ -338,23 +393,31 @@ Engine::share_key(const CallRequest& request, const Tool& tool, const CallPlan& 
     break;
   }
   return scope + "\n" + std::string(tool.name()) + "\n" + plan.provider + "\n" + plan.model + "\n" +
-         request.arguments.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+         arguments.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
 }
 
 void
 Engine::submit(CallRequest request, const std::shared_ptr<CallSink>& sink)
 {
   if (!accepting_) {
-    reject(sink, request.request_id, Errc::shutting_down, "the daemon is shutting down");
+    reject(sink, request, Errc::shutting_down, "the daemon is shutting down");
     return;
   }
   const Tool* tool = tools_.find(request.tool);
   if (tool == nullptr) {
     reject(sink,
-           request.request_id,
+           request,
            Errc::tool_not_found,
            "Unknown tool: " + request.tool,
            {{"name", request.tool}, {"requested_tool", request.tool}});
+    return;
+  }
+  if (const auto hidden = visibility_.hidden_reason(tool->name())) {
+    reject(sink,
+           request,
+           Errc::tool_not_found,
+           "Tool " + request.tool + " is not available: " + *hidden,
+           {{"name", request.tool}, {"requested_tool", request.tool}, {"reason", *hidden}});
     return;
   }
   const std::string key = call_key(request.session_id, request.request_id);
@@ -372,7 +435,7 @@ Engine::submit(CallRequest request, const std::shared_ptr<CallSink>& sink)
   } catch (const Error& e) {
     nlohmann::json details = e.details();
     details["name"] = tool->name();
-    reject(sink, request.request_id, e.code(), e.what(), details);
+    reject(sink, request, e.code(), e.what(), details);
     return;
   }
   if (plan.automatic) {
@@ -385,6 +448,9 @@ Engine::submit(CallRequest request, const std::shared_ptr<CallSink>& sink)
   call->request_id = request.request_id;
   call->session_id = request.session_id;
   call->tool_name = std::string(tool->name());
+  call->model = plan.model;
+  call->provider = plan.provider;
+  call->arguments = std::make_shared<const nlohmann::json>(std::move(request.arguments));
   call->fingerprint = fingerprint;
   call->sinks.emplace_back(sink);
   auto ticket = inflight_.insert(key, call);
@@ -393,7 +459,7 @@ Engine::submit(CallRequest request, const std::shared_ptr<CallSink>& sink)
   }
   if (!ticket) {
     reject(sink,
-           request.request_id,
+           request,
            Errc::duplicate,
            "request_id " + request.request_id + " is already running",
            {{"request_id", request.request_id}});
@@ -409,7 +475,7 @@ Engine::submit(CallRequest request, const std::shared_ptr<CallSink>& sink)
                         config_.disable_coalesce_tools.count(tool->name()) == 0;
   std::string shared_key;
   if (reusable) {
-    shared_key = share_key(request, *tool, plan);
+    shared_key = share_key(request, *call->arguments, *tool, plan);
     if (auto cached = reuse_.get(shared_key)) {
       ++counters_.cache_hits;
       call->ack(config_.call_timeout);
@@ -423,7 +489,7 @@ Engine::submit(CallRequest request, const std::shared_ptr<CallSink>& sink)
   auto execution = std::make_shared<Execution>();
   execution->tool = tool;
   execution->plan = std::move(plan);
-  execution->arguments = std::move(request.arguments);
+  execution->arguments = call->arguments;
   execution->session_id = request.session_id;
   execution->acquire_deadline = Clock::now() + config_.acquire_timeout;
   execution->callers.push_back(call);
@@ -494,7 +560,7 @@ Engine::attach_existing(const CallRequest& request,
   }
   if (running->fingerprint != fingerprint) {
     reject(sink,
-           request.request_id,
+           request,
            Errc::duplicate,
            "request_id " + request.request_id + " is already in use by a different call",
            {{"request_id", request.request_id}});
@@ -696,7 +762,7 @@ Engine::run(const std::shared_ptr<Execution>& execution, CallPermits permits, bo
   ToolResult result = ToolFailure{Errc::internal_error, "tool did not run", {}};
   try {
     ToolContext context{
-        execution->arguments,
+        *execution->arguments,
         execution->plan,
         execution->stop.get_token(),
         deadline,
@@ -727,7 +793,9 @@ Engine::run(const std::shared_ptr<Execution>& execution, CallPermits permits, bo
         },
         [this, &execution](const std::string& provider, Clock::time_point until) {
           return capacity_.extra_provider_permit(provider, until, execution->stop.get_token());
-        }};
+        },
+        http_,
+        daemon_view_.get()};
     result = execution->tool->run(context);
   } catch (const Error& e) {
     result = ToolFailure{e.code(), e.what(), e.details()};
@@ -860,6 +928,8 @@ Engine::complete(Call& call, const ToolResult& result)
 {
   bool delivered = false;
   bool stored = false;
+  std::shared_ptr<const ToolResult> kept;
+  const auto took = Clock::now() - call.accepted;
   {
     const std::lock_guard lock(call.mutex);
     if (call.finished) {
@@ -867,9 +937,25 @@ Engine::complete(Call& call, const ToolResult& result)
     }
     // Stored before `finished` is set, so a resubmitted request_id always
     // finds either the running call or its stored result.
+    if (replayable(result) || toolcall_log_) {
+      kept = std::make_shared<const ToolResult>(result);
+    }
     if (replayable(result)) {
-      stored = results_.put(
-          call.key, StoredResult{call.fingerprint, std::make_shared<const ToolResult>(result)});
+      stored = results_.put(call.key, StoredResult{call.fingerprint, kept});
+    }
+    if (toolcall_log_) {
+      // Queued before the client hears the result, so the log's order is the
+      // order clients saw; the log's own thread formats and writes it.
+      toolcall_log_->record(
+          ToolCallRecord{std::chrono::system_clock::now(),
+                         call.session_id,
+                         call.request_id,
+                         call.tool_name,
+                         call.model,
+                         call.provider,
+                         std::chrono::duration_cast<std::chrono::milliseconds>(took),
+                         call.arguments,
+                         kept});
     }
     call.finished = true;
     count(result);
@@ -884,7 +970,7 @@ Engine::complete(Call& call, const ToolResult& result)
       }
     }
   }
-  call_latency_.observe(std::chrono::duration<double>(Clock::now() - call.accepted).count());
+  call_latency_.observe(std::chrono::duration<double>(took).count());
   if (stored && !delivered) {
     note_undelivered(call.session_id, call.request_id);
   }

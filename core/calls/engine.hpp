@@ -3,13 +3,17 @@
 #include "core/calls/call_engine.hpp"
 #include "core/calls/conversation_store.hpp"
 #include "core/calls/inflight_registry.hpp"
+#include "core/calls/toolcall_log.hpp"
 #include "core/capacity/capacity_controller.hpp"
 #include "core/config/config.hpp"
 #include "core/files/file_roots.hpp"
 #include "core/providers/chat.hpp"
+#include "core/providers/provider_http.hpp"
 #include "core/providers/providers.hpp"
 #include "core/providers/token_usage.hpp"
+#include "core/tools/daemon_view.hpp"
 #include "core/tools/tool_registry.hpp"
+#include "core/tools/tool_visibility.hpp"
 #include "core/util/histogram.hpp"
 #include "core/util/scheduler.hpp"
 #include "core/util/thread_pool.hpp"
@@ -72,6 +76,8 @@ struct EngineDeps {
   const ProviderRegistry& providers;
   const ToolRegistry& tools;
   ChatBackend& chat;
+  // Files API, web search, probes; null: the tools that need it say so.
+  ProviderHttp* http = nullptr;
 };
 
 // The call engine of `exai serve` (SPEC §3). Every accepted call ends in
@@ -104,6 +110,16 @@ public:
   // finish for up to `grace`, cancels the rest with SHUTTING_DOWN, and returns
   // once every execution has ended and released its capacity. Idempotent.
   void shutdown(std::chrono::milliseconds grace);
+
+  // Where the health tool gets the daemon's health document. Call before the
+  // first submit(); without one it reports status_json().
+  void set_health_source(std::function<nlohmann::json()> health);
+
+  const ToolVisibility& visibility() const noexcept { return visibility_; }
+  // How many tools list_tools() has (the visible ones).
+  std::size_t listed_tool_count() const noexcept { return tool_list_.size(); }
+  // The tool-call log; null when the config has no state directory.
+  ToolCallLog* toolcall_log() noexcept { return toolcall_log_.get(); }
 
   EngineStats stats() const;
   // The `status` tool's view: capacity, counters, uptime.
@@ -140,8 +156,9 @@ private:
   // replay, counts the outcome and drops the in-flight entry.
   void complete(Call& call, const ToolResult& result);
   void count(const ToolResult& result) noexcept;
+  // Refuses `request` before it runs (and logs it in the tool-call log).
   void reject(const std::shared_ptr<CallSink>& sink,
-              const std::string& request_id,
+              const CallRequest& request,
               Errc code,
               const std::string& message,
               const nlohmann::json& details = nlohmann::json::object());
@@ -152,14 +169,23 @@ private:
   // `result` with its continuation thread copied under a new id, so a caller
   // that shares another's answer never shares its conversation.
   ToolResult own_thread(const ToolResult& result);
-  std::string share_key(const CallRequest& request, const Tool& tool, const CallPlan& plan) const;
+  std::string share_key(const CallRequest& request,
+                        const nlohmann::json& arguments,
+                        const Tool& tool,
+                        const CallPlan& plan) const;
   void note_undelivered(const std::string& session_id, const std::string& request_id);
 
   const DaemonConfig& config_;
   const ProviderRegistry& providers_;
   const ToolRegistry& tools_;
   ChatBackend& chat_;
+  ProviderHttp* http_;
   const Clock::time_point started_;
+  ToolVisibility visibility_;
+  // Before everything that completes calls: outlives the threads below.
+  std::unique_ptr<ToolCallLog> toolcall_log_;
+  TtlCache<std::string> uploads_; // DaemonView::uploads
+  std::unique_ptr<DaemonView> daemon_view_;
   Histogram call_latency_;
   std::map<std::string, std::unique_ptr<Histogram>, std::less<>> upstream_latency_;
   std::map<std::string, std::unique_ptr<Histogram>, std::less<>> first_token_;

@@ -5,6 +5,7 @@
 #include "core/util/text.hpp"
 
 #include <algorithm>
+#include <cctype>
 #include <charconv>
 #include <cmath>
 #include <cstdlib>
@@ -291,6 +292,37 @@ load_daemon_config(const Settings& settings)
   c.upstream_stall =
       read_seconds(settings, "EXAI_UPSTREAM_STALL_SECS", c.upstream_stall, 0.05, 3600);
   c.prices = read_prices(settings);
+  const auto lower_names = [&](std::string_view name) {
+    std::vector<std::string> names = split_list(settings.get(name).value_or(""));
+    for (auto& item : names) {
+      std::transform(item.begin(), item.end(), item.begin(), [](unsigned char ch) {
+        return static_cast<char>(std::tolower(ch));
+      });
+    }
+    return names;
+  };
+  for (auto& tool : lower_names("DISABLED_TOOLS")) {
+    c.disabled_tools.insert(std::move(tool));
+  }
+  c.lean_mode = read_bool(settings, "LEAN_MODE", c.lean_mode);
+  c.lean_tools = lower_names("LEAN_TOOLS");
+  c.strict_lean = read_bool(settings, "STRICT_LEAN", c.strict_lean);
+  c.diagnostics = read_bool(settings, "DIAGNOSTICS", c.diagnostics);
+  c.toolcall_log_max_bytes =
+      static_cast<std::size_t>(read_int(settings,
+                                        "EXAI_TOOLCALL_LOG_MAX_BYTES",
+                                        static_cast<std::int64_t>(c.toolcall_log_max_bytes),
+                                        4096,
+                                        std::int64_t{1} << 34));
+  c.toolcall_log_keep =
+      static_cast<int>(read_int(settings, "EXAI_TOOLCALL_LOG_KEEP", c.toolcall_log_keep, 0, 100));
+  c.toolcall_log_content = read_bool(settings, "EXAI_TOOLCALL_LOG_CONTENT", false);
+  c.upload_max_bytes =
+      static_cast<std::size_t>(read_int(settings,
+                                        "EXAI_UPLOAD_MAX_BYTES",
+                                        static_cast<std::int64_t>(c.upload_max_bytes),
+                                        1,
+                                        std::int64_t{512} << 20U));
   return c;
 }
 

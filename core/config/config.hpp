@@ -88,6 +88,24 @@ struct DaemonConfig {
   // Prices per million tokens by canonical model name (EXAI_PRICES); empty =
   // no cost accounting.
   PriceTable prices;
+
+  // Tool visibility, as the original daemon's variables (names lower-cased):
+  // DISABLED_TOOLS, LEAN_MODE + LEAN_TOOLS, STRICT_LEAN, DIAGNOSTICS.
+  std::set<std::string, std::less<>> disabled_tools;
+  bool lean_mode = false;
+  std::vector<std::string> lean_tools; // empty: the default lean set
+  bool strict_lean = false;
+  bool diagnostics = false;
+
+  // The tool-call log ($EXAI_STATE_DIR/toolcalls.jsonl): rotated past
+  // EXAI_TOOLCALL_LOG_MAX_BYTES, EXAI_TOOLCALL_LOG_KEEP old files kept;
+  // arguments and outputs only with EXAI_TOOLCALL_LOG_CONTENT=true.
+  std::size_t toolcall_log_max_bytes = std::size_t{10} << 20U;
+  int toolcall_log_keep = 3;
+  bool toolcall_log_content = false;
+
+  // The largest file an upload tool sends to a provider (EXAI_UPLOAD_MAX_BYTES).
+  std::size_t upload_max_bytes = std::size_t{20} << 20U;
 };
 
 // Reads and validates every setting in DaemonConfig. Throws
@@ -107,8 +125,9 @@ std::int64_t read_int(const Settings& settings,
 Millis read_seconds(
     const Settings& settings, std::string_view name, Millis fallback, double min_s, double max_s);
 
-// Reads a boolean: true/false, 1/0, yes/no, on/off (any letter case);
-// `fallback` when unset or empty.
+// Reads a boolean setting: true/false, 1/0, yes/no, on/off (any case);
+// `fallback` when unset or empty. Throws Error(config_invalid) naming `name`
+// and the value otherwise.
 bool read_bool(const Settings& settings, std::string_view name, bool fallback);
 
 // Splits "a, b,,c" into {"a","b","c"} (trimmed, empties dropped).

@@ -35,7 +35,7 @@ struct HealthInputs {
   std::uint16_t port = 0;
   std::chrono::system_clock::time_point started_at;
   std::chrono::system_clock::time_point now;
-  std::size_t tool_count = 0;
+  std::size_t tool_count = 0; // tools listed (visible)
   EngineStats engine;
   ServerStats server;
   std::size_t mcp_sessions = 0; // /mcp sessions in memory (idle ones re-adopt on use)

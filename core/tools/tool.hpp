@@ -24,7 +24,9 @@ namespace exai::core {
 
 class ConversationStore;
 class FileRoots;
+class ProviderHttp;
 struct DaemonConfig;
+struct DaemonView;
 
 // What a call needs before it runs: which provider's capacity it takes
 // (empty = none), which model, and which conversation it belongs to.
@@ -76,6 +78,11 @@ struct ToolContext {
   std::function<std::optional<Permit>(const std::string& provider,
                                       std::chrono::steady_clock::time_point deadline)>
       extra_permit;
+  // Provider endpoints beyond chat (Files API, web search); null where the
+  // daemon has none.
+  ProviderHttp* http = nullptr;
+  // What the diagnostic tools read about the daemon; null outside one.
+  const DaemonView* daemon = nullptr;
 };
 
 // One tool. Implementations are stateless (state lives in the context), so

@@ -77,6 +77,20 @@ register_builtin_tools(ToolRegistry& registry)
   registry.add(tools::make_planner());
   registry.add(tools::make_status());
   registry.add(tools::make_version());
+  registry.add(tools::make_activity());
+  registry.add(tools::make_health());
+  registry.add(tools::make_provider_capabilities());
+  registry.add(tools::make_self_check());
+  registry.add(tools::make_toolcall_log_tail());
+  registry.add(tools::make_glm_payload_preview());
+  registry.add(tools::make_glm_upload_file());
+  registry.add(tools::make_glm_web_search());
+  registry.add(tools::make_kimi_capture_headers());
+  registry.add(tools::make_kimi_chat_with_files());
+  registry.add(tools::make_kimi_chat_with_tools());
+  registry.add(tools::make_kimi_intent_analysis());
+  registry.add(tools::make_kimi_manage_files());
+  registry.add(tools::make_kimi_upload_files());
   // The table-driven workflow tools (core/tools/workflow/workflow_table.cpp).
   for (const auto& def : workflow::table()) {
     registry.add(workflow::make_workflow_tool(def));

@@ -9,6 +9,7 @@
 #include <Poco/Base64Encoder.h>
 #include <Poco/Exception.h>
 #include <Poco/Net/Context.h>
+#include <Poco/Net/HTMLForm.h>
 #include <Poco/Net/HTTPClientSession.h>
 #include <Poco/Net/HTTPRequest.h>
 #include <Poco/Net/HTTPResponse.h>
@@ -18,6 +19,8 @@
 #include <Poco/Net/Session.h>
 #include <Poco/Net/SocketAddress.h>
 #include <Poco/Net/StreamSocket.h>
+#include <Poco/Net/StringPartSource.h>
+#include <Poco/SHA2Engine.h>
 #include <Poco/URI.h>
 
 #include <sys/socket.h>
@@ -175,7 +178,8 @@ struct UpstreamClient::Attempt {
   int status = 0;
   std::string body;
   std::string retry_after;
-  std::string error; // already scrubbed
+  std::map<std::string, std::string> headers; // of the answer, names lower-cased
+  std::string error;                          // already scrubbed
   milliseconds latency{0};
   // A 2xx event-stream answer, assembled (then `body` stays empty).
   std::optional<std::variant<core::ChatReply, core::openai::StreamProblem>> streamed;
@@ -387,17 +391,17 @@ UpstreamClient::attempt(Provider& provider,
                         milliseconds connect_timeout,
                         milliseconds read_timeout,
                         const std::stop_token& stop,
-                        const core::ChatRequest* stream) const
+                        const Outgoing& outgoing) const
 {
   Attempt result =
-      exchange(provider, method, path, body, connect_timeout, read_timeout, stop, true, stream);
+      exchange(provider, method, path, body, connect_timeout, read_timeout, stop, true, outgoing);
   if (result.kind == Attempt::Kind::stale) {
     provider.pool.count_stale_retry();
     log_->debug("upstream stale connection provider={} error=\"{}\"; resending on a fresh one",
                 provider.endpoint.id,
                 result.error);
-    result =
-        exchange(provider, method, path, body, connect_timeout, read_timeout, stop, false, stream);
+    result = exchange(
+        provider, method, path, body, connect_timeout, read_timeout, stop, false, outgoing);
   }
   return result;
 }
@@ -411,7 +415,7 @@ UpstreamClient::exchange(Provider& provider,
                          milliseconds read_timeout,
                          const std::stop_token& stop,
                          bool may_reuse,
-                         const core::ChatRequest* stream) const
+                         const Outgoing& outgoing) const
 {
   Attempt result;
   const auto start = Clock::now();
@@ -459,11 +463,14 @@ UpstreamClient::exchange(Provider& provider,
         method, provider.path_prefix + path, Poco::Net::HTTPMessage::HTTP_1_1);
     request.setHost(provider.host, provider.port);
     request.set("Authorization", "Bearer " + provider.endpoint.api_key);
-    request.set("Accept", stream != nullptr ? "text/event-stream" : "application/json");
+    request.set("Accept", outgoing.stream != nullptr ? "text/event-stream" : "application/json");
     request.set("User-Agent", "exai/" EXAI_VERSION);
     request.setKeepAlive(options_.idle_timeout > milliseconds(0));
+    for (const auto& [name, value] : outgoing.headers) {
+      request.set(name, value);
+    }
     if (!body.empty()) {
-      request.setContentType("application/json");
+      request.setContentType(outgoing.content_type);
       request.setContentLength(static_cast<std::streamsize>(body.size()));
     }
     std::ostream& out = session.sendRequest(request);
@@ -495,12 +502,15 @@ UpstreamClient::exchange(Provider& provider,
     in.exceptions(std::ios::badbit);
     result.status = static_cast<int>(response.getStatus());
     result.retry_after = response.get("Retry-After", "");
+    for (const auto& [name, value] : response) {
+      result.headers[core::to_lower_ascii(name)] = value;
+    }
     const auto expected = response.getContentLength64();
-    if (stream != nullptr && result.status >= 200 && result.status < 300 &&
+    if (outgoing.stream != nullptr && result.status >= 200 && result.status < 300 &&
         response.getContentType().rfind("text/event-stream", 0) == 0) {
       in_stream = true;
       session.socket().setReceiveTimeout(to_timespan(options_.stall_timeout));
-      read_events(in, *stream, start, result);
+      read_events(in, *outgoing.stream, start, result);
       if (stop.stop_requested()) {
         return fail(Attempt::Kind::cancelled, "cancelled");
       }
@@ -805,6 +815,8 @@ UpstreamClient::complete(std::string_view provider_id,
     ++attempts;
     log_->debug(
         "upstream request provider={} model={} attempt={}", endpoint.id, request.model, attempts);
+    Outgoing chat;
+    chat.stream = options_.stream ? &request : nullptr;
     Attempt result = attempt(*provider,
                              Poco::Net::HTTPRequest::HTTP_POST,
                              "/chat/completions",
@@ -812,7 +824,7 @@ UpstreamClient::complete(std::string_view provider_id,
                              std::min(endpoint.connect_timeout, read_timeout),
                              read_timeout,
                              stop,
-                             options_.stream ? &request : nullptr);
+                             chat);
     if (result.kind == Attempt::Kind::cancelled || stop.stop_requested()) {
       return fail(Errc::cancelled, "cancelled while calling " + endpoint.display_name, false);
     }
@@ -858,8 +870,14 @@ UpstreamClient::probe(std::string_view provider_id, milliseconds timeout, std::s
     probe.message = "provider " + std::string(provider_id) + " is not configured";
     return probe;
   }
-  const Attempt result =
-      attempt(*provider, Poco::Net::HTTPRequest::HTTP_GET, "/models", "", timeout, timeout, stop);
+  const Attempt result = attempt(*provider,
+                                 Poco::Net::HTTPRequest::HTTP_GET,
+                                 "/models",
+                                 "",
+                                 timeout,
+                                 timeout,
+                                 stop,
+                                 Outgoing{});
   probe.latency = result.latency;
   probe.http_status = result.status;
   if (result.kind != Attempt::Kind::response) {
@@ -877,6 +895,170 @@ UpstreamClient::probe(std::string_view provider_id, milliseconds timeout, std::s
   }
   probe.message = scrub(probe.message, provider->endpoint.api_key);
   return probe;
+}
+
+namespace {
+
+// The multipart/form-data body of `upload` and its Content-Type (with the
+// boundary), written by Poco's HTMLForm.
+std::pair<std::string, std::string>
+multipart_body(const core::MultipartFile& upload)
+{
+  Poco::Net::HTMLForm form(Poco::Net::HTMLForm::ENCODING_MULTIPART);
+  for (const auto& [name, value] : upload.fields) {
+    form.set(name, value);
+  }
+  // HTMLForm takes ownership of the part source.
+  form.addPart("file",
+               new Poco::Net::StringPartSource(upload.bytes, upload.content_type, upload.filename));
+  Poco::Net::HTTPRequest head(
+      Poco::Net::HTTPRequest::HTTP_POST, "/", Poco::Net::HTTPMessage::HTTP_1_1);
+  form.prepareSubmit(head);
+  std::ostringstream body;
+  form.write(body);
+  return {body.str(), head.getContentType()};
+}
+
+} // namespace
+
+core::ProviderHttpOutcome
+UpstreamClient::send(std::string_view provider_id,
+                     const core::ProviderHttpRequest& request,
+                     std::stop_token stop)
+{
+  using core::ChatFailure;
+  using core::Errc;
+  Provider* provider = find(provider_id);
+  if (provider == nullptr) {
+    return ChatFailure{Errc::provider_unavailable,
+                       "provider " + std::string(provider_id) + " is not configured",
+                       {{"provider", std::string(provider_id)}}};
+  }
+  const UpstreamEndpoint& endpoint = provider->endpoint;
+  nlohmann::json details = {{"provider", endpoint.id},
+                            {"operation", request.method + " " + request.path}};
+  if (!provider->breaker.allow()) {
+    details["circuit"] = "open";
+    return ChatFailure{Errc::provider_unavailable,
+                       endpoint.display_name + " is unavailable: circuit open after repeated " +
+                           "failures",
+                       details};
+  }
+  Outgoing outgoing;
+  outgoing.headers = request.headers;
+  std::string body = request.json_body;
+  if (request.upload) {
+    std::tie(body, outgoing.content_type) = multipart_body(*request.upload);
+  }
+  const auto start = Clock::now();
+  int attempts = 0;
+  const auto fail =
+      [&](Errc code, std::string message, bool provider_fault) -> core::ProviderHttpOutcome {
+    if (provider_fault) {
+      provider->breaker.record_failure();
+    } else {
+      provider->breaker.record_neutral();
+    }
+    details["attempts"] = attempts;
+    message = scrub(std::move(message), endpoint.api_key);
+    log_->warn("upstream {} {} failed provider={} code={} error=\"{}\"",
+               request.method,
+               request.path,
+               endpoint.id,
+               core::protocol_code(code),
+               truncate(message, 200));
+    return ChatFailure{code, std::move(message), details};
+  };
+  while (true) {
+    const auto left = request.deadline - Clock::now();
+    if (left <= milliseconds(0)) {
+      return fail(Errc::timeout,
+                  "the call's deadline passed before " + endpoint.display_name + " answered",
+                  false);
+    }
+    const auto read_timeout =
+        std::min(endpoint.read_timeout, std::chrono::ceil<milliseconds>(left));
+    ++attempts;
+    const Attempt result = attempt(*provider,
+                                   request.method,
+                                   request.path,
+                                   body,
+                                   std::min(endpoint.connect_timeout, read_timeout),
+                                   read_timeout,
+                                   stop,
+                                   outgoing);
+    if (result.kind == Attempt::Kind::cancelled || stop.stop_requested()) {
+      return fail(Errc::cancelled, "cancelled while calling " + endpoint.display_name, false);
+    }
+    bool retryable = false;
+    std::optional<milliseconds> retry_after;
+    Errc code = Errc::provider_error;
+    bool provider_fault = true;
+    std::string message;
+    if (result.kind == Attempt::Kind::response) {
+      if (result.status >= 200 && result.status < 300) {
+        provider->breaker.record_success();
+        core::ProviderHttpReply reply;
+        reply.status = result.status;
+        reply.headers = result.headers;
+        reply.body = result.body;
+        reply.latency = result.latency;
+        return reply;
+      }
+      details["status"] = result.status;
+      const std::string kept =
+          truncate(scrub(result.body, endpoint.api_key), options_.max_error_body);
+      details["body"] = kept;
+      const std::string upstream_code = core::openai::error_code(result.body);
+      if (!upstream_code.empty()) {
+        details["upstream_code"] = upstream_code;
+      }
+      const auto parsed = nlohmann::json::parse(result.body, nullptr, false);
+      if (parsed.is_object() && parsed.contains("error") && parsed["error"].is_object() &&
+          parsed["error"].contains("message") && parsed["error"]["message"].is_string()) {
+        details["upstream_message"] =
+            scrub(parsed["error"]["message"].get<std::string>(), endpoint.api_key);
+      }
+      if (!result.retry_after.empty()) {
+        retry_after = core::parse_retry_after(result.retry_after);
+      }
+      const auto c =
+          core::openai::classify_status(result.status, endpoint.display_name, upstream_code);
+      code = c.code;
+      retryable = c.retryable;
+      provider_fault = c.provider_fault;
+      message = c.message + (result.body.empty() ? "" : ": " + kept);
+    } else if (result.kind == Attempt::Kind::read_timeout) {
+      code = Errc::timeout;
+      message = endpoint.display_name + " timed out: " + result.error;
+    } else if (result.kind == Attempt::Kind::tls_error) {
+      code = Errc::provider_unavailable;
+      message = result.error;
+    } else {
+      retryable = true;
+      code = result.kind == Attempt::Kind::truncated ? Errc::provider_error
+                                                     : Errc::provider_unavailable;
+      message = endpoint.display_name + " is unreachable: " + result.error;
+    }
+    if (retryable) {
+      const auto delay = retry_->next_delay(attempts, retry_after, since(start));
+      if (delay && Clock::now() + *delay < request.deadline) {
+        if (!options_.sleeper(*delay, stop)) {
+          return fail(Errc::cancelled, "cancelled while calling " + endpoint.display_name, false);
+        }
+        continue;
+      }
+    }
+    return fail(code, message, provider_fault);
+  }
+}
+
+std::string
+UpstreamClient::content_digest(std::string_view bytes) const
+{
+  Poco::SHA2Engine engine(Poco::SHA2Engine::SHA_256);
+  engine.update(bytes.data(), bytes.size());
+  return Poco::DigestEngine::digestToHex(engine.digest());
 }
 
 } // namespace exai::net

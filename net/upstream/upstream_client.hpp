@@ -3,6 +3,7 @@
 #include "core/config/config.hpp"
 #include "core/providers/chat.hpp"
 #include "core/providers/circuit_breaker.hpp"
+#include "core/providers/provider_http.hpp"
 #include "core/providers/providers.hpp"
 #include "core/providers/retry_policy.hpp"
 #include "net/upstream/connection_pool.hpp"
@@ -107,7 +108,9 @@ UpstreamOptions upstream_options_from(const core::Settings& settings,
 // is not read further and its connection is closed, never pooled.
 // TLS: certificate and host name verification always on; system CA store
 // unless `ca_file` is set. Thread-safe.
-class UpstreamClient final : public core::ChatBackend {
+// It also implements core::ProviderHttp (Files API, web search, probes)
+// with the same connections, retries, breaker and key scrubbing.
+class UpstreamClient final : public core::ChatBackend, public core::ProviderHttp {
 public:
   UpstreamClient(std::vector<UpstreamEndpoint> endpoints,
                  UpstreamOptions options = {},
@@ -126,6 +129,11 @@ public:
 
   core::UpstreamPoolStats pool_stats(std::string_view provider_id) const override;
 
+  core::ProviderHttpOutcome send(std::string_view provider_id,
+                                 const core::ProviderHttpRequest& request,
+                                 std::stop_token stop) override;
+  std::string content_digest(std::string_view bytes) const override;
+
   // One GET {base}/models with `timeout` for connect and read, no retries,
   // no circuit breaker. An unknown provider reads unreachable.
   ProbeResult
@@ -142,6 +150,14 @@ private:
                 nlohmann::json& details) const;
 
   // One exchange; a stale reused connection is replaced once (see above).
+  // What to send besides method, path and body.
+  struct Outgoing {
+    std::string content_type = "application/json";
+    std::map<std::string, std::string> headers;
+    // A chat request asked to stream: a 2xx event-stream answer is read as
+    // its events (read_events); null: the body is read whole.
+    const core::ChatRequest* stream = nullptr;
+  };
   Attempt attempt(Provider& provider,
                   const std::string& method,
                   const std::string& path,
@@ -149,7 +165,7 @@ private:
                   std::chrono::milliseconds connect_timeout,
                   std::chrono::milliseconds read_timeout,
                   const std::stop_token& stop,
-                  const core::ChatRequest* stream = nullptr) const;
+                  const Outgoing& outgoing) const;
   Attempt exchange(Provider& provider,
                    const std::string& method,
                    const std::string& path,
@@ -158,7 +174,7 @@ private:
                    std::chrono::milliseconds read_timeout,
                    const std::stop_token& stop,
                    bool may_reuse,
-                   const core::ChatRequest* stream) const;
+                   const Outgoing& outgoing) const;
   // Reads a 2xx event-stream body into `result` (see above).
   void read_events(std::istream& in,
                    const core::ChatRequest& request,

@@ -4,6 +4,7 @@
 #include "tests/support/fake_sse.hpp"
 
 #include <Poco/Net/Context.h>
+#include <Poco/Net/HTMLForm.h>
 #include <Poco/Net/HTTPRequestHandler.h>
 #include <Poco/Net/HTTPRequestHandlerFactory.h>
 #include <Poco/Net/HTTPServer.h>
@@ -11,6 +12,8 @@
 #include <Poco/Net/HTTPServerRequest.h>
 #include <Poco/Net/HTTPServerRequestImpl.h>
 #include <Poco/Net/HTTPServerResponse.h>
+#include <Poco/Net/MessageHeader.h>
+#include <Poco/Net/PartHandler.h>
 #include <Poco/Net/SecureServerSocket.h>
 #include <Poco/Net/ServerSocket.h>
 #include <Poco/Net/SocketAddress.h>
@@ -26,6 +29,7 @@
 #include <csignal>
 #include <deque>
 #include <set>
+#include <sstream>
 #include <thread>
 
 namespace exai::test {
@@ -55,6 +59,7 @@ struct ChatShape {
   std::string last_role;    // role of the last message
   bool kimi_search = false; // tools has Kimi's builtin_function $web_search
   bool glm_search = false;  // tools has GLM's web_search tool
+  bool functions = false;   // tools has a function tool
 };
 
 ChatShape
@@ -102,6 +107,7 @@ chat_shape(const nlohmann::json& body)
       }
       const std::string type = tool.value("type", "");
       shape.glm_search = shape.glm_search || type == "web_search";
+      shape.functions = shape.functions || type == "function";
       shape.kimi_search =
           shape.kimi_search ||
           (type == "builtin_function" && tool.contains("function") &&
@@ -159,6 +165,12 @@ parse_directives(std::string_view prompt, FakeBehavior base)
       base.minimal = true;
     } else if (name == "close") {
       base.close = true;
+    } else if (name == "search_forever") {
+      base.search_forever = true;
+    } else if (name == "call_tool" && eq != std::string_view::npos) {
+      base.call_tool = std::string(directive.substr(eq + 1));
+    } else if (name == "reply" && eq != std::string_view::npos) {
+      base.reply = std::string(directive.substr(eq + 1));
     } else if (name == "stall_ms" && has_value) {
       base.stall = std::chrono::milliseconds(value);
     } else if (name == "cached" && has_value) {
@@ -192,6 +204,14 @@ struct FakeUpstream::Impl {
   int peak = 0;                            // guarded by mutex
   bool stopping = false;                   // guarded by mutex
   std::atomic<std::uint64_t> ids{0};
+  struct StoredFile {
+    std::string filename;
+    std::string content;
+    std::string purpose;
+    std::int64_t created_at = 0;
+  };
+  std::map<std::string, StoredFile> files; // guarded by mutex (Files API)
+  std::uint64_t file_ids = 0;              // guarded by mutex
 
   // Declared before the server: destroyed after it (the server uses the pool).
   std::unique_ptr<Poco::ThreadPool> pool;
@@ -221,6 +241,11 @@ struct FakeUpstream::Impl {
                    const std::vector<std::string>& events,
                    const FakeBehavior& behavior,
                    bool fail);
+  // The Files API and GLM's web search; false when `path` is none of theirs.
+  bool handle_files(const RecordedRequest& record,
+                    const std::string& path,
+                    Poco::Net::HTTPServerRequest& request,
+                    Poco::Net::HTTPServerResponse& response);
 };
 
 namespace {
@@ -285,6 +310,173 @@ ends_with(std::string_view text, std::string_view suffix)
 
 } // namespace
 
+namespace {
+
+// The "file" part of a multipart upload.
+class FilePart : public Poco::Net::PartHandler {
+public:
+  void handlePart(const Poco::Net::MessageHeader& header, std::istream& stream) override
+  {
+    std::string disposition;
+    Poco::Net::NameValueCollection params;
+    Poco::Net::MessageHeader::splitParameters(
+        header.get("Content-Disposition", ""), disposition, params);
+    filename = params.get("filename", "");
+    Poco::StreamCopier::copyToString(stream, content);
+  }
+  std::string filename;
+  std::string content;
+};
+
+nlohmann::json
+file_json(const std::string& id,
+          const std::string& filename,
+          std::size_t bytes,
+          const std::string& purpose,
+          std::int64_t created_at)
+{
+  return {{"id", id},
+          {"object", "file"},
+          {"bytes", bytes},
+          {"created_at", created_at},
+          {"filename", filename},
+          {"purpose", purpose},
+          {"status", "ok"}};
+}
+
+} // namespace
+
+bool
+FakeUpstream::Impl::handle_files(const RecordedRequest& record,
+                                 const std::string& path,
+                                 Poco::Net::HTTPServerRequest& request,
+                                 Poco::Net::HTTPServerResponse& response)
+{
+  const auto files_at = path.find("/files");
+  if (record.method == "POST" && ends_with(path, "/web_search")) {
+    const auto body = nlohmann::json::parse(record.body, nullptr, false);
+    const std::string query = body.is_object() ? body.value("search_query", "") : "";
+    const int count = body.is_object() ? body.value("count", 10) : 10;
+    const FakeBehavior behavior = parse_directives(query);
+    if (behavior.status != 200) {
+      send_json(response,
+                behavior.status,
+                nlohmann::json{
+                    {"error", {{"code", "1214"}, {"message", "fake web search refused: " + query}}}}
+                    .dump());
+      return true;
+    }
+    nlohmann::json results = nlohmann::json::array();
+    for (int i = 1; i <= count; ++i) {
+      results.push_back({{"title", "Result " + std::to_string(i) + " for " + query},
+                         {"link", "https://search.invalid/" + std::to_string(i)},
+                         {"content", "fake content about " + query},
+                         {"media", "fake"},
+                         {"publish_date", "2026-01-01"}});
+    }
+    send_json(response,
+              200,
+              nlohmann::json{{"id", "web-search-" + std::to_string(++ids)},
+                             {"created", 1700000000},
+                             {"search_intent", {{{"query", query}, {"intent", "SEARCH_ALL"}}}},
+                             {"search_result", results}}
+                  .dump());
+    return true;
+  }
+  if (files_at == std::string::npos) {
+    return false;
+  }
+  const std::string rest = path.substr(files_at + 6); // after "/files"
+  if (record.method == "POST" && rest.empty()) {
+    std::istringstream body(record.body);
+    Poco::Net::HTMLForm form;
+    FilePart part;
+    try {
+      form.load(request, body, part);
+    } catch (const Poco::Exception& e) {
+      send_json(response,
+                400,
+                error_body(400, "bad multipart body: " + e.displayText(), "invalid_request_error"));
+      return true;
+    }
+    const FakeBehavior behavior = parse_directives(part.content);
+    if (behavior.status != 200) {
+      send_json(response,
+                behavior.status,
+                error_body(behavior.status,
+                           "fake upload refused: " + part.filename,
+                           "invalid_request_error"));
+      return true;
+    }
+    std::string id;
+    const std::int64_t now = std::chrono::duration_cast<std::chrono::seconds>(
+                                 std::chrono::system_clock::now().time_since_epoch())
+                                 .count();
+    {
+      const std::lock_guard lock(mutex);
+      id = "file-fake-" + std::to_string(++file_ids);
+      files[id] = StoredFile{part.filename, part.content, form.get("purpose", ""), now};
+    }
+    send_json(
+        response,
+        200,
+        file_json(id, part.filename, part.content.size(), form.get("purpose", ""), now).dump());
+    return true;
+  }
+  if (record.method == "GET" && rest.empty()) {
+    nlohmann::json data = nlohmann::json::array();
+    {
+      const std::lock_guard lock(mutex);
+      for (const auto& [id, file] : files) {
+        data.push_back(
+            file_json(id, file.filename, file.content.size(), file.purpose, file.created_at));
+      }
+    }
+    send_json(response, 200, nlohmann::json{{"object", "list"}, {"data", data}}.dump());
+    return true;
+  }
+  std::string id = rest.size() > 1 ? rest.substr(1) : "";
+  const bool content = ends_with(id, "/content");
+  if (content) {
+    id.resize(id.size() - 8);
+  }
+  std::optional<StoredFile> found;
+  {
+    const std::lock_guard lock(mutex);
+    if (const auto it = files.find(id); it != files.end()) {
+      found = it->second;
+      if (record.method == "DELETE") {
+        files.erase(it);
+      }
+    }
+  }
+  if (!found) {
+    send_json(
+        response, 404, error_body(404, "file " + id + " not found", "resource_not_found_error"));
+    return true;
+  }
+  if (record.method == "DELETE") {
+    send_json(
+        response, 200, nlohmann::json{{"id", id}, {"object", "file"}, {"deleted", true}}.dump());
+  } else if (content) {
+    send_json(response,
+              200,
+              nlohmann::json{{"content", found->content},
+                             {"file_type", "text/plain"},
+                             {"filename", found->filename},
+                             {"title", ""},
+                             {"type", "file"}}
+                  .dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
+  } else {
+    send_json(
+        response,
+        200,
+        file_json(id, found->filename, found->content.size(), found->purpose, found->created_at)
+            .dump());
+  }
+  return true;
+}
+
 void
 FakeUpstream::Impl::handle(Poco::Net::HTTPServerRequest& request,
                            Poco::Net::HTTPServerResponse& response)
@@ -340,6 +532,9 @@ FakeUpstream::Impl::handle(Poco::Net::HTTPServerRequest& request,
         200,
         nlohmann::json{{"object", "list"}, {"data", {{{"id", "fake-model"}, {"object", "model"}}}}}
             .dump());
+    return;
+  }
+  if (handle_files(record, path, request, response)) {
     return;
   }
   if (record.method != "POST" || !ends_with(path, "/chat/completions")) {
@@ -431,6 +626,13 @@ FakeUpstream::Impl::handle(Poco::Net::HTTPServerRequest& request,
   }
 
   const std::uint64_t id = ++ids;
+  response.set("Msh-Request-Id", "fake-req-" + std::to_string(id));
+  if (request.has("Idempotency-Key")) {
+    response.set("Idempotency-Key", request.get("Idempotency-Key"));
+  }
+  if (request.has("Msh-Context-Cache-Token")) {
+    response.set("Msh-Context-Cache-Token-Saved", request.get("Msh-Context-Cache-Token"));
+  }
   // From the messages only: a streamed and a plain request count the same.
   const auto prompt_tokens = static_cast<int>((json.is_object() && json.contains("messages")
                                                    ? json["messages"].dump().size()
@@ -446,7 +648,15 @@ FakeUpstream::Impl::handle(Poco::Net::HTTPServerRequest& request,
   }
   nlohmann::json message = {{"role", "assistant"}, {"content", content}};
   std::string finish_reason = "stop";
-  if (shape.kimi_search && shape.last_role != "tool") {
+  if (!behavior.call_tool.empty() && shape.functions && shape.last_role != "tool") {
+    message["content"] = "";
+    message["tool_calls"] = {
+        {{"index", 0},
+         {"id", "call-" + std::to_string(id)},
+         {"type", "function"},
+         {"function", {{"name", behavior.call_tool}, {"arguments", R"({"query":"fake"})"}}}}};
+    finish_reason = "tool_calls";
+  } else if (shape.kimi_search && (shape.last_role != "tool" || behavior.search_forever)) {
     // Kimi's builtin $web_search: the model asks, the client echoes the
     // arguments back as a tool message, then the model answers.
     message["content"] = "";
@@ -485,6 +695,9 @@ FakeUpstream::Impl::handle(Poco::Net::HTTPServerRequest& request,
     reply["web_search"] = {{{"title", "Fake result"},
                             {"link", "https://search.invalid/1"},
                             {"content", "a fake search result"}}};
+  }
+  if (behavior.reply) {
+    reply["choices"][0]["message"]["content"] = *behavior.reply;
   }
   if (stream) {
     send_events(request, response, sse_events(reply, behavior, fail), behavior, fail);

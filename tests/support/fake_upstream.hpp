@@ -6,7 +6,18 @@
 // Endpoints (any base path, e.g. http://127.0.0.1:PORT/v1):
 //   POST <base>/chat/completions  -> a chat completion (or the failure asked for)
 //   GET  <base>/models            -> a model list; the cheap authenticated probe
-// With `expected_key` set, both answer 401 unless `Authorization: Bearer <key>`.
+//   POST <base>/files             -> Files API upload (multipart: file, purpose) -> {id, ...};
+//                                    a file whose content has [[status=N]] is refused
+//                                    with HTTP N and an OpenAI-style error body
+//   GET  <base>/files             -> {"object":"list","data":[...]} of the uploaded files
+//   GET  <base>/files/{id}/content -> {"content": <the file's text>, "filename", ...}
+//                                    (Moonshot's extraction answer); 404 when unknown
+//   DELETE <base>/files/{id}      -> {"id","object":"file","deleted":true}; 404 when unknown
+//   POST <base>/web_search        -> GLM's web search answer: search_result has `count`
+//                                    results echoing search_query
+// With `expected_key` set, all answer 401 unless `Authorization: Bearer <key>`.
+// Chat answers carry "Msh-Request-Id: fake-req-N", echo an Idempotency-Key
+// header, and answer a Msh-Context-Cache-Token with Msh-Context-Cache-Token-Saved.
 //
 // A successful reply echoes the request's model and has
 //   choices[0].message.content = "echo: " + <last user message, verbatim>,
@@ -39,6 +50,10 @@
 //                      where a length cut would split it)
 //   [[echo_auth]]      put the received Authorization header into the error
 //                      message of a failure (to test that clients scrub it)
+//   [[reply=TEXT]]     the reply's content is exactly TEXT (TEXT may not hold "]]")
+//   [[search_forever]] with Kimi's $web_search offered, every reply asks for it
+//   [[call_tool=NAME]] with tools offered and the last message not a tool result,
+//                      the reply asks for function NAME ({"query":"fake"})
 //   [[minimal]]        a successful reply with only choices[0].message.content
 //                      (no id, model, finish_reason or usage)
 //   [[stall_ms=N]]     200 whose body stops halfway, then nothing for N ms
@@ -108,6 +123,9 @@ struct FakeBehavior {
   std::chrono::milliseconds chunk_delay{0}; // [[chunk_ms=N]] (streamed)
   bool sse_error = false;                   // [[sse_error]] (streamed)
   bool no_done = false;                     // [[no_done]] (streamed)
+  std::optional<std::string> reply;         // [[reply=TEXT]]: the content, verbatim
+  bool search_forever = false;              // [[search_forever]]
+  std::string call_tool;                    // [[call_tool=NAME]]
 };
 
 // `base` with every directive found in `prompt` applied on top.

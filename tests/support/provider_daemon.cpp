@@ -16,13 +16,14 @@ using nlohmann::json;
 ProviderDaemon::ProviderDaemon(ServeProcess::Env extra, const std::string& without)
 {
   ServeProcess::Env env = {{"EXAI_FILE_ROOTS", roots.path()},
+                           {"EXAI_STATE_DIR", state.path()},
                            {"EXAI_WS_PROGRESS_INTERVAL_SECS", "0.1"}};
   if (without != "kimi") {
-    env["KIMI_API_KEY"] = "kimi-e2e-key-0123456789";
+    env["KIMI_API_KEY"] = kKimiTestKey;
     env["KIMI_API_URL"] = kimi.base_url();
   }
   if (without != "glm") {
-    env["GLM_API_KEY"] = "glm-e2e-key-0123456789";
+    env["GLM_API_KEY"] = kGlmTestKey;
     env["GLM_API_URL"] = glm.base_url();
   }
   for (auto& [name, value] : extra) {
@@ -79,6 +80,24 @@ json
 ProviderDaemon::reply(const std::string& tool, const json& arguments)
 {
   return result_envelope(session_call(tool, arguments));
+}
+
+json
+ProviderDaemon::content(const std::string& tool, const json& arguments)
+{
+  const json envelope = reply(tool, arguments);
+  INFO(envelope.dump());
+  REQUIRE(envelope["content_type"] == "json");
+  return json::parse(envelope["content"].get<std::string>());
+}
+
+json
+ProviderDaemon::error(const std::string& tool, const json& arguments)
+{
+  const json res = session_call(tool, arguments);
+  INFO(res.dump());
+  REQUIRE(res.contains("error"));
+  return res["error"];
 }
 
 bool

@@ -1,8 +1,8 @@
 #pragma once
 
 // A real `exai serve` with both providers configured, each on its own fake
-// upstream that records every request, and file roots in a scratch directory:
-// the fixture of the tool end-to-end tests.
+// upstream that records every request, file roots and a state directory in
+// scratch directories: the fixture of the tool end-to-end tests.
 
 #include "tests/support/fake_upstream.hpp"
 #include "tests/support/serve_process.hpp"
@@ -16,6 +16,9 @@
 
 namespace exai::test {
 
+inline constexpr const char* kKimiTestKey = "kimi-e2e-key-0123456789";
+inline constexpr const char* kGlmTestKey = "glm-e2e-key-0123456789";
+
 class ProviderDaemon {
 public:
   // `extra` overrides the environment; "{roots}" in a value stands for the
@@ -25,6 +28,7 @@ public:
   FakeUpstream kimi;
   FakeUpstream glm;
   TempDir roots;
+  TempDir state;
   std::unique_ptr<ServeProcess> serve;
 
   // A fresh connection that has said hello.
@@ -39,6 +43,10 @@ public:
   call_on(WsClient& client, const std::string& tool, const nlohmann::json& arguments);
   // The reply envelope of a successful call on session().
   nlohmann::json reply(const std::string& tool, const nlohmann::json& arguments);
+  // The parsed JSON content of a successful call's envelope (session()).
+  nlohmann::json content(const std::string& tool, const nlohmann::json& arguments);
+  // The error object of a failed call (session()).
+  nlohmann::json error(const std::string& tool, const nlohmann::json& arguments);
 
   bool back_to_zero() const;
   std::size_t upstream_requests() const { return kimi.request_count() + glm.request_count(); }

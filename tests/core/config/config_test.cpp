@@ -165,3 +165,47 @@ TEST_CASE("list settings split on commas", "[core][config]")
   CHECK(c.disable_coalesce_tools == std::set<std::string, std::less<>>{"chat", "status"});
   CHECK(c.allowed_origins == std::vector<std::string>{"https://a.example"});
 }
+
+TEST_CASE("tool visibility, tool-call log and upload settings", "[core][config]")
+{
+  const DaemonConfig c = from_env({{"DISABLED_TOOLS", " Chat ,KIMI_UPLOAD_FILES,"},
+                                   {"LEAN_MODE", "Yes"},
+                                   {"LEAN_TOOLS", "Analyze"},
+                                   {"STRICT_LEAN", "1"},
+                                   {"DIAGNOSTICS", "on"},
+                                   {"EXAI_TOOLCALL_LOG_MAX_BYTES", "8192"},
+                                   {"EXAI_TOOLCALL_LOG_KEEP", "0"},
+                                   {"EXAI_TOOLCALL_LOG_CONTENT", "TRUE"},
+                                   {"EXAI_UPLOAD_MAX_BYTES", "1024"}});
+  CHECK(c.disabled_tools == std::set<std::string, std::less<>>{"chat", "kimi_upload_files"});
+  CHECK(c.lean_mode);
+  CHECK(c.lean_tools == std::vector<std::string>{"analyze"});
+  CHECK(c.strict_lean);
+  CHECK(c.diagnostics);
+  CHECK(c.toolcall_log_max_bytes == 8192);
+  CHECK(c.toolcall_log_keep == 0);
+  CHECK(c.toolcall_log_content);
+  CHECK(c.upload_max_bytes == 1024);
+  const DaemonConfig d = from_env({});
+  CHECK_FALSE(d.lean_mode);
+  CHECK_FALSE(d.diagnostics);
+  CHECK_FALSE(d.toolcall_log_content);
+  CHECK(d.toolcall_log_max_bytes == 10485760);
+  CHECK(d.toolcall_log_keep == 3);
+  CHECK(d.upload_max_bytes == 20971520);
+}
+
+TEST_CASE("a bad switch or log size names the variable, the value and what is allowed",
+          "[core][config]")
+{
+  CHECK_THROWS_WITH(
+      from_env({{"DIAGNOSTICS", "maybe"}}),
+      "invalid DIAGNOSTICS='maybe': expected true or false (also 1/0, yes/no, on/off)");
+  CHECK_THROWS_WITH(from_env({{"EXAI_TOOLCALL_LOG_MAX_BYTES", "100"}}),
+                    "invalid EXAI_TOOLCALL_LOG_MAX_BYTES='100': expected an integer from 4096 to "
+                    "17179869184");
+  CHECK_THROWS_WITH(from_env({{"EXAI_TOOLCALL_LOG_KEEP", "-1"}}),
+                    "invalid EXAI_TOOLCALL_LOG_KEEP='-1': expected an integer from 0 to 100");
+  CHECK_THROWS_WITH(from_env({{"EXAI_UPLOAD_MAX_BYTES", "0"}}),
+                    "invalid EXAI_UPLOAD_MAX_BYTES='0': expected an integer from 1 to 536870912");
+}

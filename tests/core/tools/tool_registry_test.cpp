@@ -23,24 +23,41 @@ TEST_CASE("the built-in tools are listed in name order with schemas, titles and 
     CHECK(tool["inputSchema"]["additionalProperties"] == false);
     CHECK_FALSE(tool["description"].get<std::string>().empty());
     CHECK_FALSE(tool["title"].get<std::string>().empty());
-    CHECK(tool["annotations"]["readOnlyHint"] == true);
+    // Only the tools that upload or delete provider files change anything.
+    const bool writes = tool["name"] == "kimi_upload_files" ||
+                        tool["name"] == "kimi_manage_files" || tool["name"] == "glm_upload_file";
+    CHECK(tool["annotations"]["readOnlyHint"] == !writes);
     CHECK(tool["outputSchema"]["required"].size() == 4);
   }
-  CHECK(names == std::vector<std::string>{"analyze",
+  CHECK(names == std::vector<std::string>{"activity",
+                                          "analyze",
                                           "challenge",
                                           "chat",
                                           "codereview",
                                           "consensus",
                                           "debug",
                                           "docgen",
+                                          "glm_payload_preview",
+                                          "glm_upload_file",
+                                          "glm_web_search",
+                                          "health",
+                                          "kimi_capture_headers",
+                                          "kimi_chat_with_files",
+                                          "kimi_chat_with_tools",
+                                          "kimi_intent_analysis",
+                                          "kimi_manage_files",
+                                          "kimi_upload_files",
                                           "listmodels",
                                           "planner",
                                           "precommit",
+                                          "provider_capabilities",
                                           "refactor",
                                           "secaudit",
+                                          "self-check",
                                           "status",
                                           "testgen",
                                           "thinkdeep",
+                                          "toolcall_log_tail",
                                           "tracer",
                                           "version"});
 }
@@ -64,7 +81,7 @@ TEST_CASE("registering a tool name twice is refused", "[core][tool_registry]")
 {
   ToolRegistry registry;
   exai::core::register_builtin_tools(registry);
-  CHECK(registry.size() == 17);
+  CHECK(registry.size() == 31);
   CHECK_THROWS(exai::core::register_builtin_tools(registry));
 }
 

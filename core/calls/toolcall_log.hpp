@@ -1,0 +1,93 @@
+#pragma once
+
+// The tool-call log: one JSON line per finished call in
+// $EXAI_STATE_DIR/toolcalls.jsonl — time, session (short id), request id,
+// tool, model, provider, duration, outcome, token usage and sizes. Prompt
+// text, arguments and outputs only with `content` on; provider keys never
+// (scrubbed from every line). Size-rotated: past max_bytes the file becomes
+// toolcalls.jsonl.1 (older ones shift up, `keep` are kept).
+//
+// record() only queues (a bounded queue; the engine calls it as a call
+// ends); one writer thread formats, writes and rotates, and also logs a
+// one-line summary to the "activity" logger.
+
+#include "core/calls/call_result.hpp"
+
+#include <nlohmann/json.hpp>
+
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace exai::core {
+
+struct ToolCallRecord {
+  std::chrono::system_clock::time_point time; // when the call ended
+  std::string session_id;                     // logged as a short id
+  std::string request_id;
+  std::string tool;
+  std::string model; // the plan's; the result's model_used wins when present
+  std::string provider;
+  std::chrono::milliseconds duration{0};
+  std::shared_ptr<const nlohmann::json> arguments; // may be null
+  std::shared_ptr<const ToolResult> result;
+};
+
+class ToolCallLog {
+public:
+  struct Options {
+    std::string path; // the live file
+    std::size_t max_bytes = std::size_t{10} << 20U;
+    int keep = 3;                     // rotated files kept (path.1 … path.keep)
+    bool content = false;             // arguments, outputs and error messages too
+    std::vector<std::string> secrets; // scrubbed from every line
+    std::size_t max_queued = 4096;    // records waiting for the writer; more are dropped
+  };
+
+  explicit ToolCallLog(Options options);
+  // Writes what is queued, then stops the writer.
+  ~ToolCallLog();
+  ToolCallLog(const ToolCallLog&) = delete;
+  ToolCallLog& operator=(const ToolCallLog&) = delete;
+
+  // Queues one finished call. Never blocks on I/O; drops (and counts) the
+  // record when the queue is full.
+  void record(ToolCallRecord record);
+
+  // Waits until every record queued before this call is written.
+  void flush();
+
+  const std::string& path() const noexcept { return options_.path; }
+  std::uint64_t dropped() const;
+
+  // The JSON line of `record` (without the newline), as written.
+  std::string line(const ToolCallRecord& record) const;
+
+  // The last `count` lines of the log at `path` (its newest rotated file
+  // first when the live one holds fewer), oldest first, parsed.
+  static std::vector<nlohmann::json> tail(const std::string& path, std::size_t count);
+
+private:
+  void write_loop(const std::stop_token& stop);
+  void append(const std::string& text);
+  void rotate();
+
+  Options options_;
+  mutable std::mutex mutex_;
+  std::condition_variable_any changed_;
+  std::deque<ToolCallRecord> queue_; // guarded by mutex_
+  std::uint64_t queued_total_ = 0;   // guarded by mutex_
+  std::uint64_t written_total_ = 0;  // guarded by mutex_ (written or dropped by the writer)
+  std::uint64_t dropped_ = 0;        // guarded by mutex_
+  int fd_ = -1;                      // writer thread only
+  std::size_t size_ = 0;             // writer thread only
+  std::jthread writer_;              // last: stops first
+};
+
+} // namespace exai::core

@@ -1,0 +1,113 @@
+#include "core/calls/toolcall_log.hpp"
+#include "tests/support/temp_dir.hpp"
+
+#include <catch2/catch.hpp>
+
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+using exai::core::ToolCallLog;
+using exai::core::ToolCallRecord;
+using exai::core::ToolFailure;
+using exai::core::ToolSuccess;
+using nlohmann::json;
+namespace fs = std::filesystem;
+
+namespace {
+
+ToolCallRecord
+record(const std::string& tool, exai::core::ToolResult result)
+{
+  ToolCallRecord r;
+  r.time = std::chrono::system_clock::now();
+  r.session_id = "session-0123456789abcdef";
+  r.request_id = "r1";
+  r.tool = tool;
+  r.model = "glm-4.5-flash";
+  r.provider = "glm";
+  r.duration = std::chrono::milliseconds(12);
+  r.arguments = std::make_shared<const json>(json{{"prompt", "the prompt sk-secret-key-123"}});
+  r.result = std::make_shared<const exai::core::ToolResult>(std::move(result));
+  return r;
+}
+
+std::string
+read_all(const std::string& path)
+{
+  std::ifstream in(path);
+  std::stringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
+
+const std::string kEnvelope =
+    R"({"status":"success","content":"answer sk-secret-key-123","content_type":"text",)"
+    R"("metadata":{"model_used":"glm-4.6","provider_used":"glm","usage":{"total_tokens":9}}})";
+
+} // namespace
+
+TEST_CASE("a log line has the call's facts and no content by default", "[core][toolcall_log]")
+{
+  ToolCallLog log(ToolCallLog::Options{"", 4096, 1, false, {"sk-secret-key-123"}, 16});
+  const json line = json::parse(log.line(record("chat", ToolSuccess{{kEnvelope}})));
+  CHECK(line["tool"] == "chat");
+  CHECK(line["outcome"] == "ok");
+  CHECK(line["model"] == "glm-4.6");
+  CHECK(line["usage"]["total_tokens"] == 9);
+  CHECK(line["duration_ms"] == 12);
+  CHECK(line["session"] != "session-0123456789abcdef");
+  CHECK_FALSE(line.contains("arguments"));
+  CHECK_FALSE(line.contains("output"));
+  CHECK(line["argument_bytes"].get<int>() > 0);
+}
+
+TEST_CASE("content mode logs arguments and output with keys scrubbed", "[core][toolcall_log]")
+{
+  ToolCallLog log(ToolCallLog::Options{"", 4096, 1, true, {"sk-secret-key-123"}, 16});
+  const std::string text = log.line(record("chat", ToolSuccess{{kEnvelope}}));
+  CHECK(text.find("the prompt") != std::string::npos);
+  CHECK(text.find("sk-secret-key-123") == std::string::npos);
+  const std::string failed = log.line(record("chat",
+                                             ToolFailure{exai::core::Errc::validation_error,
+                                                         "bad sk-secret-key-123",
+                                                         {{"field", "prompt"}}}));
+  CHECK(json::parse(failed)["outcome"] == "VALIDATION_ERROR");
+  CHECK(json::parse(failed)["error_field"] == "prompt");
+  CHECK(failed.find("sk-secret-key-123") == std::string::npos);
+}
+
+TEST_CASE("the log rotates past max_bytes and keeps `keep` files", "[core][toolcall_log]")
+{
+  exai::test::TempDir dir;
+  const std::string path = dir.path() + "/toolcalls.jsonl";
+  {
+    ToolCallLog log(ToolCallLog::Options{path, 1024, 2, false, {}, 4096});
+    for (int i = 0; i < 40; ++i) {
+      log.record(record("status", ToolSuccess{{kEnvelope}}));
+    }
+    log.flush();
+    const auto tail = ToolCallLog::tail(path, 5);
+    CHECK(tail.size() == 5);
+  }
+  CHECK(fs::exists(path));
+  CHECK(fs::exists(path + ".1"));
+  CHECK(fs::exists(path + ".2"));
+  CHECK_FALSE(fs::exists(path + ".3"));
+  for (const auto& file : {path, path + ".1", path + ".2"}) {
+    CHECK(fs::file_size(file) <= 1024);
+    CHECK(read_all(file).find("the prompt") == std::string::npos);
+  }
+  CHECK((fs::status(path).permissions() & fs::perms::group_read) == fs::perms::none);
+}
+
+TEST_CASE("a full queue drops records and counts them", "[core][toolcall_log]")
+{
+  exai::test::TempDir dir;
+  ToolCallLog log(ToolCallLog::Options{dir.path() + "/t.jsonl", 1 << 20, 1, false, {}, 1});
+  for (int i = 0; i < 200; ++i) {
+    log.record(record("status", ToolSuccess{{kEnvelope}}));
+  }
+  log.flush();
+  CHECK(log.dropped() + ToolCallLog::tail(dir.path() + "/t.jsonl", 1000).size() == 200);
+}
