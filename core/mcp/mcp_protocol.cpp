@@ -498,7 +498,7 @@ tool_call_response(const json& id, const json& res)
     if (error->value("code", std::string()) == "TOOL_NOT_FOUND") {
       return error_response(id,
                             RpcError{kInvalidParams,
-                                     "Unknown tool: " + error->value("message", std::string()),
+                                     error->value("message", std::string("Unknown tool")),
                                      error->value("details", json(nullptr))});
     }
     return tool_error_response(id, describe_error(*error));
