@@ -241,10 +241,11 @@ McpHttpService::end_call(const std::string& session_id,
     }
     it->second.last_used = now;
   }
+  // Kept for resuming clients; the next request's sweep bounds them (every
+  // stream began with a request that swept), so ending a call walks nothing.
   if (const auto stream = streams_.find(stream_key); stream != streams_.end()) {
     stream->second.finished_at = now;
   }
-  sweep(now);
 }
 
 void
@@ -558,12 +559,7 @@ McpHttpService::handle_post(HttpExchange& exchange)
     send_empty(response, HTTPResponse::HTTP_ACCEPTED);
     return;
   case mcp::Action::Type::respond:
-    if (action.log_level) {
-      const std::lock_guard lock(mutex_);
-      if (Session* session = find_session(session_id, Clock::now())) {
-        session->log_level = action.log_level;
-      }
-    }
+    remember_log_level(session_id, action);
     HttpRouter::send_json(response, HTTPResponse::HTTP_OK, action.response);
     return;
   case mcp::Action::Type::list_prompts:
@@ -580,6 +576,18 @@ McpHttpService::handle_post(HttpExchange& exchange)
                action.call.arguments,
                action.call.progress_token);
     return;
+  }
+}
+
+void
+McpHttpService::remember_log_level(const std::string& session_id, const mcp::Action& action)
+{
+  if (!action.log_level) {
+    return;
+  }
+  const std::lock_guard lock(mutex_);
+  if (Session* session = find_session(session_id, Clock::now())) {
+    session->log_level = action.log_level;
   }
 }
 

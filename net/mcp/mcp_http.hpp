@@ -112,6 +112,8 @@ private:
                                          bool sse,
                                          const core::mcp::EventId& events,
                                          std::function<void(std::string)> deliver = {});
+  // logging/setLevel: the level the action carries becomes the session's.
+  void remember_log_level(const std::string& session_id, const core::mcp::Action& action);
   // The answer to a list, prompt or completion request (from the engine's tools).
   std::string list_response(const core::mcp::Action& action);
   // notifications/cancelled: cancels the session's call `id` (if running).

@@ -123,12 +123,7 @@ McpHttpService::handle_batch(HttpExchange& exchange,
       cancel_call(session_id, action.cancel_id);
       break;
     case mcp::Action::Type::respond:
-      if (action.log_level) {
-        const std::lock_guard lock(mutex_);
-        if (Session* session = find_session(session_id, Clock::now())) {
-          session->log_level = action.log_level;
-        }
-      }
+      remember_log_level(session_id, action);
       reply->expect();
       reply->add(action.response);
       break;
