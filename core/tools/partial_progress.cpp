@@ -31,6 +31,7 @@ PartialProgress::PartialProgress(std::function<void(std::string_view note)> prog
     , model_(std::move(model))
     , interval_(interval)
     , now_(std::move(now))
+    , last_(now_())
 {
 }
 
@@ -41,7 +42,7 @@ PartialProgress::operator()(std::string_view content)
     return;
   }
   const auto now = now_();
-  if (last_ && now - *last_ < interval_) {
+  if (now - last_ < interval_) {
     return;
   }
   last_ = now;

@@ -7,7 +7,6 @@
 #include <chrono>
 #include <cstddef>
 #include <functional>
-#include <optional>
 #include <string>
 #include <string_view>
 
@@ -25,7 +24,9 @@ std::string partial_note(std::string_view model,
                          std::size_t tail = kPartialProgressTail);
 
 // A ChatRequest::on_partial that turns the content so far into progress
-// notes, at most one per `interval` (the first piece is reported at once).
+// notes, at most one per `interval`, the first one `interval` after it was
+// made: an answer that streams in faster needs no note (it arrives whole in
+// the result), and a fast call costs no extra frame.
 class PartialProgress {
 public:
   using Clock = std::chrono::steady_clock;
@@ -41,7 +42,7 @@ private:
   std::string model_;
   std::chrono::milliseconds interval_;
   std::function<Clock::time_point()> now_;
-  std::optional<Clock::time_point> last_;
+  Clock::time_point last_;
 };
 
 } // namespace exai::core

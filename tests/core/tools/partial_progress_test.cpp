@@ -7,7 +7,8 @@
 
 using namespace exai::core;
 
-TEST_CASE("partial progress: at most one note per interval, the first at once", "[core][stream]")
+TEST_CASE("partial progress: at most one note per interval, none before the first interval",
+          "[core][stream]")
 {
   std::vector<std::string> notes;
   PartialProgress::Clock::time_point now{};
@@ -15,17 +16,23 @@ TEST_CASE("partial progress: at most one note per interval, the first at once", 
                           "glm-4.5",
                           std::chrono::milliseconds(250),
                           [&] { return now; });
+  // An answer that streams in within the first interval needs no note.
   partial("He");
-  now += std::chrono::milliseconds(100);
+  now += std::chrono::milliseconds(249);
   partial("Hello");
-  now += std::chrono::milliseconds(149);
+  CHECK(notes.empty());
+  now += std::chrono::milliseconds(1);
   partial("Hello wo");
+  REQUIRE(notes.size() == 1);
+  now += std::chrono::milliseconds(249);
+  partial("Hello wor");
   CHECK(notes.size() == 1);
   now += std::chrono::milliseconds(1);
   partial("Hello world");
   REQUIRE(notes.size() == 2);
-  CHECK(notes[0] == "streaming from glm-4.5 (2 chars): He");
+  CHECK(notes[0] == "streaming from glm-4.5 (8 chars): Hello wo");
   CHECK(notes[1] == "streaming from glm-4.5 (11 chars): Hello world");
+  now += std::chrono::milliseconds(500);
   partial("");
   CHECK(notes.size() == 2);
 }
