@@ -49,6 +49,20 @@ scrub(std::string text, const std::vector<std::string>& secrets)
   return text;
 }
 
+// Keeps only what a line reports of a result envelope (status, model, provider,
+// usage): the answer text is scanned but never copied into a tree.
+bool
+keep_summary(int depth, json::parse_event_t event, json& parsed)
+{
+  if (event != json::parse_event_t::key) {
+    return true;
+  }
+  if (depth == 1) {
+    return parsed == "status" || parsed == "metadata";
+  }
+  return depth != 2 || parsed == "model_used" || parsed == "provider_used" || parsed == "usage";
+}
+
 std::string
 rotated(const std::string& path, int n)
 {
@@ -145,7 +159,7 @@ ToolCallLog::line(const ToolCallRecord& record) const
     }
     out["result_bytes"] = bytes;
     if (!success.outputs.empty()) {
-      const json envelope = json::parse(success.outputs.front(), nullptr, false);
+      const json envelope = json::parse(success.outputs.front(), keep_summary, false);
       if (envelope.is_object()) {
         out["status"] = envelope.value("status", "");
         if (const auto meta = envelope.find("metadata");
@@ -181,53 +195,81 @@ void
 ToolCallLog::write_loop(const std::stop_token& stop)
 {
   const auto activity = log::get("activity");
+  std::vector<ToolCallRecord> batch;
+  std::string text;
   std::unique_lock lock(mutex_);
   for (;;) {
     changed_.wait(lock, stop, [this] { return !queue_.empty(); });
     if (queue_.empty()) {
       return; // stopped with nothing left to write
     }
-    ToolCallRecord record = std::move(queue_.front());
-    queue_.pop_front();
+    // Under load many calls end between two wake-ups: one write for all.
+    batch.assign(std::make_move_iterator(queue_.begin()), std::make_move_iterator(queue_.end()));
+    queue_.clear();
     lock.unlock();
-    const std::string text = line(record);
-    append(text + "\n");
-    const auto* failure = record.result ? std::get_if<ToolFailure>(record.result.get()) : nullptr;
-    activity->info("call tool={} outcome={} duration_ms={} model={} session={} request_id={}",
-                   record.tool,
-                   failure != nullptr ? protocol_code(failure->code) : "ok",
-                   record.duration.count(),
-                   record.model.empty() ? "-" : record.model,
-                   short_id(record.session_id),
-                   printable(record.request_id, 64));
+    text.clear();
+    open_file(); // the size so far decides where the batch is cut for rotation
+    for (const auto& record : batch) {
+      std::string next = line(record);
+      next.push_back('\n');
+      if (!text.empty() && size_ + text.size() + next.size() > options_.max_bytes) {
+        append(text); // a file never grows past max_bytes because of batching
+        text.clear();
+      }
+      text.append(next);
+      const auto* failure = record.result ? std::get_if<ToolFailure>(record.result.get()) : nullptr;
+      activity->info("call tool={} outcome={} duration_ms={} model={} session={} request_id={}",
+                     record.tool,
+                     failure != nullptr ? protocol_code(failure->code) : "ok",
+                     record.duration.count(),
+                     record.model.empty() ? "-" : record.model,
+                     short_id(record.session_id),
+                     printable(record.request_id, 64));
+    }
+    append(text);
+    const auto written = batch.size();
+    batch.clear();
     lock.lock();
-    ++written_total_;
+    written_total_ += written;
     changed_.notify_all();
   }
+}
+
+bool
+ToolCallLog::open_file()
+{
+  if (fd_ >= 0) {
+    return true;
+  }
+  if (options_.path.empty()) {
+    return false;
+  }
+  fd_ = ::open(options_.path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+  if (fd_ < 0) {
+    log::get("core")->warn(
+        "tool-call log cannot be opened path={} error=\"{}\"", options_.path, std::strerror(errno));
+    return false;
+  }
+  struct stat info {};
+  size_ = ::fstat(fd_, &info) == 0 ? static_cast<std::size_t>(info.st_size) : 0;
+  return true;
+}
+
+bool
+ToolCallLog::fits(std::size_t bytes) const
+{
+  return size_ == 0 || size_ + bytes <= options_.max_bytes;
 }
 
 void
 ToolCallLog::append(const std::string& text)
 {
-  if (options_.path.empty()) {
+  if (!open_file()) {
     return;
   }
-  if (fd_ >= 0 && size_ > 0 && size_ + text.size() > options_.max_bytes) {
+  if (!fits(text.size())) {
     rotate();
-  }
-  if (fd_ < 0) {
-    fd_ = ::open(options_.path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
-    if (fd_ < 0) {
-      log::get("core")->warn("tool-call log cannot be opened path={} error=\"{}\"",
-                             options_.path,
-                             std::strerror(errno));
-      return;
-    }
-    struct stat info {};
-    size_ = ::fstat(fd_, &info) == 0 ? static_cast<std::size_t>(info.st_size) : 0;
-    if (size_ > 0 && size_ + text.size() > options_.max_bytes) {
-      rotate();
-      append(text);
+    if (!open_file()) {
       return;
     }
   }

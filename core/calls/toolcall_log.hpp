@@ -75,7 +75,9 @@ public:
 
 private:
   void write_loop(const std::stop_token& stop);
-  void append(const std::string& text);
+  bool open_file();                     // opens the live file when closed; false if it cannot
+  bool fits(std::size_t bytes) const;   // whether `bytes` more stay within max_bytes
+  void append(const std::string& text); // whole lines; rotates first when they do not fit
   void rotate();
 
   Options options_;
