@@ -27,6 +27,20 @@ string_member(const json& object, const char* key)
              : std::string_view();
 }
 
+// A chunk's members that matter; the rest (id, object, created,
+// system_fingerprint…) are scanned but never built into the tree — every
+// streamed piece of every answer passes through here.
+bool
+keep_member(int depth, json::parse_event_t event, json& parsed)
+{
+  if (event != json::parse_event_t::key || depth != 1) {
+    return true;
+  }
+  const auto& key = parsed.get_ref<const std::string&>();
+  return key == "choices" || key == "model" || key == "usage" || key == "error" ||
+         key == "web_search";
+}
+
 } // namespace
 
 ChatStream::ChatStream(std::string requested_model, std::size_t max_event_bytes)
@@ -66,7 +80,7 @@ ChatStream::on_event(const sse::Event& event)
     done_ = true;
     return;
   }
-  const json chunk = json::parse(event.data, nullptr, false);
+  const json chunk = json::parse(event.data, keep_member, false);
   if (chunk.is_discarded() || !chunk.is_object()) {
     fail(StreamProblem::Kind::malformed, "malformed event", event.data);
     return;
