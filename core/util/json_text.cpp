@@ -69,8 +69,8 @@ parse_json(std::string_view text, std::size_t max_depth)
   return value;
 }
 
-std::optional<std::string>
-top_level_string(std::string_view text, std::string_view key)
+std::optional<std::string_view>
+top_level_member(std::string_view text, std::string_view key)
 {
   std::size_t i = skip_space(text, 0);
   if (i >= text.size() || text[i] != '{') {
@@ -78,28 +78,38 @@ top_level_string(std::string_view text, std::string_view key)
   }
   ++i;
   std::size_t depth = 1;
-  bool expect_key = true; // at depth 1: the next string is a member name
-  bool matched = false;   // the member just named is `key`
+  bool expect_key = true;                     // at depth 1: the next string is a member name
+  bool matched = false;                       // the member just named is `key`
+  std::size_t value = std::string_view::npos; // where the matched member's value starts
+  const auto value_until = [&](std::size_t end) {
+    while (end > value && std::isspace(static_cast<unsigned char>(text[end - 1])) != 0) {
+      --end;
+    }
+    return text.substr(value, end - value);
+  };
   while (i < text.size()) {
     const char c = text[i];
+    if (matched && value == std::string_view::npos && c != ':' &&
+        std::isspace(static_cast<unsigned char>(c)) == 0) {
+      value = i;
+    }
     if (c == '"') {
       const std::size_t end = skip_string(text, i);
       if (end == std::string_view::npos) {
         return std::nullopt;
       }
-      const std::string_view token = text.substr(i, end - i);
-      if (depth == 1) {
-        if (expect_key) {
-          const auto name = nlohmann::json::parse(token, nullptr, false);
+      if (depth == 1 && expect_key) {
+        const std::string_view token = text.substr(i + 1, end - i - 2);
+        // Names with escapes are rare: only they pay for a parse.
+        if (token.find('\\') == std::string_view::npos) {
+          matched = token == key;
+        } else {
+          const auto name = nlohmann::json::parse(text.substr(i, end - i), nullptr, false);
           matched = name.is_string() && name.get_ref<const std::string&>() == key;
-          expect_key = false;
-        } else if (matched) {
-          const auto value = nlohmann::json::parse(token, nullptr, false);
-          if (value.is_string()) {
-            return value.get<std::string>();
-          }
-          return std::nullopt;
         }
+        expect_key = false;
+      } else if (depth == 1 && matched) {
+        return text.substr(value, end - value); // a string value
       }
       i = end;
       continue;
@@ -107,19 +117,38 @@ top_level_string(std::string_view text, std::string_view key)
     if (c == '{' || c == '[') {
       ++depth;
     } else if (c == '}' || c == ']') {
-      if (--depth == 0) {
-        return std::nullopt;
+      --depth;
+      if (depth == 0) {
+        return matched && value != std::string_view::npos ? std::optional(value_until(i))
+                                                          : std::nullopt;
+      }
+      if (depth == 1 && matched) {
+        return text.substr(value, i + 1 - value); // an object or array value
       }
     } else if (c == ',' && depth == 1) {
+      if (matched && value != std::string_view::npos) {
+        return value_until(i); // a number or literal
+      }
       expect_key = true;
       matched = false;
-    } else if (depth == 1 && !expect_key && matched && c != ':' &&
-               std::isspace(static_cast<unsigned char>(c)) == 0) {
-      return std::nullopt; // the value is not a string
     }
     ++i;
   }
   return std::nullopt;
+}
+
+std::optional<std::string>
+top_level_string(std::string_view text, std::string_view key)
+{
+  const auto raw = top_level_member(text, key);
+  if (!raw || raw->empty() || raw->front() != '"') {
+    return std::nullopt;
+  }
+  auto value = nlohmann::json::parse(*raw, nullptr, false);
+  if (!value.is_string()) {
+    return std::nullopt;
+  }
+  return std::move(value.get_ref<std::string&>());
 }
 
 } // namespace exai::core

@@ -41,4 +41,8 @@ bool nesting_exceeds(std::string_view text, std::size_t max_depth) noexcept;
 // string.
 std::optional<std::string> top_level_string(std::string_view text, std::string_view key);
 
+// The raw JSON text of the top-level member `key`'s value (any type), found
+// the same way: a few members of a large document without building it.
+std::optional<std::string_view> top_level_member(std::string_view text, std::string_view key);
+
 } // namespace exai::core
