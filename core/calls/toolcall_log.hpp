@@ -8,8 +8,9 @@
 // toolcalls.jsonl.1 (older ones shift up, `keep` are kept).
 //
 // record() only queues (a bounded queue; the engine calls it as a call
-// ends); one writer thread formats, writes and rotates, and also logs a
-// one-line summary to the "activity" logger.
+// ends); one writer thread formats, writes and rotates — what ends within a
+// few milliseconds in one batch, one write — and also logs a one-line
+// summary to the "activity" logger.
 
 #include "core/calls/call_result.hpp"
 
@@ -87,6 +88,7 @@ private:
   std::uint64_t queued_total_ = 0;   // guarded by mutex_
   std::uint64_t written_total_ = 0;  // guarded by mutex_ (written or dropped by the writer)
   std::uint64_t dropped_ = 0;        // guarded by mutex_
+  int flushing_ = 0;                 // guarded by mutex_: flush() callers waiting
   int fd_ = -1;                      // writer thread only
   std::size_t size_ = 0;             // writer thread only
   std::jthread writer_;              // last: stops first
