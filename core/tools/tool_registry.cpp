@@ -54,19 +54,6 @@ ToolRegistry::all() const
   return out;
 }
 
-std::string_view
-strip_tool_suffix(std::string_view name) noexcept
-{
-  constexpr std::array<std::string_view, 4> kSuffixes = {
-      "_EXAI-WS", "-EXAI-WS", "_EXAI_WS", "-EXAI_WS"};
-  for (const auto suffix : kSuffixes) {
-    if (name.size() > suffix.size() && name.substr(name.size() - suffix.size()) == suffix) {
-      return name.substr(0, name.size() - suffix.size());
-    }
-  }
-  return name;
-}
-
 void
 register_builtin_tools(ToolRegistry& registry)
 {

@@ -1,6 +1,7 @@
 #pragma once
 
 #include "core/tools/tool.hpp"
+#include "core/tools/tool_name.hpp"
 
 #include <map>
 #include <memory>
@@ -33,11 +34,6 @@ public:
 private:
   std::map<std::string, std::unique_ptr<Tool>, std::less<>> tools_;
 };
-
-// `name` without a trailing _EXAI-WS / -EXAI-WS / _EXAI_WS / -EXAI_WS.
-// Applied once per call, where a request is parsed (op protocol, /mcp);
-// ToolRegistry::find() matches names exactly.
-std::string_view strip_tool_suffix(std::string_view name) noexcept;
 
 // Registers every built-in tool: the one list to extend when adding a tool.
 void register_builtin_tools(ToolRegistry& registry);

@@ -1,6 +1,6 @@
 #include "net/protocol/op_protocol.hpp"
 
-#include "core/tools/tool_registry.hpp"
+#include "core/tools/tool_name.hpp"
 #include "core/util/json_text.hpp"
 #include "core/util/random_id.hpp"
 #include "net/protocol/op_frames.hpp"
