@@ -15,6 +15,37 @@ Tool::plan(const PlanInput& input) const
   return plan_model(input, spec().model_class);
 }
 
+namespace {
+
+class ReportTool final : public Tool {
+public:
+  ReportTool(ToolSpec spec, Reuse reuse, std::function<nlohmann::json(ToolContext&)> report)
+      : spec_(std::move(spec))
+      , reuse_(reuse)
+      , report_(std::move(report))
+  {
+  }
+  const ToolSpec& spec() const override { return spec_; }
+  bool reusable() const override { return reuse_ == Reuse::yes; }
+  ToolResult run(ToolContext& context) const override
+  {
+    return ToolSuccess{{envelope(name(), report_(context).dump(), "json")}};
+  }
+
+private:
+  ToolSpec spec_;
+  Reuse reuse_;
+  std::function<nlohmann::json(ToolContext&)> report_;
+};
+
+} // namespace
+
+std::unique_ptr<Tool>
+make_report_tool(ToolSpec spec, Reuse reuse, std::function<nlohmann::json(ToolContext&)> report)
+{
+  return std::make_unique<ReportTool>(std::move(spec), reuse, std::move(report));
+}
+
 CallPlan
 plan_model(const PlanInput& input, ModelClass model_class)
 {
