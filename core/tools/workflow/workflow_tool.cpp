@@ -247,10 +247,7 @@ private:
                      std::to_string(bundle.embedded.size()) + " files");
     ModelCallInfo info;
     const RequestBuilder build = [&](const CallPlan& plan, ModelCallInfo& call_info) {
-      ChatRequest request;
-      request.model = plan.model;
-      request.deadline = context.deadline;
-      request.temperature = temperature;
+      ChatRequest request = model_request(context, plan, temperature);
       request.messages.emplace_back("system", system_prompt);
       request.messages.push_back(user);
       const ModelInfo* model = context.providers.catalog().find(plan.model);
@@ -264,7 +261,7 @@ private:
     ChatOutcome outcome = call_model(context, build, info);
     if (auto* failure = std::get_if<ChatFailure>(&outcome)) {
       // The state is not saved: the agent may send the final step again.
-      return ToolFailure{failure->code, failure->message, failure->details};
+      return tool_failure(*failure);
     }
     const auto& reply = std::get<ChatReply>(outcome);
 
