@@ -136,19 +136,13 @@ expert_brief(const WorkflowDef& def, const json& state, const Consolidated& cons
   return text;
 }
 
-class WorkflowTool final : public Tool {
+class WorkflowTool final : public StepTool {
 public:
   explicit WorkflowTool(const WorkflowDef& def)
-      : def_(def)
-      , spec_(workflow_spec(def))
+      : StepTool(workflow_spec(def))
+      , def_(def)
   {
   }
-
-  const ToolSpec& spec() const override { return spec_; }
-
-  // Every call advances its own thread: sharing one answer would hand two
-  // agents one workflow.
-  bool reusable() const override { return false; }
 
   CallPlan plan(const PlanInput& input) const override
   {
@@ -298,7 +292,6 @@ private:
   }
 
   const WorkflowDef& def_;
-  const ToolSpec spec_;
 };
 
 } // namespace
