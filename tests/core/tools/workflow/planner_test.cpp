@@ -6,10 +6,7 @@
 #include <catch2/catch.hpp>
 
 using namespace exai::core;
-using exai::core::workflow_test::Bench;
-using exai::core::workflow_test::field_of;
-using exai::core::workflow_test::step;
-using nlohmann::json;
+using namespace exai::core::workflow_test;
 
 TEST_CASE("planner's schema has its own fields and no model", "[core][workflow]")
 {
