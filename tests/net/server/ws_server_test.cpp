@@ -3,22 +3,18 @@
 
 #include "core/log.hpp"
 #include "net/server/ws_server.hpp"
+#include "tests/support/daemon_checks.hpp"
 #include "tests/support/fake_call_engine.hpp"
 #include "tests/support/ws_client.hpp"
 
-#include <Poco/Net/HTTPClientSession.h>
-#include <Poco/Net/HTTPRequest.h>
 #include <Poco/Net/HTTPResponse.h>
 #include <catch2/catch.hpp>
 
 #include <fstream>
-#include <sstream>
 
 namespace {
 
-using exai::test::deadline_in;
-using exai::test::FakeCallEngine;
-using exai::test::WsClient;
+using namespace exai::test;
 using nlohmann::json;
 using namespace std::chrono_literals;
 
@@ -73,18 +69,6 @@ threads_of_this_process()
     }
   }
   return -1;
-}
-
-std::pair<int, std::string>
-http_get(std::uint16_t port, const std::string& method, const std::string& path)
-{
-  Poco::Net::HTTPClientSession session("127.0.0.1", port);
-  Poco::Net::HTTPRequest request(method, path, Poco::Net::HTTPMessage::HTTP_1_1);
-  session.sendRequest(request);
-  Poco::Net::HTTPResponse response;
-  std::ostringstream body;
-  body << session.receiveResponse(response).rdbuf();
-  return {response.getStatus(), body.str()};
 }
 
 } // namespace
@@ -203,13 +187,14 @@ TEST_CASE("registered HTTP routes answer on the WebSocket port", "[net][server][
         exchange.response(), Poco::Net::HTTPResponse::HTTP_OK, R"({"ok":true})");
   });
   f.server.start();
-  CHECK(http_get(f.server.port(), "GET", "/health") ==
-        std::pair<int, std::string>{200, R"({"ok":true})"});
-  CHECK(http_get(f.server.port(), "GET", "/health?verbose=1").first == 200);
-  CHECK(http_get(f.server.port(), "POST", "/health").first == 405);
-  const auto missing = http_get(f.server.port(), "GET", "/missing");
-  CHECK(missing.first == 404);
-  CHECK(json::parse(missing.second).at("error").at("code") == "NOT_FOUND");
+  const auto health = http_request(f.server.port(), "GET", "/health");
+  CHECK(health.status == 200);
+  CHECK(health.body == R"({"ok":true})");
+  CHECK(http_request(f.server.port(), "GET", "/health?verbose=1").status == 200);
+  CHECK(http_request(f.server.port(), "POST", "/health").status == 405);
+  const auto missing = http_request(f.server.port(), "GET", "/missing");
+  CHECK(missing.status == 404);
+  CHECK(json::parse(missing.body).at("error").at("code") == "NOT_FOUND");
   // The WebSocket side still works on the same port.
   WsClient client(f.server.port());
   CHECK(client.hello());
