@@ -193,18 +193,11 @@ TEST_CASE("the expert call sends a progress note before its result", "[e2e][work
 TEST_CASE("planner plans over the wire without calling a model", "[e2e][workflow]")
 {
   ProviderDaemon d;
-  const json plan_one = d.reply("planner",
-                                {{"step", "Choose a queue"},
-                                 {"step_number", 1},
-                                 {"total_steps", 2},
-                                 {"next_step_required", true}});
+  const json plan_one = d.reply("planner", plan_step(1, 2, true, "Choose a queue"));
   CHECK(plan_one["status"] == "pause_for_planner");
-  const json done = d.reply("planner",
-                            {{"step", "Add retries"},
-                             {"step_number", 2},
-                             {"total_steps", 2},
-                             {"next_step_required", false},
-                             {"continuation_id", plan_one["continuation_id"]}});
+  const json done = d.reply(
+      "planner",
+      plan_step(2, 2, false, "Add retries", {{"continuation_id", plan_one["continuation_id"]}}));
   CHECK(done["status"] == "planner_complete");
   CHECK(done["content"].get<std::string>().find("2. Add retries") != std::string::npos);
   CHECK(d.upstream_requests() == 0);
@@ -261,12 +254,8 @@ TEST_CASE("consensus asks each model once, on its own provider, with its stance"
   CHECK(first["model"] == "glm-4.6");
   CHECK(first["messages"][0]["content"] ==
         prompt_file("consensus") + "\n" + prompt_file("consensus_for"));
-  const json done = d.reply("consensus",
-                            {{"step", "next"},
-                             {"step_number", 2},
-                             {"total_steps", 2},
-                             {"next_step_required", false},
-                             {"continuation_id", one["continuation_id"]}});
+  const json done = d.reply(
+      "consensus", plan_step(2, 2, false, "next", {{"continuation_id", one["continuation_id"]}}));
   CHECK(done["status"] == "consensus_complete");
   CHECK(done["accumulated_responses"].size() == 2);
   CHECK(d.kimi.request_count() == 1);

@@ -10,8 +10,25 @@
 
 namespace exai::test {
 
-// Step `number` of `total`; `more` is next_step_required. `extra` adds or
+// Step `number` of `total` whose text is `text`, without findings (planner,
+// the later consensus steps); `more` is next_step_required. `extra` adds or
 // replaces fields.
+inline nlohmann::json
+plan_step(int number,
+          int total,
+          bool more,
+          const std::string& text,
+          nlohmann::json extra = nlohmann::json::object())
+{
+  nlohmann::json args = {{"step", text},
+                         {"step_number", number},
+                         {"total_steps", total},
+                         {"next_step_required", more}};
+  args.update(extra);
+  return args;
+}
+
+// A workflow step with the agent's `findings`.
 inline nlohmann::json
 step(int number,
      int total,
@@ -19,11 +36,11 @@ step(int number,
      const std::string& findings,
      nlohmann::json extra = nlohmann::json::object())
 {
-  nlohmann::json args = {{"step", "step " + std::to_string(number) + " of the task"},
-                         {"step_number", number},
-                         {"total_steps", total},
-                         {"next_step_required", more},
-                         {"findings", findings}};
+  nlohmann::json args = plan_step(number,
+                                  total,
+                                  more,
+                                  "step " + std::to_string(number) + " of the task",
+                                  {{"findings", findings}});
   args.update(extra);
   return args;
 }

@@ -52,12 +52,7 @@ TEST_CASE("consensus consults one model per step, each with its stance",
   CHECK(b.chat.requests[1].messages[0].content.find(
             std::string(prompts::get("consensus_against"))) != std::string::npos);
 
-  auto after = b.call("consensus",
-                      {{"step", "more"},
-                       {"step_number", 3},
-                       {"total_steps", 3},
-                       {"next_step_required", false},
-                       {"continuation_id", id}});
+  auto after = b.call("consensus", plan_step(3, 3, false, "more", {{"continuation_id", id}}));
   CHECK(field_of(after) == "continuation_id");
 }
 
@@ -160,12 +155,12 @@ TEST_CASE("consult_all_at_once asks every model concurrently within each provide
     auto one = b.call("consensus", first);
     REQUIRE_FALSE(one.error);
     CHECK(one.reply["status"] == "pause_for_consensus");
-    const json later = {{"step", "the rest at once"},
-                        {"step_number", 2},
-                        {"total_steps", 4},
-                        {"next_step_required", true},
-                        {"continuation_id", one.reply["continuation_id"]},
-                        {"consult_all_at_once", true}};
+    const json later = plan_step(
+        2,
+        4,
+        true,
+        "the rest at once",
+        {{"continuation_id", one.reply["continuation_id"]}, {"consult_all_at_once", true}});
     CHECK(field_of(b.call("consensus", later)) == "consult_all_at_once");
   }
 }

@@ -174,6 +174,7 @@ struct Bench {
   std::map<std::string, std::unique_ptr<CapacityLimiter>> limiters;
 };
 
+using exai::test::plan_step;
 using exai::test::step;
 
 inline std::string
