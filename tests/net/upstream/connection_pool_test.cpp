@@ -6,6 +6,7 @@
 #include <catch2/catch.hpp>
 
 #include <chrono>
+#include <functional>
 #include <future>
 #include <memory>
 #include <mutex>
@@ -51,6 +52,15 @@ failure_of(const exai::core::ChatOutcome& outcome)
 {
   REQUIRE(std::holds_alternative<ChatFailure>(outcome));
   return std::get<ChatFailure>(outcome);
+}
+
+// A GLM client on `fake` whose fast_options() `adjust` changes first.
+UpstreamClient
+client_on(const FakeUpstream& fake, const std::function<void(UpstreamOptions&)>& adjust)
+{
+  auto options = fast_options(RecordingSleeper{});
+  adjust(options);
+  return UpstreamClient({endpoint_for(fake)}, options);
 }
 
 // Three calls: the second `kept` after the first goes on its kept-alive
@@ -100,10 +110,7 @@ TEST_CASE("an idle time of 0 opens a connection per call and asks the server to 
           "[net][upstream_pool]")
 {
   FakeUpstream fake;
-  const RecordingSleeper delays;
-  auto options = fast_options(delays);
-  options.idle_timeout = 0ms;
-  UpstreamClient client({endpoint_for(fake)}, options);
+  auto client = client_on(fake, [](UpstreamOptions& o) { o.idle_timeout = 0ms; });
   reply_of(client.complete("glm", request_with("a"), {}));
   reply_of(client.complete("glm", request_with("b"), {}));
   CHECK(fake.accepted_connections() == 2);
@@ -179,10 +186,7 @@ TEST_CASE_METHOD(GlmOnFake,
 TEST_CASE("idle connections are closed after the idle time", "[net][upstream_pool]")
 {
   FakeUpstream fake;
-  const RecordingSleeper delays;
-  auto options = fast_options(delays);
-  options.idle_timeout = 200ms;
-  UpstreamClient client({endpoint_for(fake)}, options);
+  auto client = client_on(fake, [](UpstreamOptions& o) { o.idle_timeout = 200ms; });
   reply_of(client.complete("glm", request_with("hi"), {}));
   CHECK(fake.open_connections() == 1);
   CHECK(fake.wait_for_open_connections_at_most(0, 5s));
@@ -192,12 +196,11 @@ TEST_CASE("idle connections are closed after the idle time", "[net][upstream_poo
 TEST_CASE("an idle connection is not used past the idle time", "[net][upstream_pool]")
 {
   FakeUpstream fake;
-  const RecordingSleeper delays;
   ManualClock clock;
-  auto options = fast_options(delays);
-  options.idle_timeout = 10s;
-  options.pool_clock = [now = clock.now] { return now->load(); };
-  UpstreamClient client({endpoint_for(fake)}, options);
+  auto client = client_on(fake, [&](UpstreamOptions& o) {
+    o.idle_timeout = 10s;
+    o.pool_clock = [now = clock.now] { return now->load(); };
+  });
   check_reused_then_closed(client, clock, 9s, 10s);
 }
 
@@ -207,12 +210,11 @@ TEST_CASE("an idle connection is not used past the server's Keep-Alive hint",
   FakeUpstream::Options fake_options;
   fake_options.keep_alive_hint = 3; // seconds; used for at most 2 s (a 1 s margin)
   FakeUpstream fake(fake_options);
-  const RecordingSleeper delays;
   ManualClock clock;
-  auto options = fast_options(delays);
-  options.idle_timeout = 60s;
-  options.pool_clock = [now = clock.now] { return now->load(); };
-  UpstreamClient client({endpoint_for(fake)}, options);
+  auto client = client_on(fake, [&](UpstreamOptions& o) {
+    o.idle_timeout = 60s;
+    o.pool_clock = [now = clock.now] { return now->load(); };
+  });
   check_reused_then_closed(client, clock, 1900ms, 2100ms);
 }
 
@@ -255,11 +257,10 @@ TEST_CASE_METHOD(GlmOnFake,
 TEST_CASE("an answer not read to its end is never pooled", "[net][upstream_pool]")
 {
   FakeUpstream fake;
-  const RecordingSleeper delays;
-  auto options = fast_options(delays);
-  options.max_response_bytes = 64;
-  options.retry.max_attempts = 1;
-  UpstreamClient client({endpoint_for(fake)}, options);
+  auto client = client_on(fake, [](UpstreamOptions& o) {
+    o.max_response_bytes = 64;
+    o.retry.max_attempts = 1;
+  });
   failure_of(client.complete("glm", request_with("a reply longer than 64 bytes"), {}));
   CHECK(client.pool_stats("glm").idle == 0);
   CHECK(client.pool_stats("glm").leased == 0);
