@@ -42,6 +42,15 @@ struct Fixture {
             exai::core::log::get("net"))
   {
   }
+
+  // Starts the server; a connection whose hello was acknowledged.
+  std::unique_ptr<WsClient> start_greeted()
+  {
+    server.start();
+    auto client = std::make_unique<WsClient>(server.port());
+    REQUIRE(client->hello());
+    return client;
+  }
 };
 
 bool
@@ -101,11 +110,9 @@ TEST_CASE("several calls of one session interleave and each gets its result", "[
 {
   Fixture f;
   f.engine.set_auto_reply(false);
-  f.server.start();
-  WsClient client(f.server.port());
-  REQUIRE(client.hello());
+  const auto client = f.start_greeted();
   for (int i = 0; i < 3; ++i) {
-    client.send_json(
+    client->send_json(
         {{"op", "call_tool"}, {"request_id", "r" + std::to_string(i)}, {"name", "echo"}});
   }
   REQUIRE(f.engine.wait_for_calls(3, 5s));
@@ -116,7 +123,7 @@ TEST_CASE("several calls of one session interleave and each gets its result", "[
     sink->on_result(it->request.request_id, exai::core::ToolSuccess{{"done"}});
   }
   for (const char* expected : {"r2", "r1", "r0"}) {
-    const auto result = client.recv_json(deadline_in(5s));
+    const auto result = client->recv_json(deadline_in(5s));
     REQUIRE(result);
     CHECK(result->at("request_id") == expected);
   }
@@ -126,13 +133,11 @@ TEST_CASE("frames for a connection that is gone are dropped quietly", "[net][ser
 {
   Fixture f;
   f.engine.set_auto_reply(false);
-  f.server.start();
   {
-    WsClient client(f.server.port());
-    REQUIRE(client.hello());
-    client.send_json({{"op", "call_tool"}, {"request_id", "r"}, {"name", "echo"}});
+    const auto client = f.start_greeted();
+    client->send_json({{"op", "call_tool"}, {"request_id", "r"}, {"name", "echo"}});
     REQUIRE(f.engine.wait_for_calls(1, 5s));
-    client.close();
+    client->close();
   }
   REQUIRE(wait_until([&] { return f.server.connection_count() == 0; }, 5s));
   auto sink = f.engine.calls().at(0).sink.lock();
@@ -282,11 +287,9 @@ TEST_CASE("busy polling follows only short idle gaps", "[net][hub]")
 TEST_CASE("stop closes open connections with 1001", "[net][server]")
 {
   Fixture f;
-  f.server.start();
-  WsClient client(f.server.port());
-  REQUIRE(client.hello());
+  const auto client = f.start_greeted();
   std::thread stopper([&] { f.server.stop(); });
-  CHECK(client.wait_close(deadline_in(5s)) == 1001);
+  CHECK(client->wait_close(deadline_in(5s)) == 1001);
   stopper.join();
   CHECK(f.server.connection_count() == 0);
 }
