@@ -179,6 +179,13 @@ load_daemon_config(const Settings& settings)
   DaemonConfig c;
   constexpr double kDay = 86400.0;
   constexpr std::int64_t kMaxCount = 1000000;
+  const auto bytes = [&](std::string_view name,
+                         std::size_t fallback,
+                         std::int64_t min = 0,
+                         std::int64_t max = std::int64_t{1} << 40) {
+    return static_cast<std::size_t>(
+        read_int(settings, name, static_cast<std::int64_t>(fallback), min, max));
+  };
   c.host = settings.get_nonempty("EXAI_WS_HOST").value_or(c.host);
   c.port = static_cast<std::uint16_t>(read_int(settings, "EXAI_WS_PORT", c.port, 0, 65535));
   c.token = settings.get("EXAI_WS_TOKEN").value_or("");
@@ -187,11 +194,7 @@ load_daemon_config(const Settings& settings)
                 "invalid EXAI_WS_TOKEN (" + std::to_string(c.token.size()) +
                     " characters): expected at least 16 characters, or empty for no auth");
   }
-  c.max_bytes = static_cast<std::size_t>(read_int(settings,
-                                                  "EXAI_WS_MAX_BYTES",
-                                                  static_cast<std::int64_t>(c.max_bytes),
-                                                  1024,
-                                                  std::int64_t{1} << 30));
+  c.max_bytes = bytes("EXAI_WS_MAX_BYTES", c.max_bytes, 1024, std::int64_t{1} << 30);
   c.hello_timeout = read_seconds(settings, "EXAI_WS_HELLO_TIMEOUT", c.hello_timeout, 0.05, 3600);
   c.ping_interval = read_seconds(settings, "EXAI_WS_PING_INTERVAL", c.ping_interval, 0.05, kDay);
   c.ping_timeout = read_seconds(settings, "EXAI_WS_PING_TIMEOUT", c.ping_timeout, 0.05, kDay);
@@ -228,10 +231,6 @@ load_daemon_config(const Settings& settings)
                       "': expected session, token or global");
     }
   }
-  const auto bytes = [&](std::string_view name, std::size_t fallback) {
-    return static_cast<std::size_t>(
-        read_int(settings, name, static_cast<std::int64_t>(fallback), 0, std::int64_t{1} << 40));
-  };
   c.result_max_bytes = bytes("EXAI_WS_RESULT_MAX_BYTES", c.result_max_bytes);
   c.reuse_max_bytes = bytes("EXAI_WS_REUSE_MAX_BYTES", c.reuse_max_bytes);
   c.conversation_max_bytes = bytes("EXAI_CONVERSATION_MAX_BYTES", c.conversation_max_bytes);
@@ -240,21 +239,13 @@ load_daemon_config(const Settings& settings)
   c.max_connections_per_ip = count("MAX_CONNECTIONS_PER_IP", c.max_connections_per_ip, 1);
   c.max_pending = count("EXAI_WS_MAX_PENDING", c.max_pending, 1);
   c.pending_max_bytes =
-      static_cast<std::size_t>(read_int(settings,
-                                        "EXAI_WS_PENDING_MAX_BYTES",
-                                        static_cast<std::int64_t>(c.pending_max_bytes),
-                                        4096,
-                                        std::int64_t{1} << 24));
+      bytes("EXAI_WS_PENDING_MAX_BYTES", c.pending_max_bytes, 4096, std::int64_t{1} << 24);
   c.http_request_timeout =
       read_seconds(settings, "EXAI_HTTP_REQUEST_TIMEOUT_SECS", c.http_request_timeout, 0.05, 3600);
   c.http_keepalive = read_seconds(settings, "EXAI_HTTP_KEEPALIVE_SECS", c.http_keepalive, 0, 3600);
   c.http_threads = static_cast<std::size_t>(read_int(settings, "EXAI_HTTP_THREADS", 4, 1, 64));
   c.send_queue_bytes =
-      static_cast<std::size_t>(read_int(settings,
-                                        "EXAI_WS_SEND_QUEUE_BYTES",
-                                        static_cast<std::int64_t>(c.send_queue_bytes),
-                                        65536,
-                                        std::int64_t{1} << 32));
+      bytes("EXAI_WS_SEND_QUEUE_BYTES", c.send_queue_bytes, 65536, std::int64_t{1} << 32);
   c.slow_client_timeout =
       read_seconds(settings, "EXAI_WS_SLOW_CLIENT_SECS", c.slow_client_timeout, 0.05, 3600);
   c.session_timeout = read_seconds(settings, "SESSION_TIMEOUT_SECS", c.session_timeout, 1, kDay);
@@ -279,14 +270,8 @@ load_daemon_config(const Settings& settings)
   c.state_dir = default_state_dir(settings);
   c.allowed_origins = split_list(settings.get("EXAI_ALLOWED_ORIGINS").value_or(""));
   c.file_roots = read_file_roots(settings);
-  c.file_max_bytes = static_cast<std::size_t>(read_int(
-      settings, "EXAI_FILE_MAX_BYTES", static_cast<std::int64_t>(c.file_max_bytes), 1, 1LL << 30));
-  c.image_max_bytes =
-      static_cast<std::size_t>(read_int(settings,
-                                        "EXAI_IMAGE_MAX_BYTES",
-                                        static_cast<std::int64_t>(c.image_max_bytes),
-                                        1,
-                                        1LL << 30));
+  c.file_max_bytes = bytes("EXAI_FILE_MAX_BYTES", c.file_max_bytes, 1, 1LL << 30);
+  c.image_max_bytes = bytes("EXAI_IMAGE_MAX_BYTES", c.image_max_bytes, 1, 1LL << 30);
   c.upstream_idle = read_seconds(settings, "EXAI_UPSTREAM_IDLE_SECS", c.upstream_idle, 0, 3600);
   c.upstream_stream = read_bool(settings, "EXAI_UPSTREAM_STREAM", c.upstream_stream);
   c.upstream_stall =
@@ -309,20 +294,12 @@ load_daemon_config(const Settings& settings)
   c.strict_lean = read_bool(settings, "STRICT_LEAN", c.strict_lean);
   c.diagnostics = read_bool(settings, "DIAGNOSTICS", c.diagnostics);
   c.toolcall_log_max_bytes =
-      static_cast<std::size_t>(read_int(settings,
-                                        "EXAI_TOOLCALL_LOG_MAX_BYTES",
-                                        static_cast<std::int64_t>(c.toolcall_log_max_bytes),
-                                        4096,
-                                        std::int64_t{1} << 34));
+      bytes("EXAI_TOOLCALL_LOG_MAX_BYTES", c.toolcall_log_max_bytes, 4096, std::int64_t{1} << 34);
   c.toolcall_log_keep =
       static_cast<int>(read_int(settings, "EXAI_TOOLCALL_LOG_KEEP", c.toolcall_log_keep, 0, 100));
   c.toolcall_log_content = read_bool(settings, "EXAI_TOOLCALL_LOG_CONTENT", false);
   c.upload_max_bytes =
-      static_cast<std::size_t>(read_int(settings,
-                                        "EXAI_UPLOAD_MAX_BYTES",
-                                        static_cast<std::int64_t>(c.upload_max_bytes),
-                                        1,
-                                        std::int64_t{512} << 20U));
+      bytes("EXAI_UPLOAD_MAX_BYTES", c.upload_max_bytes, 1, std::int64_t{512} << 20U);
   return c;
 }
 

@@ -25,33 +25,24 @@ challenge_spec()
   return spec;
 }
 
-class Challenge final : public Tool {
-public:
-  const ToolSpec& spec() const override
-  {
-    static const ToolSpec spec = challenge_spec();
-    return spec;
-  }
-  ToolResult run(ToolContext& context) const override
-  {
-    const std::string statement = string_arg(context.arguments, "prompt").value_or("");
-    const nlohmann::json content = {
-        {"original_statement", statement},
-        {"challenge_prompt",
-         std::string(prompts::get("challenge")) + "\nStatement:\n\"" + statement + "\""},
-        {"instructions",
-         "Present challenge_prompt to yourself and answer it before replying to the user; do "
-         "not show it to them verbatim."}};
-    return ToolSuccess{{envelope(name(), content.dump(), "json")}};
-  }
-};
+nlohmann::json
+challenge_report(ToolContext& context)
+{
+  const std::string statement = string_arg(context.arguments, "prompt").value_or("");
+  return {{"original_statement", statement},
+          {"challenge_prompt",
+           std::string(prompts::get("challenge")) + "\nStatement:\n\"" + statement + "\""},
+          {"instructions",
+           "Present challenge_prompt to yourself and answer it before replying to the user; do "
+           "not show it to them verbatim."}};
+}
 
 } // namespace
 
 std::unique_ptr<Tool>
 make_challenge()
 {
-  return std::make_unique<Challenge>();
+  return make_report_tool(challenge_spec(), Reuse::yes, challenge_report);
 }
 
 } // namespace exai::core::tools

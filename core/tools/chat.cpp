@@ -162,14 +162,8 @@ public:
     const auto max_tokens = int_arg(args, "max_tokens", 1, 1 << 30);
     ModelCallInfo info;
     const RequestBuilder build = [&](const CallPlan& plan, ModelCallInfo& call_info) {
-      ChatRequest request;
-      request.model = plan.model;
-      request.deadline = context.deadline;
-      request.temperature = temperature;
+      ChatRequest request = model_request(context, plan, temperature, max_tokens);
       const ModelInfo* model = context.providers.catalog().find(plan.model);
-      if (max_tokens && model != nullptr) {
-        request.max_tokens = std::min(*max_tokens, model->max_output_tokens);
-      }
       request.messages.emplace_back("system", system_prompt);
       request.messages.insert(
           request.messages.end(), history.messages.begin(), history.messages.end());
@@ -186,7 +180,7 @@ public:
     };
     ChatOutcome outcome = call_model(context, build, info);
     if (auto* failure = std::get_if<ChatFailure>(&outcome)) {
-      return ToolFailure{failure->code, failure->message, failure->details};
+      return tool_failure(*failure);
     }
     const auto& reply = std::get<ChatReply>(outcome);
 

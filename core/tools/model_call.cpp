@@ -5,6 +5,8 @@
 #include "core/providers/token_usage.hpp"
 #include "core/tools/partial_progress.hpp"
 
+#include <algorithm>
+
 namespace exai::core {
 
 namespace {
@@ -49,6 +51,46 @@ complete_with_search(ToolContext& context, ChatRequest request, ModelCallInfo& i
 }
 
 } // namespace
+
+ChatRequest
+model_request(const ToolContext& context,
+              const CallPlan& plan,
+              double temperature,
+              std::optional<int> max_tokens)
+{
+  ChatRequest request;
+  request.model = plan.model;
+  request.deadline = context.deadline;
+  request.temperature = temperature;
+  const ModelInfo* model = context.providers.catalog().find(plan.model);
+  if (max_tokens && model != nullptr) {
+    request.max_tokens = std::min(*max_tokens, model->max_output_tokens);
+  }
+  return request;
+}
+
+ToolFailure
+tool_failure(const ChatFailure& failure)
+{
+  return ToolFailure{failure.code, failure.message, failure.details};
+}
+
+void
+require_provider(const CallPlan& plan,
+                 std::string_view provider,
+                 std::string_view provider_name,
+                 std::string_view tool)
+{
+  if (plan.provider == provider) {
+    return;
+  }
+  const std::string rule = "a " + std::string(provider_name) + " model";
+  std::string message = "argument 'model' = \"";
+  message.append(plan.model).append("\" is invalid: ").append(tool).append(" needs ").append(rule);
+  throw Error(Errc::validation_error,
+              std::move(message),
+              {{"field", "model"}, {"value", plan.model}, {"rule", rule}});
+}
 
 bool
 provider_down(const ChatFailure& failure)

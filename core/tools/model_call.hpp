@@ -8,7 +8,9 @@
 #include "core/tools/tool.hpp"
 
 #include <functional>
+#include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace exai::core {
@@ -30,6 +32,24 @@ using RequestBuilder = std::function<ChatRequest(const CallPlan& plan, ModelCall
 // (circuit open or unreachable, 5xx after retries, at capacity) moves an
 // auto call to its fallback once, within the same deadline.
 ChatOutcome call_model(ToolContext& context, const RequestBuilder& build, ModelCallInfo& info);
+
+// A request for `plan`'s model within the call's deadline, at `temperature`.
+// `max_tokens`, when given, is capped at what the model can produce (and left
+// out for a model the catalog does not know).
+ChatRequest model_request(const ToolContext& context,
+                          const CallPlan& plan,
+                          double temperature,
+                          std::optional<int> max_tokens = std::nullopt);
+
+// A failed model call as the tool's failure: code, message and details kept.
+ToolFailure tool_failure(const ChatFailure& failure);
+
+// Throws Error(validation_error) on the `model` argument unless `plan` is on
+// `provider`: tools that use one provider's own features need its models.
+void require_provider(const CallPlan& plan,
+                      std::string_view provider,
+                      std::string_view provider_name,
+                      std::string_view tool);
 
 // True for failures that justify the fallback.
 bool provider_down(const ChatFailure& failure);

@@ -6,45 +6,36 @@ namespace exai::core::tools {
 
 namespace {
 
-class Status final : public Tool {
-public:
-  const ToolSpec& spec() const override
-  {
-    static const ToolSpec spec = [] {
-      ToolSpec s;
-      s.name = "status";
-      s.title = "Daemon status";
-      s.description =
-          "Show the daemon's providers, model counts, capacity in use, counters and uptime.";
-      return s;
-    }();
-    return spec;
+nlohmann::json
+status_report(ToolContext& context)
+{
+  nlohmann::json providers = nlohmann::json::array();
+  for (const auto& provider : context.providers.providers()) {
+    providers.push_back({{"id", provider.id},
+                         {"available", provider.available()},
+                         {"models", provider.models.size()},
+                         {"circuit", context.chat.circuit_state(provider.id)}});
   }
-  // The answer changes from one moment to the next.
-  bool reusable() const override { return false; }
-  ToolResult run(ToolContext& context) const override
-  {
-    nlohmann::json providers = nlohmann::json::array();
-    for (const auto& provider : context.providers.providers()) {
-      providers.push_back({{"id", provider.id},
-                           {"available", provider.available()},
-                           {"models", provider.models.size()},
-                           {"circuit", context.chat.circuit_state(provider.id)}});
-    }
-    nlohmann::json report =
-        context.daemon_status ? context.daemon_status() : nlohmann::json::object();
-    report["providers"] = providers;
-    report["default_model"] = context.providers.default_model();
-    return ToolSuccess{{envelope(name(), report.dump(), "json")}};
-  }
-};
+  nlohmann::json report =
+      context.daemon_status ? context.daemon_status() : nlohmann::json::object();
+  report["providers"] = providers;
+  report["default_model"] = context.providers.default_model();
+  return report;
+}
 
 } // namespace
 
 std::unique_ptr<Tool>
 make_status()
 {
-  return std::make_unique<Status>();
+  // The answer changes from one moment to the next: never reused.
+  return make_report_tool(
+      {.name = "status",
+       .title = "Daemon status",
+       .description =
+           "Show the daemon's providers, model counts, capacity in use, counters and uptime."},
+      Reuse::no,
+      status_report);
 }
 
 } // namespace exai::core::tools

@@ -15,6 +15,37 @@ Tool::plan(const PlanInput& input) const
   return plan_model(input, spec().model_class);
 }
 
+namespace {
+
+class ReportTool final : public Tool {
+public:
+  ReportTool(ToolSpec spec, Reuse reuse, std::function<nlohmann::json(ToolContext&)> report)
+      : spec_(std::move(spec))
+      , reuse_(reuse)
+      , report_(std::move(report))
+  {
+  }
+  const ToolSpec& spec() const override { return spec_; }
+  bool reusable() const override { return reuse_ == Reuse::yes; }
+  ToolResult run(ToolContext& context) const override
+  {
+    return ToolSuccess{{envelope(name(), report_(context).dump(), "json")}};
+  }
+
+private:
+  ToolSpec spec_;
+  Reuse reuse_;
+  std::function<nlohmann::json(ToolContext&)> report_;
+};
+
+} // namespace
+
+std::unique_ptr<Tool>
+make_report_tool(ToolSpec spec, Reuse reuse, std::function<nlohmann::json(ToolContext&)> report)
+{
+  return std::make_unique<ReportTool>(std::move(spec), reuse, std::move(report));
+}
+
 CallPlan
 plan_model(const PlanInput& input, ModelClass model_class)
 {
@@ -83,33 +114,38 @@ find_arg(const nlohmann::json& arguments, std::string_view name)
   return &*it;
 }
 
+// The argument as a T, nullopt when absent or null; `is` checks its JSON
+// type (else Error naming the argument and what it must be).
+template <typename T>
+std::optional<T>
+typed_arg(const nlohmann::json& arguments,
+          std::string_view name,
+          bool (nlohmann::json::*is)() const noexcept,
+          std::string_view expected)
+{
+  const auto* value = find_arg(arguments, name);
+  if (value == nullptr) {
+    return std::nullopt;
+  }
+  if (!(value->*is)()) {
+    bad_arg(name, expected);
+  }
+  return value->get<T>();
+}
+
 } // namespace
 
 std::optional<std::string>
 string_arg(const nlohmann::json& arguments, std::string_view name)
 {
-  const auto* value = find_arg(arguments, name);
-  if (value == nullptr) {
-    return std::nullopt;
-  }
-  if (!value->is_string()) {
-    bad_arg(name, "a string");
-  }
-  return value->get<std::string>();
+  return typed_arg<std::string>(arguments, name, &nlohmann::json::is_string, "a string");
 }
 
 std::optional<double>
 number_arg(const nlohmann::json& arguments, std::string_view name, double min, double max)
 {
-  const auto* value = find_arg(arguments, name);
-  if (value == nullptr) {
-    return std::nullopt;
-  }
-  if (!value->is_number()) {
-    bad_arg(name, "a number");
-  }
-  const double number = value->get<double>();
-  if (!std::isfinite(number) || number < min || number > max) {
+  const auto number = typed_arg<double>(arguments, name, &nlohmann::json::is_number, "a number");
+  if (number && (!std::isfinite(*number) || *number < min || *number > max)) {
     bad_arg(name, "a number from " + std::to_string(min) + " to " + std::to_string(max));
   }
   return number;
@@ -118,31 +154,18 @@ number_arg(const nlohmann::json& arguments, std::string_view name, double min, d
 std::optional<int>
 int_arg(const nlohmann::json& arguments, std::string_view name, int min, int max)
 {
-  const auto* value = find_arg(arguments, name);
-  if (value == nullptr) {
-    return std::nullopt;
-  }
-  if (!value->is_number_integer()) {
-    bad_arg(name, "an integer");
-  }
-  const auto number = value->get<std::int64_t>();
-  if (number < min || number > max) {
+  const auto number =
+      typed_arg<std::int64_t>(arguments, name, &nlohmann::json::is_number_integer, "an integer");
+  if (number && (*number < min || *number > max)) {
     bad_arg(name, "an integer from " + std::to_string(min) + " to " + std::to_string(max));
   }
-  return static_cast<int>(number);
+  return number ? std::optional<int>(static_cast<int>(*number)) : std::nullopt;
 }
 
 std::optional<bool>
 bool_arg(const nlohmann::json& arguments, std::string_view name)
 {
-  const auto* value = find_arg(arguments, name);
-  if (value == nullptr) {
-    return std::nullopt;
-  }
-  if (!value->is_boolean()) {
-    bad_arg(name, "true or false");
-  }
-  return value->get<bool>();
+  return typed_arg<bool>(arguments, name, &nlohmann::json::is_boolean, "true or false");
 }
 
 std::vector<std::string>

@@ -13,6 +13,7 @@
 
 #include <chrono>
 #include <functional>
+#include <memory>
 #include <optional>
 #include <stop_token>
 #include <string>
@@ -108,6 +109,15 @@ public:
   // False for tools whose answer depends on when they run (status).
   virtual bool reusable() const { return true; }
 };
+
+// Whether a tool's answer may be shared by an identical call (Tool::reusable).
+enum class Reuse : bool { no = false, yes = true };
+
+// A tool that calls no model and answers with one JSON document built by
+// `report` (content_type json). Diagnostics answer about this moment, so most
+// pass Reuse::no.
+std::unique_ptr<Tool>
+make_report_tool(ToolSpec spec, Reuse reuse, std::function<nlohmann::json(ToolContext&)> report);
 
 // The output envelope of SPEC §2 as JSON text: {"status","content",
 // "content_type","metadata","continuation_offer"}. `metadata` gets tool_name.

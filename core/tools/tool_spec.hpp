@@ -43,7 +43,7 @@ struct ToolSpec {
   double default_temperature = 0.5; // sent when the call gives none
   unsigned common = 0;              // field:: bits
   nlohmann::json properties = nlohmann::json::object(); // the tool's own fields
-  std::vector<std::string> required;
+  std::vector<std::string> required{}; // {}: a designated initializer may leave it out
 };
 
 // The inputSchema: the tool's fields plus its common fields, exact types and

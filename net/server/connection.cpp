@@ -20,22 +20,38 @@ constexpr std::size_t kMaxPieces = 64;
 
 Connection::Connection(EventLoop& loop,
                        ConnectionObserver& observer,
-                       core::UniqueFd fd,
-                       std::uint64_t id,
-                       std::string peer_ip,
-                       bool loopback_peer,
+                       Accepted socket,
                        OutputLimits limits)
     : loop_(loop)
     , observer_(observer)
-    , fd_(std::move(fd))
-    , id_(id)
-    , peer_ip_(std::move(peer_ip))
-    , loopback_peer_(loopback_peer)
+    , fd_(std::move(socket.fd))
+    , id_(socket.id)
+    , peer_ip_(std::move(socket.peer_ip))
+    , loopback_peer_(socket.loopback_peer)
     , limits_(limits)
 {
 }
 
 Connection::~Connection() = default;
+
+std::size_t
+Connection::receive_into(std::string& input, std::size_t want, std::string_view closed_why)
+{
+  const std::size_t old = input.size();
+  input.resize(old + want);
+  const ssize_t n = ::recv(fd(), input.data() + old, want, MSG_DONTWAIT);
+  if (n <= 0) {
+    input.resize(old);
+    if (n == 0) {
+      drop(std::string(closed_why));
+    } else if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
+      drop("receive failed");
+    }
+    return 0;
+  }
+  input.resize(old + static_cast<std::size_t>(n));
+  return static_cast<std::size_t>(n);
+}
 
 bool
 Connection::dropped() const noexcept

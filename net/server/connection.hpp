@@ -43,15 +43,18 @@ struct OutputLimits {
   Millis slow_after{10000};
 };
 
+// An accepted socket and who is at its other end: what every connection
+// starts from, whichever protocol it speaks.
+struct Accepted {
+  core::UniqueFd fd;
+  std::uint64_t id = 0;
+  std::string peer_ip;
+  bool loopback_peer = false;
+};
+
 class Connection : public std::enable_shared_from_this<Connection> {
 public:
-  Connection(EventLoop& loop,
-             ConnectionObserver& observer,
-             core::UniqueFd fd,
-             std::uint64_t id,
-             std::string peer_ip,
-             bool loopback_peer,
-             OutputLimits limits);
+  Connection(EventLoop& loop, ConnectionObserver& observer, Accepted socket, OutputLimits limits);
   Connection(const Connection&) = delete;
   Connection& operator=(const Connection&) = delete;
   virtual ~Connection();
@@ -113,6 +116,10 @@ protected:
   virtual void on_dropped(std::vector<std::string> unsent_tags) noexcept;
 
   void set_read_events(std::uint32_t events) noexcept;
+  // One non-blocking recv of at most `want` bytes, appended to `input`; how
+  // many came. 0 also when the peer closed (dropped as `closed_why`) or the
+  // receive failed (dropped), not only when nothing is there yet.
+  std::size_t receive_into(std::string& input, std::size_t want, std::string_view closed_why);
   // Keeps queued output unwritten until release_output() (while another
   // thread still writes the response head on the socket). Any thread.
   void hold_output() noexcept;

@@ -59,7 +59,7 @@ address_text(const sockaddr_storage& address)
 class ConnectionHub::Listener final : public Connection {
 public:
   Listener(EventLoop& loop, ConnectionHub& hub, core::UniqueFd fd)
-      : Connection(loop, hub, std::move(fd), hub.next_id_.fetch_add(1), "", true, OutputLimits{})
+      : Connection(loop, hub, {std::move(fd), hub.next_id_.fetch_add(1), "", true}, OutputLimits{})
       , hub_(hub)
   {
     set_read_events(EPOLLIN);
@@ -212,15 +212,13 @@ ConnectionHub::accepted(core::UniqueFd fd, const std::string& peer_ip, bool loop
     const std::uint64_t id = next_id_.fetch_add(1);
     auto socket = std::make_shared<core::UniqueFd>(std::move(fd));
     loop.post([this, &loop, id, socket, peer_ip, loopback_peer] {
-      auto connection = std::make_shared<HttpConnection>(loop,
-                                                         *this,
-                                                         std::move(*socket),
-                                                         id,
-                                                         peer_ip,
-                                                         loopback_peer,
-                                                         options_.output,
-                                                         options_.http,
-                                                         SteadyClock::now());
+      auto connection =
+          std::make_shared<HttpConnection>(loop,
+                                           *this,
+                                           Accepted{std::move(*socket), id, peer_ip, loopback_peer},
+                                           options_.output,
+                                           options_.http,
+                                           SteadyClock::now());
       loop.adopt(connection, connection->read_events());
       make_pending(connection);
       log_->trace("connection opened id={} peer={}", id, peer_ip);
@@ -375,13 +373,13 @@ ConnectionHub::upgrade(HttpConnection& connection) noexcept
       forget_pending(connection);
     }
     EventLoop& loop = connection.loop();
-    core::UniqueFd fd = connection.release_socket();
+    Accepted socket{connection.release_socket(),
+                    next_id_.fetch_add(1),
+                    connection.peer_ip(),
+                    connection.loopback_peer()};
     auto ws = std::make_shared<WsConnection>(loop,
                                              *this,
-                                             std::move(fd),
-                                             next_id_.fetch_add(1),
-                                             connection.peer_ip(),
-                                             connection.loopback_peer(),
+                                             std::move(socket),
                                              options_.output,
                                              options_.ws,
                                              ws_handler_,

@@ -81,8 +81,9 @@ EventLoop::stop() noexcept
   }
 }
 
+template <typename Item>
 void
-EventLoop::post(Task task) noexcept
+EventLoop::enqueue(std::vector<Item>& queue, Item item, bool needs_wake) noexcept
 {
   bool first = false;
   try {
@@ -90,37 +91,29 @@ EventLoop::post(Task task) noexcept
     if (stopped_) {
       return;
     }
-    tasks_.push_back(std::move(task));
-    first = !woken_;
-    woken_ = true;
-  } catch (const std::bad_alloc&) {
-    return;
-  }
-  if (first) {
-    wake(); // one wake-up covers everything posted before the loop runs it
-  }
-}
-
-void
-EventLoop::request_flush(std::shared_ptr<Connection> connection) noexcept
-{
-  bool first = false;
-  try {
-    const std::lock_guard lock(mutex_);
-    if (stopped_) {
-      return;
-    }
-    flushes_.push_back(std::move(connection));
-    // On the loop thread the flush runs at the end of this round anyway:
-    // frames queued while handling one read leave together.
-    first = !woken_ && !on_loop_thread();
+    queue.push_back(std::move(item));
+    first = !woken_ && needs_wake;
     woken_ = woken_ || first;
   } catch (const std::bad_alloc&) {
     return;
   }
   if (first) {
-    wake();
+    wake(); // one wake-up covers everything queued before the loop runs it
   }
+}
+
+void
+EventLoop::post(Task task) noexcept
+{
+  enqueue(tasks_, std::move(task), true);
+}
+
+void
+EventLoop::request_flush(std::shared_ptr<Connection> connection) noexcept
+{
+  // On the loop thread the flush runs at the end of this round anyway:
+  // frames queued while handling one read leave together.
+  enqueue(flushes_, std::move(connection), !on_loop_thread());
 }
 
 void

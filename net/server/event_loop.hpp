@@ -100,6 +100,10 @@ private:
   int wait(std::span<epoll_event> events, SteadyClock::time_point next_tick, bool poll_first);
   void run_posted() noexcept;
   void wake() noexcept;
+  // Queues `item` unless the loop stopped; wakes the loop when `needs_wake`
+  // and no wake-up is pending yet.
+  template <typename Item>
+  void enqueue(std::vector<Item>& queue, Item item, bool needs_wake) noexcept;
 
   const std::size_t index_;
   const Millis tick_;

@@ -34,14 +34,11 @@ constexpr std::uint32_t kStreaming = EPOLLIN | EPOLLRDHUP;
 
 HttpConnection::HttpConnection(EventLoop& loop,
                                ConnectionHub& hub,
-                               core::UniqueFd fd,
-                               std::uint64_t id,
-                               std::string peer_ip,
-                               bool loopback_peer,
+                               Accepted socket,
                                OutputLimits output,
                                const HttpOptions& options,
                                SteadyClock::time_point now)
-    : Connection(loop, hub, std::move(fd), id, std::move(peer_ip), loopback_peer, output)
+    : Connection(loop, hub, std::move(socket), output)
     , hub_(hub)
     , options_(options)
     , deadline_(now + options.request_timeout)
@@ -158,20 +155,9 @@ HttpConnection::receive_body()
 {
   // Exactly this request's bytes are taken; a pipelined next request stays in
   // the socket for the next round.
-  const std::size_t want = total_bytes_ - request_.size();
-  const std::size_t old = request_.size();
-  request_.resize(old + want);
-  const ssize_t n = ::recv(fd(), request_.data() + old, want, MSG_DONTWAIT);
-  if (n <= 0) {
-    request_.resize(old);
-    if (n == 0) {
-      drop("peer closed mid-request");
-    } else if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
-      drop("receive failed");
-    }
+  if (receive_into(request_, total_bytes_ - request_.size(), "peer closed mid-request") == 0) {
     return;
   }
-  request_.resize(old + static_cast<std::size_t>(n));
   if (request_.size() < total_bytes_) {
     // Edge-triggered: read again now, in case more is already there.
     loop().post([self = std::static_pointer_cast<HttpConnection>(shared_from_this())] {
@@ -181,14 +167,9 @@ HttpConnection::receive_body()
     });
     return;
   }
-  if (!hub_.establish(*this)) {
-    answer_and_close(http::error_response(HTTPResponse::HTTP_SERVICE_UNAVAILABLE,
-                                          "OVER_CAPACITY",
-                                          "too many connections (MAX_CONNECTIONS)"));
+  if (!start_exchange()) {
     return;
   }
-  state_ = State::exchanging;
-  loop().unwatch(*this); // nothing more is read until the answer is out
   std::string request = std::move(request_);
   request_ = std::string();
   const std::size_t head = std::exchange(head_bytes_, 0);
@@ -196,17 +177,26 @@ HttpConnection::receive_body()
       std::static_pointer_cast<HttpConnection>(shared_from_this()), std::move(request), head);
 }
 
-void
-HttpConnection::hand_over_upgrade()
+bool
+HttpConnection::start_exchange()
 {
   if (!hub_.establish(*this)) {
     answer_and_close(http::error_response(HTTPResponse::HTTP_SERVICE_UNAVAILABLE,
                                           "OVER_CAPACITY",
                                           "too many connections (MAX_CONNECTIONS)"));
-    return;
+    return false;
   }
   state_ = State::exchanging;
-  loop().unwatch(*this);
+  loop().unwatch(*this); // nothing more is read until the answer is out
+  return true;
+}
+
+void
+HttpConnection::hand_over_upgrade()
+{
+  if (!start_exchange()) {
+    return;
+  }
   hold_output(); // Poco writes the 101 on the socket; nothing else meanwhile
   set_blocking(fd(), true);
   // The HTTP thread works on a duplicate: this descriptor stays the loop's.

@@ -44,10 +44,7 @@ class HttpConnection final : public Connection {
 public:
   HttpConnection(EventLoop& loop,
                  ConnectionHub& hub,
-                 core::UniqueFd fd,
-                 std::uint64_t id,
-                 std::string peer_ip,
-                 bool loopback_peer,
+                 Accepted socket,
                  OutputLimits output,
                  const HttpOptions& options,
                  SteadyClock::time_point now);
@@ -68,6 +65,9 @@ private:
   void on_dropped(std::vector<std::string> unsent_tags) noexcept override;
   void on_head(std::size_t peeked);
   void receive_body();
+  // Takes one of the MAX_CONNECTIONS places and stops reading until the
+  // answer is out; false (503 answered, closing) when none is left.
+  bool start_exchange();
   void hand_over_upgrade();
   void discard_input();
 

@@ -288,6 +288,46 @@ UpstreamClient::find(std::string_view provider_id) const
   return it == providers_.end() ? nullptr : it->second.get();
 }
 
+std::variant<UpstreamClient::Provider*, core::ChatFailure>
+UpstreamClient::usable(std::string_view provider_id, nlohmann::json& details) const
+{
+  Provider* provider = find(provider_id);
+  if (provider == nullptr) {
+    return core::ChatFailure{core::Errc::provider_unavailable,
+                             "provider " + std::string(provider_id) + " is not configured",
+                             {{"provider", std::string(provider_id)}}};
+  }
+  details["provider"] = provider->endpoint.id;
+  if (!provider->breaker.allow()) {
+    const auto retry_in = provider->breaker.retry_in().count();
+    details["circuit"] = "open";
+    details["retry_in_ms"] = retry_in;
+    std::string message = provider->endpoint.display_name;
+    message.append(" is unavailable: circuit open after repeated failures; next probe in ")
+        .append(std::to_string(retry_in))
+        .append(" ms");
+    return core::ChatFailure{core::Errc::provider_unavailable, std::move(message), details};
+  }
+  return provider;
+}
+
+core::ChatFailure
+UpstreamClient::failed(Provider& provider,
+                       core::Errc code,
+                       std::string message,
+                       bool provider_fault,
+                       int attempts,
+                       nlohmann::json& details) const
+{
+  if (provider_fault) {
+    provider.breaker.record_failure();
+  } else {
+    provider.breaker.record_neutral();
+  }
+  details["attempts"] = attempts;
+  return core::ChatFailure{code, scrub(std::move(message), provider.endpoint.api_key), details};
+}
+
 std::string
 UpstreamClient::circuit_state(std::string_view provider_id) const
 {
@@ -383,39 +423,40 @@ UpstreamClient::open_connection(Provider& provider,
   return connection;
 }
 
+bool
+UpstreamClient::Outgoing::within(const UpstreamEndpoint& endpoint,
+                                 std::chrono::steady_clock::time_point deadline)
+{
+  const auto left = deadline - std::chrono::steady_clock::now();
+  if (left <= milliseconds(0)) {
+    return false;
+  }
+  read_timeout = std::min(endpoint.read_timeout, std::chrono::ceil<milliseconds>(left));
+  connect_timeout = std::min(endpoint.connect_timeout, read_timeout);
+  return true;
+}
+
 UpstreamClient::Attempt
 UpstreamClient::attempt(Provider& provider,
-                        const std::string& method,
-                        const std::string& path,
-                        const std::string& body,
-                        milliseconds connect_timeout,
-                        milliseconds read_timeout,
-                        const std::stop_token& stop,
-                        const Outgoing& outgoing) const
+                        const Outgoing& outgoing,
+                        const std::stop_token& stop) const
 {
-  Attempt result =
-      exchange(provider, method, path, body, connect_timeout, read_timeout, stop, true, outgoing);
+  Attempt result = exchange(provider, outgoing, stop, true);
   if (result.kind == Attempt::Kind::stale) {
     provider.pool.count_stale_retry();
     log_->debug("upstream stale connection provider={} error=\"{}\"; resending on a fresh one",
                 provider.endpoint.id,
                 result.error);
-    result = exchange(
-        provider, method, path, body, connect_timeout, read_timeout, stop, false, outgoing);
+    result = exchange(provider, outgoing, stop, false);
   }
   return result;
 }
 
 UpstreamClient::Attempt
 UpstreamClient::exchange(Provider& provider,
-                         const std::string& method,
-                         const std::string& path,
-                         const std::string& body,
-                         milliseconds connect_timeout,
-                         milliseconds read_timeout,
+                         const Outgoing& outgoing,
                          const std::stop_token& stop,
-                         bool may_reuse,
-                         const Outgoing& outgoing) const
+                         bool may_reuse) const
 {
   Attempt result;
   const auto start = Clock::now();
@@ -434,7 +475,7 @@ UpstreamClient::exchange(Provider& provider,
     lease = provider.pool.take();
   }
   if (!lease) {
-    auto connection = open_connection(provider, connect_timeout, stop, result);
+    auto connection = open_connection(provider, outgoing.connect_timeout, stop, result);
     if (!connection) {
       return result;
     }
@@ -457,10 +498,10 @@ UpstreamClient::exchange(Provider& provider,
   bool keep_alive = false;
   std::optional<milliseconds> server_hint;
   try {
-    session.socket().setReceiveTimeout(to_timespan(read_timeout));
-    session.socket().setSendTimeout(to_timespan(read_timeout));
+    session.socket().setReceiveTimeout(to_timespan(outgoing.read_timeout));
+    session.socket().setSendTimeout(to_timespan(outgoing.read_timeout));
     Poco::Net::HTTPRequest request(
-        method, provider.path_prefix + path, Poco::Net::HTTPMessage::HTTP_1_1);
+        outgoing.method, provider.path_prefix + outgoing.path, Poco::Net::HTTPMessage::HTTP_1_1);
     request.setHost(provider.host, provider.port);
     request.set("Authorization", "Bearer " + provider.endpoint.api_key);
     request.set("Accept", outgoing.stream != nullptr ? "text/event-stream" : "application/json");
@@ -469,13 +510,13 @@ UpstreamClient::exchange(Provider& provider,
     for (const auto& [name, value] : outgoing.headers) {
       request.set(name, value);
     }
-    if (!body.empty()) {
+    if (!outgoing.body.empty()) {
       request.setContentType(outgoing.content_type);
-      request.setContentLength(static_cast<std::streamsize>(body.size()));
+      request.setContentLength(static_cast<std::streamsize>(outgoing.body.size()));
     }
     std::ostream& out = session.sendRequest(request);
     out.exceptions(std::ios::badbit); // Poco's error itself, not a silent bad stream
-    out.write(body.data(), static_cast<std::streamsize>(body.size()));
+    out.write(outgoing.body.data(), static_cast<std::streamsize>(outgoing.body.size()));
     out.flush();
     if (!session.await_answer()) {
       return fail(dead_or(Attempt::Kind::connect_error),
@@ -483,8 +524,8 @@ UpstreamClient::exchange(Provider& provider,
     }
   } catch (const Poco::TimeoutException&) {
     return fail(Attempt::Kind::read_timeout,
-                "no answer from " + where + " within " + std::to_string(read_timeout.count()) +
-                    " ms");
+                "no answer from " + where + " within " +
+                    std::to_string(outgoing.read_timeout.count()) + " ms");
   } catch (const Poco::Exception& e) {
     return fail(dead_or(Attempt::Kind::connect_error),
                 "connection to " + where + " failed: " + e.displayText());
@@ -554,8 +595,8 @@ UpstreamClient::exchange(Provider& provider,
                       std::to_string(options_.stall_timeout.count()) + " ms");
     }
     return fail(Attempt::Kind::read_timeout,
-                "no answer from " + where + " within " + std::to_string(read_timeout.count()) +
-                    " ms");
+                "no answer from " + where + " within " +
+                    std::to_string(outgoing.read_timeout.count()) + " ms");
   } catch (const Poco::Exception& e) {
     return fail(Attempt::Kind::truncated, "connection to " + where + " failed: " + e.displayText());
   } catch (const std::exception& e) {
@@ -753,29 +794,23 @@ UpstreamClient::complete(std::string_view provider_id,
 {
   using core::ChatFailure;
   using core::Errc;
-  Provider* provider = find(provider_id);
-  if (provider == nullptr) {
-    return ChatFailure{Errc::provider_unavailable,
-                       "provider " + std::string(provider_id) + " is not configured",
+  if (stop.stop_requested()) {
+    return ChatFailure{Errc::cancelled,
+                       "cancelled before the request was sent",
                        {{"provider", std::string(provider_id)}}};
   }
+  nlohmann::json details = nlohmann::json::object();
+  auto ready = usable(provider_id, details);
+  if (auto* refusal = std::get_if<ChatFailure>(&ready)) {
+    return std::move(*refusal);
+  }
+  Provider* provider = std::get<Provider*>(ready);
   const UpstreamEndpoint& endpoint = provider->endpoint;
-  nlohmann::json details = {{"provider", endpoint.id}};
-  if (stop.stop_requested()) {
-    return ChatFailure{Errc::cancelled, "cancelled before the request was sent", details};
-  }
-  if (!provider->breaker.allow()) {
-    details["circuit"] = "open";
-    details["retry_in_ms"] = provider->breaker.retry_in().count();
-    return ChatFailure{Errc::provider_unavailable,
-                       endpoint.display_name + " is unavailable: circuit open after repeated " +
-                           "failures; next probe in " +
-                           std::to_string(provider->breaker.retry_in().count()) + " ms",
-                       details};
-  }
-  std::string payload;
+  Outgoing chat;
+  chat.path = "/chat/completions";
+  chat.stream = options_.stream ? &request : nullptr;
   try {
-    payload = core::openai::chat_request_body(request, options_.stream, base64);
+    chat.body = core::openai::chat_request_body(request, options_.stream, base64);
   } catch (const std::exception& e) {
     return ChatFailure{Errc::internal_error, e.what(), nlohmann::json::object()};
   }
@@ -783,13 +818,8 @@ UpstreamClient::complete(std::string_view provider_id,
   int attempts = 0;
   // Every exit reports to the breaker exactly once.
   const auto fail = [&](Errc code, std::string message, bool provider_fault) -> core::ChatOutcome {
-    if (provider_fault) {
-      provider->breaker.record_failure();
-    } else {
-      provider->breaker.record_neutral();
-    }
-    details["attempts"] = attempts;
-    message = scrub(std::move(message), endpoint.api_key);
+    ChatFailure failure =
+        failed(*provider, code, std::move(message), provider_fault, attempts, details);
     if (code == Errc::cancelled) {
       log_->debug("upstream cancelled provider={} attempts={}", endpoint.id, attempts);
     } else {
@@ -797,34 +827,22 @@ UpstreamClient::complete(std::string_view provider_id,
                  endpoint.id,
                  core::protocol_code(code),
                  attempts,
-                 message);
+                 failure.message);
     }
-    return ChatFailure{code, std::move(message), details};
+    return failure;
   };
 
   while (true) {
     // The call's deadline (the engine's) bounds every attempt and backoff.
-    const auto left = request.deadline - std::chrono::steady_clock::now();
-    if (left <= milliseconds(0)) {
+    if (!chat.within(endpoint, request.deadline)) {
       return fail(Errc::timeout,
                   "the call's deadline passed before " + endpoint.display_name + " answered",
                   false);
     }
-    const auto read_timeout =
-        std::min(endpoint.read_timeout, std::chrono::ceil<milliseconds>(left));
     ++attempts;
     log_->debug(
         "upstream request provider={} model={} attempt={}", endpoint.id, request.model, attempts);
-    Outgoing chat;
-    chat.stream = options_.stream ? &request : nullptr;
-    Attempt result = attempt(*provider,
-                             Poco::Net::HTTPRequest::HTTP_POST,
-                             "/chat/completions",
-                             payload,
-                             std::min(endpoint.connect_timeout, read_timeout),
-                             read_timeout,
-                             stop,
-                             chat);
+    Attempt result = attempt(*provider, chat, stop);
     if (result.kind == Attempt::Kind::cancelled || stop.stop_requested()) {
       return fail(Errc::cancelled, "cancelled while calling " + endpoint.display_name, false);
     }
@@ -870,14 +888,12 @@ UpstreamClient::probe(std::string_view provider_id, milliseconds timeout, std::s
     probe.message = "provider " + std::string(provider_id) + " is not configured";
     return probe;
   }
-  const Attempt result = attempt(*provider,
-                                 Poco::Net::HTTPRequest::HTTP_GET,
-                                 "/models",
-                                 "",
-                                 timeout,
-                                 timeout,
-                                 stop,
-                                 Outgoing{});
+  Outgoing models;
+  models.method = Poco::Net::HTTPRequest::HTTP_GET;
+  models.path = "/models";
+  models.connect_timeout = timeout;
+  models.read_timeout = timeout;
+  const Attempt result = attempt(*provider, models, stop);
   probe.latency = result.latency;
   probe.http_status = result.status;
   if (result.kind != Attempt::Kind::response) {
@@ -928,65 +944,43 @@ UpstreamClient::send(std::string_view provider_id,
 {
   using core::ChatFailure;
   using core::Errc;
-  Provider* provider = find(provider_id);
-  if (provider == nullptr) {
-    return ChatFailure{Errc::provider_unavailable,
-                       "provider " + std::string(provider_id) + " is not configured",
-                       {{"provider", std::string(provider_id)}}};
+  nlohmann::json details = {{"operation", request.method + " " + request.path}};
+  auto ready = usable(provider_id, details);
+  if (auto* refusal = std::get_if<ChatFailure>(&ready)) {
+    return std::move(*refusal);
   }
+  Provider* provider = std::get<Provider*>(ready);
   const UpstreamEndpoint& endpoint = provider->endpoint;
-  nlohmann::json details = {{"provider", endpoint.id},
-                            {"operation", request.method + " " + request.path}};
-  if (!provider->breaker.allow()) {
-    details["circuit"] = "open";
-    return ChatFailure{Errc::provider_unavailable,
-                       endpoint.display_name + " is unavailable: circuit open after repeated " +
-                           "failures",
-                       details};
-  }
   Outgoing outgoing;
+  outgoing.method = request.method;
+  outgoing.path = request.path;
   outgoing.headers = request.headers;
-  std::string body = request.json_body;
+  outgoing.body = request.json_body;
   if (request.upload) {
-    std::tie(body, outgoing.content_type) = multipart_body(*request.upload);
+    std::tie(outgoing.body, outgoing.content_type) = multipart_body(*request.upload);
   }
   const auto start = Clock::now();
   int attempts = 0;
   const auto fail =
       [&](Errc code, std::string message, bool provider_fault) -> core::ProviderHttpOutcome {
-    if (provider_fault) {
-      provider->breaker.record_failure();
-    } else {
-      provider->breaker.record_neutral();
-    }
-    details["attempts"] = attempts;
-    message = scrub(std::move(message), endpoint.api_key);
+    ChatFailure failure =
+        failed(*provider, code, std::move(message), provider_fault, attempts, details);
     log_->warn("upstream {} {} failed provider={} code={} error=\"{}\"",
                request.method,
                request.path,
                endpoint.id,
                core::protocol_code(code),
-               truncate(message, 200));
-    return ChatFailure{code, std::move(message), details};
+               truncate(failure.message, 200));
+    return failure;
   };
   while (true) {
-    const auto left = request.deadline - Clock::now();
-    if (left <= milliseconds(0)) {
+    if (!outgoing.within(endpoint, request.deadline)) {
       return fail(Errc::timeout,
                   "the call's deadline passed before " + endpoint.display_name + " answered",
                   false);
     }
-    const auto read_timeout =
-        std::min(endpoint.read_timeout, std::chrono::ceil<milliseconds>(left));
     ++attempts;
-    const Attempt result = attempt(*provider,
-                                   request.method,
-                                   request.path,
-                                   body,
-                                   std::min(endpoint.connect_timeout, read_timeout),
-                                   read_timeout,
-                                   stop,
-                                   outgoing);
+    const Attempt result = attempt(*provider, outgoing, stop);
     if (result.kind == Attempt::Kind::cancelled || stop.stop_requested()) {
       return fail(Errc::cancelled, "cancelled while calling " + endpoint.display_name, false);
     }

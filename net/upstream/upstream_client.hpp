@@ -20,6 +20,7 @@
 #include <string>
 #include <string_view>
 #include <thread>
+#include <variant>
 #include <vector>
 
 namespace exai::net {
@@ -149,32 +150,29 @@ private:
                 const core::ChatRequest& request,
                 nlohmann::json& details) const;
 
-  // One exchange; a stale reused connection is replaced once (see above).
-  // What to send besides method, path and body.
+  // What one exchange sends, and how long it may take.
   struct Outgoing {
+    std::string method = "POST";
+    std::string path;
+    std::string body;
     std::string content_type = "application/json";
     std::map<std::string, std::string> headers;
+    std::chrono::milliseconds connect_timeout{0};
+    std::chrono::milliseconds read_timeout{0};
     // A chat request asked to stream: a 2xx event-stream answer is read as
     // its events (read_events); null: the body is read whole.
     const core::ChatRequest* stream = nullptr;
+
+    // Sets the timeouts: the endpoint's, cut to what is left of `deadline`.
+    // False once the deadline has passed.
+    bool within(const UpstreamEndpoint& endpoint, std::chrono::steady_clock::time_point deadline);
   };
-  Attempt attempt(Provider& provider,
-                  const std::string& method,
-                  const std::string& path,
-                  const std::string& body,
-                  std::chrono::milliseconds connect_timeout,
-                  std::chrono::milliseconds read_timeout,
-                  const std::stop_token& stop,
-                  const Outgoing& outgoing) const;
+  // One exchange; a stale reused connection is replaced once (see above).
+  Attempt attempt(Provider& provider, const Outgoing& outgoing, const std::stop_token& stop) const;
   Attempt exchange(Provider& provider,
-                   const std::string& method,
-                   const std::string& path,
-                   const std::string& body,
-                   std::chrono::milliseconds connect_timeout,
-                   std::chrono::milliseconds read_timeout,
+                   const Outgoing& outgoing,
                    const std::stop_token& stop,
-                   bool may_reuse,
-                   const Outgoing& outgoing) const;
+                   bool may_reuse) const;
   // Reads a 2xx event-stream body into `result` (see above).
   void read_events(std::istream& in,
                    const core::ChatRequest& request,
@@ -185,6 +183,19 @@ private:
                                                       const std::stop_token& stop,
                                                       Attempt& failure) const;
   Provider* find(std::string_view provider_id) const;
+  // What `complete` and `send` check before their first attempt: the
+  // provider is configured and its circuit lets a request through. `details`
+  // gets the provider's id; the refusal carries them.
+  std::variant<Provider*, core::ChatFailure> usable(std::string_view provider_id,
+                                                    nlohmann::json& details) const;
+  // How every request ends in failure: the breaker hears of it (a provider
+  // fault, or neutral), `details` get the attempts, the message loses the key.
+  core::ChatFailure failed(Provider& provider,
+                           core::Errc code,
+                           std::string message,
+                           bool provider_fault,
+                           int attempts,
+                           nlohmann::json& details) const;
   void reap(const std::stop_token& stop);
 
   UpstreamOptions options_;

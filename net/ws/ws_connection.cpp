@@ -35,15 +35,12 @@ private:
 
 WsConnection::WsConnection(EventLoop& loop,
                            ConnectionObserver& observer,
-                           core::UniqueFd fd,
-                           std::uint64_t id,
-                           std::string peer_ip,
-                           bool loopback_peer,
+                           Accepted socket,
                            OutputLimits output,
                            const WsOptions& options,
                            MessageHandler& handler,
                            SteadyClock::time_point now)
-    : Connection(loop, observer, std::move(fd), id, std::move(peer_ip), loopback_peer, output)
+    : Connection(loop, observer, std::move(socket), output)
     , options_(options)
     , handler_(handler)
     , decoder_(ws::Role::server, options.pending_max_bytes)
@@ -181,19 +178,9 @@ WsConnection::on_readable()
     return;
   }
   // A frame is in progress: read straight behind it, one recv per wake-up.
-  const std::size_t old = tail_.size();
-  tail_.resize(old + std::max(kTailStep, old / 2));
-  const ssize_t n = ::recv(fd(), tail_.data() + old, tail_.size() - old, MSG_DONTWAIT);
-  if (n <= 0) {
-    tail_.resize(old);
-    if (n == 0) {
-      drop("peer closed");
-    } else if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
-      drop("receive failed");
-    }
+  if (receive_into(tail_, std::max(kTailStep, tail_.size() / 2), "peer closed") == 0) {
     return;
   }
-  tail_.resize(old + static_cast<std::size_t>(n));
   const std::size_t consumed = decoder_.feed(std::span<char>(tail_.data(), tail_.size()), events);
   if (dropped()) {
     return;

@@ -60,10 +60,7 @@ class WsConnection final : public Connection, public core::CallSink {
 public:
   WsConnection(EventLoop& loop,
                ConnectionObserver& observer,
-               core::UniqueFd fd,
-               std::uint64_t id,
-               std::string peer_ip,
-               bool loopback_peer,
+               Accepted socket,
                OutputLimits output,
                const WsOptions& options,
                MessageHandler& handler,

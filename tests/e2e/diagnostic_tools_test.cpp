@@ -4,30 +4,17 @@
 // never holding a key (and prompt text only when asked to).
 
 #include "tests/support/provider_daemon.hpp"
+#include "tests/support/text_file.hpp"
 
 #include <catch2/catch.hpp>
 
 #include <filesystem>
-#include <fstream>
-#include <sstream>
 
 namespace {
 
-using exai::test::kGlmTestKey;
-using exai::test::kKimiTestKey;
-using exai::test::ProviderDaemon;
-using exai::test::ServeProcess;
+using namespace exai::test;
 using nlohmann::json;
 namespace fs = std::filesystem;
-
-std::string
-read_all(const fs::path& path)
-{
-  std::ifstream in(path);
-  std::stringstream text;
-  text << in.rdbuf();
-  return text.str();
-}
 
 // Every tool-call log file of the daemon, concatenated.
 std::string
@@ -36,7 +23,7 @@ all_logs(const ProviderDaemon& d)
   std::string text;
   for (const auto& entry : fs::directory_iterator(d.state.path())) {
     if (entry.path().filename().string().rfind("toolcalls.jsonl", 0) == 0) {
-      text += read_all(entry.path());
+      text += read_text(entry.path().string());
     }
   }
   return text;

@@ -3,6 +3,7 @@
 // `exai serve`. Each test is named after its row.
 
 #include "tests/support/daemon_checks.hpp"
+#include "tests/support/fake_daemon.hpp"
 #include "tests/support/fake_upstream.hpp"
 #include "tests/support/raw_client.hpp"
 #include "tests/support/serve_process.hpp"
@@ -36,34 +37,23 @@ constexpr bool kSanitized = false;
 
 const std::string kKey = "sk-hardening-0123456789abcdefghij";
 
-struct Daemon {
-  explicit Daemon(ServeProcess::Env extra = {})
+struct Daemon : FakeDaemon {
+  explicit Daemon(const ServeProcess::Env& extra = {})
+      : FakeDaemon({{"GLM_API_KEY", kKey}, {"KIMI_API_KEY", kKey + "-kimi"}}, extra)
   {
-    ServeProcess::Env env = {{"GLM_API_KEY", kKey},
-                             {"GLM_API_URL", fake.base_url()},
-                             {"KIMI_API_KEY", kKey + "-kimi"},
-                             {"KIMI_API_URL", fake.base_url()}};
-    for (auto& [k, v] : extra) {
-      env[k] = v;
-    }
-    serve = ServeProcess::start_ready(env);
   }
-  std::uint16_t port() const { return serve->port(); }
-  std::unique_ptr<WsClient> client()
-  {
-    auto c = std::make_unique<WsClient>(port());
-    REQUIRE(c->hello());
-    return c;
-  }
-  json health() { return exai::test::fetch_health(port()); }
-  // Waits until every scope is back to zero and nothing is in flight.
-  bool back_to_zero(std::chrono::seconds limit = 20s)
-  {
-    return exai::test::capacity_back_to_zero(port(), {}, limit);
-  }
-  FakeUpstream fake;
-  std::unique_ptr<ServeProcess> serve;
 };
+
+// An MCP initialize over POST /mcp on `client`.
+std::optional<RawClient::HttpReply>
+mcp_initialize(RawClient& client)
+{
+  return client.http(
+      "POST",
+      "/mcp",
+      {{"Content-Type", "application/json"}, {"Accept", "application/json, text/event-stream"}},
+      R"({"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"t","version":"1"}}})");
+}
 
 json
 call(WsClient& client,
@@ -140,11 +130,7 @@ TEST_CASE("row 1: deeply nested arguments get VALIDATION_ERROR and crash nothing
 
   // Over /mcp: a JSON-RPC parse error that still names the request id.
   RawClient mcp(d.port());
-  const auto init = mcp.http(
-      "POST",
-      "/mcp",
-      {{"Content-Type", "application/json"}, {"Accept", "application/json, text/event-stream"}},
-      R"({"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"t","version":"1"}}})");
+  const auto init = mcp_initialize(mcp);
   REQUIRE(init);
   REQUIRE(init->status == 200);
   const std::string session = init->headers.at("Mcp-Session-Id");
@@ -265,11 +251,7 @@ TEST_CASE("row 4: header tricklers do not starve /health, /metrics, /mcp or upgr
     }
     const auto [status, took] = timed([&] {
       RawClient c(d.port());
-      const auto reply = c.http(
-          "POST",
-          "/mcp",
-          {{"Content-Type", "application/json"}, {"Accept", "application/json, text/event-stream"}},
-          R"({"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"t","version":"1"}}})");
+      const auto reply = mcp_initialize(c);
       return reply ? reply->status : 0;
     });
     CHECK(status == 200);
@@ -300,12 +282,7 @@ TEST_CASE("row 5: a request_id reused by another session is that session's own c
     const auto ack = a.hello();
     REQUIRE(ack);
     session_a = ack->at("session_id");
-    a.send_json({{"op", "call_tool"},
-                 {"request_id", "1"},
-                 {"name", "chat"},
-                 {"arguments", {{"prompt", "A's question [[sleep_ms=600]]"}}}});
-    REQUIRE(a.recv_until([](const json& f) { return f.value("op", "") == "call_tool_ack"; },
-                         deadline_in(5s)));
+    REQUIRE(start_call(a, "1", "chat", {{"prompt", "A's question [[sleep_ms=600]]"}}));
     // Another client with a per-connection counter uses the same id now.
     auto b = d.client();
     const json b_res = call(*b, "1", "chat", {{"prompt", "B's question"}});

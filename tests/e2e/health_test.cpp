@@ -1,15 +1,15 @@
 // Health end to end: the health file, GET /health, GET /metrics and the
 // `exai health` command against the real daemon (SPEC §5).
 
+#include "tests/support/daemon_checks.hpp"
 #include "tests/support/exai_run.hpp"
+#include "tests/support/fake_daemon.hpp"
 #include "tests/support/fake_upstream.hpp"
 #include "tests/support/serve_process.hpp"
 #include "tests/support/temp_dir.hpp"
+#include "tests/support/text_file.hpp"
 #include "tests/support/ws_client.hpp"
 
-#include <Poco/Net/HTTPClientSession.h>
-#include <Poco/Net/HTTPRequest.h>
-#include <Poco/Net/HTTPResponse.h>
 #include <catch2/catch.hpp>
 
 #include <signal.h>
@@ -21,7 +21,6 @@
 #include <filesystem>
 #include <fstream>
 #include <set>
-#include <sstream>
 #include <thread>
 
 namespace {
@@ -30,31 +29,10 @@ using namespace exai::test;
 using nlohmann::json;
 using namespace std::chrono_literals;
 
-struct HttpReply {
-  int status = 0;
-  std::string body;
-  std::chrono::milliseconds took{0};
-};
-
-HttpReply
+HttpAnswer
 http_get(std::uint16_t port, const std::string& path, const std::string& token = {})
 {
-  const auto start = std::chrono::steady_clock::now();
-  Poco::Net::HTTPClientSession session("127.0.0.1", port);
-  session.setTimeout(Poco::Timespan(10, 0));
-  Poco::Net::HTTPRequest request(
-      Poco::Net::HTTPRequest::HTTP_GET, path, Poco::Net::HTTPMessage::HTTP_1_1);
-  if (!token.empty()) {
-    request.set("Authorization", "Bearer " + token);
-  }
-  session.sendRequest(request);
-  Poco::Net::HTTPResponse response;
-  std::ostringstream body;
-  body << session.receiveResponse(response).rdbuf();
-  return {static_cast<int>(response.getStatus()),
-          body.str(),
-          std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() -
-                                                                start)};
+  return http_request(port, "GET", path, token);
 }
 
 // Runs `exai health ARGS` with `env`; returns exit code and stdout.
@@ -92,10 +70,7 @@ state_dir_of(const ServeProcess& serve)
 json
 read_json_file(const std::string& path)
 {
-  std::ifstream in(path);
-  std::stringstream text;
-  text << in.rdbuf();
-  return json::parse(text.str(), nullptr, false);
+  return json::parse(read_text(path), nullptr, false);
 }
 
 } // namespace
@@ -104,9 +79,7 @@ TEST_CASE("GET /health answers 200 when healthy and 503 when a provider is exhau
           "[e2e][health]")
 {
   FakeUpstream fake;
-  auto serve = ServeProcess::start_ready({{"GLM_API_KEY", "glm-key-0123456789"},
-                                          {"GLM_API_URL", fake.base_url()},
-                                          {"EXAI_WS_GLM_MAX_INFLIGHT", "1"}});
+  auto serve = serve_glm(fake, "glm-key-0123456789", {{"EXAI_WS_GLM_MAX_INFLIGHT", "1"}});
   const auto ok = http_get(serve->port(), "/health");
   CHECK(ok.status == 200);
   const json doc = json::parse(ok.body);
@@ -116,12 +89,7 @@ TEST_CASE("GET /health answers 200 when healthy and 503 when a provider is exhau
 
   WsClient client(serve->port());
   REQUIRE(client.hello());
-  client.send_json({{"op", "call_tool"},
-                    {"request_id", "busy"},
-                    {"name", "chat"},
-                    {"arguments", {{"prompt", "hold [[hang]]"}}}});
-  REQUIRE(client.recv_until([](const json& f) { return f.value("op", "") == "call_tool_ack"; },
-                            deadline_in(5s)));
+  REQUIRE(start_call(client, "busy", "chat", {{"prompt", "hold [[hang]]"}}));
   const auto degraded = http_get(serve->port(), "/health");
   CHECK(degraded.status == 503);
   CHECK(json::parse(degraded.body)["degraded_reasons"][0] == "provider glm capacity exhausted");
@@ -146,10 +114,8 @@ TEST_CASE("GET /health answers 200 when healthy and 503 when a provider is exhau
 TEST_CASE("health stays fast while every call thread waits on a slow provider", "[e2e][health]")
 {
   FakeUpstream fake;
-  auto serve = ServeProcess::start_ready({{"GLM_API_KEY", "glm-key-0123456789"},
-                                          {"GLM_API_URL", fake.base_url()},
-                                          {"EXAI_WS_GLM_MAX_INFLIGHT", "4"},
-                                          {"EXAI_CALL_THREADS", "4"}});
+  auto serve = serve_glm(
+      fake, "glm-key-0123456789", {{"EXAI_WS_GLM_MAX_INFLIGHT", "4"}, {"EXAI_CALL_THREADS", "4"}});
   WsClient client(serve->port());
   REQUIRE(client.hello());
   for (int i = 0; i < 8; ++i) {
@@ -178,9 +144,7 @@ TEST_CASE("the health file is valid at every moment and returns to zero after ca
           "[e2e][health]")
 {
   FakeUpstream fake;
-  auto serve = ServeProcess::start_ready({{"GLM_API_KEY", "glm-key-0123456789"},
-                                          {"GLM_API_URL", fake.base_url()},
-                                          {"EXAI_HEALTH_WRITER_INTERVAL", "0.05"}});
+  auto serve = serve_glm(fake, "glm-key-0123456789", {{"EXAI_HEALTH_WRITER_INTERVAL", "0.05"}});
   const std::string dir = state_dir_of(*serve);
   REQUIRE_FALSE(dir.empty());
   const std::string path = dir + "/ws_daemon.health.json";

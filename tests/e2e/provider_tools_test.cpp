@@ -5,17 +5,13 @@
 // kimi_capture_headers.
 
 #include "tests/support/provider_daemon.hpp"
+#include "tests/support/text_file.hpp"
 
 #include <catch2/catch.hpp>
 
-#include <fstream>
-#include <sstream>
-
 namespace {
 
-using exai::test::FakeBehavior;
-using exai::test::ProviderDaemon;
-using exai::test::ServeProcess;
+using namespace exai::test;
 using nlohmann::json;
 
 const char* const kValidHints =
@@ -28,15 +24,6 @@ replying(const std::string& text)
   FakeBehavior behavior;
   behavior.reply = text;
   return behavior;
-}
-
-std::string
-prompt_file(const std::string& name)
-{
-  std::ifstream in(std::string(EXAI_SOURCE_DIR) + "/core/tools/prompts/" + name + ".txt");
-  std::stringstream text;
-  text << in.rdbuf();
-  return text.str();
 }
 
 json

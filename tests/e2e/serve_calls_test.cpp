@@ -3,6 +3,7 @@
 // daemon's own health report is back to zero.
 
 #include "tests/support/daemon_checks.hpp"
+#include "tests/support/fake_daemon.hpp"
 #include "tests/support/fake_upstream.hpp"
 #include "tests/support/serve_process.hpp"
 #include "tests/support/ws_client.hpp"
@@ -20,38 +21,11 @@ using namespace std::chrono_literals;
 
 const std::string kKey = "glm-e2e-key-0123456789";
 
-struct Daemon {
-  std::string token;
-  explicit Daemon(ServeProcess::Env extra = {})
-      : token(extra.count("EXAI_WS_TOKEN") != 0 ? extra.at("EXAI_WS_TOKEN") : std::string())
+struct Daemon : FakeDaemon {
+  explicit Daemon(const ServeProcess::Env& extra = {})
+      : FakeDaemon({{"GLM_API_KEY", kKey}, {"EXAI_WS_PROGRESS_INTERVAL_SECS", "0.1"}}, extra)
   {
-    ServeProcess::Env env = {{"GLM_API_KEY", kKey},
-                             {"GLM_API_URL", fake.base_url()},
-                             {"EXAI_WS_PROGRESS_INTERVAL_SECS", "0.1"}};
-    for (auto& [k, v] : extra) {
-      env[k] = v;
-    }
-    serve = ServeProcess::start_ready(env);
   }
-  std::unique_ptr<WsClient> client(const std::optional<std::string>& session = std::nullopt)
-  {
-    auto c = std::make_unique<WsClient>(serve->port());
-    json hello = {{"op", "hello"}, {"token", token}};
-    if (session) {
-      hello["session_id"] = *session;
-    }
-    c->send_json(hello);
-    const auto ack = c->recv_json(deadline_in(5s));
-    REQUIRE(ack);
-    REQUIRE(ack->at("op") == "hello_ack");
-    REQUIRE(ack->at("ok") == true);
-    return c;
-  }
-  json health() { return exai::test::fetch_health(serve->port(), token); }
-  // Waits until nothing is in flight and every scope reads zero.
-  bool back_to_zero() { return exai::test::capacity_back_to_zero(serve->port(), token); }
-  FakeUpstream fake;
-  std::unique_ptr<ServeProcess> serve;
 };
 
 void
@@ -131,10 +105,7 @@ TEST_CASE("a full provider rejects with OVER_CAPACITY and upstream never sees mo
                              {"EXAI_WS_ACQUIRE_TIMEOUT_SECS", "0.2"}});
   auto a = d.client();
   auto b = d.client();
-  call(*a, "a", "chat", {{"prompt", "slow [[sleep_ms=1500]]"}});
-  const auto ack = a->recv_until([](const json& f) { return f.value("op", "") == "call_tool_ack"; },
-                                 deadline_in(5s));
-  REQUIRE(ack);
+  REQUIRE(start_call(*a, "a", "chat", {{"prompt", "slow [[sleep_ms=1500]]"}}));
   call(*b, "b", "chat", {{"prompt", "other [[sleep_ms=10]]"}});
   const json rejected = result_of(*b, "b");
   CHECK(rejected["error"]["code"] == "OVER_CAPACITY");
@@ -203,9 +174,7 @@ TEST_CASE("cancel_tool ends the call with CANCELLED and frees its capacity", "[e
 {
   Daemon d;
   auto c = d.client();
-  call(*c, "x1", "chat", {{"prompt", "cancel me [[hang]]"}});
-  REQUIRE(c->recv_until([](const json& f) { return f.value("op", "") == "call_tool_ack"; },
-                        deadline_in(5s)));
+  REQUIRE(start_call(*c, "x1", "chat", {{"prompt", "cancel me [[hang]]"}}));
   c->send_json({{"op", "cancel_tool"}, {"request_id", "x1"}});
   CHECK(result_of(*c, "x1")["error"]["code"] == "CANCELLED");
   CHECK(d.back_to_zero());
@@ -225,9 +194,7 @@ TEST_CASE("a call survives its client's disconnect and is replayed by request_id
   };
   {
     auto gone = with_token();
-    call(*gone, "r1", "chat", {{"prompt", "finish without me [[sleep_ms=300]]"}});
-    REQUIRE(gone->recv_until([](const json& f) { return f.value("op", "") == "call_tool_ack"; },
-                             deadline_in(5s)));
+    REQUIRE(start_call(*gone, "r1", "chat", {{"prompt", "finish without me [[sleep_ms=300]]"}}));
   } // disconnected mid-call
   auto again = with_token();
   call(*again, "r1", "chat", {{"prompt", "finish without me [[sleep_ms=300]]"}});
@@ -247,9 +214,7 @@ TEST_CASE("a resumed session receives results that finished while it was away",
     const auto ack = first.hello();
     REQUIRE(ack);
     session = ack->at("session_id");
-    call(first, "s1", "chat", {{"prompt", "while away [[sleep_ms=200]]"}});
-    REQUIRE(first.recv_until([](const json& f) { return f.value("op", "") == "call_tool_ack"; },
-                             deadline_in(5s)));
+    REQUIRE(start_call(first, "s1", "chat", {{"prompt", "while away [[sleep_ms=200]]"}}));
   }
   REQUIRE(d.back_to_zero());
   auto resumed = d.client(session);
@@ -296,9 +261,7 @@ TEST_CASE("SIGTERM lets a running call finish, then exits 0", "[e2e][serve][call
 {
   Daemon d(ServeProcess::Env{{"EXAI_SHUTDOWN_GRACE_SECS", "10"}});
   auto c = d.client();
-  call(*c, "g1", "chat", {{"prompt", "almost done [[sleep_ms=300]]"}});
-  REQUIRE(c->recv_until([](const json& f) { return f.value("op", "") == "call_tool_ack"; },
-                        deadline_in(5s)));
+  REQUIRE(start_call(*c, "g1", "chat", {{"prompt", "almost done [[sleep_ms=300]]"}}));
   ::kill(d.serve->pid(), SIGTERM);
   CHECK(result_of(*c, "g1").contains("outputs"));
   CHECK(d.serve->stop(SIGTERM, 20s) == 0);
@@ -309,9 +272,7 @@ TEST_CASE("SIGTERM cancels calls still running after the grace with SHUTTING_DOW
 {
   Daemon d(ServeProcess::Env{{"EXAI_SHUTDOWN_GRACE_SECS", "0.2"}});
   auto c = d.client();
-  call(*c, "h1", "chat", {{"prompt", "forever [[hang]]"}});
-  REQUIRE(c->recv_until([](const json& f) { return f.value("op", "") == "call_tool_ack"; },
-                        deadline_in(5s)));
+  REQUIRE(start_call(*c, "h1", "chat", {{"prompt", "forever [[hang]]"}}));
   ::kill(d.serve->pid(), SIGTERM);
   CHECK(result_of(*c, "h1")["error"]["code"] == "SHUTTING_DOWN");
   CHECK(d.serve->stop(SIGTERM, 20s) == 0);

@@ -14,6 +14,16 @@ using namespace std::chrono_literals;
 
 const std::string kToken = "correct-horse-battery-staple";
 
+// The hello_ack that refuses with `error`, then the server's close `code`.
+void
+check_refused(WsClient& client, const std::string& error, int code)
+{
+  const auto ack = client.recv_json(deadline_in(5s));
+  REQUIRE(ack);
+  CHECK(*ack == nlohmann::json{{"op", "hello_ack"}, {"ok", false}, {"error", error}});
+  CHECK(client.wait_close(deadline_in(5s)) == code);
+}
+
 } // namespace
 
 TEST_CASE("hello with the right token is acknowledged with a random URL-safe session id",
@@ -46,10 +56,7 @@ TEST_CASE("a first frame that is not JSON gets invalid_hello and close 4000", "[
   auto serve = ServeProcess::start_ready();
   WsClient client(serve->port());
   client.send_text("this is not json");
-  const auto ack = client.recv_json(deadline_in(5s));
-  REQUIRE(ack);
-  CHECK(*ack == nlohmann::json{{"op", "hello_ack"}, {"ok", false}, {"error", "invalid_hello"}});
-  CHECK(client.wait_close(deadline_in(5s)) == 4000);
+  check_refused(client, "invalid_hello", 4000);
 }
 
 TEST_CASE("a first op other than hello gets missing_hello and close 4001", "[e2e][serve][hello]")
@@ -57,10 +64,7 @@ TEST_CASE("a first op other than hello gets missing_hello and close 4001", "[e2e
   auto serve = ServeProcess::start_ready();
   WsClient client(serve->port());
   client.send_json({{"op", "list_tools"}});
-  const auto ack = client.recv_json(deadline_in(5s));
-  REQUIRE(ack);
-  CHECK(*ack == nlohmann::json{{"op", "hello_ack"}, {"ok", false}, {"error", "missing_hello"}});
-  CHECK(client.wait_close(deadline_in(5s)) == 4001);
+  check_refused(client, "missing_hello", 4001);
 }
 
 TEST_CASE("no frame within the hello timeout closes with 4002 and sends nothing",
@@ -90,10 +94,7 @@ TEST_CASE("a wrong or missing token gets unauthorized and close 4003", "[e2e][se
   {
     client.send_json({{"op", "hello"}, {"token", 42}});
   }
-  const auto ack = client.recv_json(deadline_in(5s));
-  REQUIRE(ack);
-  CHECK(*ack == nlohmann::json{{"op", "hello_ack"}, {"ok", false}, {"error", "unauthorized"}});
-  CHECK(client.wait_close(deadline_in(5s)) == 4003);
+  check_refused(client, "unauthorized", 4003);
 }
 
 TEST_CASE("a client resumes its session with the id it was given", "[e2e][serve][hello]")

@@ -3,64 +3,29 @@
 // cancellation mid-stream, and token usage in results, /metrics and /health.
 
 #include "tests/support/daemon_checks.hpp"
+#include "tests/support/fake_daemon.hpp"
 #include "tests/support/fake_upstream.hpp"
 #include "tests/support/serve_process.hpp"
 #include "tests/support/ws_client.hpp"
 
-#include <Poco/Net/HTTPClientSession.h>
-#include <Poco/Net/HTTPRequest.h>
-#include <Poco/Net/HTTPResponse.h>
 #include <catch2/catch.hpp>
-
-#include <sstream>
 
 namespace {
 
-using exai::test::deadline_in;
-using exai::test::FakeUpstream;
-using exai::test::ServeProcess;
-using exai::test::WsClient;
+using namespace exai::test;
 using nlohmann::json;
 using namespace std::chrono_literals;
 using Clock = std::chrono::steady_clock;
 
-struct Daemon {
-  explicit Daemon(ServeProcess::Env extra = {})
+struct Daemon : FakeDaemon {
+  explicit Daemon(const ServeProcess::Env& extra = {})
+      : FakeDaemon({{"GLM_API_KEY", "glm-stream-key-0123456789"},
+                    {"KIMI_API_KEY", "kimi-stream-key-0123456789"},
+                    {"EXAI_WS_PROGRESS_INTERVAL_SECS", "30"}},
+                   extra)
   {
-    ServeProcess::Env env = {{"GLM_API_KEY", "glm-stream-key-0123456789"},
-                             {"GLM_API_URL", fake.base_url()},
-                             {"KIMI_API_KEY", "kimi-stream-key-0123456789"},
-                             {"KIMI_API_URL", fake.base_url()},
-                             {"EXAI_WS_PROGRESS_INTERVAL_SECS", "30"}};
-    for (auto& [k, v] : extra) {
-      env[k] = v;
-    }
-    serve = ServeProcess::start_ready(env);
   }
-  std::unique_ptr<WsClient> client()
-  {
-    auto c = std::make_unique<WsClient>(serve->port());
-    REQUIRE(c->hello());
-    return c;
-  }
-  bool back_to_zero() { return exai::test::capacity_back_to_zero(serve->port()); }
-  FakeUpstream fake;
-  std::unique_ptr<ServeProcess> serve;
 };
-
-std::string
-http_get(std::uint16_t port, const std::string& path)
-{
-  Poco::Net::HTTPClientSession session("127.0.0.1", port);
-  session.setTimeout(Poco::Timespan(10, 0));
-  Poco::Net::HTTPRequest request(
-      Poco::Net::HTTPRequest::HTTP_GET, path, Poco::Net::HTTPMessage::HTTP_1_1);
-  session.sendRequest(request);
-  Poco::Net::HTTPResponse response;
-  std::ostringstream body;
-  body << session.receiveResponse(response).rdbuf();
-  return body.str();
-}
 
 json
 chat(WsClient& c,
@@ -205,7 +170,7 @@ TEST_CASE("token usage and cost reach /metrics and /health", "[e2e][serve][strea
                           second["metadata"]["tokens"]["completion"].get<std::uint64_t>();
   REQUIRE(prompt > 0);
 
-  const std::string metrics = http_get(d.serve->port(), "/metrics");
+  const std::string metrics = http_request(d.serve->port(), "GET", "/metrics").body;
   const std::string labels = R"(provider="glm",model="glm-4.5")";
   CHECK_THAT(metrics,
              Catch::Contains("exai_tokens_total{" + labels + R"(,kind="prompt"} )" +

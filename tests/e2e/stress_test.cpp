@@ -4,6 +4,7 @@
 
 #include "tests/support/broken_daemon.hpp"
 #include "tests/support/exai_run.hpp"
+#include "tests/support/fake_daemon.hpp"
 #include "tests/support/fake_upstream.hpp"
 #include "tests/support/serve_process.hpp"
 
@@ -39,6 +40,16 @@ report_of(const Run& run)
   return report;
 }
 
+// The report of a run that exited with `exit_code`.
+json
+report_exiting(const Run& run, int exit_code)
+{
+  const json report = report_of(run);
+  CAPTURE(report.dump(2));
+  CHECK(run.exit_code == exit_code);
+  return report;
+}
+
 // A broken daemon's port, short load, JSON report. The short timeouts tell
 // stress how soon a missing result is overdue.
 Run
@@ -47,6 +58,14 @@ stress_broken(const BrokenDaemon& daemon, const std::string& drain = "1")
   return run_stress({"EXAI_WS_CALL_TIMEOUT_SECS=0.5", "EXAI_WS_ACQUIRE_TIMEOUT_SECS=0"},
                     "--json --port " + std::to_string(daemon.port()) +
                         " --connections 2 --calls 12 --mix normal=1 --drain-timeout " + drain);
+}
+
+// `exai serve` with GLM on `fake` and `extra` settings; every other limit at
+// its default.
+std::unique_ptr<ServeProcess>
+daemon_on(const FakeUpstream& fake, ServeProcess::Env extra = {})
+{
+  return serve_glm(fake, "test-key", std::move(extra));
 }
 
 } // namespace
@@ -62,13 +81,12 @@ TEST_CASE("a short mixed stress run against exai serve passes", "[e2e][stress]")
   // Sessions stay resumable for SESSION_TIMEOUT_SECS after their connection
   // closed (and close idle connections after it): short enough for the
   // baseline check to see them go, longer than any idle time in this run.
-  ServeProcess::Env env = {
-      {"GLM_API_KEY", "test-key"}, {"GLM_API_URL", fake.base_url()}, {"SESSION_TIMEOUT_SECS", "3"}};
+  ServeProcess::Env env = {{"SESSION_TIMEOUT_SECS", "3"}};
   for (const auto& entry : shared) {
     const auto eq = entry.find('=');
     env[entry.substr(0, eq)] = entry.substr(eq + 1);
   }
-  const auto serve = ServeProcess::start_ready(env);
+  const auto serve = daemon_on(fake, env);
 
   // Every class once or more: timeouts (1 s call timeout), cancels,
   // disconnects, duplicates, identical calls, a burst, bad frames.
@@ -91,10 +109,7 @@ TEST_CASE("a short mixed stress run against exai serve passes", "[e2e][stress]")
 TEST_CASE("exai stress exits 1 naming a call_tool_res the daemon dropped", "[e2e][stress]")
 {
   BrokenDaemon daemon(BrokenDaemon::Fault::drop_result);
-  const Run run = stress_broken(daemon);
-  const json report = report_of(run);
-  CAPTURE(report.dump(2));
-  CHECK(run.exit_code == 1);
+  const json report = report_exiting(stress_broken(daemon), 1);
   CHECK(report.at("passed") == false);
   CHECK(report.at("violations").at("by_kind").at("missing_result") == 1);
   CHECK(report.at("baseline").at("passed") == true);
@@ -103,10 +118,7 @@ TEST_CASE("exai stress exits 1 naming a call_tool_res the daemon dropped", "[e2e
 TEST_CASE("exai stress exits 1 naming a scope left in use after the run", "[e2e][stress]")
 {
   BrokenDaemon daemon(BrokenDaemon::Fault::leak_in_use);
-  const Run run = stress_broken(daemon, "0.3");
-  const json report = report_of(run);
-  CAPTURE(report.dump(2));
-  CHECK(run.exit_code == 1);
+  const json report = report_exiting(stress_broken(daemon, "0.3"), 1);
   CHECK(report.at("violations").at("total") == 0);
   const json& problems = report.at("baseline").at("problems");
   REQUIRE(problems.size() == 1);
@@ -126,10 +138,7 @@ TEST_CASE("exai stress exits 1 naming a scope left in use after the run", "[e2e]
 TEST_CASE("exai stress exits 1 naming a reply without request_id", "[e2e][stress]")
 {
   BrokenDaemon daemon(BrokenDaemon::Fault::missing_request_id);
-  const Run run = stress_broken(daemon);
-  const json report = report_of(run);
-  CAPTURE(report.dump(2));
-  CHECK(run.exit_code == 1);
+  const json report = report_exiting(stress_broken(daemon), 1);
   CHECK(report.at("violations").at("by_kind").at("missing_request_id") == 1);
 }
 
@@ -137,10 +146,7 @@ TEST_CASE("exai stress passes a correct daemon and exits 2 when none listens", "
 {
   {
     BrokenDaemon daemon(BrokenDaemon::Fault::none);
-    const Run run = stress_broken(daemon);
-    const json report = report_of(run);
-    CAPTURE(report.dump(2));
-    CHECK(run.exit_code == 0);
+    const json report = report_exiting(stress_broken(daemon), 0);
     CHECK(report.at("calls") == 12);
   }
   std::uint16_t free_port = 0;
@@ -168,11 +174,24 @@ const std::string kDefaultRss;
 const std::string kTightRss = " --rss-tolerance 20%";
 #endif
 
-std::unique_ptr<ServeProcess>
-default_daemon(FakeUpstream& fake)
+// stress --json against `serve`, with `args` after the port.
+Run
+stress_json(const ServeProcess& serve, const std::string& args)
 {
-  // Nothing but a provider: every limit at its default.
-  return ServeProcess::start_ready({{"GLM_API_KEY", "test-key"}, {"GLM_API_URL", fake.base_url()}});
+  return run_stress({}, "--json --port " + std::to_string(serve.port()) + " " + args);
+}
+
+// A run that kept every promise: exit 0, no connection refused, no
+// violation, and the daemon back to its baseline afterwards.
+void
+check_clean(const Run& run)
+{
+  const json report = report_of(run);
+  CAPTURE(report["baseline"].dump());
+  CHECK(run.exit_code == 0);
+  CHECK(report["refused"]["connections"] == 0);
+  CHECK(report["violations"]["total"] == 0);
+  CHECK(report["baseline"]["passed"] == true);
 }
 
 } // namespace
@@ -182,32 +201,17 @@ TEST_CASE("row 11: exai stress with its defaults and the README's example pass a
           "[e2e][stress][hardening]")
 {
   FakeUpstream fake;
-  const auto serve = default_daemon(fake);
-  const std::string port = std::to_string(serve->port());
+  const auto serve = daemon_on(fake);
   SECTION("--calls 3000, everything else default")
   {
-    const Run run = run_stress({}, "--json --port " + port + " --calls 3000" + kDefaultRss);
-    const json report = report_of(run);
-    CAPTURE(report["baseline"].dump());
-    CHECK(run.exit_code == 0);
-    CHECK(report["refused"]["connections"] == 0);
-    CHECK(report["violations"]["total"] == 0);
-    CHECK(report["baseline"]["passed"] == true);
+    check_clean(stress_json(*serve, "--calls 3000" + kDefaultRss));
   }
   SECTION("the README's example: 200 connections and a mix")
   {
-    const Run run =
-        run_stress({},
-                   "--json --port " + port +
-                       " --connections 200 --calls 2000"
-                       " --mix normal=80,cancel=5,disconnect=5,duplicate=5,identical=5" +
-                       kDefaultRss);
-    const json report = report_of(run);
-    CAPTURE(report["baseline"].dump());
-    CHECK(run.exit_code == 0);
-    CHECK(report["refused"]["connections"] == 0);
-    CHECK(report["violations"]["total"] == 0);
-    CHECK(report["baseline"]["passed"] == true);
+    check_clean(stress_json(*serve,
+                            "--connections 200 --calls 2000"
+                            " --mix normal=80,cancel=5,disconnect=5,duplicate=5,identical=5" +
+                                kDefaultRss));
   }
 }
 
@@ -215,13 +219,9 @@ TEST_CASE("exai stress reports connections the daemon refuses as refusals, not v
           "[e2e][stress]")
 {
   FakeUpstream fake;
-  const auto serve = ServeProcess::start_ready(
-      {{"GLM_API_KEY", "test-key"}, {"GLM_API_URL", fake.base_url()}, {"MAX_CONNECTIONS", "3"}});
+  const auto serve = daemon_on(fake, {{"MAX_CONNECTIONS", "3"}});
   // The control connection takes one place: 2 of 6 load connections fit.
-  const Run run = run_stress({},
-                             "--json --port " + std::to_string(serve->port()) +
-                                 " --connections 6 --calls 50 --mix normal=1");
-  const json report = report_of(run);
+  const json report = report_of(stress_json(*serve, "--connections 6 --calls 50 --mix normal=1"));
   CHECK(report["refused"]["connections"] == 4);
   CHECK_THAT(report["refused"]["reason"].get<std::string>(), Catch::Contains("MAX_CONNECTIONS"));
   CHECK(report["violations"]["by_kind"].count("connect_failed") == 0);
@@ -234,11 +234,9 @@ TEST_CASE("exai stress --hostile: well-behaved clients stay fast and lose nothin
   FakeUpstream fake;
   // Results stay replayable for 2 s instead of 10 minutes, so the memory of
   // the run's thousands of results is back before the baseline is read.
-  const auto serve = ServeProcess::start_ready(
-      {{"GLM_API_KEY", "test-key"}, {"GLM_API_URL", fake.base_url()}, {"EXAI_WS_RESULT_TTL", "2"}});
-  const Run run = run_stress({},
-                             "--json --hostile --port " + std::to_string(serve->port()) +
-                                 " --connections 8 --duration 4 --mix normal=1" + kTightRss);
+  const auto serve = daemon_on(fake, {{"EXAI_WS_RESULT_TTL", "2"}});
+  const Run run =
+      stress_json(*serve, "--hostile --connections 8 --duration 4 --mix normal=1" + kTightRss);
   const json report = report_of(run);
   CHECK(run.exit_code == 0);
   CHECK(report["violations"]["total"] == 0);

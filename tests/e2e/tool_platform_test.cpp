@@ -29,12 +29,14 @@ using nlohmann::json;
 using namespace std::chrono_literals;
 namespace fs = std::filesystem;
 
-using Daemon = exai::test::ProviderDaemon;
-
-json
-envelope(const json& res)
+// A provider answering 503 at once (no Retry-After wait).
+FakeBehavior
+unavailable()
 {
-  return exai::test::result_envelope(res);
+  FakeBehavior down;
+  down.status = 503;
+  down.retry_after = 0;
+  return down;
 }
 
 json
@@ -79,8 +81,8 @@ error_code(const json& res)
 
 TEST_CASE("auto routes chat to the fast model and says why", "[e2e][platform][routing]")
 {
-  Daemon d;
-  const json env = envelope(d.call("chat", {{"prompt", "route me"}, {"model", "auto"}}));
+  ProviderDaemon d;
+  const json env = result_envelope(d.call("chat", {{"prompt", "route me"}, {"model", "auto"}}));
   CHECK(env["metadata"]["model_used"] == "glm-4.5-flash");
   CHECK(env["metadata"]["provider_used"] == "glm");
   CHECK(env["metadata"]["model_selection"]["automatic"] == true);
@@ -88,15 +90,16 @@ TEST_CASE("auto routes chat to the fast model and says why", "[e2e][platform][ro
   CHECK(last_body(d.glm)["model"] == "glm-4.5-flash");
   CHECK(d.kimi.request_count() == 0);
   // DEFAULT_MODEL is auto: no model at all routes the same way.
-  const json implicit = envelope(d.call("chat", {{"prompt", "no model named"}}));
+  const json implicit = result_envelope(d.call("chat", {{"prompt", "no model named"}}));
   CHECK(implicit["metadata"]["model_used"] == "glm-4.5-flash");
 }
 
 TEST_CASE("auto picks the other provider's equivalent when the preferred one has no key",
           "[e2e][platform][routing]")
 {
-  Daemon d({}, "glm");
-  const json env = envelope(d.call("chat", {{"prompt", "only kimi here"}, {"model", "auto"}}));
+  ProviderDaemon d({}, "glm");
+  const json env =
+      result_envelope(d.call("chat", {{"prompt", "only kimi here"}, {"model", "auto"}}));
   CHECK(env["metadata"]["model_used"] == "kimi-k2-turbo-preview");
   CHECK(env["metadata"]["provider_used"] == "kimi");
   CHECK(last_body(d.kimi)["model"] == "kimi-k2-turbo-preview");
@@ -104,8 +107,8 @@ TEST_CASE("auto picks the other provider's equivalent when the preferred one has
 
 TEST_CASE("auto with thinking_mode high routes to a thinking model", "[e2e][platform][routing]")
 {
-  Daemon d;
-  const json env = envelope(
+  ProviderDaemon d;
+  const json env = result_envelope(
       d.call("chat", {{"prompt", "think hard"}, {"model", "auto"}, {"thinking_mode", "high"}}));
   CHECK(env["metadata"]["model_used"] == "kimi-thinking-preview");
   CHECK(last_body(d.kimi)["model"] == "kimi-thinking-preview");
@@ -113,20 +116,17 @@ TEST_CASE("auto with thinking_mode high routes to a thinking model", "[e2e][plat
 
 TEST_CASE("DEFAULT_MODEL=auto is accepted by serve", "[e2e][platform][routing]")
 {
-  Daemon d(ServeProcess::Env{{"DEFAULT_MODEL", "auto"}});
-  const json env = envelope(d.call("chat", {{"prompt", "default auto"}}));
+  ProviderDaemon d(ServeProcess::Env{{"DEFAULT_MODEL", "auto"}});
+  const json env = result_envelope(d.call("chat", {{"prompt", "default auto"}}));
   CHECK(env["metadata"]["model_selection"]["automatic"] == true);
 }
 
 TEST_CASE("auto falls back to the other provider on 5xx after retries, once",
           "[e2e][platform][fallback]")
 {
-  Daemon d;
-  FakeBehavior down;
-  down.status = 503;
-  down.retry_after = 0;
-  d.glm.set_behavior(down);
-  const json env = envelope(d.call("chat", {{"prompt", "glm is down"}, {"model", "auto"}}));
+  ProviderDaemon d;
+  d.glm.set_behavior(unavailable());
+  const json env = result_envelope(d.call("chat", {{"prompt", "glm is down"}, {"model", "auto"}}));
   CHECK(env["metadata"]["provider_used"] == "kimi");
   CHECK(env["metadata"]["model_used"] == "kimi-k2-turbo-preview");
   CHECK(env["metadata"]["fallback_from"] == "glm-4.5-flash");
@@ -137,11 +137,8 @@ TEST_CASE("auto falls back to the other provider on 5xx after retries, once",
 
 TEST_CASE("a pinned model never falls back", "[e2e][platform][fallback]")
 {
-  Daemon d;
-  FakeBehavior down;
-  down.status = 503;
-  down.retry_after = 0;
-  d.glm.set_behavior(down);
+  ProviderDaemon d;
+  d.glm.set_behavior(unavailable());
   const json res = d.call("chat", {{"prompt", "pinned"}, {"model", "glm-4.5-flash"}});
   CHECK(error_code(res) == "PROVIDER_ERROR");
   CHECK(d.kimi.request_count() == 0);
@@ -151,11 +148,8 @@ TEST_CASE("a pinned model never falls back", "[e2e][platform][fallback]")
 TEST_CASE("auto falls back when the provider's circuit is open, without calling it",
           "[e2e][platform][fallback]")
 {
-  Daemon d;
-  FakeBehavior down;
-  down.status = 503;
-  down.retry_after = 0;
-  d.glm.set_behavior(down);
+  ProviderDaemon d;
+  d.glm.set_behavior(unavailable());
   // Pinned calls fail until the circuit opens (5 consecutive failed calls).
   for (int i = 0; i < 5; ++i) {
     (void)d.call("chat", {{"prompt", "trip " + std::to_string(i)}, {"model", "glm-4.5-flash"}});
@@ -164,7 +158,7 @@ TEST_CASE("auto falls back when the provider's circuit is open, without calling 
   const json open = d.call("chat", {{"prompt", "circuit open"}, {"model", "glm-4.5-flash"}});
   CHECK(error_code(open) == "PROVIDER_UNAVAILABLE");
   CHECK(d.glm.request_count() == glm_requests);
-  const json env = envelope(d.call("chat", {{"prompt", "route around"}, {"model", "auto"}}));
+  const json env = result_envelope(d.call("chat", {{"prompt", "route around"}, {"model", "auto"}}));
   CHECK(env["metadata"]["provider_used"] == "kimi");
   CHECK(env["metadata"]["fallback_from"] == "glm-4.5-flash");
   CHECK(d.glm.request_count() == glm_requests);
@@ -174,15 +168,13 @@ TEST_CASE("auto falls back when the provider's circuit is open, without calling 
 TEST_CASE("auto falls back when the provider's scope is still full at the acquire deadline",
           "[e2e][platform][fallback]")
 {
-  Daemon d(ServeProcess::Env{{"EXAI_WS_GLM_MAX_INFLIGHT", "1"},
-                             {"EXAI_WS_ACQUIRE_TIMEOUT_SECS", "0.3"}});
+  ProviderDaemon d(ServeProcess::Env{{"EXAI_WS_GLM_MAX_INFLIGHT", "1"},
+                                     {"EXAI_WS_ACQUIRE_TIMEOUT_SECS", "0.3"}});
   auto holder = d.client();
-  holder->send_json({{"op", "call_tool"},
-                     {"request_id", "hold"},
-                     {"name", "chat"},
-                     {"arguments", {{"prompt", "hold glm [[hang]]"}, {"model", "glm-4.5-flash"}}}});
+  REQUIRE(start_call(
+      *holder, "hold", "chat", {{"prompt", "hold glm [[hang]]"}, {"model", "glm-4.5-flash"}}));
   REQUIRE(d.glm.wait_for_concurrency(1, 5s));
-  const json env = envelope(d.call("chat", {{"prompt", "glm is full"}, {"model", "auto"}}));
+  const json env = result_envelope(d.call("chat", {{"prompt", "glm is full"}, {"model", "auto"}}));
   CHECK(env["metadata"]["provider_used"] == "kimi");
   CHECK(env["metadata"]["fallback_from"] == "glm-4.5-flash");
   d.glm.release_hangs();
@@ -196,13 +188,13 @@ TEST_CASE("auto falls back when the provider's scope is still full at the acquir
 TEST_CASE("a continued conversation keeps the model and provider of its last turn",
           "[e2e][platform][continuation]")
 {
-  Daemon d;
+  ProviderDaemon d;
   auto c = d.client();
-  const json first = envelope(
-      Daemon::call_on(*c, "chat", {{"prompt", "turn one"}, {"model", "kimi-k2-0905-preview"}}));
+  const json first = result_envelope(ProviderDaemon::call_on(
+      *c, "chat", {{"prompt", "turn one"}, {"model", "kimi-k2-0905-preview"}}));
   const std::string thread = first["continuation_offer"]["continuation_id"];
-  const json second =
-      envelope(Daemon::call_on(*c, "chat", {{"prompt", "turn two"}, {"continuation_id", thread}}));
+  const json second = result_envelope(
+      ProviderDaemon::call_on(*c, "chat", {{"prompt", "turn two"}, {"continuation_id", thread}}));
   CHECK(second["metadata"]["model_used"] == "kimi-k2-0905-preview");
   CHECK(second["metadata"]["provider_used"] == "kimi");
   CHECK(d.glm.request_count() == 0);
@@ -214,12 +206,12 @@ TEST_CASE("a continued conversation keeps the model and provider of its last tur
 TEST_CASE("files are embedded with line numbers and markers, and not sent twice in a thread",
           "[e2e][platform][files]")
 {
-  Daemon d;
+  ProviderDaemon d;
   const std::string a = d.file("src/a.cpp", "int a = 1;\nint b = 2;\n");
   d.file("src/node_modules/skip.js", "skipped();\n");
   auto c = d.client();
-  const json first = envelope(
-      Daemon::call_on(*c, "chat", {{"prompt", "review"}, {"files", {d.roots.path() + "/src"}}}));
+  const json first = result_envelope(ProviderDaemon::call_on(
+      *c, "chat", {{"prompt", "review"}, {"files", {d.roots.path() + "/src"}}}));
   const std::string sent = user_text(last_body(d.glm));
   CHECK_THAT(sent, Catch::Contains("BEGIN FILE: " + a));
   CHECK_THAT(sent, Catch::Contains("END FILE: " + a));
@@ -229,7 +221,7 @@ TEST_CASE("files are embedded with line numbers and markers, and not sent twice 
   CHECK(first["metadata"]["files"]["embedded"][0]["path"] == a);
 
   const std::string thread = first["continuation_offer"]["continuation_id"];
-  const json second = envelope(Daemon::call_on(
+  const json second = result_envelope(ProviderDaemon::call_on(
       *c, "chat", {{"prompt", "again"}, {"files", {a}}, {"continuation_id", thread}}));
   CHECK(user_text(last_body(d.glm)).find("BEGIN FILE") == std::string::npos);
   CHECK(second["metadata"]["files"]["embedded"].empty());
@@ -241,7 +233,7 @@ TEST_CASE("files are embedded with line numbers and markers, and not sent twice 
 TEST_CASE("files over the model's budget are left out by name, newest first kept",
           "[e2e][platform][files]")
 {
-  Daemon d;
+  ProviderDaemon d;
   // kimi-latest-8k leaves ~6,000 tokens for files: two of these fit, not three.
   const std::string filler(10000, 'x');
   const std::string oldest = d.file("big/old.txt", filler);
@@ -251,7 +243,7 @@ TEST_CASE("files over the model's budget are left out by name, newest first kept
   fs::last_write_time(oldest, now - 3h);
   fs::last_write_time(middle, now - 2h);
   fs::last_write_time(newest, now - 1h);
-  const json env = envelope(d.call(
+  const json env = result_envelope(d.call(
       "chat",
       {{"prompt", "budget"}, {"model", "kimi-latest-8k"}, {"files", {d.roots.path() + "/big"}}}));
   const json& files = env["metadata"]["files"];
@@ -268,7 +260,7 @@ TEST_CASE("every path escape is refused with VALIDATION_ERROR naming the path an
           "[e2e][platform][files]")
 {
   // /dev is a root too, so that /dev/null is refused for its type, not its place.
-  Daemon d(ServeProcess::Env{{"EXAI_FILE_ROOTS", "{roots}:/dev"}});
+  ProviderDaemon d(ServeProcess::Env{{"EXAI_FILE_ROOTS", "{roots}:/dev"}});
   TempDir outside;
   std::ofstream(outside.path() + "/secret.txt") << "top secret\n";
 
@@ -311,7 +303,7 @@ TEST_CASE("every path escape is refused with VALIDATION_ERROR naming the path an
 TEST_CASE("images go to a vision model as image parts and are refused for a text model",
           "[e2e][platform][images]")
 {
-  Daemon d;
+  ProviderDaemon d;
   // A 1x1 PNG.
   const unsigned char png_bytes[] = {
       0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a, 0x00, 0x00, 0x00, 0x0d, 0x49, 0x48,
@@ -322,7 +314,7 @@ TEST_CASE("images go to a vision model as image parts and are refused for a text
   };
   const std::string png(reinterpret_cast<const char*>(png_bytes), sizeof png_bytes);
   const std::string image = d.file("shot.png", png);
-  const json env = envelope(
+  const json env = result_envelope(
       d.call("chat", {{"prompt", "what is this"}, {"model", "glm-4.5v"}, {"images", {image}}}));
   CHECK(env["metadata"]["images"] == 1);
   CHECK_THAT(env["content"].get<std::string>(), Catch::Contains("[images: 1]"));
@@ -343,7 +335,8 @@ TEST_CASE("images go to a vision model as image parts and are refused for a text
   CHECK_THAT(refused["error"]["message"].get<std::string>(), Catch::Contains("glm-4.5v"));
 
   // Under auto, images route to a vision model.
-  const json routed = envelope(d.call("chat", {{"prompt", "auto vision"}, {"images", {image}}}));
+  const json routed =
+      result_envelope(d.call("chat", {{"prompt", "auto vision"}, {"images", {image}}}));
   const std::string model = routed["metadata"]["model_used"];
   CHECK((model == "glm-4.5v" || model.find("vision") != std::string::npos ||
          model.find("kimi-latest") != std::string::npos));
@@ -351,21 +344,21 @@ TEST_CASE("images go to a vision model as image parts and are refused for a text
 
 TEST_CASE("thinking_mode maps to each provider's parameters", "[e2e][platform][thinking]")
 {
-  Daemon d;
-  (void)envelope(
+  ProviderDaemon d;
+  (void)result_envelope(
       d.call("chat", {{"prompt", "think"}, {"model", "glm-4.6"}, {"thinking_mode", "high"}}));
   CHECK(last_body(d.glm)["thinking"]["type"] == "enabled");
-  (void)envelope(
+  (void)result_envelope(
       d.call("chat", {{"prompt", "don't"}, {"model", "glm-4.6"}, {"thinking_mode", "minimal"}}));
   CHECK(last_body(d.glm)["thinking"]["type"] == "disabled");
-  (void)envelope(d.call("chat", {{"prompt", "plain"}, {"model", "glm-4.6"}}));
+  (void)result_envelope(d.call("chat", {{"prompt", "plain"}, {"model", "glm-4.6"}}));
   CHECK_FALSE(last_body(d.glm).contains("thinking"));
 }
 
 TEST_CASE("use_websearch runs Kimi's $web_search round trip", "[e2e][platform][websearch]")
 {
-  Daemon d;
-  const json env = envelope(d.call(
+  ProviderDaemon d;
+  const json env = result_envelope(d.call(
       "chat",
       {{"prompt", "latest news"}, {"model", "kimi-k2-0905-preview"}, {"use_websearch", true}}));
   CHECK_THAT(env["content"].get<std::string>(), Catch::Contains("[searched]"));
@@ -387,8 +380,8 @@ TEST_CASE("use_websearch runs Kimi's $web_search round trip", "[e2e][platform][w
 TEST_CASE("use_websearch sends GLM's web_search tool and returns its results",
           "[e2e][platform][websearch]")
 {
-  Daemon d;
-  const json env = envelope(d.call(
+  ProviderDaemon d;
+  const json env = result_envelope(d.call(
       "chat", {{"prompt", "search glm"}, {"model", "glm-4.5-flash"}, {"use_websearch", true}}));
   const json body = last_body(d.glm);
   CHECK(body["tools"][0]["type"] == "web_search");
@@ -400,7 +393,7 @@ TEST_CASE("use_websearch sends GLM's web_search tool and returns its results",
 TEST_CASE("unknown arguments and out-of-range values are refused by name",
           "[e2e][platform][arguments]")
 {
-  Daemon d;
+  ProviderDaemon d;
   const json unknown = d.call("chat", {{"prompt", "ok"}, {"promt", "typo"}});
   CHECK(error_code(unknown) == "VALIDATION_ERROR");
   CHECK(unknown["error"]["details"]["field"] == "promt");
@@ -417,17 +410,17 @@ TEST_CASE("identical calls from two sessions are not shared unless the scope say
 {
   SECTION("session scope (the default): each session gets its own upstream call")
   {
-    Daemon d;
-    const json a = envelope(d.call("chat", {{"prompt", "same words"}}));
-    const json b = envelope(d.call("chat", {{"prompt", "same words"}}));
+    ProviderDaemon d;
+    const json a = result_envelope(d.call("chat", {{"prompt", "same words"}}));
+    const json b = result_envelope(d.call("chat", {{"prompt", "same words"}}));
     CHECK(d.glm.request_count() == 2);
     CHECK(a["continuation_offer"]["continuation_id"] != b["continuation_offer"]["continuation_id"]);
   }
   SECTION("global scope: one upstream call, but each caller gets its own thread")
   {
-    Daemon d(ServeProcess::Env{{"EXAI_WS_REUSE_SCOPE", "global"}});
-    const json a = envelope(d.call("chat", {{"prompt", "same words"}}));
-    const json b = envelope(d.call("chat", {{"prompt", "same words"}}));
+    ProviderDaemon d(ServeProcess::Env{{"EXAI_WS_REUSE_SCOPE", "global"}});
+    const json a = result_envelope(d.call("chat", {{"prompt", "same words"}}));
+    const json b = result_envelope(d.call("chat", {{"prompt", "same words"}}));
     CHECK(d.glm.request_count() == 1);
     CHECK(a["content"] == b["content"]);
     CHECK(a["continuation_offer"]["continuation_id"] != b["continuation_offer"]["continuation_id"]);

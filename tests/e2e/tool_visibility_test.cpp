@@ -11,9 +11,7 @@
 
 namespace {
 
-using exai::test::deadline_in;
-using exai::test::ProviderDaemon;
-using exai::test::ServeProcess;
+using namespace exai::test;
 using nlohmann::json;
 using namespace std::chrono_literals;
 

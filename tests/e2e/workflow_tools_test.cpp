@@ -8,6 +8,8 @@
 #include "tests/support/provider_daemon.hpp"
 #include "tests/support/serve_process.hpp"
 #include "tests/support/temp_dir.hpp"
+#include "tests/support/text_file.hpp"
+#include "tests/support/workflow_step.hpp"
 #include "tests/support/ws_client.hpp"
 
 #include <catch2/catch.hpp>
@@ -15,7 +17,6 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
-#include <sstream>
 
 namespace {
 
@@ -24,32 +25,9 @@ using nlohmann::json;
 using namespace std::chrono_literals;
 namespace fs = std::filesystem;
 
-using Daemon = exai::test::ProviderDaemon;
-
-json
-step(int number, int total, bool more, const std::string& findings, json extra = json::object())
-{
-  json args = {{"step", "step " + std::to_string(number) + ": the task"},
-               {"step_number", number},
-               {"total_steps", total},
-               {"next_step_required", more},
-               {"findings", findings}};
-  args.update(extra);
-  return args;
-}
-
-std::string
-prompt_file(const std::string& tool)
-{
-  std::ifstream in(std::string(EXAI_SOURCE_DIR) + "/core/tools/prompts/" + tool + ".txt");
-  std::stringstream text;
-  text << in.rdbuf();
-  return text.str();
-}
-
 // The one request the expert step sent (to whichever provider), parsed.
 json
-only_request(const Daemon& d)
+only_request(const ProviderDaemon& d)
 {
   auto requests = d.kimi.requests();
   const auto glm = d.glm.requests();
@@ -72,7 +50,7 @@ error_field(const json& res)
 TEST_CASE("each workflow tool: steps call no model, the final step calls the expert once",
           "[e2e][workflow]")
 {
-  Daemon d;
+  ProviderDaemon d;
   const std::string code = d.file("store.cpp", "int store_limit = 42;\n");
   for (const char* name : {"analyze",
                            "codereview",
@@ -126,7 +104,7 @@ TEST_CASE("each workflow tool: steps call no model, the final step calls the exp
 
 TEST_CASE("deep workflow tools ask the quality model under auto", "[e2e][workflow]")
 {
-  Daemon d;
+  ProviderDaemon d;
   const json done = d.reply("debug", step(1, 1, false, "the cause", {{"model", "auto"}}));
   CHECK(done["metadata"]["model_used"] == "kimi-thinking-preview");
   CHECK(only_request(d)["model"] == "kimi-thinking-preview");
@@ -134,7 +112,7 @@ TEST_CASE("deep workflow tools ask the quality model under auto", "[e2e][workflo
 
 TEST_CASE("use_assistant_model false and certain confidence skip the expert", "[e2e][workflow]")
 {
-  Daemon d;
+  ProviderDaemon d;
   const json off =
       d.reply("thinkdeep", step(1, 1, false, "settled", {{"use_assistant_model", false}}));
   CHECK(off["status"] == "local_work_complete");
@@ -145,7 +123,7 @@ TEST_CASE("use_assistant_model false and certain confidence skip the expert", "[
 
 TEST_CASE("backtracking drops the discarded steps from what the expert sees", "[e2e][workflow]")
 {
-  Daemon d;
+  ProviderDaemon d;
   const std::string id = d.reply("debug", step(1, 3, true, "symptom noted"))["continuation_id"];
   (void)d.reply("debug", step(2, 3, true, "blamed the cache", {{"continuation_id", id}}));
   const json back = d.reply("debug",
@@ -163,7 +141,7 @@ TEST_CASE("backtracking drops the discarded steps from what the expert sees", "[
 
 TEST_CASE("bad steps are refused with the field and rule, holding nothing", "[e2e][workflow]")
 {
-  Daemon d;
+  ProviderDaemon d;
   CHECK(error_field(d.session_call(
             "analyze", step(2, 3, true, "x", {{"relevant_files", {"/x"}}}))) == "step_number");
   CHECK(error_field(d.session_call("debug", step(5, 3, true, "x"))) == "step_number");
@@ -191,7 +169,7 @@ TEST_CASE("bad steps are refused with the field and rule, holding nothing", "[e2
 
 TEST_CASE("the expert call sends a progress note before its result", "[e2e][workflow]")
 {
-  Daemon d;
+  ProviderDaemon d;
   d.session().send_json(
       {{"op", "call_tool"},
        {"request_id", "expert"},
@@ -214,19 +192,12 @@ TEST_CASE("the expert call sends a progress note before its result", "[e2e][work
 
 TEST_CASE("planner plans over the wire without calling a model", "[e2e][workflow]")
 {
-  Daemon d;
-  const json plan_one = d.reply("planner",
-                                {{"step", "Choose a queue"},
-                                 {"step_number", 1},
-                                 {"total_steps", 2},
-                                 {"next_step_required", true}});
+  ProviderDaemon d;
+  const json plan_one = d.reply("planner", plan_step(1, 2, true, "Choose a queue"));
   CHECK(plan_one["status"] == "pause_for_planner");
-  const json done = d.reply("planner",
-                            {{"step", "Add retries"},
-                             {"step_number", 2},
-                             {"total_steps", 2},
-                             {"next_step_required", false},
-                             {"continuation_id", plan_one["continuation_id"]}});
+  const json done = d.reply(
+      "planner",
+      plan_step(2, 2, false, "Add retries", {{"continuation_id", plan_one["continuation_id"]}}));
   CHECK(done["status"] == "planner_complete");
   CHECK(done["content"].get<std::string>().find("2. Add retries") != std::string::npos);
   CHECK(d.upstream_requests() == 0);
@@ -234,7 +205,7 @@ TEST_CASE("planner plans over the wire without calling a model", "[e2e][workflow
 
 TEST_CASE("precommit reviews a real repository's diff", "[e2e][workflow][precommit]")
 {
-  Daemon d;
+  ProviderDaemon d;
   const std::string repo = (fs::path(d.roots.path()) / "repo").string();
   fs::create_directories(repo);
   const std::string git = "git -C '" + repo + "' -c user.name=exai -c user.email=exai@test ";
@@ -266,16 +237,16 @@ TEST_CASE("precommit reviews a real repository's diff", "[e2e][workflow][precomm
 TEST_CASE("consensus asks each model once, on its own provider, with its stance",
           "[e2e][workflow][consensus]")
 {
-  Daemon d;
+  ProviderDaemon d;
   const json one = d.reply("consensus",
-                           {{"step", "Adopt Redis for shared capacity?"},
-                            {"step_number", 1},
-                            {"total_steps", 2},
-                            {"next_step_required", true},
-                            {"findings", "my own view"},
-                            {"models",
-                             {{{"model", "glm-4.6"}, {"stance", "for"}},
-                              {{"model", "kimi-k2"}, {"stance", "against"}}}}});
+                           step(1,
+                                2,
+                                true,
+                                "my own view",
+                                {{"step", "Adopt Redis for shared capacity?"},
+                                 {"models",
+                                  {{{"model", "glm-4.6"}, {"stance", "for"}},
+                                   {{"model", "kimi-k2"}, {"stance", "against"}}}}}));
   CHECK(one["status"] == "pause_for_consensus");
   CHECK(d.glm.request_count() == 1);
   CHECK(d.kimi.request_count() == 0);
@@ -283,12 +254,8 @@ TEST_CASE("consensus asks each model once, on its own provider, with its stance"
   CHECK(first["model"] == "glm-4.6");
   CHECK(first["messages"][0]["content"] ==
         prompt_file("consensus") + "\n" + prompt_file("consensus_for"));
-  const json done = d.reply("consensus",
-                            {{"step", "next"},
-                             {"step_number", 2},
-                             {"total_steps", 2},
-                             {"next_step_required", false},
-                             {"continuation_id", one["continuation_id"]}});
+  const json done = d.reply(
+      "consensus", plan_step(2, 2, false, "next", {{"continuation_id", one["continuation_id"]}}));
   CHECK(done["status"] == "consensus_complete");
   CHECK(done["accumulated_responses"].size() == 2);
   CHECK(d.kimi.request_count() == 1);
@@ -302,23 +269,23 @@ TEST_CASE("consensus asks each model once, on its own provider, with its stance"
 TEST_CASE("consensus consult_all_at_once asks every model at once, never past a provider's cap",
           "[e2e][workflow][consensus]")
 {
-  Daemon d(ServeProcess::Env{{"EXAI_WS_GLM_MAX_INFLIGHT", "2"}});
+  ProviderDaemon d(ServeProcess::Env{{"EXAI_WS_GLM_MAX_INFLIGHT", "2"}});
   // Every model request hangs until released, so what runs at once is seen.
   d.session().send_json({{"op", "call_tool"},
                          {"request_id", "all"},
                          {"name", "consensus"},
                          {"arguments",
-                          {{"step", "Shard the result store? [[hang]]"},
-                           {"step_number", 1},
-                           {"total_steps", 4},
-                           {"next_step_required", false},
-                           {"findings", "sharding spreads the lock"},
-                           {"consult_all_at_once", true},
-                           {"models",
-                            {{{"model", "glm-4.5-flash"}, {"stance", "for"}},
-                             {{"model", "glm-4.5-flash"}, {"stance", "against"}},
-                             {{"model", "glm-4.6"}, {"stance", "neutral"}},
-                             {{"model", "kimi-k2"}, {"stance", "neutral"}}}}}}});
+                          step(1,
+                               4,
+                               false,
+                               "sharding spreads the lock",
+                               {{"step", "Shard the result store? [[hang]]"},
+                                {"consult_all_at_once", true},
+                                {"models",
+                                 {{{"model", "glm-4.5-flash"}, {"stance", "for"}},
+                                  {{"model", "glm-4.5-flash"}, {"stance", "against"}},
+                                  {{"model", "glm-4.6"}, {"stance", "neutral"}},
+                                  {{"model", "kimi-k2"}, {"stance", "neutral"}}}}})}});
   REQUIRE(d.glm.wait_for_concurrency(2, 10s));
   REQUIRE(d.kimi.wait_for_concurrency(1, 10s));
   CHECK(d.glm.request_count() == 2); // the third GLM model waits for a permit

@@ -1,9 +1,10 @@
 #include "tests/support/broken_daemon.hpp"
 
+#include "tests/support/handler_factory.hpp"
+
 #include <Poco/Buffer.h>
 #include <Poco/Exception.h>
 #include <Poco/Net/HTTPRequestHandler.h>
-#include <Poco/Net/HTTPRequestHandlerFactory.h>
 #include <Poco/Net/HTTPServer.h>
 #include <Poco/Net/HTTPServerParams.h>
 #include <Poco/Net/HTTPServerRequest.h>
@@ -163,20 +164,7 @@ private:
   BrokenDaemon::Impl& impl_;
 };
 
-class Factory : public Poco::Net::HTTPRequestHandlerFactory {
-public:
-  explicit Factory(BrokenDaemon::Impl& impl)
-      : impl_(impl)
-  {
-  }
-  Poco::Net::HTTPRequestHandler* createRequestHandler(const Poco::Net::HTTPServerRequest&) override
-  {
-    return new Handler(impl_); // Poco takes ownership
-  }
-
-private:
-  BrokenDaemon::Impl& impl_;
-};
+using Factory = HandlerFactory<Handler, BrokenDaemon::Impl>;
 
 } // namespace
 

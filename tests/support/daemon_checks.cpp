@@ -10,12 +10,16 @@
 
 namespace exai::test {
 
-nlohmann::json
-fetch_health(std::uint16_t port, const std::string& token)
+HttpAnswer
+http_request(std::uint16_t port,
+             const std::string& method,
+             const std::string& path,
+             const std::string& token)
 {
+  const auto start = std::chrono::steady_clock::now();
   Poco::Net::HTTPClientSession session("127.0.0.1", port);
   session.setTimeout(Poco::Timespan(10, 0));
-  Poco::Net::HTTPRequest request(Poco::Net::HTTPRequest::HTTP_GET, "/health");
+  Poco::Net::HTTPRequest request(method, path, Poco::Net::HTTPMessage::HTTP_1_1);
   if (!token.empty()) {
     request.set("Authorization", "Bearer " + token);
   }
@@ -23,7 +27,18 @@ fetch_health(std::uint16_t port, const std::string& token)
   Poco::Net::HTTPResponse response;
   std::ostringstream body;
   body << session.receiveResponse(response).rdbuf();
-  return nlohmann::json::parse(body.str());
+  HttpAnswer answer;
+  answer.status = static_cast<int>(response.getStatus());
+  answer.body = body.str();
+  answer.took = std::chrono::duration_cast<std::chrono::milliseconds>(
+      std::chrono::steady_clock::now() - start);
+  return answer;
+}
+
+nlohmann::json
+fetch_health(std::uint16_t port, const std::string& token)
+{
+  return nlohmann::json::parse(http_request(port, "GET", "/health", token).body);
 }
 
 bool
@@ -50,6 +65,38 @@ capacity_back_to_zero(std::uint16_t port, const std::string& token, std::chrono:
   }
 }
 
+namespace {
+
+// Sends call_tool and waits for its first `answer_op` frame (ack or result).
+std::optional<nlohmann::json>
+send_call(WsClient& client,
+          const std::string& request_id,
+          const std::string& tool,
+          const nlohmann::json& arguments,
+          const char* answer_op,
+          std::chrono::milliseconds limit)
+{
+  client.send_json(
+      {{"op", "call_tool"}, {"request_id", request_id}, {"name", tool}, {"arguments", arguments}});
+  return client.recv_until(
+      [&](const nlohmann::json& f) {
+        return f.value("op", "") == answer_op && f.value("request_id", "") == request_id;
+      },
+      deadline_in(limit));
+}
+
+} // namespace
+
+bool
+start_call(WsClient& client,
+           const std::string& request_id,
+           const std::string& tool,
+           const nlohmann::json& arguments,
+           std::chrono::milliseconds limit)
+{
+  return send_call(client, request_id, tool, arguments, "call_tool_ack", limit).has_value();
+}
+
 std::optional<nlohmann::json>
 call_tool(WsClient& client,
           const std::string& request_id,
@@ -57,13 +104,7 @@ call_tool(WsClient& client,
           const nlohmann::json& arguments,
           std::chrono::milliseconds limit)
 {
-  client.send_json(
-      {{"op", "call_tool"}, {"request_id", request_id}, {"name", tool}, {"arguments", arguments}});
-  return client.recv_until(
-      [&](const nlohmann::json& f) {
-        return f.value("op", "") == "call_tool_res" && f.value("request_id", "") == request_id;
-      },
-      deadline_in(limit));
+  return send_call(client, request_id, tool, arguments, "call_tool_res", limit);
 }
 
 nlohmann::json

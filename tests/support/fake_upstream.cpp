@@ -2,11 +2,11 @@
 
 #include "net/upstream/ssl_init.hpp"
 #include "tests/support/fake_sse.hpp"
+#include "tests/support/handler_factory.hpp"
 
 #include <Poco/Net/Context.h>
 #include <Poco/Net/HTMLForm.h>
 #include <Poco/Net/HTTPRequestHandler.h>
-#include <Poco/Net/HTTPRequestHandlerFactory.h>
 #include <Poco/Net/HTTPServer.h>
 #include <Poco/Net/HTTPServerParams.h>
 #include <Poco/Net/HTTPServerRequest.h>
@@ -117,6 +117,49 @@ chat_shape(const nlohmann::json& body)
   return shape;
 }
 
+// The directives that set one member of FakeBehavior, by the member's type:
+// [[name]] sets a flag, [[name=N]] a number or a delay in milliseconds.
+template <typename T> struct Directive {
+  std::string_view name;
+  T FakeBehavior::*member;
+};
+
+constexpr Directive<bool> kFlagDirectives[] = {{"glm_1302", &FakeBehavior::glm_1302},
+                                               {"hang", &FakeBehavior::hang},
+                                               {"malformed", &FakeBehavior::malformed},
+                                               {"truncate", &FakeBehavior::truncate},
+                                               {"reset", &FakeBehavior::reset},
+                                               {"echo_auth", &FakeBehavior::echo_auth},
+                                               {"minimal", &FakeBehavior::minimal},
+                                               {"close", &FakeBehavior::close},
+                                               {"search_forever", &FakeBehavior::search_forever},
+                                               {"sse_error", &FakeBehavior::sse_error},
+                                               {"no_done", &FakeBehavior::no_done}};
+
+constexpr Directive<int> kIntDirectives[] = {{"status", &FakeBehavior::status},
+                                             {"fail_times", &FakeBehavior::fail_times},
+                                             {"pad", &FakeBehavior::pad},
+                                             {"cached", &FakeBehavior::cached},
+                                             {"big_event", &FakeBehavior::big_event},
+                                             {"chunks", &FakeBehavior::chunks}};
+
+constexpr Directive<std::chrono::milliseconds> kDelayDirectives[] = {
+    {"sleep_ms", &FakeBehavior::latency},
+    {"stall_ms", &FakeBehavior::stall},
+    {"chunk_ms", &FakeBehavior::chunk_delay}};
+
+template <typename T, std::size_t N>
+const Directive<T>*
+find_directive(const Directive<T> (&table)[N], std::string_view name)
+{
+  for (const auto& directive : table) {
+    if (directive.name == name) {
+      return &directive;
+    }
+  }
+  return nullptr;
+}
+
 } // namespace
 
 FakeBehavior
@@ -139,52 +182,22 @@ parse_directives(std::string_view prompt, FakeBehavior base)
     if (eq != std::string_view::npos) {
       has_value = parse_int(directive.substr(eq + 1), value);
     }
-    if (name == "sleep_ms" && has_value) {
-      base.latency = std::chrono::milliseconds(value);
-    } else if (name == "status" && has_value) {
-      base.status = value;
+    if (const auto* flag = find_directive(kFlagDirectives, name)) {
+      base.*flag->member = true;
+    } else if (const auto* number = find_directive(kIntDirectives, name)) {
+      if (has_value) {
+        base.*number->member = value;
+      }
+    } else if (const auto* delay = find_directive(kDelayDirectives, name)) {
+      if (has_value) {
+        base.*delay->member = std::chrono::milliseconds(value);
+      }
     } else if (name == "retry_after" && has_value) {
       base.retry_after = value;
-    } else if (name == "fail_times" && has_value) {
-      base.fail_times = value;
-    } else if (name == "pad" && has_value) {
-      base.pad = value;
-    } else if (name == "glm_1302") {
-      base.glm_1302 = true;
-    } else if (name == "hang") {
-      base.hang = true;
-    } else if (name == "malformed") {
-      base.malformed = true;
-    } else if (name == "truncate") {
-      base.truncate = true;
-    } else if (name == "reset") {
-      base.reset = true;
-    } else if (name == "echo_auth") {
-      base.echo_auth = true;
-    } else if (name == "minimal") {
-      base.minimal = true;
-    } else if (name == "close") {
-      base.close = true;
-    } else if (name == "search_forever") {
-      base.search_forever = true;
     } else if (name == "call_tool" && eq != std::string_view::npos) {
       base.call_tool = std::string(directive.substr(eq + 1));
     } else if (name == "reply" && eq != std::string_view::npos) {
       base.reply = std::string(directive.substr(eq + 1));
-    } else if (name == "stall_ms" && has_value) {
-      base.stall = std::chrono::milliseconds(value);
-    } else if (name == "cached" && has_value) {
-      base.cached = value;
-    } else if (name == "big_event" && has_value) {
-      base.big_event = value;
-    } else if (name == "chunks" && has_value) {
-      base.chunks = value;
-    } else if (name == "chunk_ms" && has_value) {
-      base.chunk_delay = std::chrono::milliseconds(value);
-    } else if (name == "sse_error") {
-      base.sse_error = true;
-    } else if (name == "no_done") {
-      base.no_done = true;
     }
   }
   return base;
@@ -287,20 +300,7 @@ private:
   FakeUpstream::Impl& impl_;
 };
 
-class Factory : public Poco::Net::HTTPRequestHandlerFactory {
-public:
-  explicit Factory(FakeUpstream::Impl& impl)
-      : impl_(impl)
-  {
-  }
-  Poco::Net::HTTPRequestHandler* createRequestHandler(const Poco::Net::HTTPServerRequest&) override
-  {
-    return new Handler(impl_); // Poco takes ownership
-  }
-
-private:
-  FakeUpstream::Impl& impl_;
-};
+using Factory = HandlerFactory<Handler, FakeUpstream::Impl>;
 
 bool
 ends_with(std::string_view text, std::string_view suffix)
@@ -711,24 +711,18 @@ FakeUpstream::Impl::handle(Poco::Net::HTTPServerRequest& request,
   if (fail && behavior.malformed) {
     body = R"({"id":"chatcmpl-fake","choices":[{"message":{"content":"oops)";
   }
-  if (fail && behavior.truncate) {
+  if (fail && (behavior.truncate || behavior.stall.count() > 0)) {
+    // Half the promised body, then the connection goes: at once when
+    // truncating, after the stall otherwise.
     response.setStatus(Poco::Net::HTTPResponse::HTTP_OK);
     response.setContentType("application/json");
     response.setContentLength(static_cast<std::streamsize>(body.size()));
     std::ostream& out = response.send();
     out.write(body.data(), static_cast<std::streamsize>(body.size() / 2));
     out.flush();
-    drop_connection(request, response);
-    return;
-  }
-  if (fail && behavior.stall.count() > 0) {
-    response.setStatus(Poco::Net::HTTPResponse::HTTP_OK);
-    response.setContentType("application/json");
-    response.setContentLength(static_cast<std::streamsize>(body.size()));
-    std::ostream& out = response.send();
-    out.write(body.data(), static_cast<std::streamsize>(body.size() / 2));
-    out.flush();
-    pause(behavior.stall);
+    if (!behavior.truncate) {
+      pause(behavior.stall);
+    }
     drop_connection(request, response);
     return;
   }

@@ -72,72 +72,65 @@ probe(ToolContext& context, const ProviderConfig& provider)
   return check(what, false, provider.base_url + ": " + failure.message);
 }
 
-class SelfCheck final : public Tool {
-public:
-  const ToolSpec& spec() const override
-  {
-    static const ToolSpec spec = [] {
-      ToolSpec s;
-      s.name = "self-check";
-      s.title = "Self-check";
-      s.description =
-          "Check that this daemon is set up to work: configuration, state directory, each "
-          "configured provider (one cheap authenticated request, 5 s at most), file roots and "
-          "the tools it lists. Keys are reported by presence only.";
-      return s;
-    }();
-    return spec;
+ToolSpec
+self_check_spec()
+{
+  ToolSpec s;
+  s.name = "self-check";
+  s.title = "Self-check";
+  s.description =
+      "Check that this daemon is set up to work: configuration, state directory, each "
+      "configured provider (one cheap authenticated request, 5 s at most), file roots and "
+      "the tools it lists. Keys are reported by presence only.";
+  return s;
+}
+
+nlohmann::json
+self_check_report(ToolContext& context)
+{
+  const auto& config = context.config;
+  nlohmann::json checks = nlohmann::json::array();
+  checks.push_back(check("configuration",
+                         true,
+                         "listening on " + config.host + ":" + std::to_string(config.port) +
+                             ", auth " + (config.token.empty() ? "off" : "on") + ", call timeout " +
+                             std::to_string(config.call_timeout.count() / 1000) + " s"));
+  checks.push_back(directory_check("state directory", config.state_dir, W_OK));
+  for (const auto& provider : context.providers.providers()) {
+    checks.push_back(probe(context, provider));
   }
-  bool reusable() const override { return false; }
-  ToolResult run(ToolContext& context) const override
-  {
-    const auto& config = context.config;
-    nlohmann::json checks = nlohmann::json::array();
-    checks.push_back(check("configuration",
-                           true,
-                           "listening on " + config.host + ":" + std::to_string(config.port) +
-                               ", auth " + (config.token.empty() ? "off" : "on") +
-                               ", call timeout " +
-                               std::to_string(config.call_timeout.count() / 1000) + " s"));
-    checks.push_back(directory_check("state directory", config.state_dir, W_OK));
-    for (const auto& provider : context.providers.providers()) {
-      checks.push_back(probe(context, provider));
-    }
-    if (!context.providers.any_configured()) {
-      checks.push_back(
-          check("providers", false, "none configured: set KIMI_API_KEY or GLM_API_KEY"));
-    }
-    if (config.file_roots.empty()) {
-      checks.push_back(check("file roots", false, "none: set EXAI_FILE_ROOTS"));
-    }
-    for (const auto& root : config.file_roots) {
-      checks.push_back(directory_check("file root", root, R_OK | X_OK));
-    }
-    if (context.daemon != nullptr) {
-      std::size_t visible = 0;
-      for (const Tool* tool : context.daemon->tools.all()) {
-        visible += context.daemon->visibility.visible(tool->name()) ? 1 : 0;
-      }
-      checks.push_back(check("tools",
-                             visible > 0,
-                             std::to_string(visible) + " of " +
-                                 std::to_string(context.daemon->tools.size()) + " listed"));
-    }
-    bool ok = true;
-    for (const auto& item : checks) {
-      ok = ok && item["ok"].get<bool>();
-    }
-    const nlohmann::json report = {{"ok", ok}, {"checks", checks}};
-    return ToolSuccess{{envelope(name(), report.dump(), "json")}};
+  if (!context.providers.any_configured()) {
+    checks.push_back(check("providers", false, "none configured: set KIMI_API_KEY or GLM_API_KEY"));
   }
-};
+  if (config.file_roots.empty()) {
+    checks.push_back(check("file roots", false, "none: set EXAI_FILE_ROOTS"));
+  }
+  for (const auto& root : config.file_roots) {
+    checks.push_back(directory_check("file root", root, R_OK | X_OK));
+  }
+  if (context.daemon != nullptr) {
+    std::size_t visible = 0;
+    for (const Tool* tool : context.daemon->tools.all()) {
+      visible += context.daemon->visibility.visible(tool->name()) ? 1 : 0;
+    }
+    checks.push_back(check("tools",
+                           visible > 0,
+                           std::to_string(visible) + " of " +
+                               std::to_string(context.daemon->tools.size()) + " listed"));
+  }
+  bool ok = true;
+  for (const auto& item : checks) {
+    ok = ok && item["ok"].get<bool>();
+  }
+  return {{"ok", ok}, {"checks", checks}};
+}
 
 } // namespace
 
 std::unique_ptr<Tool>
 make_self_check()
 {
-  return std::make_unique<SelfCheck>();
+  return make_report_tool(self_check_spec(), Reuse::no, self_check_report);
 }
 
 } // namespace exai::core::tools

@@ -55,12 +55,7 @@ public:
       return {}; // run() reports the skip; nothing to reserve
     }
     CallPlan plan = plan_model(input, ModelClass::kimi);
-    if (plan.provider != kKimiProviderId) {
-      throw Error(Errc::validation_error,
-                  "argument 'model' = \"" + plan.model +
-                      "\" is invalid: kimi_capture_headers needs a Kimi model",
-                  {{"field", "model"}, {"value", plan.model}, {"rule", "a Kimi model"}});
-    }
+    require_provider(plan, kKimiProviderId, "Kimi", name());
     plan.fallback.reset(); // the point is Kimi's headers
     return plan;
   }
@@ -91,7 +86,7 @@ public:
     }
     auto outcome = provider_http(context).send(kKimiProviderId, request, context.stop);
     if (auto* failure = std::get_if<ChatFailure>(&outcome)) {
-      return ToolFailure{failure->code, failure->message, failure->details};
+      return tool_failure(*failure);
     }
     const auto& answer = std::get<ProviderHttpReply>(outcome);
     auto parsed = openai::parse_chat_reply(answer.body, chat.model);

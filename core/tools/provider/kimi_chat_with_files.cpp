@@ -59,12 +59,7 @@ public:
     }
     (void)provider_plan(input, kKimiProviderId); // the files live in Kimi
     CallPlan plan = plan_model(input, ModelClass::kimi);
-    if (plan.provider != kKimiProviderId) {
-      throw Error(Errc::validation_error,
-                  "argument 'model' = \"" + plan.model +
-                      "\" is invalid: kimi_chat_with_files needs a Kimi model",
-                  {{"field", "model"}, {"value", plan.model}, {"rule", "a Kimi model"}});
-    }
+    require_provider(plan, kKimiProviderId, "Kimi", name());
     plan.fallback.reset(); // GLM cannot read Kimi's files
     return plan;
   }
@@ -96,10 +91,7 @@ public:
         number_arg(args, "temperature", 0.0, 1.0).value_or(spec().default_temperature);
     const ChatMessage user("user", string_arg(args, "prompt").value_or(""));
     const RequestBuilder build = [&](const CallPlan& plan, ModelCallInfo&) {
-      ChatRequest request;
-      request.model = plan.model;
-      request.deadline = context.deadline;
-      request.temperature = temperature;
+      ChatRequest request = model_request(context, plan, temperature);
       request.messages = file_messages;
       request.messages.push_back(user);
       return request;
@@ -107,7 +99,7 @@ public:
     ModelCallInfo info;
     ChatOutcome outcome = call_model(context, build, info);
     if (auto* failure = std::get_if<ChatFailure>(&outcome)) {
-      return ToolFailure{failure->code, failure->message, failure->details};
+      return tool_failure(*failure);
     }
     const auto& reply = std::get<ChatReply>(outcome);
     nlohmann::json metadata = reply_metadata(context.plan, reply);

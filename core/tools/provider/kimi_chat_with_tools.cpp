@@ -139,11 +139,8 @@ public:
   CallPlan plan(const PlanInput& input) const override
   {
     CallPlan plan = plan_model(input, ModelClass::kimi);
-    if (!plan.automatic && plan.provider != kKimiProviderId) {
-      throw Error(Errc::validation_error,
-                  "argument 'model' = \"" + plan.model +
-                      "\" is invalid: kimi_chat_with_tools needs a Kimi model",
-                  {{"field", "model"}, {"value", plan.model}, {"rule", "a Kimi model"}});
+    if (!plan.automatic) {
+      require_provider(plan, kKimiProviderId, "Kimi", name());
     }
     return plan;
   }
@@ -161,14 +158,7 @@ public:
     const auto max_tokens = int_arg(args, "max_tokens", 1, 1 << 30);
     const auto choice = string_arg(args, "tool_choice");
     const RequestBuilder build = [&](const CallPlan& plan, ModelCallInfo&) {
-      ChatRequest request;
-      request.model = plan.model;
-      request.deadline = context.deadline;
-      request.temperature = temperature;
-      const ModelInfo* model = context.providers.catalog().find(plan.model);
-      if (max_tokens && model != nullptr) {
-        request.max_tokens = std::min(*max_tokens, model->max_output_tokens);
-      }
+      ChatRequest request = model_request(context, plan, temperature, max_tokens);
       request.messages = messages;
       if (web_search) {
         apply_web_search(request, plan.provider);
@@ -192,7 +182,7 @@ public:
     ModelCallInfo info;
     ChatOutcome outcome = call_model(context, build, info);
     if (auto* failure = std::get_if<ChatFailure>(&outcome)) {
-      return ToolFailure{failure->code, failure->message, failure->details};
+      return tool_failure(*failure);
     }
     const auto& reply = std::get<ChatReply>(outcome);
     nlohmann::json calls = nlohmann::json::array();

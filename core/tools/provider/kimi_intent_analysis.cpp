@@ -124,13 +124,10 @@ public:
     const ChatMessage user("user", text);
     std::vector<ChatMessage> repair; // the exchange that asks for a fix, once
     const RequestBuilder build = [&](const CallPlan& plan, ModelCallInfo&) {
-      ChatRequest request;
-      request.model = plan.model;
-      request.deadline = context.deadline;
-      request.temperature = kTemperature;
-      const ModelInfo* model = context.providers.catalog().find(plan.model);
-      request.max_tokens = model != nullptr ? std::min(kMaxAnswerTokens, model->max_output_tokens)
-                                            : kMaxAnswerTokens;
+      ChatRequest request = model_request(context, plan, kTemperature, kMaxAnswerTokens);
+      if (!request.max_tokens) {
+        request.max_tokens = kMaxAnswerTokens; // a model the catalog does not know
+      }
       request.messages.emplace_back("system", std::string(prompts::get("kimi_intent_analysis")));
       request.messages.push_back(user);
       request.messages.insert(request.messages.end(), repair.begin(), repair.end());
@@ -139,7 +136,7 @@ public:
     ModelCallInfo info;
     ChatOutcome outcome = call_model(context, build, info);
     if (auto* failure = std::get_if<ChatFailure>(&outcome)) {
-      return ToolFailure{failure->code, failure->message, failure->details};
+      return tool_failure(*failure);
     }
     nlohmann::json hints;
     auto problem = check_hints(std::get<ChatReply>(outcome).content, hints);
@@ -156,7 +153,7 @@ public:
       }
       outcome = call_model(context, build, info);
       if (auto* failure = std::get_if<ChatFailure>(&outcome)) {
-        return ToolFailure{failure->code, failure->message, failure->details};
+        return tool_failure(*failure);
       }
       problem = check_hints(std::get<ChatReply>(outcome).content, hints);
       if (problem) {

@@ -229,14 +229,12 @@ system_prompt(const json& model)
   return std::string(prompts::get("consensus")) + "\n" + stance_text;
 }
 
-class Consensus final : public Tool {
+class Consensus final : public workflow::StepTool {
 public:
-  const ToolSpec& spec() const override
+  Consensus()
+      : StepTool(consensus_spec())
   {
-    static const ToolSpec spec = consensus_spec();
-    return spec;
   }
-  bool reusable() const override { return false; } // each call advances its own consensus
 
   CallPlan plan(const PlanInput& input) const override
   {

@@ -193,14 +193,12 @@ render(const json& plan)
   return out;
 }
 
-class Planner final : public Tool {
+class Planner final : public workflow::StepTool {
 public:
-  const ToolSpec& spec() const override
+  Planner()
+      : StepTool(planner_spec())
   {
-    static const ToolSpec spec = planner_spec();
-    return spec;
   }
-  bool reusable() const override { return false; } // each call advances its own plan
 
   CallPlan plan(const PlanInput& input) const override
   {

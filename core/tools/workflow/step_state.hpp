@@ -11,6 +11,7 @@
 
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 namespace exai::core {
@@ -18,6 +19,23 @@ class ConversationStore;
 }
 
 namespace exai::core::workflow {
+
+// A tool whose calls are the steps of one piece of work kept in the
+// conversation store (the workflow tools, planner, consensus). Never reused:
+// every call advances its own thread, and sharing one answer would hand two
+// agents one workflow.
+class StepTool : public Tool {
+public:
+  explicit StepTool(ToolSpec spec)
+      : spec_(std::move(spec))
+  {
+  }
+  const ToolSpec& spec() const final { return spec_; }
+  bool reusable() const final { return false; }
+
+private:
+  ToolSpec spec_;
+};
 
 // Throws Error(validation_error) naming the field, the value and the rule.
 [[noreturn]] void

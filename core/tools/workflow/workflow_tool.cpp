@@ -136,19 +136,13 @@ expert_brief(const WorkflowDef& def, const json& state, const Consolidated& cons
   return text;
 }
 
-class WorkflowTool final : public Tool {
+class WorkflowTool final : public StepTool {
 public:
   explicit WorkflowTool(const WorkflowDef& def)
-      : def_(def)
-      , spec_(workflow_spec(def))
+      : StepTool(workflow_spec(def))
+      , def_(def)
   {
   }
-
-  const ToolSpec& spec() const override { return spec_; }
-
-  // Every call advances its own thread: sharing one answer would hand two
-  // agents one workflow.
-  bool reusable() const override { return false; }
 
   CallPlan plan(const PlanInput& input) const override
   {
@@ -247,10 +241,7 @@ private:
                      std::to_string(bundle.embedded.size()) + " files");
     ModelCallInfo info;
     const RequestBuilder build = [&](const CallPlan& plan, ModelCallInfo& call_info) {
-      ChatRequest request;
-      request.model = plan.model;
-      request.deadline = context.deadline;
-      request.temperature = temperature;
+      ChatRequest request = model_request(context, plan, temperature);
       request.messages.emplace_back("system", system_prompt);
       request.messages.push_back(user);
       const ModelInfo* model = context.providers.catalog().find(plan.model);
@@ -264,7 +255,7 @@ private:
     ChatOutcome outcome = call_model(context, build, info);
     if (auto* failure = std::get_if<ChatFailure>(&outcome)) {
       // The state is not saved: the agent may send the final step again.
-      return ToolFailure{failure->code, failure->message, failure->details};
+      return tool_failure(*failure);
     }
     const auto& reply = std::get<ChatReply>(outcome);
 
@@ -301,7 +292,6 @@ private:
   }
 
   const WorkflowDef& def_;
-  const ToolSpec spec_;
 };
 
 } // namespace

@@ -1,4 +1,5 @@
 #include "core/calls/engine.hpp"
+#include "tests/support/race.hpp"
 
 #include <catch2/catch.hpp>
 
@@ -638,29 +639,10 @@ TEST_CASE("identical concurrent calls share one upstream execution", "[core][eng
   constexpr int kCalls = 5;
   // Submitted from five threads at once, from five sessions, while the
   // upstream holds the first execution open: all five are in flight together.
-  std::atomic<int> ready{0};
-  std::atomic<bool> go{false};
-  std::vector<std::thread> clients;
-  for (int i = 0; i < kCalls; ++i) {
-    clients.emplace_back([&, i] {
-      ready.fetch_add(1);
-      while (!go.load()) {
-        std::this_thread::yield();
-      }
-      h.call("r" + std::to_string(i),
-             "chat",
-             {{"prompt", "block same"}},
-             sink,
-             "s" + std::to_string(i));
-    });
-  }
-  while (ready.load() < kCalls) {
-    std::this_thread::yield();
-  }
-  go.store(true);
-  for (auto& client : clients) {
-    client.join();
-  }
+  exai::test::race(kCalls, [&](int i) {
+    h.call(
+        "r" + std::to_string(i), "chat", {{"prompt", "block same"}}, sink, "s" + std::to_string(i));
+  });
   REQUIRE(h.chat.wait_active(1));
   CHECK(h.engine->stats().inflight_calls == kCalls);
   CHECK(h.engine->stats().executions == 1);

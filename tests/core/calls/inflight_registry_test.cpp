@@ -1,4 +1,5 @@
 #include "core/calls/inflight_registry.hpp"
+#include "tests/support/race.hpp"
 
 #include <catch2/catch.hpp>
 
@@ -57,24 +58,13 @@ TEST_CASE("concurrent inserts of one id admit exactly one", "[core][inflight_reg
   Registry registry;
   constexpr int kThreads = 8;
   std::atomic<int> admitted{0};
-  std::atomic<bool> go{false};
   std::vector<std::optional<Registry::Ticket>> tickets(kThreads);
-  std::vector<std::thread> threads;
-  for (int i = 0; i < kThreads; ++i) {
-    threads.emplace_back([&, i] {
-      while (!go) {
-        std::this_thread::yield();
-      }
-      tickets[static_cast<std::size_t>(i)] = registry.insert("same", std::make_shared<int>(i));
-      if (tickets[static_cast<std::size_t>(i)]) {
-        ++admitted;
-      }
-    });
-  }
-  go = true;
-  for (auto& t : threads) {
-    t.join();
-  }
+  exai::test::race(kThreads, [&](int i) {
+    tickets[static_cast<std::size_t>(i)] = registry.insert("same", std::make_shared<int>(i));
+    if (tickets[static_cast<std::size_t>(i)]) {
+      ++admitted;
+    }
+  });
   CHECK(admitted == 1);
   CHECK(registry.all().size() == 1);
   tickets.clear();

@@ -1,16 +1,13 @@
 #include "core/calls/toolcall_log.hpp"
 #include "tests/support/temp_dir.hpp"
+#include "tests/support/text_file.hpp"
 
 #include <catch2/catch.hpp>
 
 #include <filesystem>
-#include <fstream>
-#include <sstream>
 
-using exai::core::ToolCallLog;
-using exai::core::ToolCallRecord;
-using exai::core::ToolFailure;
-using exai::core::ToolSuccess;
+using namespace exai::core;
+using namespace exai::test;
 using nlohmann::json;
 namespace fs = std::filesystem;
 
@@ -30,15 +27,6 @@ record(const std::string& tool, exai::core::ToolResult result)
   r.arguments = std::make_shared<const json>(json{{"prompt", "the prompt sk-secret-key-123"}});
   r.result = std::make_shared<const exai::core::ToolResult>(std::move(result));
   return r;
-}
-
-std::string
-read_all(const std::string& path)
-{
-  std::ifstream in(path);
-  std::stringstream text;
-  text << in.rdbuf();
-  return text.str();
 }
 
 const std::string kEnvelope =
@@ -96,7 +84,7 @@ TEST_CASE("the log rotates past max_bytes and keeps `keep` files", "[core][toolc
   CHECK_FALSE(fs::exists(path + ".3"));
   for (const auto& file : {path, path + ".1", path + ".2"}) {
     CHECK(fs::file_size(file) <= 1024);
-    CHECK(read_all(file).find("the prompt") == std::string::npos);
+    CHECK(read_text(file).find("the prompt") == std::string::npos);
   }
   CHECK((fs::status(path).permissions() & fs::perms::group_read) == fs::perms::none);
 }

@@ -7,9 +7,7 @@
 #include <thread>
 #include <vector>
 
-using exai::core::AcquireStatus;
-using exai::core::CapacityLimiter;
-using exai::core::Permit;
+using namespace exai::core;
 using namespace std::chrono_literals;
 
 namespace {

@@ -1,5 +1,6 @@
 #include "core/error.hpp"
 #include "core/providers/providers.hpp"
+#include "tests/support/race.hpp"
 
 #include <catch2/catch.hpp>
 
@@ -29,6 +30,20 @@ config_error(Settings::Map environment)
     return e.what();
   }
   FAIL("expected Error(config_invalid)");
+  return {};
+}
+
+// The message of the Error that resolving `name` throws, which must have `code`.
+std::string
+resolve_error(const ProviderRegistry& registry, const std::string& name, Errc code)
+{
+  try {
+    (void)registry.resolve_model(name);
+  } catch (const Error& e) {
+    CHECK(e.code() == code);
+    return e.what();
+  }
+  FAIL("expected an error resolving " << name);
   return {};
 }
 
@@ -162,13 +177,8 @@ TEST_CASE("*_ALLOWED_MODELS restricts the models of a provider", "[core][provide
   CHECK(registry.find("glm")->name_count == 2);
   CHECK(registry.summary() == "Providers configured: KIMI, GLM; GLM models: 2; Kimi models: 4");
   CHECK(registry.resolve_model("kimi-k2-0905").model->name == "kimi-k2-0905-preview");
-  try {
-    (void)registry.resolve_model("moonshot-v1-8k");
-    FAIL("expected an error");
-  } catch (const Error& e) {
-    CHECK(e.code() == Errc::validation_error);
-    CHECK(std::string(e.what()).find("KIMI_ALLOWED_MODELS") != std::string::npos);
-  }
+  CHECK(resolve_error(registry, "moonshot-v1-8k", Errc::validation_error)
+            .find("KIMI_ALLOWED_MODELS") != std::string::npos);
   SECTION("a model of the wrong provider is a configuration error")
   {
     const auto message = config_error({{"GLM_ALLOWED_MODELS", "kimi-latest"}});
@@ -183,20 +193,10 @@ TEST_CASE("resolve_model finds the provider and reports unusable models", "[core
   const auto resolved = registry.resolve_model("GLM-4.5-X");
   CHECK(resolved.provider->id == "glm");
   CHECK(resolved.model->name == "glm-4.5-air");
-  try {
-    (void)registry.resolve_model("kimi-k2");
-    FAIL("expected an error");
-  } catch (const Error& e) {
-    CHECK(e.code() == Errc::provider_unavailable);
-    CHECK(std::string(e.what()).find("KIMI") != std::string::npos);
-  }
-  try {
-    (void)registry.resolve_model("glm-46");
-    FAIL("expected an error");
-  } catch (const Error& e) {
-    CHECK(e.code() == Errc::validation_error);
-    CHECK(std::string(e.what()).find("glm-4.6") != std::string::npos);
-  }
+  CHECK(resolve_error(registry, "kimi-k2", Errc::provider_unavailable).find("KIMI") !=
+        std::string::npos);
+  CHECK(resolve_error(registry, "glm-46", Errc::validation_error).find("glm-4.6") !=
+        std::string::npos);
 }
 
 TEST_CASE("invalid numbers and URLs name the variable, the value and the range",
@@ -236,26 +236,10 @@ TEST_CASE("the process registry is built exactly once however many threads race"
 
   const Settings settings({}, {{"KIMI_API_KEY", "k"}, {"GLM_API_KEY", "g"}}, {});
   constexpr int kThreads = 16;
-  std::atomic<int> ready{0};
-  std::atomic<bool> go{false};
   std::vector<const ProviderRegistry*> seen(kThreads, nullptr);
-  std::vector<std::thread> threads;
-  for (int i = 0; i < kThreads; ++i) {
-    threads.emplace_back([&, i] {
-      ready.fetch_add(1);
-      while (!go.load()) {
-        std::this_thread::yield();
-      }
-      seen[static_cast<std::size_t>(i)] = &exai::core::init_process_providers(settings);
-    });
-  }
-  while (ready.load() < kThreads) {
-    std::this_thread::yield();
-  }
-  go.store(true);
-  for (auto& thread : threads) {
-    thread.join();
-  }
+  exai::test::race(kThreads, [&](int i) {
+    seen[static_cast<std::size_t>(i)] = &exai::core::init_process_providers(settings);
+  });
   CHECK(exai::core::process_providers_build_count() == 1);
   for (const auto* registry : seen) {
     CHECK(registry == seen.front());

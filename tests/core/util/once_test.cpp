@@ -1,4 +1,5 @@
 #include "core/util/once.hpp"
+#include "tests/support/race.hpp"
 
 #include <catch2/catch.hpp>
 
@@ -13,24 +14,13 @@ TEST_CASE("threads racing on first use build the value exactly once", "[core][on
   for (int round = 0; round < 20; ++round) {
     exai::core::OnceValue<std::vector<int>> registry;
     std::atomic<int> builds{0};
-    std::atomic<bool> go{false};
     std::vector<const std::vector<int>*> seen(kThreads, nullptr);
-    std::vector<std::thread> threads;
-    for (int i = 0; i < kThreads; ++i) {
-      threads.emplace_back([&, i] {
-        while (!go) {
-          std::this_thread::yield();
-        }
-        seen[static_cast<std::size_t>(i)] = &registry.get([&] {
-          ++builds;
-          return std::vector<int>{1, 2, 3};
-        });
+    exai::test::race(kThreads, [&](int i) {
+      seen[static_cast<std::size_t>(i)] = &registry.get([&] {
+        ++builds;
+        return std::vector<int>{1, 2, 3};
       });
-    }
-    go = true;
-    for (auto& t : threads) {
-      t.join();
-    }
+    });
     CHECK(builds == 1);
     for (const auto* p : seen) {
       CHECK(p == registry.peek());

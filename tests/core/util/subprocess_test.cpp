@@ -5,8 +5,7 @@
 #include <signal.h>
 #include <stdlib.h>
 
-using exai::core::ProcessOptions;
-using exai::core::run_process;
+using namespace exai::core;
 using namespace std::chrono_literals;
 
 namespace {

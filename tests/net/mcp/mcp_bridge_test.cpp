@@ -84,6 +84,14 @@ public:
         timeout);
   }
 
+  // Whether the call `id` was answered with a result that is not an error.
+  bool call_succeeded(const json& id)
+  {
+    const auto reply = response(id);
+    UNSCOPED_INFO((reply ? reply->dump() : std::string("no answer")));
+    return reply && (*reply)["result"]["isError"] == false;
+  }
+
   std::vector<json> lines() const
   {
     const std::lock_guard lock(mutex_);
@@ -95,6 +103,15 @@ private:
   std::condition_variable changed_;
   std::vector<json> lines_;
 };
+
+// Stops the daemon and starts a new one on the same port.
+void
+restart(std::unique_ptr<Daemon>& daemon)
+{
+  const auto port = daemon->port();
+  daemon.reset();
+  daemon = std::make_unique<Daemon>(port);
+}
 
 std::unique_ptr<exai::net::McpBridge>
 make_bridge(std::uint16_t port, Output& out, exai::net::BridgeOptions options = {})
@@ -142,9 +159,7 @@ TEST_CASE("the bridge forwards tools/list and tools/call to the daemon",
   const auto list = out.response(1);
   REQUIRE(list);
   CHECK((*list)["result"]["tools"].size() == 2);
-  const auto version = out.response(2);
-  REQUIRE(version);
-  CHECK((*version)["result"]["isError"] == false);
+  CHECK(out.call_succeeded(2));
   const auto busy = out.response(3);
   REQUIRE(busy);
   CHECK((*busy)["result"]["isError"] == true);
@@ -214,9 +229,7 @@ TEST_CASE("a call made before the daemon starts is answered once it listens",
   bridge->start();
   bridge->handle_line(call(1, "version"));
   Daemon daemon(port);
-  const auto reply = out.response(1);
-  REQUIRE(reply);
-  CHECK((*reply)["result"]["isError"] == false);
+  CHECK(out.call_succeeded(1));
 }
 
 TEST_CASE("a daemon restart fails the call it lost and later calls work",
@@ -229,17 +242,14 @@ TEST_CASE("a daemon restart fails the call it lost and later calls work",
   bridge->start();
   bridge->handle_line(call(1, "slow"));
   REQUIRE(daemon->engine.wait_running(1, 5s));
-  daemon.reset();
-  daemon = std::make_unique<Daemon>(port);
+  restart(daemon);
   const auto lost = out.response(1);
   REQUIRE(lost);
   CHECK((*lost)["result"]["isError"] == true);
   CHECK((*lost)["result"]["content"][0]["text"].get<std::string>().find("DAEMON_RESTARTED") !=
         std::string::npos);
   bridge->handle_line(call(2, "version"));
-  const auto after = out.response(2);
-  REQUIRE(after);
-  CHECK((*after)["result"]["isError"] == false);
+  CHECK(out.call_succeeded(2));
 }
 
 TEST_CASE("end of input returns 0 after in-flight calls are answered",
@@ -402,11 +412,8 @@ TEST_CASE("a call refused with SHUTTING_DOWN waits for the next daemon",
   bridge->start();
   bridge->handle_line(call(1, "version"));
   REQUIRE(daemon->engine.wait_submitted(1, 5s));
-  daemon.reset();
-  daemon = std::make_unique<Daemon>(port);
-  const auto reply = out.response(1);
-  REQUIRE(reply);
-  CHECK((*reply)["result"]["isError"] == false);
+  restart(daemon);
+  CHECK(out.call_succeeded(1));
   bridge->stop();
 }
 

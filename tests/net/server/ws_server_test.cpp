@@ -3,22 +3,18 @@
 
 #include "core/log.hpp"
 #include "net/server/ws_server.hpp"
+#include "tests/support/daemon_checks.hpp"
 #include "tests/support/fake_call_engine.hpp"
 #include "tests/support/ws_client.hpp"
 
-#include <Poco/Net/HTTPClientSession.h>
-#include <Poco/Net/HTTPRequest.h>
 #include <Poco/Net/HTTPResponse.h>
 #include <catch2/catch.hpp>
 
 #include <fstream>
-#include <sstream>
 
 namespace {
 
-using exai::test::deadline_in;
-using exai::test::FakeCallEngine;
-using exai::test::WsClient;
+using namespace exai::test;
 using nlohmann::json;
 using namespace std::chrono_literals;
 
@@ -45,6 +41,15 @@ struct Fixture {
             },
             exai::core::log::get("net"))
   {
+  }
+
+  // Starts the server; a connection whose hello was acknowledged.
+  std::unique_ptr<WsClient> start_greeted()
+  {
+    server.start();
+    auto client = std::make_unique<WsClient>(server.port());
+    REQUIRE(client->hello());
+    return client;
   }
 };
 
@@ -73,18 +78,6 @@ threads_of_this_process()
     }
   }
   return -1;
-}
-
-std::pair<int, std::string>
-http_get(std::uint16_t port, const std::string& method, const std::string& path)
-{
-  Poco::Net::HTTPClientSession session("127.0.0.1", port);
-  Poco::Net::HTTPRequest request(method, path, Poco::Net::HTTPMessage::HTTP_1_1);
-  session.sendRequest(request);
-  Poco::Net::HTTPResponse response;
-  std::ostringstream body;
-  body << session.receiveResponse(response).rdbuf();
-  return {response.getStatus(), body.str()};
 }
 
 } // namespace
@@ -117,11 +110,9 @@ TEST_CASE("several calls of one session interleave and each gets its result", "[
 {
   Fixture f;
   f.engine.set_auto_reply(false);
-  f.server.start();
-  WsClient client(f.server.port());
-  REQUIRE(client.hello());
+  const auto client = f.start_greeted();
   for (int i = 0; i < 3; ++i) {
-    client.send_json(
+    client->send_json(
         {{"op", "call_tool"}, {"request_id", "r" + std::to_string(i)}, {"name", "echo"}});
   }
   REQUIRE(f.engine.wait_for_calls(3, 5s));
@@ -132,7 +123,7 @@ TEST_CASE("several calls of one session interleave and each gets its result", "[
     sink->on_result(it->request.request_id, exai::core::ToolSuccess{{"done"}});
   }
   for (const char* expected : {"r2", "r1", "r0"}) {
-    const auto result = client.recv_json(deadline_in(5s));
+    const auto result = client->recv_json(deadline_in(5s));
     REQUIRE(result);
     CHECK(result->at("request_id") == expected);
   }
@@ -142,13 +133,11 @@ TEST_CASE("frames for a connection that is gone are dropped quietly", "[net][ser
 {
   Fixture f;
   f.engine.set_auto_reply(false);
-  f.server.start();
   {
-    WsClient client(f.server.port());
-    REQUIRE(client.hello());
-    client.send_json({{"op", "call_tool"}, {"request_id", "r"}, {"name", "echo"}});
+    const auto client = f.start_greeted();
+    client->send_json({{"op", "call_tool"}, {"request_id", "r"}, {"name", "echo"}});
     REQUIRE(f.engine.wait_for_calls(1, 5s));
-    client.close();
+    client->close();
   }
   REQUIRE(wait_until([&] { return f.server.connection_count() == 0; }, 5s));
   auto sink = f.engine.calls().at(0).sink.lock();
@@ -203,13 +192,14 @@ TEST_CASE("registered HTTP routes answer on the WebSocket port", "[net][server][
         exchange.response(), Poco::Net::HTTPResponse::HTTP_OK, R"({"ok":true})");
   });
   f.server.start();
-  CHECK(http_get(f.server.port(), "GET", "/health") ==
-        std::pair<int, std::string>{200, R"({"ok":true})"});
-  CHECK(http_get(f.server.port(), "GET", "/health?verbose=1").first == 200);
-  CHECK(http_get(f.server.port(), "POST", "/health").first == 405);
-  const auto missing = http_get(f.server.port(), "GET", "/missing");
-  CHECK(missing.first == 404);
-  CHECK(json::parse(missing.second).at("error").at("code") == "NOT_FOUND");
+  const auto health = http_request(f.server.port(), "GET", "/health");
+  CHECK(health.status == 200);
+  CHECK(health.body == R"({"ok":true})");
+  CHECK(http_request(f.server.port(), "GET", "/health?verbose=1").status == 200);
+  CHECK(http_request(f.server.port(), "POST", "/health").status == 405);
+  const auto missing = http_request(f.server.port(), "GET", "/missing");
+  CHECK(missing.status == 404);
+  CHECK(json::parse(missing.body).at("error").at("code") == "NOT_FOUND");
   // The WebSocket side still works on the same port.
   WsClient client(f.server.port());
   CHECK(client.hello());
@@ -297,11 +287,9 @@ TEST_CASE("busy polling follows only short idle gaps", "[net][hub]")
 TEST_CASE("stop closes open connections with 1001", "[net][server]")
 {
   Fixture f;
-  f.server.start();
-  WsClient client(f.server.port());
-  REQUIRE(client.hello());
+  const auto client = f.start_greeted();
   std::thread stopper([&] { f.server.stop(); });
-  CHECK(client.wait_close(deadline_in(5s)) == 1001);
+  CHECK(client->wait_close(deadline_in(5s)) == 1001);
   stopper.join();
   CHECK(f.server.connection_count() == 0);
 }

@@ -6,6 +6,7 @@
 #include <catch2/catch.hpp>
 
 #include <chrono>
+#include <functional>
 #include <future>
 #include <memory>
 #include <mutex>
@@ -53,13 +54,39 @@ failure_of(const exai::core::ChatOutcome& outcome)
   return std::get<ChatFailure>(outcome);
 }
 
+// A GLM client on `fake` whose fast_options() `adjust` changes first.
+UpstreamClient
+client_on(const FakeUpstream& fake, const std::function<void(UpstreamOptions&)>& adjust)
+{
+  auto options = fast_options(RecordingSleeper{});
+  adjust(options);
+  return UpstreamClient({endpoint_for(fake)}, options);
+}
+
+// Three calls: the second `kept` after the first goes on its kept-alive
+// connection; the third, `expired` after that, on a new one.
+void
+check_reused_then_closed(UpstreamClient& client,
+                         ManualClock& clock,
+                         std::chrono::milliseconds kept,
+                         std::chrono::milliseconds expired)
+{
+  reply_of(client.complete("glm", request_with("one"), {}));
+  clock.advance(kept);
+  reply_of(client.complete("glm", request_with("two"), {}));
+  CHECK(client.pool_stats("glm").reused == 1);
+  clock.advance(expired);
+  reply_of(client.complete("glm", request_with("three"), {}));
+  CHECK(client.pool_stats("glm").reused == 1);
+  CHECK(client.pool_stats("glm").opened == 2);
+}
+
 } // namespace
 
-TEST_CASE("sequential calls share one kept-alive connection", "[net][upstream_pool]")
+TEST_CASE_METHOD(GlmOnFake,
+                 "sequential calls share one kept-alive connection",
+                 "[net][upstream_pool]")
 {
-  FakeUpstream fake;
-  const RecordingSleeper delays;
-  UpstreamClient client({endpoint_for(fake)}, fast_options(delays));
   for (const char* prompt : {"one", "two", "three"}) {
     CHECK(reply_of(client.complete("glm", request_with(prompt), {})).content ==
           std::string("echo: ") + prompt);
@@ -83,10 +110,7 @@ TEST_CASE("an idle time of 0 opens a connection per call and asks the server to 
           "[net][upstream_pool]")
 {
   FakeUpstream fake;
-  const RecordingSleeper delays;
-  auto options = fast_options(delays);
-  options.idle_timeout = 0ms;
-  UpstreamClient client({endpoint_for(fake)}, options);
+  auto client = client_on(fake, [](UpstreamOptions& o) { o.idle_timeout = 0ms; });
   reply_of(client.complete("glm", request_with("a"), {}));
   reply_of(client.complete("glm", request_with("b"), {}));
   CHECK(fake.accepted_connections() == 2);
@@ -119,41 +143,36 @@ TEST_CASE("a reused connection that dies before any answer byte is resent once o
   CHECK(fake.request_count() == 3);
 }
 
-TEST_CASE("a fresh connection that dies before answering follows the retry policy",
-          "[net][upstream_pool]")
+TEST_CASE_METHOD(GlmOnFake,
+                 "a fresh connection that dies before answering follows the retry policy",
+                 "[net][upstream_pool]")
 {
-  FakeUpstream fake;
-  const RecordingSleeper delays;
-  UpstreamClient client({endpoint_for(fake)}, fast_options(delays));
   const auto reply =
       reply_of(client.complete("glm", request_with("[[reset]][[fail_times=1]]"), {}));
   CHECK(reply.attempts == 2);
-  CHECK(delays.count() == 1);
+  CHECK(sleeper.count() == 1);
   CHECK(client.pool_stats("glm").stale_retries == 0);
 }
 
-TEST_CASE("a reused connection that breaks after answer bytes follows the retry policy",
-          "[net][upstream_pool]")
+TEST_CASE_METHOD(GlmOnFake,
+                 "a reused connection that breaks after answer bytes follows the retry policy",
+                 "[net][upstream_pool]")
 {
-  FakeUpstream fake;
-  const RecordingSleeper delays;
-  UpstreamClient client({endpoint_for(fake)}, fast_options(delays));
   reply_of(client.complete("glm", request_with("warm up"), {}));
   const auto reply =
       reply_of(client.complete("glm", request_with("[[truncate]][[fail_times=1]]"), {}));
   CHECK(reply.attempts == 2);
-  CHECK(delays.count() == 1);
+  CHECK(sleeper.count() == 1);
   const auto stats = client.pool_stats("glm");
   CHECK(stats.stale_retries == 0);
   CHECK(stats.reused == 1);
   CHECK(stats.opened == 2); // the broken connection was not pooled again
 }
 
-TEST_CASE("a connection the server closed while idle is never used again", "[net][upstream_pool]")
+TEST_CASE_METHOD(GlmOnFake,
+                 "a connection the server closed while idle is never used again",
+                 "[net][upstream_pool]")
 {
-  FakeUpstream fake;
-  const RecordingSleeper delays;
-  UpstreamClient client({endpoint_for(fake)}, fast_options(delays));
   reply_of(client.complete("glm", request_with("bye [[close]]"), {}));
   REQUIRE(fake.wait_for_open_connections_at_most(0, 5s));
   reply_of(client.complete("glm", request_with("again"), {}));
@@ -167,10 +186,7 @@ TEST_CASE("a connection the server closed while idle is never used again", "[net
 TEST_CASE("idle connections are closed after the idle time", "[net][upstream_pool]")
 {
   FakeUpstream fake;
-  const RecordingSleeper delays;
-  auto options = fast_options(delays);
-  options.idle_timeout = 200ms;
-  UpstreamClient client({endpoint_for(fake)}, options);
+  auto client = client_on(fake, [](UpstreamOptions& o) { o.idle_timeout = 200ms; });
   reply_of(client.complete("glm", request_with("hi"), {}));
   CHECK(fake.open_connections() == 1);
   CHECK(fake.wait_for_open_connections_at_most(0, 5s));
@@ -180,20 +196,12 @@ TEST_CASE("idle connections are closed after the idle time", "[net][upstream_poo
 TEST_CASE("an idle connection is not used past the idle time", "[net][upstream_pool]")
 {
   FakeUpstream fake;
-  const RecordingSleeper delays;
   ManualClock clock;
-  auto options = fast_options(delays);
-  options.idle_timeout = 10s;
-  options.pool_clock = [now = clock.now] { return now->load(); };
-  UpstreamClient client({endpoint_for(fake)}, options);
-  reply_of(client.complete("glm", request_with("one"), {}));
-  clock.advance(9s);
-  reply_of(client.complete("glm", request_with("two"), {}));
-  CHECK(client.pool_stats("glm").reused == 1);
-  clock.advance(10s);
-  reply_of(client.complete("glm", request_with("three"), {}));
-  CHECK(client.pool_stats("glm").reused == 1);
-  CHECK(client.pool_stats("glm").opened == 2);
+  auto client = client_on(fake, [&](UpstreamOptions& o) {
+    o.idle_timeout = 10s;
+    o.pool_clock = [now = clock.now] { return now->load(); };
+  });
+  check_reused_then_closed(client, clock, 9s, 10s);
 }
 
 TEST_CASE("an idle connection is not used past the server's Keep-Alive hint",
@@ -202,27 +210,18 @@ TEST_CASE("an idle connection is not used past the server's Keep-Alive hint",
   FakeUpstream::Options fake_options;
   fake_options.keep_alive_hint = 3; // seconds; used for at most 2 s (a 1 s margin)
   FakeUpstream fake(fake_options);
-  const RecordingSleeper delays;
   ManualClock clock;
-  auto options = fast_options(delays);
-  options.idle_timeout = 60s;
-  options.pool_clock = [now = clock.now] { return now->load(); };
-  UpstreamClient client({endpoint_for(fake)}, options);
-  reply_of(client.complete("glm", request_with("one"), {}));
-  clock.advance(1900ms);
-  reply_of(client.complete("glm", request_with("two"), {}));
-  CHECK(client.pool_stats("glm").reused == 1);
-  clock.advance(2100ms);
-  reply_of(client.complete("glm", request_with("three"), {}));
-  CHECK(client.pool_stats("glm").reused == 1);
-  CHECK(client.pool_stats("glm").opened == 2);
+  auto client = client_on(fake, [&](UpstreamOptions& o) {
+    o.idle_timeout = 60s;
+    o.pool_clock = [now = clock.now] { return now->load(); };
+  });
+  check_reused_then_closed(client, clock, 1900ms, 2100ms);
 }
 
-TEST_CASE("a cancelled call closes its connection instead of pooling it", "[net][upstream_pool]")
+TEST_CASE_METHOD(GlmOnFake,
+                 "a cancelled call closes its connection instead of pooling it",
+                 "[net][upstream_pool]")
 {
-  FakeUpstream fake;
-  const RecordingSleeper delays;
-  UpstreamClient client({endpoint_for(fake)}, fast_options(delays));
   reply_of(client.complete("glm", request_with("warm up"), {}));
   std::stop_source stop;
   auto call = std::async(std::launch::async, [&] {
@@ -240,11 +239,10 @@ TEST_CASE("a cancelled call closes its connection instead of pooling it", "[net]
   CHECK(client.pool_stats("glm").opened == 2);
 }
 
-TEST_CASE("an answer cut off by the call's deadline is never pooled", "[net][upstream_pool]")
+TEST_CASE_METHOD(GlmOnFake,
+                 "an answer cut off by the call's deadline is never pooled",
+                 "[net][upstream_pool]")
 {
-  FakeUpstream fake;
-  const RecordingSleeper delays;
-  UpstreamClient client({endpoint_for(fake)}, fast_options(delays));
   auto request = request_with("[[stall_ms=5000]]");
   request.deadline = std::chrono::steady_clock::now() + 300ms;
   CHECK(failure_of(client.complete("glm", request, {})).code == Errc::timeout);
@@ -259,11 +257,10 @@ TEST_CASE("an answer cut off by the call's deadline is never pooled", "[net][ups
 TEST_CASE("an answer not read to its end is never pooled", "[net][upstream_pool]")
 {
   FakeUpstream fake;
-  const RecordingSleeper delays;
-  auto options = fast_options(delays);
-  options.max_response_bytes = 64;
-  options.retry.max_attempts = 1;
-  UpstreamClient client({endpoint_for(fake)}, options);
+  auto client = client_on(fake, [](UpstreamOptions& o) {
+    o.max_response_bytes = 64;
+    o.retry.max_attempts = 1;
+  });
   failure_of(client.complete("glm", request_with("a reply longer than 64 bytes"), {}));
   CHECK(client.pool_stats("glm").idle == 0);
   CHECK(client.pool_stats("glm").leased == 0);

@@ -2,41 +2,37 @@
 // DELETE, answer headers, provider errors kept in details, the key scrubbed.
 
 #include "net/upstream/upstream_client.hpp"
+#include "tests/net/upstream/upstream_fixture.hpp"
 #include "tests/support/fake_upstream.hpp"
 
 #include <catch2/catch.hpp>
 
-using exai::core::ChatFailure;
-using exai::core::MultipartFile;
-using exai::core::ProviderHttpReply;
-using exai::core::ProviderHttpRequest;
-using exai::net::UpstreamClient;
-using exai::net::UpstreamEndpoint;
-using exai::test::FakeUpstream;
+using namespace exai::core;
+using namespace exai::net;
+using namespace exai::test;
 using nlohmann::json;
 
 namespace {
-
-constexpr const char* kKey = "sk-files-SECRET-0123456789";
 
 FakeUpstream::Options
 keyed()
 {
   FakeUpstream::Options options;
-  options.expected_key = kKey;
+  options.expected_key = kUpstreamKey;
   return options;
 }
 
 UpstreamClient
 client_for(const FakeUpstream& fake)
 {
-  UpstreamEndpoint endpoint;
-  endpoint.id = "kimi";
-  endpoint.display_name = "KIMI";
-  endpoint.base_url = fake.base_url();
-  endpoint.api_key = kKey;
-  return UpstreamClient({endpoint});
+  return UpstreamClient({endpoint_for(fake, "kimi")});
 }
+
+// Kimi on a fake upstream that checks the key (TEST_CASE_METHOD).
+struct KeyedKimi {
+  FakeUpstream fake{keyed()};
+  UpstreamClient client = client_for(fake);
+};
 
 ProviderHttpRequest
 request(std::string method, std::string path)
@@ -50,11 +46,10 @@ request(std::string method, std::string path)
 
 } // namespace
 
-TEST_CASE("a multipart upload reaches the Files API with its fields and the key",
-          "[net][provider_http]")
+TEST_CASE_METHOD(KeyedKimi,
+                 "a multipart upload reaches the Files API with its fields and the key",
+                 "[net][provider_http]")
 {
-  FakeUpstream fake(keyed());
-  auto client = client_for(fake);
   auto upload = request("POST", "/files");
   upload.upload =
       MultipartFile{"notes.txt", "text/plain", "hello files", {{"purpose", "file-extract"}}};
@@ -71,11 +66,10 @@ TEST_CASE("a multipart upload reaches the Files API with its fields and the key"
   CHECK(json::parse(std::get<ProviderHttpReply>(content).body)["content"] == "hello files");
 }
 
-TEST_CASE("answer headers come back lower-cased and request headers are sent",
-          "[net][provider_http]")
+TEST_CASE_METHOD(KeyedKimi,
+                 "answer headers come back lower-cased and request headers are sent",
+                 "[net][provider_http]")
 {
-  FakeUpstream fake(keyed());
-  auto client = client_for(fake);
   auto chat = request("POST", "/chat/completions");
   chat.json_body =
       R"({"model":"kimi-k2-0905-preview","messages":[{"role":"user","content":"hi"}]})";
@@ -87,11 +81,10 @@ TEST_CASE("answer headers come back lower-cased and request headers are sent",
   CHECK(headers.count("msh-request-id") == 1);
 }
 
-TEST_CASE("a provider error keeps its status, code and message, never the key",
-          "[net][provider_http]")
+TEST_CASE_METHOD(KeyedKimi,
+                 "a provider error keeps its status, code and message, never the key",
+                 "[net][provider_http]")
 {
-  FakeUpstream fake(keyed());
-  auto client = client_for(fake);
   const auto outcome = client.send("kimi", request("DELETE", "/files/file-missing"), {});
   REQUIRE(std::holds_alternative<ChatFailure>(outcome));
   const auto& failure = std::get<ChatFailure>(outcome);
@@ -100,7 +93,7 @@ TEST_CASE("a provider error keeps its status, code and message, never the key",
   CHECK(failure.details["upstream_code"] == "404");
   CHECK(failure.details["upstream_message"] == "file file-missing not found");
   CHECK(failure.details["operation"] == "DELETE /files/file-missing");
-  CHECK(failure.details.dump().find(kKey) == std::string::npos);
+  CHECK(failure.details.dump().find(kUpstreamKey) == std::string::npos);
   CHECK(client.send("nope", request("GET", "/files"), {}).index() == 1);
 }
 

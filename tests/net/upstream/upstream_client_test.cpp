@@ -115,11 +115,10 @@ TEST_CASE("a chat completion is posted with bearer auth and the reply parsed",
   CHECK(client.circuit_state("glm") == "closed");
 }
 
-TEST_CASE("5xx answers are retried with exponential backoff", "[net][upstream_client][integration]")
+TEST_CASE_METHOD(GlmOnFake,
+                 "5xx answers are retried with exponential backoff",
+                 "[net][upstream_client][integration]")
 {
-  FakeUpstream fake;
-  RecordingSleeper sleeper;
-  UpstreamClient client({endpoint_for(fake)}, fast_options(sleeper));
   SECTION("transient failures then success")
   {
     const auto& reply = reply_of(client.complete("glm", request_with("x [[fail_times=2]]"), {}));
@@ -141,11 +140,10 @@ TEST_CASE("5xx answers are retried with exponential backoff", "[net][upstream_cl
   }
 }
 
-TEST_CASE("Retry-After is honoured on 429 and 503", "[net][upstream_client][integration]")
+TEST_CASE_METHOD(GlmOnFake,
+                 "Retry-After is honoured on 429 and 503",
+                 "[net][upstream_client][integration]")
 {
-  FakeUpstream fake;
-  RecordingSleeper sleeper;
-  UpstreamClient client({endpoint_for(fake)}, fast_options(sleeper));
   const auto& failure =
       failure_of(client.complete("glm", request_with("[[status=429]][[retry_after=2]]"), {}));
   CHECK(failure.code == Errc::over_capacity);
@@ -171,11 +169,10 @@ TEST_CASE("a Retry-After beyond the total budget stops retrying",
   CHECK(sleeper.recorded().empty());
 }
 
-TEST_CASE("GLM's 429 code 1302 is a capacity signal", "[net][upstream_client][integration]")
+TEST_CASE_METHOD(GlmOnFake,
+                 "GLM's 429 code 1302 is a capacity signal",
+                 "[net][upstream_client][integration]")
 {
-  FakeUpstream fake;
-  RecordingSleeper sleeper;
-  UpstreamClient client({endpoint_for(fake)}, fast_options(sleeper));
   const auto& failure = failure_of(client.complete("glm", request_with("[[glm_1302]]"), {}));
   CHECK(failure.code == Errc::over_capacity);
   CHECK(failure.details["upstream_code"] == "1302");
@@ -201,23 +198,20 @@ TEST_CASE("4xx answers are not retried", "[net][upstream_client][integration]")
   CHECK(sleeper.recorded().empty());
 }
 
-TEST_CASE("a malformed reply is a provider error, not retried",
-          "[net][upstream_client][integration]")
+TEST_CASE_METHOD(GlmOnFake,
+                 "a malformed reply is a provider error, not retried",
+                 "[net][upstream_client][integration]")
 {
-  FakeUpstream fake;
-  RecordingSleeper sleeper;
-  UpstreamClient client({endpoint_for(fake)}, fast_options(sleeper));
   const auto& failure = failure_of(client.complete("glm", request_with("[[malformed]]"), {}));
   CHECK(failure.code == Errc::provider_error);
   CHECK(failure.message.find("malformed JSON") != std::string::npos);
   CHECK(fake.request_count() == 1);
 }
 
-TEST_CASE("a reply missing optional fields is accepted", "[net][upstream_client][integration]")
+TEST_CASE_METHOD(GlmOnFake,
+                 "a reply missing optional fields is accepted",
+                 "[net][upstream_client][integration]")
 {
-  FakeUpstream fake;
-  RecordingSleeper sleeper;
-  UpstreamClient client({endpoint_for(fake)}, fast_options(sleeper));
   ChatRequest request;
   request.model = "glm-4.5";
   request.messages = {{"user", "[[minimal]]"}};
@@ -228,12 +222,10 @@ TEST_CASE("a reply missing optional fields is accepted", "[net][upstream_client]
   CHECK(reply.usage == nlohmann::json::object());
 }
 
-TEST_CASE("truncated bodies and dropped connections are retried",
-          "[net][upstream_client][integration]")
+TEST_CASE_METHOD(GlmOnFake,
+                 "truncated bodies and dropped connections are retried",
+                 "[net][upstream_client][integration]")
 {
-  FakeUpstream fake;
-  RecordingSleeper sleeper;
-  UpstreamClient client({endpoint_for(fake)}, fast_options(sleeper));
   const auto directive = GENERATE(as<std::string>{}, "[[truncate]]", "[[reset]]");
   CAPTURE(directive);
   const auto& reply =
@@ -277,12 +269,10 @@ TEST_CASE("a reply slower than the read timeout is a timeout",
   CHECK(fake.request_count() == 1);
 }
 
-TEST_CASE("a stop request aborts an in-flight call within 100 ms",
-          "[net][upstream_client][integration]")
+TEST_CASE_METHOD(GlmOnFake,
+                 "a stop request aborts an in-flight call within 100 ms",
+                 "[net][upstream_client][integration]")
 {
-  FakeUpstream fake;
-  RecordingSleeper sleeper;
-  UpstreamClient client({endpoint_for(fake)}, fast_options(sleeper));
   std::stop_source stop;
   auto result = std::async(std::launch::async, [&] {
     auto outcome = client.complete("glm", request_with("[[hang]]"), stop.get_token());
@@ -328,12 +318,10 @@ TEST_CASE("a stop request wakes a backoff wait within 100 ms",
   CHECK(fake.request_count() == 1);
 }
 
-TEST_CASE("a call whose stop was already requested sends nothing",
-          "[net][upstream_client][integration]")
+TEST_CASE_METHOD(GlmOnFake,
+                 "a call whose stop was already requested sends nothing",
+                 "[net][upstream_client][integration]")
 {
-  FakeUpstream fake;
-  RecordingSleeper sleeper;
-  UpstreamClient client({endpoint_for(fake)}, fast_options(sleeper));
   std::stop_source stop;
   stop.request_stop();
   CHECK(failure_of(client.complete("glm", request_with("hi"), stop.get_token())).code ==
@@ -369,11 +357,10 @@ TEST_CASE("the circuit opens after repeated failures, fails fast, and closes aft
   CHECK(client.circuit_state("glm") == "closed");
 }
 
-TEST_CASE("concurrent calls run in parallel and all succeed", "[net][upstream_client][integration]")
+TEST_CASE_METHOD(GlmOnFake,
+                 "concurrent calls run in parallel and all succeed",
+                 "[net][upstream_client][integration]")
 {
-  FakeUpstream fake;
-  RecordingSleeper sleeper;
-  UpstreamClient client({endpoint_for(fake)}, fast_options(sleeper));
   constexpr int kCalls = 8;
   std::atomic<int> ok{0};
   std::vector<std::thread> threads;
@@ -455,12 +442,10 @@ TEST_CASE("a probe reports reachable, auth failed and unreachable",
   CHECK(nowhere.probe("kimi", 500ms).status == ProbeResult::Status::unreachable);
 }
 
-TEST_CASE("an upstream attempt ends at the call's deadline, not the provider's read timeout",
-          "[net][upstream_client][integration]")
+TEST_CASE_METHOD(GlmOnFake,
+                 "an upstream attempt ends at the call's deadline, not the provider's read timeout",
+                 "[net][upstream_client][integration]")
 {
-  FakeUpstream fake;
-  RecordingSleeper sleeper;
-  UpstreamClient client({endpoint_for(fake)}, fast_options(sleeper));
   auto request = request_with("[[hang]]");
   const auto start = std::chrono::steady_clock::now();
   request.deadline = start + 300ms;

@@ -70,4 +70,12 @@ fast_options(const RecordingSleeper& sleeper)
   return options;
 }
 
+// One client with GLM on a fake upstream, its backoff delays recorded
+// (TEST_CASE_METHOD: the members are the test's names).
+struct GlmOnFake {
+  FakeUpstream fake;
+  RecordingSleeper sleeper;
+  net::UpstreamClient client{{endpoint_for(fake)}, fast_options(sleeper)};
+};
+
 } // namespace exai::test

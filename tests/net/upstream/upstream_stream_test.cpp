@@ -4,6 +4,7 @@
 // connection afterwards.
 
 #include "net/upstream/upstream_client.hpp"
+#include "tests/net/upstream/upstream_fixture.hpp"
 #include "tests/support/fake_upstream.hpp"
 
 #include <catch2/catch.hpp>
@@ -14,31 +15,12 @@
 #include <string>
 #include <vector>
 
-using exai::core::ChatFailure;
-using exai::core::ChatOutcome;
-using exai::core::ChatReply;
-using exai::core::ChatRequest;
-using exai::core::Errc;
-using exai::net::UpstreamClient;
-using exai::net::UpstreamEndpoint;
-using exai::net::UpstreamOptions;
-using exai::test::FakeUpstream;
+using namespace exai::core;
+using namespace exai::net;
+using namespace exai::test;
 using namespace std::chrono_literals;
 
 namespace {
-
-UpstreamEndpoint
-endpoint_for(const FakeUpstream& fake, const std::string& id = "glm")
-{
-  UpstreamEndpoint endpoint;
-  endpoint.id = id;
-  endpoint.display_name = id == "glm" ? "GLM" : "KIMI";
-  endpoint.base_url = fake.base_url();
-  endpoint.api_key = "sk-stream-test-0123456789";
-  endpoint.connect_timeout = 2000ms;
-  endpoint.read_timeout = 5000ms;
-  return endpoint;
-}
 
 UpstreamOptions
 options(bool stream)

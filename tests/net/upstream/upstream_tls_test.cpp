@@ -17,8 +17,6 @@ using namespace std::chrono_literals;
 
 namespace {
 
-constexpr const char* kKey = kUpstreamKey;
-
 exai::net::UpstreamOptions
 options_trusting(const std::string& ca_file)
 {
@@ -45,7 +43,7 @@ TEST_CASE("HTTPS to a fake signed by a CA trusted through EXAI_CA_FILE succeeds"
           "[net][upstream_tls][integration]")
 {
   const TestCa ca;
-  FakeUpstream fake({kKey, ca.server_cert(), ca.server_key(), {}, 16});
+  FakeUpstream fake({kUpstreamKey, ca.server_cert(), ca.server_key(), {}, 16});
   REQUIRE(fake.base_url().rfind("https://127.0.0.1:", 0) == 0);
   UpstreamClient client({endpoint_for(fake, "kimi")}, options_trusting(ca.ca_cert()));
   const auto outcome = client.complete("kimi", hello(), {});
@@ -53,7 +51,7 @@ TEST_CASE("HTTPS to a fake signed by a CA trusted through EXAI_CA_FILE succeeds"
     FAIL(failure->message);
   }
   CHECK(std::get<ChatReply>(outcome).content == "echo: over tls");
-  CHECK(fake.requests().at(0).headers.at("Authorization") == std::string("Bearer ") + kKey);
+  CHECK(fake.requests().at(0).headers.at("Authorization") == std::string("Bearer ") + kUpstreamKey);
   CHECK(client.probe("kimi", 2s).status == exai::net::ProbeResult::Status::reachable);
 }
 
@@ -61,7 +59,7 @@ TEST_CASE("cancellation aborts an in-flight HTTPS call promptly",
           "[net][upstream_tls][integration]")
 {
   const TestCa ca;
-  FakeUpstream fake({kKey, ca.server_cert(), ca.server_key(), {}, 16});
+  FakeUpstream fake({kUpstreamKey, ca.server_cert(), ca.server_key(), {}, 16});
   UpstreamClient client({endpoint_for(fake, "kimi")}, options_trusting(ca.ca_cert()));
   std::stop_source stop;
   auto request = hello();
@@ -86,7 +84,7 @@ TEST_CASE("an untrusted certificate fails with a clear certificate error",
           "[net][upstream_tls][integration]")
 {
   const TestCa ca;
-  FakeUpstream fake({kKey, ca.untrusted_cert(), ca.untrusted_key(), {}, 16});
+  FakeUpstream fake({kUpstreamKey, ca.untrusted_cert(), ca.untrusted_key(), {}, 16});
   SECTION("against the test CA")
   {
     UpstreamClient client({endpoint_for(fake, "kimi")}, options_trusting(ca.ca_cert()));
@@ -96,7 +94,7 @@ TEST_CASE("an untrusted certificate fails with a clear certificate error",
     WARN("untrusted certificate: " << failure.message);
     CHECK(failure.code == Errc::provider_unavailable);
     CHECK(failure.message.find("certificate") != std::string::npos);
-    CHECK(failure.message.find(kKey) == std::string::npos);
+    CHECK(failure.message.find(kUpstreamKey) == std::string::npos);
     CHECK(failure.details["attempts"] == 1); // a certificate problem is not retried
     CHECK(fake.request_count() == 0);        // nothing was sent
   }
@@ -118,7 +116,7 @@ TEST_CASE("a missing EXAI_CA_FILE is a configuration error", "[net][upstream_tls
   endpoint.id = "kimi";
   endpoint.display_name = "KIMI";
   endpoint.base_url = "https://127.0.0.1:1/v1";
-  endpoint.api_key = kKey;
+  endpoint.api_key = kUpstreamKey;
   try {
     UpstreamClient client({endpoint}, options_trusting("/nonexistent/ca.pem"));
     FAIL("expected Error(config_invalid)");

@@ -7,10 +7,7 @@
 #include <catch2/catch.hpp>
 
 using namespace exai::core;
-using exai::core::workflow_test::Bench;
-using exai::core::workflow_test::field_of;
-using exai::core::workflow_test::step;
-using nlohmann::json;
+using namespace exai::core::workflow_test;
 
 TEST_CASE("consensus consults one model per step, each with its stance",
           "[core][workflow][consensus]")
@@ -19,12 +16,11 @@ TEST_CASE("consensus consults one model per step, each with its stance",
   const json models = {{{"model", "glm-4.5-flash"}, {"stance", "for"}},
                        {{"model", "kimi-k2"}, {"stance", "against"}}};
   auto one = b.call("consensus",
-                    {{"step", "Should we cache results?"},
-                     {"step_number", 1},
-                     {"total_steps", 2},
-                     {"next_step_required", true},
-                     {"findings", "caching saves upstream calls"},
-                     {"models", models}});
+                    step(1,
+                         2,
+                         true,
+                         "caching saves upstream calls",
+                         {{"step", "Should we cache results?"}, {"models", models}}));
   REQUIRE_FALSE(one.error);
   CHECK(one.plan.provider == "glm");
   CHECK(one.reply["status"] == "pause_for_consensus");
@@ -43,13 +39,9 @@ TEST_CASE("consensus consults one model per step, each with its stance",
   CHECK(b.chat.requests[0].messages[1].content.find("caching saves") == std::string::npos);
 
   const std::string id = one.reply["continuation_id"];
-  auto two = b.call("consensus",
-                    {{"step", "next model"},
-                     {"step_number", 2},
-                     {"total_steps", 2},
-                     {"next_step_required", false},
-                     {"findings", "glm agrees"},
-                     {"continuation_id", id}});
+  auto two =
+      b.call("consensus",
+             step(2, 2, false, "glm agrees", {{"step", "next model"}, {"continuation_id", id}}));
   REQUIRE_FALSE(two.error);
   CHECK(two.plan.provider == "kimi");
   CHECK(two.reply["status"] == "consensus_complete");
@@ -60,23 +52,14 @@ TEST_CASE("consensus consults one model per step, each with its stance",
   CHECK(b.chat.requests[1].messages[0].content.find(
             std::string(prompts::get("consensus_against"))) != std::string::npos);
 
-  auto after = b.call("consensus",
-                      {{"step", "more"},
-                       {"step_number", 3},
-                       {"total_steps", 3},
-                       {"next_step_required", false},
-                       {"continuation_id", id}});
+  auto after = b.call("consensus", plan_step(3, 3, false, "more", {{"continuation_id", id}}));
   CHECK(field_of(after) == "continuation_id");
 }
 
 TEST_CASE("consensus refuses zero, duplicate and unknown models", "[core][workflow][consensus]")
 {
   Bench b;
-  json args = {{"step", "p"},
-               {"step_number", 1},
-               {"total_steps", 2},
-               {"next_step_required", true},
-               {"findings", "mine"}};
+  json args = step(1, 2, true, "mine", {{"step", "p"}});
   args["models"] = json::array();
   CHECK(field_of(b.call("consensus", args)) == "models");
   args["models"] = {{{"model", "kimi-k2"}, {"stance", "for"}},
@@ -95,13 +78,9 @@ TEST_CASE("a consensus model that fails is reported, not fatal", "[core][workflo
 {
   Bench b;
   b.chat.fail = true;
-  auto one = b.call("consensus",
-                    {{"step", "p"},
-                     {"step_number", 1},
-                     {"total_steps", 1},
-                     {"next_step_required", false},
-                     {"findings", "mine"},
-                     {"models", {{{"model", "glm-4.5-flash"}}}}});
+  auto one = b.call(
+      "consensus",
+      step(1, 1, false, "mine", {{"step", "p"}, {"models", {{{"model", "glm-4.5-flash"}}}}}));
   REQUIRE_FALSE(one.error);
   CHECK(one.reply["status"] == "consensus_complete");
   CHECK(one.reply["model_response"]["status"] == "error");
@@ -116,13 +95,12 @@ TEST_CASE("consult_all_at_once asks every model concurrently within each provide
                        {{"model", "glm-4.5-flash"}, {"stance", "against"}},
                        {{"model", "glm-4.5-flash"}, {"stance", "neutral"}},
                        {{"model", "kimi-k2"}, {"stance", "neutral"}}};
-  const json args = {{"step", "Should we shard the store?"},
-                     {"step_number", 1},
-                     {"total_steps", 1},
-                     {"next_step_required", false},
-                     {"findings", "sharding spreads the lock"},
-                     {"models", models},
-                     {"consult_all_at_once", true}};
+  const json args = step(
+      1,
+      1,
+      false,
+      "sharding spreads the lock",
+      {{"step", "Should we shard the store?"}, {"models", models}, {"consult_all_at_once", true}});
   SECTION("capacity for everyone: all four at once")
   {
     b.chat.gather = 4;
@@ -177,12 +155,12 @@ TEST_CASE("consult_all_at_once asks every model concurrently within each provide
     auto one = b.call("consensus", first);
     REQUIRE_FALSE(one.error);
     CHECK(one.reply["status"] == "pause_for_consensus");
-    const json later = {{"step", "the rest at once"},
-                        {"step_number", 2},
-                        {"total_steps", 4},
-                        {"next_step_required", true},
-                        {"continuation_id", one.reply["continuation_id"]},
-                        {"consult_all_at_once", true}};
+    const json later = plan_step(
+        2,
+        4,
+        true,
+        "the rest at once",
+        {{"continuation_id", one.reply["continuation_id"]}, {"consult_all_at_once", true}});
     CHECK(field_of(b.call("consensus", later)) == "consult_all_at_once");
   }
 }

@@ -6,10 +6,7 @@
 #include <catch2/catch.hpp>
 
 using namespace exai::core;
-using exai::core::workflow_test::Bench;
-using exai::core::workflow_test::field_of;
-using exai::core::workflow_test::step;
-using nlohmann::json;
+using namespace exai::core::workflow_test;
 
 TEST_CASE("planner's schema has its own fields and no model", "[core][workflow]")
 {
@@ -37,14 +34,6 @@ TEST_CASE("planner's schema has its own fields and no model", "[core][workflow]"
 TEST_CASE("planner records steps, revisions and branches without a model", "[core][workflow]")
 {
   Bench b;
-  const auto plan_step = [](int n, int total, bool more, const std::string& text, json extra = {}) {
-    json args = {
-        {"step", text}, {"step_number", n}, {"total_steps", total}, {"next_step_required", more}};
-    if (extra.is_object()) {
-      args.update(extra);
-    }
-    return args;
-  };
   auto first = b.call("planner", plan_step(1, 4, true, "Pick the storage"));
   REQUIRE_FALSE(first.error);
   CHECK(first.plan.provider.empty());

@@ -11,6 +11,7 @@
 #include "core/tools/argument_check.hpp"
 #include "core/tools/tool_registry.hpp"
 #include "tests/support/temp_dir.hpp"
+#include "tests/support/workflow_step.hpp"
 
 #include <catch2/catch.hpp>
 
@@ -173,22 +174,21 @@ struct Bench {
   std::map<std::string, std::unique_ptr<CapacityLimiter>> limiters;
 };
 
-inline json
-step(int number, int total, bool more, const std::string& findings, json extra = json::object())
-{
-  json args = {{"step", "step " + std::to_string(number) + " of the task"},
-               {"step_number", number},
-               {"total_steps", total},
-               {"next_step_required", more},
-               {"findings", findings}};
-  args.update(extra);
-  return args;
-}
+using exai::test::plan_step;
+using exai::test::step;
 
 inline std::string
 field_of(const Outcome& out)
 {
   return out.details.value("field", "");
+}
+
+// The field a refused call names, when it was refused as invalid
+// (validation_error); "" for any other outcome.
+inline std::string
+invalid_field(const Outcome& out)
+{
+  return out.error == Errc::validation_error ? field_of(out) : std::string();
 }
 
 } // namespace exai::core::workflow_test
