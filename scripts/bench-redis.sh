@@ -58,7 +58,7 @@ wait_line() {
 # --- the private Redis and the fake upstream ---------------------------------------
 redis_port=$(free_port)
 redis-server --port "$redis_port" --bind 127.0.0.1 --save '' --appendonly no \
-  --loglevel warning >"$work/redis.log" 2>&1 &
+  --loglevel warning >"$work/redis.log" 2>&1 </dev/null &
 pids+=($!)
 for i in $(seq 1 2000); do
   [[ $(redis-cli -p "$redis_port" ping 2>/dev/null) == PONG ]] && break
@@ -69,12 +69,13 @@ redis_cpu() { # seconds of CPU the server has used
     awk -F: '/^used_cpu_sys:/ {s=$2} /^used_cpu_user:/ {u=$2} END {printf "%.6f", s + u}'
 }
 
-"$fake_bin" --port 0 --latency-ms 0 --max-threads 512 --ignore-stdin >"$work/fake.out" 2>&1 &
+"$fake_bin" --port 0 --latency-ms 0 --max-threads 512 --ignore-stdin >"$work/fake.out" 2>&1 </dev/null &
 pids+=($!)
 wait_line "$work/fake.out" "listening on"
 fake_port=$(sed -n 's/.*listening on 127.0.0.1:\([0-9]*\).*/\1/p' "$work/fake.out")
 
-# start_daemon NAME [ENV...]: starts exai serve, prints its port.
+# start_daemon NAME [ENV...]: starts exai serve; sets daemon_port and daemon_pid.
+# (Not in a $(...): the daemon would hold the substitution's pipe open.)
 start_daemon() {
   local name=$1
   shift
@@ -83,10 +84,11 @@ start_daemon() {
     "GLM_API_KEY=bench-key-0123456789" "GLM_API_URL=http://127.0.0.1:$fake_port/v1" \
     "EXAI_WS_GLOBAL_MAX_INFLIGHT=256" "EXAI_WS_GLM_MAX_INFLIGHT=256" \
     "EXAI_WS_SESSION_MAX_INFLIGHT=64" "EXAI_UPSTREAM_STREAM=false" "$@" \
-    "$exai" serve --port 0 2>"$work/$name.log" &
-  pids+=($!)
+    "$exai" serve --port 0 >/dev/null 2>"$work/$name.log" &
+  daemon_pid=$!
+  pids+=("$daemon_pid")
   wait_line "$work/$name.log" "serve listening"
-  sed -n 's/.*serve listening host=[^ ]* port=\([0-9]*\).*/\1/p' "$work/$name.log" | head -1
+  daemon_port=$(sed -n 's/.*serve listening host=[^ ]* port=\([0-9]*\).*/\1/p' "$work/$name.log" | head -1)
 }
 
 # stress URLS CONNS CALLS: one run; prints its JSON file.
@@ -100,8 +102,12 @@ stress() {
 
 # --- added latency of the Redis round trips (1 daemon, 1 connection, sequential) ----
 echo "== latency: 1 connection, sequential chat calls" >&2
-plain=$(start_daemon plain)
-shared=$(start_daemon shared "EXAI_REDIS_URL=redis://127.0.0.1:$redis_port")
+start_daemon plain
+plain=$daemon_port
+plain_pid=$daemon_pid
+start_daemon shared "EXAI_REDIS_URL=redis://127.0.0.1:$redis_port"
+shared=$daemon_port
+shared_pid=$daemon_pid
 stress "ws://127.0.0.1:$plain/" 1 300 >/dev/null # warm-up
 stress "ws://127.0.0.1:$shared/" 1 300 >/dev/null
 lat_plain=$(stress "ws://127.0.0.1:$plain/" 1 2000)
@@ -119,8 +125,8 @@ print("   added by Redis (p50 difference): %.3f ms per call" % (b50 - a50))
 EOF
 echo "   redis-cli --latency (one PING round trip, 200 samples):" \
   "$(timeout 5 redis-cli -p "$redis_port" --latency -i 1 --raw 2>/dev/null | head -1 || true)"
-kill "${pids[-1]}" "${pids[-2]}"
-unset 'pids[-1]' 'pids[-2]'
+kill "$plain_pid" "$shared_pid"
+wait "$plain_pid" "$shared_pid" 2>/dev/null || true
 
 # --- 1, 2, 4, 8 daemons sharing one Redis ------------------------------------------
 printf "%-8s %10s %9s %9s %14s %12s %10s\n" daemons "calls/s" "p50 ms" "p99 ms" \
@@ -129,9 +135,9 @@ for n in $daemons; do
   urls=()
   started=()
   for i in $(seq 1 "$n"); do
-    port=$(start_daemon "d$n-$i" "EXAI_REDIS_URL=redis://127.0.0.1:$redis_port")
-    started+=("${pids[-1]}")
-    urls+=("ws://127.0.0.1:$port/")
+    start_daemon "d$n-$i" "EXAI_REDIS_URL=redis://127.0.0.1:$redis_port"
+    started+=("$daemon_pid")
+    urls+=("ws://127.0.0.1:$daemon_port/")
   done
   list=$(IFS=,; echo "${urls[*]}")
   stress "$list" "$((conns * n))" "$((calls / 4))" >/dev/null # warm-up
