@@ -10,8 +10,11 @@
 #include "core/providers/providers.hpp"
 #include "core/tools/tool_registry.hpp"
 #include "core/util/descriptor_limit.hpp"
+#include "core/util/random_id.hpp"
 #include "net/http/health_routes.hpp"
 #include "net/mcp/mcp_http.hpp"
+#include "net/redis/redis_lease_backend.hpp"
+#include "net/redis/redis_store.hpp"
 #include "net/server/ws_server.hpp"
 #include "net/upstream/upstream_client.hpp"
 
@@ -82,7 +85,34 @@ run_serve(const ServeOptions& options, const GlobalOptions& global)
   net::UpstreamClient upstream(net::endpoints_from(providers, config),
                                net::upstream_options_from(settings, config),
                                core::log::get("net"));
-  core::Engine engine(core::EngineDeps{config, providers, tools, upstream, &upstream});
+  // Shared capacity through Redis (EXAI_REDIS_URL): before the engine, so
+  // that it outlives every permit. Refused credentials stop start-up (78);
+  // an unreachable Redis starts degraded.
+  std::unique_ptr<net::RedisLeaseBackend> redis_leases;
+  std::unique_ptr<core::SharedCapacity> shared_capacity;
+  std::unique_ptr<net::RedisStore> redis_store; // conversations and results
+  if (config.redis) {
+    redis_store = std::make_unique<net::RedisStore>(*config.redis, config.redis_timeout);
+    redis_leases = std::make_unique<net::RedisLeaseBackend>(
+        *config.redis, config.redis_timeout, config.redis_prefix + "cap:released");
+    core::SharedCapacityOptions shared_options;
+    shared_options.lease_ttl = config.redis_lease_ttl;
+    shared_options.failure = config.redis_failure;
+    shared_options.local_share = config.redis_local_share;
+    shared_options.daemon_id = core::random_hex(8);
+    shared_options.key_prefix = config.redis_prefix + "cap:";
+    shared_capacity = std::make_unique<core::SharedCapacity>(*redis_leases, shared_options);
+    log->info("shared capacity redis={}:{} mode={} lease_ttl_ms={} failure={}",
+              config.redis->host,
+              config.redis->port,
+              shared_capacity->stats().shared ? "shared" : "degraded",
+              config.redis_lease_ttl.count(),
+              core::failure_mode_name(config.redis_failure));
+  }
+  core::EngineDeps deps{config, providers, tools, upstream, &upstream};
+  deps.shared = shared_capacity.get();
+  deps.store = redis_store.get();
+  core::Engine engine(deps);
 
   std::atomic<core::DaemonState> state{core::DaemonState::starting};
   const auto started = std::chrono::system_clock::now();

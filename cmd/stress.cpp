@@ -21,6 +21,7 @@
 #include <string>
 #include <thread>
 #include <variant>
+#include <vector>
 
 namespace exai::cmd {
 
@@ -59,6 +60,7 @@ struct StressFlags {
   double hold_s = 0;
   bool calls_given = false;
   bool hostile = false;
+  std::string targets; // --targets URL,URL
 };
 
 std::chrono::milliseconds
@@ -146,6 +148,168 @@ unreachable(const StressFlags& flags, const std::string& target, const std::stri
   return kExitUnreachable;
 }
 
+// Loads one daemon, waits for it to drain and checks its baseline, filling
+// `report`. Returns "" when done, else why the daemon could not be reached.
+std::string
+load_target(const StressFlags& flags,
+            net::StressOptions options,
+            std::size_t default_burst,
+            bool show_progress,
+            core::stress::Report& report)
+{
+  std::unique_ptr<net::ControlConnection> control;
+  try {
+    control = std::make_unique<net::ControlConnection>(options.target, options.io_timeout);
+  } catch (const net::StressUnreachable& e) {
+    return e.what();
+  }
+  std::string health_error;
+  report.before = snapshot(*control, health_error);
+  if (report.before && report.before->session_capacity && *report.before->session_capacity > 0) {
+    options.burst_size = static_cast<std::size_t>(*report.before->session_capacity) + 4;
+  } else {
+    options.burst_size = default_burst;
+  }
+  report.mix = options.mix.to_string();
+  core::log::get("cmd")->info(
+      "stress starting url={} connections={} calls={} duration_s={} mix={} seed={}",
+      report.target,
+      options.connections,
+      options.calls,
+      flags.duration_s,
+      report.mix,
+      options.seed);
+
+  ProgressLine progress(show_progress);
+  std::unique_ptr<net::HostileClients> hostile;
+  if (flags.hostile) {
+    hostile = std::make_unique<net::HostileClients>(
+        net::HostileOptions{options.target, 4, options.max_bytes, std::chrono::milliseconds(100)});
+    hostile->start();
+  }
+  net::LoadResult load;
+  try {
+    net::StressRunner runner(options);
+    load = runner.run([&progress](const net::StressProgress& p) { progress.update(p); });
+  } catch (const net::StressUnreachable& e) {
+    progress.finish();
+    return e.what();
+  }
+  progress.finish();
+  if (hostile) {
+    // Closed before the baseline is read: their connections must go too.
+    report.hostile = hostile->stop();
+  }
+  report.connections = load.connections;
+  report.concurrency = load.concurrency;
+  report.elapsed_s = load.elapsed_s;
+  report.tally = std::move(load.tally);
+  report.violations = std::move(load.violations);
+  report.refused = load.refused;
+  report.refused_reason = std::move(load.refused_reason);
+
+  // Wait (bounded) for the daemon to drain back to the baseline.
+  if (report.before) {
+    const auto started = Clock::now();
+    const auto deadline = started + options.drain_timeout;
+    while (true) {
+      report.after = snapshot(*control, health_error);
+      if (!report.after) {
+        break;
+      }
+      report.leaks =
+          core::stress::baseline_problems(*report.before, *report.after, report.rss_tolerance);
+      if (report.leaks.empty() || Clock::now() >= deadline) {
+        break;
+      }
+      std::this_thread::sleep_for(kDrainPoll);
+    }
+    report.drain_s = std::chrono::duration<double>(Clock::now() - started).count();
+  }
+  if (report.before && report.after) {
+    report.baseline_checked = true;
+  } else {
+    report.leaks.push_back(
+        {"health_unavailable",
+         "cannot check the baseline: " +
+             (health_error.empty() ? std::string("no health answer") : health_error)});
+  }
+
+  return {};
+}
+
+// --targets: the load split evenly over several daemons (e.g. sharing limits
+// through Redis), all at once; each daemon's baseline is checked on its own.
+int
+run_targets(const StressFlags& flags,
+            const net::StressOptions& base,
+            std::size_t default_burst,
+            const core::stress::RssTolerance& tolerance)
+{
+  const std::vector<std::string> urls = core::split_list(flags.targets);
+  const std::size_t n = urls.size();
+  std::vector<core::stress::Report> reports(n);
+  std::vector<std::string> failures(n);
+  std::vector<std::thread> threads;
+  const auto share = [n](std::size_t total, std::size_t i) {
+    return total == 0 ? 0 : std::max<std::size_t>(1, total / n + (i < total % n ? 1 : 0));
+  };
+  for (std::size_t i = 0; i < n; ++i) {
+    net::StressOptions options = base;
+    net::apply_url(options.target, urls[i]);
+    options.connections = share(base.connections, i);
+    options.calls = share(base.calls, i);
+    options.concurrency = share(base.concurrency, i);
+    options.seed = base.seed + i;
+    reports[i].target = options.target.ws_url();
+    reports[i].seed = options.seed;
+    reports[i].rss_tolerance = tolerance;
+    threads.emplace_back([&, i, options] {
+      failures[i] = load_target(flags, options, default_burst, false, reports[i]);
+    });
+  }
+  for (auto& thread : threads) {
+    thread.join();
+  }
+  for (std::size_t i = 0; i < n; ++i) {
+    if (!failures[i].empty()) {
+      return unreachable(flags, reports[i].target, failures[i]);
+    }
+  }
+  bool passed = true;
+  std::size_t calls = 0;
+  double rate = 0;
+  nlohmann::json each = nlohmann::json::array();
+  std::string text;
+  for (const auto& report : reports) {
+    passed = passed && report.passed();
+    calls += report.tally.calls();
+    if (report.elapsed_s > 0) {
+      rate += static_cast<double>(report.tally.calls()) / report.elapsed_s;
+    }
+    each.push_back(report.to_json());
+    text.append("== ").append(report.target).append("\n").append(report.to_text());
+  }
+  if (flags.json) {
+    std::cout << nlohmann::json{{"passed", passed},
+                                {"calls", calls},
+                                {"calls_per_s", rate},
+                                {"targets", std::move(each)}}
+                     .dump(2)
+              << "\n";
+  } else {
+    std::cout << text
+              << fmt::format("== all {} targets: {} calls, {:.0f} calls/s, {}\n",
+                             n,
+                             calls,
+                             rate,
+                             passed ? "passed" : "FAILED");
+  }
+  std::cout.flush();
+  core::log::get("cmd")->info("stress finished targets={} passed={} calls={}", n, passed, calls);
+  return passed ? kExitOk : kExitFailure;
+}
+
 int
 run_stress(const StressFlags& flags, const GlobalOptions& global)
 {
@@ -200,88 +364,24 @@ run_stress(const StressFlags& flags, const GlobalOptions& global)
               options.connections);
   }
 
+  if (!flags.targets.empty()) {
+    return run_targets(flags,
+                       options,
+                       config.session_max_inflight + 4,
+                       std::get<core::stress::RssTolerance>(tolerance));
+  }
   core::stress::Report report;
   report.target = target;
   report.seed = options.seed;
   report.rss_tolerance = std::get<core::stress::RssTolerance>(tolerance);
-
-  std::unique_ptr<net::ControlConnection> control;
-  try {
-    control = std::make_unique<net::ControlConnection>(options.target, options.io_timeout);
-  } catch (const net::StressUnreachable& e) {
-    return unreachable(flags, target, e.what());
+  const std::string why = load_target(flags,
+                                      options,
+                                      config.session_max_inflight + 4,
+                                      !flags.json && ::isatty(STDERR_FILENO) == 1,
+                                      report);
+  if (!why.empty()) {
+    return unreachable(flags, target, why);
   }
-  std::string health_error;
-  report.before = snapshot(*control, health_error);
-  if (report.before && report.before->session_capacity && *report.before->session_capacity > 0) {
-    options.burst_size = static_cast<std::size_t>(*report.before->session_capacity) + 4;
-  } else {
-    options.burst_size = config.session_max_inflight + 4;
-  }
-  report.mix = options.mix.to_string();
-  log->info("stress starting url={} connections={} calls={} duration_s={} mix={} seed={}",
-            target,
-            options.connections,
-            options.calls,
-            flags.duration_s,
-            report.mix,
-            options.seed);
-
-  ProgressLine progress(!flags.json && ::isatty(STDERR_FILENO) == 1);
-  std::unique_ptr<net::HostileClients> hostile;
-  if (flags.hostile) {
-    hostile = std::make_unique<net::HostileClients>(
-        net::HostileOptions{options.target, 4, options.max_bytes, std::chrono::milliseconds(100)});
-    hostile->start();
-  }
-  net::LoadResult load;
-  try {
-    net::StressRunner runner(options);
-    load = runner.run([&progress](const net::StressProgress& p) { progress.update(p); });
-  } catch (const net::StressUnreachable& e) {
-    progress.finish();
-    return unreachable(flags, target, e.what());
-  }
-  progress.finish();
-  if (hostile) {
-    // Closed before the baseline is read: their connections must go too.
-    report.hostile = hostile->stop();
-  }
-  report.connections = load.connections;
-  report.concurrency = load.concurrency;
-  report.elapsed_s = load.elapsed_s;
-  report.tally = std::move(load.tally);
-  report.violations = std::move(load.violations);
-  report.refused = load.refused;
-  report.refused_reason = std::move(load.refused_reason);
-
-  // Wait (bounded) for the daemon to drain back to the baseline.
-  if (report.before) {
-    const auto started = Clock::now();
-    const auto deadline = started + options.drain_timeout;
-    while (true) {
-      report.after = snapshot(*control, health_error);
-      if (!report.after) {
-        break;
-      }
-      report.leaks =
-          core::stress::baseline_problems(*report.before, *report.after, report.rss_tolerance);
-      if (report.leaks.empty() || Clock::now() >= deadline) {
-        break;
-      }
-      std::this_thread::sleep_for(kDrainPoll);
-    }
-    report.drain_s = std::chrono::duration<double>(Clock::now() - started).count();
-  }
-  if (report.before && report.after) {
-    report.baseline_checked = true;
-  } else {
-    report.leaks.push_back(
-        {"health_unavailable",
-         "cannot check the baseline: " +
-             (health_error.empty() ? std::string("no health answer") : health_error)});
-  }
-
   std::cout << (flags.json ? report.to_json().dump(2) + "\n" : report.to_text());
   std::cout.flush();
   log->info("stress finished passed={} calls={} violations={} leaks={}",
@@ -301,6 +401,10 @@ add_stress(CLI::App& root)
   CLI::App* cli = root.add_subcommand("stress", "Load and leak check against a running daemon");
   cli->add_option(
       "--url", flags->url, "Daemon URL ws://host:port/path (default: from --host/--port)");
+  cli->add_option("--targets",
+                  flags->targets,
+                  "Several daemons at once, ws://host:port,ws://host:port: connections, calls "
+                  "and concurrency are split evenly; each daemon's baseline is checked");
   cli->add_option("--host", flags->host, "Daemon host (default: EXAI_WS_HOST, 127.0.0.1)");
   cli->add_option("--port", flags->port, "Daemon port (default: EXAI_WS_PORT, 8079)")
       ->check(CLI::Range(1, 65535));

@@ -8,7 +8,7 @@ packages=(
   libcli11-dev libpoco-dev nlohmann-json3-dev libspdlog-dev catch2 libssl-dev
   groff-base clang-format openssl ca-certificates
   clang-14 libclang-rt-14-dev llvm-14
-  python3 python3-websockets procps
+  python3 python3-websockets procps redis-server
 )
 missing=()
 for p in "${packages[@]}"; do

@@ -2,6 +2,8 @@
 
 #include "core/util/random_id.hpp"
 
+#include <nlohmann/json.hpp>
+
 namespace exai::core {
 
 ConversationStore::ConversationStore(std::chrono::milliseconds ttl,
@@ -10,6 +12,7 @@ ConversationStore::ConversationStore(std::chrono::milliseconds ttl,
                                      int max_turns,
                                      TtlCache<Conversation>::Now now)
     : max_turns_(max_turns)
+    , ttl_(ttl)
     , threads_(
           ttl,
           max_conversations,
@@ -34,9 +37,134 @@ ConversationStore::ConversationStore(std::chrono::milliseconds ttl,
 {
 }
 
+namespace {
+
+nlohmann::json
+to_json(const Conversation& thread)
+{
+  nlohmann::json messages = nlohmann::json::array();
+  for (const auto& m : thread.messages) {
+    nlohmann::json message = {{"role", m.role}, {"content", m.content}};
+    if (!m.tool_calls.empty()) {
+      nlohmann::json calls = nlohmann::json::array();
+      for (const auto& call : m.tool_calls) {
+        calls.push_back({{"id", call.id},
+                         {"type", call.type},
+                         {"name", call.name},
+                         {"arguments", call.arguments}});
+      }
+      message["tool_calls"] = std::move(calls);
+    }
+    if (!m.tool_call_id.empty()) {
+      message["tool_call_id"] = m.tool_call_id;
+    }
+    if (!m.name.empty()) {
+      message["name"] = m.name;
+    }
+    if (!m.images.empty()) {
+      nlohmann::json images = nlohmann::json::array();
+      for (const auto& image : m.images) {
+        images.push_back({{"mime", image.mime}, {"data_url", image.data_url}});
+      }
+      message["images"] = std::move(images); // file bytes stay out, as in history
+    }
+    messages.push_back(std::move(message));
+  }
+  nlohmann::json files = nlohmann::json::object();
+  for (const auto& [path, stamp] : thread.files) {
+    files[path] = {stamp.size, stamp.mtime_ns};
+  }
+  return {{"messages", std::move(messages)},
+          {"turns", thread.turns},
+          {"tool", thread.tool},
+          {"provider", thread.provider},
+          {"model", thread.model},
+          {"files", std::move(files)},
+          {"state", thread.state}};
+}
+
+std::optional<Conversation>
+from_json(const std::string& text)
+{
+  const auto doc = nlohmann::json::parse(text, nullptr, false);
+  if (!doc.is_object()) {
+    return std::nullopt;
+  }
+  try {
+    Conversation thread;
+    for (const auto& m : doc.at("messages")) {
+      ChatMessage message(m.at("role").get<std::string>(), m.at("content").get<std::string>());
+      for (const auto& call : m.value("tool_calls", nlohmann::json::array())) {
+        message.tool_calls.push_back({call.at("id").get<std::string>(),
+                                      call.at("type").get<std::string>(),
+                                      call.at("name").get<std::string>(),
+                                      call.at("arguments").get<std::string>()});
+      }
+      message.tool_call_id = m.value("tool_call_id", "");
+      message.name = m.value("name", "");
+      for (const auto& image : m.value("images", nlohmann::json::array())) {
+        ChatImage img;
+        img.mime = image.at("mime").get<std::string>();
+        img.data_url = image.at("data_url").get<std::string>();
+        message.images.push_back(std::move(img));
+      }
+      thread.messages.push_back(std::move(message));
+    }
+    thread.turns = doc.at("turns").get<int>();
+    thread.tool = doc.at("tool").get<std::string>();
+    thread.provider = doc.at("provider").get<std::string>();
+    thread.model = doc.at("model").get<std::string>();
+    for (const auto& [path, stamp] : doc.at("files").items()) {
+      thread.files[path] =
+          FileStamp{stamp.at(0).get<std::uint64_t>(), stamp.at(1).get<std::int64_t>()};
+    }
+    thread.state = doc.at("state");
+    return thread;
+  } catch (const nlohmann::json::exception&) {
+    return std::nullopt; // not ours, or from an incompatible version: ignored
+  }
+}
+
+} // namespace
+
+void
+ConversationStore::share(SharedStore* shared, std::string prefix)
+{
+  shared_ = shared;
+  prefix_ = std::move(prefix);
+}
+
+std::optional<Conversation>
+ConversationStore::shared_copy(const std::string& id)
+{
+  if (shared_ == nullptr || id.empty()) {
+    return std::nullopt;
+  }
+  std::string key = prefix_;
+  key.append(id);
+  if (auto text = shared_->get(key)) {
+    return from_json(*text);
+  }
+  return std::nullopt;
+}
+
+void
+ConversationStore::publish(const std::string& id, const Conversation& thread)
+{
+  if (shared_ != nullptr) {
+    std::string key = prefix_;
+    key.append(id);
+    shared_->put(key, to_json(thread).dump(), ttl_);
+  }
+}
+
 std::optional<Conversation>
 ConversationStore::find(const std::string& id)
 {
+  if (auto shared = shared_copy(id)) {
+    threads_.put(id, *shared);
+    return shared;
+  }
   return threads_.get(id);
 }
 
@@ -46,9 +174,10 @@ ConversationStore::record_turn(const std::string& id,
                                const ChatMessage& assistant,
                                const TurnInfo& info)
 {
-  const std::lock_guard lock(mutex_);
+  auto shared = shared_copy(id); // before the lock: no I/O under it
+  std::unique_lock lock(mutex_);
   std::string key = id.empty() ? random_hex() : id;
-  Conversation thread = threads_.get(key).value_or(Conversation{});
+  Conversation thread = shared ? std::move(*shared) : threads_.get(key).value_or(Conversation{});
   thread.messages.push_back(user);
   thread.messages.push_back(assistant);
   ++thread.turns;
@@ -63,34 +192,44 @@ ConversationStore::record_turn(const std::string& id,
     thread.files[file.path] = file.stamp;
   }
   const int turns = thread.turns;
-  threads_.put(key, std::move(thread));
+  threads_.put(key, thread);
+  lock.unlock();
+  publish(key, thread);
   return {std::move(key), turns};
 }
 
 std::optional<std::string>
 ConversationStore::fork(const std::string& id)
 {
-  const std::lock_guard lock(mutex_);
-  auto thread = threads_.get(id);
+  auto thread = shared_copy(id);
+  std::unique_lock lock(mutex_);
+  if (!thread) {
+    thread = threads_.get(id);
+  }
   if (!thread) {
     return std::nullopt;
   }
   std::string key = random_hex();
-  threads_.put(key, std::move(*thread));
+  threads_.put(key, *thread);
+  lock.unlock();
+  publish(key, *thread);
   return key;
 }
 
 std::string
 ConversationStore::put_state(const std::string& id, const std::string& tool, nlohmann::json state)
 {
-  const std::lock_guard lock(mutex_);
+  auto shared = shared_copy(id);
+  std::unique_lock lock(mutex_);
   std::string key = id.empty() ? random_hex() : id;
-  Conversation thread = threads_.get(key).value_or(Conversation{});
+  Conversation thread = shared ? std::move(*shared) : threads_.get(key).value_or(Conversation{});
   if (thread.tool.empty()) {
     thread.tool = tool;
   }
   thread.state = std::move(state);
-  threads_.put(key, std::move(thread));
+  threads_.put(key, thread);
+  lock.unlock();
+  publish(key, thread);
   return key;
 }
 

@@ -1,5 +1,6 @@
 #pragma once
 
+#include "core/calls/shared_store.hpp"
 #include "core/files/file_bundle.hpp"
 #include "core/providers/chat.hpp"
 #include "core/util/ttl_cache.hpp"
@@ -68,6 +69,11 @@ public:
   // id when `id` is empty. Returns the id.
   std::string put_state(const std::string& id, const std::string& tool, nlohmann::json state);
 
+  // Keeps every thread in `shared` too (under `prefix` + id, with the same
+  // TTL) and reads it from there first, so another daemon, or this one after
+  // a restart, continues it. Set before use; `shared` outlives the store.
+  void share(SharedStore* shared, std::string prefix);
+
   int max_turns() const noexcept { return max_turns_; }
   std::size_t size() const { return threads_.size(); }
   std::size_t bytes() const { return threads_.bytes(); }
@@ -77,7 +83,15 @@ public:
   std::size_t take_freed() { return threads_.take_freed(); }
 
 private:
+  // The shared copy of thread `id` (nullopt: absent or no shared store).
+  std::optional<Conversation> shared_copy(const std::string& id);
+  // Writes thread `id` to the shared store, if any.
+  void publish(const std::string& id, const Conversation& thread);
+
   const int max_turns_;
+  const std::chrono::milliseconds ttl_;
+  SharedStore* shared_ = nullptr;
+  std::string prefix_;
   std::mutex mutex_; // makes find-modify-put of one thread atomic
   TtlCache<Conversation> threads_;
 };

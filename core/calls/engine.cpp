@@ -58,6 +58,42 @@ fingerprint_of(std::string_view tool, const nlohmann::json& arguments)
   return std::hash<std::string>{}(text);
 }
 
+// A replayable result as the shared store keeps it.
+std::string
+stored_result_text(std::uint64_t fingerprint, const ToolResult& result)
+{
+  nlohmann::json doc = {{"fingerprint", std::to_string(fingerprint)}};
+  if (const auto* success = std::get_if<ToolSuccess>(&result)) {
+    doc["outputs"] = success->outputs;
+  } else {
+    const auto& failure = std::get<ToolFailure>(result);
+    doc["code"] = static_cast<int>(failure.code);
+    doc["message"] = failure.message;
+    doc["details"] = failure.details;
+  }
+  return doc.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+}
+
+// The result in `text` when it was stored for `fingerprint`.
+std::optional<ToolResult>
+parse_stored_result(const std::string& text, std::uint64_t fingerprint)
+{
+  const auto doc = nlohmann::json::parse(text, nullptr, false);
+  if (!doc.is_object() || doc.value("fingerprint", "") != std::to_string(fingerprint)) {
+    return std::nullopt;
+  }
+  try {
+    if (doc.contains("outputs")) {
+      return ToolResult(ToolSuccess{doc.at("outputs").get<std::vector<std::string>>()});
+    }
+    return ToolResult(ToolFailure{static_cast<Errc>(doc.at("code").get<int>()),
+                                  doc.at("message").get<std::string>(),
+                                  doc.at("details")});
+  } catch (const nlohmann::json::exception&) {
+    return std::nullopt;
+  }
+}
+
 } // namespace
 
 // The chat backend as tools see it: records upstream latency and time to
@@ -122,6 +158,7 @@ struct Engine::Call {
   std::string provider;
   std::shared_ptr<const nlohmann::json> arguments;
   std::uint64_t fingerprint = 0; // tool + arguments: a reused request_id must match
+  std::string store_key;         // of its result in the shared store; "" = none
   std::chrono::steady_clock::time_point accepted = std::chrono::steady_clock::now();
   std::mutex mutex;
   // Set after the call is in flight (so cancel() can see it without one).
@@ -216,6 +253,8 @@ struct Engine::Execution {
 
 Engine::Engine(const EngineDeps& deps)
     : config_(deps.config)
+    , shared_capacity_(deps.shared)
+    , shared_store_(deps.store)
     , providers_(deps.providers)
     , tools_(deps.tools)
     , chat_(deps.chat)
@@ -233,6 +272,7 @@ Engine::Engine(const EngineDeps& deps)
       limits.conversation = deps.config.conversation_max_inflight;
       limits.providers = {{std::string(kKimiProviderId), deps.config.kimi_max_inflight},
                           {std::string(kGlmProviderId), deps.config.glm_max_inflight}};
+      limits.shared = deps.shared;
       return limits;
     }())
     , conversations_(deps.config.conversation_ttl,
@@ -269,6 +309,9 @@ Engine::Engine(const EngineDeps& deps)
              })
     , pool_(deps.config.call_threads)
 {
+  if (shared_store_ != nullptr) {
+    conversations_.share(shared_store_, config_.redis_prefix + "conv:");
+  }
   for (const auto& name : visibility_.unknown_names()) {
     log::get("core")->warn("DISABLED_TOOLS/LEAN_TOOLS names no tool: {} (ignored)", name);
   }
@@ -452,6 +495,7 @@ Engine::submit(CallRequest request, const std::shared_ptr<CallSink>& sink)
   call->provider = plan.provider;
   call->arguments = std::make_shared<const nlohmann::json>(std::move(request.arguments));
   call->fingerprint = fingerprint;
+  call->store_key = result_store_key(request);
   call->sinks.emplace_back(sink);
   auto ticket = inflight_.insert(key, call);
   if (!ticket && attach_existing(request, key, fingerprint, sink)) {
@@ -518,6 +562,21 @@ Engine::submit(CallRequest request, const std::shared_ptr<CallSink>& sink)
   start(execution);
 }
 
+std::string
+Engine::result_store_key(const CallRequest& request) const
+{
+  std::string key;
+  if (shared_store_ == nullptr) {
+    return key;
+  }
+  key.append(config_.redis_prefix).append("result:");
+  // Daemons with different tokens never see each other's results.
+  key.append(std::to_string(std::hash<std::string>{}(config_.token))).append(":");
+  key.append(request.owner.empty() ? request.session_id : request.owner);
+  key.append(":").append(request.request_id);
+  return key;
+}
+
 bool
 Engine::attach_existing(const CallRequest& request,
                         const std::string& key,
@@ -537,6 +596,16 @@ Engine::attach_existing(const CallRequest& request,
   };
   if (replay()) {
     return true;
+  }
+  // Another daemon (or this one before a restart) may have answered it.
+  if (const std::string store_key = result_store_key(request); !store_key.empty()) {
+    if (const auto text = shared_store_->get(store_key)) {
+      if (auto result = parse_stored_result(*text, fingerprint)) {
+        sink->on_result(request.request_id, *result);
+        ++counters_.replayed;
+        return true;
+      }
+    }
   }
   auto running = inflight_.find(key);
   if (!running && !request.owner.empty()) {
@@ -677,6 +746,7 @@ Engine::admitted(const std::shared_ptr<Execution>& execution,
     retire(execution);
     return;
   }
+  admitted_calls_.fetch_add(1, std::memory_order_relaxed);
   auto permits = std::make_shared<CallPermits>(std::move(std::get<CallPermits>(outcome)));
   // Tools that call no model are quick: run them on this thread when
   // capacity was free right away, sparing a thread hop and the timers.
@@ -971,6 +1041,10 @@ Engine::complete(Call& call, const ToolResult& result)
     }
   }
   call_latency_.observe(std::chrono::duration<double>(took).count());
+  if (stored && kept && !call.store_key.empty()) {
+    shared_store_->put(
+        call.store_key, stored_result_text(call.fingerprint, *kept), config_.result_ttl);
+  }
   if (stored && !delivered) {
     note_undelivered(call.session_id, call.request_id);
   }
@@ -1129,6 +1203,13 @@ Engine::stats() const
   }
   s.usage = usage_.snapshot();
   s.priced = usage_.priced();
+  if (shared_capacity_ != nullptr) {
+    s.shared = shared_capacity_->stats();
+  }
+  s.admitted_calls = admitted_calls_.load();
+  if (shared_store_ != nullptr) {
+    s.store_round_trips = shared_store_->round_trips();
+  }
   const std::lock_guard lock(mutex_);
   s.executions = live_.size();
   s.queued = queued_;

@@ -3,6 +3,7 @@
 #include "core/calls/call_engine.hpp"
 #include "core/calls/conversation_store.hpp"
 #include "core/calls/inflight_registry.hpp"
+#include "core/calls/shared_store.hpp"
 #include "core/calls/toolcall_log.hpp"
 #include "core/capacity/capacity_controller.hpp"
 #include "core/config/config.hpp"
@@ -66,8 +67,11 @@ struct EngineStats {
   std::map<std::string, std::string, std::less<>> circuits;    // provider -> closed|open|half_open
   std::map<std::string, UpstreamPoolStats, std::less<>> pools; // provider -> connection pool
   std::map<std::string, HistogramSnapshot, std::less<>> first_token; // streamed, per provider
-  UsageSnapshot usage; // tokens (and cost) per provider and model
-  bool priced = false; // a price table is configured (EXAI_PRICES)
+  UsageSnapshot usage;                       // tokens (and cost) per provider and model
+  bool priced = false;                       // a price table is configured (EXAI_PRICES)
+  std::optional<SharedCapacityStats> shared; // set with EXAI_REDIS_URL
+  std::uint64_t admitted_calls = 0;          // executions that got capacity
+  std::uint64_t store_round_trips = 0;       // conversations and results in Redis
 };
 
 // What the engine borrows; all must outlive it.
@@ -78,6 +82,12 @@ struct EngineDeps {
   ChatBackend& chat;
   // Files API, web search, probes; null: the tools that need it say so.
   ProviderHttp* http = nullptr;
+  // Global and provider capacity shared with other daemons (EXAI_REDIS_URL);
+  // null: local only. Must outlive the engine.
+  SharedCapacity* shared = nullptr;
+  // Where conversations and replayable results are kept besides memory, so
+  // other daemons and restarts see them (EXAI_REDIS_URL); null: memory only.
+  SharedStore* store = nullptr;
 };
 
 // The call engine of `exai serve` (SPEC §3). Every accepted call ends in
@@ -135,6 +145,11 @@ private:
     std::shared_ptr<const ToolResult> result;
   };
 
+  // The key of `request`'s result in the shared store: by token owner when
+  // there is one (sessions do not outlive a daemon), else by session; "" when
+  // there is no shared store.
+  std::string result_store_key(const CallRequest& request) const;
+
   // Replays a stored result or joins a running call with this request_id.
   // Returns false when the id is free (nothing was sent).
   bool attach_existing(const CallRequest& request,
@@ -176,6 +191,8 @@ private:
   void note_undelivered(const std::string& session_id, const std::string& request_id);
 
   const DaemonConfig& config_;
+  SharedCapacity* const shared_capacity_;
+  SharedStore* const shared_store_;
   const ProviderRegistry& providers_;
   const ToolRegistry& tools_;
   ChatBackend& chat_;
@@ -234,6 +251,7 @@ private:
   Scheduler::Handle sweeper_;
   std::atomic<std::size_t> freed_since_trim_{0};
   std::atomic<std::uint64_t> sweeps_{0};
+  std::atomic<std::uint64_t> admitted_calls_{0};
 };
 
 } // namespace exai::core

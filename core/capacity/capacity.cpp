@@ -50,9 +50,9 @@ CapacityLimiter::withdraw(Waiter& waiter) noexcept
 }
 
 std::optional<Permit>
-CapacityLimiter::acquire_until(Clock::time_point deadline,
-                               const std::stop_token& stop,
-                               AcquireStatus* status)
+PermitSource::acquire_until(Clock::time_point deadline,
+                            const std::stop_token& stop,
+                            AcquireStatus* status)
 {
   const auto report = [status](AcquireStatus s) {
     if (status != nullptr) {
@@ -64,44 +64,65 @@ CapacityLimiter::acquire_until(Clock::time_point deadline,
     return std::nullopt;
   }
   // The grant arrives on the releasing thread; it only parks the permit here.
-  std::mutex mutex;
-  std::condition_variable changed;
-  std::optional<Permit> granted; // guarded by mutex
-  bool cancelled = false;        // guarded by mutex
-  Waiter waiter([&](Permit permit) {
-    const std::lock_guard guard(mutex);
-    granted.emplace(std::move(permit));
-    changed.notify_one();
-  });
+  // Shared with the callbacks: a source that answers later may still call
+  // on_full after this function has returned.
+  struct State {
+    std::mutex mutex;
+    std::condition_variable changed;
+    std::optional<Permit> granted; // guarded by mutex
+    bool cancelled = false;        // guarded by mutex
+    bool full = false;             // guarded by mutex: the source said it must wait
+  };
+  const auto state = std::make_shared<State>();
+  Waiter waiter(
+      [state](Permit permit) {
+        const std::lock_guard guard(state->mutex);
+        state->granted.emplace(std::move(permit));
+        state->changed.notify_one();
+      },
+      [state] {
+        const std::lock_guard guard(state->mutex);
+        state->full = true;
+        state->changed.notify_one();
+      });
   if (auto permit = acquire_or_queue(waiter)) {
     report(AcquireStatus::acquired);
     return permit;
   }
-  const std::stop_callback on_stop(stop, [&] {
-    const std::lock_guard guard(mutex);
-    cancelled = true;
-    changed.notify_one();
+  const std::stop_callback on_stop(stop, [&state] {
+    const std::lock_guard guard(state->mutex);
+    state->cancelled = true;
+    state->changed.notify_one();
   });
-  std::unique_lock lock(mutex);
-  changed.wait_until(lock, deadline, [&] { return granted.has_value() || cancelled; });
-  if (!granted) {
+  std::unique_lock lock(state->mutex);
+  state->changed.wait_until(
+      lock, deadline, [&state] { return state->granted.has_value() || state->cancelled; });
+  if (!state->granted && !state->cancelled && answers_later()) {
+    // The source has not answered yet (a deadline in the past still gets one
+    // try): wait for its answer, which comes within its own timeout.
+    state->changed.wait(
+        lock, [&state] { return state->granted.has_value() || state->cancelled || state->full; });
+  }
+  if (!state->granted) {
     lock.unlock();
     if (withdraw(waiter)) {
-      report(cancelled ? AcquireStatus::cancelled : AcquireStatus::timed_out);
+      report(state->cancelled ? AcquireStatus::cancelled : AcquireStatus::timed_out);
       return std::nullopt;
     }
     // Granted while we gave up: the permit is on its way; take it, then
     // decide below like any grant.
     lock.lock();
-    changed.wait(lock, [&] { return granted.has_value(); });
+    state->changed.wait(lock, [&state] { return state->granted.has_value(); });
   }
-  if (cancelled) {
-    // The unit passes on to the next waiter when `granted` is destroyed.
+  if (state->cancelled) {
+    // The unit passes on to the next waiter (outside our lock).
+    lock.unlock();
+    state->granted.reset();
     report(AcquireStatus::cancelled);
     return std::nullopt;
   }
   report(AcquireStatus::acquired);
-  return granted;
+  return std::move(state->granted);
 }
 
 void
@@ -112,12 +133,18 @@ CapacityLimiter::release() noexcept
     const std::lock_guard lock(mutex_);
     if (waiters_.empty()) {
       --in_use_;
-      return;
+    } else {
+      // Hand the unit straight to the oldest waiter; in_use_ is unchanged.
+      next = waiters_.front();
+      waiters_.pop_front();
+      next->queued_ = false;
     }
-    // Hand the unit straight to the oldest waiter; in_use_ is unchanged.
-    next = waiters_.front();
-    waiters_.pop_front();
-    next->queued_ = false;
+  }
+  if (next == nullptr) {
+    if (on_release_) {
+      on_release_();
+    }
+    return;
   }
   try {
     next->grant_(Permit(*this));

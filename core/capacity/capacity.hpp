@@ -26,6 +26,66 @@ struct LimiterStats {
   std::size_t waiting = 0;
 };
 
+// A queued claim on one unit of a PermitSource. The grant callback runs at
+// most once, on the thread that released (or obtained) the unit, without any
+// limiter lock held; it must be quick and must not block (post the
+// continuation elsewhere). `on_full`, when set, is called by sources that
+// answer asynchronously (SharedCapacity) once they know the claim has to wait.
+class CapacityWaiter {
+public:
+  using Grant = std::function<void(Permit permit)>;
+  explicit CapacityWaiter(Grant grant, std::function<void()> on_full = {})
+      : grant_(std::move(grant))
+      , on_full_(std::move(on_full))
+  {
+  }
+
+private:
+  friend class CapacityLimiter;
+  friend class SharedCapacity;
+  Grant grant_;
+  std::function<void()> on_full_;
+  bool queued_ = false;    // guarded by the source's mutex
+  bool told_full_ = false; // guarded by the source's mutex
+  std::list<CapacityWaiter*>::iterator position_;
+};
+
+// Where permits of one scope come from: a local CapacityLimiter, or a scope
+// shared by several daemons (SharedCapacity). Thread-safe.
+class PermitSource {
+public:
+  using Clock = std::chrono::steady_clock;
+  using Waiter = CapacityWaiter;
+
+  PermitSource() = default;
+  PermitSource(const PermitSource&) = delete;
+  PermitSource& operator=(const PermitSource&) = delete;
+  virtual ~PermitSource() = default;
+
+  // Takes one unit at once when that is possible without waiting; otherwise
+  // queues `waiter` (which must stay alive until granted or withdrawn) and
+  // returns nullopt.
+  [[nodiscard]] virtual std::optional<Permit> acquire_or_queue(Waiter& waiter) = 0;
+
+  // Removes a queued waiter. True when it was still queued: its callback will
+  // never run. False when it was not queued (already granted, or never).
+  virtual bool withdraw(Waiter& waiter) noexcept = 0;
+
+  // True when acquire_or_queue() queues before it knows whether the scope is
+  // full (the answer comes from elsewhere); the waiter's on_full says so.
+  virtual bool answers_later() const noexcept { return false; }
+
+  virtual LimiterStats stats() const = 0;
+
+  // Blocking form: takes one unit, queueing behind earlier waiters until
+  // `deadline`. Returns nullopt with `status` timed_out when the deadline
+  // passes, or cancelled as soon as `stop` is requested (also when it already
+  // was). A failed wait leaves nothing held.
+  [[nodiscard]] std::optional<Permit> acquire_until(Clock::time_point deadline,
+                                                    const std::stop_token& stop,
+                                                    AcquireStatus* status = nullptr);
+};
+
 // A counting semaphore with FIFO-fair waits that hold no thread.
 //
 // A caller that finds the limiter full queues a Waiter and goes on with its
@@ -39,55 +99,29 @@ struct LimiterStats {
 // has lost-wakeup bugs (GCC PR 104928, PR 98033) and is not fair.
 //
 // Thread-safe. Must outlive every Permit it hands out and every queued Waiter.
-class CapacityLimiter {
+class CapacityLimiter final : public PermitSource {
 public:
   using Clock = std::chrono::steady_clock;
 
-  // A queued claim on one unit. The grant callback runs at most once, on the
-  // thread that released the unit, without any limiter lock held; it must be
-  // quick and must not block (post the continuation elsewhere).
-  class Waiter {
-  public:
-    using Grant = std::function<void(Permit permit)>;
-    explicit Waiter(Grant grant)
-        : grant_(std::move(grant))
-    {
-    }
-
-  private:
-    friend class CapacityLimiter;
-    Grant grant_;
-    bool queued_ = false; // guarded by the limiter's mutex_
-    std::list<Waiter*>::iterator position_;
-  };
-
   // Throws Error(config_invalid) when capacity is 0.
   CapacityLimiter(std::string name, std::size_t capacity);
-  ~CapacityLimiter() = default;
+  ~CapacityLimiter() override = default;
   CapacityLimiter(const CapacityLimiter&) = delete;
   CapacityLimiter& operator=(const CapacityLimiter&) = delete;
 
   // Takes one unit if one is free and nobody is queued; otherwise queues
-  // `waiter` (which must stay alive until granted or withdrawn) and returns
-  // nullopt.
-  [[nodiscard]] std::optional<Permit> acquire_or_queue(Waiter& waiter);
-
-  // Removes a queued waiter. True when it was still queued: its callback will
-  // never run. False when it was not queued (already granted, or never).
-  bool withdraw(Waiter& waiter) noexcept;
-
-  // Blocking form: takes one unit, queueing behind earlier waiters until
-  // `deadline`. Returns nullopt with `status` timed_out when the deadline
-  // passes, or cancelled as soon as `stop` is requested (also when it already
-  // was). A failed wait leaves nothing held.
-  [[nodiscard]] std::optional<Permit> acquire_until(Clock::time_point deadline,
-                                                    const std::stop_token& stop,
-                                                    AcquireStatus* status = nullptr);
+  // `waiter` and returns nullopt.
+  [[nodiscard]] std::optional<Permit> acquire_or_queue(Waiter& waiter) override;
+  bool withdraw(Waiter& waiter) noexcept override;
 
   // Takes one unit only if one is free now and nobody is queued.
   [[nodiscard]] std::optional<Permit> try_acquire();
 
-  LimiterStats stats() const;
+  // Called on the releasing thread, without the lock, each time a unit is
+  // released to nobody (no waiter queued). Set before the first permit.
+  void set_on_release(std::function<void()> on_release) { on_release_ = std::move(on_release); }
+
+  LimiterStats stats() const override;
   // True when nothing is held and nobody waits (safe to discard).
   bool idle() const;
   std::size_t capacity() const noexcept { return capacity_; }
@@ -103,6 +137,7 @@ private:
   mutable std::mutex mutex_;
   std::size_t in_use_ = 0;     // guarded by mutex_
   std::list<Waiter*> waiters_; // guarded by mutex_; oldest first
+  std::function<void()> on_release_;
 };
 
 // Proof of holding one unit of a CapacityLimiter. Move-only; gives the unit

@@ -47,6 +47,16 @@ CapacityController::CapacityController(const CapacityLimits& limits)
   for (const auto& [id, capacity] : limits.providers) {
     providers_.emplace(id, std::make_unique<CapacityLimiter>("provider:" + id, capacity));
   }
+  global_source_ = &global_;
+  if (limits.shared != nullptr) {
+    global_source_ = &limits.shared->gate("global", limits.global);
+  }
+  for (const auto& [id, capacity] : limits.providers) {
+    provider_sources_.emplace(id,
+                              limits.shared != nullptr
+                                  ? &limits.shared->gate("provider:" + id, capacity)
+                                  : static_cast<PermitSource*>(providers_.at(id).get()));
+  }
 }
 
 CapacityController::~CapacityController()
@@ -83,7 +93,7 @@ public:
 private:
   // The limiter of step `step_` (and its lease for keyed scopes), or null
   // when the call does not need that scope.
-  CapacityLimiter* limiter_for_step()
+  PermitSource* limiter_for_step()
   {
     switch (step_) {
     case 0:
@@ -96,11 +106,11 @@ private:
       lease_.emplace(owner_.sessions_.lease(request_.scopes.session_id));
       return &lease_->limiter();
     case 2:
-      return &owner_.global_;
+      return owner_.global_source_;
     default:
       return request_.scopes.provider.empty()
                  ? nullptr
-                 : owner_.providers_.find(request_.scopes.provider)->second.get();
+                 : owner_.provider_sources_.find(request_.scopes.provider)->second;
     }
   }
 
@@ -125,22 +135,32 @@ private:
   void advance(std::unique_lock<std::mutex>& lock)
   {
     while (!finished_ && step_ < 4) {
-      CapacityLimiter* limiter = limiter_for_step();
+      PermitSource* limiter = limiter_for_step();
       if (limiter == nullptr) {
         ++step_;
         continue;
       }
-      waiter_.emplace([weak = weak_from_this()](Permit permit) {
-        if (auto self = weak.lock()) {
-          self->granted(std::move(permit));
-        } // else: nobody wants it; the Permit releases the unit again
-      });
+      waiter_.emplace(
+          [weak = weak_from_this()](Permit permit) {
+            if (auto self = weak.lock()) {
+              self->granted(std::move(permit));
+            } // else: nobody wants it; the Permit releases the unit again
+          },
+          [weak = weak_from_this()] {
+            if (auto self = weak.lock()) {
+              self->found_full();
+            }
+          });
       if (auto permit = limiter->acquire_or_queue(*waiter_)) {
         keep(std::move(*permit));
         continue;
       }
       waiting_on_ = limiter;
       keep_alive_ = shared_from_this();
+      if (Clock::now() >= request_.deadline && limiter->answers_later()) {
+        try_once_ = true; // the source's first answer decides: found_full() gives up
+        return;
+      }
       if (Clock::now() >= request_.deadline) {
         if (limiter->withdraw(*waiter_)) {
           finish(lock,
@@ -155,6 +175,9 @@ private:
             self->give_up(AcquireStatus::timed_out);
           }
         });
+      }
+      if (limiter->answers_later()) {
+        return; // found_full() tells, if it comes to that
       }
       const Scope scope = scope_of(step_);
       const std::string provider = provider_of_step();
@@ -173,6 +196,24 @@ private:
   std::string provider_of_step() const
   {
     return step_ >= 3 ? request_.scopes.provider : std::string();
+  }
+
+  // A source that answers later found the scope full: the call waits.
+  void found_full()
+  {
+    std::unique_lock lock(mutex_);
+    if (try_once_ && !finished_) {
+      lock.unlock();
+      give_up(AcquireStatus::timed_out);
+      return;
+    }
+    if (finished_ || waiting_on_ == nullptr || !request_.on_wait) {
+      return;
+    }
+    const Scope scope = scope_of(step_);
+    const std::string provider = provider_of_step();
+    lock.unlock();
+    request_.on_wait(scope, provider);
   }
 
   // A queued waiter got its unit (on the releasing thread).
@@ -230,14 +271,15 @@ private:
   CapacityController& owner_;
   const Request request_;
   std::mutex mutex_;
-  Done done_;                                     // guarded by mutex_
-  std::size_t step_ = 0;                          // guarded by mutex_
-  CallPermits permits_;                           // guarded by mutex_
-  std::optional<KeyedLimiters::Lease> lease_;     // guarded by mutex_
-  std::optional<CapacityLimiter::Waiter> waiter_; // guarded by mutex_
-  CapacityLimiter* waiting_on_ = nullptr;         // guarded by mutex_
-  bool timer_armed_ = false;                      // guarded by mutex_
-  bool finished_ = false;                         // guarded by mutex_
+  Done done_;                                 // guarded by mutex_
+  std::size_t step_ = 0;                      // guarded by mutex_
+  CallPermits permits_;                       // guarded by mutex_
+  std::optional<KeyedLimiters::Lease> lease_; // guarded by mutex_
+  std::optional<CapacityWaiter> waiter_;      // guarded by mutex_
+  PermitSource* waiting_on_ = nullptr;        // guarded by mutex_
+  bool timer_armed_ = false;                  // guarded by mutex_
+  bool try_once_ = false;               // guarded by mutex_: deadline passed, one answer pending
+  bool finished_ = false;               // guarded by mutex_
   std::shared_ptr<Pending> keep_alive_; // guarded by mutex_: set while queued on a limiter
   Scheduler::Handle timer_;             // guarded by mutex_
   std::unique_ptr<std::stop_callback<std::function<void()>>> on_stop_; // guarded by mutex_
@@ -260,8 +302,8 @@ CapacityController::switch_provider(CallPermits& permits,
                                     Clock::time_point deadline,
                                     const std::stop_token& stop)
 {
-  const auto limiter = providers_.find(provider);
-  if (limiter == providers_.end()) {
+  const auto limiter = provider_sources_.find(provider);
+  if (limiter == provider_sources_.end()) {
     throw Error(Errc::internal_error, "no capacity limiter for provider " + provider);
   }
   if (!permits.provider_.empty() && !permits.held_.empty()) {
@@ -283,8 +325,8 @@ CapacityController::extra_provider_permit(const std::string& provider,
                                           Clock::time_point deadline,
                                           const std::stop_token& stop)
 {
-  const auto limiter = providers_.find(provider);
-  if (limiter == providers_.end()) {
+  const auto limiter = provider_sources_.find(provider);
+  if (limiter == provider_sources_.end()) {
     throw Error(Errc::internal_error, "no capacity limiter for provider " + provider);
   }
   AcquireStatus status = AcquireStatus::timed_out;
@@ -314,8 +356,8 @@ CapacitySnapshot
 CapacityController::snapshot() const
 {
   CapacitySnapshot snap;
-  snap.global = global_.stats();
-  for (const auto& [id, limiter] : providers_) {
+  snap.global = global_source_->stats();
+  for (const auto& [id, limiter] : provider_sources_) {
     snap.providers.emplace(id, limiter->stats());
   }
   snap.sessions = sessions_.totals();

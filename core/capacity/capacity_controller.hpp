@@ -2,6 +2,7 @@
 
 #include "core/capacity/capacity.hpp"
 #include "core/capacity/keyed_limiters.hpp"
+#include "core/capacity/shared_capacity.hpp"
 #include "core/util/scheduler.hpp"
 
 #include <functional>
@@ -27,6 +28,9 @@ struct CapacityLimits {
   std::size_t session = 8;
   std::size_t conversation = 1;
   std::map<std::string, std::size_t, std::less<>> providers; // provider id -> capacity
+  // Set: the global and provider scopes are shared with other daemons
+  // (EXAI_REDIS_URL); must outlive the controller.
+  SharedCapacity* shared = nullptr;
 };
 
 // Which limiters one call needs. An empty conversation_id means the call
@@ -154,6 +158,10 @@ private:
 
   CapacityLimiter global_;
   std::map<std::string, std::unique_ptr<CapacityLimiter>, std::less<>> providers_;
+  // Where global and provider permits come from: the limiters above, or the
+  // shared gates.
+  PermitSource* global_source_ = nullptr;
+  std::map<std::string, PermitSource*, std::less<>> provider_sources_;
   KeyedLimiters sessions_;
   KeyedLimiters conversations_;
   // Fires wait deadlines; destroyed first, so no timer outlives the limiters.

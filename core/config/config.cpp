@@ -300,6 +300,37 @@ load_daemon_config(const Settings& settings)
   c.toolcall_log_content = read_bool(settings, "EXAI_TOOLCALL_LOG_CONTENT", false);
   c.upload_max_bytes =
       bytes("EXAI_UPLOAD_MAX_BYTES", c.upload_max_bytes, 1, std::int64_t{512} << 20U);
+  if (const auto url = settings.get_nonempty("EXAI_REDIS_URL")) {
+    std::string why;
+    c.redis = parse_redis_url(*url, why);
+    if (!c.redis) {
+      throw Error(Errc::config_invalid, "invalid EXAI_REDIS_URL: " + why);
+    }
+  }
+  if (const auto mode = settings.get_nonempty("EXAI_REDIS_FAILURE")) {
+    if (*mode == "local") {
+      c.redis_failure = SharedFailureMode::local;
+    } else if (*mode == "refuse") {
+      c.redis_failure = SharedFailureMode::refuse;
+    } else {
+      throw Error(Errc::config_invalid,
+                  "invalid EXAI_REDIS_FAILURE '" + *mode + "': expected local or refuse");
+    }
+  }
+  if (const auto share = settings.get_nonempty("EXAI_REDIS_LOCAL_SHARE")) {
+    char* end = nullptr;
+    const double value = std::strtod(share->c_str(), &end);
+    if (end != share->c_str() + share->size() || !std::isfinite(value) || value <= 0 || value > 1) {
+      throw Error(Errc::config_invalid,
+                  "invalid EXAI_REDIS_LOCAL_SHARE '" + *share +
+                      "': expected a fraction above 0 and at most 1");
+    }
+    c.redis_local_share = value;
+  }
+  c.redis_lease_ttl =
+      read_seconds(settings, "EXAI_REDIS_LEASE_TTL_SECS", c.redis_lease_ttl, 0.3, 3600);
+  c.redis_timeout = read_seconds(settings, "EXAI_REDIS_TIMEOUT_SECS", c.redis_timeout, 0.01, 60);
+  c.redis_prefix = settings.get_nonempty("EXAI_REDIS_PREFIX").value_or(c.redis_prefix);
   return c;
 }
 

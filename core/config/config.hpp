@@ -1,11 +1,14 @@
 #pragma once
 
+#include "core/capacity/shared_capacity.hpp"
 #include "core/config/price_table.hpp"
+#include "core/config/redis_url.hpp"
 #include "core/config/settings.hpp"
 
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <optional>
 #include <set>
 #include <string>
 #include <vector>
@@ -106,6 +109,15 @@ struct DaemonConfig {
 
   // The largest file an upload tool sends to a provider (EXAI_UPLOAD_MAX_BYTES).
   std::size_t upload_max_bytes = std::size_t{20} << 20U;
+
+  // Shared capacity, conversations and results through Redis (SPEC §9).
+  // No URL (EXAI_REDIS_URL unset): everything stays in this process.
+  std::optional<RedisUrl> redis;
+  SharedFailureMode redis_failure = SharedFailureMode::local; // EXAI_REDIS_FAILURE
+  double redis_local_share = 0.5;     // EXAI_REDIS_LOCAL_SHARE: of each shared limit
+  Millis redis_lease_ttl{10000};      // EXAI_REDIS_LEASE_TTL_SECS
+  Millis redis_timeout{1000};         // EXAI_REDIS_TIMEOUT_SECS: one round trip
+  std::string redis_prefix = "exai:"; // EXAI_REDIS_PREFIX: every key starts with it
 };
 
 // Reads and validates every setting in DaemonConfig. Throws

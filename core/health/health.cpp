@@ -122,6 +122,30 @@ health_json(const HealthInputs& in)
       reasons.push_back("provider " + id + " capacity exhausted");
     }
   }
+  std::string capacity_mode = "local";
+  nlohmann::json redis = nullptr;
+  if (e.shared) {
+    const SharedCapacityStats& r = *e.shared;
+    capacity_mode = r.shared ? "shared" : "degraded";
+    if (!r.shared) {
+      reasons.push_back("shared capacity degraded (" + r.reason + "), fallback " +
+                        std::string(failure_mode_name(r.failure)));
+    }
+    const double calls = static_cast<double>(e.admitted_calls);
+    redis = {{"mode", capacity_mode},
+             {"reason", r.reason},
+             {"failure", failure_mode_name(r.failure)},
+             {"lease_ttl_ms", r.lease_ttl.count()},
+             {"round_trips", r.round_trips},
+             {"store_round_trips", e.store_round_trips},
+             {"round_trips_per_call",
+              calls > 0 ? static_cast<double>(r.round_trips + e.store_round_trips) / calls : 0.0},
+             {"leases_acquired", r.leases_acquired},
+             {"leases_held", r.leases_held},
+             {"lease_renewals", r.lease_renewals},
+             {"fallbacks", r.fallbacks},
+             {"fallback_permits", r.fallback_permits}};
+  }
   nlohmann::json circuits = nlohmann::json::object();
   for (const auto& [id, state] : e.circuits) {
     circuits[id] = state;
@@ -172,6 +196,8 @@ health_json(const HealthInputs& in)
       {"tool_count", in.tool_count},
       {"global_capacity", cap.global.capacity},
       {"global_inflight", cap.global.in_use},
+      {"capacity_mode", capacity_mode},
+      {"redis", std::move(redis)},
       {"capacity",
        {{"global", scope_json(cap.global)},
         {"providers", providers},

@@ -85,6 +85,41 @@ render_prometheus(const HealthInputs& in)
   w.family("exai_up", "gauge", "1 while the daemon serves, 0 while starting or stopping.");
   w.sample("exai_up", "", in.state == DaemonState::serving ? 1 : 0);
 
+  if (e.shared) {
+    const SharedCapacityStats& r = *e.shared;
+    w.family("exai_redis_up", "gauge", "1 while shared capacity uses Redis, 0 while degraded.");
+    w.sample("exai_redis_up", "", r.shared ? 1 : 0);
+    w.family("exai_redis_round_trips_total",
+             "counter",
+             "Redis round trips by use (capacity leases, conversations and results).");
+    w.sample("exai_redis_round_trips_total",
+             label("use", "capacity"),
+             static_cast<double>(r.round_trips));
+    w.sample("exai_redis_round_trips_total",
+             label("use", "store"),
+             static_cast<double>(e.store_round_trips));
+    w.family("exai_redis_round_trips_per_call",
+             "gauge",
+             "Redis round trips per admitted call since start-up.");
+    w.sample("exai_redis_round_trips_per_call",
+             "",
+             e.admitted_calls > 0 ? static_cast<double>(r.round_trips + e.store_round_trips) /
+                                        static_cast<double>(e.admitted_calls)
+                                  : 0.0);
+    w.family("exai_redis_lease_renewals_total", "counter", "Shared capacity leases renewed.");
+    w.sample("exai_redis_lease_renewals_total", "", static_cast<double>(r.lease_renewals));
+    w.family("exai_redis_leases_held", "gauge", "Shared capacity leases this daemon holds.");
+    w.sample("exai_redis_leases_held", "", static_cast<double>(r.leases_held));
+    w.family("exai_redis_fallbacks_total",
+             "counter",
+             "Times Redis became unreachable and local limits took over.");
+    w.sample("exai_redis_fallbacks_total", "", static_cast<double>(r.fallbacks));
+    w.family("exai_redis_fallback_permits_total",
+             "counter",
+             "Permits granted from local shares while Redis was unreachable.");
+    w.sample("exai_redis_fallback_permits_total", "", static_cast<double>(r.fallback_permits));
+  }
+
   w.family("exai_uptime_seconds", "gauge", "Seconds since the daemon started.");
   w.sample(
       "exai_uptime_seconds", "", std::chrono::duration<double>(in.now - in.started_at).count());

@@ -209,3 +209,53 @@ TEST_CASE("a bad switch or log size names the variable, the value and what is al
   CHECK_THROWS_WITH(from_env({{"EXAI_UPLOAD_MAX_BYTES", "0"}}),
                     "invalid EXAI_UPLOAD_MAX_BYTES='0': expected an integer from 1 to 536870912");
 }
+
+TEST_CASE("EXAI_REDIS_URL is parsed; unset keeps everything local", "[core][config][redis]")
+{
+  CHECK_FALSE(from_env({{"HOME", "/home/u"}}).redis);
+  const DaemonConfig c = from_env({{"HOME", "/home/u"},
+                                   {"EXAI_REDIS_URL", "redis://alice:s3cret@cache.lan:6380/2"},
+                                   {"EXAI_REDIS_FAILURE", "refuse"},
+                                   {"EXAI_REDIS_LOCAL_SHARE", "0.25"},
+                                   {"EXAI_REDIS_LEASE_TTL_SECS", "5"}});
+  REQUIRE(c.redis);
+  CHECK(c.redis->host == "cache.lan");
+  CHECK(c.redis->port == 6380);
+  CHECK(c.redis->user == "alice");
+  CHECK(c.redis->password == "s3cret");
+  CHECK(c.redis->db == 2);
+  CHECK(c.redis_failure == SharedFailureMode::refuse);
+  CHECK(c.redis_local_share == 0.25);
+  CHECK(c.redis_lease_ttl == std::chrono::seconds(5));
+  const DaemonConfig d = from_env({{"HOME", "/home/u"}, {"EXAI_REDIS_URL", "redis://[::1]"}});
+  REQUIRE(d.redis);
+  CHECK(d.redis->host == "::1");
+  CHECK(d.redis->port == 6379);
+  CHECK(d.redis->password.empty());
+  CHECK(d.redis_failure == SharedFailureMode::local);
+  CHECK(d.redis_local_share == 0.5);
+}
+
+TEST_CASE("a bad Redis setting names the variable and never echoes the password",
+          "[core][config][redis]")
+{
+  const auto message = [](const std::string& name, const std::string& value) {
+    try {
+      (void)from_env({{"HOME", "/home/u"}, {name, value}});
+    } catch (const Error& e) {
+      CHECK(e.code() == Errc::config_invalid);
+      return std::string(e.what());
+    }
+    return std::string("accepted");
+  };
+  CHECK_THAT(message("EXAI_REDIS_URL", "http://host"), Catch::Contains("EXAI_REDIS_URL"));
+  CHECK_THAT(message("EXAI_REDIS_URL", "rediss://host"), Catch::Contains("TLS"));
+  CHECK_THAT(message("EXAI_REDIS_URL", "redis://:hunter2@host:99999"),
+             Catch::Contains("port") && !Catch::Contains("hunter2"));
+  CHECK_THAT(message("EXAI_REDIS_URL", "redis://host/x"), Catch::Contains("database"));
+  CHECK_THAT(message("EXAI_REDIS_FAILURE", "maybe"), Catch::Contains("EXAI_REDIS_FAILURE"));
+  CHECK_THAT(message("EXAI_REDIS_LOCAL_SHARE", "0"), Catch::Contains("EXAI_REDIS_LOCAL_SHARE"));
+  CHECK_THAT(message("EXAI_REDIS_LOCAL_SHARE", "1.5"), Catch::Contains("EXAI_REDIS_LOCAL_SHARE"));
+  CHECK_THAT(message("EXAI_REDIS_LEASE_TTL_SECS", "0.1"),
+             Catch::Contains("EXAI_REDIS_LEASE_TTL_SECS"));
+}

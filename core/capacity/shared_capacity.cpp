@@ -1,0 +1,437 @@
+#include "core/capacity/shared_capacity.hpp"
+
+#include "core/log.hpp"
+#include "core/util/enum_names.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <list>
+
+namespace exai::core {
+
+std::string_view
+failure_mode_name(SharedFailureMode mode) noexcept
+{
+  static constexpr EnumNames<SharedFailureMode, 2> kNames{{"local", "refuse"}, "local"};
+  return kNames(mode);
+}
+
+namespace {
+
+std::size_t
+local_share_of(std::size_t limit, double share)
+{
+  const auto units = static_cast<std::size_t>(std::ceil(static_cast<double>(limit) * share));
+  return std::clamp<std::size_t>(units, 1, limit);
+}
+
+} // namespace
+
+// One shared scope. Its queue and lease ids are guarded by the owner's mutex.
+class SharedCapacity::Gate final : public PermitSource {
+public:
+  Gate(SharedCapacity& owner, std::string scope, std::string key, std::size_t limit, double share)
+      : owner_(owner)
+      , scope_(std::move(scope))
+      , key_(std::move(key))
+      , limit_(limit)
+      , held_("shared:" + scope_, limit)
+      , local_("local-share:" + scope_, local_share_of(limit, share))
+  {
+    held_.set_on_release([this] { owner_.on_held_release(*this); });
+    local_.set_on_release([this] { owner_.on_local_release(*this); });
+  }
+
+  std::optional<Permit> acquire_or_queue(Waiter& waiter) override
+  {
+    owner_.enqueue(*this, waiter);
+    return std::nullopt;
+  }
+  bool withdraw(Waiter& waiter) noexcept override { return owner_.withdraw(*this, waiter); }
+  bool answers_later() const noexcept override { return true; }
+
+  LimiterStats stats() const override
+  {
+    const LimiterStats held = held_.stats();
+    const LimiterStats local = local_.stats();
+    const std::lock_guard lock(owner_.mutex_);
+    return {limit_, held.in_use + local.in_use, waiters_.size()};
+  }
+
+  SharedCapacity& owner_;
+  const std::string scope_;
+  const std::string key_;
+  const std::size_t limit_;
+  CapacityLimiter held_;                // one unit per lease held in the store
+  CapacityLimiter local_;               // the local share while the store is unreachable
+  std::list<CapacityWaiter*> waiters_;  // guarded by owner_.mutex_; oldest first
+  std::vector<std::string> leases_;     // guarded: held in the store
+  std::vector<std::string> to_release_; // guarded: released by calls, not yet by the store
+  bool dirty_ = false;                  // guarded: waiters may be granted now
+  Clock::time_point retry_at_ = Clock::time_point::max(); // guarded: full until then
+};
+
+SharedCapacity::SharedCapacity(SharedLeaseBackend& backend, SharedCapacityOptions options)
+    : backend_(backend)
+    , options_(std::move(options))
+{
+  try {
+    backend_.connect();
+  } catch (const SharedUnavailable& e) {
+    std::unique_lock lock(mutex_);
+    degrade(lock, e.what());
+  }
+  renew_at_ = Clock::now() + options_.lease_ttl / 3;
+  backend_.listen([this](const std::string& key) {
+    const std::lock_guard lock(mutex_);
+    if (key.empty()) {
+      wake_locked(nullptr);
+    } else if (const auto it = gates_.find(key); it != gates_.end()) {
+      wake_locked(it->second.get());
+    }
+  });
+  worker_ = std::thread([this] { run(); });
+}
+
+SharedCapacity::~SharedCapacity()
+{
+  backend_.stop_listening();
+  {
+    const std::lock_guard lock(mutex_);
+    stopping_ = true;
+  }
+  changed_.notify_all();
+  worker_.join();
+}
+
+PermitSource&
+SharedCapacity::gate(const std::string& scope, std::size_t limit)
+{
+  const std::lock_guard lock(mutex_);
+  std::string key = options_.key_prefix + scope;
+  auto it = gates_.find(key);
+  if (it == gates_.end()) {
+    auto gate = std::make_unique<Gate>(*this, scope, key, limit, options_.local_share);
+    it = gates_.emplace(std::move(key), std::move(gate)).first;
+  }
+  return *it->second;
+}
+
+SharedCapacityStats
+SharedCapacity::stats() const
+{
+  SharedCapacityStats s;
+  {
+    const std::lock_guard lock(mutex_);
+    s.shared = !degraded_;
+    s.reason = reason_;
+    for (const auto& [key, gate] : gates_) {
+      s.leases_held += gate->leases_.size();
+    }
+  }
+  s.failure = options_.failure;
+  s.lease_ttl = options_.lease_ttl;
+  s.round_trips = round_trips_.load();
+  s.leases_acquired = leases_acquired_.load();
+  s.lease_renewals = renewals_.load();
+  s.fallbacks = fallbacks_.load();
+  s.fallback_permits = fallback_permits_.load();
+  return s;
+}
+
+void
+SharedCapacity::wake_locked(Gate* gate)
+{
+  if (gate == nullptr) {
+    for (auto& [key, each] : gates_) {
+      each->dirty_ = true;
+    }
+  } else {
+    gate->dirty_ = true;
+  }
+  work_ = true;
+  changed_.notify_all();
+}
+
+void
+SharedCapacity::enqueue(Gate& gate, CapacityWaiter& waiter)
+{
+  const std::lock_guard lock(mutex_);
+  waiter.position_ = gate.waiters_.insert(gate.waiters_.end(), &waiter);
+  waiter.queued_ = true;
+  waiter.told_full_ = false;
+  wake_locked(&gate);
+}
+
+bool
+SharedCapacity::withdraw(Gate& gate, CapacityWaiter& waiter) noexcept
+{
+  const std::lock_guard lock(mutex_);
+  if (!waiter.queued_) {
+    return false;
+  }
+  gate.waiters_.erase(waiter.position_);
+  waiter.queued_ = false;
+  return true;
+}
+
+void
+SharedCapacity::on_held_release(Gate& gate) noexcept
+{
+  const std::lock_guard lock(mutex_);
+  if (!gate.leases_.empty()) {
+    gate.to_release_.push_back(std::move(gate.leases_.back()));
+    gate.leases_.pop_back();
+  }
+  wake_locked(&gate);
+}
+
+void
+SharedCapacity::on_local_release(Gate& gate) noexcept
+{
+  const std::lock_guard lock(mutex_);
+  wake_locked(&gate);
+}
+
+void
+SharedCapacity::degrade(std::unique_lock<std::mutex>& /*lock*/, const std::string& reason)
+{
+  if (degraded_) {
+    return;
+  }
+  degraded_ = true;
+  reason_ = "redis unreachable: " + reason;
+  ++fallbacks_;
+  retry_at_ = Clock::now() + options_.retry_interval;
+  if (options_.failure == SharedFailureMode::local) {
+    log::get("core")->warn("shared capacity degraded reason=\"{}\" fallback=local share={}",
+                           reason,
+                           options_.local_share);
+  } else {
+    log::get("core")->warn("shared capacity degraded reason=\"{}\" fallback=refuse", reason);
+  }
+  wake_locked(nullptr);
+}
+
+std::vector<std::function<void()>>
+SharedCapacity::full_notices(Gate& gate)
+{
+  std::vector<std::function<void()>> notices;
+  for (CapacityWaiter* waiter : gate.waiters_) {
+    if (!waiter->told_full_) {
+      waiter->told_full_ = true;
+      if (waiter->on_full_) {
+        notices.push_back(waiter->on_full_);
+      }
+    }
+  }
+  return notices;
+}
+
+void
+SharedCapacity::pump(std::unique_lock<std::mutex>& lock, Gate& gate)
+{
+  gate.dirty_ = false;
+  while (!gate.waiters_.empty() && !stopping_) {
+    std::optional<Permit> permit;
+    if (degraded_) {
+      if (options_.failure == SharedFailureMode::local) {
+        permit = gate.local_.try_acquire();
+        if (permit) {
+          ++fallback_permits_;
+        }
+      }
+    } else if (Clock::now() >= gate.retry_at_ || gate.retry_at_ == Clock::time_point::max()) {
+      std::string lease = options_.daemon_id;
+      lease.append(":").append(std::to_string(++next_lease_));
+      SharedLeaseBackend::Attempt attempt;
+      lock.unlock();
+      try {
+        ++round_trips_;
+        attempt = backend_.acquire(gate.key_, gate.limit_, lease, options_.lease_ttl);
+      } catch (const std::exception& e) {
+        lock.lock();
+        degrade(lock, e.what());
+        continue; // the local share answers
+      }
+      lock.lock();
+      if (attempt.granted) {
+        ++leases_acquired_;
+        gate.retry_at_ = Clock::time_point::max();
+        if (gate.waiters_.empty()) {
+          // Withdrawn meanwhile: give the lease back.
+          gate.to_release_.push_back(std::move(lease));
+          work_ = true;
+          break;
+        }
+        permit = gate.held_.try_acquire(); // never fails: the store keeps us below the limit
+        if (permit) {
+          gate.leases_.push_back(std::move(lease));
+        } else {
+          gate.to_release_.push_back(std::move(lease));
+          work_ = true;
+        }
+      } else {
+        gate.retry_at_ = Clock::now() + std::max(attempt.retry_in, std::chrono::milliseconds(1));
+      }
+    }
+    if (!permit) {
+      // Full for now: say so once to each waiter, outside the lock.
+      auto notices = full_notices(gate);
+      lock.unlock();
+      for (const auto& notice : notices) {
+        notice();
+      }
+      lock.lock();
+      return;
+    }
+    CapacityWaiter* next = gate.waiters_.front();
+    gate.waiters_.pop_front();
+    next->queued_ = false;
+    lock.unlock();
+    try {
+      next->grant_(std::move(*permit));
+    } catch (...) {
+      // The permit went back during unwinding.
+    }
+    permit.reset();
+    lock.lock();
+  }
+}
+
+void
+SharedCapacity::release_leases(std::unique_lock<std::mutex>& lock)
+{
+  for (auto& [key, gate] : gates_) {
+    if (gate->to_release_.empty()) {
+      continue;
+    }
+    std::vector<std::string> leases;
+    leases.swap(gate->to_release_);
+    if (degraded_) {
+      continue; // unreachable: they expire within the TTL
+    }
+    Gate& g = *gate;
+    lock.unlock();
+    std::string failure;
+    for (const auto& lease : leases) {
+      try {
+        ++round_trips_;
+        backend_.release(g.key_, lease);
+      } catch (const std::exception& e) {
+        failure = e.what();
+        break; // the rest expire within the TTL
+      }
+    }
+    lock.lock();
+    if (!failure.empty()) {
+      degrade(lock, failure);
+      return;
+    }
+  }
+}
+
+void
+SharedCapacity::renew_leases(std::unique_lock<std::mutex>& lock)
+{
+  renew_at_ = Clock::now() + options_.lease_ttl / 3;
+  for (auto& [key, gate] : gates_) {
+    if (gate->leases_.empty() || degraded_) {
+      continue;
+    }
+    std::vector<std::string> leases = gate->leases_;
+    const std::string store_key = key;
+    lock.unlock();
+    std::string failure;
+    try {
+      ++round_trips_;
+      backend_.renew(store_key, leases, options_.lease_ttl);
+      renewals_ += leases.size();
+    } catch (const std::exception& e) {
+      failure = e.what();
+    }
+    lock.lock();
+    if (!failure.empty()) {
+      degrade(lock, failure);
+      return;
+    }
+  }
+}
+
+void
+SharedCapacity::try_rejoin(std::unique_lock<std::mutex>& lock)
+{
+  lock.unlock();
+  bool ok = true;
+  try {
+    ++round_trips_;
+    backend_.connect();
+  } catch (const std::exception&) {
+    ok = false; // still unreachable (or refusing us): keep the fallback
+  }
+  lock.lock();
+  if (!ok) {
+    retry_at_ = Clock::now() + options_.retry_interval;
+    return;
+  }
+  degraded_ = false;
+  reason_.clear();
+  log::get("core")->info("shared capacity rejoined: redis reachable again");
+  for (auto& [key, gate] : gates_) {
+    gate->retry_at_ = Clock::time_point::max();
+  }
+  renew_leases(lock); // re-adds what a restarted store lost
+  wake_locked(nullptr);
+}
+
+void
+SharedCapacity::run()
+{
+  std::unique_lock lock(mutex_);
+  while (true) {
+    Clock::time_point next = Clock::time_point::max();
+    bool any_leases = false;
+    for (const auto& [key, gate] : gates_) {
+      any_leases = any_leases || !gate->leases_.empty();
+      if (!gate->waiters_.empty() && !degraded_) {
+        next = std::min(next, gate->retry_at_);
+      }
+    }
+    if (any_leases && !degraded_) {
+      next = std::min(next, renew_at_);
+    }
+    if (degraded_) {
+      next = std::min(next, retry_at_);
+    }
+    if (next == Clock::time_point::max()) {
+      changed_.wait(lock, [this] { return stopping_ || work_; });
+    } else {
+      changed_.wait_until(lock, next, [this] { return stopping_ || work_; });
+    }
+    work_ = false;
+    const auto now = Clock::now();
+    release_leases(lock);
+    if (stopping_) {
+      return;
+    }
+    if (degraded_ && now >= retry_at_) {
+      try_rejoin(lock);
+    }
+    if (!degraded_ && now >= renew_at_) {
+      renew_leases(lock);
+    }
+    for (auto& [key, gate] : gates_) {
+      if (!gate->waiters_.empty() &&
+          (gate->dirty_ || (!degraded_ && Clock::now() >= gate->retry_at_))) {
+        if (gate->dirty_ && !degraded_) {
+          gate->retry_at_ = Clock::time_point::max(); // a release was announced: try now
+        }
+        pump(lock, *gate);
+      } else {
+        gate->dirty_ = false;
+      }
+    }
+  }
+}
+
+} // namespace exai::core

@@ -1,0 +1,164 @@
+#pragma once
+
+#include "core/capacity/capacity.hpp"
+#include "core/util/interface.hpp"
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <thread>
+#include <vector>
+
+namespace exai::core {
+
+// What a daemon does while the shared store is unreachable
+// (EXAI_REDIS_FAILURE): `local` grants from local limits sized as a share of
+// the shared limit; `refuse` grants nothing (calls wait for the store until
+// their acquire deadline, then are refused OVER_CAPACITY).
+enum class SharedFailureMode { local, refuse };
+
+// "local" | "refuse".
+std::string_view failure_mode_name(SharedFailureMode mode) noexcept;
+
+// The shared store did not answer (connection refused or lost, timeout).
+// Thrown by SharedLeaseBackend implementations; never leaves SharedCapacity.
+class SharedUnavailable : public std::runtime_error {
+public:
+  using std::runtime_error::runtime_error;
+};
+
+// A counting limiter kept by a store several daemons share (Redis, in
+// net/redis). A permit is a lease: a member of the scope's set with an expiry
+// the holder renews, so a daemon that dies strands nothing for longer than the
+// lease TTL. Every operation is one atomic round trip. Used by one thread
+// (SharedCapacity's worker) except listen(). Every method may throw
+// SharedUnavailable.
+class SharedLeaseBackend : public Interface {
+public:
+  using Millis = std::chrono::milliseconds;
+
+  struct Attempt {
+    bool granted = false;
+    // Not granted: when the oldest live lease expires (a retry is pointless
+    // before unless a release is announced).
+    Millis retry_in{0};
+  };
+
+  // (Re)connects and prepares the scripts. Throws SharedUnavailable, or
+  // Error(config_invalid) when the store refuses our credentials.
+  virtual void connect() = 0;
+  // Takes lease `lease` of scope `key` when fewer than `limit` live leases exist.
+  virtual Attempt
+  acquire(const std::string& key, std::size_t limit, const std::string& lease, Millis ttl) = 0;
+  // Drops `lease` and announces the release to every daemon's listener.
+  virtual void release(const std::string& key, const std::string& lease) = 0;
+  // Extends `leases` of `key` to now + ttl (re-adding any the store lost).
+  virtual void
+  renew(const std::string& key, const std::vector<std::string>& leases, Millis ttl) = 0;
+  // Starts calling `on_release(key)` (on the backend's own thread) for every
+  // announced release, and `on_release("")` when announcements may have been
+  // missed (the subscription was re-established). Until stop_listening().
+  virtual void listen(std::function<void(const std::string& key)> on_release) = 0;
+  virtual void stop_listening() noexcept = 0;
+};
+
+struct SharedCapacityOptions {
+  std::chrono::milliseconds lease_ttl{10000};
+  SharedFailureMode failure = SharedFailureMode::local;
+  double local_share = 0.5; // of each shared limit, while the store is unreachable
+  std::string daemon_id;    // unique per process; every lease id starts with it
+  std::string key_prefix = "exai:cap:";
+  std::chrono::milliseconds retry_interval{1000}; // an unreachable store is tried again
+};
+
+struct SharedCapacityStats {
+  bool shared = true; // false: degraded (the store is unreachable)
+  std::string reason; // why degraded
+  SharedFailureMode failure = SharedFailureMode::local;
+  std::chrono::milliseconds lease_ttl{0};
+  std::uint64_t round_trips = 0;      // store operations (acquire, release, renew)
+  std::uint64_t leases_acquired = 0;  // permits granted by the store
+  std::uint64_t lease_renewals = 0;   // leases extended
+  std::uint64_t fallbacks = 0;        // times the store became unreachable
+  std::uint64_t fallback_permits = 0; // permits granted from local shares
+  std::size_t leases_held = 0;        // now
+};
+
+// The global and provider scopes shared by several daemons (SPEC §9).
+//
+// Each scope is a gate, a PermitSource: waiters of this daemon queue FIFO in
+// the gate; one worker thread asks the store for a lease for the oldest
+// waiter, then the next, until the store says the scope is full; it tries
+// again when any daemon announces a release (the backend's subscription) or
+// when the oldest lease would expire — never by polling. The worker also
+// renews every held lease each third of the TTL and releases the leases of
+// ended calls. A granted Permit is an ordinary local Permit: releasing it
+// releases one lease of this daemon for the scope (leases of one scope are
+// interchangeable).
+//
+// When the store fails, the gates grant from local limiters of
+// ceil(limit x local_share) (mode local) or nothing (mode refuse), the store
+// is tried again every retry_interval, and leases still held are re-added
+// when it returns. Thread-safe. Must outlive every Permit its gates hand out.
+class SharedCapacity {
+public:
+  using Clock = std::chrono::steady_clock;
+
+  // Tries the store once; unreachable = start degraded. Lets
+  // Error(config_invalid) from connect() through.
+  SharedCapacity(SharedLeaseBackend& backend, SharedCapacityOptions options);
+  ~SharedCapacity();
+  SharedCapacity(const SharedCapacity&) = delete;
+  SharedCapacity& operator=(const SharedCapacity&) = delete;
+
+  // The gate of `scope` ("global", "provider:glm"), created on first use with
+  // `limit` shared units (later calls return the same gate).
+  PermitSource& gate(const std::string& scope, std::size_t limit);
+
+  SharedCapacityStats stats() const;
+
+private:
+  class Gate;
+
+  void run();
+  void wake_locked(Gate* gate);
+  void enqueue(Gate& gate, CapacityWaiter& waiter);
+  bool withdraw(Gate& gate, CapacityWaiter& waiter) noexcept;
+  void on_held_release(Gate& gate) noexcept;
+  void on_local_release(Gate& gate) noexcept;
+  void degrade(std::unique_lock<std::mutex>& lock, const std::string& reason);
+  void pump(std::unique_lock<std::mutex>& lock, Gate& gate);
+  void release_leases(std::unique_lock<std::mutex>& lock);
+  void renew_leases(std::unique_lock<std::mutex>& lock);
+  void try_rejoin(std::unique_lock<std::mutex>& lock);
+  std::vector<std::function<void()>> full_notices(Gate& gate);
+
+  SharedLeaseBackend& backend_;
+  const SharedCapacityOptions options_;
+  mutable std::mutex mutex_;
+  std::condition_variable changed_;
+  std::map<std::string, std::unique_ptr<Gate>, std::less<>> gates_; // by store key; guarded
+  bool stopping_ = false;                                           // guarded by mutex_
+  bool work_ = false;                                               // guarded by mutex_
+  bool degraded_ = false;                                           // guarded by mutex_
+  std::string reason_;                                              // guarded by mutex_
+  Clock::time_point retry_at_;                                      // guarded by mutex_
+  Clock::time_point renew_at_;                                      // guarded by mutex_
+  std::uint64_t next_lease_ = 0;                                    // guarded by mutex_
+  std::atomic<std::uint64_t> round_trips_{0};
+  std::atomic<std::uint64_t> leases_acquired_{0};
+  std::atomic<std::uint64_t> renewals_{0};
+  std::atomic<std::uint64_t> fallbacks_{0};
+  std::atomic<std::uint64_t> fallback_permits_{0};
+  std::thread worker_;
+};
+
+} // namespace exai::core

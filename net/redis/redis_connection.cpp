@@ -1,0 +1,168 @@
+#include "net/redis/redis_connection.hpp"
+
+#include "core/capacity/shared_capacity.hpp"
+#include "core/error.hpp"
+
+#include <Poco/Exception.h>
+#include <Poco/Net/SocketAddress.h>
+#include <Poco/Redis/Error.h>
+#include <Poco/Redis/Exception.h>
+#include <Poco/Redis/Type.h>
+#include <Poco/Timespan.h>
+
+namespace exai::net {
+
+namespace {
+
+Poco::Timespan
+timespan(std::chrono::milliseconds ms)
+{
+  return Poco::Timespan(static_cast<Poco::Timespan::TimeDiff>(ms.count()) * 1000);
+}
+
+std::string
+error_text(const Poco::Redis::RedisType::Ptr& reply)
+{
+  const auto* error = dynamic_cast<const Poco::Redis::Type<Poco::Redis::Error>*>(reply.get());
+  return error != nullptr ? error->value().getMessage() : std::string("error");
+}
+
+} // namespace
+
+void
+authenticate(const core::RedisUrl& url,
+             const std::function<Poco::Redis::RedisType::Ptr(const Poco::Redis::Array&)>& send)
+{
+  if (!url.password.empty()) {
+    Poco::Redis::Array auth;
+    auth << "AUTH";
+    if (!url.user.empty()) {
+      auth << url.user;
+    }
+    auth << url.password;
+    const auto reply = send(auth);
+    if (reply->isError()) {
+      throw core::Error(core::Errc::config_invalid,
+                        "EXAI_REDIS_URL: Redis refused the credentials: " + error_text(reply));
+    }
+  }
+  if (url.db != 0) {
+    Poco::Redis::Array select;
+    select << "SELECT" << std::to_string(url.db);
+    const auto reply = send(select);
+    if (reply->isError()) {
+      throw core::Error(core::Errc::config_invalid,
+                        "EXAI_REDIS_URL: Redis refused database " + std::to_string(url.db) + ": " +
+                            error_text(reply));
+    }
+  }
+}
+
+RedisConnection::RedisConnection(core::RedisUrl url, std::chrono::milliseconds timeout)
+    : url_(std::move(url))
+    , timeout_(timeout)
+{
+}
+
+RedisConnection::~RedisConnection()
+{
+  disconnect();
+}
+
+void
+RedisConnection::disconnect() noexcept
+{
+  if (client_ != nullptr) {
+    try {
+      client_->disconnect();
+    } catch (...) {
+      // closing a broken socket: nothing to report
+    }
+    client_.reset();
+  }
+}
+
+void
+RedisConnection::connect()
+{
+  disconnect();
+  auto client = std::make_unique<Poco::Redis::Client>();
+  try {
+    client->connect(url_.host, url_.port, timespan(timeout_));
+    client->setReceiveTimeout(timespan(timeout_));
+    authenticate(url_,
+                 [&](const Poco::Redis::Array& command) { return client->sendCommand(command); });
+    Poco::Redis::Array ping;
+    ping << "PING";
+    const auto reply = client->sendCommand(ping);
+    if (reply->isError()) {
+      const std::string text = error_text(reply);
+      if (text.rfind("NOAUTH", 0) == 0 || text.rfind("WRONGPASS", 0) == 0) {
+        throw core::Error(core::Errc::config_invalid,
+                          "EXAI_REDIS_URL: Redis wants credentials: " + text);
+      }
+      throw core::SharedUnavailable(text);
+    }
+  } catch (const Poco::Exception& e) {
+    throw core::SharedUnavailable(url_.host + ":" + std::to_string(url_.port) + ": " +
+                                  e.displayText());
+  }
+  client_ = std::move(client);
+}
+
+Poco::Redis::RedisType::Ptr
+RedisConnection::run(const Poco::Redis::Array& command)
+{
+  if (client_ == nullptr) {
+    connect();
+  }
+  try {
+    return client_->sendCommand(command);
+  } catch (const Poco::Exception& e) {
+    disconnect();
+    throw core::SharedUnavailable(e.displayText());
+  }
+}
+
+std::string
+RedisConnection::load_script(const std::string& script)
+{
+  Poco::Redis::Array command;
+  command << "SCRIPT"
+          << "LOAD" << script;
+  const auto reply = run(command);
+  const auto* sha = dynamic_cast<const Poco::Redis::Type<Poco::Redis::BulkString>*>(reply.get());
+  if (reply->isError() || sha == nullptr || sha->value().isNull()) {
+    throw core::SharedUnavailable("SCRIPT LOAD failed: " + error_text(reply));
+  }
+  return sha->value().value();
+}
+
+Poco::Redis::RedisType::Ptr
+RedisConnection::eval(const std::string& script,
+                      const std::string& sha,
+                      const std::vector<std::string>& keys,
+                      const std::vector<std::string>& args)
+{
+  const auto build = [&](const char* verb, const std::string& body) {
+    Poco::Redis::Array command;
+    command << verb << body << std::to_string(keys.size());
+    for (const auto& key : keys) {
+      command << key;
+    }
+    for (const auto& arg : args) {
+      command << arg;
+    }
+    return command;
+  };
+  auto reply = run(build("EVALSHA", sha));
+  if (reply->isError() && error_text(reply).rfind("NOSCRIPT", 0) == 0) {
+    reply = run(build("EVAL", script)); // Redis restarted or flushed its scripts
+  }
+  if (reply->isError()) {
+    throw core::SharedUnavailable("script failed: " + error_text(reply));
+  }
+  return reply;
+}
+
+} // namespace exai::net

@@ -1,0 +1,244 @@
+#include "net/redis/redis_lease_backend.hpp"
+
+#include "core/error.hpp"
+#include "core/log.hpp"
+
+#include <Poco/Exception.h>
+#include <Poco/Net/SocketAddress.h>
+#include <Poco/Net/StreamSocket.h>
+#include <Poco/Redis/RedisStream.h>
+#include <Poco/Redis/Type.h>
+#include <Poco/Timespan.h>
+
+namespace exai::net {
+
+namespace {
+
+Poco::Timespan
+timespan(std::chrono::milliseconds ms)
+{
+  return Poco::Timespan(static_cast<Poco::Timespan::TimeDiff>(ms.count()) * 1000);
+}
+
+std::int64_t
+int_at(const Poco::Redis::RedisType::Ptr& reply, std::size_t pos)
+{
+  const auto* array = dynamic_cast<const Poco::Redis::Type<Poco::Redis::Array>*>(reply.get());
+  if (array == nullptr || array->value().size() <= pos) {
+    throw core::SharedUnavailable("unexpected script answer");
+  }
+  try {
+    return array->value().get<Poco::Int64>(pos);
+  } catch (const Poco::Exception& e) {
+    throw core::SharedUnavailable("unexpected script answer: " + e.displayText());
+  }
+}
+
+} // namespace
+
+const std::string&
+RedisLeaseBackend::acquire_script()
+{
+  // KEYS[1] scope; ARGV: limit, lease, ttl ms, channel.
+  static const std::string kScript = R"lua(
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local purged = redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
+local limit = tonumber(ARGV[1])
+local ttl = tonumber(ARGV[3])
+local live = redis.call('ZCARD', KEYS[1])
+if live < limit then
+  redis.call('ZADD', KEYS[1], now + ttl, ARGV[2])
+  redis.call('PEXPIRE', KEYS[1], ttl + 1000)
+  if purged > 0 and live + 1 < limit then
+    redis.call('PUBLISH', ARGV[4], KEYS[1])
+  end
+  return {1, 0}
+end
+local oldest = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
+return {0, math.max(1, tonumber(oldest[2]) - now)}
+)lua";
+  return kScript;
+}
+
+const std::string&
+RedisLeaseBackend::release_script()
+{
+  // KEYS[1] scope; ARGV: lease, channel.
+  static const std::string kScript = R"lua(
+local removed = redis.call('ZREM', KEYS[1], ARGV[1])
+if removed > 0 then
+  redis.call('PUBLISH', ARGV[2], KEYS[1])
+end
+return {removed, redis.call('ZCARD', KEYS[1])}
+)lua";
+  return kScript;
+}
+
+const std::string&
+RedisLeaseBackend::renew_script()
+{
+  // KEYS[1] scope; ARGV: ttl ms, lease...
+  static const std::string kScript = R"lua(
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local ttl = tonumber(ARGV[1])
+for i = 2, #ARGV do
+  redis.call('ZADD', KEYS[1], now + ttl, ARGV[i])
+end
+redis.call('PEXPIRE', KEYS[1], ttl + 1000)
+return {#ARGV - 1, 0}
+)lua";
+  return kScript;
+}
+
+RedisLeaseBackend::RedisLeaseBackend(const core::RedisUrl& url,
+                                     std::chrono::milliseconds timeout,
+                                     std::string channel)
+    : url_(url)
+    , timeout_(timeout)
+    , channel_(std::move(channel))
+    , connection_(url, timeout)
+{
+}
+
+RedisLeaseBackend::~RedisLeaseBackend()
+{
+  stop_listening();
+}
+
+void
+RedisLeaseBackend::connect()
+{
+  connection_.connect();
+  acquire_sha_ = connection_.load_script(acquire_script());
+  release_sha_ = connection_.load_script(release_script());
+  renew_sha_ = connection_.load_script(renew_script());
+}
+
+core::SharedLeaseBackend::Attempt
+RedisLeaseBackend::acquire(const std::string& key,
+                           std::size_t limit,
+                           const std::string& lease,
+                           Millis ttl)
+{
+  const auto reply =
+      connection_.eval(acquire_script(),
+                       acquire_sha_,
+                       {key},
+                       {std::to_string(limit), lease, std::to_string(ttl.count()), channel_});
+  Attempt attempt;
+  attempt.granted = int_at(reply, 0) == 1;
+  attempt.retry_in = Millis(int_at(reply, 1));
+  return attempt;
+}
+
+void
+RedisLeaseBackend::release(const std::string& key, const std::string& lease)
+{
+  (void)connection_.eval(release_script(), release_sha_, {key}, {lease, channel_});
+}
+
+void
+RedisLeaseBackend::renew(const std::string& key, const std::vector<std::string>& leases, Millis ttl)
+{
+  std::vector<std::string> args;
+  args.reserve(leases.size() + 1);
+  args.push_back(std::to_string(ttl.count()));
+  args.insert(args.end(), leases.begin(), leases.end());
+  (void)connection_.eval(renew_script(), renew_sha_, {key}, args);
+}
+
+void
+RedisLeaseBackend::listen(std::function<void(const std::string& key)> on_release)
+{
+  listener_ =
+      std::thread([this, on_release = std::move(on_release)] { subscribe_loop(on_release); });
+}
+
+void
+RedisLeaseBackend::stop_listening() noexcept
+{
+  {
+    const std::lock_guard lock(mutex_);
+    stop_ = true;
+  }
+  stopped_.notify_all();
+  if (listener_.joinable()) {
+    listener_.join();
+  }
+}
+
+void
+RedisLeaseBackend::subscribe_loop(const std::function<void(const std::string& key)>& on_release)
+{
+  const auto stopping = [this] {
+    const std::lock_guard lock(mutex_);
+    return stop_;
+  };
+  const auto poll_step = std::chrono::milliseconds(200);
+  bool subscribed_before = false;
+  bool logged = false;
+  while (!stopping()) {
+    try {
+      Poco::Net::StreamSocket socket;
+      socket.connect(Poco::Net::SocketAddress(url_.host, url_.port), timespan(timeout_));
+      socket.setReceiveTimeout(timespan(timeout_));
+      socket.setNoDelay(true);
+      Poco::Redis::RedisOutputStream out(socket);
+      Poco::Redis::RedisInputStream in(socket);
+      const auto read_reply = [&in] {
+        Poco::Redis::RedisType::Ptr reply =
+            Poco::Redis::RedisType::createRedisType(static_cast<char>(in.get()));
+        if (reply.isNull()) {
+          throw Poco::IOException("connection closed");
+        }
+        reply->read(in);
+        return reply;
+      };
+      const auto send = [&](const Poco::Redis::Array& command) {
+        out << command.toString();
+        out.flush();
+        return read_reply();
+      };
+      authenticate(url_, send);
+      Poco::Redis::Array subscribe;
+      subscribe << "SUBSCRIBE" << channel_;
+      if (send(subscribe)->isError()) {
+        throw Poco::IOException("SUBSCRIBE refused");
+      }
+      if (subscribed_before) {
+        on_release(""); // releases announced while we were away are lost: look again
+      }
+      subscribed_before = true;
+      logged = false;
+      while (!stopping()) {
+        if (in.rdbuf()->in_avail() <= 0 &&
+            !socket.poll(timespan(poll_step),
+                         Poco::Net::Socket::SELECT_READ | Poco::Net::Socket::SELECT_ERROR)) {
+          continue;
+        }
+        const auto message = read_reply();
+        const auto* array =
+            dynamic_cast<const Poco::Redis::Type<Poco::Redis::Array>*>(message.get());
+        if (array == nullptr || array->value().size() < 3) {
+          continue;
+        }
+        const auto payload = array->value().get<Poco::Redis::BulkString>(2);
+        if (!payload.isNull()) {
+          on_release(payload.value());
+        }
+      }
+    } catch (const std::exception& e) {
+      if (!logged) {
+        core::log::get("net")->debug("redis subscription lost error=\"{}\"", e.what());
+        logged = true;
+      }
+    }
+    // Backoff before the next attempt; stop ends it at once.
+    std::unique_lock lock(mutex_);
+    stopped_.wait_for(lock, std::chrono::milliseconds(250), [this] { return stop_; });
+  }
+}
+
+} // namespace exai::net

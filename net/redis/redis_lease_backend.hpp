@@ -1,0 +1,65 @@
+#pragma once
+
+#include "core/capacity/shared_capacity.hpp"
+#include "core/config/redis_url.hpp"
+#include "net/redis/redis_connection.hpp"
+
+#include <atomic>
+#include <condition_variable>
+#include <functional>
+#include <mutex>
+#include <string>
+#include <thread>
+
+namespace exai::net {
+
+// The shared capacity leases in Redis (core::SharedLeaseBackend).
+//
+// A scope is a sorted set: member = lease id, score = expiry in Redis's own
+// clock (ms, from TIME inside the script, so daemons' clocks never matter).
+// Three Lua scripts, each one atomic round trip (EVALSHA, EVAL when Redis lost
+// the script):
+// - acquire: drop expired members; add the lease if fewer than `limit` remain;
+//   else answer when the oldest expires;
+// - release: remove the lease and PUBLISH the scope on `<prefix>released`;
+// - renew: set the given leases' expiry to now + TTL (re-adding lost ones).
+// The key itself expires one second after its newest lease, so an abandoned
+// scope leaves nothing behind. A second connection SUBSCRIBEs to the release
+// channel on its own thread.
+class RedisLeaseBackend final : public core::SharedLeaseBackend {
+public:
+  RedisLeaseBackend(const core::RedisUrl& url,
+                    std::chrono::milliseconds timeout,
+                    std::string channel);
+  ~RedisLeaseBackend() override;
+
+  void connect() override;
+  Attempt
+  acquire(const std::string& key, std::size_t limit, const std::string& lease, Millis ttl) override;
+  void release(const std::string& key, const std::string& lease) override;
+  void renew(const std::string& key, const std::vector<std::string>& leases, Millis ttl) override;
+  void listen(std::function<void(const std::string& key)> on_release) override;
+  void stop_listening() noexcept override;
+
+  // The Lua sources, for tests that drive them directly.
+  static const std::string& acquire_script();
+  static const std::string& release_script();
+  static const std::string& renew_script();
+
+private:
+  void subscribe_loop(const std::function<void(const std::string& key)>& on_release);
+
+  const core::RedisUrl url_;
+  const std::chrono::milliseconds timeout_;
+  const std::string channel_;
+  RedisConnection connection_; // the worker's
+  std::string acquire_sha_;
+  std::string release_sha_;
+  std::string renew_sha_;
+  std::mutex mutex_;
+  std::condition_variable stopped_;
+  bool stop_ = false; // guarded by mutex_
+  std::thread listener_;
+};
+
+} // namespace exai::net

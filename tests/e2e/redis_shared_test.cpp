@@ -1,0 +1,251 @@
+// Several `exai serve` processes sharing capacity through one Redis
+// (EXAI_REDIS_URL, SPEC §9): a private redis-server on a loopback port, one
+// fake GLM upstream both daemons call.
+
+#include "tests/support/daemon_checks.hpp"
+#include "tests/support/fake_upstream.hpp"
+#include "tests/support/redis_server.hpp"
+#include "tests/support/serve_process.hpp"
+#include "tests/support/ws_client.hpp"
+
+#include <catch2/catch.hpp>
+
+#include <csignal>
+#include <thread>
+
+namespace {
+
+using namespace exai::test;
+using nlohmann::json;
+using namespace std::chrono_literals;
+
+const std::string kKey = "glm-e2e-key-0123456789";
+const std::string kGlmScope = "exai:cap:provider:glm";
+const std::string kGlobalScope = "exai:cap:global";
+
+std::unique_ptr<ServeProcess>
+start_daemon(const FakeUpstream& glm, const RedisServer& redis, ServeProcess::Env extra = {})
+{
+  ServeProcess::Env env = {{"GLM_API_KEY", kKey},
+                           {"GLM_API_URL", glm.base_url()},
+                           {"EXAI_REDIS_URL", redis.url()},
+                           {"EXAI_WS_GLM_MAX_INFLIGHT", "2"},
+                           {"EXAI_WS_ACQUIRE_TIMEOUT_SECS", "30"},
+                           {"EXAI_WS_PROGRESS_INTERVAL_SECS", "0.1"}};
+  for (auto& [k, v] : extra) {
+    env[k] = v;
+  }
+  return ServeProcess::start_ready(env);
+}
+
+std::unique_ptr<WsClient>
+client_of(const ServeProcess& serve)
+{
+  auto c = std::make_unique<WsClient>(serve.port());
+  const auto ack = c->hello();
+  REQUIRE(ack);
+  REQUIRE(ack->at("ok") == true);
+  return c;
+}
+
+void
+send_chat(WsClient& c, const std::string& id, const std::string& prompt)
+{
+  c.send_json({{"op", "call_tool"},
+               {"request_id", id},
+               {"name", "chat"},
+               {"arguments", {{"prompt", prompt}}}});
+}
+
+std::optional<json>
+result_of(WsClient& c, std::chrono::milliseconds limit = 30s)
+{
+  return c.recv_until([](const json& f) { return f.value("op", "") == "call_tool_res"; },
+                      deadline_in(limit));
+}
+
+template <typename Predicate>
+bool
+eventually(Predicate predicate, std::chrono::milliseconds timeout)
+{
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (!predicate()) {
+    if (std::chrono::steady_clock::now() >= deadline) {
+      return false;
+    }
+    std::this_thread::sleep_for(20ms); // re-check; the deadline bounds the wait
+  }
+  return true;
+}
+
+} // namespace
+
+TEST_CASE("two daemons share one GLM limit: the upstream never sees more than it allows",
+          "[e2e][redis]")
+{
+  RedisServer redis;
+  FakeUpstream glm;
+  auto a = start_daemon(glm, redis);
+  auto b = start_daemon(glm, redis);
+  std::vector<std::unique_ptr<WsClient>> clients;
+  constexpr int kPerDaemon = 6;
+  for (int i = 0; i < 2 * kPerDaemon; ++i) {
+    clients.push_back(client_of(i % 2 == 0 ? *a : *b));
+    send_chat(*clients.back(),
+              "s" + std::to_string(i),
+              "shared " + std::to_string(i) + " [[sleep_ms=150]]");
+  }
+  for (auto& c : clients) {
+    const auto res = result_of(*c);
+    REQUIRE(res);
+    CHECK(res->contains("outputs"));
+  }
+  CHECK(glm.peak_concurrency() == 2);
+  CHECK(glm.request_count() == 2 * kPerDaemon);
+  const json health = fetch_health(a->port());
+  CHECK(health.at("capacity_mode") == "shared");
+  CHECK(health.at("redis").at("round_trips_per_call").get<double>() >= 4.0);
+  CHECK(capacity_back_to_zero(a->port()));
+  CHECK(capacity_back_to_zero(b->port()));
+  CHECK(eventually([&] { return redis.zcard(kGlmScope) == 0 && redis.zcard(kGlobalScope) == 0; },
+                   5000ms));
+}
+
+TEST_CASE("a daemon killed with SIGKILL strands its leases only for the lease TTL", "[e2e][redis]")
+{
+  RedisServer redis;
+  FakeUpstream glm;
+  const ServeProcess::Env ttl = {{"EXAI_REDIS_LEASE_TTL_SECS", "1.5"}};
+  auto a = start_daemon(glm, redis, ttl);
+  auto b = start_daemon(glm, redis, ttl);
+  auto c1 = client_of(*a);
+  auto c2 = client_of(*a);
+  send_chat(*c1, "h1", "hang one [[hang]]");
+  send_chat(*c2, "h2", "hang two [[hang]]");
+  REQUIRE(glm.wait_for_concurrency(2, 10s));
+  REQUIRE(redis.zcard(kGlmScope) == 2);
+  auto waiter = client_of(*b);
+  send_chat(*waiter, "w1", "waits for a lease");
+  // B's call waits: both leases are A's.
+  REQUIRE(eventually([&] { return fetch_health(b->port()).at("queued") == 1; }, 5000ms));
+  const auto killed = std::chrono::steady_clock::now();
+  REQUIRE(a->stop(SIGKILL, 5s) == 128 + SIGKILL);
+  const auto res = result_of(*waiter, 20s);
+  REQUIRE(res);
+  CHECK(res->contains("outputs"));
+  // Leases expire 1.5 s after their last renewal (at most 0.5 s before the kill).
+  CHECK(std::chrono::steady_clock::now() - killed < 6s);
+  glm.release_hangs();
+  CHECK(capacity_back_to_zero(b->port()));
+  CHECK(eventually([&] { return redis.zcard(kGlmScope) == 0 && redis.zcard(kGlobalScope) == 0; },
+                   5000ms));
+}
+
+TEST_CASE("Redis stopped mid-run: calls still answered, health degraded, then shared again",
+          "[e2e][redis]")
+{
+  RedisServer redis;
+  FakeUpstream glm;
+  auto a = start_daemon(glm, redis, {{"EXAI_REDIS_TIMEOUT_SECS", "0.3"}});
+  auto c = client_of(*a);
+  int n = 0;
+  const auto call_ok = [&] {
+    const std::string id = std::to_string(++n);
+    send_chat(*c, "r" + id, "call " + id);
+    const auto res = result_of(*c);
+    return res && res->contains("outputs");
+  };
+  CHECK(call_ok());
+  CHECK(fetch_health(a->port()).at("capacity_mode") == "shared");
+  redis.stop();
+  CHECK(call_ok());
+  CHECK(call_ok());
+  json health = fetch_health(a->port());
+  CHECK(health.at("capacity_mode") == "degraded");
+  CHECK(health.at("healthy") == false);
+  CHECK(health.at("redis").at("fallbacks") == 1);
+  CHECK_THAT(health.at("degraded_reasons").dump(), Catch::Contains("shared capacity degraded"));
+  redis.start();
+  CHECK(
+      eventually([&] { return fetch_health(a->port()).at("capacity_mode") == "shared"; }, 10000ms));
+  CHECK(call_ok());
+  health = fetch_health(a->port());
+  CHECK(health.at("healthy") == true);
+  CHECK(capacity_back_to_zero(a->port()));
+  CHECK(eventually([&] { return redis.zcard(kGlmScope) == 0 && redis.zcard(kGlobalScope) == 0; },
+                   5000ms));
+  CHECK(a->stderr_text().find("shared capacity degraded") != std::string::npos);
+}
+
+TEST_CASE("a bad EXAI_REDIS_URL or refused credentials stop start-up with 78", "[e2e][redis]")
+{
+  FakeUpstream glm;
+  {
+    ServeProcess serve({{"GLM_API_KEY", kKey},
+                        {"GLM_API_URL", glm.base_url()},
+                        {"EXAI_REDIS_URL", "http://127.0.0.1:1"}});
+    CHECK(serve.wait_exit() == 78);
+    CHECK_THAT(serve.stderr_text(), Catch::Contains("EXAI_REDIS_URL"));
+  }
+  RedisServer redis({"--requirepass", "the-right-one"});
+  ServeProcess serve(
+      {{"GLM_API_KEY", kKey},
+       {"GLM_API_URL", glm.base_url()},
+       {"EXAI_REDIS_URL", "redis://:not-the-password@127.0.0.1:" + std::to_string(redis.port())}});
+  CHECK(serve.wait_exit() == 78);
+  CHECK_THAT(serve.stderr_text(), Catch::Contains("refused the credentials"));
+  CHECK_THAT(serve.stderr_text(), !Catch::Contains("not-the-password"));
+}
+
+TEST_CASE("a conversation started on one daemon continues on another", "[e2e][redis]")
+{
+  RedisServer redis;
+  FakeUpstream glm;
+  auto a = start_daemon(glm, redis);
+  auto b = start_daemon(glm, redis);
+  auto on_a = client_of(*a);
+  send_chat(*on_a, "t1", "turn one on A");
+  const auto first = result_of(*on_a);
+  REQUIRE(first);
+  const std::string thread = result_envelope(*first)["continuation_offer"]["continuation_id"];
+  auto on_b = client_of(*b);
+  on_b->send_json({{"op", "call_tool"},
+                   {"request_id", "t2"},
+                   {"name", "chat"},
+                   {"arguments", {{"prompt", "turn two on B"}, {"continuation_id", thread}}}});
+  const auto second = result_of(*on_b);
+  REQUIRE(second);
+  REQUIRE(second->contains("outputs"));
+  const auto requests = glm.requests();
+  REQUIRE(requests.size() == 2);
+  // B sent A's first turn as history.
+  CHECK(requests.back().body.find("turn one on A") != std::string::npos);
+}
+
+TEST_CASE("a result is replayed by request id after its daemon restarts", "[e2e][redis]")
+{
+  RedisServer redis;
+  FakeUpstream glm;
+  const std::string token = "redis-e2e-token-0123456789";
+  const ServeProcess::Env with_token = {{"EXAI_WS_TOKEN", token}};
+  auto a = start_daemon(glm, redis, with_token);
+  json first;
+  {
+    WsClient c(a->port());
+    REQUIRE(c.hello(token));
+    send_chat(c, "keep-me", "answer once");
+    const auto res = result_of(c);
+    REQUIRE(res);
+    REQUIRE(res->contains("outputs"));
+    first = *res;
+  }
+  REQUIRE(a->stop(SIGTERM) == 0);
+  a = start_daemon(glm, redis, with_token);
+  WsClient c(a->port());
+  REQUIRE(c.hello(token));
+  send_chat(c, "keep-me", "answer once");
+  const auto again = result_of(c);
+  REQUIRE(again);
+  CHECK(again->at("outputs") == first.at("outputs"));
+  CHECK(glm.request_count() == 1); // replayed, not asked again
+}

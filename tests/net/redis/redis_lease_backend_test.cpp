@@ -1,0 +1,310 @@
+#include "core/capacity/shared_capacity.hpp"
+#include "core/config/redis_url.hpp"
+#include "core/error.hpp"
+#include "net/redis/redis_lease_backend.hpp"
+#include "tests/support/redis_server.hpp"
+
+#include <catch2/catch.hpp>
+
+#include <atomic>
+#include <condition_variable>
+#include <mutex>
+#include <set>
+#include <thread>
+
+using namespace exai::core;
+using namespace exai::net;
+using namespace exai::test;
+using namespace std::chrono_literals;
+
+namespace {
+
+RedisUrl
+url_of(const RedisServer& server, const std::string& password = {})
+{
+  std::string why;
+  std::string text = "redis://";
+  if (!password.empty()) {
+    text.append(":").append(password).append("@");
+  }
+  text.append("127.0.0.1:").append(std::to_string(server.port()));
+  auto url = parse_redis_url(text, why);
+  REQUIRE(url);
+  return *url;
+}
+
+constexpr const char* kChannel = "test:cap:released";
+
+// Waits until `predicate` holds or `timeout` passes.
+template <typename Predicate>
+bool
+eventually(Predicate predicate, std::chrono::milliseconds timeout)
+{
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (!predicate()) {
+    if (std::chrono::steady_clock::now() >= deadline) {
+      return false;
+    }
+    std::this_thread::sleep_for(5ms); // re-check; the deadline bounds the wait
+  }
+  return true;
+}
+
+} // namespace
+
+TEST_CASE("the acquire script grants up to the limit, then names when the oldest lease expires",
+          "[net][redis]")
+{
+  RedisServer redis;
+  RedisLeaseBackend backend(url_of(redis), 1000ms, kChannel);
+  backend.connect();
+  CHECK(backend.acquire("k", 2, "a", 10000ms).granted);
+  CHECK(backend.acquire("k", 2, "b", 10000ms).granted);
+  const auto full = backend.acquire("k", 2, "c", 10000ms);
+  CHECK_FALSE(full.granted);
+  CHECK(full.retry_in > 9000ms);
+  CHECK(full.retry_in <= 10000ms);
+  CHECK(redis.zcard("k") == 2);
+  backend.release("k", "a");
+  CHECK(backend.acquire("k", 2, "c", 10000ms).granted);
+  backend.release("k", "b");
+  backend.release("k", "c");
+  backend.release("k", "c"); // twice: nothing more happens
+  CHECK(redis.zcard("k") == 0);
+}
+
+TEST_CASE("expired leases stop counting: a dead holder strands nothing past the TTL",
+          "[net][redis]")
+{
+  RedisServer redis;
+  RedisLeaseBackend backend(url_of(redis), 1000ms, kChannel);
+  backend.connect();
+  REQUIRE(backend.acquire("k", 1, "dead", 300ms).granted); // never renewed, never released
+  const auto started = std::chrono::steady_clock::now();
+  auto attempt = backend.acquire("k", 1, "next", 10000ms);
+  CHECK_FALSE(attempt.granted);
+  CHECK(attempt.retry_in <= 300ms);
+  // The server's own hint says when to try again.
+  while (!attempt.granted) {
+    REQUIRE(std::chrono::steady_clock::now() - started < 5s);
+    std::this_thread::sleep_for(attempt.retry_in);
+    attempt = backend.acquire("k", 1, "next", 10000ms);
+  }
+  CHECK(std::chrono::steady_clock::now() - started < 2s);
+  CHECK(redis.zcard("k") == 1);
+  backend.release("k", "next");
+  CHECK(redis.zcard("k") == 0);
+}
+
+TEST_CASE("renew extends held leases and re-adds those the server lost", "[net][redis]")
+{
+  RedisServer redis;
+  RedisLeaseBackend backend(url_of(redis), 1000ms, kChannel);
+  backend.connect();
+  REQUIRE(backend.acquire("k", 5, "a", 500ms).granted);
+  backend.renew("k", {"a"}, 60000ms);
+  Poco::Redis::Array pttl;
+  pttl << "PTTL"
+       << "k";
+  CHECK(redis.integer(pttl) > 50000);
+  Poco::Redis::Array del;
+  del << "DEL"
+      << "k";
+  redis.command(del);
+  backend.renew("k", {"a", "b"}, 60000ms);
+  CHECK(redis.zcard("k") == 2);
+}
+
+TEST_CASE("a lost script is sent again (EVAL after NOSCRIPT)", "[net][redis]")
+{
+  RedisServer redis;
+  RedisLeaseBackend backend(url_of(redis), 1000ms, kChannel);
+  backend.connect();
+  Poco::Redis::Array flush;
+  flush << "SCRIPT"
+        << "FLUSH";
+  redis.command(flush);
+  CHECK(backend.acquire("k", 1, "a", 10000ms).granted);
+  backend.release("k", "a");
+  CHECK(redis.zcard("k") == 0);
+}
+
+TEST_CASE("a release is announced to every listener", "[net][redis]")
+{
+  RedisServer redis;
+  RedisLeaseBackend first(url_of(redis), 1000ms, kChannel);
+  RedisLeaseBackend second(url_of(redis), 1000ms, kChannel);
+  first.connect();
+  std::mutex mutex;
+  std::set<std::string> heard; // guarded by mutex
+  second.listen([&](const std::string& key) {
+    const std::lock_guard lock(mutex);
+    heard.insert(key);
+  });
+  // The subscription is up once a publish reaches it.
+  REQUIRE(eventually(
+      [&] {
+        (void)first.acquire("k", 1, "a", 10000ms);
+        first.release("k", "a");
+        const std::lock_guard lock(mutex);
+        return heard.count("k") == 1;
+      },
+      5000ms));
+  second.stop_listening();
+}
+
+TEST_CASE("unreachable Redis is SharedUnavailable; refused credentials are a config error",
+          "[net][redis]")
+{
+  {
+    RedisServer redis;
+    const RedisUrl url = url_of(redis);
+    redis.stop();
+    RedisLeaseBackend backend(url, 500ms, kChannel);
+    CHECK_THROWS_AS(backend.connect(), SharedUnavailable);
+  }
+  RedisServer redis({"--requirepass", "right-password"});
+  {
+    RedisLeaseBackend backend(url_of(redis, "wrong-password"), 1000ms, kChannel);
+    try {
+      backend.connect();
+      FAIL("connected with a wrong password");
+    } catch (const Error& e) {
+      CHECK(e.code() == Errc::config_invalid);
+      CHECK_THAT(e.what(), Catch::Contains("EXAI_REDIS_URL"));
+      CHECK_THAT(e.what(), !Catch::Contains("wrong-password"));
+    }
+  }
+  {
+    RedisLeaseBackend backend(url_of(redis), 1000ms, kChannel);
+    CHECK_THROWS_AS(backend.connect(), Error);
+  }
+  RedisLeaseBackend backend(url_of(redis, "right-password"), 1000ms, kChannel);
+  backend.connect();
+  CHECK(backend.acquire("k", 1, "a", 10000ms).granted);
+}
+
+namespace {
+
+SharedCapacityOptions
+options(const std::string& id, std::chrono::milliseconds ttl = 10000ms)
+{
+  SharedCapacityOptions o;
+  o.daemon_id = id;
+  o.lease_ttl = ttl;
+  o.key_prefix = "test:cap:";
+  o.retry_interval = 100ms;
+  return o;
+}
+
+} // namespace
+
+TEST_CASE("two daemons share one limit; a release wakes the other daemon's waiter at once",
+          "[net][redis]")
+{
+  RedisServer redis;
+  RedisLeaseBackend backend_a(url_of(redis), 1000ms, kChannel);
+  RedisLeaseBackend backend_b(url_of(redis), 1000ms, kChannel);
+  SharedCapacity a(backend_a, options("a", 30000ms));
+  SharedCapacity b(backend_b, options("b", 30000ms));
+  PermitSource& gate_a = a.gate("provider:glm", 2);
+  PermitSource& gate_b = b.gate("provider:glm", 2);
+  auto p1 = gate_a.acquire_until(std::chrono::steady_clock::now() + 5s, {});
+  auto p2 = gate_b.acquire_until(std::chrono::steady_clock::now() + 5s, {});
+  REQUIRE(p1);
+  REQUIRE(p2);
+  CHECK(redis.zcard("test:cap:provider:glm") == 2);
+  // Full across both: a third times out.
+  AcquireStatus status = AcquireStatus::acquired;
+  CHECK_FALSE(gate_a.acquire_until(std::chrono::steady_clock::now() + 200ms, {}, &status));
+  CHECK(status == AcquireStatus::timed_out);
+  // A waiter of A gets B's unit when B releases it, long before the 30 s TTL.
+  std::optional<Permit> got;
+  std::thread waiter(
+      [&] { got = gate_a.acquire_until(std::chrono::steady_clock::now() + 10s, {}); });
+  REQUIRE(eventually([&] { return gate_a.stats().waiting == 1; }, 5000ms));
+  const auto released = std::chrono::steady_clock::now();
+  p2.reset();
+  waiter.join();
+  CHECK(got);
+  CHECK(std::chrono::steady_clock::now() - released < 2s);
+  got.reset();
+  p1.reset();
+  CHECK(eventually([&] { return redis.zcard("test:cap:provider:glm") == 0; }, 5000ms));
+  CHECK(a.stats().round_trips > 0);
+}
+
+TEST_CASE("a cancelled wait for a shared scope ends at once and holds nothing", "[net][redis]")
+{
+  RedisServer redis;
+  RedisLeaseBackend backend(url_of(redis), 1000ms, kChannel);
+  SharedCapacity shared(backend, options("a"));
+  PermitSource& gate = shared.gate("global", 1);
+  auto held = gate.acquire_until(std::chrono::steady_clock::now() + 5s, {});
+  REQUIRE(held);
+  std::stop_source stop;
+  AcquireStatus status = AcquireStatus::acquired;
+  std::thread waiter([&] {
+    (void)gate.acquire_until(std::chrono::steady_clock::now() + 30s, stop.get_token(), &status);
+  });
+  REQUIRE(eventually([&] { return gate.stats().waiting == 1; }, 5000ms));
+  stop.request_stop();
+  waiter.join();
+  CHECK(status == AcquireStatus::cancelled);
+  CHECK(gate.stats().waiting == 0);
+  held.reset();
+  CHECK(eventually([&] { return redis.zcard("test:cap:global") == 0; }, 5000ms));
+}
+
+TEST_CASE("Redis down: local shares answer, health degraded; back: shared again, nothing leaked",
+          "[net][redis]")
+{
+  RedisServer redis;
+  RedisLeaseBackend backend(url_of(redis), 300ms, kChannel);
+  SharedCapacity shared(backend, options("a", 2000ms));
+  PermitSource& gate = shared.gate("global", 4);
+  auto before = gate.acquire_until(std::chrono::steady_clock::now() + 5s, {});
+  REQUIRE(before);
+  REQUIRE(shared.stats().shared);
+  redis.stop();
+  // Local share: ceil(4 x 0.5) = 2 units while Redis is away.
+  std::vector<Permit> local;
+  for (int i = 0; i < 2; ++i) {
+    auto p = gate.acquire_until(std::chrono::steady_clock::now() + 5s, {});
+    REQUIRE(p);
+    local.push_back(std::move(*p));
+  }
+  CHECK_FALSE(shared.stats().shared);
+  CHECK_THAT(shared.stats().reason, Catch::Contains("redis unreachable"));
+  CHECK(shared.stats().fallbacks == 1);
+  CHECK_FALSE(gate.acquire_until(std::chrono::steady_clock::now() + 100ms, {}));
+  redis.start();
+  REQUIRE(eventually([&] { return shared.stats().shared; }, 5000ms));
+  // The lease held across the outage was re-added to the new, empty Redis.
+  CHECK(redis.zcard("test:cap:global") == 1);
+  auto after = gate.acquire_until(std::chrono::steady_clock::now() + 5s, {});
+  REQUIRE(after);
+  CHECK(redis.zcard("test:cap:global") == 2);
+  local.clear();
+  after.reset();
+  before.reset();
+  CHECK(eventually([&] { return redis.zcard("test:cap:global") == 0; }, 5000ms));
+  CHECK(gate.stats().in_use == 0);
+  CHECK(shared.stats().leases_held == 0);
+}
+
+TEST_CASE("Redis unreachable with EXAI_REDIS_FAILURE=refuse grants nothing", "[net][redis]")
+{
+  RedisServer redis;
+  const RedisUrl url = url_of(redis);
+  redis.stop();
+  RedisLeaseBackend backend(url, 300ms, kChannel);
+  SharedCapacityOptions o = options("a");
+  o.failure = SharedFailureMode::refuse;
+  SharedCapacity shared(backend, o);
+  PermitSource& gate = shared.gate("global", 4);
+  CHECK_FALSE(shared.stats().shared);
+  AcquireStatus status = AcquireStatus::acquired;
+  CHECK_FALSE(gate.acquire_until(std::chrono::steady_clock::now() + 200ms, {}, &status));
+  CHECK(status == AcquireStatus::timed_out);
+}
