@@ -14,12 +14,6 @@ namespace exai::net {
 
 namespace {
 
-Poco::Timespan
-timespan(std::chrono::milliseconds ms)
-{
-  return Poco::Timespan(static_cast<Poco::Timespan::TimeDiff>(ms.count()) * 1000);
-}
-
 std::string
 error_text(const Poco::Redis::RedisType::Ptr& reply)
 {
@@ -163,6 +157,12 @@ RedisConnection::eval(const std::string& script,
     throw core::SharedUnavailable("script failed: " + error_text(reply));
   }
   return reply;
+}
+
+Poco::Timespan
+timespan(std::chrono::milliseconds ms)
+{
+  return Poco::Timespan(static_cast<Poco::Timespan::TimeDiff>(ms.count()) * 1000);
 }
 
 } // namespace exai::net

@@ -14,12 +14,6 @@ namespace exai::net {
 
 namespace {
 
-Poco::Timespan
-timespan(std::chrono::milliseconds ms)
-{
-  return Poco::Timespan(static_cast<Poco::Timespan::TimeDiff>(ms.count()) * 1000);
-}
-
 std::int64_t
 int_at(const Poco::Redis::RedisType::Ptr& reply, std::size_t pos)
 {

@@ -1,8 +1,8 @@
 // Several `exai serve` processes sharing capacity through one Redis
 // (EXAI_REDIS_URL, SPEC §9): a private redis-server on a loopback port, one
 // fake GLM upstream both daemons call.
-
 #include "tests/support/daemon_checks.hpp"
+#include "tests/support/eventually.hpp"
 #include "tests/support/fake_upstream.hpp"
 #include "tests/support/redis_server.hpp"
 #include "tests/support/serve_process.hpp"
@@ -62,20 +62,6 @@ result_of(WsClient& c, std::chrono::milliseconds limit = 30s)
 {
   return c.recv_until([](const json& f) { return f.value("op", "") == "call_tool_res"; },
                       deadline_in(limit));
-}
-
-template <typename Predicate>
-bool
-eventually(Predicate predicate, std::chrono::milliseconds timeout)
-{
-  const auto deadline = std::chrono::steady_clock::now() + timeout;
-  while (!predicate()) {
-    if (std::chrono::steady_clock::now() >= deadline) {
-      return false;
-    }
-    std::this_thread::sleep_for(20ms); // re-check; the deadline bounds the wait
-  }
-  return true;
 }
 
 } // namespace

@@ -1,5 +1,6 @@
 #include "core/capacity/capacity_controller.hpp"
 #include "core/capacity/shared_capacity.hpp"
+#include "tests/support/eventually.hpp"
 
 #include <catch2/catch.hpp>
 
@@ -10,6 +11,7 @@
 #include <thread>
 
 using namespace exai::core;
+using exai::test::eventually;
 using namespace std::chrono_literals;
 
 namespace {
@@ -106,20 +108,6 @@ auto
 in(std::chrono::milliseconds ms)
 {
   return std::chrono::steady_clock::now() + ms;
-}
-
-template <typename Predicate>
-bool
-eventually(Predicate predicate)
-{
-  const auto deadline = std::chrono::steady_clock::now() + 5s;
-  while (!predicate()) {
-    if (std::chrono::steady_clock::now() >= deadline) {
-      return false;
-    }
-    std::this_thread::sleep_for(2ms); // re-check; the deadline bounds the wait
-  }
-  return true;
 }
 
 } // namespace

@@ -1,5 +1,6 @@
 #include "core/util/scheduler.hpp"
 #include "core/util/thread_pool.hpp"
+#include "tests/support/eventually.hpp"
 
 #include <catch2/catch.hpp>
 
@@ -10,25 +11,8 @@
 
 using exai::core::Scheduler;
 using exai::core::ThreadPool;
+using exai::test::eventually;
 using namespace std::chrono_literals;
-
-namespace {
-
-template <typename Pred>
-bool
-eventually(Pred pred, std::chrono::milliseconds limit = 5s)
-{
-  const auto deadline = std::chrono::steady_clock::now() + limit;
-  while (!pred()) {
-    if (std::chrono::steady_clock::now() > deadline) {
-      return false;
-    }
-    std::this_thread::sleep_for(1ms);
-  }
-  return true;
-}
-
-} // namespace
 
 TEST_CASE("a one-shot task runs once, not before its time", "[core][scheduler]")
 {

@@ -2,6 +2,7 @@
 #include "core/config/redis_url.hpp"
 #include "core/error.hpp"
 #include "net/redis/redis_lease_backend.hpp"
+#include "tests/support/eventually.hpp"
 #include "tests/support/redis_server.hpp"
 
 #include <catch2/catch.hpp>
@@ -34,21 +35,6 @@ url_of(const RedisServer& server, const std::string& password = {})
 }
 
 constexpr const char* kChannel = "test:cap:released";
-
-// Waits until `predicate` holds or `timeout` passes.
-template <typename Predicate>
-bool
-eventually(Predicate predicate, std::chrono::milliseconds timeout)
-{
-  const auto deadline = std::chrono::steady_clock::now() + timeout;
-  while (!predicate()) {
-    if (std::chrono::steady_clock::now() >= deadline) {
-      return false;
-    }
-    std::this_thread::sleep_for(5ms); // re-check; the deadline bounds the wait
-  }
-  return true;
-}
 
 } // namespace
 
