@@ -23,6 +23,7 @@ using nlohmann::json;
 
 constexpr std::size_t kMaxOutputChars = 16384; // content mode: output text kept per line
 constexpr std::size_t kMaxIdBytes = 128;
+constexpr std::size_t kRecentExcerptChars = 400; // operator view: prompt and output shown
 
 std::string
 iso_time(std::chrono::system_clock::time_point time)
@@ -112,6 +113,16 @@ ToolCallLog::dropped() const
 std::string
 ToolCallLog::line(const ToolCallRecord& record) const
 {
+  json out = fields(record);
+  if (options_.content) {
+    add_content(out, record);
+  }
+  return scrub(out.dump(-1, ' ', false, json::error_handler_t::replace), options_.secrets);
+}
+
+json
+ToolCallLog::fields(const ToolCallRecord& record)
+{
   json out = {{"t", iso_time(record.time)},
               {"session", short_id(record.session_id)},
               {"request_id", printable(record.request_id, kMaxIdBytes)},
@@ -131,9 +142,6 @@ ToolCallLog::line(const ToolCallRecord& record) const
           out["error_" + std::string(key)] = *it;
         }
       }
-    }
-    if (options_.content) {
-      out["error"] = failure->message;
     }
     out["result_bytes"] = failure->message.size();
   } else {
@@ -161,20 +169,71 @@ ToolCallLog::line(const ToolCallRecord& record) const
           }
         }
       }
-      if (options_.content) {
-        out["output"] = printable(success.outputs.front(), kMaxOutputChars);
-      }
     }
   }
   if (record.arguments) {
     const std::string arguments =
         record.arguments->dump(-1, ' ', false, json::error_handler_t::replace);
     out["argument_bytes"] = arguments.size();
-    if (options_.content) {
-      out["arguments"] = *record.arguments;
+  }
+  return out;
+}
+
+void
+ToolCallLog::add_content(json& out, const ToolCallRecord& record)
+{
+  if (const ToolResult* result = record.result.get()) {
+    if (const auto* failure = std::get_if<ToolFailure>(result)) {
+      out["error"] = failure->message;
+    } else if (const auto& success = std::get<ToolSuccess>(*result); !success.outputs.empty()) {
+      out["output"] = printable(success.outputs.front(), kMaxOutputChars);
     }
   }
-  return scrub(out.dump(-1, ' ', false, json::error_handler_t::replace), options_.secrets);
+  if (record.arguments) {
+    out["arguments"] = *record.arguments;
+  }
+}
+
+void
+ToolCallLog::add_excerpts(json& out, const ToolCallRecord& record) const
+{
+  const auto excerpt = [this](const std::string& text) {
+    return scrub(printable(text, kRecentExcerptChars), options_.secrets);
+  };
+  if (record.arguments && record.arguments->is_object()) {
+    for (const char* key : {"prompt", "step", "question"}) {
+      const auto it = record.arguments->find(key);
+      if (it != record.arguments->end() && it->is_string()) {
+        out["prompt"] = excerpt(it->get<std::string>());
+        break;
+      }
+    }
+  }
+  if (const ToolResult* result = record.result.get()) {
+    if (const auto* failure = std::get_if<ToolFailure>(result)) {
+      out["output"] = excerpt(failure->message);
+    } else if (const auto& success = std::get<ToolSuccess>(*result); !success.outputs.empty()) {
+      const json envelope = json::parse(success.outputs.front(), nullptr, false);
+      out["output"] = excerpt(envelope.is_object() && envelope.contains("content") &&
+                                      envelope["content"].is_string()
+                                  ? envelope["content"].get<std::string>()
+                                  : success.outputs.front());
+    }
+  }
+}
+
+std::vector<json>
+ToolCallLog::recent() const
+{
+  const std::lock_guard lock(mutex_);
+  return {recent_.rbegin(), recent_.rend()};
+}
+
+std::vector<ToolCallLog::MinuteCount>
+ToolCallLog::per_minute() const
+{
+  const std::lock_guard lock(mutex_);
+  return {minutes_.begin(), minutes_.end()};
 }
 
 void
@@ -190,8 +249,21 @@ ToolCallLog::write_loop(const std::stop_token& stop)
     ToolCallRecord record = std::move(queue_.front());
     queue_.pop_front();
     lock.unlock();
-    const std::string text = line(record);
-    append(text + "\n");
+    // The line and the in-memory summary share one look at the result.
+    json summary = fields(record);
+    std::string text;
+    if (options_.content) {
+      json full = summary;
+      add_content(full, record);
+      text = scrub(full.dump(-1, ' ', false, json::error_handler_t::replace), options_.secrets);
+    } else {
+      text = scrub(summary.dump(-1, ' ', false, json::error_handler_t::replace), options_.secrets);
+    }
+    text.push_back('\n');
+    append(text);
+    if (options_.recent_content) {
+      add_excerpts(summary, record);
+    }
     const auto* failure = record.result ? std::get_if<ToolFailure>(record.result.get()) : nullptr;
     activity->info("call tool={} outcome={} duration_ms={} model={} session={} request_id={}",
                    record.tool,
@@ -200,7 +272,24 @@ ToolCallLog::write_loop(const std::stop_token& stop)
                    record.model.empty() ? "-" : record.model,
                    short_id(record.session_id),
                    printable(record.request_id, 64));
+    const std::int64_t minute =
+        std::chrono::duration_cast<std::chrono::minutes>(record.time.time_since_epoch()).count();
+    const bool error = failure != nullptr || !record.result;
     lock.lock();
+    if (options_.recent > 0) {
+      recent_.push_back(std::move(summary));
+      if (recent_.size() > options_.recent) {
+        recent_.pop_front();
+      }
+    }
+    if (minutes_.empty() || minutes_.back().minute < minute) {
+      minutes_.push_back(MinuteCount{minute, 0, 0});
+      if (minutes_.size() > kMinutesKept) {
+        minutes_.pop_front();
+      }
+    }
+    ++minutes_.back().calls;
+    minutes_.back().errors += error ? 1 : 0;
     ++written_total_;
     changed_.notify_all();
   }
