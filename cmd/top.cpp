@@ -78,7 +78,16 @@ column_named(const std::string& name)
   return std::nullopt;
 }
 
-// `text` cut or padded to exactly `width` columns (bytes: names are ASCII).
+// Terminal columns of UTF-8 `text`: one per character (short ids end in "…").
+std::size_t
+columns_of(std::string_view text)
+{
+  return static_cast<std::size_t>(std::count_if(text.begin(), text.end(), [](char c) {
+    return (static_cast<unsigned char>(c) & 0xC0U) != 0x80U;
+  }));
+}
+
+// `text` cut (at a character boundary) or padded to exactly `width` columns.
 void
 cell(std::string& out, std::string_view text, int width)
 {
@@ -87,13 +96,20 @@ cell(std::string& out, std::string_view text, int width)
     return;
   }
   const auto w = static_cast<std::size_t>(width);
-  if (text.size() >= w) {
-    out.append(text.substr(0, w - 1));
+  std::size_t used = columns_of(text);
+  if (used >= w) {
+    std::size_t end = 0;
+    for (std::size_t kept = 0; end < text.size(); ++end) {
+      if ((static_cast<unsigned char>(text[end]) & 0xC0U) != 0x80U && ++kept == w) {
+        break; // `end` starts character number w: keep w - 1 and a space
+      }
+    }
+    out.append(text.substr(0, end));
     out.push_back(' ');
     return;
   }
   out.append(text);
-  out.append(w - text.size(), ' ');
+  out.append(w - used, ' ');
 }
 
 void
