@@ -122,6 +122,7 @@ async function main() {
     return 77;
   }
 
+  rmSync(join(args.out, "ui-failure.png"), { force: true }); // from an earlier run
   const fake = await spawnUntil(args.fake, ["--port", "0"], { stdio: ["pipe", "pipe", "inherit"] },
     "stdout", /listening on 127\.0\.0\.1:(\d+)/);
   const fakePort = Number(fake.match[1]);
