@@ -240,6 +240,10 @@ void
 ToolCallLog::write_loop(const std::stop_token& stop)
 {
   const auto activity = log::get("activity");
+  // What leaves memory is freed with the lock released, since calls queue
+  // their records under it: the summary recent_ drops (at the next turn) and
+  // the record, which may hold the last reference to a large result.
+  json evicted;
   std::unique_lock lock(mutex_);
   for (;;) {
     changed_.wait(lock, stop, [this] { return !queue_.empty(); });
@@ -249,6 +253,7 @@ ToolCallLog::write_loop(const std::stop_token& stop)
     ToolCallRecord record = std::move(queue_.front());
     queue_.pop_front();
     lock.unlock();
+    evicted = nullptr;
     // The line and the in-memory summary share one look at the result.
     json summary = fields(record);
     std::string text;
@@ -275,10 +280,12 @@ ToolCallLog::write_loop(const std::stop_token& stop)
     const std::int64_t minute =
         std::chrono::duration_cast<std::chrono::minutes>(record.time.time_since_epoch()).count();
     const bool error = failure != nullptr || !record.result;
+    record = ToolCallRecord{};
     lock.lock();
     if (options_.recent > 0) {
       recent_.push_back(std::move(summary));
       if (recent_.size() > options_.recent) {
+        evicted = std::move(recent_.front());
         recent_.pop_front();
       }
     }
