@@ -280,3 +280,31 @@ TEST_CASE("EXAI_UI_SHOW_CONTENT=true shows prompt and answer excerpts", "[e2e][u
         std::string::npos);
   CHECK(done["recent"][0].contains("output"));
 }
+
+TEST_CASE("a call whose streamed answer is arriving shows as streaming", "[e2e][ui]")
+{
+  FakeUpstream fake;
+  auto serve = daemon(fake);
+  WsClient client(serve->port());
+  REQUIRE(client.hello(std::string(kToken)));
+  start_call(client, "streamed", "a long answer [[chunks=100]][[chunk_ms=100]]");
+  REQUIRE(client.recv_until(
+      [](const json& f) {
+        return f.value("op", "") == "progress" &&
+               f.value("note", "").rfind("streaming from ", 0) == 0;
+      },
+      deadline_in(10s)));
+  const json doc = snapshot_until(serve->port(), [](const json& d) {
+    const json* call = find_call(d, "streamed");
+    return call != nullptr && (*call)["state"] == "streaming";
+  });
+  const json* call = find_call(doc, "streamed");
+  REQUIRE(call != nullptr);
+  CHECK((*call)["state"] == "streaming");
+  client.send_json({{"op", "cancel_tool"}, {"request_id", "streamed"}});
+  REQUIRE(client.recv_until([](const json& f) { return f.value("op", "") == "call_tool_res"; },
+                            deadline_in(5s)));
+  const json done =
+      snapshot_until(serve->port(), [](const json& d) { return d["inflight"].empty(); });
+  CHECK(done["inflight"].empty());
+}
