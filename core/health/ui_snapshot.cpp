@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <tuple>
 
 namespace exai::core {
 
@@ -85,8 +86,12 @@ ui_snapshot_json(const UiInputs& in)
   for (const auto& call : in.inflight) {
     calls.push_back(&call);
   }
-  std::stable_sort(calls.begin(), calls.end(), [](const auto* a, const auto* b) {
-    return a->elapsed > b->elapsed;
+  // Longest first; ties (same millisecond) in a fixed order, so rows do not
+  // swap places between refreshes.
+  std::sort(calls.begin(), calls.end(), [](const auto* a, const auto* b) {
+    return a->elapsed != b->elapsed
+               ? a->elapsed > b->elapsed
+               : std::tie(a->session_id, a->request_id) < std::tie(b->session_id, b->request_id);
   });
   json inflight = json::array();
   for (const auto* call : calls) {
