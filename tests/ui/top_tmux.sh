@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # `exai top` in a real terminal (tmux, 160x40): it shows the calls in flight
-# while the fake upstream holds them, `r` reverses the sort order, `q` quits.
+# while the fake upstream holds them, `s` picks the sort column and `r`
+# reverses it, `/` filters, `q` quits.
 #
 #   top_tmux.sh EXAI FAKE_UPSTREAM OUT_DIR
 #
@@ -72,18 +73,22 @@ wait_for "two calls in flight" screen_has "calls in flight: 2"
 wait_for "both rows" screen_has "glm-4.5-air"
 screen >"$out/top-capture.txt"
 
-# Longest first: the glm-4.5 call (started first) is above the glm-4.5-air one.
+# Sort by model: `s` three times moves from ELAPSED past STATE and TOOL to
+# MODEL (still descending), `r` reverses.
 order() { screen | grep -E '^chat +glm-4\.5(-air)? ' | awk '{print $2}' | tr '\n' ' '; }
-[[ $(order) == "glm-4.5 glm-4.5-air " ]] || { echo "unexpected order: $(order)" >&2; screen >&2; exit 1; }
+order_is() { [[ $(order) == "$1" ]]; }
+tmux -L "$socket" send-keys -t top s s s
+wait_for "sorted by model, descending" screen_has "MODELv"
+wait_for "descending model order" order_is "glm-4.5-air glm-4.5 "
 tmux -L "$socket" send-keys -t top r
-wait_for "reversed order" test "$(order)" == "glm-4.5-air glm-4.5 "
-screen_has "ELAPSED^" || { echo "sort marker not shown" >&2; exit 1; }
+wait_for "sorted by model, ascending" screen_has "MODEL^"
+wait_for "ascending model order" order_is "glm-4.5 glm-4.5-air "
 
 # Filter by tool: '/', text, Enter.
 tmux -L "$socket" send-keys -t top / n o s u c h Enter
 wait_for "filter applied" screen_has '(filter "nosuch": 0 shown)'
 tmux -L "$socket" send-keys -t top / Escape
-wait_for "filter cleared" test "$(order)" == "glm-4.5-air glm-4.5 "
+wait_for "filter cleared" order_is "glm-4.5 glm-4.5-air "
 
 tmux -L "$socket" send-keys -t top q
 gone() { ! tmux -L "$socket" has-session -t top 2>/dev/null; }

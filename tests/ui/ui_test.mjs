@@ -203,9 +203,11 @@ async function main() {
     const results = slowCalls(port, 3);
     await wait(() => document.querySelector('.gauge[data-scope="provider glm"] meter')?.value === 2);
     await wait(() => document.querySelectorAll("#inflight tbody tr:not(.empty)").length === 3);
-    const states = await page.$$eval("#inflight tbody tr td:nth-child(5)", (cells) => cells.map((c) => c.textContent));
-    assert.equal(states.filter((s) => s === "running").length, 2, states.join(", "));
-    assert.equal(states.filter((s) => s.startsWith("waiting")).length, 1, states.join(", "));
+    await wait(() => {
+      const states = [...document.querySelectorAll("#inflight tbody tr td:nth-child(5)")].map((c) => c.textContent);
+      return states.filter((s) => s === "running").length === 2 &&
+        states.filter((s) => s === "waiting for provider (glm)").length === 1;
+    });
     const gaugeText = await page.$eval('.gauge[data-scope="provider glm"] .nums', (e) => e.textContent);
     assert.match(gaugeText, /2 \/ 2 in use · 1 waiting/);
     const body = await page.evaluate(() => document.body.textContent);
