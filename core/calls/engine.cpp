@@ -208,6 +208,7 @@ struct Engine::Execution {
   Scheduler::Handle heartbeat;                // guarded by mutex
   Scheduler::Handle deadline;                 // guarded by mutex
   std::string waiting_for;                    // guarded by mutex: the full scope, once one was
+  std::atomic<bool> granted{false};           // holds its capacity (runs next)
   std::atomic<bool> streaming{false};         // a streamed answer has begun
 
   std::vector<std::shared_ptr<Call>> snapshot()
@@ -683,6 +684,7 @@ Engine::admitted(const std::shared_ptr<Execution>& execution,
     retire(execution);
     return;
   }
+  execution->granted.store(true, std::memory_order_relaxed);
   auto permits = std::make_shared<CallPermits>(std::move(std::get<CallPermits>(outcome)));
   // Tools that call no model are quick: run them on this thread when
   // capacity was free right away, sparing a thread hop and the timers.
@@ -1173,7 +1175,7 @@ Engine::inflight_calls() const
     view.state = "accepted";
     if (const auto execution = call->running_in()) {
       const std::lock_guard lock(execution->mutex);
-      if (!execution->admitted) {
+      if (!execution->admitted && !execution->granted.load(std::memory_order_relaxed)) {
         view.state = "waiting";
         view.waiting_for = execution->waiting_for;
       } else {
