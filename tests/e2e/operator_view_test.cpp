@@ -211,10 +211,21 @@ TEST_CASE("a slow call appears in flight without its prompt, then moves to recen
   // [[hang]] reaching the fake after release_hangs() would hang again).
   start_call(client, "slow-2", "second secret prompt");
 
-  const json busy = snapshot_until(serve->port(), [](const json& doc) {
+  // The scopes and the calls are read one after the other: wait until both
+  // show the second call waiting.
+  const auto glm_full = [](const json& doc) {
+    for (const auto& scope : doc["scopes"]) {
+      if (scope["name"] == "provider glm") {
+        return scope["in_use"] == 1 && scope["waiting"] == 1 && scope["capacity"] == 1;
+      }
+    }
+    return false;
+  };
+  const json busy = snapshot_until(serve->port(), [&glm_full](const json& doc) {
+    const json* first = find_call(doc, "slow-1");
     const json* second = find_call(doc, "slow-2");
-    return find_call(doc, "slow-1") != nullptr && second != nullptr &&
-           (*second)["waiting_for"] != "";
+    return first != nullptr && (*first)["state"] == "running" && second != nullptr &&
+           (*second)["waiting_for"] != "" && glm_full(doc);
   });
   const json* first = find_call(busy, "slow-1");
   const json* second = find_call(busy, "slow-2");
@@ -229,13 +240,7 @@ TEST_CASE("a slow call appears in flight without its prompt, then moves to recen
   CHECK((*second)["waiting_for"] == "provider (glm)");
   CHECK(busy["inflight"][0]["elapsed_ms"] >= busy["inflight"][1]["elapsed_ms"]); // longest first
   CHECK(busy.dump().find("secret prompt") == std::string::npos);
-  bool glm_full = false;
-  for (const auto& scope : busy["scopes"]) {
-    if (scope["name"] == "provider glm") {
-      glm_full = scope["in_use"] == 1 && scope["waiting"] == 1 && scope["capacity"] == 1;
-    }
-  }
-  CHECK(glm_full);
+  CHECK(glm_full(busy));
 
   release_after(fake, 1);
   int results = 0;
