@@ -46,6 +46,7 @@ Command add_detect_providers(CLI::App& root);
 Command add_health(CLI::App& root);
 Command add_stress(CLI::App& root);
 Command add_mcp(CLI::App& root);
+Command add_top(CLI::App& root);
 
 // Runs `command`, turning escaped exceptions into logged exit codes.
 int run_guarded(const Command& command, const GlobalOptions& global);

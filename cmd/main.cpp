@@ -32,6 +32,7 @@ run(int argc, char** argv)
       exai::cmd::add_health(app),
       exai::cmd::add_stress(app),
       exai::cmd::add_mcp(app),
+      exai::cmd::add_top(app),
   };
 
   try {

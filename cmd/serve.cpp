@@ -6,12 +6,14 @@
 #include "core/health/health.hpp"
 #include "core/health/metrics.hpp"
 #include "core/health/state_dir.hpp"
+#include "core/health/ui_snapshot.hpp"
 #include "core/log.hpp"
 #include "core/providers/providers.hpp"
 #include "core/tools/tool_registry.hpp"
 #include "core/util/descriptor_limit.hpp"
 #include "core/util/random_id.hpp"
 #include "net/http/health_routes.hpp"
+#include "net/http/ui_routes.hpp"
 #include "net/mcp/mcp_http.hpp"
 #include "net/redis/redis_lease_backend.hpp"
 #include "net/redis/redis_store.hpp"
@@ -163,6 +165,22 @@ run_serve(const ServeOptions& options, const GlobalOptions& global)
       health,
       [&inputs] { return core::render_prometheus(inputs()); },
       server->tokens());
+  if (config.ui) {
+    net::register_ui_routes(
+        server->router(),
+        [&inputs, &engine, &config] {
+          core::UiInputs in;
+          in.health = inputs();
+          in.inflight = engine.inflight_calls();
+          if (core::ToolCallLog* calls = engine.toolcall_log()) {
+            in.recent = calls->recent();
+            in.per_minute = calls->per_minute();
+          }
+          in.show_content = config.ui_show_content;
+          return core::ui_snapshot_json(in);
+        },
+        server->tokens());
+  }
   const auto mcp = net::register_mcp_routes(server->router(), engine, config, server->tokens());
   mcp_view = mcp.get();
   core::HealthFileWriter health_file(

@@ -17,7 +17,7 @@ check() { # check <page> <help text>
   done
 }
 check "$dir/exai.1" "$("$exai" --help | sed -n '/^Options:/,/^Subcommands:/p')"
-for sub in serve detect-providers health stress mcp; do
+for sub in serve detect-providers health stress mcp top; do
   page="$dir/exai-$sub.1"
   if [[ ! -f $page ]]; then
     # Subcommands whose issue has not landed yet have no page; they exit 70.

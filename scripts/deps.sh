@@ -9,6 +9,7 @@ packages=(
   groff-base clang-format openssl ca-certificates
   clang-14 libclang-rt-14-dev llvm-14
   python3 python3-websockets procps redis-server
+  chromium tmux
 )
 missing=()
 for p in "${packages[@]}"; do

@@ -8,14 +8,17 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 start=$SECONDS
 scripts/deps.sh
-# The MCP SDK client for the MCP tests, pinned by tests/mcp/package-lock.json;
-# reinstalled only when the lock file changed.
-stamp=tests/mcp/node_modules/.exai-lock.sha256
-lock_sum=$(sha256sum tests/mcp/package-lock.json | cut -d' ' -f1)
-if [[ ! -f $stamp || $(cat "$stamp") != "$lock_sum" ]]; then
-  npm ci --prefix tests/mcp --no-audit --no-fund --loglevel=error
-  echo "$lock_sum" >"$stamp"
-fi
+# The npm packages of the MCP tests (the MCP SDK client) and of the browser
+# test (puppeteer-core), pinned by each folder's package-lock.json;
+# reinstalled only when a lock file changed.
+for dir in tests/mcp tests/ui; do
+  stamp=$dir/node_modules/.exai-lock.sha256
+  lock_sum=$(sha256sum "$dir/package-lock.json" | cut -d' ' -f1)
+  if [[ ! -f $stamp || $(cat "$stamp") != "$lock_sum" ]]; then
+    npm ci --prefix "$dir" --no-audit --no-fund --loglevel=error
+    echo "$lock_sum" >"$stamp"
+  fi
+done
 for preset in asan tsan; do
   echo "== $preset ($((SECONDS - start)) s)" >&2
   cmake --workflow --preset "$preset"

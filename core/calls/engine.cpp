@@ -2,6 +2,7 @@
 
 #include "core/log.hpp"
 #include "core/tools/argument_check.hpp"
+#include "core/tools/partial_progress.hpp"
 #include "core/util/text.hpp"
 
 #include <malloc.h>
@@ -243,6 +244,9 @@ struct Engine::Execution {
   std::optional<AcquireOutcome> early;        // guarded by mutex: outcome known while starting
   Scheduler::Handle heartbeat;                // guarded by mutex
   Scheduler::Handle deadline;                 // guarded by mutex
+  std::string waiting_for;                    // guarded by mutex: the full scope, once one was
+  std::atomic<bool> granted{false};           // holds its capacity (runs next)
+  std::atomic<bool> streaming{false};         // a streamed answer has begun
 
   std::vector<std::shared_ptr<Call>> snapshot()
   {
@@ -329,6 +333,7 @@ Engine::Engine(const EngineDeps& deps)
     log_options.max_bytes = config_.toolcall_log_max_bytes;
     log_options.keep = config_.toolcall_log_keep;
     log_options.content = config_.toolcall_log_content;
+    log_options.recent_content = config_.ui_show_content;
     for (const auto& provider : providers_.providers()) {
       log_options.secrets.push_back(provider.api_key);
     }
@@ -685,6 +690,8 @@ Engine::start(const std::shared_ptr<Execution>& execution)
         call->progress(note);
       }
       const std::lock_guard lock(exec->mutex);
+      exec->waiting_for =
+          std::string(scope_name(scope)) + (provider.empty() ? "" : " (" + provider + ")");
       start_heartbeat(exec);
     }
   };
@@ -747,6 +754,7 @@ Engine::admitted(const std::shared_ptr<Execution>& execution,
     return;
   }
   admitted_calls_.fetch_add(1, std::memory_order_relaxed);
+  execution->granted.store(true, std::memory_order_relaxed);
   auto permits = std::make_shared<CallPermits>(std::move(std::get<CallPermits>(outcome)));
   // Tools that call no model are quick: run them on this thread when
   // capacity was free right away, sparing a thread hop and the timers.
@@ -842,6 +850,9 @@ Engine::run(const std::shared_ptr<Execution>& execution, CallPermits permits, bo
         [this] { return status_json(); },
         [weak = std::weak_ptr(execution)](std::string_view note) {
           if (auto exec = weak.lock()) {
+            if (note.starts_with(kStreamingNotePrefix)) {
+              exec->streaming.store(true, std::memory_order_relaxed);
+            }
             for (const auto& call : exec->snapshot()) {
               call->progress(note);
             }
@@ -1226,6 +1237,35 @@ Engine::stats() const
         counters_.rejected.at(static_cast<std::size_t>(scope));
   }
   return s;
+}
+
+std::vector<InflightCallView>
+Engine::inflight_calls() const
+{
+  const auto now = Clock::now();
+  std::vector<InflightCallView> out;
+  for (const auto& call : inflight_.all()) {
+    InflightCallView view;
+    view.request_id = call->request_id;
+    view.session_id = call->session_id;
+    view.tool = call->tool_name;
+    view.model = call->model;
+    view.provider = call->provider;
+    view.elapsed = std::chrono::duration_cast<std::chrono::milliseconds>(now - call->accepted);
+    view.arguments = call->arguments;
+    view.state = "accepted";
+    if (const auto execution = call->running_in()) {
+      const std::lock_guard lock(execution->mutex);
+      if (!execution->admitted && !execution->granted.load(std::memory_order_relaxed)) {
+        view.state = "waiting";
+        view.waiting_for = execution->waiting_for;
+      } else {
+        view.state = execution->streaming.load(std::memory_order_relaxed) ? "streaming" : "running";
+      }
+    }
+    out.push_back(std::move(view));
+  }
+  return out;
 }
 
 nlohmann::json

@@ -74,6 +74,21 @@ struct EngineStats {
   std::uint64_t store_round_trips = 0;       // conversations and results in Redis
 };
 
+// One call in flight as the operator view shows it (Engine::inflight_calls).
+struct InflightCallView {
+  std::string request_id;
+  std::string session_id;
+  std::string tool;
+  std::string model; // the plan's
+  std::string provider;
+  // "accepted" (not yet queued), "waiting" (for capacity), "running", or
+  // "streaming" (a streamed answer is arriving).
+  std::string_view state;
+  std::string waiting_for; // while waiting: "global", "provider (kimi)", … once known
+  std::chrono::milliseconds elapsed{0};
+  std::shared_ptr<const nlohmann::json> arguments; // for content excerpts; never null
+};
+
 // What the engine borrows; all must outlive it.
 struct EngineDeps {
   const DaemonConfig& config;
@@ -132,6 +147,9 @@ public:
   ToolCallLog* toolcall_log() noexcept { return toolcall_log_.get(); }
 
   EngineStats stats() const;
+  // Every call in flight, from the in-flight registry (read-only: calls pay
+  // nothing for it).
+  std::vector<InflightCallView> inflight_calls() const;
   // The `status` tool's view: capacity, counters, uptime.
   nlohmann::json status_json() const;
 

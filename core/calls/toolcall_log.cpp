@@ -24,6 +24,7 @@ using nlohmann::json;
 
 constexpr std::size_t kMaxOutputChars = 16384; // content mode: output text kept per line
 constexpr std::size_t kMaxIdBytes = 128;
+constexpr std::size_t kRecentExcerptChars = 400; // operator view: prompt and output shown
 constexpr std::chrono::milliseconds kBatchWindow{5};
 
 std::string
@@ -125,14 +126,32 @@ ToolCallLog::dropped() const
 std::string
 ToolCallLog::line(const ToolCallRecord& record) const
 {
-  // Written member by member (values escaped by nlohmann): a tree built and
-  // dumped per call cost more than the rest of a cheap call.
   std::string out;
   out.reserve(320);
-  const auto member = [&out](std::string_view key, const json& value) {
-    out.append(out.empty() ? "{\"" : ",\"").append(key).append("\":");
-    out.append(value.dump(-1, ' ', false, json::error_handler_t::replace));
-  };
+  write_fields(out, record);
+  if (options_.content) {
+    write_content(out, record);
+  }
+  out.push_back('}');
+  return scrub(std::move(out), options_.secrets);
+}
+
+namespace {
+
+// Members written one by one (values escaped by nlohmann): a tree built and
+// dumped per call cost more than the rest of a cheap call.
+void
+add_member(std::string& out, std::string_view key, const json& value)
+{
+  out.append(out.empty() ? "{\"" : ",\"").append(key).append("\":");
+  out.append(value.dump(-1, ' ', false, json::error_handler_t::replace));
+}
+
+} // namespace
+
+void
+ToolCallLog::write_fields(std::string& out, const ToolCallRecord& record) const
+{
   std::string model = record.model;
   std::string provider = record.provider;
   std::string status;
@@ -159,55 +178,109 @@ ToolCallLog::line(const ToolCallRecord& record) const
       }
     }
   }
-  member("t", iso_time(record.time));
-  member("session", short_id(record.session_id));
-  member("request_id", printable(record.request_id, kMaxIdBytes));
-  member("tool", record.tool);
-  member("model", model);
-  member("provider", provider);
-  member("duration_ms", record.duration.count());
+  add_member(out, "t", iso_time(record.time));
+  add_member(out, "session", short_id(record.session_id));
+  add_member(out, "request_id", printable(record.request_id, kMaxIdBytes));
+  add_member(out, "tool", record.tool);
+  add_member(out, "model", model);
+  add_member(out, "provider", provider);
+  add_member(out, "duration_ms", record.duration.count());
   if (failure != nullptr) {
-    member("outcome", protocol_code(failure->code));
+    add_member(out, "outcome", protocol_code(failure->code));
     if (failure->details.is_object()) {
       // The field and rule name what was wrong without quoting the value.
       for (const char* key : {"field", "rule", "provider", "status", "upstream_code", "scope"}) {
         if (const auto it = failure->details.find(key); it != failure->details.end()) {
-          member("error_" + std::string(key), *it);
+          std::string name = "error_";
+          name.append(key);
+          add_member(out, name, *it);
         }
       }
     }
-    if (options_.content) {
-      member("error", failure->message);
-    }
-    member("result_bytes", failure->message.size());
+    add_member(out, "result_bytes", failure->message.size());
   } else if (success != nullptr) {
-    member("outcome", "ok");
+    add_member(out, "outcome", "ok");
     std::size_t bytes = 0;
     for (const auto& text : success->outputs) {
       bytes += text.size();
     }
-    member("result_bytes", bytes);
+    add_member(out, "result_bytes", bytes);
     if (!status.empty()) {
-      member("status", status);
+      add_member(out, "status", status);
     }
     if (!usage.is_null()) {
-      member("usage", usage);
-    }
-    if (options_.content && !success->outputs.empty()) {
-      member("output", printable(success->outputs.front(), kMaxOutputChars));
+      add_member(out, "usage", usage);
     }
   } else {
-    member("outcome", "UNKNOWN");
+    add_member(out, "outcome", "UNKNOWN");
   }
   if (record.arguments) {
-    member("argument_bytes",
-           record.arguments->dump(-1, ' ', false, json::error_handler_t::replace).size());
-    if (options_.content) {
-      member("arguments", *record.arguments);
+    add_member(out,
+               "argument_bytes",
+               record.arguments->dump(-1, ' ', false, json::error_handler_t::replace).size());
+  }
+}
+
+void
+ToolCallLog::write_content(std::string& out, const ToolCallRecord& record)
+{
+  if (const ToolResult* result = record.result.get()) {
+    if (const auto* failure = std::get_if<ToolFailure>(result)) {
+      add_member(out, "error", failure->message);
+    } else if (const auto& success = std::get<ToolSuccess>(*result); !success.outputs.empty()) {
+      add_member(out, "output", printable(success.outputs.front(), kMaxOutputChars));
     }
   }
-  out.push_back('}');
-  return scrub(std::move(out), options_.secrets);
+  if (record.arguments) {
+    add_member(out, "arguments", *record.arguments);
+  }
+}
+
+json
+ToolCallLog::summary(const ToolCallRecord& record) const
+{
+  std::string fields;
+  write_fields(fields, record);
+  fields.push_back('}');
+  json out = json::parse(scrub(std::move(fields), options_.secrets), nullptr, false);
+  if (!options_.recent_content || !out.is_object()) {
+    return out;
+  }
+  const auto excerpt = [this](const std::string& text) {
+    return scrub(printable(text, kRecentExcerptChars), options_.secrets);
+  };
+  if (record.arguments && record.arguments->is_object()) {
+    for (const char* key : {"prompt", "step", "question"}) {
+      const auto it = record.arguments->find(key);
+      if (it != record.arguments->end() && it->is_string()) {
+        out["prompt"] = excerpt(it->get<std::string>());
+        break;
+      }
+    }
+  }
+  if (const ToolResult* result = record.result.get()) {
+    if (const auto* failure = std::get_if<ToolFailure>(result)) {
+      out["output"] = excerpt(failure->message);
+    } else if (const auto& success = std::get<ToolSuccess>(*result); !success.outputs.empty()) {
+      const auto content = top_level_string(success.outputs.front(), "content");
+      out["output"] = excerpt(content ? *content : success.outputs.front());
+    }
+  }
+  return out;
+}
+
+std::vector<json>
+ToolCallLog::recent() const
+{
+  const std::lock_guard lock(mutex_);
+  return {recent_.rbegin(), recent_.rend()};
+}
+
+std::vector<ToolCallLog::MinuteCount>
+ToolCallLog::per_minute() const
+{
+  const std::lock_guard lock(mutex_);
+  return {minutes_.begin(), minutes_.end()};
 }
 
 void
@@ -215,6 +288,11 @@ ToolCallLog::write_loop(const std::stop_token& stop)
 {
   const auto activity = log::get("activity");
   std::vector<ToolCallRecord> batch;
+  std::vector<json> summaries;
+  // What leaves memory is freed with the lock released, since calls queue
+  // their records under it: the summaries recent_ drops and the records,
+  // which may hold the last reference to a large result.
+  std::deque<json> evicted;
   std::string text;
   std::unique_lock lock(mutex_);
   for (;;) {
@@ -248,12 +326,48 @@ ToolCallLog::write_loop(const std::stop_token& stop)
                      printable(record.request_id, 64));
     }
     append(text);
-    const auto written = batch.size();
-    batch.clear();
+    // Only the calls recent_ will keep get a summary.
+    const std::size_t kept = std::min(batch.size(), options_.recent);
+    for (std::size_t i = batch.size() - kept; i < batch.size(); ++i) {
+      summaries.push_back(summary(batch[i]));
+    }
     lock.lock();
-    written_total_ += written;
+    remember(batch, summaries, evicted);
+    lock.unlock();
+    batch.clear();
+    summaries.clear();
+    evicted.clear();
+    lock.lock();
     changed_.notify_all();
   }
+}
+
+void
+ToolCallLog::remember(const std::vector<ToolCallRecord>& batch,
+                      std::vector<json>& summaries,
+                      std::deque<json>& evicted)
+{
+  for (auto& item : summaries) {
+    recent_.push_back(std::move(item));
+    if (recent_.size() > options_.recent) {
+      evicted.push_back(std::move(recent_.front()));
+      recent_.pop_front();
+    }
+  }
+  for (const auto& record : batch) {
+    const std::int64_t minute =
+        std::chrono::duration_cast<std::chrono::minutes>(record.time.time_since_epoch()).count();
+    if (minutes_.empty() || minutes_.back().minute < minute) {
+      minutes_.push_back(MinuteCount{minute, 0, 0});
+      if (minutes_.size() > kMinutesKept) {
+        minutes_.pop_front();
+      }
+    }
+    ++minutes_.back().calls;
+    const bool error = !record.result || std::holds_alternative<ToolFailure>(*record.result);
+    minutes_.back().errors += error ? 1 : 0;
+  }
+  written_total_ += batch.size();
 }
 
 bool

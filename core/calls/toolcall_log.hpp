@@ -10,7 +10,9 @@
 // record() only queues (a bounded queue; the engine calls it as a call
 // ends); one writer thread formats, writes and rotates — what ends within a
 // few milliseconds in one batch, one write — and also logs a one-line
-// summary to the "activity" logger.
+// summary to the "activity" logger. The writer also keeps, for the operator
+// view, the last few calls' summaries and calls and errors per minute, so
+// the view costs a call nothing it does not already pay.
 
 #include "core/calls/call_result.hpp"
 
@@ -49,7 +51,17 @@ public:
     bool content = false;             // arguments, outputs and error messages too
     std::vector<std::string> secrets; // scrubbed from every line
     std::size_t max_queued = 4096;    // records waiting for the writer; more are dropped
+    std::size_t recent = 50;          // summaries kept in memory for recent()
+    bool recent_content = false;      // recent() with prompt and output excerpts too
   };
+
+  // Finished calls in one minute (by the time each call ended).
+  struct MinuteCount {
+    std::int64_t minute = 0; // minutes since the epoch
+    std::uint64_t calls = 0;
+    std::uint64_t errors = 0; // every outcome but ok
+  };
+  static constexpr std::size_t kMinutesKept = 60;
 
   explicit ToolCallLog(Options options);
   // Writes what is queued, then stops the writer.
@@ -70,12 +82,32 @@ public:
   // The JSON line of `record` (without the newline), as written.
   std::string line(const ToolCallRecord& record) const;
 
+  // The last Options::recent calls written, newest first: the line's fields
+  // without content, plus "prompt" and "output" excerpts (scrubbed) when
+  // Options::recent_content is on.
+  std::vector<nlohmann::json> recent() const;
+  // Calls and errors per minute over the last kMinutesKept minutes that had
+  // calls, oldest first.
+  std::vector<MinuteCount> per_minute() const;
+
   // The last `count` lines of the log at `path` (its newest rotated file
   // first when the live one holds fewer), oldest first, parsed.
   static std::vector<nlohmann::json> tail(const std::string& path, std::size_t count);
 
 private:
+  // Appends the line's members without content (what recent() keeps) to
+  // `out`, opening the object; the caller closes it.
+  void write_fields(std::string& out, const ToolCallRecord& record) const;
+  // Arguments, output and error text (Options::content).
+  static void write_content(std::string& out, const ToolCallRecord& record);
+  // The summary recent() keeps: the fields, plus scrubbed prompt and answer
+  // excerpts with Options::recent_content.
+  nlohmann::json summary(const ToolCallRecord& record) const;
   void write_loop(const std::stop_token& stop);
+  // Recent summaries and per-minute counts of a written batch (under mutex_).
+  void remember(const std::vector<ToolCallRecord>& batch,
+                std::vector<nlohmann::json>& summaries,
+                std::deque<nlohmann::json>& evicted);
   bool open_file();                     // opens the live file when closed; false if it cannot
   bool fits(std::size_t bytes) const;   // whether `bytes` more stay within max_bytes
   void append(const std::string& text); // whole lines; rotates first when they do not fit
@@ -84,14 +116,16 @@ private:
   Options options_;
   mutable std::mutex mutex_;
   std::condition_variable_any changed_;
-  std::deque<ToolCallRecord> queue_; // guarded by mutex_
-  std::uint64_t queued_total_ = 0;   // guarded by mutex_
-  std::uint64_t written_total_ = 0;  // guarded by mutex_ (written or dropped by the writer)
-  std::uint64_t dropped_ = 0;        // guarded by mutex_
-  int flushing_ = 0;                 // guarded by mutex_: flush() callers waiting
-  int fd_ = -1;                      // writer thread only
-  std::size_t size_ = 0;             // writer thread only
-  std::jthread writer_;              // last: stops first
+  std::deque<ToolCallRecord> queue_;  // guarded by mutex_
+  std::uint64_t queued_total_ = 0;    // guarded by mutex_
+  std::uint64_t written_total_ = 0;   // guarded by mutex_ (written or dropped by the writer)
+  std::uint64_t dropped_ = 0;         // guarded by mutex_
+  int flushing_ = 0;                  // guarded by mutex_: flush() callers waiting
+  std::deque<nlohmann::json> recent_; // guarded by mutex_, newest last
+  std::deque<MinuteCount> minutes_;   // guarded by mutex_, newest last
+  int fd_ = -1;                       // writer thread only
+  std::size_t size_ = 0;              // writer thread only
+  std::jthread writer_;               // last: stops first
 };
 
 } // namespace exai::core

@@ -298,6 +298,8 @@ load_daemon_config(const Settings& settings)
   c.toolcall_log_keep =
       static_cast<int>(read_int(settings, "EXAI_TOOLCALL_LOG_KEEP", c.toolcall_log_keep, 0, 100));
   c.toolcall_log_content = read_bool(settings, "EXAI_TOOLCALL_LOG_CONTENT", false);
+  c.ui = read_bool(settings, "EXAI_UI", true);
+  c.ui_show_content = read_bool(settings, "EXAI_UI_SHOW_CONTENT", false);
   c.upload_max_bytes =
       bytes("EXAI_UPLOAD_MAX_BYTES", c.upload_max_bytes, 1, std::int64_t{512} << 20U);
   if (const auto url = settings.get_nonempty("EXAI_REDIS_URL")) {

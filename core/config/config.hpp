@@ -107,6 +107,11 @@ struct DaemonConfig {
   int toolcall_log_keep = 3;
   bool toolcall_log_content = false;
 
+  // The operator page at / and its snapshot GET /api/top (EXAI_UI, default
+  // on); prompt and answer excerpts in it only with EXAI_UI_SHOW_CONTENT=true.
+  bool ui = true;
+  bool ui_show_content = false;
+
   // The largest file an upload tool sends to a provider (EXAI_UPLOAD_MAX_BYTES).
   std::size_t upload_max_bytes = std::size_t{20} << 20U;
 

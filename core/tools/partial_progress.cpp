@@ -7,8 +7,11 @@ namespace exai::core {
 std::string
 partial_note(std::string_view model, std::string_view content, std::size_t tail)
 {
-  std::string note =
-      "streaming from " + std::string(model) + " (" + std::to_string(content.size()) + " chars): ";
+  std::string note(kStreamingNotePrefix);
+  note.append(model);
+  note.append(" (");
+  note.append(std::to_string(content.size()));
+  note.append(" chars): ");
   if (content.size() > tail) {
     std::string_view end = content.substr(content.size() - tail);
     // Never start inside a multi-byte character.

@@ -16,6 +16,8 @@ inline constexpr std::chrono::milliseconds kPartialProgressInterval{250};
 // The end of the partial output a note carries: a note stays small however
 // long the answer grows.
 inline constexpr std::size_t kPartialProgressTail = 480;
+// How every partial note begins (the engine marks such a call "streaming").
+inline constexpr std::string_view kStreamingNotePrefix = "streaming from ";
 
 // "streaming from MODEL (N chars): …TAIL" — TAIL the last `tail` bytes of
 // `content`, cut at a UTF-8 character boundary.

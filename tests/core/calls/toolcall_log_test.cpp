@@ -99,3 +99,51 @@ TEST_CASE("a full queue drops records and counts them", "[core][toolcall_log]")
   log.flush();
   CHECK(log.dropped() + ToolCallLog::tail(dir.path() + "/t.jsonl", 1000).size() == 200);
 }
+
+TEST_CASE("the writer keeps the last calls' summaries, newest first, without content",
+          "[core][toolcall_log]")
+{
+  ToolCallLog::Options options{"", 4096, 1, true, {"sk-secret-key-123"}, 16};
+  options.recent = 2;
+  ToolCallLog log(options);
+  for (const char* tool : {"chat", "thinkdeep", "analyze"}) {
+    log.record(record(tool, ToolSuccess{{kEnvelope}}));
+  }
+  log.record(record("debug", ToolFailure{exai::core::Errc::timeout, "too slow", json::object()}));
+  log.flush();
+  const auto recent = log.recent();
+  REQUIRE(recent.size() == 2);
+  CHECK(recent[0]["tool"] == "debug");
+  CHECK(recent[0]["outcome"] == "TIMEOUT");
+  CHECK(recent[1]["tool"] == "analyze");
+  CHECK(recent[1]["usage"]["total_tokens"] == 9);
+  // The log file may hold content (content=true); the summaries never do.
+  CHECK_FALSE(recent[1].contains("arguments"));
+  CHECK_FALSE(recent[1].contains("output"));
+  CHECK_FALSE(recent[1].contains("prompt"));
+  const auto minutes = log.per_minute();
+  REQUIRE_FALSE(minutes.empty());
+  std::uint64_t calls = 0;
+  std::uint64_t errors = 0;
+  for (const auto& minute : minutes) {
+    calls += minute.calls;
+    errors += minute.errors;
+  }
+  CHECK(calls == 4);
+  CHECK(errors == 1);
+}
+
+TEST_CASE("with recent_content the summaries carry scrubbed prompt and answer excerpts",
+          "[core][toolcall_log]")
+{
+  ToolCallLog::Options options{"", 4096, 1, false, {"sk-secret-key-123"}, 16};
+  options.recent_content = true;
+  ToolCallLog log(options);
+  log.record(record("chat", ToolSuccess{{kEnvelope}}));
+  log.flush();
+  const auto recent = log.recent();
+  REQUIRE(recent.size() == 1);
+  CHECK(recent[0]["prompt"].get<std::string>().starts_with("the prompt "));
+  CHECK(recent[0]["output"].get<std::string>().starts_with("answer "));
+  CHECK(recent[0].dump().find("sk-secret-key-123") == std::string::npos);
+}
