@@ -2,125 +2,17 @@
 // (token, Host/Origin, CSP, EXAI_UI, EXAI_UI_SHOW_CONTENT) and calls in
 // flight appearing and leaving while the fake upstream holds them.
 
-#include "tests/support/fake_upstream.hpp"
-#include "tests/support/raw_client.hpp"
-#include "tests/support/serve_process.hpp"
-#include "tests/support/ws_client.hpp"
+#include "tests/support/operator_view.hpp"
 
 #include <catch2/catch.hpp>
 
 #include <functional>
 #include <thread>
 
-namespace {
-
 using namespace exai::test;
+using namespace exai::test::operator_view;
 using nlohmann::json;
 using namespace std::chrono_literals;
-
-constexpr const char* kToken = "operator-view-token-0123456789";
-
-RawClient::HttpReply
-get(std::uint16_t port,
-    const std::string& path,
-    const std::map<std::string, std::string>& headers = {})
-{
-  RawClient client(port);
-  auto reply = client.http("GET", path, headers);
-  REQUIRE(reply);
-  return *reply;
-}
-
-std::map<std::string, std::string>
-bearer(const std::string& token = kToken)
-{
-  return {{"Authorization", "Bearer " + token}};
-}
-
-json
-snapshot(std::uint16_t port, const std::string& token = kToken)
-{
-  const auto reply =
-      get(port, "/api/top", token.empty() ? std::map<std::string, std::string>{} : bearer(token));
-  REQUIRE(reply.status == 200);
-  const json doc = json::parse(reply.body, nullptr, false);
-  REQUIRE(doc.is_object());
-  return doc;
-}
-
-// Polls the snapshot until `predicate` holds; the last snapshot either way.
-json
-snapshot_until(std::uint16_t port,
-               const std::function<bool(const json&)>& predicate,
-               const std::string& token = kToken,
-               std::chrono::milliseconds timeout = 10s)
-{
-  const auto deadline = std::chrono::steady_clock::now() + timeout;
-  json doc = snapshot(port, token);
-  while (!predicate(doc) && std::chrono::steady_clock::now() < deadline) {
-    std::this_thread::sleep_for(25ms);
-    doc = snapshot(port, token);
-  }
-  return doc;
-}
-
-std::unique_ptr<ServeProcess>
-daemon(FakeUpstream& fake, ServeProcess::Env extra = {})
-{
-  ServeProcess::Env env = {{"GLM_API_KEY", "glm-key-0123456789"},
-                           {"GLM_API_URL", fake.base_url()},
-                           {"EXAI_WS_TOKEN", kToken}};
-  for (auto& [key, value] : extra) {
-    env[key] = value;
-  }
-  return ServeProcess::start_ready(env);
-}
-
-void
-start_call(WsClient& client, const std::string& request_id, const std::string& prompt)
-{
-  client.send_json({{"op", "call_tool"},
-                    {"request_id", request_id},
-                    {"name", "chat"},
-                    {"arguments", {{"prompt", prompt}, {"model", "glm-4.5"}}}});
-}
-
-// Releases the fake's hung requests once `count` requests have reached it (a
-// request arriving after release_hangs() would hang again).
-void
-release_after(FakeUpstream& fake, std::size_t count)
-{
-  const auto deadline = std::chrono::steady_clock::now() + 10s;
-  while (fake.request_count() < count && std::chrono::steady_clock::now() < deadline) {
-    std::this_thread::sleep_for(10ms);
-  }
-  REQUIRE(fake.request_count() >= count);
-  fake.release_hangs();
-}
-
-bool
-has_call(const json& doc, const std::string& request_id)
-{
-  for (const auto& call : doc["inflight"]) {
-    if (call["request_id"] == request_id) {
-      return true;
-    }
-  }
-  return false;
-}
-
-const json*
-find_call(const json& doc, const std::string& request_id)
-{
-  for (const auto& call : doc["inflight"]) {
-    if (call["request_id"] == request_id) {
-      return &call;
-    }
-  }
-  return nullptr;
-}
-
-} // namespace
 
 TEST_CASE("the page is served at / with a strict Content-Security-Policy", "[e2e][ui]")
 {
@@ -206,10 +98,10 @@ TEST_CASE("a slow call appears in flight without its prompt, then moves to recen
   auto serve = daemon(fake, {{"EXAI_WS_GLM_MAX_INFLIGHT", "1"}});
   WsClient client(serve->port());
   REQUIRE(client.hello(std::string(kToken)));
-  start_call(client, "slow-1", "secret prompt text [[hang]]");
+  start_chat(client, "slow-1", "secret prompt text [[hang]]");
   // Waits for the provider scope; once admitted it answers at once (a
   // [[hang]] reaching the fake after release_hangs() would hang again).
-  start_call(client, "slow-2", "second secret prompt");
+  start_chat(client, "slow-2", "second secret prompt");
 
   // The scopes and the calls are read one after the other: wait until both
   // show the second call waiting.
@@ -267,7 +159,7 @@ TEST_CASE("EXAI_UI_SHOW_CONTENT=true shows prompt and answer excerpts", "[e2e][u
   auto serve = daemon(fake, {{"EXAI_UI_SHOW_CONTENT", "true"}});
   WsClient client(serve->port());
   REQUIRE(client.hello(std::string(kToken)));
-  start_call(client, "shown", "visible prompt text [[hang]]");
+  start_chat(client, "shown", "visible prompt text [[hang]]");
   const json busy =
       snapshot_until(serve->port(), [](const json& doc) { return has_call(doc, "shown"); });
   const json* call = find_call(busy, "shown");
@@ -292,7 +184,7 @@ TEST_CASE("a call whose streamed answer is arriving shows as streaming", "[e2e][
   auto serve = daemon(fake);
   WsClient client(serve->port());
   REQUIRE(client.hello(std::string(kToken)));
-  start_call(client, "streamed", "a long answer [[chunks=100]][[chunk_ms=100]]");
+  start_chat(client, "streamed", "a long answer [[chunks=100]][[chunk_ms=100]]");
   REQUIRE(client.recv_until(
       [](const json& f) {
         return f.value("op", "") == "progress" &&
