@@ -40,6 +40,10 @@ core::Settings load_settings(const GlobalOptions& global, core::Settings::Map fl
 // empty, EXAI_WS_PORT when `port` is not negative.
 core::Settings::Map endpoint_flags(const std::string& host, int port);
 
+// The --url and --timeout options of a subcommand that asks a running
+// daemon over HTTP (health, top).
+void add_daemon_http_options(CLI::App& cli, std::string& url, double& timeout_s);
+
 // Each lives in its own cmd/<name>.cpp.
 Command add_serve(CLI::App& root);
 Command add_detect_providers(CLI::App& root);

@@ -193,8 +193,7 @@ add_health(CLI::App& root)
 {
   auto options = std::make_shared<HealthOptions>();
   CLI::App* cli = root.add_subcommand("health", "Report a running daemon's health (for scripts)");
-  cli->add_option(
-      "--url", options->url, "Daemon base URL (default: http://EXAI_WS_HOST:EXAI_WS_PORT)");
+  add_daemon_http_options(*cli, options->url, options->timeout_s);
   cli->add_flag("--json", options->json, "Print one JSON object instead of a summary");
   cli->add_option_function<std::string>(
          "--file",
@@ -205,9 +204,6 @@ add_health(CLI::App& root)
   cli->add_option("--max-age", options->max_age_s, "With --file: seconds before the file is stale")
       ->capture_default_str()
       ->check(CLI::Range(0.0, 86400.0));
-  cli->add_option("--timeout", options->timeout_s, "Seconds to wait for the daemon")
-      ->capture_default_str()
-      ->check(CLI::Range(0.01, 600.0));
   return {cli, [options](const GlobalOptions& global) { return run_health(*options, global); }};
 }
 

@@ -75,4 +75,13 @@ run_guarded(const Command& command, const GlobalOptions& global)
   }
 }
 
+void
+add_daemon_http_options(CLI::App& cli, std::string& url, double& timeout_s)
+{
+  cli.add_option("--url", url, "Daemon base URL (default: http://EXAI_WS_HOST:EXAI_WS_PORT)");
+  cli.add_option("--timeout", timeout_s, "Seconds to wait for the daemon")
+      ->capture_default_str()
+      ->check(CLI::Range(0.01, 600.0));
+}
+
 } // namespace exai::cmd

@@ -577,8 +577,7 @@ add_top(CLI::App& root)
   auto options = std::make_shared<TopOptions>();
   CLI::App* cli = root.add_subcommand(
       "top", "Watch a running daemon's calls and capacity, like htop (q quits)");
-  cli->add_option(
-      "--url", options->url, "Daemon base URL (default: http://EXAI_WS_HOST:EXAI_WS_PORT)");
+  add_daemon_http_options(*cli, options->url, options->timeout_s);
   cli->add_flag("--once", options->once, "Print one frame and exit (for scripts)");
   cli->add_flag("--json", options->json, "Print the daemon's snapshot (GET /api/top) and exit");
   cli->add_option("--sort",
@@ -590,9 +589,6 @@ add_top(CLI::App& root)
   cli->add_option("--interval", options->interval_s, "Seconds between refreshes")
       ->capture_default_str()
       ->check(CLI::Range(0.1, 60.0));
-  cli->add_option("--timeout", options->timeout_s, "Seconds to wait for the daemon")
-      ->capture_default_str()
-      ->check(CLI::Range(0.01, 600.0));
   return {cli, [options](const GlobalOptions& global) { return run_top(*options, global); }};
 }
 
