@@ -32,28 +32,9 @@ if [[ ! -x $exai || ! -x $fake_bin ]]; then
 fi
 command -v redis-server >/dev/null || { echo "bench: apt-get install redis-server" >&2; exit 1; }
 
-work=$(mktemp -d /tmp/exai-bench-redis.XXXXXX)
-pids=()
-cleanup() {
-  local pid
-  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  rm -rf "$work"
-}
-trap cleanup EXIT
-
-free_port() {
-  "$py" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
-}
-# wait_line FILE TEXT: until FILE contains TEXT (20 s at most).
-wait_line() {
-  local i
-  for i in $(seq 1 2000); do
-    grep -q -- "$2" "$1" 2>/dev/null && return 0
-    sleep 0.01
-  done
-  echo "bench: no '$2' in $1" >&2; cat "$1" >&2; exit 1
-}
+BENCH_NAME=exai-bench-redis
+# shellcheck source=scripts/bench-lib.sh
+source "$(dirname "$0")/bench-lib.sh"
 
 # --- the private Redis and the fake upstream ---------------------------------------
 redis_port=$(free_port)

@@ -44,29 +44,10 @@ fake_bin=$build/tests/exai_fake_upstream
 "$py" -c 'import websockets' || { echo "bench: apt-get install python3-websockets" >&2; exit 1; }
 (cd "$root/tests/bench/node" && npm ci --no-audit --no-fund --silent >&2)
 
-work=$(mktemp -d /tmp/exai-bench.XXXXXX)
-pids=()
-cleanup() {
-  local pid
-  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  rm -rf "$work"
-}
-trap cleanup EXIT
+BENCH_NAME=exai-bench
+# shellcheck source=scripts/bench-lib.sh
+source "$(dirname "$0")/bench-lib.sh"
 ulimit -n "$(ulimit -Hn)"
-
-free_port() {
-  "$py" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
-}
-# wait_line FILE TEXT: until FILE contains TEXT (10 s at most).
-wait_line() {
-  local i
-  for i in $(seq 1 1000); do
-    grep -q -- "$2" "$1" 2>/dev/null && return 0
-    sleep 0.01
-  done
-  echo "bench: no '$2' in $1" >&2; cat "$1" >&2; exit 1
-}
 # wait_port PORT: until something accepts on 127.0.0.1:PORT.
 wait_port() {
   "$py" - "$1" <<'EOF'
