@@ -8,12 +8,12 @@
 // Scenarios: basic, progress, cancel, over-capacity, restart. Exit 0 = pass.
 // No fixed sleeps: every wait is for a condition, under a deadline.
 
-import { spawn, spawnSync } from "node:child_process";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { spawnSync } from "node:child_process";
+import { writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import assert from "node:assert/strict";
+import { DEADLINE_MS, parseArgs, processes } from "../support/processes.mjs";
 
 // Loaded in main() so that a missing `npm ci --prefix tests/mcp` is a skip (77).
 let Client;
@@ -21,55 +21,9 @@ let StdioClientTransport;
 let StreamableHTTPClientTransport;
 
 const TOKEN = "sdk-test-token-0123456789abcdef";
-const DEADLINE_MS = 20000;
 
-function parseArgs(argv) {
-  const args = {};
-  for (let i = 2; i < argv.length; i += 2) {
-    args[argv[i].replace(/^--/, "")] = argv[i + 1];
-  }
-  for (const key of ["exai", "fake", "transport", "scenario"]) {
-    if (!args[key]) {
-      throw new Error(`missing --${key}`);
-    }
-  }
-  return args;
-}
-
-const children = new Set();
-const scratch = mkdtempSync(join(tmpdir(), "exai-mcp-sdk-"));
+const { scratch, cleanup, spawnUntil } = processes("exai-mcp-sdk-");
 const here = dirname(fileURLToPath(import.meta.url));
-
-function cleanup() {
-  for (const child of children) {
-    child.kill("SIGKILL");
-  }
-  rmSync(scratch, { recursive: true, force: true });
-}
-
-// Spawns `command` and resolves with the first match of `pattern` in its
-// stdout or stderr (with the child), or rejects when it exits first.
-function spawnUntil(command, args, options, stream, pattern) {
-  return new Promise((resolve, reject) => {
-    const child = spawn(command, args, options);
-    children.add(child);
-    let text = "";
-    const timer = setTimeout(() => reject(new Error(`${command}: not ready:\n${text}`)), DEADLINE_MS);
-    child[stream].on("data", (chunk) => {
-      text += chunk;
-      const match = text.match(pattern);
-      if (match) {
-        clearTimeout(timer);
-        resolve({ child, match });
-      }
-    });
-    child.on("exit", (code) => {
-      children.delete(child);
-      clearTimeout(timer);
-      reject(new Error(`${command} exited with ${code}:\n${text}`));
-    });
-  });
-}
 
 async function startFake(fake) {
   const { child, match } = await spawnUntil(
@@ -564,7 +518,7 @@ async function loadSdk() {
 }
 
 async function main() {
-  const args = parseArgs(process.argv);
+  const args = parseArgs(process.argv, ["exai", "fake", "transport", "scenario"]);
   await loadSdk();
   const scenario = scenarios[args.scenario];
   if (!scenario) {

@@ -12,56 +12,15 @@
 // Exit 0 = pass, 77 = skipped (no puppeteer-core or no chromium). No fixed
 // sleeps: every wait is for a condition, under a deadline.
 
-import { spawn } from "node:child_process";
-import { existsSync, mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { existsSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import assert from "node:assert/strict";
+import { DEADLINE_MS, parseArgs, processes } from "../support/processes.mjs";
 
 const TOKEN = "ui-test-token-0123456789abcdef";
-const DEADLINE_MS = 20000;
 const SLOW_MS = 4000; // how long each driven call stays upstream
 
-function parseArgs(argv) {
-  const args = {};
-  for (let i = 2; i < argv.length; i += 2) {
-    args[argv[i].replace(/^--/, "")] = argv[i + 1];
-  }
-  for (const key of ["exai", "fake", "chromium", "out"]) {
-    if (!args[key]) throw new Error(`missing --${key}`);
-  }
-  return args;
-}
-
-const children = new Set();
-const scratch = mkdtempSync(join(tmpdir(), "exai-ui-test-"));
-
-function cleanup() {
-  for (const child of children) child.kill("SIGKILL");
-  rmSync(scratch, { recursive: true, force: true });
-}
-
-function spawnUntil(command, args, options, stream, pattern) {
-  return new Promise((resolve, reject) => {
-    const child = spawn(command, args, options);
-    children.add(child);
-    let text = "";
-    const timer = setTimeout(() => reject(new Error(`${command}: not ready:\n${text}`)), DEADLINE_MS);
-    child[stream].on("data", (chunk) => {
-      text += chunk;
-      const match = text.match(pattern);
-      if (match) {
-        clearTimeout(timer);
-        resolve({ child, match });
-      }
-    });
-    child.on("exit", (code) => {
-      children.delete(child);
-      clearTimeout(timer);
-      reject(new Error(`${command} exited with ${code}:\n${text}`));
-    });
-  });
-}
+const { scratch, cleanup, spawnUntil } = processes("exai-ui-test-");
 
 // Opens a WebSocket session and starts `count` slow chat calls; resolves
 // with a promise of all their results.
@@ -109,7 +68,7 @@ async function slowCalls(port, count) {
 }
 
 async function main() {
-  const args = parseArgs(process.argv);
+  const args = parseArgs(process.argv, ["exai", "fake", "chromium", "out"]);
   let puppeteer;
   try {
     puppeteer = (await import("puppeteer-core")).default;
