@@ -1,5 +1,6 @@
 #pragma once
 
+#include "core/config/config.hpp"
 #include "core/config/settings.hpp"
 
 #include <CLI/CLI.hpp>
@@ -43,6 +44,21 @@ core::Settings::Map endpoint_flags(const std::string& host, int port);
 // The --url and --timeout options of a subcommand that asks a running
 // daemon over HTTP (health, top).
 void add_daemon_http_options(CLI::App& cli, std::string& url, double& timeout_s);
+
+// The daemon such a subcommand asks: `url` (its --url), else
+// http://EXAI_WS_HOST:EXAI_WS_PORT from `config`.
+std::string daemon_base_url(const std::string& url, const core::DaemonConfig& config);
+
+// One GET of `path` from the daemon at `base_url`, the token (when not
+// empty) as a Bearer header. Throws Poco::Exception when no daemon answers.
+struct DaemonReply {
+  int status = 0;
+  std::string body;
+};
+DaemonReply daemon_get(const std::string& base_url,
+                       const std::string& path,
+                       const std::string& token,
+                       double timeout_s);
 
 // Each lives in its own cmd/<name>.cpp.
 Command add_serve(CLI::App& root);

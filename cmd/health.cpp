@@ -5,10 +5,7 @@
 #include "core/log.hpp"
 
 #include <Poco/Exception.h>
-#include <Poco/Net/HTTPClientSession.h>
-#include <Poco/Net/HTTPRequest.h>
 #include <Poco/Net/HTTPResponse.h>
-#include <Poco/URI.h>
 #include <nlohmann/json.hpp>
 
 #include <signal.h>
@@ -87,34 +84,20 @@ describe(const nlohmann::json& h)
 Verdict
 probe_daemon(const HealthOptions& options, const core::DaemonConfig& config)
 {
-  const std::string url = options.url.empty()
-                              ? "http://" + config.host + ":" + std::to_string(config.port)
-                              : options.url;
+  const std::string url = daemon_base_url(options.url, config);
   Verdict verdict;
   try {
-    const Poco::URI uri(url);
-    Poco::Net::HTTPClientSession session(uri.getHost(), uri.getPort());
-    session.setTimeout(Poco::Timespan(static_cast<long>(options.timeout_s * 1e6)));
-    Poco::Net::HTTPRequest request(
-        Poco::Net::HTTPRequest::HTTP_GET, "/health", Poco::Net::HTTPMessage::HTTP_1_1);
-    if (!config.token.empty()) {
-      request.set("Authorization", "Bearer " + config.token);
-    }
-    session.sendRequest(request);
-    Poco::Net::HTTPResponse response;
-    std::istream& body = session.receiveResponse(response);
-    std::ostringstream text;
-    text << body.rdbuf();
-    if (response.getStatus() == Poco::Net::HTTPResponse::HTTP_UNAUTHORIZED) {
+    const DaemonReply reply = daemon_get(url, "/health", config.token, options.timeout_s);
+    if (reply.status == Poco::Net::HTTPResponse::HTTP_UNAUTHORIZED) {
       verdict.summary = "unreachable: the daemon at " + url + " refused the token (EXAI_WS_TOKEN)";
       return verdict;
     }
-    auto doc = nlohmann::json::parse(text.str(), nullptr, false);
+    auto doc = nlohmann::json::parse(reply.body, nullptr, false);
     if (doc.is_discarded() || !doc.is_object()) {
       verdict.summary = "unreachable: " + url + "/health did not answer with a health document";
       return verdict;
     }
-    verdict.code = response.getStatus() == Poco::Net::HTTPResponse::HTTP_OK ? kHealthy : kDegraded;
+    verdict.code = reply.status == Poco::Net::HTTPResponse::HTTP_OK ? kHealthy : kDegraded;
     verdict.summary = describe(doc);
     verdict.health = std::move(doc);
   } catch (const Poco::Exception& e) {

@@ -3,8 +3,14 @@
 #include "core/error.hpp"
 #include "core/log.hpp"
 
+#include <Poco/Net/HTTPClientSession.h>
+#include <Poco/Net/HTTPRequest.h>
+#include <Poco/Net/HTTPResponse.h>
+#include <Poco/URI.h>
+
 #include <cstdlib>
 #include <filesystem>
+#include <sstream>
 
 extern char** environ; // NOLINT(readability-redundant-declaration): POSIX
 
@@ -82,6 +88,39 @@ add_daemon_http_options(CLI::App& cli, std::string& url, double& timeout_s)
   cli.add_option("--timeout", timeout_s, "Seconds to wait for the daemon")
       ->capture_default_str()
       ->check(CLI::Range(0.01, 600.0));
+}
+
+std::string
+daemon_base_url(const std::string& url, const core::DaemonConfig& config)
+{
+  if (!url.empty()) {
+    return url;
+  }
+  std::string base = "http://";
+  base.append(config.host).append(":").append(std::to_string(config.port));
+  return base;
+}
+
+DaemonReply
+daemon_get(const std::string& base_url,
+           const std::string& path,
+           const std::string& token,
+           double timeout_s)
+{
+  const Poco::URI uri(base_url);
+  Poco::Net::HTTPClientSession session(uri.getHost(), uri.getPort());
+  session.setTimeout(Poco::Timespan(static_cast<long>(timeout_s * 1e6)));
+  Poco::Net::HTTPRequest request(
+      Poco::Net::HTTPRequest::HTTP_GET, path, Poco::Net::HTTPMessage::HTTP_1_1);
+  if (!token.empty()) {
+    request.set("Authorization", "Bearer " + token);
+  }
+  session.sendRequest(request);
+  Poco::Net::HTTPResponse response;
+  std::istream& body = session.receiveResponse(response);
+  std::ostringstream text;
+  text << body.rdbuf();
+  return {static_cast<int>(response.getStatus()), text.str()};
 }
 
 } // namespace exai::cmd

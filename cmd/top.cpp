@@ -6,10 +6,7 @@
 #include "core/config/config.hpp"
 
 #include <Poco/Exception.h>
-#include <Poco/Net/HTTPClientSession.h>
-#include <Poco/Net/HTTPRequest.h>
 #include <Poco/Net/HTTPResponse.h>
-#include <Poco/URI.h>
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
@@ -26,7 +23,6 @@
 #include <iostream>
 #include <iterator>
 #include <optional>
-#include <sstream>
 #include <string>
 #include <vector>
 
@@ -369,28 +365,16 @@ fetch_snapshot(const std::string& url,
                std::string& error)
 {
   try {
-    const Poco::URI uri(url);
-    Poco::Net::HTTPClientSession session(uri.getHost(), uri.getPort());
-    session.setTimeout(Poco::Timespan(static_cast<long>(timeout_s * 1e6)));
-    Poco::Net::HTTPRequest request(
-        Poco::Net::HTTPRequest::HTTP_GET, "/api/top", Poco::Net::HTTPMessage::HTTP_1_1);
-    if (!token.empty()) {
-      request.set("Authorization", "Bearer " + token);
-    }
-    session.sendRequest(request);
-    Poco::Net::HTTPResponse response;
-    std::istream& body = session.receiveResponse(response);
-    std::ostringstream text;
-    text << body.rdbuf();
-    if (response.getStatus() == Poco::Net::HTTPResponse::HTTP_UNAUTHORIZED) {
+    const DaemonReply reply = daemon_get(url, "/api/top", token, timeout_s);
+    if (reply.status == Poco::Net::HTTPResponse::HTTP_UNAUTHORIZED) {
       error = "the daemon at " + url + " refused the token (EXAI_WS_TOKEN)";
       return std::nullopt;
     }
-    if (response.getStatus() == Poco::Net::HTTPResponse::HTTP_NOT_FOUND) {
+    if (reply.status == Poco::Net::HTTPResponse::HTTP_NOT_FOUND) {
       error = "the daemon at " + url + " has no /api/top (EXAI_UI=false, or an older exai)";
       return std::nullopt;
     }
-    json doc = json::parse(text.str(), nullptr, false);
+    json doc = json::parse(reply.body, nullptr, false);
     if (doc.is_discarded() || !doc.is_object() || !doc.contains("inflight")) {
       error = url + "/api/top did not answer with a snapshot";
       return std::nullopt;
@@ -493,9 +477,7 @@ int
 run_top(const TopOptions& options, const GlobalOptions& global)
 {
   const core::DaemonConfig config = core::load_daemon_config(load_settings(global));
-  const std::string url = options.url.empty()
-                              ? "http://" + config.host + ":" + std::to_string(config.port)
-                              : options.url;
+  const std::string url = daemon_base_url(options.url, config);
   View view;
   if (const auto column = column_named(options.sort)) {
     view.sort = *column;
