@@ -333,12 +333,12 @@ ToolCallLog::write_loop(const std::stop_token& stop)
     }
     lock.lock();
     remember(batch, summaries, evicted);
+    changed_.notify_all();
     lock.unlock();
     batch.clear();
     summaries.clear();
     evicted.clear();
     lock.lock();
-    changed_.notify_all();
   }
 }
 
