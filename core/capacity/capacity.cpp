@@ -72,6 +72,7 @@ PermitSource::acquire_until(Clock::time_point deadline,
     std::optional<Permit> granted; // guarded by mutex
     bool cancelled = false;        // guarded by mutex
     bool full = false;             // guarded by mutex: the source said it must wait
+    bool refused = false;          // guarded by mutex: the source will not grant
   };
   const auto state = std::make_shared<State>();
   Waiter waiter(
@@ -84,6 +85,11 @@ PermitSource::acquire_until(Clock::time_point deadline,
         const std::lock_guard guard(state->mutex);
         state->full = true;
         state->changed.notify_one();
+      },
+      [state] {
+        const std::lock_guard guard(state->mutex);
+        state->refused = true;
+        state->changed.notify_one();
       });
   if (auto permit = acquire_or_queue(waiter)) {
     report(AcquireStatus::acquired);
@@ -95,13 +101,19 @@ PermitSource::acquire_until(Clock::time_point deadline,
     state->changed.notify_one();
   });
   std::unique_lock lock(state->mutex);
-  state->changed.wait_until(
-      lock, deadline, [&state] { return state->granted.has_value() || state->cancelled; });
-  if (!state->granted && !state->cancelled && answers_later()) {
+  state->changed.wait_until(lock, deadline, [&state] {
+    return state->granted.has_value() || state->cancelled || state->refused;
+  });
+  if (!state->granted && !state->cancelled && !state->refused && answers_later()) {
     // The source has not answered yet (a deadline in the past still gets one
     // try): wait for its answer, which comes within its own timeout.
-    state->changed.wait(
-        lock, [&state] { return state->granted.has_value() || state->cancelled || state->full; });
+    state->changed.wait(lock, [&state] {
+      return state->granted.has_value() || state->cancelled || state->full || state->refused;
+    });
+  }
+  if (state->refused) {
+    report(AcquireStatus::refused); // no longer queued: nothing to withdraw
+    return std::nullopt;
   }
   if (!state->granted) {
     lock.unlock();

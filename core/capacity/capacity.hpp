@@ -15,9 +15,12 @@
 namespace exai::core {
 
 class Permit;
+class PermitSource;
 
 // How a blocking acquisition ended when it did not yield a permit.
-enum class AcquireStatus { acquired, timed_out, cancelled };
+// refused: the source will not grant now at all (a shared scope whose store is
+// unreachable under EXAI_REDIS_FAILURE=refuse), so waiting is pointless.
+enum class AcquireStatus { acquired, timed_out, cancelled, refused };
 
 // What one limiter reports for health and metrics.
 struct LimiterStats {
@@ -30,21 +33,33 @@ struct LimiterStats {
 // most once, on the thread that released (or obtained) the unit, without any
 // limiter lock held; it must be quick and must not block (post the
 // continuation elsewhere). `on_full`, when set, is called by sources that
-// answer asynchronously (SharedCapacity) once they know the claim has to wait.
+// answer asynchronously (SharedCapacity) once they know the claim has to wait,
+// and `on_refused` (instead of any grant, the claim no longer queued) by those
+// that will not grant at all for now.
 class CapacityWaiter {
 public:
   using Grant = std::function<void(Permit permit)>;
-  explicit CapacityWaiter(Grant grant, std::function<void()> on_full = {})
+  explicit CapacityWaiter(Grant grant,
+                          std::function<void()> on_full = {},
+                          std::function<void()> on_refused = {})
       : grant_(std::move(grant))
       , on_full_(std::move(on_full))
+      , on_refused_(std::move(on_refused))
   {
   }
+
+  // The source this claim's call asks next once granted. A hint: a shared
+  // source may take both leases in one round trip and hand the second over
+  // when the call asks for it (synchronously, from within the grant).
+  void then(PermitSource* next) noexcept { then_ = next; }
 
 private:
   friend class CapacityLimiter;
   friend class SharedCapacity;
   Grant grant_;
   std::function<void()> on_full_;
+  std::function<void()> on_refused_;
+  PermitSource* then_ = nullptr;
   bool queued_ = false;    // guarded by the source's mutex
   bool told_full_ = false; // guarded by the source's mutex
   std::list<CapacityWaiter*>::iterator position_;

@@ -150,7 +150,15 @@ private:
             if (auto self = weak.lock()) {
               self->found_full();
             }
+          },
+          [weak = weak_from_this()] {
+            if (auto self = weak.lock()) {
+              self->give_up(AcquireStatus::refused);
+            }
           });
+      if (step_ == 2 && !request_.scopes.provider.empty()) {
+        waiter_->then(owner_.provider_sources_.find(request_.scopes.provider)->second);
+      }
       if (auto permit = limiter->acquire_or_queue(*waiter_)) {
         keep(std::move(*permit));
         continue;

@@ -25,6 +25,14 @@ local_share_of(std::size_t limit, double share)
   return std::clamp<std::size_t>(units, 1, limit);
 }
 
+// The second lease of a grant that took two, parked for the grant callback:
+// the call asks that gate next, on this thread, from within the callback.
+struct Handoff {
+  const PermitSource* gate = nullptr;
+  std::optional<Permit>* permit = nullptr;
+};
+thread_local Handoff t_handoff;
+
 } // namespace
 
 // One shared scope. Its queue and lease ids are guarded by the owner's mutex.
@@ -44,6 +52,11 @@ public:
 
   std::optional<Permit> acquire_or_queue(Waiter& waiter) override
   {
+    if (t_handoff.gate == this && t_handoff.permit != nullptr && t_handoff.permit->has_value()) {
+      std::optional<Permit> permit = std::move(*t_handoff.permit);
+      t_handoff.permit->reset();
+      return permit;
+    }
     owner_.enqueue(*this, waiter);
     return std::nullopt;
   }
@@ -228,57 +241,122 @@ SharedCapacity::full_notices(Gate& gate)
   return notices;
 }
 
+SharedCapacity::Gate*
+SharedCapacity::prefetchable(const CapacityWaiter& waiter) const
+{
+  auto* next = dynamic_cast<Gate*>(waiter.then_);
+  // Only a gate with nobody queued and not known to be full: a lease taken
+  // there must not overtake its own waiters.
+  if (next == nullptr || &next->owner_ != this || !next->waiters_.empty() ||
+      next->retry_at_ != Clock::time_point::max()) {
+    return nullptr;
+  }
+  return next;
+}
+
+std::string
+SharedCapacity::new_lease()
+{
+  std::string lease = options_.daemon_id;
+  lease.append(":").append(std::to_string(++next_lease_));
+  return lease;
+}
+
+void
+SharedCapacity::refuse_all(std::unique_lock<std::mutex>& lock, Gate& gate)
+{
+  std::vector<std::function<void()>> refusals;
+  for (auto it = gate.waiters_.begin(); it != gate.waiters_.end();) {
+    CapacityWaiter* waiter = *it;
+    if (!waiter->on_refused_) {
+      ++it; // cannot be told: it waits for its deadline
+      continue;
+    }
+    waiter->queued_ = false;
+    refusals.push_back(waiter->on_refused_);
+    it = gate.waiters_.erase(it);
+  }
+  lock.unlock();
+  for (const auto& refusal : refusals) {
+    refusal();
+  }
+  lock.lock();
+}
+
 void
 SharedCapacity::pump(std::unique_lock<std::mutex>& lock, Gate& gate)
 {
   gate.dirty_ = false;
   while (!gate.waiters_.empty() && !stopping_) {
     std::optional<Permit> permit;
+    std::optional<Permit> handoff; // the next gate's, taken in the same round trip
+    Gate* then = nullptr;
     if (degraded_) {
-      if (options_.failure == SharedFailureMode::local) {
-        permit = gate.local_.try_acquire();
-        if (permit) {
-          ++fallback_permits_;
-        }
+      if (options_.failure == SharedFailureMode::refuse) {
+        refuse_all(lock, gate);
+        return;
+      }
+      permit = gate.local_.try_acquire();
+      if (permit) {
+        ++fallback_permits_;
       }
     } else if (Clock::now() >= gate.retry_at_ || gate.retry_at_ == Clock::time_point::max()) {
-      std::string lease = options_.daemon_id;
-      lease.append(":").append(std::to_string(++next_lease_));
-      SharedLeaseBackend::Attempt attempt;
+      then = prefetchable(*gate.waiters_.front());
+      std::vector<SharedLeaseBackend::Want> wants{{gate.key_, gate.limit_, new_lease()}};
+      if (then != nullptr) {
+        wants.push_back({then->key_, then->limit_, new_lease()});
+      }
+      std::vector<SharedLeaseBackend::Attempt> attempts;
       lock.unlock();
       try {
         ++round_trips_;
-        attempt = backend_.acquire(gate.key_, gate.limit_, lease, options_.lease_ttl);
+        attempts = backend_.acquire(wants, options_.lease_ttl);
       } catch (const std::exception& e) {
         lock.lock();
         degrade(lock, e.what());
-        continue; // the local share answers
+        continue; // the fallback answers
       }
       lock.lock();
-      if (attempt.granted) {
+      if (attempts.size() > 1 && attempts[1].granted) {
+        ++leases_acquired_;
+        // Handed over only if the front waiter still asks that gate next and
+        // nobody queued there meanwhile; else it goes back.
+        if (!gate.waiters_.empty() && prefetchable(*gate.waiters_.front()) == then) {
+          handoff = then->held_.try_acquire();
+        }
+        if (handoff) {
+          then->leases_.push_back(std::move(wants[1].lease));
+        } else {
+          then->to_release_.push_back(std::move(wants[1].lease));
+          work_ = true;
+        }
+      }
+      if (!attempts.empty() && attempts[0].granted) {
         ++leases_acquired_;
         gate.retry_at_ = Clock::time_point::max();
         if (gate.waiters_.empty()) {
           // Withdrawn meanwhile: give the lease back.
-          gate.to_release_.push_back(std::move(lease));
+          gate.to_release_.push_back(std::move(wants[0].lease));
           work_ = true;
           break;
         }
         permit = gate.held_.try_acquire(); // never fails: the store keeps us below the limit
         if (permit) {
-          gate.leases_.push_back(std::move(lease));
+          gate.leases_.push_back(std::move(wants[0].lease));
         } else {
-          gate.to_release_.push_back(std::move(lease));
+          gate.to_release_.push_back(std::move(wants[0].lease));
           work_ = true;
         }
-      } else {
-        gate.retry_at_ = Clock::now() + std::max(attempt.retry_in, std::chrono::milliseconds(1));
+      } else if (!attempts.empty()) {
+        gate.retry_at_ =
+            Clock::now() + std::max(attempts[0].retry_in, std::chrono::milliseconds(1));
       }
     }
     if (!permit) {
       // Full for now: say so once to each waiter, outside the lock.
       auto notices = full_notices(gate);
       lock.unlock();
+      handoff.reset();
       for (const auto& notice : notices) {
         notice();
       }
@@ -289,12 +367,15 @@ SharedCapacity::pump(std::unique_lock<std::mutex>& lock, Gate& gate)
     gate.waiters_.pop_front();
     next->queued_ = false;
     lock.unlock();
+    t_handoff = {then, handoff ? &handoff : nullptr};
     try {
       next->grant_(std::move(*permit));
     } catch (...) {
       // The permit went back during unwinding.
     }
+    t_handoff = {};
     permit.reset();
+    handoff.reset(); // not asked for (the call ended meanwhile): its lease goes back
     lock.lock();
   }
 }
@@ -302,32 +383,27 @@ SharedCapacity::pump(std::unique_lock<std::mutex>& lock, Gate& gate)
 void
 SharedCapacity::release_leases(std::unique_lock<std::mutex>& lock)
 {
+  std::vector<SharedLeaseBackend::Held> leases;
   for (auto& [key, gate] : gates_) {
-    if (gate->to_release_.empty()) {
-      continue;
+    for (auto& lease : gate->to_release_) {
+      leases.push_back({key, std::move(lease)});
     }
-    std::vector<std::string> leases;
-    leases.swap(gate->to_release_);
-    if (degraded_) {
-      continue; // unreachable: they expire within the TTL
-    }
-    Gate& g = *gate;
-    lock.unlock();
-    std::string failure;
-    for (const auto& lease : leases) {
-      try {
-        ++round_trips_;
-        backend_.release(g.key_, lease);
-      } catch (const std::exception& e) {
-        failure = e.what();
-        break; // the rest expire within the TTL
-      }
-    }
-    lock.lock();
-    if (!failure.empty()) {
-      degrade(lock, failure);
-      return;
-    }
+    gate->to_release_.clear();
+  }
+  if (leases.empty() || degraded_) {
+    return; // unreachable: they expire within the TTL
+  }
+  lock.unlock();
+  std::string failure;
+  try {
+    ++round_trips_;
+    backend_.release(leases);
+  } catch (const std::exception& e) {
+    failure = e.what(); // they expire within the TTL
+  }
+  lock.lock();
+  if (!failure.empty()) {
+    degrade(lock, failure);
   }
 }
 

@@ -21,8 +21,8 @@ namespace exai::core {
 
 // What a daemon does while the shared store is unreachable
 // (EXAI_REDIS_FAILURE): `local` grants from local limits sized as a share of
-// the shared limit; `refuse` grants nothing (calls wait for the store until
-// their acquire deadline, then are refused OVER_CAPACITY).
+// the shared limit; `refuse` grants nothing: waiting calls are refused at
+// once (AcquireStatus::refused, OVER_CAPACITY) rather than at their deadline.
 enum class SharedFailureMode { local, refuse };
 
 // "local" | "refuse".
@@ -55,11 +55,25 @@ public:
   // (Re)connects and prepares the scripts. Throws SharedUnavailable, or
   // Error(config_invalid) when the store refuses our credentials.
   virtual void connect() = 0;
-  // Takes lease `lease` of scope `key` when fewer than `limit` live leases exist.
-  virtual Attempt
-  acquire(const std::string& key, std::size_t limit, const std::string& lease, Millis ttl) = 0;
-  // Drops `lease` and announces the release to every daemon's listener.
-  virtual void release(const std::string& key, const std::string& lease) = 0;
+  // A lease wanted of scope `key`, granted while fewer than `limit` live.
+  struct Want {
+    std::string key;
+    std::size_t limit = 0;
+    std::string lease;
+  };
+  // A lease held of scope `key`.
+  struct Held {
+    std::string key;
+    std::string lease;
+  };
+
+  // Takes the leases of `wants` in order, in one round trip, stopping at the
+  // first scope that is full: one Attempt per scope tried (all granted, or
+  // the last one refused).
+  virtual std::vector<Attempt> acquire(const std::vector<Want>& wants, Millis ttl) = 0;
+  // Drops `leases` in one round trip and announces each release to every
+  // daemon's listener.
+  virtual void release(const std::vector<Held>& leases) = 0;
   // Extends `leases` of `key` to now + ttl (re-adding any the store lost).
   virtual void
   renew(const std::string& key, const std::vector<std::string>& leases, Millis ttl) = 0;
@@ -98,11 +112,14 @@ struct SharedCapacityStats {
 // the gate; one worker thread asks the store for a lease for the oldest
 // waiter, then the next, until the store says the scope is full; it tries
 // again when any daemon announces a release (the backend's subscription) or
-// when the oldest lease would expire — never by polling. The worker also
-// renews every held lease each third of the TTL and releases the leases of
-// ended calls. A granted Permit is an ordinary local Permit: releasing it
-// releases one lease of this daemon for the scope (leases of one scope are
-// interchangeable).
+// when the oldest lease would expire — never by polling. When the waiter says
+// which gate its call asks next (CapacityWaiter::then: global, then the
+// provider) and that gate has nobody queued, both leases are asked for in the
+// same round trip and the second is handed over when the call asks for it.
+// The worker also renews every held lease each third of the TTL and releases
+// the leases of ended calls, all pending releases in one round trip. A
+// granted Permit is an ordinary local Permit: releasing it releases one lease
+// of this daemon for the scope (leases of one scope are interchangeable).
 //
 // When the store fails, the gates grant from local limiters of
 // ceil(limit x local_share) (mode local) or nothing (mode refuse), the store
@@ -136,6 +153,9 @@ private:
   void on_local_release(Gate& gate) noexcept;
   void degrade(std::unique_lock<std::mutex>& lock, const std::string& reason);
   void pump(std::unique_lock<std::mutex>& lock, Gate& gate);
+  Gate* prefetchable(const CapacityWaiter& waiter) const;
+  std::string new_lease();
+  void refuse_all(std::unique_lock<std::mutex>& lock, Gate& gate);
   void release_leases(std::unique_lock<std::mutex>& lock);
   void renew_leases(std::unique_lock<std::mutex>& lock);
   void try_rejoin(std::unique_lock<std::mutex>& lock);

@@ -33,24 +33,33 @@ int_at(const Poco::Redis::RedisType::Ptr& reply, std::size_t pos)
 const std::string&
 RedisLeaseBackend::acquire_script()
 {
-  // KEYS[1] scope; ARGV: limit, lease, ttl ms, channel.
+  // KEYS: the scopes, in order; ARGV: ttl ms, channel, then limit and lease per
+  // scope. Answers granted, retry-in-ms per scope tried; stops at a full one.
   static const std::string kScript = R"lua(
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local purged = redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
-local limit = tonumber(ARGV[1])
-local ttl = tonumber(ARGV[3])
-local live = redis.call('ZCARD', KEYS[1])
-if live < limit then
-  redis.call('ZADD', KEYS[1], now + ttl, ARGV[2])
-  redis.call('PEXPIRE', KEYS[1], ttl + 1000)
-  if purged > 0 and live + 1 < limit then
-    redis.call('PUBLISH', ARGV[4], KEYS[1])
+local ttl = tonumber(ARGV[1])
+local out = {}
+for i = 1, #KEYS do
+  local key = KEYS[i]
+  local limit = tonumber(ARGV[2 * i + 1])
+  local purged = redis.call('ZREMRANGEBYSCORE', key, '-inf', now)
+  local live = redis.call('ZCARD', key)
+  if live >= limit then
+    local oldest = redis.call('ZRANGE', key, 0, 0, 'WITHSCORES')
+    out[#out + 1] = 0
+    out[#out + 1] = math.max(1, tonumber(oldest[2]) - now)
+    return out
   end
-  return {1, 0}
+  redis.call('ZADD', key, now + ttl, ARGV[2 * i + 2])
+  redis.call('PEXPIRE', key, ttl + 1000)
+  if purged > 0 and live + 1 < limit then
+    redis.call('PUBLISH', ARGV[2], key)
+  end
+  out[#out + 1] = 1
+  out[#out + 1] = 0
 end
-local oldest = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
-return {0, math.max(1, tonumber(oldest[2]) - now)}
+return out
 )lua";
   return kScript;
 }
@@ -58,13 +67,16 @@ return {0, math.max(1, tonumber(oldest[2]) - now)}
 const std::string&
 RedisLeaseBackend::release_script()
 {
-  // KEYS[1] scope; ARGV: lease, channel.
+  // KEYS: the scope of each lease; ARGV: channel, then the leases.
   static const std::string kScript = R"lua(
-local removed = redis.call('ZREM', KEYS[1], ARGV[1])
-if removed > 0 then
-  redis.call('PUBLISH', ARGV[2], KEYS[1])
+local removed = 0
+for i = 1, #KEYS do
+  if redis.call('ZREM', KEYS[i], ARGV[i + 1]) > 0 then
+    removed = removed + 1
+    redis.call('PUBLISH', ARGV[1], KEYS[i])
+  end
 end
-return {removed, redis.call('ZCARD', KEYS[1])}
+return {removed, 0}
 )lua";
   return kScript;
 }
@@ -110,27 +122,40 @@ RedisLeaseBackend::connect()
   renew_sha_ = connection_.load_script(renew_script());
 }
 
-core::SharedLeaseBackend::Attempt
-RedisLeaseBackend::acquire(const std::string& key,
-                           std::size_t limit,
-                           const std::string& lease,
-                           Millis ttl)
+std::vector<core::SharedLeaseBackend::Attempt>
+RedisLeaseBackend::acquire(const std::vector<Want>& wants, Millis ttl)
 {
-  const auto reply =
-      connection_.eval(acquire_script(),
-                       acquire_sha_,
-                       {key},
-                       {std::to_string(limit), lease, std::to_string(ttl.count()), channel_});
-  Attempt attempt;
-  attempt.granted = int_at(reply, 0) == 1;
-  attempt.retry_in = Millis(int_at(reply, 1));
-  return attempt;
+  std::vector<std::string> keys;
+  std::vector<std::string> args{std::to_string(ttl.count()), channel_};
+  for (const auto& want : wants) {
+    keys.push_back(want.key);
+    args.push_back(std::to_string(want.limit));
+    args.push_back(want.lease);
+  }
+  const auto reply = connection_.eval(acquire_script(), acquire_sha_, keys, args);
+  std::vector<Attempt> attempts;
+  for (std::size_t i = 0; i < wants.size(); ++i) {
+    Attempt attempt;
+    attempt.granted = int_at(reply, 2 * i) == 1;
+    attempt.retry_in = Millis(int_at(reply, 2 * i + 1));
+    attempts.push_back(attempt);
+    if (!attempt.granted) {
+      break;
+    }
+  }
+  return attempts;
 }
 
 void
-RedisLeaseBackend::release(const std::string& key, const std::string& lease)
+RedisLeaseBackend::release(const std::vector<Held>& leases)
 {
-  (void)connection_.eval(release_script(), release_sha_, {key}, {lease, channel_});
+  std::vector<std::string> keys;
+  std::vector<std::string> args{channel_};
+  for (const auto& held : leases) {
+    keys.push_back(held.key);
+    args.push_back(held.lease);
+  }
+  (void)connection_.eval(release_script(), release_sha_, keys, args);
 }
 
 void

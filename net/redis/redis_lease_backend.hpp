@@ -19,9 +19,10 @@ namespace exai::net {
 // clock (ms, from TIME inside the script, so daemons' clocks never matter).
 // Three Lua scripts, each one atomic round trip (EVALSHA, EVAL when Redis lost
 // the script):
-// - acquire: drop expired members; add the lease if fewer than `limit` remain;
-//   else answer when the oldest expires;
-// - release: remove the lease and PUBLISH the scope on `<prefix>released`;
+// - acquire: for each scope in turn (global, then the provider), drop expired
+//   members; add the lease if fewer than `limit` remain; else stop and answer
+//   when the oldest expires;
+// - release: remove the leases and PUBLISH each scope on `<prefix>released`;
 // - renew: set the given leases' expiry to now + TTL (re-adding lost ones).
 // The key itself expires one second after its newest lease, so an abandoned
 // scope leaves nothing behind. A second connection SUBSCRIBEs to the release
@@ -34,9 +35,8 @@ public:
   ~RedisLeaseBackend() override;
 
   void connect() override;
-  Attempt
-  acquire(const std::string& key, std::size_t limit, const std::string& lease, Millis ttl) override;
-  void release(const std::string& key, const std::string& lease) override;
+  std::vector<Attempt> acquire(const std::vector<Want>& wants, Millis ttl) override;
+  void release(const std::vector<Held>& leases) override;
   void renew(const std::string& key, const std::vector<std::string>& leases, Millis ttl) override;
   void listen(std::function<void(const std::string& key)> on_release) override;
   void stop_listening() noexcept override;
