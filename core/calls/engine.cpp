@@ -20,6 +20,9 @@ constexpr std::string_view kAcceptedNote = "accepted, awaiting provider/session 
 constexpr std::size_t kTrimAfterBytes = std::size_t{4} << 20U;
 constexpr auto kSweepPeriod = std::chrono::seconds(5);
 constexpr std::uint64_t kTrimEvery = 2; // sweeps: about every 10 s
+// Submissions reading the shared store at once; Redis answers one command at
+// a time per connection, so more threads would mostly wait there.
+constexpr std::size_t kLookupThreads = 4;
 
 double
 seconds(std::chrono::milliseconds ms)
@@ -312,6 +315,7 @@ Engine::Engine(const EngineDeps& deps)
                return key.size() + session.size() + 64;
              })
     , pool_(deps.config.call_threads)
+    , lookups_(kLookupThreads)
 {
   if (shared_store_ != nullptr) {
     conversations_.share(shared_store_, config_.redis_prefix + "conv:");
@@ -468,6 +472,38 @@ Engine::submit(CallRequest request, const std::shared_ptr<CallSink>& sink)
            {{"name", request.tool}, {"requested_tool", request.tool}, {"reason", *hidden}});
     return;
   }
+  if (shared_store_ == nullptr) {
+    submit_known(std::move(request), sink, *tool);
+    return;
+  }
+  {
+    const std::lock_guard lock(mutex_);
+    ++lookups_running_;
+  }
+  // Shared with the job: a refused post must still answer the request.
+  auto pending = std::make_shared<CallRequest>(std::move(request));
+  const bool posted = lookups_.post([this, pending, sink, tool] {
+    submit_known(std::move(*pending), sink, *tool);
+    const std::lock_guard lock(mutex_);
+    --lookups_running_;
+    drained_.notify_all();
+  });
+  if (!posted) {
+    reject(sink, *pending, Errc::shutting_down, "the daemon is shutting down");
+    const std::lock_guard lock(mutex_);
+    --lookups_running_;
+    drained_.notify_all();
+  }
+}
+
+void
+Engine::submit_known(CallRequest request, const std::shared_ptr<CallSink>& sink, const Tool& known)
+{
+  if (!accepting_) {
+    reject(sink, request, Errc::shutting_down, "the daemon is shutting down");
+    return;
+  }
+  const Tool* tool = &known;
   const std::string key = call_key(request.session_id, request.request_id);
   const std::uint64_t fingerprint = fingerprint_of(tool->name(), request.arguments);
 
@@ -595,8 +631,8 @@ Engine::attach_existing(const CallRequest& request,
     if (!stored || stored->fingerprint != fingerprint) {
       return false;
     }
+    ++counters_.replayed; // counted before the client can see it
     sink->on_result(request.request_id, *stored->result);
-    ++counters_.replayed;
     return true;
   };
   if (replay()) {
@@ -606,8 +642,8 @@ Engine::attach_existing(const CallRequest& request,
   if (const std::string store_key = result_store_key(request); !store_key.empty()) {
     if (const auto text = shared_store_->get(store_key)) {
       if (auto result = parse_stored_result(*text, fingerprint)) {
-        sink->on_result(request.request_id, *result);
         ++counters_.replayed;
+        sink->on_result(request.request_id, *result);
         return true;
       }
     }
@@ -619,8 +655,8 @@ Engine::attach_existing(const CallRequest& request,
         session && *session != request.session_id) {
       const std::string owned_key = call_key(*session, request.request_id);
       if (auto stored = results_.get(owned_key); stored && stored->fingerprint == fingerprint) {
-        sink->on_result(request.request_id, *stored->result);
         ++counters_.replayed;
+        sink->on_result(request.request_id, *stored->result);
         return true;
       }
       running = inflight_.find(owned_key);
@@ -802,6 +838,18 @@ Engine::capacity_failure(const CapacityRejection& rejection, const Execution& ex
   details["provider"] =
       rejection.provider.empty() ? nlohmann::json(nullptr) : nlohmann::json(rejection.provider);
   ++counters_.rejected.at(static_cast<std::size_t>(rejection.scope));
+  if (rejection.status == AcquireStatus::refused) {
+    details["reason"] = "shared_store_unreachable";
+    log::get("core")->warn("capacity refused scope={} provider={} session={} reason=redis_down",
+                           scope,
+                           rejection.provider,
+                           short_id(execution.session_id));
+    return ToolFailure{Errc::over_capacity,
+                       "no " + scope +
+                           " capacity: the shared store (Redis) is unreachable and "
+                           "EXAI_REDIS_FAILURE=refuse",
+                       details};
+  }
   log::get("core")->warn("capacity exhausted scope={} provider={} session={}",
                          scope,
                          rejection.provider,
@@ -1169,7 +1217,8 @@ Engine::shutdown(std::chrono::milliseconds grace)
 {
   accepting_ = false;
   std::unique_lock lock(mutex_);
-  drained_.wait_for(lock, grace, [this] { return live_.empty(); });
+  const auto drained = [this] { return live_.empty() && lookups_running_ == 0; };
+  drained_.wait_for(lock, grace, drained);
   const std::vector<std::shared_ptr<Execution>> remaining(live_.begin(), live_.end());
   lock.unlock();
   for (const auto& execution : remaining) {
@@ -1183,8 +1232,9 @@ Engine::shutdown(std::chrono::milliseconds grace)
   }
   lock.lock();
   // Stopped tools return promptly and waiting acquisitions end at once (their
-  // stop was requested); each releases its capacity on the way out.
-  drained_.wait(lock, [this] { return live_.empty(); });
+  // stop was requested); each releases its capacity on the way out. A
+  // submission still reading the shared store refuses itself (accepting_).
+  drained_.wait(lock, drained);
 }
 
 EngineStats

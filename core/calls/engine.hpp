@@ -168,6 +168,10 @@ private:
   // there is no shared store.
   std::string result_store_key(const CallRequest& request) const;
 
+  // submit() from the request_id check on: replay, join or start. With a
+  // shared store it runs on lookups_ (it may wait on the network there).
+  void submit_known(CallRequest request, const std::shared_ptr<CallSink>& sink, const Tool& tool);
+
   // Replays a stored result or joins a running call with this request_id.
   // Returns false when the id is free (nothing was sent).
   bool attach_existing(const CallRequest& request,
@@ -246,6 +250,7 @@ private:
   std::set<std::shared_ptr<Execution>> live_;                             // guarded by mutex_
   std::map<std::string, std::size_t, std::less<>> queued_by_session_;     // guarded by mutex_
   std::size_t queued_ = 0;                                                // guarded by mutex_
+  std::size_t lookups_running_ = 0; // guarded by mutex_: submissions on lookups_
   // Atomics, so outcomes can be counted under a call's own lock (before its
   // result is sent) without ordering against mutex_.
   struct Counters {
@@ -270,6 +275,9 @@ private:
   std::atomic<std::size_t> freed_since_trim_{0};
   std::atomic<std::uint64_t> sweeps_{0};
   std::atomic<std::uint64_t> admitted_calls_{0};
+  // Where submissions read the shared store (Redis), so the caller's thread
+  // (the event loop) never waits on the network. Destroyed first.
+  ThreadPool lookups_;
 };
 
 } // namespace exai::core

@@ -3,6 +3,7 @@
 // fake GLM upstream both daemons call.
 #include "tests/support/daemon_checks.hpp"
 #include "tests/support/eventually.hpp"
+#include "tests/support/exai_run.hpp"
 #include "tests/support/fake_upstream.hpp"
 #include "tests/support/redis_server.hpp"
 #include "tests/support/serve_process.hpp"
@@ -234,4 +235,104 @@ TEST_CASE("a result is replayed by request id after its daemon restarts", "[e2e]
   REQUIRE(again);
   CHECK(again->at("outputs") == first.at("outputs"));
   CHECK(glm.request_count() == 1); // replayed, not asked again
+}
+
+TEST_CASE("exai stress --targets loads two daemons at once and the shared limit holds",
+          "[e2e][redis][stress]")
+{
+  RedisServer redis;
+  FakeUpstream::Options slow;
+  slow.behavior.latency = std::chrono::milliseconds(20); // calls overlap
+  FakeUpstream glm(slow);
+  auto a = start_daemon(glm, redis);
+  auto b = start_daemon(glm, redis);
+  const std::string targets = "ws://127.0.0.1:" + std::to_string(a->port()) +
+                              "/,ws://127.0.0.1:" + std::to_string(b->port()) + "/";
+  const auto run = run_exai(EXAI_BINARY,
+                            {},
+                            "--log-level warn stress --json --targets " + targets +
+                                " --connections 8 --calls 60 --mix normal=1 --tool chat"
+                                " --rss-tolerance 4GB");
+  CAPTURE(run.out, run.err);
+  const json report = json::parse(run.out, nullptr, false);
+  REQUIRE_FALSE(report.is_discarded());
+  CHECK(run.exit_code == 0);
+  CHECK(report.at("passed") == true);
+  CHECK(report.at("calls") == 60);
+  REQUIRE(report.at("targets").size() == 2);
+  for (const auto& target : report.at("targets")) {
+    CHECK(target.at("outcomes").value("ok", 0) == 30); // split evenly, every call answered
+    CHECK(target.at("passed") == true);
+  }
+  // Both daemons got load, and together they never exceeded GLM's shared 2.
+  CHECK(glm.request_count() == 60);
+  CHECK(glm.peak_concurrency() == 2);
+  CHECK(capacity_back_to_zero(a->port()));
+  CHECK(capacity_back_to_zero(b->port()));
+  CHECK(eventually([&] { return redis.zcard(kGlmScope) == 0 && redis.zcard(kGlobalScope) == 0; },
+                   5000ms));
+}
+
+TEST_CASE("Redis down with EXAI_REDIS_FAILURE=refuse: calls are refused at once, then served again",
+          "[e2e][redis]")
+{
+  RedisServer redis;
+  FakeUpstream glm;
+  auto a = start_daemon(
+      glm, redis, {{"EXAI_REDIS_FAILURE", "refuse"}, {"EXAI_REDIS_TIMEOUT_SECS", "0.3"}});
+  auto c = client_of(*a);
+  send_chat(*c, "before", "while Redis runs");
+  auto res = result_of(*c);
+  REQUIRE(res);
+  CHECK(res->contains("outputs"));
+  redis.stop();
+  // The acquire timeout is 30 s: a refusal within a few seconds is the policy, not a deadline.
+  const auto asked = std::chrono::steady_clock::now();
+  send_chat(*c, "down", "while Redis is down");
+  res = result_of(*c);
+  REQUIRE(res);
+  CAPTURE(res->dump());
+  CHECK(std::chrono::steady_clock::now() - asked < 10s);
+  REQUIRE(res->contains("error"));
+  CHECK(res->at("error").at("code") == "OVER_CAPACITY");
+  CHECK(res->at("error").at("details").at("reason") == "shared_store_unreachable");
+  CHECK_THAT(res->at("error").at("message").get<std::string>(),
+             Catch::Contains("EXAI_REDIS_FAILURE=refuse"));
+  CHECK(glm.request_count() == 1);
+  redis.start();
+  CHECK(
+      eventually([&] { return fetch_health(a->port()).at("capacity_mode") == "shared"; }, 10000ms));
+  send_chat(*c, "after", "Redis is back");
+  res = result_of(*c);
+  REQUIRE(res);
+  CHECK(res->contains("outputs"));
+  CHECK(capacity_back_to_zero(a->port()));
+}
+
+TEST_CASE("a paused Redis delays only the calls that need it, never other clients' frames",
+          "[e2e][redis]")
+{
+  RedisServer redis;
+  FakeUpstream glm;
+  auto a = start_daemon(glm, redis, {{"EXAI_REDIS_TIMEOUT_SECS", "10"}});
+  auto waiting = client_of(*a);
+  Poco::Redis::Array pause;
+  pause << "CLIENT"
+        << "PAUSE"
+        << "3000"
+        << "ALL";
+  (void)redis.command(pause);
+  const auto paused = std::chrono::steady_clock::now();
+  send_chat(*waiting, "slow", "needs Redis");
+  // Another client connects and is answered while that call waits on Redis.
+  auto other = client_of(*a);
+  other->send_json({{"op", "list_tools"}, {"request_id", "lt"}});
+  const auto tools = other->recv_until(
+      [](const json& f) { return f.value("op", "") == "list_tools_res"; }, deadline_in(5s));
+  REQUIRE(tools);
+  CHECK(std::chrono::steady_clock::now() - paused < 2s);
+  const auto res = result_of(*waiting);
+  REQUIRE(res);
+  CHECK(res->contains("outputs"));
+  CHECK(capacity_back_to_zero(a->port()));
 }

@@ -5,6 +5,7 @@
 
 #include <atomic>
 #include <condition_variable>
+#include <map>
 #include <thread>
 #include <vector>
 
@@ -205,11 +206,12 @@ private:
 };
 
 struct Harness {
-  explicit Harness(Settings::Map env = {})
+  explicit Harness(Settings::Map env = {}, SharedStore* store = nullptr)
       : config(make_config(std::move(env)))
       , providers(ProviderRegistry::build(
             Settings({}, {{"KIMI_API_KEY", "kimi-test-key"}, {"GLM_API_KEY", "glm-test-key"}}, {})))
-      , engine(std::make_unique<Engine>(EngineDeps{config, providers, process_tools(), chat}))
+      , engine(std::make_unique<Engine>(
+            EngineDeps{config, providers, process_tools(), chat, nullptr, nullptr, store}))
   {
   }
   static DaemonConfig make_config(Settings::Map env)
@@ -922,4 +924,77 @@ TEST_CASE("identical calls are shared within a session by default, not across se
   CHECK(h.chat.calls() == 2);
   CHECK(h.engine->stats().counters.coalesced == 1);
   CHECK(h.drained());
+}
+
+namespace {
+
+// A shared store whose reads wait until opened, as a Redis that is slow or
+// stalled would make them.
+class GatedStore final : public SharedStore {
+public:
+  std::optional<std::string> get(const std::string& key) override
+  {
+    std::unique_lock lock(mutex_);
+    ++gets_;
+    changed_.notify_all();
+    changed_.wait(lock, [this] { return open_; });
+    const auto it = values_.find(key);
+    return it == values_.end() ? std::nullopt : std::optional<std::string>(it->second);
+  }
+  void put(const std::string& key, const std::string& value, std::chrono::milliseconds) override
+  {
+    const std::lock_guard lock(mutex_);
+    values_[key] = value;
+  }
+  std::uint64_t round_trips() const noexcept override { return 0; }
+  void open()
+  {
+    const std::lock_guard lock(mutex_);
+    open_ = true;
+    changed_.notify_all();
+  }
+  bool wait_gets(int n)
+  {
+    std::unique_lock lock(mutex_);
+    return changed_.wait_for(lock, 10s, [&] { return gets_ >= n; });
+  }
+
+private:
+  std::mutex mutex_;
+  std::condition_variable changed_;
+  bool open_ = false;
+  int gets_ = 0;
+  std::map<std::string, std::string> values_;
+};
+
+} // namespace
+
+TEST_CASE("a submission never waits on the shared store on the submitting thread", "[core][engine]")
+{
+  GatedStore store;
+  Harness h({}, &store);
+  auto sink = std::make_shared<RecordingSink>();
+  const auto asked = std::chrono::steady_clock::now();
+  for (int i = 0; i < 8; ++i) {
+    h.call("r" + std::to_string(i), "chat", {{"prompt", "p" + std::to_string(i)}}, sink);
+  }
+  // The store holds every read; submit() returned anyway.
+  CHECK(std::chrono::steady_clock::now() - asked < 2s);
+  REQUIRE(store.wait_gets(1));
+  CHECK(sink->frames().empty()); // nothing decided before the store answered
+  store.open();
+  for (int i = 0; i < 8; ++i) {
+    CHECK(envelope_of(sink->result("r" + std::to_string(i)))["content"] ==
+          "echo: p" + std::to_string(i));
+  }
+  CHECK(h.drained());
+
+  // Another engine on the same store (another daemon, or this one restarted)
+  // replays the stored result instead of calling the model again.
+  Harness other({}, &store);
+  auto again = std::make_shared<RecordingSink>();
+  other.call("r3", "chat", {{"prompt", "p3"}}, again);
+  CHECK(envelope_of(again->result("r3"))["content"] == "echo: p3");
+  CHECK(other.chat.calls() == 0);
+  CHECK(other.engine->stats().counters.replayed == 1);
 }
