@@ -65,6 +65,18 @@ result_of(WsClient& c, std::chrono::milliseconds limit = 30s)
                       deadline_in(limit));
 }
 
+// Nothing held anywhere: each daemon's scopes back to zero, and no lease left
+// in Redis.
+void
+check_nothing_held(const RedisServer& redis, std::initializer_list<const ServeProcess*> daemons)
+{
+  for (const auto* daemon : daemons) {
+    CHECK(capacity_back_to_zero(daemon->port()));
+  }
+  CHECK(eventually([&] { return redis.zcard(kGlmScope) == 0 && redis.zcard(kGlobalScope) == 0; },
+                   5000ms));
+}
+
 } // namespace
 
 TEST_CASE("two daemons share one GLM limit: the upstream never sees more than it allows",
@@ -92,10 +104,7 @@ TEST_CASE("two daemons share one GLM limit: the upstream never sees more than it
   const json health = fetch_health(a->port());
   CHECK(health.at("capacity_mode") == "shared");
   CHECK(health.at("redis").at("round_trips_per_call").get<double>() >= 4.0);
-  CHECK(capacity_back_to_zero(a->port()));
-  CHECK(capacity_back_to_zero(b->port()));
-  CHECK(eventually([&] { return redis.zcard(kGlmScope) == 0 && redis.zcard(kGlobalScope) == 0; },
-                   5000ms));
+  check_nothing_held(redis, {a.get(), b.get()});
 }
 
 TEST_CASE("a daemon killed with SIGKILL strands its leases only for the lease TTL", "[e2e][redis]")
@@ -123,9 +132,7 @@ TEST_CASE("a daemon killed with SIGKILL strands its leases only for the lease TT
   // Leases expire 1.5 s after their last renewal (at most 0.5 s before the kill).
   CHECK(std::chrono::steady_clock::now() - killed < 6s);
   glm.release_hangs();
-  CHECK(capacity_back_to_zero(b->port()));
-  CHECK(eventually([&] { return redis.zcard(kGlmScope) == 0 && redis.zcard(kGlobalScope) == 0; },
-                   5000ms));
+  check_nothing_held(redis, {b.get()});
 }
 
 TEST_CASE("Redis stopped mid-run: calls still answered, health degraded, then shared again",
@@ -158,9 +165,7 @@ TEST_CASE("Redis stopped mid-run: calls still answered, health degraded, then sh
   CHECK(call_ok());
   health = fetch_health(a->port());
   CHECK(health.at("healthy") == true);
-  CHECK(capacity_back_to_zero(a->port()));
-  CHECK(eventually([&] { return redis.zcard(kGlmScope) == 0 && redis.zcard(kGlobalScope) == 0; },
-                   5000ms));
+  check_nothing_held(redis, {a.get()});
   CHECK(a->stderr_text().find("shared capacity degraded") != std::string::npos);
 }
 
@@ -267,10 +272,7 @@ TEST_CASE("exai stress --targets loads two daemons at once and the shared limit 
   // Both daemons got load, and together they never exceeded GLM's shared 2.
   CHECK(glm.request_count() == 60);
   CHECK(glm.peak_concurrency() == 2);
-  CHECK(capacity_back_to_zero(a->port()));
-  CHECK(capacity_back_to_zero(b->port()));
-  CHECK(eventually([&] { return redis.zcard(kGlmScope) == 0 && redis.zcard(kGlobalScope) == 0; },
-                   5000ms));
+  check_nothing_held(redis, {a.get(), b.get()});
 }
 
 TEST_CASE("Redis down with EXAI_REDIS_FAILURE=refuse: calls are refused at once, then served again",
@@ -312,9 +314,11 @@ TEST_CASE("Redis down with EXAI_REDIS_FAILURE=refuse: calls are refused at once,
 TEST_CASE("a paused Redis delays only the calls that need it, never other clients' frames",
           "[e2e][redis]")
 {
+  // Each Redis answer may take longer than the pause below.
+  const ServeProcess::Env patient = {{"EXAI_REDIS_TIMEOUT_SECS", "10"}};
   RedisServer redis;
   FakeUpstream glm;
-  auto a = start_daemon(glm, redis, {{"EXAI_REDIS_TIMEOUT_SECS", "10"}});
+  auto a = start_daemon(glm, redis, patient);
   auto waiting = client_of(*a);
   Poco::Redis::Array pause;
   pause << "CLIENT"

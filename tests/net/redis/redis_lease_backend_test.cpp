@@ -54,46 +54,51 @@ release_one(RedisLeaseBackend& backend, const std::string& key, const std::strin
   backend.release({{key, lease}});
 }
 
+// A private Redis and a backend connected to it.
+struct Connected {
+  RedisServer redis;
+  RedisLeaseBackend backend{url_of(redis), 1000ms, kChannel};
+  Connected() { backend.connect(); }
+};
+
 } // namespace
 
 TEST_CASE("one acquire takes the leases of several scopes in order and stops at a full one",
           "[net][redis]")
 {
-  RedisServer redis;
-  RedisLeaseBackend backend(url_of(redis), 1000ms, kChannel);
-  backend.connect();
-  REQUIRE(acquire_one(backend, "p", 1, "held", 10000ms).granted);
+  Connected c;
+  REQUIRE(acquire_one(c.backend, "p", 1, "held", 10000ms).granted);
   // Both free: both granted in one round trip.
-  auto both = backend.acquire({{"g", 4, "g1"}, {"q", 1, "q1"}}, 10000ms);
+  auto both = c.backend.acquire({{"g", 4, "g1"}, {"q", 1, "q1"}}, 10000ms);
   REQUIRE(both.size() == 2);
   CHECK(both[0].granted);
   CHECK(both[1].granted);
   // The second scope full: the first is granted, the second says when to retry.
-  auto partial = backend.acquire({{"g", 4, "g2"}, {"p", 1, "p2"}}, 10000ms);
+  auto partial = c.backend.acquire({{"g", 4, "g2"}, {"p", 1, "p2"}}, 10000ms);
   REQUIRE(partial.size() == 2);
   CHECK(partial[0].granted);
   CHECK_FALSE(partial[1].granted);
   CHECK(partial[1].retry_in > 9000ms);
   // The first scope full: nothing further is tried.
-  REQUIRE(acquire_one(backend, "g", 4, "g3", 10000ms).granted);
-  REQUIRE(acquire_one(backend, "g", 4, "g4", 10000ms).granted);
-  auto none = backend.acquire({{"g", 4, "g5"}, {"q", 2, "q2"}}, 10000ms);
+  REQUIRE(acquire_one(c.backend, "g", 4, "g3", 10000ms).granted);
+  REQUIRE(acquire_one(c.backend, "g", 4, "g4", 10000ms).granted);
+  auto none = c.backend.acquire({{"g", 4, "g5"}, {"q", 2, "q2"}}, 10000ms);
   REQUIRE(none.size() == 1);
   CHECK_FALSE(none[0].granted);
-  CHECK(redis.zcard("q") == 1);
+  CHECK(c.redis.zcard("q") == 1);
   // One release drops leases of several scopes.
-  backend.release({{"g", "g1"}, {"g", "g2"}, {"q", "q1"}, {"p", "held"}, {"g", "gone"}});
-  CHECK(redis.zcard("g") == 2);
-  CHECK(redis.zcard("q") == 0);
-  CHECK(redis.zcard("p") == 0);
+  c.backend.release({{"g", "g1"}, {"g", "g2"}, {"q", "q1"}, {"p", "held"}, {"g", "gone"}});
+  CHECK(c.redis.zcard("g") == 2);
+  CHECK(c.redis.zcard("q") == 0);
+  CHECK(c.redis.zcard("p") == 0);
 }
 
 TEST_CASE("the acquire script grants up to the limit, then names when the oldest lease expires",
           "[net][redis]")
 {
-  RedisServer redis;
-  RedisLeaseBackend backend(url_of(redis), 1000ms, kChannel);
-  backend.connect();
+  Connected c;
+  RedisServer& redis = c.redis;
+  RedisLeaseBackend& backend = c.backend;
   CHECK(acquire_one(backend, "k", 2, "a", 10000ms).granted);
   CHECK(acquire_one(backend, "k", 2, "b", 10000ms).granted);
   const auto full = acquire_one(backend, "k", 2, "c", 10000ms);
