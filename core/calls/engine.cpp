@@ -227,6 +227,25 @@ struct Engine::Call {
   }
 };
 
+// Whether the shared store has answered a new call's request_id lookup.
+struct Engine::StoreLookup {
+  std::mutex mutex;
+  std::condition_variable changed;
+  bool answered = false; // guarded by mutex
+
+  void answer()
+  {
+    const std::lock_guard lock(mutex);
+    answered = true;
+    changed.notify_all();
+  }
+  void wait()
+  {
+    std::unique_lock lock(mutex);
+    changed.wait(lock, [this] { return answered; });
+  }
+};
+
 // One run of a tool. Identical calls share it (callers); capacity is taken
 // once for it, then held by the thread running it.
 struct Engine::Execution {
@@ -250,6 +269,8 @@ struct Engine::Execution {
   std::string waiting_for;                    // guarded by mutex: the full scope, once one was
   std::atomic<bool> granted{false};           // holds its capacity (runs next)
   std::atomic<bool> streaming{false};         // a streamed answer has begun
+  // Set before start(): the tool runs only once the store has answered.
+  std::shared_ptr<StoreLookup> lookup;
 
   std::vector<std::shared_ptr<Call>> snapshot()
   {
@@ -472,7 +493,12 @@ Engine::submit(CallRequest request, const std::shared_ptr<CallSink>& sink)
            {{"name", request.tool}, {"requested_tool", request.tool}, {"reason", *hidden}});
     return;
   }
-  if (shared_store_ == nullptr) {
+  // Planning a continued conversation reads the thread from the shared store:
+  // not on this (the event loop's) thread. Everything else is planned here and
+  // its result lookup overlaps the capacity wait (look_up_result).
+  const auto continued = request.arguments.find("continuation_id");
+  if (shared_store_ == nullptr || continued == request.arguments.end() || !continued->is_string() ||
+      continued->get_ref<const std::string&>().empty()) {
     submit_known(std::move(request), sink, *tool);
     return;
   }
@@ -600,7 +626,53 @@ Engine::submit_known(CallRequest request, const std::shared_ptr<CallSink>& sink,
     }
     live_.insert(execution);
   }
+  // Another daemon (or this one before a restart) may have answered it.
+  if (!call->store_key.empty()) {
+    execution->lookup = look_up_result(call, execution);
+  }
   start(execution);
+}
+
+std::shared_ptr<Engine::StoreLookup>
+Engine::look_up_result(const std::shared_ptr<Call>& call,
+                       const std::shared_ptr<Execution>& execution)
+{
+  auto lookup = std::make_shared<StoreLookup>();
+  {
+    const std::lock_guard lock(mutex_);
+    ++lookups_running_;
+  }
+  const auto done = [this, lookup] {
+    lookup->answer();
+    const std::lock_guard lock(mutex_);
+    --lookups_running_;
+    drained_.notify_all();
+  };
+  const bool posted = lookups_.post([this, call, weak = std::weak_ptr(execution), done] {
+    std::optional<ToolResult> stored;
+    if (const auto text = shared_store_->get(call->store_key)) {
+      stored = parse_stored_result(*text, call->fingerprint);
+    }
+    if (stored) {
+      complete(*call, *stored, true);
+      // Nobody else waits for this run: it stops before its tool runs.
+      if (auto run = weak.lock()) {
+        bool anyone = false;
+        for (const auto& other : run->snapshot()) {
+          const std::lock_guard lock(other->mutex);
+          anyone = anyone || !other->finished;
+        }
+        if (!anyone) {
+          run->stop.request_stop();
+        }
+      }
+    }
+    done();
+  });
+  if (!posted) {
+    done(); // shutting down: nothing to look up
+  }
+  return lookup;
 }
 
 std::string
@@ -637,16 +709,6 @@ Engine::attach_existing(const CallRequest& request,
   };
   if (replay()) {
     return true;
-  }
-  // Another daemon (or this one before a restart) may have answered it.
-  if (const std::string store_key = result_store_key(request); !store_key.empty()) {
-    if (const auto text = shared_store_->get(store_key)) {
-      if (auto result = parse_stored_result(*text, fingerprint)) {
-        ++counters_.replayed;
-        sink->on_result(request.request_id, *result);
-        return true;
-      }
-    }
   }
   auto running = inflight_.find(key);
   if (!running && !request.owner.empty()) {
@@ -794,7 +856,7 @@ Engine::admitted(const std::shared_ptr<Execution>& execution,
   auto permits = std::make_shared<CallPermits>(std::move(std::get<CallPermits>(outcome)));
   // Tools that call no model are quick: run them on this thread when
   // capacity was free right away, sparing a thread hop and the timers.
-  if (may_run_inline && execution->plan.provider.empty()) {
+  if (may_run_inline && execution->plan.provider.empty() && execution->lookup == nullptr) {
     run(execution, std::move(*permits), true);
     return;
   }
@@ -885,8 +947,14 @@ Engine::run(const std::shared_ptr<Execution>& execution, CallPermits permits, bo
   }
   admitted_callers.clear();
 
+  if (execution->lookup != nullptr) {
+    execution->lookup->wait(); // a stored result, if there is one, went out instead
+  }
   ToolResult result = ToolFailure{Errc::internal_error, "tool did not run", {}};
   try {
+    if (execution->stop.stop_requested()) {
+      throw Error(Errc::cancelled, "stopped before the tool ran");
+    }
     ToolContext context{
         *execution->arguments,
         execution->plan,
@@ -1053,7 +1121,7 @@ Engine::retire(const std::shared_ptr<Execution>& execution)
 }
 
 void
-Engine::complete(Call& call, const ToolResult& result)
+Engine::complete(Call& call, const ToolResult& result, bool replayed)
 {
   bool delivered = false;
   bool stored = false;
@@ -1072,7 +1140,7 @@ Engine::complete(Call& call, const ToolResult& result)
     if (replayable(result)) {
       stored = results_.put(call.key, StoredResult{call.fingerprint, kept});
     }
-    if (toolcall_log_) {
+    if (toolcall_log_ && !replayed) {
       // Queued before the client hears the result, so the log's order is the
       // order clients saw; the log's own thread formats and writes it.
       toolcall_log_->record(
@@ -1087,7 +1155,11 @@ Engine::complete(Call& call, const ToolResult& result)
                          kept});
     }
     call.finished = true;
-    count(result);
+    if (replayed) {
+      ++counters_.replayed;
+    } else {
+      count(result);
+    }
     // The id is free before anyone hears the result, so a client may reuse
     // it at once.
     if (call.ticket) {
@@ -1099,10 +1171,12 @@ Engine::complete(Call& call, const ToolResult& result)
       }
     }
   }
-  call_latency_.observe(std::chrono::duration<double>(took).count());
-  if (stored && kept && !call.store_key.empty()) {
-    shared_store_->put(
-        call.store_key, stored_result_text(call.fingerprint, *kept), config_.result_ttl);
+  if (!replayed) { // a replay is already stored and was no run of the tool
+    call_latency_.observe(std::chrono::duration<double>(took).count());
+    if (stored && kept && !call.store_key.empty()) {
+      shared_store_->put(
+          call.store_key, stored_result_text(call.fingerprint, *kept), config_.result_ttl);
+    }
   }
   if (stored && !delivered) {
     note_undelivered(call.session_id, call.request_id);

@@ -156,6 +156,7 @@ public:
 private:
   struct Call;
   struct Execution;
+  struct StoreLookup;
   class MeasuredChat;
   using Clock = std::chrono::steady_clock;
   struct StoredResult {
@@ -168,9 +169,14 @@ private:
   // there is no shared store.
   std::string result_store_key(const CallRequest& request) const;
 
-  // submit() from the request_id check on: replay, join or start. With a
-  // shared store it runs on lookups_ (it may wait on the network there).
+  // submit() from the request_id check on: replay, join or start. On
+  // lookups_ when it reads the shared store (a continued conversation).
   void submit_known(CallRequest request, const std::shared_ptr<CallSink>& sink, const Tool& tool);
+  // Asks the shared store for `call`'s stored result on lookups_, while its
+  // execution waits for capacity: a stored one is sent (a replay) and the
+  // execution stopped if nobody else waits for it. run() waits for the answer.
+  std::shared_ptr<StoreLookup> look_up_result(const std::shared_ptr<Call>& call,
+                                              const std::shared_ptr<Execution>& execution);
 
   // Replays a stored result or joins a running call with this request_id.
   // Returns false when the id is free (nothing was sent).
@@ -191,7 +197,9 @@ private:
   void retire(const std::shared_ptr<Execution>& execution);
   // The one place a call ends: sends its result (once), stores it for
   // replay, counts the outcome and drops the in-flight entry.
-  void complete(Call& call, const ToolResult& result);
+  // `replayed`: a stored result, sent again (counted as a replay, not logged
+  // or stored again).
+  void complete(Call& call, const ToolResult& result, bool replayed = false);
   void count(const ToolResult& result) noexcept;
   // Refuses `request` before it runs (and logs it in the tool-call log).
   void reject(const std::shared_ptr<CallSink>& sink,
@@ -250,7 +258,7 @@ private:
   std::set<std::shared_ptr<Execution>> live_;                             // guarded by mutex_
   std::map<std::string, std::size_t, std::less<>> queued_by_session_;     // guarded by mutex_
   std::size_t queued_ = 0;                                                // guarded by mutex_
-  std::size_t lookups_running_ = 0; // guarded by mutex_: submissions on lookups_
+  std::size_t lookups_running_ = 0; // guarded by mutex_: jobs on lookups_
   // Atomics, so outcomes can be counted under a call's own lock (before its
   // result is sent) without ordering against mutex_.
   struct Counters {

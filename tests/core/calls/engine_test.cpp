@@ -978,15 +978,23 @@ TEST_CASE("a submission never waits on the shared store on the submitting thread
   for (int i = 0; i < 8; ++i) {
     h.call("r" + std::to_string(i), "chat", {{"prompt", "p" + std::to_string(i)}}, sink);
   }
+  // Planned with a thread that is read from the store.
+  h.call("cont", "chat", {{"prompt", "more"}, {"continuation_id", "no-such-thread"}}, sink);
   // The store holds every read; submit() returned anyway.
   CHECK(std::chrono::steady_clock::now() - asked < 2s);
-  REQUIRE(store.wait_gets(1));
-  CHECK(sink->frames().empty()); // nothing decided before the store answered
+  REQUIRE(store.wait_gets(4)); // all four lookup threads wait on it
+  // Nothing ran before the store answered: a stored result would be sent instead.
+  CHECK(h.chat.calls() == 0);
+  for (const auto& frame : sink->frames()) {
+    CHECK(frame["op"] != "call_tool_res");
+  }
   store.open();
   for (int i = 0; i < 8; ++i) {
     CHECK(envelope_of(sink->result("r" + std::to_string(i)))["content"] ==
           "echo: p" + std::to_string(i));
   }
+  CHECK_THAT(sink->result("cont")["error"]["message"].get<std::string>(),
+             Catch::Contains("continuation_id"));
   CHECK(h.drained());
 
   // Another engine on the same store (another daemon, or this one restarted)
