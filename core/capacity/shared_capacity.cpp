@@ -104,6 +104,7 @@ SharedCapacity::SharedCapacity(SharedLeaseBackend& backend, SharedCapacityOption
     }
   });
   worker_ = std::thread([this] { run(); });
+  releaser_ = std::thread([this] { run_releases(); });
 }
 
 SharedCapacity::~SharedCapacity()
@@ -114,7 +115,9 @@ SharedCapacity::~SharedCapacity()
     stopping_ = true;
   }
   changed_.notify_all();
+  releases_.notify_all();
   worker_.join();
+  releaser_.join(); // after giving back what is left
 }
 
 PermitSource&
@@ -195,8 +198,13 @@ SharedCapacity::on_held_release(Gate& gate) noexcept
   if (!gate.leases_.empty()) {
     gate.to_release_.push_back(std::move(gate.leases_.back()));
     gate.leases_.pop_back();
+    releases_.notify_one();
   }
-  wake_locked(&gate);
+  // Not the worker: our own release announcement wakes it once the lease is
+  // back in the store (or the local share, while degraded, is pumped below).
+  if (degraded_) {
+    wake_locked(&gate);
+  }
 }
 
 void
@@ -328,7 +336,7 @@ SharedCapacity::pump(std::unique_lock<std::mutex>& lock, Gate& gate)
           then->leases_.push_back(std::move(wants[1].lease));
         } else {
           then->to_release_.push_back(std::move(wants[1].lease));
-          work_ = true;
+          releases_.notify_one();
         }
       }
       if (!attempts.empty() && attempts[0].granted) {
@@ -337,7 +345,7 @@ SharedCapacity::pump(std::unique_lock<std::mutex>& lock, Gate& gate)
         if (gate.waiters_.empty()) {
           // Withdrawn meanwhile: give the lease back.
           gate.to_release_.push_back(std::move(wants[0].lease));
-          work_ = true;
+          releases_.notify_one();
           break;
         }
         permit = gate.held_.try_acquire(); // never fails: the store keeps us below the limit
@@ -345,7 +353,7 @@ SharedCapacity::pump(std::unique_lock<std::mutex>& lock, Gate& gate)
           gate.leases_.push_back(std::move(wants[0].lease));
         } else {
           gate.to_release_.push_back(std::move(wants[0].lease));
-          work_ = true;
+          releases_.notify_one();
         }
       } else if (!attempts.empty()) {
         gate.retry_at_ =
@@ -384,11 +392,16 @@ void
 SharedCapacity::release_leases(std::unique_lock<std::mutex>& lock)
 {
   std::vector<SharedLeaseBackend::Held> leases;
+  std::vector<Gate*> freed;
   for (auto& [key, gate] : gates_) {
+    if (gate->to_release_.empty()) {
+      continue;
+    }
     for (auto& lease : gate->to_release_) {
       leases.push_back({key, std::move(lease)});
     }
     gate->to_release_.clear();
+    freed.push_back(gate.get());
   }
   if (leases.empty() || degraded_) {
     return; // unreachable: they expire within the TTL
@@ -404,11 +417,36 @@ SharedCapacity::release_leases(std::unique_lock<std::mutex>& lock)
   lock.lock();
   if (!failure.empty()) {
     degrade(lock, failure);
+    return;
+  }
+  // Our own waiters need not wait for the announcement to come back.
+  for (Gate* gate : freed) {
+    if (!gate->waiters_.empty()) {
+      wake_locked(gate);
+    }
   }
 }
 
 void
-SharedCapacity::renew_leases(std::unique_lock<std::mutex>& lock)
+SharedCapacity::run_releases()
+{
+  std::unique_lock lock(mutex_);
+  const auto pending = [this] {
+    return std::any_of(gates_.begin(), gates_.end(), [](const auto& entry) {
+      return !entry.second->to_release_.empty();
+    });
+  };
+  while (true) {
+    releases_.wait(lock, [&] { return stopping_ || pending(); });
+    if (!pending()) {
+      return; // stopping, and nothing left to give back
+    }
+    release_leases(lock);
+  }
+}
+
+void
+SharedCapacity::renew_leases(std::unique_lock<std::mutex>& lock, bool re_add)
 {
   renew_at_ = Clock::now() + options_.lease_ttl / 3;
   for (auto& [key, gate] : gates_) {
@@ -421,7 +459,7 @@ SharedCapacity::renew_leases(std::unique_lock<std::mutex>& lock)
     std::string failure;
     try {
       ++round_trips_;
-      backend_.renew(store_key, leases, options_.lease_ttl);
+      backend_.renew(store_key, leases, options_.lease_ttl, re_add);
       renewals_ += leases.size();
     } catch (const std::exception& e) {
       failure = e.what();
@@ -456,7 +494,7 @@ SharedCapacity::try_rejoin(std::unique_lock<std::mutex>& lock)
   for (auto& [key, gate] : gates_) {
     gate->retry_at_ = Clock::time_point::max();
   }
-  renew_leases(lock); // re-adds what a restarted store lost
+  renew_leases(lock, true); // re-adds what a restarted store lost
   wake_locked(nullptr);
 }
 
@@ -486,15 +524,14 @@ SharedCapacity::run()
     }
     work_ = false;
     const auto now = Clock::now();
-    release_leases(lock);
     if (stopping_) {
-      return;
+      return; // the releaser gives back what is left
     }
     if (degraded_ && now >= retry_at_) {
       try_rejoin(lock);
     }
     if (!degraded_ && now >= renew_at_) {
-      renew_leases(lock);
+      renew_leases(lock, false);
     }
     for (auto& [key, gate] : gates_) {
       if (!gate->waiters_.empty() &&

@@ -38,9 +38,10 @@ public:
 // A counting limiter kept by a store several daemons share (Redis, in
 // net/redis). A permit is a lease: a member of the scope's set with an expiry
 // the holder renews, so a daemon that dies strands nothing for longer than the
-// lease TTL. Every operation is one atomic round trip. Used by one thread
-// (SharedCapacity's worker) except listen(). Every method may throw
-// SharedUnavailable.
+// lease TTL. Every operation is one atomic round trip. connect(), acquire()
+// and renew() are called by SharedCapacity's worker, release() by its
+// releaser thread (at the same time: implementations keep a connection for
+// each), listen() once. Every method may throw SharedUnavailable.
 class SharedLeaseBackend : public Interface {
 public:
   using Millis = std::chrono::milliseconds;
@@ -74,9 +75,13 @@ public:
   // Drops `leases` in one round trip and announces each release to every
   // daemon's listener.
   virtual void release(const std::vector<Held>& leases) = 0;
-  // Extends `leases` of `key` to now + ttl (re-adding any the store lost).
-  virtual void
-  renew(const std::string& key, const std::vector<std::string>& leases, Millis ttl) = 0;
+  // Extends `leases` of `key` to now + ttl. `re_add`: also adds those the
+  // store lost (after it was unreachable); otherwise a lease that is gone
+  // (released meanwhile by the releaser) stays gone.
+  virtual void renew(const std::string& key,
+                     const std::vector<std::string>& leases,
+                     Millis ttl,
+                     bool re_add) = 0;
   // Starts calling `on_release(key)` (on the backend's own thread) for every
   // announced release, and `on_release("")` when announcements may have been
   // missed (the subscription was re-established). Until stop_listening().
@@ -116,8 +121,9 @@ struct SharedCapacityStats {
 // which gate its call asks next (CapacityWaiter::then: global, then the
 // provider) and that gate has nobody queued, both leases are asked for in the
 // same round trip and the second is handed over when the call asks for it.
-// The worker also renews every held lease each third of the TTL and releases
-// the leases of ended calls, all pending releases in one round trip. A
+// The worker also renews every held lease each third of the TTL; a second
+// thread, the releaser, gives back the leases of ended calls (all pending
+// ones in one round trip), so an acquire never waits behind a release. A
 // granted Permit is an ordinary local Permit: releasing it releases one lease
 // of this daemon for the scope (leases of one scope are interchangeable).
 //
@@ -146,6 +152,7 @@ private:
   class Gate;
 
   void run();
+  void run_releases();
   void wake_locked(Gate* gate);
   void enqueue(Gate& gate, CapacityWaiter& waiter);
   bool withdraw(Gate& gate, CapacityWaiter& waiter) noexcept;
@@ -157,7 +164,7 @@ private:
   std::string new_lease();
   void refuse_all(std::unique_lock<std::mutex>& lock, Gate& gate);
   void release_leases(std::unique_lock<std::mutex>& lock);
-  void renew_leases(std::unique_lock<std::mutex>& lock);
+  void renew_leases(std::unique_lock<std::mutex>& lock, bool re_add);
   void try_rejoin(std::unique_lock<std::mutex>& lock);
   std::vector<std::function<void()>> full_notices(Gate& gate);
 
@@ -165,6 +172,7 @@ private:
   const SharedCapacityOptions options_;
   mutable std::mutex mutex_;
   std::condition_variable changed_;
+  std::condition_variable releases_; // the releaser's: to_release_ grew, or stopping
   std::map<std::string, std::unique_ptr<Gate>, std::less<>> gates_; // by store key; guarded
   bool stopping_ = false;                                           // guarded by mutex_
   bool work_ = false;                                               // guarded by mutex_
@@ -179,6 +187,7 @@ private:
   std::atomic<std::uint64_t> fallbacks_{0};
   std::atomic<std::uint64_t> fallback_permits_{0};
   std::thread worker_;
+  std::thread releaser_;
 };
 
 } // namespace exai::core

@@ -8,6 +8,7 @@
 #include <Poco/Net/StreamSocket.h>
 #include <Poco/Redis/RedisStream.h>
 #include <Poco/Redis/Type.h>
+#include <Poco/SHA1Engine.h>
 #include <Poco/Timespan.h>
 
 namespace exai::net {
@@ -26,6 +27,16 @@ int_at(const Poco::Redis::RedisType::Ptr& reply, std::size_t pos)
   } catch (const Poco::Exception& e) {
     throw core::SharedUnavailable("unexpected script answer: " + e.displayText());
   }
+}
+
+// What SCRIPT LOAD answers for `script`, computed here so the two connections
+// never share mutable state.
+std::string
+sha1_hex(const std::string& script)
+{
+  Poco::SHA1Engine engine;
+  engine.update(script);
+  return Poco::DigestEngine::digestToHex(engine.digest());
 }
 
 } // namespace
@@ -84,16 +95,21 @@ return {removed, 0}
 const std::string&
 RedisLeaseBackend::renew_script()
 {
-  // KEYS[1] scope; ARGV: ttl ms, lease...
+  // KEYS[1] scope; ARGV: ttl ms, "XX" (only leases still there) or "" (re-add
+  // lost ones too), lease...
   static const std::string kScript = R"lua(
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local ttl = tonumber(ARGV[1])
-for i = 2, #ARGV do
-  redis.call('ZADD', KEYS[1], now + ttl, ARGV[i])
+for i = 3, #ARGV do
+  if ARGV[2] == 'XX' then
+    redis.call('ZADD', KEYS[1], 'XX', now + ttl, ARGV[i])
+  else
+    redis.call('ZADD', KEYS[1], now + ttl, ARGV[i])
+  end
 end
 redis.call('PEXPIRE', KEYS[1], ttl + 1000)
-return {#ARGV - 1, 0}
+return {#ARGV - 2, 0}
 )lua";
   return kScript;
 }
@@ -105,6 +121,10 @@ RedisLeaseBackend::RedisLeaseBackend(const core::RedisUrl& url,
     , timeout_(timeout)
     , channel_(std::move(channel))
     , connection_(url, timeout)
+    , release_connection_(url, timeout)
+    , acquire_sha_(sha1_hex(acquire_script()))
+    , release_sha_(sha1_hex(release_script()))
+    , renew_sha_(sha1_hex(renew_script()))
 {
 }
 
@@ -117,9 +137,11 @@ void
 RedisLeaseBackend::connect()
 {
   connection_.connect();
-  acquire_sha_ = connection_.load_script(acquire_script());
-  release_sha_ = connection_.load_script(release_script());
-  renew_sha_ = connection_.load_script(renew_script());
+  // Loaded now so the first calls find them; a Redis that loses them later
+  // gets them again by EVAL (RedisConnection::eval).
+  for (const auto* script : {&acquire_script(), &release_script(), &renew_script()}) {
+    (void)connection_.load_script(*script);
+  }
 }
 
 std::vector<core::SharedLeaseBackend::Attempt>
@@ -155,15 +177,26 @@ RedisLeaseBackend::release(const std::vector<Held>& leases)
     keys.push_back(held.key);
     args.push_back(held.lease);
   }
-  (void)connection_.eval(release_script(), release_sha_, keys, args);
+  try {
+    (void)release_connection_.eval(release_script(), release_sha_, keys, args);
+  } catch (const core::SharedUnavailable&) {
+    // The connection may be one Redis closed (a restart while we were
+    // degraded): once more on a fresh one. Safe: removing a lease twice is
+    // removing it once.
+    (void)release_connection_.eval(release_script(), release_sha_, keys, args);
+  }
 }
 
 void
-RedisLeaseBackend::renew(const std::string& key, const std::vector<std::string>& leases, Millis ttl)
+RedisLeaseBackend::renew(const std::string& key,
+                         const std::vector<std::string>& leases,
+                         Millis ttl,
+                         bool re_add)
 {
   std::vector<std::string> args;
-  args.reserve(leases.size() + 1);
+  args.reserve(leases.size() + 2);
   args.push_back(std::to_string(ttl.count()));
+  args.emplace_back(re_add ? "" : "XX");
   args.insert(args.end(), leases.begin(), leases.end());
   (void)connection_.eval(renew_script(), renew_sha_, {key}, args);
 }

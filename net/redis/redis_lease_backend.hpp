@@ -23,7 +23,8 @@ namespace exai::net {
 //   members; add the lease if fewer than `limit` remain; else stop and answer
 //   when the oldest expires;
 // - release: remove the leases and PUBLISH each scope on `<prefix>released`;
-// - renew: set the given leases' expiry to now + TTL (re-adding lost ones).
+// - renew: set the given leases' expiry to now + TTL (re-adding lost ones
+//   only when asked: after an outage, never for a lease the releaser dropped).
 // The key itself expires one second after its newest lease, so an abandoned
 // scope leaves nothing behind. A second connection SUBSCRIBEs to the release
 // channel on its own thread.
@@ -37,7 +38,10 @@ public:
   void connect() override;
   std::vector<Attempt> acquire(const std::vector<Want>& wants, Millis ttl) override;
   void release(const std::vector<Held>& leases) override;
-  void renew(const std::string& key, const std::vector<std::string>& leases, Millis ttl) override;
+  void renew(const std::string& key,
+             const std::vector<std::string>& leases,
+             Millis ttl,
+             bool re_add) override;
   void listen(std::function<void(const std::string& key)> on_release) override;
   void stop_listening() noexcept override;
 
@@ -52,10 +56,11 @@ private:
   const core::RedisUrl url_;
   const std::chrono::milliseconds timeout_;
   const std::string channel_;
-  RedisConnection connection_; // the worker's
-  std::string acquire_sha_;
-  std::string release_sha_;
-  std::string renew_sha_;
+  RedisConnection connection_;         // the worker's: connect, acquire, renew
+  RedisConnection release_connection_; // the releaser's (connects on first use)
+  const std::string acquire_sha_;
+  const std::string release_sha_;
+  const std::string renew_sha_;
   std::mutex mutex_;
   std::condition_variable stopped_;
   bool stop_ = false; // guarded by mutex_

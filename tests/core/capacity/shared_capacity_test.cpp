@@ -56,12 +56,19 @@ public:
       }
     }
   }
-  void
-  renew(const std::string& key, const std::vector<std::string>& leases, Millis /*ttl*/) override
+  void renew(const std::string& key,
+             const std::vector<std::string>& leases,
+             Millis /*ttl*/,
+             bool re_add) override
   {
     check();
     const std::lock_guard lock(mutex_);
-    scopes_[key].insert(leases.begin(), leases.end());
+    auto& held = scopes_[key];
+    for (const auto& lease : leases) {
+      if (re_add || held.count(lease) == 1) {
+        held.insert(lease);
+      }
+    }
     ++renewals_;
   }
   void listen(std::function<void(const std::string& key)> on_release) override
