@@ -83,10 +83,13 @@ std::optional<ToolResult>
 parse_stored_result(const std::string& text, std::uint64_t fingerprint)
 {
   const auto doc = nlohmann::json::parse(text, nullptr, false);
-  if (!doc.is_object() || doc.value("fingerprint", "") != std::to_string(fingerprint)) {
+  if (!doc.is_object()) {
     return std::nullopt;
   }
   try {
+    if (doc.value("fingerprint", "") != std::to_string(fingerprint)) {
+      return std::nullopt;
+    }
     if (doc.contains("outputs")) {
       return ToolResult(ToolSuccess{doc.at("outputs").get<std::vector<std::string>>()});
     }
@@ -650,8 +653,15 @@ Engine::look_up_result(const std::shared_ptr<Call>& call,
   };
   const bool posted = lookups_.post([this, call, weak = std::weak_ptr(execution), done] {
     std::optional<ToolResult> stored;
-    if (const auto text = shared_store_->get(call->store_key)) {
-      stored = parse_stored_result(*text, call->fingerprint);
+    try {
+      if (const auto text = shared_store_->get(call->store_key)) {
+        stored = parse_stored_result(*text, call->fingerprint);
+      }
+    } catch (const std::exception& e) {
+      // Unreadable: the call runs as if nothing were stored.
+      log::get("core")->warn("stored result unreadable request_id={} error=\"{}\"",
+                             call->request_id,
+                             e.what());
     }
     if (stored) {
       complete(*call, *stored, true);

@@ -947,6 +947,14 @@ public:
     values_[key] = value;
   }
   std::uint64_t round_trips() const noexcept override { return 0; }
+  // Replaces every stored value (a store written by something else).
+  void overwrite_all(const std::string& value)
+  {
+    const std::lock_guard lock(mutex_);
+    for (auto& [key, stored] : values_) {
+      stored = value;
+    }
+  }
   void open()
   {
     const std::lock_guard lock(mutex_);
@@ -1005,4 +1013,19 @@ TEST_CASE("a submission never waits on the shared store on the submitting thread
   CHECK(envelope_of(again->result("r3"))["content"] == "echo: p3");
   CHECK(other.chat.calls() == 0);
   CHECK(other.engine->stats().counters.replayed == 1);
+
+  // Whatever else is found under a result's key, the call runs afresh.
+  for (const std::string junk : {R"({"fingerprint": 5})",
+                                 "not json",
+                                 R"({"fingerprint": "1", "outputs": 7})",
+                                 R"([1, 2])"}) {
+    CAPTURE(junk);
+    store.overwrite_all(junk);
+    Harness fresh({}, &store);
+    auto sink3 = std::make_shared<RecordingSink>();
+    fresh.call("r3", "chat", {{"prompt", "p3"}}, sink3);
+    CHECK(envelope_of(sink3->result("r3"))["content"] == "echo: p3");
+    CHECK(fresh.chat.calls() == 1);
+    CHECK(fresh.engine->stats().counters.replayed == 0);
+  }
 }
