@@ -659,9 +659,8 @@ Engine::look_up_result(const std::shared_ptr<Call>& call,
       }
     } catch (const std::exception& e) {
       // Unreadable: the call runs as if nothing were stored.
-      log::get("core")->warn("stored result unreadable request_id={} error=\"{}\"",
-                             call->request_id,
-                             e.what());
+      log::get("core")->warn(
+          "stored result unreadable request_id={} error=\"{}\"", call->request_id, e.what());
     }
     if (stored) {
       complete(*call, *stored, true);
@@ -867,10 +866,16 @@ Engine::admitted(const std::shared_ptr<Execution>& execution,
   // Tools that call no model are quick: run them on this thread when
   // capacity was free right away, sparing a thread hop and the timers.
   if (may_run_inline && execution->plan.provider.empty() && execution->lookup == nullptr) {
-    run(execution, std::move(*permits), true);
+    run(execution, std::move(*permits), begin(execution, true));
     return;
   }
-  if (!pool_.post([this, execution, permits] { run(execution, std::move(*permits), false); })) {
+  // Acked here, not on the call thread: a call admitted at once is acked on
+  // the thread that received it, so the ack leaves with the accepted note in
+  // one send instead of waking the connection again.
+  const auto deadline = begin(execution, false);
+  if (!pool_.post([this, execution, permits, deadline] {
+        run(execution, std::move(*permits), deadline);
+      })) {
     permits->reset();
     finish(
         execution,
@@ -932,8 +937,8 @@ Engine::capacity_failure(const CapacityRejection& rejection, const Execution& ex
                      details};
 }
 
-void
-Engine::run(const std::shared_ptr<Execution>& execution, CallPermits permits, bool inline_run)
+Engine::Clock::time_point
+Engine::begin(const std::shared_ptr<Execution>& execution, bool inline_run)
 {
   const auto deadline = Clock::now() + config_.call_timeout;
   std::vector<std::shared_ptr<Call>> admitted_callers;
@@ -955,7 +960,14 @@ Engine::run(const std::shared_ptr<Execution>& execution, CallPermits permits, bo
   for (const auto& call : admitted_callers) {
     call->ack(config_.call_timeout);
   }
-  admitted_callers.clear();
+  return deadline;
+}
+
+void
+Engine::run(const std::shared_ptr<Execution>& execution,
+            CallPermits permits,
+            Clock::time_point deadline)
+{
 
   if (execution->lookup != nullptr) {
     execution->lookup->wait(); // a stored result, if there is one, went out instead

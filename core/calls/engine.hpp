@@ -190,7 +190,11 @@ private:
   void admitted(const std::shared_ptr<Execution>& execution,
                 AcquireOutcome outcome,
                 bool may_run_inline);
-  void run(const std::shared_ptr<Execution>& execution, CallPermits permits, bool inline_run);
+  // Marks `execution` admitted: acks its callers and, unless it runs inline,
+  // arms its deadline and heartbeat. Returns the deadline.
+  Clock::time_point begin(const std::shared_ptr<Execution>& execution, bool inline_run);
+  void
+  run(const std::shared_ptr<Execution>& execution, CallPermits permits, Clock::time_point deadline);
   void finish(const std::shared_ptr<Execution>& execution, const ToolResult& result);
   void expire(const std::shared_ptr<Execution>& execution);
   std::vector<std::shared_ptr<Call>> detach(Execution& execution);
