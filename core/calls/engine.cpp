@@ -247,6 +247,11 @@ struct Engine::StoreLookup {
     std::unique_lock lock(mutex);
     changed.wait(lock, [this] { return answered; });
   }
+  bool done()
+  {
+    const std::lock_guard lock(mutex);
+    return answered;
+  }
 };
 
 // One run of a tool. Identical calls share it (callers); capacity is taken
@@ -274,6 +279,8 @@ struct Engine::Execution {
   std::atomic<bool> streaming{false};         // a streamed answer has begun
   // Set before start(): the tool runs only once the store has answered.
   std::shared_ptr<StoreLookup> lookup;
+  // With shared capacity: whose result the global lease's round trip reads.
+  std::weak_ptr<Call> lookup_call;
 
   std::vector<std::shared_ptr<Call>> snapshot()
   {
@@ -631,9 +638,47 @@ Engine::submit_known(CallRequest request, const std::shared_ptr<CallSink>& sink,
   }
   // Another daemon (or this one before a restart) may have answered it.
   if (!call->store_key.empty()) {
-    execution->lookup = look_up_result(call, execution);
+    if (shared_capacity_ != nullptr) {
+      // Read in the round trip that takes the global lease (start()).
+      execution->lookup = std::make_shared<StoreLookup>();
+      execution->lookup_call = call;
+    } else {
+      execution->lookup = look_up_result(call, execution);
+    }
   }
   start(execution);
+}
+
+void
+Engine::replay_if_stored(const std::shared_ptr<Call>& call,
+                         const std::weak_ptr<Execution>& execution,
+                         const std::optional<std::string>& text)
+{
+  std::optional<ToolResult> stored;
+  try {
+    if (text) {
+      stored = parse_stored_result(*text, call->fingerprint);
+    }
+  } catch (const std::exception& e) {
+    // Unreadable: the call runs as if nothing were stored.
+    log::get("core")->warn(
+        "stored result unreadable request_id={} error=\"{}\"", call->request_id, e.what());
+  }
+  if (!stored) {
+    return;
+  }
+  complete(*call, *stored, true);
+  // Nobody else waits for this run: it stops before its tool runs.
+  if (auto run = execution.lock()) {
+    bool anyone = false;
+    for (const auto& other : run->snapshot()) {
+      const std::lock_guard lock(other->mutex);
+      anyone = anyone || !other->finished;
+    }
+    if (!anyone) {
+      run->stop.request_stop();
+    }
+  }
 }
 
 std::shared_ptr<Engine::StoreLookup>
@@ -652,30 +697,14 @@ Engine::look_up_result(const std::shared_ptr<Call>& call,
     drained_.notify_all();
   };
   const bool posted = lookups_.post([this, call, weak = std::weak_ptr(execution), done] {
-    std::optional<ToolResult> stored;
+    std::optional<std::string> text;
     try {
-      if (const auto text = shared_store_->get(call->store_key)) {
-        stored = parse_stored_result(*text, call->fingerprint);
-      }
+      text = shared_store_->get(call->store_key);
     } catch (const std::exception& e) {
-      // Unreadable: the call runs as if nothing were stored.
       log::get("core")->warn(
-          "stored result unreadable request_id={} error=\"{}\"", call->request_id, e.what());
+          "result lookup failed request_id={} error=\"{}\"", call->request_id, e.what());
     }
-    if (stored) {
-      complete(*call, *stored, true);
-      // Nobody else waits for this run: it stops before its tool runs.
-      if (auto run = weak.lock()) {
-        bool anyone = false;
-        for (const auto& other : run->snapshot()) {
-          const std::lock_guard lock(other->mutex);
-          anyone = anyone || !other->finished;
-        }
-        if (!anyone) {
-          run->stop.request_stop();
-        }
-      }
-    }
+    replay_if_stored(call, weak, text);
     done();
   });
   if (!posted) {
@@ -806,22 +835,34 @@ Engine::start(const std::shared_ptr<Execution>& execution)
     const std::lock_guard lock(execution->mutex);
     execution->starting = true;
   }
-  capacity_.acquire_async(CapacityController::Request{CallScopes{execution->session_id,
-                                                                 execution->plan.conversation_id,
-                                                                 execution->plan.provider},
-                                                      execution->acquire_deadline,
-                                                      execution->stop.get_token(),
-                                                      notice},
-                          [this, execution](AcquireOutcome outcome) {
-                            {
-                              const std::lock_guard lock(execution->mutex);
-                              if (execution->starting) {
-                                execution->early.emplace(std::move(outcome));
-                                return; // start() continues on its own thread
-                              }
-                            }
-                            admitted(execution, std::move(outcome), false);
-                          });
+  CapacityController::Request request{
+      CallScopes{execution->session_id, execution->plan.conversation_id, execution->plan.provider},
+      execution->acquire_deadline,
+      execution->stop.get_token(),
+      notice};
+  CapacityController::Lookup lookup;
+  if (const auto call = execution->lookup_call.lock();
+      call && execution->lookup && !execution->lookup->done()) {
+    lookup.key = call->store_key;
+    lookup.on_answer = [this, answered = execution->lookup, call, weak = std::weak_ptr(execution)](
+                           std::optional<std::string> text) {
+      replay_if_stored(call, weak, text);
+      answered->answer();
+    };
+  }
+  capacity_.acquire_async(
+      std::move(request),
+      [this, execution](AcquireOutcome outcome) {
+        {
+          const std::lock_guard lock(execution->mutex);
+          if (execution->starting) {
+            execution->early.emplace(std::move(outcome));
+            return; // start() continues on its own thread
+          }
+        }
+        admitted(execution, std::move(outcome), false);
+      },
+      std::move(lookup));
   std::optional<AcquireOutcome> early;
   {
     const std::lock_guard lock(execution->mutex);
@@ -1196,8 +1237,13 @@ Engine::complete(Call& call, const ToolResult& result, bool replayed)
   if (!replayed) { // a replay is already stored and was no run of the tool
     call_latency_.observe(std::chrono::duration<double>(took).count());
     if (stored && kept && !call.store_key.empty()) {
-      shared_store_->put(
-          call.store_key, stored_result_text(call.fingerprint, *kept), config_.result_ttl);
+      std::string text = stored_result_text(call.fingerprint, *kept);
+      if (shared_capacity_ != nullptr) {
+        // With the releaser's next batch: off this thread, no round trip of its own.
+        shared_capacity_->write_behind({call.store_key, std::move(text), config_.result_ttl});
+      } else {
+        shared_store_->put(call.store_key, text, config_.result_ttl);
+      }
     }
   }
   if (stored && !delivered) {

@@ -177,6 +177,11 @@ private:
   // execution stopped if nobody else waits for it. run() waits for the answer.
   std::shared_ptr<StoreLookup> look_up_result(const std::shared_ptr<Call>& call,
                                               const std::shared_ptr<Execution>& execution);
+  // Sends `text`, if it is `call`'s stored result, as a replay, and stops
+  // `execution` when nobody else waits for it.
+  void replay_if_stored(const std::shared_ptr<Call>& call,
+                        const std::weak_ptr<Execution>& execution,
+                        const std::optional<std::string>& text);
 
   // Replays a stored result or joins a running call with this request_id.
   // Returns false when the id is free (nothing was sent).

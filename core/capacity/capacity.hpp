@@ -53,6 +53,15 @@ public:
   // when the call asks for it (synchronously, from within the grant).
   void then(PermitSource* next) noexcept { then_ = next; }
 
+  // Asks a shared source to read `key` from its store in the round trip that
+  // asks for this claim's lease; `on_answer` gets the value (nullopt: absent,
+  // or not read). Called once, before the claim is granted, on any thread.
+  void look_up(std::string key, std::function<void(std::optional<std::string>)> on_answer)
+  {
+    lookup_key_ = std::move(key);
+    on_lookup_ = std::move(on_answer);
+  }
+
 private:
   friend class CapacityLimiter;
   friend class SharedCapacity;
@@ -60,8 +69,10 @@ private:
   std::function<void()> on_full_;
   std::function<void()> on_refused_;
   PermitSource* then_ = nullptr;
-  bool queued_ = false;    // guarded by the source's mutex
-  bool told_full_ = false; // guarded by the source's mutex
+  std::string lookup_key_;                                    // guarded by the source's mutex
+  std::function<void(std::optional<std::string>)> on_lookup_; // guarded likewise; once
+  bool queued_ = false;                                       // guarded by the source's mutex
+  bool told_full_ = false;                                    // guarded by the source's mutex
   std::list<CapacityWaiter*>::iterator position_;
 };
 

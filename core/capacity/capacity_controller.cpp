@@ -69,9 +69,10 @@ CapacityController::~CapacityController()
 // other way round), and callbacks run outside it.
 class CapacityController::Pending : public std::enable_shared_from_this<Pending> {
 public:
-  Pending(CapacityController& owner, Request request, Done done)
+  Pending(CapacityController& owner, Request request, Done done, Lookup lookup)
       : owner_(owner)
       , request_(std::move(request))
+      , lookup_(std::move(lookup))
       , done_(std::move(done))
   {
   }
@@ -158,6 +159,10 @@ private:
           });
       if (step_ == 2 && !request_.scopes.provider.empty()) {
         waiter_->then(owner_.provider_sources_.find(request_.scopes.provider)->second);
+      }
+      if (step_ == 2 && lookup_.on_answer) {
+        waiter_->look_up(std::move(lookup_.key), std::move(lookup_.on_answer));
+        lookup_.on_answer = nullptr;
       }
       if (auto permit = limiter->acquire_or_queue(*waiter_)) {
         keep(std::move(*permit));
@@ -278,6 +283,7 @@ private:
 
   CapacityController& owner_;
   const Request request_;
+  Lookup lookup_; // guarded by mutex_; handed to the global waiter
   std::mutex mutex_;
   Done done_;                                 // guarded by mutex_
   std::size_t step_ = 0;                      // guarded by mutex_
@@ -294,13 +300,14 @@ private:
 };
 
 void
-CapacityController::acquire_async(Request request, Done done)
+CapacityController::acquire_async(Request request, Done done, Lookup lookup)
 {
   if (!request.scopes.provider.empty() && providers_.count(request.scopes.provider) == 0) {
     throw Error(Errc::internal_error,
                 "no capacity limiter for provider " + request.scopes.provider);
   }
-  const auto pending = std::make_shared<Pending>(*this, std::move(request), std::move(done));
+  const auto pending =
+      std::make_shared<Pending>(*this, std::move(request), std::move(done), std::move(lookup));
   pending->start();
 }
 

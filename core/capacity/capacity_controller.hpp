@@ -113,6 +113,13 @@ public:
     std::stop_token stop;       // stop requested: the rejection says cancelled
     WaitNotice on_wait;
   };
+  // A key to read from the shared store in the round trip that takes the
+  // global lease (CapacityWaiter::look_up); `on_answer` gets the value before
+  // the call is admitted. Only with a shared global scope.
+  struct Lookup {
+    std::string key;
+    std::function<void(std::optional<std::string>)> on_answer;
+  };
 
   // Throws Error(config_invalid) for a zero capacity.
   explicit CapacityController(const CapacityLimits& limits);
@@ -125,7 +132,7 @@ public:
   // deadline, cancelled when stop is requested) with every permit already
   // taken released. Throws Error(internal_error) for a provider that has no
   // limiter (before anything is taken).
-  void acquire_async(Request request, Done done);
+  void acquire_async(Request request, Done done, Lookup lookup = {});
 
   // Gives back `permits`' provider permit and takes one of `provider`
   // instead, waiting until `deadline` at most (blocking: for call threads).

@@ -156,6 +156,17 @@ SharedCapacity::stats() const
 }
 
 void
+SharedCapacity::write_behind(SharedLeaseBackend::Write write)
+{
+  const std::lock_guard lock(mutex_);
+  if (degraded_) {
+    return;
+  }
+  writes_.push_back(std::move(write));
+  releases_.notify_one();
+}
+
+void
 SharedCapacity::wake_locked(Gate* gate)
 {
   if (gate == nullptr) {
@@ -309,21 +320,38 @@ SharedCapacity::pump(std::unique_lock<std::mutex>& lock, Gate& gate)
         ++fallback_permits_;
       }
     } else if (Clock::now() >= gate.retry_at_ || gate.retry_at_ == Clock::time_point::max()) {
-      then = prefetchable(*gate.waiters_.front());
+      CapacityWaiter& front = *gate.waiters_.front();
+      then = prefetchable(front);
       std::vector<SharedLeaseBackend::Want> wants{{gate.key_, gate.limit_, new_lease()}};
       if (then != nullptr) {
         wants.push_back({then->key_, then->limit_, new_lease()});
       }
-      std::vector<SharedLeaseBackend::Attempt> attempts;
+      // The front waiter's lookup rides along; its answer goes out whatever
+      // happens to the waiter meanwhile (the callback owns what it needs).
+      std::string lookup;
+      std::function<void(std::optional<std::string>)> on_lookup;
+      if (front.on_lookup_) {
+        lookup = std::move(front.lookup_key_);
+        on_lookup = std::move(front.on_lookup_);
+        front.on_lookup_ = nullptr;
+      }
+      SharedLeaseBackend::Answer answer;
       lock.unlock();
       try {
         ++round_trips_;
-        attempts = backend_.acquire(wants, options_.lease_ttl);
+        answer = backend_.acquire(wants, options_.lease_ttl, lookup);
       } catch (const std::exception& e) {
+        if (on_lookup) {
+          on_lookup(std::nullopt);
+        }
         lock.lock();
         degrade(lock, e.what());
         continue; // the fallback answers
       }
+      if (on_lookup) {
+        on_lookup(std::move(answer.found));
+      }
+      const auto& attempts = answer.attempts;
       lock.lock();
       if (attempts.size() > 1 && attempts[1].granted) {
         ++leases_acquired_;
@@ -374,7 +402,13 @@ SharedCapacity::pump(std::unique_lock<std::mutex>& lock, Gate& gate)
     CapacityWaiter* next = gate.waiters_.front();
     gate.waiters_.pop_front();
     next->queued_ = false;
+    // Granted without asking the store (its local share): nothing was read.
+    auto unanswered = std::move(next->on_lookup_);
+    next->on_lookup_ = nullptr;
     lock.unlock();
+    if (unanswered) {
+      unanswered(std::nullopt);
+    }
     t_handoff = {then, handoff ? &handoff : nullptr};
     try {
       next->grant_(std::move(*permit));
@@ -403,14 +437,16 @@ SharedCapacity::release_leases(std::unique_lock<std::mutex>& lock)
     gate->to_release_.clear();
     freed.push_back(gate.get());
   }
-  if (leases.empty() || degraded_) {
-    return; // unreachable: they expire within the TTL
+  std::vector<SharedLeaseBackend::Write> writes;
+  writes.swap(writes_);
+  if ((leases.empty() && writes.empty()) || degraded_) {
+    return; // unreachable: the leases expire within the TTL; the writes are lost
   }
   lock.unlock();
   std::string failure;
   try {
     ++round_trips_;
-    backend_.release(leases);
+    backend_.release(leases, writes);
   } catch (const std::exception& e) {
     failure = e.what(); // they expire within the TTL
   }
@@ -432,7 +468,7 @@ SharedCapacity::run_releases()
 {
   std::unique_lock lock(mutex_);
   const auto pending = [this] {
-    return std::any_of(gates_.begin(), gates_.end(), [](const auto& entry) {
+    return !writes_.empty() || std::any_of(gates_.begin(), gates_.end(), [](const auto& entry) {
       return !entry.second->to_release_.empty();
     });
   };

@@ -11,6 +11,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <string_view>
@@ -68,13 +69,25 @@ public:
     std::string lease;
   };
 
+  // A value to store with a release batch (a call's replayable result).
+  struct Write {
+    std::string key;
+    std::string value;
+    Millis ttl{0};
+  };
+  struct Answer {
+    std::vector<Attempt> attempts;
+    std::optional<std::string> found; // the value under `lookup`, if asked and present
+  };
+
   // Takes the leases of `wants` in order, in one round trip, stopping at the
   // first scope that is full: one Attempt per scope tried (all granted, or
-  // the last one refused).
-  virtual std::vector<Attempt> acquire(const std::vector<Want>& wants, Millis ttl) = 0;
-  // Drops `leases` in one round trip and announces each release to every
-  // daemon's listener.
-  virtual void release(const std::vector<Held>& leases) = 0;
+  // the last one refused). A non-empty `lookup` is read in the same trip,
+  // whatever the scopes answer.
+  virtual Answer acquire(const std::vector<Want>& wants, Millis ttl, const std::string& lookup) = 0;
+  // Drops `leases` and stores `writes` in one round trip, and announces each
+  // release to every daemon's listener.
+  virtual void release(const std::vector<Held>& leases, const std::vector<Write>& writes) = 0;
   // Extends `leases` of `key` to now + ttl. `re_add`: also adds those the
   // store lost (after it was unreachable); otherwise a lease that is gone
   // (released meanwhile by the releaser) stays gone.
@@ -148,6 +161,10 @@ public:
 
   SharedCapacityStats stats() const;
 
+  // Stores `write` with the releaser's next batch (one round trip with the
+  // releases); dropped while the store is unreachable.
+  void write_behind(SharedLeaseBackend::Write write);
+
 private:
   class Gate;
 
@@ -181,6 +198,7 @@ private:
   Clock::time_point retry_at_;                                      // guarded by mutex_
   Clock::time_point renew_at_;                                      // guarded by mutex_
   std::uint64_t next_lease_ = 0;                                    // guarded by mutex_
+  std::vector<SharedLeaseBackend::Write> writes_;                   // guarded by mutex_
   std::atomic<std::uint64_t> round_trips_{0};
   std::atomic<std::uint64_t> leases_acquired_{0};
   std::atomic<std::uint64_t> renewals_{0};

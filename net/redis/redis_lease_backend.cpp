@@ -29,6 +29,21 @@ int_at(const Poco::Redis::RedisType::Ptr& reply, std::size_t pos)
   }
 }
 
+std::string
+string_at(const Poco::Redis::RedisType::Ptr& reply, std::size_t pos)
+{
+  const auto* array = dynamic_cast<const Poco::Redis::Type<Poco::Redis::Array>*>(reply.get());
+  if (array == nullptr || array->value().size() <= pos) {
+    throw core::SharedUnavailable("unexpected script answer");
+  }
+  try {
+    const auto text = array->value().get<Poco::Redis::BulkString>(pos);
+    return text.isNull() ? std::string() : text.value();
+  } catch (const Poco::Exception& e) {
+    throw core::SharedUnavailable("unexpected script answer: " + e.displayText());
+  }
+}
+
 // What SCRIPT LOAD answers for `script`, computed here so the two connections
 // never share mutable state.
 std::string
@@ -44,16 +59,27 @@ sha1_hex(const std::string& script)
 const std::string&
 RedisLeaseBackend::acquire_script()
 {
-  // KEYS: the scopes, in order; ARGV: ttl ms, channel, then limit and lease per
-  // scope. Answers granted, retry-in-ms per scope tried; stops at a full one.
+  // KEYS: the scopes in order, then the lookup key if ARGV[3] is "1"; ARGV: ttl
+  // ms, channel, lookup flag, then limit and lease per scope. Answers found
+  // (0/1), the value, then granted, retry-in-ms per scope tried; stops at a
+  // full one.
   static const std::string kScript = R"lua(
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local ttl = tonumber(ARGV[1])
-local out = {}
-for i = 1, #KEYS do
+local scopes = #KEYS
+local out = {0, ''}
+if ARGV[3] == '1' then
+  local found = redis.call('GET', KEYS[scopes])
+  scopes = scopes - 1
+  if found then
+    out[1] = 1
+    out[2] = found
+  end
+end
+for i = 1, scopes do
   local key = KEYS[i]
-  local limit = tonumber(ARGV[2 * i + 1])
+  local limit = tonumber(ARGV[2 * i + 2])
   local purged = redis.call('ZREMRANGEBYSCORE', key, '-inf', now)
   local live = redis.call('ZCARD', key)
   if live >= limit then
@@ -62,7 +88,7 @@ for i = 1, #KEYS do
     out[#out + 1] = math.max(1, tonumber(oldest[2]) - now)
     return out
   end
-  redis.call('ZADD', key, now + ttl, ARGV[2 * i + 2])
+  redis.call('ZADD', key, now + ttl, ARGV[2 * i + 3])
   redis.call('PEXPIRE', key, ttl + 1000)
   if purged > 0 and live + 1 < limit then
     redis.call('PUBLISH', ARGV[2], key)
@@ -78,14 +104,20 @@ return out
 const std::string&
 RedisLeaseBackend::release_script()
 {
-  // KEYS: the scope of each lease; ARGV: channel, then the leases.
+  // KEYS: the scope of each lease, then the key of each write; ARGV: channel,
+  // number of leases, the leases, then value and ttl ms per write.
   static const std::string kScript = R"lua(
+local leases = tonumber(ARGV[2])
 local removed = 0
-for i = 1, #KEYS do
-  if redis.call('ZREM', KEYS[i], ARGV[i + 1]) > 0 then
+for i = 1, leases do
+  if redis.call('ZREM', KEYS[i], ARGV[i + 2]) > 0 then
     removed = removed + 1
     redis.call('PUBLISH', ARGV[1], KEYS[i])
   end
+end
+for j = leases + 1, #KEYS do
+  local at = leases + 3 + 2 * (j - leases - 1)
+  redis.call('SET', KEYS[j], ARGV[at], 'PX', ARGV[at + 1])
 end
 return {removed, 0}
 )lua";
@@ -144,45 +176,56 @@ RedisLeaseBackend::connect()
   }
 }
 
-std::vector<core::SharedLeaseBackend::Attempt>
-RedisLeaseBackend::acquire(const std::vector<Want>& wants, Millis ttl)
+core::SharedLeaseBackend::Answer
+RedisLeaseBackend::acquire(const std::vector<Want>& wants, Millis ttl, const std::string& lookup)
 {
   std::vector<std::string> keys;
-  std::vector<std::string> args{std::to_string(ttl.count()), channel_};
+  std::vector<std::string> args{std::to_string(ttl.count()), channel_, lookup.empty() ? "0" : "1"};
   for (const auto& want : wants) {
     keys.push_back(want.key);
     args.push_back(std::to_string(want.limit));
     args.push_back(want.lease);
   }
+  if (!lookup.empty()) {
+    keys.push_back(lookup);
+  }
   const auto reply = connection_.eval(acquire_script(), acquire_sha_, keys, args);
-  std::vector<Attempt> attempts;
+  Answer answer;
+  if (int_at(reply, 0) == 1) {
+    answer.found = string_at(reply, 1);
+  }
   for (std::size_t i = 0; i < wants.size(); ++i) {
     Attempt attempt;
-    attempt.granted = int_at(reply, 2 * i) == 1;
-    attempt.retry_in = Millis(int_at(reply, 2 * i + 1));
-    attempts.push_back(attempt);
+    attempt.granted = int_at(reply, 2 + 2 * i) == 1;
+    attempt.retry_in = Millis(int_at(reply, 3 + 2 * i));
+    answer.attempts.push_back(attempt);
     if (!attempt.granted) {
       break;
     }
   }
-  return attempts;
+  return answer;
 }
 
 void
-RedisLeaseBackend::release(const std::vector<Held>& leases)
+RedisLeaseBackend::release(const std::vector<Held>& leases, const std::vector<Write>& writes)
 {
   std::vector<std::string> keys;
-  std::vector<std::string> args{channel_};
+  std::vector<std::string> args{channel_, std::to_string(leases.size())};
   for (const auto& held : leases) {
     keys.push_back(held.key);
     args.push_back(held.lease);
+  }
+  for (const auto& write : writes) {
+    keys.push_back(write.key);
+    args.push_back(write.value);
+    args.push_back(std::to_string(std::max<std::int64_t>(1, write.ttl.count())));
   }
   try {
     (void)release_connection_.eval(release_script(), release_sha_, keys, args);
   } catch (const core::SharedUnavailable&) {
     // The connection may be one Redis closed (a restart while we were
     // degraded): once more on a fresh one. Safe: removing a lease twice is
-    // removing it once.
+    // removing it once, and a write is the same write.
     (void)release_connection_.eval(release_script(), release_sha_, keys, args);
   }
 }

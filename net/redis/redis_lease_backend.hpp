@@ -36,8 +36,8 @@ public:
   ~RedisLeaseBackend() override;
 
   void connect() override;
-  std::vector<Attempt> acquire(const std::vector<Want>& wants, Millis ttl) override;
-  void release(const std::vector<Held>& leases) override;
+  Answer acquire(const std::vector<Want>& wants, Millis ttl, const std::string& lookup) override;
+  void release(const std::vector<Held>& leases, const std::vector<Write>& writes) override;
   void renew(const std::string& key,
              const std::vector<std::string>& leases,
              Millis ttl,

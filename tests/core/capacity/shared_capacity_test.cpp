@@ -5,6 +5,7 @@
 #include <catch2/catch.hpp>
 
 #include <atomic>
+#include <future>
 #include <map>
 #include <mutex>
 #include <set>
@@ -21,12 +22,19 @@ namespace {
 class FakeBackend final : public SharedLeaseBackend {
 public:
   void connect() override { check(); }
-  std::vector<Attempt> acquire(const std::vector<Want>& wants, Millis /*ttl*/) override
+  Answer acquire(const std::vector<Want>& wants, Millis /*ttl*/, const std::string& lookup) override
   {
     check();
     const std::lock_guard lock(mutex_);
     ++acquires_;
-    std::vector<Attempt> attempts;
+    Answer answer;
+    if (!lookup.empty()) {
+      lookups_.push_back(lookup);
+      if (const auto it = values_.find(lookup); it != values_.end()) {
+        answer.found = it->second;
+      }
+    }
+    auto& attempts = answer.attempts;
     for (const auto& want : wants) {
       auto& leases = scopes_[want.key];
       if (leases.size() >= want.limit) {
@@ -36,9 +44,9 @@ public:
       leases.insert(want.lease);
       attempts.push_back({true, Millis(0)});
     }
-    return attempts;
+    return answer;
   }
-  void release(const std::vector<Held>& leases) override
+  void release(const std::vector<Held>& leases, const std::vector<Write>& writes) override
   {
     check();
     std::function<void(const std::string&)> listener;
@@ -47,6 +55,9 @@ public:
       ++releases_;
       for (const auto& held : leases) {
         scopes_[held.key].erase(held.lease);
+      }
+      for (const auto& write : writes) {
+        values_[write.key] = write.value;
       }
       listener = listener_;
     }
@@ -114,6 +125,10 @@ private:
   int renewals_ = 0;
   int acquires_ = 0;
   int releases_ = 0;
+
+public:
+  std::map<std::string, std::string> values_; // guarded by mutex_ (tests read when quiet)
+  std::vector<std::string> lookups_;          // guarded by mutex_
 };
 
 SharedCapacityOptions
@@ -324,4 +339,57 @@ TEST_CASE(
   const auto after = backend.trips();
   CHECK(after.first - before.first == 5);
   CHECK(after.second - before.second <= 10);
+}
+
+TEST_CASE("a call's lookup rides on its global lease's round trip; results ride on releases",
+          "[core][capacity][shared]")
+{
+  FakeBackend backend;
+  SharedCapacity shared(backend, options());
+  CapacityLimits limits;
+  limits.providers = {{"glm", 2}};
+  limits.shared = &shared;
+  CapacityController controller(limits);
+  shared.write_behind({"result:r1", "stored", 60000ms});
+  REQUIRE(eventually([&] { return backend.trips().second == 1; }));
+
+  std::mutex mutex;
+  std::vector<std::optional<std::string>> answers; // guarded by mutex
+  const auto ask = [&](const std::string& key) {
+    std::promise<AcquireOutcome> outcome;
+    auto future = outcome.get_future();
+    controller.acquire_async(
+        CapacityController::Request{CallScopes{"s1", "", "glm"}, in(5s), {}, {}},
+        [&outcome](AcquireOutcome o) { outcome.set_value(std::move(o)); },
+        CapacityController::Lookup{key, [&](std::optional<std::string> value) {
+                                     const std::lock_guard lock(mutex);
+                                     answers.push_back(std::move(value));
+                                   }});
+    return future.get();
+  };
+  const auto trips_before = backend.trips().first;
+  auto first = ask("result:r1");
+  auto second = ask("result:absent");
+  REQUIRE(std::holds_alternative<CallPermits>(first));
+  REQUIRE(std::holds_alternative<CallPermits>(second));
+  CHECK(backend.trips().first - trips_before == 2); // no round trip of their own
+  {
+    const std::lock_guard lock(mutex);
+    REQUIRE(answers.size() == 2);
+    CHECK(answers[0] == std::optional<std::string>("stored"));
+    CHECK_FALSE(answers[1]);
+  }
+  std::get<CallPermits>(first).reset();
+  std::get<CallPermits>(second).reset();
+  CHECK(eventually([&] { return backend.held("k:global") == 0; }));
+
+  // The store down: the local share grants, and the lookup is answered "nothing".
+  backend.down = true;
+  auto local = ask("result:r1");
+  REQUIRE(std::holds_alternative<CallPermits>(local));
+  {
+    const std::lock_guard lock(mutex);
+    REQUIRE(answers.size() == 3);
+    CHECK_FALSE(answers[2]);
+  }
 }

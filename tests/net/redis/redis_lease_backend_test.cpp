@@ -43,7 +43,7 @@ acquire_one(RedisLeaseBackend& backend,
             const std::string& lease,
             std::chrono::milliseconds ttl)
 {
-  const auto attempts = backend.acquire({{key, limit, lease}}, ttl);
+  const auto attempts = backend.acquire({{key, limit, lease}}, ttl, "").attempts;
   REQUIRE(attempts.size() == 1);
   return attempts.front();
 }
@@ -51,7 +51,7 @@ acquire_one(RedisLeaseBackend& backend,
 void
 release_one(RedisLeaseBackend& backend, const std::string& key, const std::string& lease)
 {
-  backend.release({{key, lease}});
+  backend.release({{key, lease}}, {});
 }
 
 // A private Redis and a backend connected to it.
@@ -69,12 +69,12 @@ TEST_CASE("one acquire takes the leases of several scopes in order and stops at 
   Connected c;
   REQUIRE(acquire_one(c.backend, "p", 1, "held", 10000ms).granted);
   // Both free: both granted in one round trip.
-  auto both = c.backend.acquire({{"g", 4, "g1"}, {"q", 1, "q1"}}, 10000ms);
+  auto both = c.backend.acquire({{"g", 4, "g1"}, {"q", 1, "q1"}}, 10000ms, "").attempts;
   REQUIRE(both.size() == 2);
   CHECK(both[0].granted);
   CHECK(both[1].granted);
   // The second scope full: the first is granted, the second says when to retry.
-  auto partial = c.backend.acquire({{"g", 4, "g2"}, {"p", 1, "p2"}}, 10000ms);
+  auto partial = c.backend.acquire({{"g", 4, "g2"}, {"p", 1, "p2"}}, 10000ms, "").attempts;
   REQUIRE(partial.size() == 2);
   CHECK(partial[0].granted);
   CHECK_FALSE(partial[1].granted);
@@ -82,12 +82,12 @@ TEST_CASE("one acquire takes the leases of several scopes in order and stops at 
   // The first scope full: nothing further is tried.
   REQUIRE(acquire_one(c.backend, "g", 4, "g3", 10000ms).granted);
   REQUIRE(acquire_one(c.backend, "g", 4, "g4", 10000ms).granted);
-  auto none = c.backend.acquire({{"g", 4, "g5"}, {"q", 2, "q2"}}, 10000ms);
+  auto none = c.backend.acquire({{"g", 4, "g5"}, {"q", 2, "q2"}}, 10000ms, "").attempts;
   REQUIRE(none.size() == 1);
   CHECK_FALSE(none[0].granted);
   CHECK(c.redis.zcard("q") == 1);
   // One release drops leases of several scopes.
-  c.backend.release({{"g", "g1"}, {"g", "g2"}, {"q", "q1"}, {"p", "held"}, {"g", "gone"}});
+  c.backend.release({{"g", "g1"}, {"g", "g2"}, {"q", "q1"}, {"p", "held"}, {"g", "gone"}}, {});
   CHECK(c.redis.zcard("g") == 2);
   CHECK(c.redis.zcard("q") == 0);
   CHECK(c.redis.zcard("p") == 0);
@@ -355,4 +355,29 @@ TEST_CASE("Redis unreachable with EXAI_REDIS_FAILURE=refuse grants nothing", "[n
   CHECK_FALSE(gate.acquire_until(asked + 5s, {}, &status));
   CHECK(status == AcquireStatus::refused);
   CHECK(std::chrono::steady_clock::now() - asked < 2s); // at once, not at the deadline
+}
+
+TEST_CASE("an acquire reads a key in the same round trip; a release batch writes values",
+          "[net][redis]")
+{
+  Connected c;
+  // Written with a release, read back by an acquire whatever the scope says.
+  c.backend.release({}, {{"result:1", "the stored answer", 60000ms}});
+  const auto found = c.backend.acquire({{"g", 1, "a"}}, 10000ms, "result:1");
+  REQUIRE(found.found);
+  CHECK(*found.found == "the stored answer");
+  REQUIRE(found.attempts.size() == 1);
+  CHECK(found.attempts[0].granted);
+  const auto full = c.backend.acquire({{"g", 1, "b"}}, 10000ms, "result:1");
+  CHECK(full.found == found.found);
+  REQUIRE(full.attempts.size() == 1);
+  CHECK_FALSE(full.attempts[0].granted);
+  const auto absent = c.backend.acquire({{"h", 1, "c"}}, 10000ms, "result:none");
+  CHECK_FALSE(absent.found);
+  CHECK(absent.attempts.at(0).granted);
+  // Leases and writes in one batch; the value expires with its TTL.
+  c.backend.release({{"g", "a"}, {"h", "c"}}, {{"result:2", "short", 1ms}});
+  CHECK(c.redis.zcard("g") == 0);
+  CHECK(c.redis.zcard("h") == 0);
+  CHECK(eventually([&] { return !c.backend.acquire({}, 10000ms, "result:2").found; }, 5000ms));
 }
