@@ -504,8 +504,9 @@ Engine::submit(CallRequest request, const std::shared_ptr<CallSink>& sink)
     return;
   }
   // Planning a continued conversation reads the thread from the shared store:
-  // not on this (the event loop's) thread. Everything else is planned here and
-  // its result lookup overlaps the capacity wait (look_up_result).
+  // not on this (the event loop's) thread. Everything else is planned here; its
+  // result lookup rides on the capacity wait (start(), or look_up_result()
+  // when capacity is not shared).
   const auto continued = request.arguments.find("continuation_id");
   if (shared_store_ == nullptr || continued == request.arguments.end() || !continued->is_string() ||
       continued->get_ref<const std::string&>().empty()) {
@@ -1009,7 +1010,6 @@ Engine::run(const std::shared_ptr<Execution>& execution,
             CallPermits permits,
             Clock::time_point deadline)
 {
-
   if (execution->lookup != nullptr) {
     execution->lookup->wait(); // a stored result, if there is one, went out instead
   }

@@ -15,33 +15,33 @@ namespace exai::net {
 
 namespace {
 
-std::int64_t
-int_at(const Poco::Redis::RedisType::Ptr& reply, std::size_t pos)
+// Element `pos` of a script's array answer, as T.
+template <typename T>
+T
+element_at(const Poco::Redis::RedisType::Ptr& reply, std::size_t pos)
 {
   const auto* array = dynamic_cast<const Poco::Redis::Type<Poco::Redis::Array>*>(reply.get());
   if (array == nullptr || array->value().size() <= pos) {
     throw core::SharedUnavailable("unexpected script answer");
   }
   try {
-    return array->value().get<Poco::Int64>(pos);
+    return array->value().get<T>(pos);
   } catch (const Poco::Exception& e) {
     throw core::SharedUnavailable("unexpected script answer: " + e.displayText());
   }
 }
 
+std::int64_t
+int_at(const Poco::Redis::RedisType::Ptr& reply, std::size_t pos)
+{
+  return element_at<Poco::Int64>(reply, pos);
+}
+
 std::string
 string_at(const Poco::Redis::RedisType::Ptr& reply, std::size_t pos)
 {
-  const auto* array = dynamic_cast<const Poco::Redis::Type<Poco::Redis::Array>*>(reply.get());
-  if (array == nullptr || array->value().size() <= pos) {
-    throw core::SharedUnavailable("unexpected script answer");
-  }
-  try {
-    const auto text = array->value().get<Poco::Redis::BulkString>(pos);
-    return text.isNull() ? std::string() : text.value();
-  } catch (const Poco::Exception& e) {
-    throw core::SharedUnavailable("unexpected script answer: " + e.displayText());
-  }
+  const auto text = element_at<Poco::Redis::BulkString>(reply, pos);
+  return text.isNull() ? std::string() : text.value();
 }
 
 // What SCRIPT LOAD answers for `script`, computed here so the two connections
