@@ -432,15 +432,29 @@ ToolCallLog::rotate()
     fd_ = -1;
   }
   size_ = 0;
-  if (options_.keep <= 0) {
-    ::unlink(options_.path.c_str());
+  if (options_.keep > 0) {
+    ::unlink(rotated(options_.path, options_.keep).c_str());
+    for (int n = options_.keep - 1; n >= 1; --n) {
+      ::rename(rotated(options_.path, n).c_str(), rotated(options_.path, n + 1).c_str());
+    }
+    // A hard link keeps the live name in place, so readers (toolcall_log_tail,
+    // `tail -F`) never find the log missing while it rotates.
+    if (::link(options_.path.c_str(), rotated(options_.path, 1).c_str()) != 0) {
+      ::rename(options_.path.c_str(), rotated(options_.path, 1).c_str());
+    }
+  }
+  // The fresh file replaces the live one in a single rename.
+  const std::string fresh = options_.path + ".new";
+  const int fd = ::open(fresh.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_APPEND | O_CLOEXEC, 0600);
+  if (fd >= 0 && ::rename(fresh.c_str(), options_.path.c_str()) == 0) {
+    fd_ = fd;
     return;
   }
-  ::unlink(rotated(options_.path, options_.keep).c_str());
-  for (int n = options_.keep - 1; n >= 1; --n) {
-    ::rename(rotated(options_.path, n).c_str(), rotated(options_.path, n + 1).c_str());
+  if (fd >= 0) {
+    ::close(fd);
+    ::unlink(fresh.c_str());
   }
-  ::rename(options_.path.c_str(), rotated(options_.path, 1).c_str());
+  ::unlink(options_.path.c_str()); // open_file() starts it afresh
 }
 
 std::vector<json>

@@ -5,7 +5,8 @@
 // tool, model, provider, duration, outcome, token usage and sizes. Prompt
 // text, arguments and outputs only with `content` on; provider keys never
 // (scrubbed from every line). Size-rotated: past max_bytes the file becomes
-// toolcalls.jsonl.1 (older ones shift up, `keep` are kept).
+// toolcalls.jsonl.1 (older ones shift up, `keep` are kept); the live name is
+// replaced in one rename, so a reader never finds it missing.
 //
 // record() only queues (a bounded queue; the engine calls it as a call
 // ends); one writer thread formats, writes and rotates — what ends within a

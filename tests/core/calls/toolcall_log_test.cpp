@@ -4,7 +4,9 @@
 
 #include <catch2/catch.hpp>
 
+#include <atomic>
 #include <filesystem>
+#include <thread>
 
 using namespace exai::core;
 using namespace exai::test;
@@ -87,6 +89,31 @@ TEST_CASE("the log rotates past max_bytes and keeps `keep` files", "[core][toolc
     CHECK(read_text(file).find("the prompt") == std::string::npos);
   }
   CHECK((fs::status(path).permissions() & fs::perms::group_read) == fs::perms::none);
+}
+
+TEST_CASE("the live log never goes missing while it rotates", "[core][toolcall_log]")
+{
+  exai::test::TempDir dir;
+  const std::string path = dir.path() + "/toolcalls.jsonl";
+  ToolCallLog log(ToolCallLog::Options{path, 512, 2, false, {}, 4096});
+  log.record(record("status", ToolSuccess{{kEnvelope}}));
+  log.flush();
+  std::atomic<bool> done{false};
+  std::atomic<int> missing{0};
+  std::thread watcher([&] {
+    while (!done.load()) {
+      missing += fs::exists(path) ? 0 : 1;
+    }
+  });
+  for (int i = 0; i < 300; ++i) { // each flush is its own batch, most of them rotate
+    log.record(record("status", ToolSuccess{{kEnvelope}}));
+    log.flush();
+  }
+  done = true;
+  watcher.join();
+  CHECK(missing.load() == 0);
+  CHECK(fs::exists(path + ".2"));
+  CHECK_FALSE(fs::exists(path + ".new"));
 }
 
 TEST_CASE("a full queue drops records and counts them", "[core][toolcall_log]")
