@@ -96,12 +96,18 @@ SharedCapacity::SharedCapacity(SharedLeaseBackend& backend, SharedCapacityOption
   }
   renew_at_ = Clock::now() + options_.lease_ttl / 3;
   backend_.listen([this](const std::string& key) {
-    const std::lock_guard lock(mutex_);
-    if (key.empty()) {
-      wake_locked(nullptr);
-    } else if (const auto it = gates_.find(key); it != gates_.end()) {
-      wake_locked(it->second.get());
+    {
+      const std::lock_guard lock(mutex_);
+      if (key.empty()) {
+        mark_locked(nullptr);
+      } else if (const auto it = gates_.find(key);
+                 it != gates_.end() && !it->second->waiters_.empty()) {
+        mark_locked(it->second.get());
+      } else {
+        return; // nobody here waits for that scope: most announcements, our own included
+      }
     }
+    changed_.notify_all();
   });
   worker_ = std::thread([this] { run(); });
   releaser_ = std::thread([this] { run_releases(); });
@@ -167,7 +173,7 @@ SharedCapacity::write_behind(SharedLeaseBackend::Write write)
 }
 
 void
-SharedCapacity::wake_locked(Gate* gate)
+SharedCapacity::mark_locked(Gate* gate)
 {
   if (gate == nullptr) {
     for (auto& [key, each] : gates_) {
@@ -177,17 +183,27 @@ SharedCapacity::wake_locked(Gate* gate)
     gate->dirty_ = true;
   }
   work_ = true;
+}
+
+void
+SharedCapacity::wake_locked(Gate* gate)
+{
+  mark_locked(gate);
   changed_.notify_all();
 }
 
 void
 SharedCapacity::enqueue(Gate& gate, CapacityWaiter& waiter)
 {
-  const std::lock_guard lock(mutex_);
-  waiter.position_ = gate.waiters_.insert(gate.waiters_.end(), &waiter);
-  waiter.queued_ = true;
-  waiter.told_full_ = false;
-  wake_locked(&gate);
+  {
+    const std::lock_guard lock(mutex_);
+    waiter.position_ = gate.waiters_.insert(gate.waiters_.end(), &waiter);
+    waiter.queued_ = true;
+    waiter.told_full_ = false;
+    mark_locked(&gate);
+  }
+  // After unlocking: a worker woken under the lock would only block on it.
+  changed_.notify_all();
 }
 
 bool

@@ -170,6 +170,7 @@ private:
 
   void run();
   void run_releases();
+  void mark_locked(Gate* gate); // work for the worker; the caller notifies it
   void wake_locked(Gate* gate);
   void enqueue(Gate& gate, CapacityWaiter& waiter);
   bool withdraw(Gate& gate, CapacityWaiter& waiter) noexcept;
