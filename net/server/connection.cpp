@@ -123,6 +123,21 @@ Connection::queue(std::string bytes, std::string tag, bool last) noexcept
     }
     if (out_bytes_ + bytes.size() > limits_.hard_cap) {
       overflow = true;
+    } else if (!last && out_.empty() && !held_ && !loop_.on_loop_thread()) {
+      // Nothing is ahead of it: written here, the frame costs one sendmsg
+      // instead of waking the loop to write it. Only a remainder (the peer's
+      // buffer is full) or a failure goes through the loop.
+      const std::size_t sent = send_now(bytes);
+      if (sent == bytes.size()) {
+        return true;
+      }
+      try {
+        out_.push_back(Chunk{std::move(bytes), std::move(tag)});
+        out_offset_ = sent;
+        out_bytes_ += out_.back().bytes.size() - sent;
+      } catch (const std::bad_alloc&) {
+        overflow = true;
+      }
     } else {
       try {
         if (!bytes.empty()) { // an empty `last` item only seals
@@ -154,6 +169,24 @@ Connection::queue(std::string bytes, std::string tag, bool last) noexcept
     loop_.request_flush(shared_from_this());
   }
   return true;
+}
+
+std::size_t
+Connection::send_now(const std::string& bytes) noexcept
+{
+  std::size_t done = 0;
+  while (done < bytes.size()) {
+    const ssize_t n =
+        ::send(fd_.get(), bytes.data() + done, bytes.size() - done, MSG_NOSIGNAL | MSG_DONTWAIT);
+    if (n < 0 && errno == EINTR) {
+      continue;
+    }
+    if (n <= 0) {
+      break; // full, or failed: the loop's flush retries it and reports a failure
+    }
+    done += static_cast<std::size_t>(n);
+  }
+  return done;
 }
 
 void

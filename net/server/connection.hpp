@@ -5,7 +5,9 @@
 // kinds (a WebSocket, an HTTP connection) derive from it and parse input.
 //
 // Output: any thread may queue() bytes; the owning loop writes them with one
-// writev per batch, and waits for EPOLLOUT when the peer is slow. A peer whose
+// writev per batch, and waits for EPOLLOUT when the peer is slow. A thread
+// other than the loop's that finds the queue empty writes its bytes itself
+// (one send, no wake-up of the loop); what the socket does not take is queued. A peer whose
 // queue stays over its bound for longer than the slow-client time is dropped
 // (a client that stops reading cannot make the daemon hold its output
 // forever), and a queue that would pass its hard cap drops the peer at once.
@@ -141,6 +143,9 @@ private:
   };
   void drop_now(std::string_view why) noexcept;
   void update_watch() noexcept;
+  // Writes what the socket takes now (under mutex_, nothing queued ahead);
+  // how many bytes left.
+  std::size_t send_now(const std::string& bytes) noexcept;
 
   EventLoop& loop_;
   ConnectionObserver& observer_;

@@ -129,6 +129,37 @@ TEST_CASE("several calls of one session interleave and each gets its result", "[
   }
 }
 
+TEST_CASE("results sent from call threads arrive whole and in order past a full socket",
+          "[net][server]")
+{
+  // A result thread writes straight to the socket while nothing is queued; what
+  // the socket does not take must queue behind it without losing a byte.
+  Fixture f;
+  f.engine.set_auto_reply(false);
+  const auto client = f.start_greeted();
+  constexpr int kCalls = 6;
+  for (int i = 0; i < kCalls; ++i) {
+    client->send_json(
+        {{"op", "call_tool"}, {"request_id", "r" + std::to_string(i)}, {"name", "echo"}});
+  }
+  REQUIRE(f.engine.wait_for_calls(kCalls, 5s));
+  const auto calls = f.engine.calls();
+  for (int i = 0; i < kCalls; ++i) { // the client reads nothing meanwhile
+    auto sink = calls.at(i).sink.lock();
+    REQUIRE(sink);
+    const std::string text(std::size_t{1} << 20U, static_cast<char>('a' + i));
+    CHECK(sink->on_result(calls.at(i).request.request_id, exai::core::ToolSuccess{{text}}));
+  }
+  for (int i = 0; i < kCalls; ++i) {
+    const auto result = client->recv_json(deadline_in(10s));
+    REQUIRE(result);
+    CHECK(result->at("request_id") == "r" + std::to_string(i));
+    const std::string text = result->at("outputs").at(0).at("text");
+    CHECK(text.size() == std::size_t{1} << 20U);
+    CHECK(text.find_first_not_of(static_cast<char>('a' + i)) == std::string::npos);
+  }
+}
+
 TEST_CASE("frames for a connection that is gone are dropped quietly", "[net][server]")
 {
   Fixture f;
