@@ -5,7 +5,8 @@
 # Prints per row: calls/s (all daemons together), p50/p99 of a call, Redis CPU per call
 # (from INFO cpu before/after) and Redis round trips per call (from the daemons' health).
 # Also the latency Redis adds to one call: p50 of sequential calls on one connection with
-# and without EXAI_REDIS_URL (same daemon build, same fake), and redis-cli --latency.
+# and without EXAI_REDIS_URL (same daemon build, same fake, rounds alternating between the
+# two daemons; medians over the rounds), and redis-cli --latency.
 # Figures are printed, never asserted.
 #
 # Usage: scripts/bench-redis.sh
@@ -14,6 +15,7 @@
 #   BENCH_CALLS=N        calls per row (default 4000)
 #   BENCH_CONNS=N        connections per daemon (default 8)
 #   BENCH_DAEMONS="1 2 4 8"
+#   BENCH_LAT_ROUNDS=N   alternating rounds of 1000 sequential calls per side (default 6)
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -21,6 +23,7 @@ build=${BENCH_BUILD:-$root/build/release}
 calls=${BENCH_CALLS:-4000}
 conns=${BENCH_CONNS:-8}
 daemons=${BENCH_DAEMONS:-1 2 4 8}
+lat_rounds=${BENCH_LAT_ROUNDS:-6}
 py=/usr/bin/python3
 
 exai=$build/cmd/exai
@@ -91,18 +94,26 @@ shared=$daemon_port
 shared_pid=$daemon_pid
 stress "ws://127.0.0.1:$plain/" 1 300 >/dev/null # warm-up
 stress "ws://127.0.0.1:$shared/" 1 300 >/dev/null
-lat_plain=$(stress "ws://127.0.0.1:$plain/" 1 2000)
-lat_shared=$(stress "ws://127.0.0.1:$shared/" 1 2000)
-"$py" - "$lat_plain" "$lat_shared" <<'EOF'
-import json, sys
+# Alternating rounds, so a noisy moment of this shared machine hits both sides.
+lat_files=()
+for round in $(seq 1 "$lat_rounds"); do
+  lat_files+=("$(stress "ws://127.0.0.1:$plain/" 1 1000)" "$(stress "ws://127.0.0.1:$shared/" 1 1000)")
+done
+"$py" - "${lat_files[@]}" <<'EOF'
+import json, statistics, sys
 def p(path, q):
     t = json.load(open(path))["targets"][0]
     return t.get("latency_ms", {}).get("all", {}).get(q, 0)
-a50, b50 = p(sys.argv[1], "p50"), p(sys.argv[2], "p50")
-a99, b99 = p(sys.argv[1], "p99"), p(sys.argv[2], "p99")
-print("   without Redis: p50 %.3f ms  p99 %.3f ms" % (a50, a99))
+plain, shared = sys.argv[1::2], sys.argv[2::2]
+a50 = statistics.median(p(f, "p50") for f in plain)
+b50 = statistics.median(p(f, "p50") for f in shared)
+a99 = statistics.median(p(f, "p99") for f in plain)
+b99 = statistics.median(p(f, "p99") for f in shared)
+diffs = sorted(p(b, "p50") - p(a, "p50") for a, b in zip(plain, shared))
+print("   without Redis: p50 %.3f ms  p99 %.3f ms (medians of %d rounds)" % (a50, a99, len(plain)))
 print("   with Redis:    p50 %.3f ms  p99 %.3f ms" % (b50, b99))
-print("   added by Redis (p50 difference): %.3f ms per call" % (b50 - a50))
+print("   added by Redis (p50 difference): %.3f ms per call (per round: %s)" %
+      (b50 - a50, " ".join("%.3f" % d for d in diffs)))
 EOF
 echo "   redis-cli --latency (one PING round trip, 200 samples):" \
   "$(timeout 5 redis-cli -p "$redis_port" --latency -i 1 --raw 2>/dev/null | head -1 || true)"
