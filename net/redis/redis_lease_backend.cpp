@@ -83,6 +83,8 @@ for i = 1, scopes do
   local purged = redis.call('ZREMRANGEBYSCORE', key, '-inf', now)
   local live = redis.call('ZCARD', key)
   if live >= limit then
+    -- Releases of this scope are announced while someone may wait for it.
+    redis.call('SET', key .. '#waiting', '1', 'PX', ttl + 1000)
     local oldest = redis.call('ZRANGE', key, 0, 0, 'WITHSCORES')
     out[#out + 1] = 0
     out[#out + 1] = math.max(1, tonumber(oldest[2]) - now)
@@ -90,7 +92,7 @@ for i = 1, scopes do
   end
   redis.call('ZADD', key, now + ttl, ARGV[2 * i + 3])
   redis.call('PEXPIRE', key, ttl + 1000)
-  if purged > 0 and live + 1 < limit then
+  if purged > 0 and live + 1 < limit and redis.call('EXISTS', key .. '#waiting') == 1 then
     redis.call('PUBLISH', ARGV[2], key)
   end
   out[#out + 1] = 1
@@ -105,14 +107,23 @@ const std::string&
 RedisLeaseBackend::release_script()
 {
   // KEYS: the scope of each lease, then the key of each write; ARGV: channel,
-  // number of leases, the leases, then value and ttl ms per write.
+  // number of leases, the leases, then value and ttl ms per write. A scope's
+  // release is announced once per batch, and only while `<scope>#waiting`
+  // says an acquire found it full within the last TTL: with nobody waiting,
+  // a release wakes no daemon's listener (at 100 daemons, every announcement
+  // is 100 messages).
   static const std::string kScript = R"lua(
 local leases = tonumber(ARGV[2])
 local removed = 0
+local announced = {}
 for i = 1, leases do
-  if redis.call('ZREM', KEYS[i], ARGV[i + 2]) > 0 then
+  local key = KEYS[i]
+  if redis.call('ZREM', key, ARGV[i + 2]) > 0 then
     removed = removed + 1
-    redis.call('PUBLISH', ARGV[1], KEYS[i])
+    if not announced[key] and redis.call('EXISTS', key .. '#waiting') == 1 then
+      announced[key] = true
+      redis.call('PUBLISH', ARGV[1], key)
+    end
   end
 end
 for j = leases + 1, #KEYS do

@@ -20,9 +20,11 @@ namespace exai::net {
 // Three Lua scripts, each one atomic round trip (EVALSHA, EVAL when Redis lost
 // the script):
 // - acquire: for each scope in turn (global, then the provider), drop expired
-//   members; add the lease if fewer than `limit` remain; else stop and answer
-//   when the oldest expires;
-// - release: remove the leases and PUBLISH each scope on `<prefix>released`;
+//   members; add the lease if fewer than `limit` remain; else mark the scope
+//   `<scope>#waiting` (for one TTL), stop and answer when the oldest expires;
+// - release: remove the leases and PUBLISH each scope on `<prefix>released`,
+//   once per batch and only while it is marked waiting (nobody listens for a
+//   scope that was never full, and every announcement wakes every daemon);
 // - renew: set the given leases' expiry to now + TTL (re-adding lost ones
 //   only when asked: after an outage, never for a lease the releaser dropped).
 // The key itself expires one second after its newest lease, so an abandoned

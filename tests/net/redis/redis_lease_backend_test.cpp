@@ -175,7 +175,8 @@ TEST_CASE("a lost script is sent again (EVAL after NOSCRIPT)", "[net][redis]")
   CHECK(redis.zcard("k") == 0);
 }
 
-TEST_CASE("a release is announced to every listener", "[net][redis]")
+TEST_CASE("a release is announced to every listener while someone waits for the scope",
+          "[net][redis]")
 {
   RedisServer redis;
   RedisLeaseBackend first(url_of(redis), 1000ms, kChannel);
@@ -187,15 +188,38 @@ TEST_CASE("a release is announced to every listener", "[net][redis]")
     const std::lock_guard lock(mutex);
     heard.insert(key);
   });
-  // The subscription is up once a publish reaches it.
+  const auto heard_key = [&](const std::string& key) {
+    const std::lock_guard lock(mutex);
+    return heard.count(key) == 1;
+  };
+  // A scope found full is marked waiting; its release is announced. (The
+  // subscription is up once a publish reaches it.)
   REQUIRE(eventually(
       [&] {
         (void)acquire_one(first, "k", 1, "a", 10000ms);
+        CHECK_FALSE(acquire_one(first, "k", 1, "b", 10000ms).granted);
         release_one(first, "k", "a");
-        const std::lock_guard lock(mutex);
-        return heard.count("k") == 1;
+        return heard_key("k");
       },
       5000ms));
+  Poco::Redis::Array marker_ttl;
+  marker_ttl << "PTTL"
+             << "k#waiting";
+  CHECK(redis.integer(marker_ttl) > 5000); // about one lease TTL
+
+  // A scope nobody waited for: its release wakes nobody. Announcements arrive
+  // in order, so once the later one is heard the earlier one would have been.
+  REQUIRE(acquire_one(first, "quiet", 1, "q", 10000ms).granted);
+  release_one(first, "quiet", "q");
+  REQUIRE(acquire_one(first, "k", 1, "c", 10000ms).granted);
+  CHECK_FALSE(acquire_one(first, "k", 1, "d", 10000ms).granted);
+  {
+    const std::lock_guard lock(mutex);
+    heard.clear();
+  }
+  release_one(first, "k", "c");
+  REQUIRE(eventually([&] { return heard_key("k"); }, 5000ms));
+  CHECK_FALSE(heard_key("quiet"));
   second.stop_listening();
 }
 
