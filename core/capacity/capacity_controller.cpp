@@ -48,6 +48,7 @@ CapacityController::CapacityController(const CapacityLimits& limits)
     providers_.emplace(id, std::make_unique<CapacityLimiter>("provider:" + id, capacity));
   }
   global_source_ = &global_;
+  shared_ = limits.shared;
   if (limits.shared != nullptr) {
     global_source_ = &limits.shared->gate("global", limits.global);
   }
@@ -62,6 +63,23 @@ CapacityController::CapacityController(const CapacityLimits& limits)
 CapacityController::~CapacityController()
 {
   timers_.reset(); // no deadline fires into the limiters below from here on
+}
+
+SharedCapacity::Prefetch
+CapacityController::prefetch(const CallScopes& scopes, Lookup& lookup)
+{
+  if (shared_ == nullptr) {
+    return {};
+  }
+  PermitSource* provider = nullptr;
+  if (const auto it = provider_sources_.find(scopes.provider); it != provider_sources_.end()) {
+    provider = it->second;
+  }
+  auto taken = shared_->prefetch(*global_source_, provider, lookup.key, lookup.on_answer);
+  if (!lookup.on_answer) {
+    lookup.key.clear(); // answered
+  }
+  return taken;
 }
 
 // One call's acquisition, from start to outcome. Every transition happens

@@ -152,6 +152,15 @@ public:
                                               Clock::time_point deadline,
                                               const std::stop_token& stop);
 
+  // With shared capacity, on a thread that may block for one store round
+  // trip (a call thread, never an event loop): takes the global lease and the
+  // call's provider lease ahead (SharedCapacity::prefetch()), for this
+  // thread's next acquire_async() to use; `lookup` rides along and is
+  // emptied when answered. Keep the result alive across that
+  // acquire_async(), no longer. Does nothing without shared capacity.
+  SharedCapacity::Prefetch prefetch(const CallScopes& scopes, Lookup& lookup);
+  bool shared() const noexcept { return shared_ != nullptr; }
+
   // Blocking form of acquire_async() for callers that own a thread.
   AcquireOutcome acquire(const CallScopes& scopes,
                          Clock::time_point deadline,
@@ -169,6 +178,7 @@ private:
   // shared gates.
   PermitSource* global_source_ = nullptr;
   std::map<std::string, PermitSource*, std::less<>> provider_sources_;
+  SharedCapacity* shared_ = nullptr;
   KeyedLimiters sessions_;
   KeyedLimiters conversations_;
   // Fires wait deadlines; destroyed first, so no timer outlives the limiters.

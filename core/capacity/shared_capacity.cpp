@@ -4,6 +4,7 @@
 #include "core/util/enum_names.hpp"
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <list>
 
@@ -35,6 +36,41 @@ thread_local Handoff t_handoff;
 
 } // namespace
 
+namespace {
+
+// This thread's prefetched leases (SharedCapacity::prefetch()).
+thread_local SharedCapacity::Prefetch::Parked* t_parked = nullptr;
+
+std::optional<Permit>
+take_parked(const PermitSource* gate)
+{
+  if (t_handoff.gate == gate && t_handoff.permit != nullptr && t_handoff.permit->has_value()) {
+    std::optional<Permit> permit = std::move(*t_handoff.permit);
+    t_handoff.permit->reset();
+    return permit;
+  }
+  if (t_parked != nullptr) {
+    for (std::size_t i = 0; i < t_parked->gates.size(); ++i) {
+      if (t_parked->gates.at(i) == gate && t_parked->permits.at(i).has_value()) {
+        std::optional<Permit> permit = std::move(t_parked->permits.at(i));
+        t_parked->permits.at(i).reset();
+        return permit;
+      }
+    }
+  }
+  return std::nullopt;
+}
+
+} // namespace
+
+SharedCapacity::Prefetch::~Prefetch()
+{
+  if (parked_ != nullptr && t_parked == parked_.get()) {
+    t_parked = nullptr;
+  }
+  // parked_ goes now: permits not asked for give their leases back.
+}
+
 // One shared scope. Its queue and lease ids are guarded by the owner's mutex.
 class SharedCapacity::Gate final : public PermitSource {
 public:
@@ -52,9 +88,7 @@ public:
 
   std::optional<Permit> acquire_or_queue(Waiter& waiter) override
   {
-    if (t_handoff.gate == this && t_handoff.permit != nullptr && t_handoff.permit->has_value()) {
-      std::optional<Permit> permit = std::move(*t_handoff.permit);
-      t_handoff.permit->reset();
+    if (auto permit = take_parked(this)) {
       return permit;
     }
     owner_.enqueue(*this, waiter);
@@ -155,6 +189,7 @@ SharedCapacity::stats() const
   s.lease_ttl = options_.lease_ttl;
   s.round_trips = round_trips_.load();
   s.leases_acquired = leases_acquired_.load();
+  s.leases_prefetched = leases_prefetched_.load();
   s.lease_renewals = renewals_.load();
   s.fallbacks = fallbacks_.load();
   s.fallback_permits = fallback_permits_.load();
@@ -277,9 +312,9 @@ SharedCapacity::full_notices(Gate& gate)
 }
 
 SharedCapacity::Gate*
-SharedCapacity::prefetchable(const CapacityWaiter& waiter) const
+SharedCapacity::prefetchable(PermitSource* source) const
 {
-  auto* next = dynamic_cast<Gate*>(waiter.then_);
+  auto* next = dynamic_cast<Gate*>(source);
   // Only a gate with nobody queued and not known to be full: a lease taken
   // there must not overtake its own waiters.
   if (next == nullptr || &next->owner_ != this || !next->waiters_.empty() ||
@@ -287,6 +322,65 @@ SharedCapacity::prefetchable(const CapacityWaiter& waiter) const
     return nullptr;
   }
   return next;
+}
+
+SharedCapacity::Prefetch
+SharedCapacity::prefetch(PermitSource& first_source,
+                         PermitSource* then_source,
+                         const std::string& lookup,
+                         OnLookup& on_lookup)
+{
+  Prefetch out;
+  std::vector<SharedLeaseBackend::Want> wants;
+  std::array<Gate*, 2> gates{};
+  {
+    const std::lock_guard lock(mutex_);
+    gates[0] = prefetchable(&first_source);
+    if (gates[0] == nullptr || degraded_ || stopping_) {
+      return out;
+    }
+    gates[1] = prefetchable(then_source);
+    for (Gate* gate : gates) {
+      if (gate != nullptr) {
+        wants.push_back({gate->key_, gate->limit_, new_lease()});
+      }
+    }
+  }
+  std::optional<SharedLeaseBackend::Answer> answer;
+  try {
+    answer = backend_.acquire_now(wants, options_.lease_ttl, on_lookup ? lookup : std::string());
+  } catch (const std::exception& e) {
+    std::unique_lock lock(mutex_);
+    degrade(lock, e.what());
+    return out; // the gates answer from the fallback
+  }
+  if (!answer) {
+    return out; // the call connection is busy: the worker serves this call
+  }
+  ++round_trips_;
+  if (on_lookup) {
+    std::exchange(on_lookup, nullptr)(std::move(answer->found));
+  }
+  out.parked_ = std::make_unique<Prefetch::Parked>();
+  const std::lock_guard lock(mutex_);
+  for (std::size_t i = 0; i < answer->attempts.size() && i < wants.size(); ++i) {
+    if (!answer->attempts[i].granted) {
+      break; // the gate asks the store again when the call queues there
+    }
+    ++leases_acquired_;
+    ++leases_prefetched_;
+    Gate& gate = *gates.at(i);
+    if (auto permit = gate.held_.try_acquire()) {
+      gate.leases_.push_back(std::move(wants[i].lease));
+      out.parked_->gates.at(i) = &gate;
+      out.parked_->permits.at(i) = std::move(permit);
+    } else {
+      gate.to_release_.push_back(std::move(wants[i].lease));
+      releases_.notify_one();
+    }
+  }
+  t_parked = out.parked_.get();
+  return out;
 }
 
 std::string
@@ -337,7 +431,7 @@ SharedCapacity::pump(std::unique_lock<std::mutex>& lock, Gate& gate)
       }
     } else if (Clock::now() >= gate.retry_at_ || gate.retry_at_ == Clock::time_point::max()) {
       CapacityWaiter& front = *gate.waiters_.front();
-      then = prefetchable(front);
+      then = prefetchable(front.then_);
       std::vector<SharedLeaseBackend::Want> wants{{gate.key_, gate.limit_, new_lease()}};
       if (then != nullptr) {
         wants.push_back({then->key_, then->limit_, new_lease()});
@@ -373,7 +467,7 @@ SharedCapacity::pump(std::unique_lock<std::mutex>& lock, Gate& gate)
         ++leases_acquired_;
         // Handed over only if the front waiter still asks that gate next and
         // nobody queued there meanwhile; else it goes back.
-        if (!gate.waiters_.empty() && prefetchable(*gate.waiters_.front()) == then) {
+        if (!gate.waiters_.empty() && prefetchable(gate.waiters_.front()->then_) == then) {
           handoff = then->held_.try_acquire();
         }
         if (handoff) {

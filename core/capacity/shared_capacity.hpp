@@ -3,6 +3,7 @@
 #include "core/capacity/capacity.hpp"
 #include "core/util/interface.hpp"
 
+#include <array>
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
@@ -41,8 +42,9 @@ public:
 // the holder renews, so a daemon that dies strands nothing for longer than the
 // lease TTL. Every operation is one atomic round trip. connect(), acquire()
 // and renew() are called by SharedCapacity's worker, release() by its
-// releaser thread (at the same time: implementations keep a connection for
-// each), listen() once. Every method may throw SharedUnavailable.
+// releaser thread, acquire_now() by call threads (at the same time:
+// implementations keep a connection for each), listen() once. Every method
+// may throw SharedUnavailable.
 class SharedLeaseBackend : public Interface {
 public:
   using Millis = std::chrono::milliseconds;
@@ -85,6 +87,10 @@ public:
   // the last one refused). A non-empty `lookup` is read in the same trip,
   // whatever the scopes answer.
   virtual Answer acquire(const std::vector<Want>& wants, Millis ttl, const std::string& lookup) = 0;
+  // acquire() for a call's own thread, on a connection kept for that; nullopt
+  // (nothing done) when another call's thread is using it.
+  virtual std::optional<Answer>
+  acquire_now(const std::vector<Want>& wants, Millis ttl, const std::string& lookup) = 0;
   // Drops `leases` and stores `writes` in one round trip, and announces each
   // release to every daemon's listener.
   virtual void release(const std::vector<Held>& leases, const std::vector<Write>& writes) = 0;
@@ -116,12 +122,13 @@ struct SharedCapacityStats {
   std::string reason; // why degraded
   SharedFailureMode failure = SharedFailureMode::local;
   std::chrono::milliseconds lease_ttl{0};
-  std::uint64_t round_trips = 0;      // store operations (acquire, release, renew)
-  std::uint64_t leases_acquired = 0;  // permits granted by the store
-  std::uint64_t lease_renewals = 0;   // leases extended
-  std::uint64_t fallbacks = 0;        // times the store became unreachable
-  std::uint64_t fallback_permits = 0; // permits granted from local shares
-  std::size_t leases_held = 0;        // now
+  std::uint64_t round_trips = 0;       // store operations (acquire, release, renew)
+  std::uint64_t leases_acquired = 0;   // permits granted by the store
+  std::uint64_t leases_prefetched = 0; // of those, taken on a call's thread (prefetch())
+  std::uint64_t lease_renewals = 0;    // leases extended
+  std::uint64_t fallbacks = 0;         // times the store became unreachable
+  std::uint64_t fallback_permits = 0;  // permits granted from local shares
+  std::size_t leases_held = 0;         // now
 };
 
 // The global and provider scopes shared by several daemons (SPEC §9).
@@ -147,6 +154,31 @@ struct SharedCapacityStats {
 class SharedCapacity {
 public:
   using Clock = std::chrono::steady_clock;
+  using OnLookup = std::function<void(std::optional<std::string>)>;
+
+  // Leases taken ahead by prefetch(), parked on the thread that took them
+  // until the gates' acquire_or_queue() on that same thread asks for them.
+  // What was not asked for by the time it is destroyed goes back. Move-only;
+  // destroyed on the thread that took it.
+  class Prefetch {
+  public:
+    Prefetch() = default;
+    Prefetch(Prefetch&&) noexcept = default;
+    Prefetch& operator=(Prefetch&&) = delete;
+    Prefetch(const Prefetch&) = delete;
+    Prefetch& operator=(const Prefetch&) = delete;
+    ~Prefetch();
+    // A round trip was made (and the lookup, if any, answered).
+    bool taken() const noexcept { return parked_ != nullptr; }
+    struct Parked {
+      std::array<const PermitSource*, 2> gates{};
+      std::array<std::optional<Permit>, 2> permits;
+    };
+
+  private:
+    friend class SharedCapacity;
+    std::unique_ptr<Parked> parked_;
+  };
 
   // Tries the store once; unreachable = start degraded. Lets
   // Error(config_invalid) from connect() through.
@@ -160,6 +192,18 @@ public:
   PermitSource& gate(const std::string& scope, std::size_t limit);
 
   SharedCapacityStats stats() const;
+
+  // Takes the leases of `first` (a gate of ours) and of `then` (null, or the
+  // gate the call asks next) on this thread, in one round trip on the
+  // backend's call connection, when nothing of this daemon is queued on
+  // them, neither is known to be full, the store is reachable and the call
+  // connection is free; otherwise does nothing (the gates' worker serves the
+  // call as usual). For a thread that may block for one round trip (never
+  // an event loop). When it takes them, `lookup` is read in the same trip and
+  // `on_lookup` (then moved from) gets the value; the leases are parked for
+  // this thread's next acquire_or_queue() on those gates.
+  Prefetch
+  prefetch(PermitSource& first, PermitSource* then, const std::string& lookup, OnLookup& on_lookup);
 
   // Stores `write` with the releaser's next batch (one round trip with the
   // releases); dropped while the store is unreachable.
@@ -178,7 +222,7 @@ private:
   void on_local_release(Gate& gate) noexcept;
   void degrade(std::unique_lock<std::mutex>& lock, const std::string& reason);
   void pump(std::unique_lock<std::mutex>& lock, Gate& gate);
-  Gate* prefetchable(const CapacityWaiter& waiter) const;
+  Gate* prefetchable(PermitSource* next) const;
   std::string new_lease();
   void refuse_all(std::unique_lock<std::mutex>& lock, Gate& gate);
   void release_leases(std::unique_lock<std::mutex>& lock);
@@ -202,6 +246,7 @@ private:
   std::vector<SharedLeaseBackend::Write> writes_;                   // guarded by mutex_
   std::atomic<std::uint64_t> round_trips_{0};
   std::atomic<std::uint64_t> leases_acquired_{0};
+  std::atomic<std::uint64_t> leases_prefetched_{0};
   std::atomic<std::uint64_t> renewals_{0};
   std::atomic<std::uint64_t> fallbacks_{0};
   std::atomic<std::uint64_t> fallback_permits_{0};

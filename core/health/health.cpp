@@ -141,6 +141,7 @@ health_json(const HealthInputs& in)
              {"round_trips_per_call",
               calls > 0 ? static_cast<double>(r.round_trips + e.store_round_trips) / calls : 0.0},
              {"leases_acquired", r.leases_acquired},
+             {"leases_prefetched", r.leases_prefetched},
              {"leases_held", r.leases_held},
              {"lease_renewals", r.lease_renewals},
              {"fallbacks", r.fallbacks},

@@ -106,6 +106,16 @@ render_prometheus(const HealthInputs& in)
              e.admitted_calls > 0 ? static_cast<double>(r.round_trips + e.store_round_trips) /
                                         static_cast<double>(e.admitted_calls)
                                   : 0.0);
+    w.family("exai_redis_leases_acquired_total",
+             "counter",
+             "Shared capacity leases granted, by the thread that asked (a call's own thread "
+             "ahead of its capacity wait, or the capacity worker).");
+    w.sample("exai_redis_leases_acquired_total",
+             label("by", "call_thread"),
+             static_cast<double>(r.leases_prefetched));
+    w.sample("exai_redis_leases_acquired_total",
+             label("by", "worker"),
+             static_cast<double>(r.leases_acquired - r.leases_prefetched));
     w.family("exai_redis_lease_renewals_total", "counter", "Shared capacity leases renewed.");
     w.sample("exai_redis_lease_renewals_total", "", static_cast<double>(r.lease_renewals));
     w.family("exai_redis_leases_held", "gauge", "Shared capacity leases this daemon holds.");

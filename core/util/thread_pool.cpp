@@ -39,6 +39,20 @@ ThreadPool::post(std::function<void()> job)
   return true;
 }
 
+bool
+ThreadPool::post_if_idle(std::function<void()> job)
+{
+  {
+    const std::lock_guard lock(mutex_);
+    if (stopping_ || idle_ <= jobs_.size()) {
+      return false;
+    }
+    jobs_.push_back(std::move(job));
+  }
+  ready_.notify_one();
+  return true;
+}
+
 std::size_t
 ThreadPool::queued() const
 {

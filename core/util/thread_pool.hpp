@@ -22,6 +22,9 @@ public:
 
   // Queues `job`. Returns false (and drops it) once the pool is shutting down.
   bool post(std::function<void()> job);
+  // Queues `job` only when an idle thread takes it at once; false (and drops
+  // it) otherwise.
+  bool post_if_idle(std::function<void()> job);
 
   std::size_t queued() const;
   std::size_t threads() const;

@@ -165,6 +165,7 @@ RedisLeaseBackend::RedisLeaseBackend(const core::RedisUrl& url,
     , channel_(std::move(channel))
     , connection_(url, timeout)
     , release_connection_(url, timeout)
+    , call_connection_(url, timeout)
     , acquire_sha_(sha1_hex(acquire_script()))
     , release_sha_(sha1_hex(release_script()))
     , renew_sha_(sha1_hex(renew_script()))
@@ -190,6 +191,35 @@ RedisLeaseBackend::connect()
 core::SharedLeaseBackend::Answer
 RedisLeaseBackend::acquire(const std::vector<Want>& wants, Millis ttl, const std::string& lookup)
 {
+  return acquire_on(connection_, wants, ttl, lookup);
+}
+
+std::optional<core::SharedLeaseBackend::Answer>
+RedisLeaseBackend::acquire_now(const std::vector<Want>& wants,
+                               Millis ttl,
+                               const std::string& lookup)
+{
+  const std::unique_lock lock(call_mutex_, std::try_to_lock);
+  if (!lock.owns_lock()) {
+    return std::nullopt;
+  }
+  try {
+    return acquire_on(call_connection_, wants, ttl, lookup);
+  } catch (const core::SharedUnavailable&) {
+    // This connection is used only now and then, so it may be one Redis
+    // closed (restarted while the worker's reconnected): once more on a fresh
+    // one. Safe: the same lease ids are added again (ZADD of a member already
+    // there only moves its expiry), and the read is a read.
+    return acquire_on(call_connection_, wants, ttl, lookup);
+  }
+}
+
+core::SharedLeaseBackend::Answer
+RedisLeaseBackend::acquire_on(RedisConnection& connection,
+                              const std::vector<Want>& wants,
+                              Millis ttl,
+                              const std::string& lookup)
+{
   std::vector<std::string> keys;
   std::vector<std::string> args{std::to_string(ttl.count()), channel_, lookup.empty() ? "0" : "1"};
   for (const auto& want : wants) {
@@ -200,7 +230,7 @@ RedisLeaseBackend::acquire(const std::vector<Want>& wants, Millis ttl, const std
   if (!lookup.empty()) {
     keys.push_back(lookup);
   }
-  const auto reply = connection_.eval(acquire_script(), acquire_sha_, keys, args);
+  const auto reply = connection.eval(acquire_script(), acquire_sha_, keys, args);
   Answer answer;
   if (int_at(reply, 0) == 1) {
     answer.found = string_at(reply, 1);

@@ -39,6 +39,8 @@ public:
 
   void connect() override;
   Answer acquire(const std::vector<Want>& wants, Millis ttl, const std::string& lookup) override;
+  std::optional<Answer>
+  acquire_now(const std::vector<Want>& wants, Millis ttl, const std::string& lookup) override;
   void release(const std::vector<Held>& leases, const std::vector<Write>& writes) override;
   void renew(const std::string& key,
              const std::vector<std::string>& leases,
@@ -54,12 +56,18 @@ public:
 
 private:
   void subscribe_loop(const std::function<void(const std::string& key)>& on_release);
+  Answer acquire_on(RedisConnection& connection,
+                    const std::vector<Want>& wants,
+                    Millis ttl,
+                    const std::string& lookup);
 
   const core::RedisUrl url_;
   const std::chrono::milliseconds timeout_;
   const std::string channel_;
   RedisConnection connection_;         // the worker's: connect, acquire, renew
   RedisConnection release_connection_; // the releaser's (connects on first use)
+  std::mutex call_mutex_;              // one call thread at a time on call_connection_
+  RedisConnection call_connection_;    // call threads' (connects on first use)
   const std::string acquire_sha_;
   const std::string release_sha_;
   const std::string renew_sha_;

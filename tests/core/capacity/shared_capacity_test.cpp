@@ -46,6 +46,15 @@ public:
     }
     return answer;
   }
+  std::optional<Answer>
+  acquire_now(const std::vector<Want>& wants, Millis ttl, const std::string& lookup) override
+  {
+    if (call_connection_busy) {
+      return std::nullopt;
+    }
+    ++acquires_now;
+    return acquire(wants, ttl, lookup);
+  }
   void release(const std::vector<Held>& leases, const std::vector<Write>& writes) override
   {
     check();
@@ -111,6 +120,8 @@ public:
     scopes_.clear();
   }
   std::atomic<bool> down{false};
+  std::atomic<bool> call_connection_busy{false};
+  std::atomic<int> acquires_now{0};
 
 private:
   void check() const
@@ -392,4 +403,108 @@ TEST_CASE("a call's lookup rides on its global lease's round trip; results ride 
     REQUIRE(answers.size() == 3);
     CHECK_FALSE(answers[2]);
   }
+}
+
+TEST_CASE("a call thread takes its leases ahead in one round trip, with its lookup",
+          "[core][capacity][shared]")
+{
+  FakeBackend backend;
+  SharedCapacity shared(backend, options());
+  CapacityLimits limits;
+  limits.global = 4;
+  limits.providers = {{"glm", 2}};
+  limits.shared = &shared;
+  CapacityController controller(limits);
+  shared.write_behind({"result:r1", "stored", 60000ms});
+  REQUIRE(eventually([&] { return backend.trips().second == 1; }));
+  const CallScopes scopes{"s1", "", "glm"};
+
+  std::optional<std::string> answer;
+  bool answered = false;
+  CapacityController::Lookup lookup{"result:r1", [&](std::optional<std::string> value) {
+                                      answered = true;
+                                      answer = std::move(value);
+                                    }};
+  std::optional<AcquireOutcome> outcome;
+  {
+    const auto ahead = controller.prefetch(scopes, lookup);
+    CHECK(ahead.taken());
+    CHECK(answered); // on this thread, before the acquisition starts
+    CHECK(answer == std::optional<std::string>("stored"));
+    CHECK_FALSE(lookup.on_answer);
+    controller.acquire_async(
+        CapacityController::Request{scopes, in(5s), {}, {}},
+        [&](AcquireOutcome o) { outcome.emplace(std::move(o)); },
+        std::move(lookup));
+  }
+  // Granted at once from the parked leases: no round trip by the worker.
+  REQUIRE(outcome);
+  REQUIRE(std::holds_alternative<CallPermits>(*outcome));
+  CHECK(backend.trips().first == 1);
+  CHECK(backend.acquires_now == 1);
+  CHECK(backend.held("k:global") == 1);
+  CHECK(backend.held("k:provider:glm") == 1);
+  CHECK(shared.stats().leases_prefetched == 2);
+  std::get<CallPermits>(*outcome).reset();
+  CHECK(eventually([&] { return backend.held("k:global") + backend.held("k:provider:glm") == 0; }));
+
+  // Leases nobody asked for go back when the prefetch ends.
+  {
+    CapacityController::Lookup none;
+    const auto ahead = controller.prefetch(scopes, none);
+    CHECK(ahead.taken());
+    CHECK(backend.held("k:global") == 1);
+  }
+  CHECK(eventually([&] { return backend.held("k:global") + backend.held("k:provider:glm") == 0; }));
+  CHECK(controller.snapshot().global.in_use == 0);
+  CHECK(controller.snapshot().providers.at("glm").in_use == 0);
+}
+
+TEST_CASE("nothing is taken ahead past a waiter, on a busy connection, or while degraded",
+          "[core][capacity][shared]")
+{
+  FakeBackend backend;
+  SharedCapacity shared(backend, options());
+  CapacityLimits limits;
+  limits.global = 1;
+  limits.providers = {{"glm", 1}};
+  limits.shared = &shared;
+  CapacityController controller(limits);
+  const CallScopes scopes{"s1", "", "glm"};
+  const auto untouched = [&](CapacityController::Lookup& lookup) {
+    const int before = backend.acquires_now;
+    const auto ahead = controller.prefetch(scopes, lookup);
+    CHECK_FALSE(ahead.taken());
+    CHECK(backend.acquires_now == before);
+    CHECK(lookup.on_answer); // still the acquisition's to answer
+  };
+  CapacityController::Lookup lookup{"result:x", [](std::optional<std::string>) {}};
+
+  // The call connection is in use by another call thread.
+  backend.call_connection_busy = true;
+  untouched(lookup);
+  backend.call_connection_busy = false;
+
+  // A waiter of this daemon is queued on global: a call thread must not overtake it.
+  auto held = controller.acquire(scopes, in(5s), {});
+  REQUIRE(std::holds_alternative<CallPermits>(held));
+  std::optional<AcquireOutcome> queued;
+  std::thread waiter([&] { queued.emplace(controller.acquire(scopes, in(10s), {})); });
+  REQUIRE(eventually([&] { return controller.snapshot().global.waiting == 1; }));
+  untouched(lookup);
+  std::get<CallPermits>(held).reset();
+  waiter.join();
+  REQUIRE(queued);
+  REQUIRE(std::holds_alternative<CallPermits>(*queued));
+  std::get<CallPermits>(*queued).reset();
+  CHECK(eventually([&] { return backend.held("k:global") == 0; }));
+
+  // The store unreachable: the gates answer from their local shares.
+  backend.down = true;
+  {
+    auto degraded = controller.acquire(scopes, in(5s), {});
+    REQUIRE(std::holds_alternative<CallPermits>(degraded));
+  }
+  REQUIRE_FALSE(shared.stats().shared);
+  untouched(lookup);
 }
