@@ -254,6 +254,20 @@ struct Engine::StoreLookup {
   }
 };
 
+namespace {
+
+// Set while a call thread takes a call's capacity (Engine::acquire()).
+thread_local bool t_call_thread = false;
+
+struct CallThread {
+  CallThread() { t_call_thread = true; }
+  ~CallThread() { t_call_thread = false; }
+  CallThread(const CallThread&) = delete;
+  CallThread& operator=(const CallThread&) = delete;
+};
+
+} // namespace
+
 // One run of a tool. Identical calls share it (callers); capacity is taken
 // once for it, then held by the thread running it.
 struct Engine::Execution {
@@ -818,6 +832,21 @@ Engine::start(const std::shared_ptr<Execution>& execution)
     retire(execution);
     return;
   }
+  // Shared capacity costs a store round trip: made on an idle call thread,
+  // which then runs the call itself, there is no hop to the capacity worker
+  // and back. A busy daemon queues as usual, holding no thread while it waits.
+  if (capacity_.shared() && !t_call_thread && pool_.post_if_idle([this, execution] {
+        const CallThread mark;
+        acquire(execution);
+      })) {
+    return;
+  }
+  acquire(execution);
+}
+
+void
+Engine::acquire(const std::shared_ptr<Execution>& execution)
+{
   const auto notice = [this, weak = std::weak_ptr(execution)](Scope scope,
                                                               const std::string& provider) {
     if (auto exec = weak.lock()) {
@@ -851,21 +880,25 @@ Engine::start(const std::shared_ptr<Execution>& execution)
       answered->answer();
     };
   }
-  capacity_.acquire_async(
-      std::move(request),
-      [this, execution](AcquireOutcome outcome) {
-        {
-          const std::lock_guard lock(execution->mutex);
-          if (execution->starting) {
-            execution->early.emplace(std::move(outcome));
-            return; // start() continues on its own thread
-          }
-        }
-        admitted(execution, std::move(outcome), false);
-      },
-      std::move(lookup));
   std::optional<AcquireOutcome> early;
   {
+    // Parked leases not asked for (a full session scope) go back at the end
+    // of this block, before the call runs.
+    const auto ahead =
+        t_call_thread ? capacity_.prefetch(request.scopes, lookup) : SharedCapacity::Prefetch();
+    capacity_.acquire_async(
+        std::move(request),
+        [this, execution](AcquireOutcome outcome) {
+          {
+            const std::lock_guard lock(execution->mutex);
+            if (execution->starting) {
+              execution->early.emplace(std::move(outcome));
+              return; // acquire() continues on its own thread
+            }
+          }
+          admitted(execution, std::move(outcome), false);
+        },
+        std::move(lookup));
     const std::lock_guard lock(execution->mutex);
     execution->starting = false;
     early.swap(execution->early);
@@ -915,6 +948,10 @@ Engine::admitted(const std::shared_ptr<Execution>& execution,
   // the thread that received it, so the ack leaves with the accepted note in
   // one send instead of waking the connection again.
   const auto deadline = begin(execution, false);
+  if (may_run_inline && t_call_thread) {
+    run(execution, std::move(*permits), deadline); // already on a call thread
+    return;
+  }
   if (!pool_.post([this, execution, permits, deadline] {
         run(execution, std::move(*permits), deadline);
       })) {

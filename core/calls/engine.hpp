@@ -190,6 +190,9 @@ private:
                        std::uint64_t fingerprint,
                        const std::shared_ptr<CallSink>& sink);
   void start(const std::shared_ptr<Execution>& execution);
+  // Takes the call's capacity (acquire_async), ahead on this thread when it
+  // is a call thread and capacity is shared.
+  void acquire(const std::shared_ptr<Execution>& execution);
   // Heartbeat progress every EXAI_WS_PROGRESS_INTERVAL_SECS; execution mutex held.
   void start_heartbeat(const std::shared_ptr<Execution>& execution);
   void admitted(const std::shared_ptr<Execution>& execution,

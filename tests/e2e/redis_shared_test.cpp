@@ -340,3 +340,52 @@ TEST_CASE("a paused Redis delays only the calls that need it, never other client
   CHECK(res->contains("outputs"));
   CHECK(capacity_back_to_zero(a->port()));
 }
+
+TEST_CASE("an idle daemon takes a call's leases on the call's own thread, its lookup included",
+          "[e2e][redis]")
+{
+  RedisServer redis;
+  FakeUpstream glm;
+  const std::string token = "redis-e2e-token-0123456789";
+  auto a = start_daemon(glm, redis, {{"EXAI_WS_TOKEN", token}});
+  auto b = start_daemon(glm, redis, {{"EXAI_WS_TOKEN", token}});
+  constexpr int kStored = 10;
+  std::vector<json> stored;
+  {
+    WsClient on_a(a->port());
+    REQUIRE(on_a.hello(token));
+    for (int i = 0; i < kStored; ++i) {
+      send_chat(on_a, "keep-" + std::to_string(i), "answer once " + std::to_string(i));
+      const auto res = result_of(on_a);
+      REQUIRE(res);
+      REQUIRE(res->contains("outputs"));
+      stored.push_back(*res);
+    }
+  }
+  WsClient c(b->port());
+  REQUIRE(c.hello(token));
+  const auto prefetched = [&] {
+    return fetch_health(b->port(), token).at("redis").at("leases_prefetched").get<int>();
+  };
+  // Sequential calls: once a call thread is idle, the next call's global and
+  // provider leases are taken there (the first call finds none idle).
+  for (int i = 0; i < 20 && prefetched() < 2; ++i) {
+    send_chat(c, "warm-" + std::to_string(i), "warm up " + std::to_string(i));
+    REQUIRE(result_of(c));
+  }
+  REQUIRE(prefetched() >= 2);
+  const auto asked = glm.request_count();
+  // Request ids answered on A are replayed on B from Redis, by the lookup that
+  // rides on that round trip: the model is not asked again.
+  const int before = prefetched();
+  for (int i = 0; i < kStored && prefetched() == before; ++i) {
+    send_chat(c, "keep-" + std::to_string(i), "answer once " + std::to_string(i));
+    const auto again = result_of(c);
+    REQUIRE(again);
+    CHECK(again->at("outputs") == stored.at(i).at("outputs"));
+  }
+  CHECK(prefetched() > before);
+  CHECK(glm.request_count() == asked);
+  CHECK(eventually([&] { return redis.zcard(kGlmScope) == 0 && redis.zcard(kGlobalScope) == 0; },
+                   5000ms));
+}
