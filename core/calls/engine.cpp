@@ -949,6 +949,7 @@ Engine::admitted(const std::shared_ptr<Execution>& execution,
   // one send instead of waking the connection again.
   const auto deadline = begin(execution, false);
   if (may_run_inline && t_call_thread) {
+    t_call_thread = false; // what the tool does is not part of this acquisition
     run(execution, std::move(*permits), deadline); // already on a call thread
     return;
   }
