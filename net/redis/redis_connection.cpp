@@ -10,6 +10,13 @@
 #include <Poco/Redis/Type.h>
 #include <Poco/Timespan.h>
 
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+
+#include <charconv>
+#include <filesystem>
+
 namespace exai::net {
 
 namespace {
@@ -19,6 +26,35 @@ error_text(const Poco::Redis::RedisType::Ptr& reply)
 {
   const auto* error = dynamic_cast<const Poco::Redis::Type<Poco::Redis::Error>*>(reply.get());
   return error != nullptr ? error->value().getMessage() : std::string("error");
+}
+
+// Poco::Redis (1.12) writes a command in 1 KB pieces and offers no way to its
+// socket: with Nagle's algorithm on, the last piece of a longer command (a
+// release batch carrying results) waits for Redis's delayed ACK, ~40 ms. So
+// every socket of this process connected to Redis's address gets
+// TCP_NODELAY: all of them are ours, and all of them want it.
+void
+no_delay_to(const Poco::Net::SocketAddress& redis)
+{
+  std::error_code error;
+  for (const auto& entry : std::filesystem::directory_iterator("/proc/self/fd", error)) {
+    int fd = -1;
+    const std::string name = entry.path().filename().string();
+    const auto parsed = std::from_chars(name.data(), name.data() + name.size(), fd);
+    if (parsed.ec != std::errc() || fd < 0) {
+      continue;
+    }
+    sockaddr_storage peer{};
+    socklen_t length = sizeof(peer);
+    if (::getpeername(fd, reinterpret_cast<sockaddr*>(&peer), &length) != 0 ||
+        (peer.ss_family != AF_INET && peer.ss_family != AF_INET6)) {
+      continue;
+    }
+    if (Poco::Net::SocketAddress(reinterpret_cast<const sockaddr*>(&peer), length) == redis) {
+      const int on = 1;
+      (void)::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof(on));
+    }
+  }
 }
 
 } // namespace
@@ -83,6 +119,7 @@ RedisConnection::connect()
   auto client = std::make_unique<Poco::Redis::Client>();
   try {
     client->connect(url_.host, url_.port, timespan(timeout_));
+    no_delay_to(client->address());
     client->setReceiveTimeout(timespan(timeout_));
     authenticate(url_,
                  [&](const Poco::Redis::Array& command) { return client->sendCommand(command); });

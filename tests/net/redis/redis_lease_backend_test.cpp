@@ -7,8 +7,13 @@
 
 #include <catch2/catch.hpp>
 
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+
 #include <atomic>
 #include <condition_variable>
+#include <filesystem>
 #include <mutex>
 #include <set>
 #include <thread>
@@ -404,4 +409,49 @@ TEST_CASE("an acquire reads a key in the same round trip; a release batch writes
   CHECK(c.redis.zcard("g") == 0);
   CHECK(c.redis.zcard("h") == 0);
   CHECK(eventually([&] { return !c.backend.acquire({}, 10000ms, "result:2").found; }, 5000ms));
+}
+
+namespace {
+
+// TCP_NODELAY of each socket of this process connected to `port` on loopback.
+std::vector<int>
+no_delay_flags(std::uint16_t port)
+{
+  std::vector<int> flags;
+  for (const auto& entry : std::filesystem::directory_iterator("/proc/self/fd")) {
+    const int fd = std::stoi(entry.path().filename().string());
+    sockaddr_in peer{};
+    socklen_t length = sizeof(peer);
+    if (::getpeername(fd, reinterpret_cast<sockaddr*>(&peer), &length) != 0 ||
+        peer.sin_family != AF_INET || ntohs(peer.sin_port) != port) {
+      continue;
+    }
+    int on = 0;
+    socklen_t size = sizeof(on);
+    REQUIRE(::getsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, &size) == 0);
+    flags.push_back(on);
+  }
+  return flags;
+}
+
+} // namespace
+
+TEST_CASE("commands longer than Poco's 1 KB buffer leave at once (TCP_NODELAY)", "[net][redis]")
+{
+  // With Nagle's algorithm on, the last piece of such a command waited for
+  // Redis's delayed ACK: ~40 ms for every release batch that carried a result.
+  Connected c;
+  const std::string big(16384, 'r');
+  const auto started = std::chrono::steady_clock::now();
+  for (int i = 0; i < 20; ++i) {
+    REQUIRE(acquire_one(c.backend, "k", 1, "a", 10000ms).granted);
+    c.backend.release({{"k", "a"}}, {{"result:" + std::to_string(i), big, 60000ms}});
+  }
+  const auto took = std::chrono::steady_clock::now() - started;
+  const auto flags = no_delay_flags(c.redis.port());
+  REQUIRE(flags.size() >= 2); // the acquire and the release connections
+  for (const int on : flags) {
+    CHECK(on == 1);
+  }
+  CHECK(took < 600ms); // 20 batches; about 20 x 40 ms with the stall
 }
