@@ -4,6 +4,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include <thread>
+
 namespace exai::core {
 
 ConversationStore::ConversationStore(std::chrono::milliseconds ttl,
@@ -80,7 +82,8 @@ to_json(const Conversation& thread)
           {"provider", thread.provider},
           {"model", thread.model},
           {"files", std::move(files)},
-          {"state", thread.state}};
+          {"state", thread.state},
+          {"version", thread.version}};
 }
 
 std::optional<Conversation>
@@ -119,10 +122,21 @@ from_json(const std::string& text)
           FileStamp{stamp.at(0).get<std::uint64_t>(), stamp.at(1).get<std::int64_t>()};
     }
     thread.state = doc.at("state");
+    thread.version = doc.value("version", std::uint64_t{0});
     return thread;
   } catch (const nlohmann::json::exception&) {
     return std::nullopt; // not ours, or from an incompatible version: ignored
   }
+}
+
+// The newer of two copies of one thread; the shared one on a tie.
+std::optional<Conversation>
+newer(std::optional<Conversation> shared, std::optional<Conversation> local)
+{
+  if (local && (!shared || local->version > shared->version)) {
+    return local;
+  }
+  return shared;
 }
 
 } // namespace
@@ -151,21 +165,50 @@ ConversationStore::shared_copy(const std::string& id)
 void
 ConversationStore::publish(const std::string& id, const Conversation& thread)
 {
-  if (shared_ != nullptr) {
-    std::string key = prefix_;
-    key.append(id);
+  if (shared_ == nullptr) {
+    return;
+  }
+  std::string key = prefix_;
+  key.append(id);
+  if (write_behind_) {
+    write_behind_(std::move(key), to_json(thread).dump(), ttl_);
+  } else {
     shared_->put(key, to_json(thread).dump(), ttl_);
   }
 }
 
 std::optional<Conversation>
+ConversationStore::newest(const std::string& id, std::optional<Conversation> shared)
+{
+  const std::lock_guard lock(mutex_);
+  auto local = threads_.get(id);
+  // Ours may be newer: our own write may still be on its way to the store.
+  const bool from_store = shared && !(local && local->version > shared->version);
+  auto thread = newer(std::move(shared), std::move(local));
+  if (from_store) {
+    threads_.put(id, *thread);
+  }
+  return thread;
+}
+
+std::optional<Conversation>
 ConversationStore::find(const std::string& id)
 {
-  if (auto shared = shared_copy(id)) {
-    threads_.put(id, *shared);
-    return shared;
+  auto thread = newest(id, shared_copy(id));
+  if (!thread && write_behind_ && shared_ != nullptr && !id.empty()) {
+    // Another daemon may have answered the previous turn a moment ago, its
+    // write still queued behind its releases.
+    for (const auto wait : {std::chrono::milliseconds(2),
+                            std::chrono::milliseconds(8),
+                            std::chrono::milliseconds(30)}) {
+      std::this_thread::sleep_for(wait);
+      thread = newest(id, shared_copy(id));
+      if (thread) {
+        break;
+      }
+    }
   }
-  return threads_.get(id);
+  return thread;
 }
 
 std::pair<std::string, int>
@@ -177,7 +220,8 @@ ConversationStore::record_turn(const std::string& id,
   auto shared = shared_copy(id); // before the lock: no I/O under it
   std::unique_lock lock(mutex_);
   std::string key = id.empty() ? random_hex() : id;
-  Conversation thread = shared ? std::move(*shared) : threads_.get(key).value_or(Conversation{});
+  Conversation thread = newer(std::move(shared), threads_.get(key)).value_or(Conversation{});
+  ++thread.version;
   thread.messages.push_back(user);
   thread.messages.push_back(assistant);
   ++thread.turns;
@@ -201,11 +245,9 @@ ConversationStore::record_turn(const std::string& id,
 std::optional<std::string>
 ConversationStore::fork(const std::string& id)
 {
-  auto thread = shared_copy(id);
+  auto shared = shared_copy(id);
   std::unique_lock lock(mutex_);
-  if (!thread) {
-    thread = threads_.get(id);
-  }
+  auto thread = newer(std::move(shared), threads_.get(id));
   if (!thread) {
     return std::nullopt;
   }
@@ -222,7 +264,8 @@ ConversationStore::put_state(const std::string& id, const std::string& tool, nlo
   auto shared = shared_copy(id);
   std::unique_lock lock(mutex_);
   std::string key = id.empty() ? random_hex() : id;
-  Conversation thread = shared ? std::move(*shared) : threads_.get(key).value_or(Conversation{});
+  Conversation thread = newer(std::move(shared), threads_.get(key)).value_or(Conversation{});
+  ++thread.version;
   if (thread.tool.empty()) {
     thread.tool = tool;
   }

@@ -7,6 +7,8 @@
 
 #include <chrono>
 #include <cstddef>
+#include <cstdint>
+#include <functional>
 #include <map>
 #include <mutex>
 #include <optional>
@@ -26,6 +28,9 @@ struct Conversation {
   // they changed.
   std::map<std::string, FileStamp, std::less<>> files;
   nlohmann::json state; // tool-specific state (workflow steps), null if none
+  // Bumped by every change: of two copies (this daemon's, the shared store's)
+  // the higher one is newer.
+  std::uint64_t version = 0;
 };
 
 // What one turn adds besides its two messages.
@@ -73,6 +78,14 @@ public:
   // TTL) and reads it from there first, so another daemon, or this one after
   // a restart, continues it. Set before use; `shared` outlives the store.
   void share(SharedStore* shared, std::string prefix);
+  // Writes to the shared store go through `write` (key, value, ttl) instead
+  // of a round trip of their own on the thread that changed the thread (off
+  // a call's critical path). Reads then make up for a write still in
+  // flight: the newer copy wins, and a thread missing everywhere is read
+  // again a few times within ~40 ms before it counts as unknown.
+  using WriteBehind =
+      std::function<void(std::string key, std::string value, std::chrono::milliseconds ttl)>;
+  void write_behind(WriteBehind write) { write_behind_ = std::move(write); }
 
   int max_turns() const noexcept { return max_turns_; }
   std::size_t size() const { return threads_.size(); }
@@ -85,12 +98,15 @@ public:
 private:
   // The shared copy of thread `id` (nullopt: absent or no shared store).
   std::optional<Conversation> shared_copy(const std::string& id);
+  // The newer of the shared copy and this daemon's (mutex_ not held).
+  std::optional<Conversation> newest(const std::string& id, std::optional<Conversation> shared);
   // Writes thread `id` to the shared store, if any.
   void publish(const std::string& id, const Conversation& thread);
 
   const int max_turns_;
   const std::chrono::milliseconds ttl_;
   SharedStore* shared_ = nullptr;
+  WriteBehind write_behind_;
   std::string prefix_;
   std::mutex mutex_; // makes find-modify-put of one thread atomic
   TtlCache<Conversation> threads_;

@@ -364,6 +364,13 @@ Engine::Engine(const EngineDeps& deps)
 {
   if (shared_store_ != nullptr) {
     conversations_.share(shared_store_, config_.redis_prefix + "conv:");
+    if (shared_capacity_ != nullptr) {
+      // With the releaser's next batch: a chat turn costs no round trip of its own.
+      conversations_.write_behind(
+          [this](std::string key, std::string value, std::chrono::milliseconds ttl) {
+            shared_capacity_->write_behind({std::move(key), std::move(value), ttl});
+          });
+    }
   }
   for (const auto& name : visibility_.unknown_names()) {
     log::get("core")->warn("DISABLED_TOOLS/LEAN_TOOLS names no tool: {} (ignored)", name);

@@ -386,6 +386,9 @@ TEST_CASE("an idle daemon takes a call's leases on the call's own thread, its lo
   }
   CHECK(prefetched() > before);
   CHECK(glm.request_count() == asked);
+  // Neither the lookups nor the results and conversation turns written took a
+  // round trip of their own: they rode on the leases' scripts.
+  CHECK(fetch_health(b->port(), token).at("redis").at("store_round_trips") == 0);
   CHECK(eventually([&] { return redis.zcard(kGlmScope) == 0 && redis.zcard(kGlobalScope) == 0; },
                    5000ms));
 }
