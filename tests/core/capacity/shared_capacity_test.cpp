@@ -159,6 +159,29 @@ in(std::chrono::milliseconds ms)
   return std::chrono::steady_clock::now() + ms;
 }
 
+// A controller whose global and provider scopes are shared through a FakeBackend.
+struct SharedScopes {
+  FakeBackend backend;
+  SharedCapacity shared{backend, options()};
+  CapacityController controller;
+
+  SharedScopes(std::size_t global, std::map<std::string, std::size_t, std::less<>> providers)
+      : controller(limits_of(shared, global, std::move(providers)))
+  {
+  }
+
+  static CapacityLimits limits_of(SharedCapacity& shared,
+                                  std::size_t global,
+                                  std::map<std::string, std::size_t, std::less<>> providers)
+  {
+    CapacityLimits limits;
+    limits.global = global;
+    limits.providers = std::move(providers);
+    limits.shared = &shared;
+    return limits;
+  }
+};
+
 } // namespace
 
 TEST_CASE("a shared gate grants up to the shared limit and releases on destruction",
@@ -213,13 +236,9 @@ TEST_CASE("waiters of one daemon are granted in arrival order", "[core][capacity
 TEST_CASE("a deadline already passed still gets one try at a shared scope",
           "[core][capacity][shared]")
 {
-  FakeBackend backend;
-  SharedCapacity shared(backend, options());
-  CapacityLimits limits;
-  limits.global = 1;
-  limits.providers = {{"glm", 1}};
-  limits.shared = &shared;
-  CapacityController controller(limits);
+  SharedScopes fixture(1, {{"glm", 1}});
+  auto& backend = fixture.backend;
+  auto& controller = fixture.controller;
   const CallScopes scopes{"s1", "", "glm"};
   auto first = controller.acquire(scopes, std::chrono::steady_clock::now(), {});
   REQUIRE(std::holds_alternative<CallPermits>(first));
@@ -293,13 +312,10 @@ TEST_CASE(
     "a call takes its global and provider leases in one round trip and gives both back in one",
     "[core][capacity][shared]")
 {
-  FakeBackend backend;
-  SharedCapacity shared(backend, options());
-  CapacityLimits limits;
-  limits.global = 4;
-  limits.providers = {{"glm", 1}, {"kimi", 2}};
-  limits.shared = &shared;
-  CapacityController controller(limits);
+  SharedScopes fixture(4, {{"glm", 1}, {"kimi", 2}});
+  auto& backend = fixture.backend;
+  auto& shared = fixture.shared;
+  auto& controller = fixture.controller;
   auto first = controller.acquire(CallScopes{"s1", "", "glm"}, in(5s), {});
   REQUIRE(std::holds_alternative<CallPermits>(first));
   CHECK(backend.held("k:global") == 1);
@@ -355,12 +371,10 @@ TEST_CASE(
 TEST_CASE("a call's lookup rides on its global lease's round trip; results ride on releases",
           "[core][capacity][shared]")
 {
-  FakeBackend backend;
-  SharedCapacity shared(backend, options());
-  CapacityLimits limits;
-  limits.providers = {{"glm", 2}};
-  limits.shared = &shared;
-  CapacityController controller(limits);
+  SharedScopes fixture(24, {{"glm", 2}});
+  auto& backend = fixture.backend;
+  auto& shared = fixture.shared;
+  auto& controller = fixture.controller;
   shared.write_behind({"result:r1", "stored", 60000ms});
   REQUIRE(eventually([&] { return backend.trips().second == 1; }));
 
@@ -408,13 +422,10 @@ TEST_CASE("a call's lookup rides on its global lease's round trip; results ride 
 TEST_CASE("a call thread takes its leases ahead in one round trip, with its lookup",
           "[core][capacity][shared]")
 {
-  FakeBackend backend;
-  SharedCapacity shared(backend, options());
-  CapacityLimits limits;
-  limits.global = 4;
-  limits.providers = {{"glm", 2}};
-  limits.shared = &shared;
-  CapacityController controller(limits);
+  SharedScopes fixture(4, {{"glm", 2}});
+  auto& backend = fixture.backend;
+  auto& shared = fixture.shared;
+  auto& controller = fixture.controller;
   shared.write_behind({"result:r1", "stored", 60000ms});
   REQUIRE(eventually([&] { return backend.trips().second == 1; }));
   const CallScopes scopes{"s1", "", "glm"};
@@ -463,13 +474,10 @@ TEST_CASE("a call thread takes its leases ahead in one round trip, with its look
 TEST_CASE("nothing is taken ahead past a waiter, on a busy connection, or while degraded",
           "[core][capacity][shared]")
 {
-  FakeBackend backend;
-  SharedCapacity shared(backend, options());
-  CapacityLimits limits;
-  limits.global = 1;
-  limits.providers = {{"glm", 1}};
-  limits.shared = &shared;
-  CapacityController controller(limits);
+  SharedScopes fixture(1, {{"glm", 1}});
+  auto& backend = fixture.backend;
+  auto& shared = fixture.shared;
+  auto& controller = fixture.controller;
   const CallScopes scopes{"s1", "", "glm"};
   const auto untouched = [&](CapacityController::Lookup& lookup) {
     const int before = backend.acquires_now;
