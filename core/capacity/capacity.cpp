@@ -140,26 +140,29 @@ PermitSource::acquire_until(Clock::time_point deadline,
 void
 CapacityLimiter::release() noexcept
 {
-  Waiter* next = nullptr;
+  Waiter::Grant grant;
   {
     const std::lock_guard lock(mutex_);
     if (waiters_.empty()) {
       --in_use_;
     } else {
       // Hand the unit straight to the oldest waiter; in_use_ is unchanged.
-      next = waiters_.front();
+      // Its callback is copied under the lock: once unqueued, the waiter may
+      // be destroyed by a cancellation racing with this grant.
+      Waiter* next = waiters_.front();
       waiters_.pop_front();
       next->queued_ = false;
+      grant = next->grant_;
     }
   }
-  if (next == nullptr) {
+  if (!grant) {
     if (on_release_) {
       on_release_();
     }
     return;
   }
   try {
-    next->grant_(Permit(*this));
+    grant(Permit(*this));
   } catch (...) {
     // The Permit given to the callback was destroyed during unwinding, which
     // released the unit again: nothing is lost.

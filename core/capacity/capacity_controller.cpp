@@ -98,14 +98,22 @@ public:
   void start()
   {
     // Registered before the first step; when stop was already requested it
-    // runs right here and the acquisition ends as cancelled.
-    on_stop_ = std::make_unique<std::stop_callback<std::function<void()>>>(
+    // runs right here and the acquisition ends as cancelled. It may also run
+    // on the stopping thread before on_stop_ is set: it is stored under the
+    // lock, and dropped if it already ended the acquisition.
+    auto on_stop = std::make_unique<std::stop_callback<std::function<void()>>>(
         request_.stop, std::function<void()>([weak = weak_from_this()] {
           if (auto self = weak.lock()) {
             self->give_up(AcquireStatus::cancelled);
           }
         }));
     std::unique_lock lock(mutex_);
+    if (finished_) {
+      lock.unlock();
+      on_stop.reset(); // outside the lock: it waits for a callback that takes it
+      return;
+    }
+    on_stop_ = std::move(on_stop);
     advance(lock);
   }
 

@@ -512,6 +512,9 @@ SharedCapacity::pump(std::unique_lock<std::mutex>& lock, Gate& gate)
     CapacityWaiter* next = gate.waiters_.front();
     gate.waiters_.pop_front();
     next->queued_ = false;
+    // Copied under the lock: once unqueued, the waiter may be destroyed by a
+    // cancellation racing with this grant.
+    const CapacityWaiter::Grant grant = next->grant_;
     // Granted without asking the store (its local share): nothing was read.
     auto unanswered = std::move(next->on_lookup_);
     next->on_lookup_ = nullptr;
@@ -521,7 +524,7 @@ SharedCapacity::pump(std::unique_lock<std::mutex>& lock, Gate& gate)
     }
     t_handoff = {then, handoff ? &handoff : nullptr};
     try {
-      next->grant_(std::move(*permit));
+      grant(std::move(*permit));
     } catch (...) {
       // The permit went back during unwinding.
     }
