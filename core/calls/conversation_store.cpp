@@ -129,14 +129,19 @@ from_json(const std::string& text)
   }
 }
 
-// The newer of two copies of one thread; the shared one on a tie.
+// Whether the shared copy of a thread is the one to use: ours may be newer,
+// our own write still on its way to the store. The shared one on a tie.
+bool
+shared_wins(const std::optional<Conversation>& shared, const std::optional<Conversation>& local)
+{
+  return shared && !(local && local->version > shared->version);
+}
+
+// The newer of two copies of one thread.
 std::optional<Conversation>
 newer(std::optional<Conversation> shared, std::optional<Conversation> local)
 {
-  if (local && (!shared || local->version > shared->version)) {
-    return local;
-  }
-  return shared;
+  return shared_wins(shared, local) ? std::move(shared) : std::move(local);
 }
 
 } // namespace
@@ -182,13 +187,11 @@ ConversationStore::newest(const std::string& id, std::optional<Conversation> sha
 {
   const std::lock_guard lock(mutex_);
   auto local = threads_.get(id);
-  // Ours may be newer: our own write may still be on its way to the store.
-  const bool from_store = shared && !(local && local->version > shared->version);
-  auto thread = newer(std::move(shared), std::move(local));
-  if (from_store) {
-    threads_.put(id, *thread);
+  if (!shared_wins(shared, local)) {
+    return local;
   }
-  return thread;
+  threads_.put(id, *shared);
+  return shared;
 }
 
 std::optional<Conversation>

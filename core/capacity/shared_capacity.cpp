@@ -26,29 +26,14 @@ local_share_of(std::size_t limit, double share)
   return std::clamp<std::size_t>(units, 1, limit);
 }
 
-// The second lease of a grant that took two, parked for the grant callback:
-// the call asks that gate next, on this thread, from within the callback.
-struct Handoff {
-  const PermitSource* gate = nullptr;
-  std::optional<Permit>* permit = nullptr;
-};
-thread_local Handoff t_handoff;
-
-} // namespace
-
-namespace {
-
-// This thread's prefetched leases (SharedCapacity::prefetch()).
+// Leases parked on this thread for the gates' next acquire_or_queue() here:
+// a call thread's prefetch(), or the worker's second lease of a grant that
+// took two (the call asks that gate next, from within the grant callback).
 thread_local SharedCapacity::Prefetch::Parked* t_parked = nullptr;
 
 std::optional<Permit>
 take_parked(const PermitSource* gate)
 {
-  if (t_handoff.gate == gate && t_handoff.permit != nullptr && t_handoff.permit->has_value()) {
-    std::optional<Permit> permit = std::move(*t_handoff.permit);
-    t_handoff.permit->reset();
-    return permit;
-  }
   if (t_parked != nullptr) {
     for (std::size_t i = 0; i < t_parked->gates.size(); ++i) {
       if (t_parked->gates.at(i) == gate && t_parked->permits.at(i).has_value()) {
@@ -522,15 +507,18 @@ SharedCapacity::pump(std::unique_lock<std::mutex>& lock, Gate& gate)
     if (unanswered) {
       unanswered(std::nullopt);
     }
-    t_handoff = {then, handoff ? &handoff : nullptr};
+    Prefetch::Parked parked;
+    parked.gates[0] = then;
+    parked.permits[0] = std::move(handoff);
+    t_parked = &parked;
     try {
       grant(std::move(*permit));
     } catch (...) {
       // The permit went back during unwinding.
     }
-    t_handoff = {};
+    t_parked = nullptr;
     permit.reset();
-    handoff.reset(); // not asked for (the call ended meanwhile): its lease goes back
+    parked.permits[0].reset(); // not asked for (the call ended meanwhile): its lease goes back
     lock.lock();
   }
 }
