@@ -170,6 +170,14 @@ struct SharedScopes {
   {
   }
 
+  // A result another daemon stored: written with a release batch.
+  void store_result(const std::string& key, const std::string& value)
+  {
+    const int before = backend.trips().second;
+    shared.write_behind({key, value, 60000ms});
+    REQUIRE(eventually([&] { return backend.trips().second == before + 1; }));
+  }
+
   static CapacityLimits limits_of(SharedCapacity& shared,
                                   std::size_t global,
                                   std::map<std::string, std::size_t, std::less<>> providers)
@@ -373,10 +381,8 @@ TEST_CASE("a call's lookup rides on its global lease's round trip; results ride 
 {
   SharedScopes fixture(24, {{"glm", 2}});
   auto& backend = fixture.backend;
-  auto& shared = fixture.shared;
   auto& controller = fixture.controller;
-  shared.write_behind({"result:r1", "stored", 60000ms});
-  REQUIRE(eventually([&] { return backend.trips().second == 1; }));
+  fixture.store_result("result:r1", "stored");
 
   std::mutex mutex;
   std::vector<std::optional<std::string>> answers; // guarded by mutex
@@ -426,8 +432,7 @@ TEST_CASE("a call thread takes its leases ahead in one round trip, with its look
   auto& backend = fixture.backend;
   auto& shared = fixture.shared;
   auto& controller = fixture.controller;
-  shared.write_behind({"result:r1", "stored", 60000ms});
-  REQUIRE(eventually([&] { return backend.trips().second == 1; }));
+  fixture.store_result("result:r1", "stored");
   const CallScopes scopes{"s1", "", "glm"};
 
   std::optional<std::string> answer;
