@@ -190,7 +190,12 @@ load_target(const StressFlags& flags,
   net::LoadResult load;
   try {
     net::StressRunner runner(options);
-    load = runner.run([&progress](const net::StressProgress& p) { progress.update(p); });
+    load = runner.run([&progress, &control](const net::StressProgress& p) {
+      progress.update(p);
+      // The control connection sits idle for the whole run; unanswered
+      // pings would get it dropped before the baseline is read.
+      control->keep_alive();
+    });
   } catch (const net::StressUnreachable& e) {
     progress.finish();
     return e.what();

@@ -30,6 +30,7 @@ using namespace std::chrono_literals;
 
 constexpr auto kLoopTick = 5ms;
 constexpr auto kOverdueCheck = 100ms;
+constexpr auto kControlPingEvery = 1s; // far inside the default EXAI_WS_PING_INTERVAL (30 s)
 
 Poco::Timespan
 span(std::chrono::milliseconds d)
@@ -371,6 +372,7 @@ StressRunner::run(const std::function<void(const StressProgress&)>& tick)
 struct ControlConnection::Impl {
   std::unique_ptr<WebSocket> ws;
   Poco::Buffer<char> buffer{0};
+  Clock::time_point last_sent = Clock::now();
 };
 
 ControlConnection::ControlConnection(const DaemonAddress& target, std::chrono::milliseconds timeout)
@@ -395,6 +397,7 @@ ControlConnection::health(std::chrono::milliseconds timeout, std::string& error)
   const auto deadline = Clock::now() + timeout;
   try {
     send_text_frame(*impl_->ws, protocol::health_frame());
+    impl_->last_sent = Clock::now();
     while (Clock::now() < deadline) {
       const auto left =
           std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
@@ -423,6 +426,42 @@ ControlConnection::health(std::chrono::milliseconds timeout, std::string& error)
     error = e.displayText();
   }
   return std::nullopt;
+}
+
+void
+ControlConnection::keep_alive()
+{
+  try {
+    WebSocket& ws = *impl_->ws;
+    // Frames that arrived meanwhile are the daemon's pings and the pongs to
+    // ours; nothing else is pending (health() reads its own answer before
+    // returning). One frame at a time: each is whole once it is readable.
+    while (ws.available() > 0) {
+      int flags = 0;
+      impl_->buffer.resize(0);
+      const int n = ws.receiveFrame(impl_->buffer, flags);
+      const int opcode = flags & WebSocket::FRAME_OP_BITMASK;
+      if ((n == 0 && flags == 0) || opcode == WebSocket::FRAME_OP_CLOSE) {
+        return; // closed; health() will say so
+      }
+      if (opcode == WebSocket::FRAME_OP_PING) {
+        ws.sendFrame(impl_->buffer.begin(),
+                     static_cast<int>(impl_->buffer.size()),
+                     static_cast<int>(WebSocket::FRAME_FLAG_FIN) |
+                         static_cast<int>(WebSocket::FRAME_OP_PONG));
+        impl_->last_sent = Clock::now();
+      }
+    }
+    if (Clock::now() - impl_->last_sent >= kControlPingEvery) {
+      ws.sendFrame(nullptr,
+                   0,
+                   static_cast<int>(WebSocket::FRAME_FLAG_FIN) |
+                       static_cast<int>(WebSocket::FRAME_OP_PING));
+      impl_->last_sent = Clock::now();
+    }
+  } catch (const Poco::Exception&) {
+    // health() reports a broken connection with its reason.
+  }
 }
 
 } // namespace exai::net

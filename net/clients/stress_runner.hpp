@@ -109,6 +109,12 @@ public:
   // answer in time or the connection is gone (`error` says why).
   std::optional<nlohmann::json> health(std::chrono::milliseconds timeout, std::string& error);
 
+  // Keeps an otherwise silent connection alive through a long run: answers
+  // the daemon's pings that arrived meanwhile and sends a ping of its own
+  // when nothing was sent for a second, so EXAI_WS_PING_TIMEOUT never drops
+  // it. Never blocks; call it from the progress tick.
+  void keep_alive();
+
   struct Impl;
 
 private:

@@ -215,6 +215,23 @@ TEST_CASE("row 11: exai stress with its defaults and the README's example pass a
   }
 }
 
+TEST_CASE("exai stress keeps its control connection alive through a run longer than the "
+          "daemon's ping timeout",
+          "[e2e][stress]")
+{
+  // The control connection reads the baseline before the load and again
+  // after it, idle in between. The daemon pings a silent connection after
+  // EXAI_WS_PING_INTERVAL and drops it when no pong comes within
+  // EXAI_WS_PING_TIMEOUT: here after 2.5 s, well inside a 5 s run.
+  FakeUpstream fake;
+  const auto serve =
+      daemon_on(fake, {{"EXAI_WS_PING_INTERVAL", "1.5"}, {"EXAI_WS_PING_TIMEOUT", "1"}});
+  const Run run = stress_json(*serve, "--connections 2 --duration 5 --mix normal=1" + kDefaultRss);
+  CAPTURE(run.err, serve->stderr_text());
+  check_clean(run);
+  CHECK(report_of(run)["baseline"]["checked"] == true);
+}
+
 TEST_CASE("exai stress reports connections the daemon refuses as refusals, not violations",
           "[e2e][stress]")
 {
