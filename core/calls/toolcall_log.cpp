@@ -52,14 +52,6 @@ scrub(std::string text, const std::vector<std::string>& secrets)
   return text;
 }
 
-// Keeps only what a line reports of a result's metadata.
-bool
-keep_summary(int depth, json::parse_event_t event, json& parsed)
-{
-  return event != json::parse_event_t::key || depth != 1 || parsed == "model_used" ||
-         parsed == "provider_used" || parsed == "usage";
-}
-
 std::string
 rotated(const std::string& path, int n)
 {
@@ -129,6 +121,12 @@ ToolCallLog::line(const ToolCallRecord& record) const
   std::string out;
   out.reserve(320);
   write_fields(out, record);
+  return finish_line(std::move(out), record);
+}
+
+std::string
+ToolCallLog::finish_line(std::string out, const ToolCallRecord& record) const
+{
   if (options_.content) {
     write_content(out, record);
   }
@@ -160,20 +158,22 @@ ToolCallLog::write_fields(std::string& out, const ToolCallRecord& record) const
   const auto* failure = result != nullptr ? std::get_if<ToolFailure>(result) : nullptr;
   const auto* success = result != nullptr ? std::get_if<ToolSuccess>(result) : nullptr;
   if (success != nullptr && !success->outputs.empty()) {
-    // Only the summary members are read: the answer text is skipped unparsed.
+    // Only the summary members are read, found by scanning: neither the
+    // answer text nor the rest of the metadata is parsed (a tree of them cost
+    // more than the rest of the line).
     const std::string_view output = success->outputs.front();
     status = top_level_string(output, "status").value_or("");
-    if (const auto raw = top_level_member(output, "metadata")) {
-      const json meta = json::parse(*raw, keep_summary, false);
-      if (meta.is_object()) {
-        if (const auto it = meta.find("model_used"); it != meta.end() && it->is_string()) {
-          model = it->get<std::string>();
-        }
-        if (const auto it = meta.find("provider_used"); it != meta.end() && it->is_string()) {
-          provider = it->get<std::string>();
-        }
-        if (const auto it = meta.find("usage"); it != meta.end() && it->is_object()) {
-          usage = *it;
+    if (const auto meta = top_level_member(output, "metadata")) {
+      if (auto used = top_level_string(*meta, "model_used")) {
+        model = std::move(*used);
+      }
+      if (auto used = top_level_string(*meta, "provider_used")) {
+        provider = std::move(*used);
+      }
+      if (const auto raw = top_level_member(*meta, "usage"); raw && raw->starts_with('{')) {
+        usage = json::parse(*raw, nullptr, false);
+        if (!usage.is_object()) {
+          usage = nullptr;
         }
       }
     }
@@ -236,14 +236,11 @@ ToolCallLog::write_content(std::string& out, const ToolCallRecord& record)
   }
 }
 
-json
-ToolCallLog::summary(const ToolCallRecord& record) const
+ToolCallLog::RecentCall
+ToolCallLog::summary(const ToolCallRecord& record, const std::string& fields) const
 {
-  std::string fields;
-  write_fields(fields, record);
-  fields.push_back('}');
-  json out = json::parse(scrub(std::move(fields), options_.secrets), nullptr, false);
-  if (!options_.recent_content || !out.is_object()) {
+  RecentCall out{scrub(fields + "}", options_.secrets), {}, {}};
+  if (!options_.recent_content) {
     return out;
   }
   const auto excerpt = [this](const std::string& text) {
@@ -253,17 +250,17 @@ ToolCallLog::summary(const ToolCallRecord& record) const
     for (const char* key : {"prompt", "step", "question"}) {
       const auto it = record.arguments->find(key);
       if (it != record.arguments->end() && it->is_string()) {
-        out["prompt"] = excerpt(it->get<std::string>());
+        out.prompt = excerpt(it->get<std::string>());
         break;
       }
     }
   }
   if (const ToolResult* result = record.result.get()) {
     if (const auto* failure = std::get_if<ToolFailure>(result)) {
-      out["output"] = excerpt(failure->message);
+      out.output = excerpt(failure->message);
     } else if (const auto& success = std::get<ToolSuccess>(*result); !success.outputs.empty()) {
       const auto content = top_level_string(success.outputs.front(), "content");
-      out["output"] = excerpt(content ? *content : success.outputs.front());
+      out.output = excerpt(content ? *content : success.outputs.front());
     }
   }
   return out;
@@ -272,8 +269,27 @@ ToolCallLog::summary(const ToolCallRecord& record) const
 std::vector<json>
 ToolCallLog::recent() const
 {
-  const std::lock_guard lock(mutex_);
-  return {recent_.rbegin(), recent_.rend()};
+  std::vector<RecentCall> copy;
+  {
+    const std::lock_guard lock(mutex_);
+    copy.assign(recent_.rbegin(), recent_.rend());
+  }
+  std::vector<json> out;
+  out.reserve(copy.size());
+  for (auto& call : copy) {
+    json item = json::parse(call.fields, nullptr, false);
+    if (!item.is_object()) {
+      continue;
+    }
+    if (call.prompt) {
+      item["prompt"] = std::move(*call.prompt);
+    }
+    if (call.output) {
+      item["output"] = std::move(*call.output);
+    }
+    out.push_back(std::move(item));
+  }
+  return out;
 }
 
 std::vector<ToolCallLog::MinuteCount>
@@ -288,12 +304,13 @@ ToolCallLog::write_loop(const std::stop_token& stop)
 {
   const auto activity = log::get("activity");
   std::vector<ToolCallRecord> batch;
-  std::vector<json> summaries;
+  std::vector<RecentCall> summaries;
   // What leaves memory is freed with the lock released, since calls queue
   // their records under it: the summaries recent_ drops and the records,
   // which may hold the last reference to a large result.
-  std::deque<json> evicted;
+  std::deque<RecentCall> evicted;
   std::string text;
+  std::string fields;
   std::unique_lock lock(mutex_);
   for (;;) {
     changed_.wait(lock, stop, [this] { return !queue_.empty(); });
@@ -308,8 +325,16 @@ ToolCallLog::write_loop(const std::stop_token& stop)
     lock.unlock();
     text.clear();
     open_file(); // the size so far decides where the batch is cut for rotation
-    for (const auto& record : batch) {
-      std::string next = line(record);
+    // Only the calls recent_ will keep get a summary.
+    const std::size_t first_kept = batch.size() - std::min(batch.size(), options_.recent);
+    for (std::size_t i = 0; i < batch.size(); ++i) {
+      const ToolCallRecord& record = batch[i];
+      fields.clear();
+      write_fields(fields, record);
+      if (i >= first_kept) {
+        summaries.push_back(summary(record, fields));
+      }
+      std::string next = finish_line(fields, record);
       next.push_back('\n');
       if (!text.empty() && size_ + text.size() + next.size() > options_.max_bytes) {
         append(text); // a file never grows past max_bytes because of batching
@@ -326,11 +351,6 @@ ToolCallLog::write_loop(const std::stop_token& stop)
                      printable(record.request_id, 64));
     }
     append(text);
-    // Only the calls recent_ will keep get a summary.
-    const std::size_t kept = std::min(batch.size(), options_.recent);
-    for (std::size_t i = batch.size() - kept; i < batch.size(); ++i) {
-      summaries.push_back(summary(batch[i]));
-    }
     lock.lock();
     remember(batch, summaries, evicted);
     changed_.notify_all();
@@ -344,8 +364,8 @@ ToolCallLog::write_loop(const std::stop_token& stop)
 
 void
 ToolCallLog::remember(const std::vector<ToolCallRecord>& batch,
-                      std::vector<json>& summaries,
-                      std::deque<json>& evicted)
+                      std::vector<RecentCall>& summaries,
+                      std::deque<RecentCall>& evicted)
 {
   for (auto& item : summaries) {
     recent_.push_back(std::move(item));

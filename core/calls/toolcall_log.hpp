@@ -25,6 +25,7 @@
 #include <deque>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -99,16 +100,26 @@ private:
   // Appends the line's members without content (what recent() keeps) to
   // `out`, opening the object; the caller closes it.
   void write_fields(std::string& out, const ToolCallRecord& record) const;
+  // Closes `out` (write_fields' text) into the line: content members when
+  // Options::content is on, then scrubbed.
+  std::string finish_line(std::string out, const ToolCallRecord& record) const;
   // Arguments, output and error text (Options::content).
   static void write_content(std::string& out, const ToolCallRecord& record);
-  // The summary recent() keeps: the fields, plus scrubbed prompt and answer
-  // excerpts with Options::recent_content.
-  nlohmann::json summary(const ToolCallRecord& record) const;
+  // What recent() keeps of a call, as text: parsed only when the operator
+  // view asks, so a call pays no JSON tree for it.
+  struct RecentCall {
+    std::string fields; // the line's members without content, scrubbed
+    std::optional<std::string> prompt;
+    std::optional<std::string> output;
+  };
+  // The summary recent() keeps: `fields` (write_fields' text, unclosed),
+  // plus scrubbed prompt and answer excerpts with Options::recent_content.
+  RecentCall summary(const ToolCallRecord& record, const std::string& fields) const;
   void write_loop(const std::stop_token& stop);
   // Recent summaries and per-minute counts of a written batch (under mutex_).
   void remember(const std::vector<ToolCallRecord>& batch,
-                std::vector<nlohmann::json>& summaries,
-                std::deque<nlohmann::json>& evicted);
+                std::vector<RecentCall>& summaries,
+                std::deque<RecentCall>& evicted);
   bool open_file();                     // opens the live file when closed; false if it cannot
   bool fits(std::size_t bytes) const;   // whether `bytes` more stay within max_bytes
   void append(const std::string& text); // whole lines; rotates first when they do not fit
@@ -117,16 +128,16 @@ private:
   Options options_;
   mutable std::mutex mutex_;
   std::condition_variable_any changed_;
-  std::deque<ToolCallRecord> queue_;  // guarded by mutex_
-  std::uint64_t queued_total_ = 0;    // guarded by mutex_
-  std::uint64_t written_total_ = 0;   // guarded by mutex_ (written or dropped by the writer)
-  std::uint64_t dropped_ = 0;         // guarded by mutex_
-  int flushing_ = 0;                  // guarded by mutex_: flush() callers waiting
-  std::deque<nlohmann::json> recent_; // guarded by mutex_, newest last
-  std::deque<MinuteCount> minutes_;   // guarded by mutex_, newest last
-  int fd_ = -1;                       // writer thread only
-  std::size_t size_ = 0;              // writer thread only
-  std::jthread writer_;               // last: stops first
+  std::deque<ToolCallRecord> queue_; // guarded by mutex_
+  std::uint64_t queued_total_ = 0;   // guarded by mutex_
+  std::uint64_t written_total_ = 0;  // guarded by mutex_ (written or dropped by the writer)
+  std::uint64_t dropped_ = 0;        // guarded by mutex_
+  int flushing_ = 0;                 // guarded by mutex_: flush() callers waiting
+  std::deque<RecentCall> recent_;    // guarded by mutex_, newest last
+  std::deque<MinuteCount> minutes_;  // guarded by mutex_, newest last
+  int fd_ = -1;                      // writer thread only
+  std::size_t size_ = 0;             // writer thread only
+  std::jthread writer_;              // last: stops first
 };
 
 } // namespace exai::core

@@ -52,6 +52,29 @@ TEST_CASE("a log line has the call's facts and no content by default", "[core][t
   CHECK(line["argument_bytes"].get<int>() > 0);
 }
 
+TEST_CASE("a log line takes model, provider and usage from the metadata only when well-typed",
+          "[core][toolcall_log]")
+{
+  ToolCallLog log(ToolCallLog::Options{"", 4096, 1, false, {}, 16});
+  // Members of the same names deeper in the answer are not the metadata's.
+  const std::string nested =
+      R"({"status":"success","content":"{\"model_used\":\"fake\"}","content_type":"text",)"
+      R"("details":{"metadata":{"model_used":"deeper"}},)"
+      R"("metadata":{"steps":[{"model_used":"step"}],"provider_used":"kimi",)"
+      R"("usage":{"prompt_tokens":3,"completion_tokens":4}}})";
+  const json line = json::parse(log.line(record("chat", ToolSuccess{{nested}})));
+  CHECK(line["model"] == "glm-4.5-flash"); // the plan's: the metadata has no top-level model_used
+  CHECK(line["provider"] == "kimi");
+  CHECK(line["usage"] == json{{"prompt_tokens", 3}, {"completion_tokens", 4}});
+  const std::string wrong_types =
+      R"({"status":"success","content":"x","metadata":{"model_used":7,"provider_used":null,)"
+      R"("usage":"many"}})";
+  const json plain = json::parse(log.line(record("chat", ToolSuccess{{wrong_types}})));
+  CHECK(plain["model"] == "glm-4.5-flash");
+  CHECK(plain["provider"] == "glm");
+  CHECK_FALSE(plain.contains("usage"));
+}
+
 TEST_CASE("content mode logs arguments and output with keys scrubbed", "[core][toolcall_log]")
 {
   ToolCallLog log(ToolCallLog::Options{"", 4096, 1, true, {"sk-secret-key-123"}, 16});
