@@ -1,5 +1,6 @@
 #include "core/providers/openai_format.hpp"
 
+#include <array>
 #include <stdexcept>
 
 namespace exai::core::openai {
@@ -62,6 +63,54 @@ message_json(const ChatMessage& message, const Base64Fn& base64)
   return out;
 }
 
+std::string
+dumped(const std::string& text)
+{
+  return json(text).dump(-1, ' ', false, json::error_handler_t::replace);
+}
+
+// The escaped JSON text of `text`, from a small per-thread cache: system
+// prompts repeat on every call of a tool, and escaping is per character.
+const std::string&
+dumped_cached(const std::string& text)
+{
+  struct Entry {
+    std::string text;
+    std::string escaped;
+  };
+  thread_local std::array<Entry, 8> cache;
+  thread_local std::size_t next = 0;
+  for (const auto& entry : cache) {
+    if (!entry.escaped.empty() && entry.text == text) {
+      return entry.escaped;
+    }
+  }
+  Entry& entry = cache[next++ % cache.size()];
+  entry.text = text;
+  entry.escaped = dumped(text);
+  return entry.escaped;
+}
+
+// One message as JSON text, the same members message_json() builds.
+void
+append_message(std::string& out, const ChatMessage& message, const Base64Fn& base64)
+{
+  if (!message.images.empty() || !message.tool_calls.empty()) {
+    out.append(message_json(message, base64).dump(-1, ' ', false, json::error_handler_t::replace));
+    return;
+  }
+  out.append("{\"role\":").append(dumped(message.role));
+  out.append(",\"content\":")
+      .append(message.role == "system" ? dumped_cached(message.content) : dumped(message.content));
+  if (!message.tool_call_id.empty()) {
+    out.append(",\"tool_call_id\":").append(dumped(message.tool_call_id));
+  }
+  if (!message.name.empty()) {
+    out.append(",\"name\":").append(dumped(message.name));
+  }
+  out.push_back('}');
+}
+
 std::vector<ToolCall>
 tool_calls_of(const json& message)
 {
@@ -97,29 +146,41 @@ tool_calls_of(const json& message)
 std::string
 chat_request_body(const ChatRequest& request, bool stream, const Base64Fn& base64)
 {
-  json body = {{"model", request.model}, {"stream", stream}};
-  body["messages"] = json::array();
-  for (const auto& message : request.messages) {
-    body["messages"].push_back(message_json(message, base64));
-  }
+  json rest = {{"model", request.model}, {"stream", stream}};
   if (request.temperature) {
-    body["temperature"] = *request.temperature;
+    rest["temperature"] = *request.temperature;
   }
   if (request.max_tokens) {
-    body["max_tokens"] = *request.max_tokens;
+    rest["max_tokens"] = *request.max_tokens;
   }
   if (request.tools.is_array() && !request.tools.empty()) {
-    body["tools"] = request.tools;
+    rest["tools"] = request.tools;
     if (!request.tool_choice.empty()) {
-      body["tool_choice"] = request.tool_choice;
+      rest["tool_choice"] = request.tool_choice;
     }
   }
   if (request.extra.is_object()) {
     for (const auto& [key, value] : request.extra.items()) {
-      body[key] = value;
+      rest[key] = value;
     }
   }
-  return body.dump(-1, ' ', false, json::error_handler_t::replace);
+  if (rest.contains("messages")) {
+    return rest.dump(-1, ' ', false, json::error_handler_t::replace); // the provider's own list
+  }
+  // The messages are written one by one into the text rather than built into
+  // the tree: the system prompt, the same long text on every call of a tool,
+  // is then escaped once per thread instead of copied and escaped per call.
+  std::string out = "{\"messages\":[";
+  for (std::size_t i = 0; i < request.messages.size(); ++i) {
+    if (i > 0) {
+      out.push_back(',');
+    }
+    append_message(out, request.messages[i], base64);
+  }
+  out.append("],");
+  const std::string tail = rest.dump(-1, ' ', false, json::error_handler_t::replace);
+  out.append(tail, 1); // rest holds model and stream, so it is never "{}"
+  return out;
 }
 
 std::variant<ChatReply, ReplyProblem>

@@ -27,6 +27,36 @@ TEST_CASE("the chat request body carries model, messages and the optional knobs"
   CHECK(full["stream"] == true);
 }
 
+TEST_CASE("each message's text is its own, whichever system prompts came before on the thread",
+          "[core][openai]")
+{
+  // System prompts are escaped once per thread and kept: more prompts than
+  // the cache holds, alternating, each with characters JSON must escape.
+  for (int round = 0; round < 3; ++round) {
+    for (int i = 0; i < 12; ++i) {
+      ChatRequest request;
+      request.model = "m";
+      const std::string system = "rules " + std::to_string(i) + " \"quoted\"\n\t\\ \xff";
+      request.messages = {{"system", system}, {"user", "q" + std::to_string(i)}};
+      const json body = json::parse(openai::chat_request_body(request, true));
+      CHECK(body["messages"][0] ==
+            json{{"role", "system"},
+                 {"content", "rules " + std::to_string(i) + " \"quoted\"\n\t\\ \xef\xbf\xbd"}});
+      CHECK(body["messages"][1] == json{{"role", "user"}, {"content", "q" + std::to_string(i)}});
+      CHECK(body["model"] == "m");
+      CHECK(body["stream"] == true);
+    }
+  }
+  // A provider's own message list (in `extra`) replaces ours.
+  ChatRequest own;
+  own.model = "m";
+  own.messages = {{"user", "ours"}};
+  own.extra = {{"messages", json::array({{{"role", "user"}, {"content", "theirs"}}})}};
+  const json body = json::parse(openai::chat_request_body(own));
+  REQUIRE(body["messages"].size() == 1);
+  CHECK(body["messages"][0]["content"] == "theirs");
+}
+
 TEST_CASE("a chat reply is read from the first choice; unusable replies say why", "[core][openai]")
 {
   const auto reply = std::get<ChatReply>(openai::parse_chat_reply(
