@@ -170,7 +170,13 @@ chat_request_body(const ChatRequest& request, bool stream, const Base64Fn& base6
   // The messages are written one by one into the text rather than built into
   // the tree: the system prompt, the same long text on every call of a tool,
   // is then escaped once per thread instead of copied and escaped per call.
-  std::string out = "{\"messages\":[";
+  std::size_t size = 256;
+  for (const auto& message : request.messages) {
+    size += message.content.size() + message.content.size() / 8 + 64; // room for escapes
+  }
+  std::string out;
+  out.reserve(size);
+  out.append("{\"messages\":[");
   for (std::size_t i = 0; i < request.messages.size(); ++i) {
     if (i > 0) {
       out.push_back(',');
