@@ -6,7 +6,9 @@
 # with the fake upstream at zero latency behind all three for the chat rows, and a
 # second, keep-alive fake that adds BENCH_CONNECT_DELAY_MS (default 20) of "network"
 # latency to every NEW connection behind a second set of the servers for the
-# chat_far rows: what upstream connection pooling saves.
+# chat_far rows: what upstream connection pooling saves. chat_plain rows: exai with
+# EXAI_UPSTREAM_STREAM=false, the plain requests the baselines make, beside the
+# baselines' chat rows; the fake's CPU per call is printed too (it shares the cores).
 # Prints calls/s, p50/p99 and server CPU per call at 1, 64 and 1,000
 # connections for `version` and `chat`, the exai/Node and exai/Python ratios,
 # exai RSS idle and at 10,000 idle connections, `exai health` wall time,
@@ -66,14 +68,16 @@ cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 rss_kib() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status"; }
 
 # --- the fake upstream ------------------------------------------------------
-"$fake_bin" --port 0 --latency-ms 0 --max-threads 256 --ignore-stdin >"$work/fake.out" 2>&1 &
-pids+=($!)
+"$fake_bin" --port 0 --latency-ms 0 --max-threads 2048 --ignore-stdin >"$work/fake.out" 2>&1 &
+fake_pid=$!
+pids+=($fake_pid)
 wait_line "$work/fake.out" "listening on"
 fake_port=$(grep -o '[0-9]*$' "$work/fake.out" | head -1)
 upstream=http://127.0.0.1:$fake_port/v1
-"$fake_bin" --port 0 --latency-ms 0 --max-threads 256 --connect-delay-ms "$connect_delay" \
+"$fake_bin" --port 0 --latency-ms 0 --max-threads 2048 --connect-delay-ms "$connect_delay" \
   --ignore-stdin >"$work/fake_far.out" 2>&1 &
-pids+=($!)
+far_fake_pid=$!
+pids+=($far_fake_pid)
 wait_line "$work/fake_far.out" "listening on"
 far_upstream=http://127.0.0.1:$(grep -o '[0-9]*$' "$work/fake_far.out" | head -1)/v1
 
@@ -121,6 +125,14 @@ python_port=$(free_port)
 UPSTREAM_URL=$upstream "$py" "$root/tests/bench/python/server.py" "$python_port" >"$work/python.out" 2>&1 &
 python_pid=$!
 pids+=($python_pid)
+# chat_plain rows: exai without streaming, the same work as the baselines' plain
+# requests (what streaming costs exai and the fake is the difference).
+plain_port=$(free_port)
+"${exai_env[@]}" EXAI_STATE_DIR="$work/state-plain" EXAI_UPSTREAM_STREAM=false "$exai" serve \
+  --port "$plain_port" 2>"$work/plain.log" &
+plain_pid=$!
+pids+=($plain_pid)
+wait_port "$plain_port"
 wait_port "$exai_port"
 wait_port "$node_port"
 wait_port "$python_port"
@@ -163,16 +175,19 @@ results=$work/results.jsonl
 # run NAME PORT PID TOOL CONNECTIONS CALLS [ROW]: one stress run, one line of
 # results (labelled ROW, default TOOL).
 run() {
-  local name=$1 port=$2 pid=$3 tool=$4 conns=$5 n=$6 row=${7:-$4} before after
+  local name=$1 port=$2 pid=$3 tool=$4 conns=$5 n=$6 row=${7:-$4} before after fake fake_before
+  fake=$fake_pid
+  [[ $row == chat_far ]] && fake=$far_fake_pid
   before=$(cpu_ticks "$pid")
+  fake_before=$(cpu_ticks "$fake")
   env -i "PATH=$PATH" "HOME=$work" "$exai" --log-level error stress --json \
     --url "ws://127.0.0.1:$port/" --connections "$conns" --calls "$n" --mix normal=1 \
     --tool "$tool" --drain-timeout 10 --rss-tolerance 100000% >"$work/run.json" || true
   after=$(cpu_ticks "$pid")
   "$py" - "$work/run.json" "$name" "$row" "$conns" "$((after - before))" \
-    "$(getconf CLK_TCK)" >>"$results" <<'EOF'
+    "$(getconf CLK_TCK)" "$(($(cpu_ticks "$fake") - fake_before))" >>"$results" <<'EOF'
 import json, sys
-path, name, tool, conns, ticks, hz = sys.argv[1:7]
+path, name, tool, conns, ticks, hz, fake_ticks = sys.argv[1:8]
 r = json.load(open(path))
 calls = max(1, r.get("calls", 0))
 lat = r.get("latency_ms", {}).get("all", {})
@@ -180,7 +195,8 @@ print(json.dumps({"server": name, "tool": tool, "connections": int(conns),
                   "calls": r.get("calls", 0), "ok": r.get("outcomes", {}).get("ok", 0),
                   "calls_per_s": r.get("calls_per_s", 0), "p50": lat.get("p50", 0),
                   "p99": lat.get("p99", 0),
-                  "cpu_us_per_call": int(ticks) * 1e6 / int(hz) / calls}))
+                  "cpu_us_per_call": int(ticks) * 1e6 / int(hz) / calls,
+                  "fake_cpu_us_per_call": int(fake_ticks) * 1e6 / int(hz) / calls}))
 EOF
   echo "   $name $row x$conns: $(tail -1 "$results")" >&2
 }
@@ -235,6 +251,7 @@ for s in "${servers[@]}"; do
   set -- $s
   run "$1" "$2" "$3" version 8 2000 && run "$1" "$2" "$3" chat 8 500
 done
+run exai "$plain_port" "$plain_pid" chat 8 500 chat_plain
 for s in "${far_servers[@]}"; do
   set -- $s
   run "$1" "$2" "$3" chat 8 200 chat_far
@@ -250,6 +267,9 @@ for tool in version chat; do
       set -- $s
       run "$1" "$2" "$3" "$tool" "$conns" "$n"
     done
+    if [[ $tool == chat ]]; then
+      run exai "$plain_port" "$plain_pid" chat "$conns" "$n" chat_plain
+    fi
   done
 done
 for conns in 1 64 1000; do
@@ -280,24 +300,34 @@ def ratio(a, b):
     return "%.2f" % (a / b) if b else "n/a"
 print("exai benchmark: exai stress client, fake upstream at 0 ms, Release build;"
       " chat_far: the fake adds %s ms to every new connection (keep-alive)" % delay)
-print("%-13s | %-31s | %-31s | %-31s | %-17s | %-17s" % (
+print("%-15s | %-31s | %-31s | %-31s | %-17s | %-17s" % (
     "workload", "exai   calls/s  p50ms  p99ms cpu", "node   calls/s  p50ms  p99ms cpu",
     "python calls/s  p50ms  p99ms cpu", "exai/node c/s p50 p99", "exai/py c/s p50 p99"))
-for tool in ("version", "chat", "chat_far"):
+# chat_plain is exai alone (EXAI_UPSTREAM_STREAM=false); the baselines' cells
+# are their chat rows, which are plain requests too.
+def cell_of(s, tool, conns):
+    return by.get((s, "chat" if tool == "chat_plain" and s != "exai" else tool, conns))
+for tool in ("version", "chat", "chat_plain", "chat_far"):
     for conns in (1, 64, 1000):
         cells = []
         for s in ("exai", "node", "python"):
-            r = by.get((s, tool, conns))
+            r = cell_of(s, tool, conns)
             # '!' marks a row where some calls failed (its figures time the failures).
             cells.append("%13.0f%s %6.3f %6.3f %4.0f" % (
                 r["calls_per_s"], "!" if r["ok"] < r["calls"] else " ", r["p50"], r["p99"],
                 r["cpu_us_per_call"]) if r else "n/a")
-        e, n, p = (by.get((s, tool, conns)) for s in ("exai", "node", "python"))
+        e, n, p = (cell_of(s, tool, conns) for s in ("exai", "node", "python"))
         rn = " ".join(ratio(e[k], n[k]) for k in ("calls_per_s", "p50", "p99")) if e and n else "n/a"
         rp = " ".join(ratio(e[k], p[k]) for k in ("calls_per_s", "p50", "p99")) if e and p else "n/a"
-        print("%-8s x%-4d | %s | %s | %s | %-17s | %-17s" % (tool, conns, *cells, rn, rp))
+        print("%-10s x%-4d | %s | %s | %s | %-17s | %-17s" % (tool, conns, *cells, rn, rp))
 print("(cpu = server CPU time per call in microseconds, from /proc/PID/stat utime+stime;"
-      " ! = not every call succeeded)")
+      " ! = not every call succeeded; chat_plain = exai with EXAI_UPSTREAM_STREAM=false)")
+# The fake shares the cores: what it spends per call is taken from the server measured.
+for conns in (1, 64, 1000):
+    f = [cell_of(s, t, conns) for s, t in (("exai", "chat"), ("exai", "chat_plain"), ("node", "chat"))]
+    if all(f):
+        print("fake upstream CPU per chat call x%-4d: behind exai streamed %.0f us, exai plain %.0f us,"
+              " node %.0f us" % (conns, *(r["fake_cpu_us_per_call"] for r in f)))
 for conns in (1, 64, 1000):
     e, n, p = (by.get((s, "version", conns)) for s in ("exai", "node", "python"))
     if e and n and p:
