@@ -1,5 +1,7 @@
 #include "core/providers/chat_stream.hpp"
 
+#include "core/providers/chat_chunk.hpp"
+
 #include <utility>
 
 namespace exai::core::openai {
@@ -43,9 +45,10 @@ keep_member(int depth, json::parse_event_t event, json& parsed)
 
 } // namespace
 
-ChatStream::ChatStream(std::string requested_model, std::size_t max_event_bytes)
+ChatStream::ChatStream(std::string requested_model, std::size_t max_event_bytes, bool general_only)
     : requested_model_(std::move(requested_model))
     , parser_(max_event_bytes)
+    , general_only_(general_only)
 {
 }
 
@@ -79,6 +82,22 @@ ChatStream::on_event(const sse::Event& event)
   if (event.data == "[DONE]") {
     done_ = true;
     return;
+  }
+  if (event.type != "error" && !general_only_) {
+    SimpleChunk simple;
+    if (read_simple_chunk(event.data, simple)) {
+      if (!simple.model.empty()) {
+        model_ = std::move(simple.model);
+      }
+      saw_choice_ = saw_choice_ || simple.saw_choice;
+      if (!simple.finish_reason.empty()) {
+        finish_reason_ = std::move(simple.finish_reason);
+      }
+      content_.append(simple.content);
+      received_ += simple.content.size() + simple.reasoning_bytes;
+      started_ = started_ || !simple.content.empty() || simple.reasoning_bytes > 0;
+      return;
+    }
   }
   const json chunk = json::parse(event.data, keep_member, false);
   if (chunk.is_discarded() || !chunk.is_object()) {

@@ -39,8 +39,11 @@ struct StreamProblem {
 
 class ChatStream {
 public:
+  // `general_only`: every event is read into a JSON tree, never by the
+  // simple-chunk reader (the fuzz target compares the two readings).
   explicit ChatStream(std::string requested_model,
-                      std::size_t max_event_bytes = std::size_t{16} << 20U);
+                      std::size_t max_event_bytes = std::size_t{16} << 20U,
+                      bool general_only = false);
 
   // Feeds body bytes. False once the stream has failed; the caller stops
   // reading then. Events after [DONE] are ignored.
@@ -79,6 +82,7 @@ private:
   bool saw_choice_ = false;
   bool started_ = false;
   bool done_ = false;
+  bool general_only_ = false;
 };
 
 } // namespace exai::core::openai
