@@ -7,6 +7,8 @@
 #include <spdlog/fmt/chrono.h>
 
 #include <fcntl.h>
+#include <pthread.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -26,6 +28,8 @@ constexpr std::size_t kMaxOutputChars = 16384; // content mode: output text kept
 constexpr std::size_t kMaxIdBytes = 128;
 constexpr std::size_t kRecentExcerptChars = 400; // operator view: prompt and output shown
 constexpr std::chrono::milliseconds kBatchWindow{5};
+constexpr int kWriterNice = 10;
+constexpr const char* kWriterName = "exai-toolcalls";
 
 std::string
 iso_time(std::chrono::system_clock::time_point time)
@@ -302,6 +306,13 @@ ToolCallLog::per_minute() const
 void
 ToolCallLog::write_loop(const std::stop_token& stop)
 {
+  // A batch is formatted in one burst; on a small machine that burst took a
+  // core from the event loops and showed in the p99 of calls that never wait
+  // for the log. Below normal priority the writer yields to them, and still
+  // gets its share under sustained load (unlike an idle-only policy, which
+  // could starve it and drop records).
+  ::setpriority(PRIO_PROCESS, static_cast<id_t>(::gettid()), kWriterNice);
+  ::pthread_setname_np(::pthread_self(), kWriterName); // for top -H and the test
   const auto activity = log::get("activity");
   std::vector<ToolCallRecord> batch;
   std::vector<RecentCall> summaries;

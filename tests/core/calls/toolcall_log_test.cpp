@@ -6,6 +6,8 @@
 
 #include <atomic>
 #include <filesystem>
+#include <optional>
+#include <sstream>
 #include <thread>
 
 using namespace exai::core;
@@ -73,6 +75,35 @@ TEST_CASE("a log line takes model, provider and usage from the metadata only whe
   CHECK(plain["model"] == "glm-4.5-flash");
   CHECK(plain["provider"] == "glm");
   CHECK_FALSE(plain.contains("usage"));
+}
+
+TEST_CASE("the tool-call writer runs below normal priority", "[core][toolcall_log]")
+{
+  // Its bursts of formatting took a core from the event loops on a 2-core
+  // machine: version x1 p99 0.29-0.38 ms with it at normal priority, 0.13-0.14
+  // ms at nice 10.
+  const auto writer_nice = []() -> std::optional<int> {
+    for (const auto& task : fs::directory_iterator("/proc/self/task")) {
+      if (read_text(task.path() / "comm") != "exai-toolcalls\n") {
+        continue;
+      }
+      // Field 19 of stat is the nice value; the name (field 2) is known.
+      std::istringstream stat(read_text(task.path() / "stat"));
+      std::string field;
+      for (int i = 1; i <= 19 && stat >> field; ++i) {
+      }
+      return std::stoi(field);
+    }
+    return std::nullopt;
+  };
+  CHECK_FALSE(writer_nice().has_value());
+  {
+    ToolCallLog log(ToolCallLog::Options{"", 4096, 1, false, {}, 16});
+    log.record(record("chat", ToolSuccess{{kEnvelope}}));
+    log.flush(); // the writer has run
+    CHECK(writer_nice() == 10);
+  }
+  CHECK_FALSE(writer_nice().has_value());
 }
 
 TEST_CASE("content mode logs arguments and output with keys scrubbed", "[core][toolcall_log]")
