@@ -35,25 +35,30 @@ stress_connect(const DaemonAddress& target, std::chrono::milliseconds timeout)
   return ws;
 }
 
+FrameKind
+receive_frame(WebSocket& ws, Poco::Buffer<char>& buffer, int& flags)
+{
+  buffer.resize(0);
+  const int n = ws.receiveFrame(buffer, flags);
+  const int opcode = flags & WebSocket::FRAME_OP_BITMASK;
+  if ((n == 0 && flags == 0) || opcode == WebSocket::FRAME_OP_CLOSE) {
+    return FrameKind::closed;
+  }
+  if (opcode == WebSocket::FRAME_OP_PING) {
+    ws.sendFrame(buffer.begin(), static_cast<int>(buffer.size()), kPongFrame);
+    return FrameKind::control;
+  }
+  return opcode == WebSocket::FRAME_OP_PONG ? FrameKind::control : FrameKind::data;
+}
+
 bool
 receive_data_frame(WebSocket& ws, Poco::Buffer<char>& buffer, int& flags)
 {
-  while (true) {
-    buffer.resize(0);
-    const int n = ws.receiveFrame(buffer, flags);
-    const int opcode = flags & WebSocket::FRAME_OP_BITMASK;
-    if (n == 0 && flags == 0) {
-      return false;
-    }
-    if (opcode == WebSocket::FRAME_OP_PING) {
-      ws.sendFrame(buffer.begin(), static_cast<int>(buffer.size()), kPongFrame);
-      continue;
-    }
-    if (opcode == WebSocket::FRAME_OP_PONG) {
-      continue;
-    }
-    return opcode != WebSocket::FRAME_OP_CLOSE;
+  FrameKind kind = FrameKind::control;
+  while (kind == FrameKind::control) {
+    kind = receive_frame(ws, buffer, flags);
   }
+  return kind == FrameKind::data;
 }
 
 void

@@ -28,6 +28,14 @@ namespace exai::net {
 std::unique_ptr<Poco::Net::WebSocket> stress_connect(const DaemonAddress& target,
                                                      std::chrono::milliseconds timeout);
 
+// What receive_frame() read.
+enum class FrameKind { data, control, closed };
+
+// Receives one frame into `buffer`, answering a ping with a pong: data,
+// control (a ping or a pong) or closed. Throws Poco exceptions on I/O errors
+// and timeouts.
+FrameKind receive_frame(Poco::Net::WebSocket& ws, Poco::Buffer<char>& buffer, int& flags);
+
 // Receives the next data frame into `buffer` (answering pings); false when
 // the peer closed. Throws Poco exceptions on I/O errors and timeouts.
 bool receive_data_frame(Poco::Net::WebSocket& ws, Poco::Buffer<char>& buffer, int& flags);

@@ -435,21 +435,11 @@ ControlConnection::keep_alive()
     WebSocket& ws = *impl_->ws;
     // Frames that arrived meanwhile are the daemon's pings and the pongs to
     // ours; nothing else is pending (health() reads its own answer before
-    // returning). One frame at a time: each is whole once it is readable.
+    // returning). receive_frame answers the pings, one whole frame at a time.
     while (ws.available() > 0) {
       int flags = 0;
-      impl_->buffer.resize(0);
-      const int n = ws.receiveFrame(impl_->buffer, flags);
-      const int opcode = flags & WebSocket::FRAME_OP_BITMASK;
-      if ((n == 0 && flags == 0) || opcode == WebSocket::FRAME_OP_CLOSE) {
-        return; // closed; health() will say so
-      }
-      if (opcode == WebSocket::FRAME_OP_PING) {
-        ws.sendFrame(impl_->buffer.begin(),
-                     static_cast<int>(impl_->buffer.size()),
-                     static_cast<int>(WebSocket::FRAME_FLAG_FIN) |
-                         static_cast<int>(WebSocket::FRAME_OP_PONG));
-        impl_->last_sent = Clock::now();
+      if (receive_frame(ws, impl_->buffer, flags) == FrameKind::closed) {
+        return; // health() will say so
       }
     }
     if (Clock::now() - impl_->last_sent >= kControlPingEvery) {
