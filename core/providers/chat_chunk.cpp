@@ -64,17 +64,18 @@ key_of(Where where, const std::string& name)
 
 // What one choice said, kept until its end: its index may come last, and a
 // delta wins over a message whichever comes first.
+struct Part {
+  bool present = false; // and not null
+  bool is_object = false;
+  std::string content;
+  std::size_t reasoning = 0;
+};
+
 struct Choice {
   bool counts = true; // index absent, null or 0
   std::string finish_reason;
-  bool has_delta = false; // present and not null
-  bool delta_is_object = false;
-  std::string delta_content;
-  std::size_t delta_reasoning = 0;
-  bool has_message = false;
-  bool message_is_object = false;
-  std::string message_content;
-  std::size_t message_reasoning = 0;
+  Part delta;
+  Part message;
 };
 
 class Reader {
@@ -185,10 +186,8 @@ private:
     case usage:
       return value == Value::null;
     case delta:
-      choice_.has_delta = value != Value::null;
-      return true;
     case message:
-      choice_.has_message = value != Value::null;
+      part(key_).present = value != Value::null;
       return true;
     default:
       return true;
@@ -197,7 +196,7 @@ private:
 
   bool part_scalar(Value value, const std::string* text)
   {
-    const bool in_delta = stack_.back().where == Where::delta;
+    Part& into = part(stack_.back().where == Where::delta ? delta : message);
     if (key_ == tool_calls) {
       return value == Value::null;
     }
@@ -205,9 +204,9 @@ private:
       return true;
     }
     if (key_ == content) {
-      (in_delta ? choice_.delta_content : choice_.message_content) = *text;
+      into.content = *text;
     } else if (key_ == reasoning) {
-      (in_delta ? choice_.delta_reasoning : choice_.message_reasoning) = text->size();
+      into.reasoning = text->size();
     }
     return true;
   }
@@ -249,9 +248,9 @@ private:
       if (key_ == index) {
         choice_.counts = false;
       } else if (key_ == delta || key_ == message) {
-        (key_ == delta ? choice_.has_delta : choice_.has_message) = true;
+        part(key_).present = true;
         if (object) {
-          (key_ == delta ? choice_.delta_is_object : choice_.message_is_object) = true;
+          part(key_).is_object = true;
           stack_.push_back({key_ == delta ? Where::delta : Where::message});
           return true;
         }
@@ -296,16 +295,15 @@ private:
     if (!choice_.finish_reason.empty()) {
       out_.finish_reason = choice_.finish_reason;
     }
-    if (choice_.has_delta) {
-      if (choice_.delta_is_object) {
-        out_.content += choice_.delta_content;
-        out_.reasoning_bytes += choice_.delta_reasoning;
-      }
-    } else if (choice_.has_message && choice_.message_is_object) {
-      out_.content += choice_.message_content;
-      out_.reasoning_bytes += choice_.message_reasoning;
+    const Part& used = choice_.delta.present ? choice_.delta : choice_.message;
+    if (used.is_object) {
+      out_.content += used.content;
+      out_.reasoning_bytes += used.reasoning;
     }
   }
+
+  // The choice's delta or message part (`key` is one of the two).
+  Part& part(Key key) { return key == delta ? choice_.delta : choice_.message; }
 
   SimpleChunk& out_;
   std::vector<Level> stack_;
