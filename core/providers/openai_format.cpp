@@ -32,41 +32,10 @@ image_part(const ChatImage& image, const Base64Fn& base64)
   return {{"type", "image_url"}, {"image_url", {{"url", std::move(url)}}}};
 }
 
-json
-message_json(const ChatMessage& message, const Base64Fn& base64)
-{
-  json out = {{"role", message.role}};
-  if (message.images.empty()) {
-    out["content"] = message.content;
-  } else {
-    json parts = json::array({{{"type", "text"}, {"text", message.content}}});
-    for (const auto& image : message.images) {
-      parts.push_back(image_part(image, base64));
-    }
-    out["content"] = std::move(parts);
-  }
-  if (!message.tool_calls.empty()) {
-    json calls = json::array();
-    for (const auto& call : message.tool_calls) {
-      calls.push_back({{"id", call.id},
-                       {"type", call.type},
-                       {"function", {{"name", call.name}, {"arguments", call.arguments}}}});
-    }
-    out["tool_calls"] = std::move(calls);
-  }
-  if (!message.tool_call_id.empty()) {
-    out["tool_call_id"] = message.tool_call_id;
-  }
-  if (!message.name.empty()) {
-    out["name"] = message.name;
-  }
-  return out;
-}
-
 std::string
-dumped(const std::string& text)
+dumped(const json& value)
 {
-  return json(text).dump(-1, ' ', false, json::error_handler_t::replace);
+  return value.dump(-1, ' ', false, json::error_handler_t::replace);
 }
 
 // The escaped JSON text of `text`, from a small per-thread cache: system
@@ -91,17 +60,29 @@ dumped_cached(const std::string& text)
   return entry.escaped;
 }
 
-// One message as JSON text, the same members message_json() builds.
+// One message as JSON text, written member by member.
 void
 append_message(std::string& out, const ChatMessage& message, const Base64Fn& base64)
 {
-  if (!message.images.empty() || !message.tool_calls.empty()) {
-    out.append(message_json(message, base64).dump(-1, ' ', false, json::error_handler_t::replace));
-    return;
+  out.append("{\"role\":").append(dumped(message.role)).append(",\"content\":");
+  if (message.images.empty()) {
+    out.append(message.role == "system" ? dumped_cached(message.content) : dumped(message.content));
+  } else {
+    json parts = json::array({{{"type", "text"}, {"text", message.content}}});
+    for (const auto& image : message.images) {
+      parts.push_back(image_part(image, base64));
+    }
+    out.append(dumped(parts));
   }
-  out.append("{\"role\":").append(dumped(message.role));
-  out.append(",\"content\":")
-      .append(message.role == "system" ? dumped_cached(message.content) : dumped(message.content));
+  if (!message.tool_calls.empty()) {
+    json calls = json::array();
+    for (const auto& call : message.tool_calls) {
+      calls.push_back({{"id", call.id},
+                       {"type", call.type},
+                       {"function", {{"name", call.name}, {"arguments", call.arguments}}}});
+    }
+    out.append(",\"tool_calls\":").append(dumped(calls));
+  }
   if (!message.tool_call_id.empty()) {
     out.append(",\"tool_call_id\":").append(dumped(message.tool_call_id));
   }
@@ -131,9 +112,8 @@ tool_calls_of(const json& message)
       call.name = string_field(*function, "name");
       const auto arguments = function->find("arguments");
       if (arguments != function->end()) {
-        call.arguments = arguments->is_string()
-                             ? arguments->get<std::string>()
-                             : arguments->dump(-1, ' ', false, json::error_handler_t::replace);
+        call.arguments =
+            arguments->is_string() ? arguments->get<std::string>() : dumped(*arguments);
       }
     }
     calls.push_back(std::move(call));
@@ -165,7 +145,7 @@ chat_request_body(const ChatRequest& request, bool stream, const Base64Fn& base6
     }
   }
   if (rest.contains("messages")) {
-    return rest.dump(-1, ' ', false, json::error_handler_t::replace); // the provider's own list
+    return dumped(rest); // the provider's own list
   }
   // The messages are written one by one into the text rather than built into
   // the tree: the system prompt, the same long text on every call of a tool,
@@ -184,7 +164,7 @@ chat_request_body(const ChatRequest& request, bool stream, const Base64Fn& base6
     append_message(out, request.messages[i], base64);
   }
   out.append("],");
-  const std::string tail = rest.dump(-1, ' ', false, json::error_handler_t::replace);
+  const std::string tail = dumped(rest);
   out.append(tail, 1); // rest holds model and stream, so it is never "{}"
   return out;
 }
