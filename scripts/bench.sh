@@ -6,14 +6,17 @@
 # with the fake upstream at zero latency behind all three for the chat rows, and a
 # second, keep-alive fake that adds BENCH_CONNECT_DELAY_MS (default 20) of "network"
 # latency to every NEW connection behind a second set of the servers for the
-# chat_far rows: what upstream connection pooling saves. chat_plain rows: exai with
-# EXAI_UPSTREAM_STREAM=false, the plain requests the baselines make, beside the
-# baselines' chat rows; the fake's CPU per call is printed too (it shares the cores).
+# chat_far rows: what upstream connection pooling saves. Chat rows compare like with
+# like: `chat` rows are streamed (exai's default; the Node baseline with
+# UPSTREAM_STREAM=1; the Python baseline has no streaming client, n/a), `chat_plain`
+# rows are plain requests (exai with EXAI_UPSTREAM_STREAM=false, Node, Python); the
+# fake's CPU per call is printed too (it shares the cores).
 # Prints calls/s, p50/p99 and server CPU per call at 1, 64 and 1,000
 # connections for `version` and `chat`, the exai/Node and exai/Python ratios,
 # exai RSS idle and at 10,000 idle connections, `exai health` wall time,
 # start-up time to the first accepted connection, and chat p99 through exai vs
-# the fake upstream called directly. Figures are printed, never asserted.
+# the fake upstream called directly with curl (streamed and plain). Figures are
+# printed, never asserted.
 #
 # Usage: scripts/bench.sh            (builds build/release; a few minutes)
 #   BENCH_CALLS=N        calls per row at 64 and 1,000 connections (default 20000; N/4 at
@@ -121,6 +124,11 @@ node_port=$(free_port)
 UPSTREAM_URL=$upstream node "$root/tests/bench/node/server.js" "$node_port" >"$work/node.out" 2>&1 &
 node_pid=$!
 pids+=($node_pid)
+nodes_port=$(free_port)
+UPSTREAM_URL=$upstream UPSTREAM_STREAM=1 node "$root/tests/bench/node/server.js" "$nodes_port" \
+  >"$work/node-stream.out" 2>&1 &
+nodes_pid=$!
+pids+=($nodes_pid)
 python_port=$(free_port)
 UPSTREAM_URL=$upstream "$py" "$root/tests/bench/python/server.py" "$python_port" >"$work/python.out" 2>&1 &
 python_pid=$!
@@ -135,8 +143,13 @@ pids+=($plain_pid)
 wait_port "$plain_port"
 wait_port "$exai_port"
 wait_port "$node_port"
+wait_port "$nodes_port"
 wait_port "$python_port"
 servers=("exai $exai_port $exai_pid" "node $node_port $node_pid" "python $python_port $python_pid")
+# NAME PORT PID ROW: which server answers which chat row.
+chat_servers=("exai $exai_port $exai_pid chat" "node $nodes_port $nodes_pid chat"
+  "exai $plain_port $plain_pid chat_plain" "node $node_port $node_pid chat_plain"
+  "python $python_port $python_pid chat_plain")
 if [[ -n ${BENCH_BASELINE_EXAI:-} ]]; then
   base_port=$(free_port)
   "${exai_env[@]}" EXAI_STATE_DIR="$work/state-base" "$BENCH_BASELINE_EXAI" serve \
@@ -145,6 +158,7 @@ if [[ -n ${BENCH_BASELINE_EXAI:-} ]]; then
   pids+=($base_pid)
   wait_port "$base_port"
   servers+=("base $base_port $base_pid")
+  chat_servers+=("base $base_port $base_pid chat")
 fi
 
 # The same servers again, behind the far fake (chat_far rows).
@@ -165,8 +179,8 @@ exai_far() {
     "$2" serve --port "$3"
 }
 start_far exai exai_far exai "$exai"
-start_far node env UPSTREAM_URL="$far_upstream" node "$root/tests/bench/node/server.js"
-start_far python env UPSTREAM_URL="$far_upstream" "$py" "$root/tests/bench/python/server.py"
+start_far node env UPSTREAM_URL="$far_upstream" UPSTREAM_STREAM=1 node \
+  "$root/tests/bench/node/server.js"
 if [[ -n ${BENCH_BASELINE_EXAI:-} ]]; then
   start_far base exai_far base "$BENCH_BASELINE_EXAI"
 fi
@@ -249,9 +263,12 @@ EOF
 echo "== warm-up" >&2
 for s in "${servers[@]}"; do
   set -- $s
-  run "$1" "$2" "$3" version 8 2000 && run "$1" "$2" "$3" chat 8 500
+  run "$1" "$2" "$3" version 8 2000
 done
-run exai "$plain_port" "$plain_pid" chat 8 500 chat_plain
+for s in "${chat_servers[@]}"; do
+  set -- $s
+  run "$1" "$2" "$3" chat 8 500 "$4"
+done
 for s in "${far_servers[@]}"; do
   set -- $s
   run "$1" "$2" "$3" chat 8 200 chat_far
@@ -263,12 +280,16 @@ for tool in version chat; do
     n=$calls
     [[ $conns == 1 ]] && n=$((calls / 4)) # enough calls for 10 ms CPU ticks to resolve
     [[ $tool == chat ]] && n=$((n / 4))
-    for s in "${servers[@]}"; do
-      set -- $s
-      run "$1" "$2" "$3" "$tool" "$conns" "$n"
-    done
-    if [[ $tool == chat ]]; then
-      run exai "$plain_port" "$plain_pid" chat "$conns" "$n" chat_plain
+    if [[ $tool == version ]]; then
+      for s in "${servers[@]}"; do
+        set -- $s
+        run "$1" "$2" "$3" version "$conns" "$n"
+      done
+    else
+      for s in "${chat_servers[@]}"; do
+        set -- $s
+        run "$1" "$2" "$3" chat "$conns" "$n" "$4"
+      done
     fi
   done
 done
@@ -282,18 +303,22 @@ for conns in 1 64 1000; do
 done
 
 # --- chat through exai vs the fake upstream directly (1 connection, keep-alive) ---
-direct=$work/direct.txt
-body='{"model":"glm-4.5-flash","messages":[{"role":"user","content":"bench direct"}]}'
 urls=()
 for _ in $(seq 1 1000); do urls+=("$upstream/chat/completions"); done
-curl -s -X POST -H 'Content-Type: application/json' -H 'Authorization: Bearer test-key' \
-  -d "$body" -w '%{stderr}%{time_total}\n' "${urls[@]}" >/dev/null 2>"$direct"
+# direct STREAM FILE: 1000 requests from one curl, each one's time_total in FILE.
+direct() {
+  curl -s -X POST -H 'Content-Type: application/json' -H 'Authorization: Bearer test-key' \
+    -d '{"model":"glm-4.5-flash","messages":[{"role":"user","content":"bench direct"}],"stream":'"$1"'}' \
+    -w '%{stderr}%{time_total}\n' "${urls[@]}" >/dev/null 2>"$2"
+}
+direct true "$work/direct-stream.txt"
+direct false "$work/direct.txt"
 
 # --- the table ----------------------------------------------------------------------
-"$py" - "$results" "$direct" "$rss_idle" "$rss_held" "$idle" "$health_ms" "$startup_ms" \
+"$py" - "$results" "$work/direct-stream.txt" "$work/direct.txt" "$rss_idle" "$rss_held" "$idle" "$health_ms" "$startup_ms" \
   "$connect_delay" <<'EOF'
 import json, sys
-results, direct, rss_idle, rss_held, idle, health, startup, delay = sys.argv[1:9]
+results, direct_stream, direct, rss_idle, rss_held, idle, health, startup, delay = sys.argv[1:10]
 rows = [json.loads(l) for l in open(results) if l.strip()]
 by = {(r["server"], r["tool"], r["connections"]): r for r in rows}
 def ratio(a, b):
@@ -303,10 +328,8 @@ print("exai benchmark: exai stress client, fake upstream at 0 ms, Release build;
 print("%-15s | %-31s | %-31s | %-31s | %-17s | %-17s" % (
     "workload", "exai   calls/s  p50ms  p99ms cpu", "node   calls/s  p50ms  p99ms cpu",
     "python calls/s  p50ms  p99ms cpu", "exai/node c/s p50 p99", "exai/py c/s p50 p99"))
-# chat_plain is exai alone (EXAI_UPSTREAM_STREAM=false); the baselines' cells
-# are their chat rows, which are plain requests too.
 def cell_of(s, tool, conns):
-    return by.get((s, "chat" if tool == "chat_plain" and s != "exai" else tool, conns))
+    return by.get((s, tool, conns))
 for tool in ("version", "chat", "chat_plain", "chat_far"):
     for conns in (1, 64, 1000):
         cells = []
@@ -321,13 +344,16 @@ for tool in ("version", "chat", "chat_plain", "chat_far"):
         rp = " ".join(ratio(e[k], p[k]) for k in ("calls_per_s", "p50", "p99")) if e and p else "n/a"
         print("%-10s x%-4d | %s | %s | %s | %-17s | %-17s" % (tool, conns, *cells, rn, rp))
 print("(cpu = server CPU time per call in microseconds, from /proc/PID/stat utime+stime;"
-      " ! = not every call succeeded; chat_plain = exai with EXAI_UPSTREAM_STREAM=false)")
+      " ! = not every call succeeded; chat, chat_far = streamed: exai's default, node with"
+      " UPSTREAM_STREAM=1, python n/a; chat_plain = plain requests: exai with"
+      " EXAI_UPSTREAM_STREAM=false)")
 # The fake shares the cores: what it spends per call is taken from the server measured.
 for conns in (1, 64, 1000):
-    f = [cell_of(s, t, conns) for s, t in (("exai", "chat"), ("exai", "chat_plain"), ("node", "chat"))]
+    f = [cell_of(s, t, conns) for t in ("chat", "chat_plain") for s in ("exai", "node")]
     if all(f):
-        print("fake upstream CPU per chat call x%-4d: behind exai streamed %.0f us, exai plain %.0f us,"
-              " node %.0f us" % (conns, *(r["fake_cpu_us_per_call"] for r in f)))
+        print("fake upstream CPU per chat call x%-4d: streamed behind exai %.0f us, node %.0f us;"
+              " plain behind exai %.0f us, node %.0f us" % (
+              conns, *(r["fake_cpu_us_per_call"] for r in f)))
 for conns in (1, 64, 1000):
     e, n, p = (by.get((s, "version", conns)) for s in ("exai", "node", "python"))
     if e and n and p:
@@ -335,15 +361,16 @@ for conns in (1, 64, 1000):
               " exai/node %s, exai/python %s" % (conns, e["cpu_us_per_call"], n["cpu_us_per_call"],
               p["cpu_us_per_call"], ratio(e["cpu_us_per_call"], n["cpu_us_per_call"]),
               ratio(e["cpu_us_per_call"], p["cpu_us_per_call"])))
-times = sorted(float(l) * 1000 for l in open(direct) if l.strip())
 def pct(v, q):
     import math
     return v[max(0, min(len(v) - 1, math.ceil(q / 100 * len(v)) - 1))] if v else 0
-e1 = by.get(("exai", "chat", 1))
-if times and e1:
-    print("chat p99, 1 connection: through exai %.3f ms, fake directly (curl keep-alive) %.3f ms,"
-          " exai adds %.3f ms (p50 %.3f vs %.3f)" % (e1["p99"], pct(times, 99),
-          e1["p99"] - pct(times, 99), e1["p50"], pct(times, 50)))
+for tool, path in (("chat", direct_stream), ("chat_plain", direct)):
+    times = sorted(float(l) * 1000 for l in open(path) if l.strip())
+    e1 = by.get(("exai", tool, 1))
+    if times and e1:
+        print("%s p99, 1 connection: through exai %.3f ms, fake directly (curl keep-alive) %.3f ms,"
+              " exai adds %.3f ms (p50 %.3f vs %.3f)" % (tool, e1["p99"], pct(times, 99),
+              e1["p99"] - pct(times, 99), e1["p50"], pct(times, 50)))
 held = (int(rss_held) - int(rss_idle)) / int(idle)
 print("exai RSS idle: %.1f MB; with %s idle connections: %.1f MB (%.2f KB per connection)" % (
     int(rss_idle) / 1024, idle, int(rss_held) / 1024, held))

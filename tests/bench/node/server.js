@@ -2,8 +2,10 @@
 // scripts/bench.sh. hello -> hello_ack; call_tool -> progress, call_tool_ack,
 // call_tool_res; chat is proxied to the OpenAI-compatible upstream in
 // $UPSTREAM_URL (keep-alive). No capacity control, no replay, no timeouts:
-// the fastest a JavaScript daemon could be.
-// Usage: UPSTREAM_URL=http://127.0.0.1:PORT/v1 node server.js PORT
+// the fastest a JavaScript daemon could be. With UPSTREAM_STREAM=1 it asks
+// for `stream: true` and assembles the answer from the SSE events, as exai
+// does by default: the like-for-like baseline for exai's streamed chat rows.
+// Usage: UPSTREAM_URL=http://127.0.0.1:PORT/v1 [UPSTREAM_STREAM=1] node server.js PORT
 'use strict';
 const http = require('http');
 const { WebSocketServer } = require('ws');
@@ -11,6 +13,7 @@ const { WebSocketServer } = require('ws');
 const port = Number(process.argv[2] || 0);
 const upstream = new URL((process.env.UPSTREAM_URL || 'http://127.0.0.1:1/v1') + '/chat/completions');
 const agent = new http.Agent({ keepAlive: true, maxSockets: 256 });
+const streamed = process.env.UPSTREAM_STREAM === '1';
 const started = Date.now();
 let connections = 0;
 
@@ -29,22 +32,62 @@ function failure(ws, id, code, message) {
   ws.send(JSON.stringify({ op: 'call_tool_res', request_id: id, error: { code, message, details: {} } }));
 }
 
+// The content of an SSE stream of chat.completion.chunk events, or an Error.
+function sse_reader() {
+  let pending = '';
+  let content = '';
+  let failed = null;
+  return {
+    feed(text) {
+      pending += text;
+      let end;
+      while ((end = pending.indexOf('\n\n')) >= 0) {
+        const event = pending.slice(0, end);
+        pending = pending.slice(end + 2);
+        for (const line of event.split('\n')) {
+          if (!line.startsWith('data:')) continue;
+          const data = line.slice(5).trim();
+          if (data === '[DONE]' || failed) continue;
+          const chunk = JSON.parse(data);
+          if (chunk.error) failed = new Error(chunk.error.message);
+          const delta = chunk.choices && chunk.choices[0] && chunk.choices[0].delta;
+          if (delta && typeof delta.content === 'string') content += delta.content;
+        }
+      }
+    },
+    result() { return failed || content; },
+  };
+}
+
 function chat(ws, id, args) {
-  const body = JSON.stringify({
+  const request = {
     model: args.model || 'glm-4.5-flash',
     messages: [{ role: 'user', content: String(args.prompt || '') }],
-  });
+  };
+  if (streamed) request.stream = true;
+  const body = JSON.stringify(request);
   const req = http.request(upstream, {
     method: 'POST', agent,
     headers: { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(body),
                Authorization: 'Bearer test-key' },
   }, (res) => {
     const chunks = [];
-    res.on('data', (c) => chunks.push(c));
+    const sse = streamed ? sse_reader() : null;
+    if (sse) res.setEncoding('utf8');
+    res.on('data', (c) => {
+      if (!sse) return chunks.push(c);
+      try {
+        sse.feed(c);
+      } catch (e) {
+        sse.feed = () => {};
+        sse.result = () => e;
+      }
+    });
     res.on('end', () => {
       try {
-        const reply = JSON.parse(Buffer.concat(chunks).toString());
-        result(ws, id, envelope(reply.choices[0].message.content, 'chat'));
+        const content = sse ? sse.result() : JSON.parse(Buffer.concat(chunks).toString()).choices[0].message.content;
+        if (content instanceof Error) throw content;
+        result(ws, id, envelope(content, 'chat'));
       } catch (e) {
         failure(ws, id, 'PROVIDER_ERROR', String(e));
       }
