@@ -7,10 +7,9 @@
 # second, keep-alive fake that adds BENCH_CONNECT_DELAY_MS (default 20) of "network"
 # latency to every NEW connection behind a second set of the servers for the
 # chat_far rows: what upstream connection pooling saves. Chat rows compare like with
-# like: `chat` rows are streamed (exai's default; the Node baseline with
-# UPSTREAM_STREAM=1; the Python baseline has no streaming client, n/a), `chat_plain`
-# rows are plain requests (exai with EXAI_UPSTREAM_STREAM=false, Node, Python); the
-# fake's CPU per call is printed too (it shares the cores).
+# like: `chat` rows are streamed (exai's default; the baselines with UPSTREAM_STREAM=1),
+# `chat_plain` rows are plain requests (exai with EXAI_UPSTREAM_STREAM=false, the
+# baselines without); the fake's CPU per call is printed too (it shares the cores).
 # Prints calls/s, p50/p99 and server CPU per call at 1, 64 and 1,000
 # connections for `version` and `chat`, the exai/Node and exai/Python ratios,
 # exai RSS idle and at 10,000 idle connections, `exai health` wall time,
@@ -19,8 +18,11 @@
 # printed, never asserted.
 #
 # Usage: scripts/bench.sh            (builds build/release; a few minutes)
-#   BENCH_CALLS=N        calls per row at 64 and 1,000 connections (default 20000; N/4 at
-#                        1 connection; chat: a quarter of those)
+#   BENCH_CALLS=N        calls per row and round at 64 and 1,000 connections (default
+#                        20000; N/4 at 1 connection; chat: a quarter of those)
+#   BENCH_ROUNDS=N       rounds of every row (default 3): each round runs every server once,
+#                        in turn, so drift of a noisy machine falls on all of them alike;
+#                        each cell is the median of its rounds
 #   BENCH_IDLE=N         idle connections for the RSS figure (default 10000)
 #   BENCH_SKIP_BUILD=1   use the existing build/release binaries
 #   BENCH_CONNECT_DELAY_MS=N  per-new-connection delay of the chat_far fake (default 20)
@@ -32,6 +34,7 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 build=$root/build/release
 calls=${BENCH_CALLS:-20000}
+rounds=${BENCH_ROUNDS:-3}
 connect_delay=${BENCH_CONNECT_DELAY_MS:-20}
 idle=${BENCH_IDLE:-10000}
 py=/usr/bin/python3 # Debian's, which has python3-websockets
@@ -133,6 +136,11 @@ python_port=$(free_port)
 UPSTREAM_URL=$upstream "$py" "$root/tests/bench/python/server.py" "$python_port" >"$work/python.out" 2>&1 &
 python_pid=$!
 pids+=($python_pid)
+pys_port=$(free_port)
+UPSTREAM_URL=$upstream UPSTREAM_STREAM=1 "$py" "$root/tests/bench/python/server.py" "$pys_port" \
+  >"$work/python-stream.out" 2>&1 &
+pys_pid=$!
+pids+=($pys_pid)
 # chat_plain rows: exai without streaming, the same work as the baselines' plain
 # requests (what streaming costs exai and the fake is the difference).
 plain_port=$(free_port)
@@ -145,9 +153,11 @@ wait_port "$exai_port"
 wait_port "$node_port"
 wait_port "$nodes_port"
 wait_port "$python_port"
+wait_port "$pys_port"
 servers=("exai $exai_port $exai_pid" "node $node_port $node_pid" "python $python_port $python_pid")
 # NAME PORT PID ROW: which server answers which chat row.
 chat_servers=("exai $exai_port $exai_pid chat" "node $nodes_port $nodes_pid chat"
+  "python $pys_port $pys_pid chat"
   "exai $plain_port $plain_pid chat_plain" "node $node_port $node_pid chat_plain"
   "python $python_port $python_pid chat_plain")
 if [[ -n ${BENCH_BASELINE_EXAI:-} ]]; then
@@ -181,6 +191,8 @@ exai_far() {
 start_far exai exai_far exai "$exai"
 start_far node env UPSTREAM_URL="$far_upstream" UPSTREAM_STREAM=1 node \
   "$root/tests/bench/node/server.js"
+start_far python env UPSTREAM_URL="$far_upstream" UPSTREAM_STREAM=1 "$py" \
+  "$root/tests/bench/python/server.py"
 if [[ -n ${BENCH_BASELINE_EXAI:-} ]]; then
   start_far base exai_far base "$BENCH_BASELINE_EXAI"
 fi
@@ -280,25 +292,29 @@ for tool in version chat; do
     n=$calls
     [[ $conns == 1 ]] && n=$((calls / 4)) # enough calls for 10 ms CPU ticks to resolve
     [[ $tool == chat ]] && n=$((n / 4))
-    if [[ $tool == version ]]; then
-      for s in "${servers[@]}"; do
-        set -- $s
-        run "$1" "$2" "$3" version "$conns" "$n"
-      done
-    else
-      for s in "${chat_servers[@]}"; do
-        set -- $s
-        run "$1" "$2" "$3" chat "$conns" "$n" "$4"
-      done
-    fi
+    for _ in $(seq 1 "$rounds"); do
+      if [[ $tool == version ]]; then
+        for s in "${servers[@]}"; do
+          set -- $s
+          run "$1" "$2" "$3" version "$conns" "$n"
+        done
+      else
+        for s in "${chat_servers[@]}"; do
+          set -- $s
+          run "$1" "$2" "$3" chat "$conns" "$n" "$4"
+        done
+      fi
+    done
   done
 done
 for conns in 1 64 1000; do
   n=$((calls / 4))
   [[ $conns == 1 ]] && n=$((calls / 16))
-  for s in "${far_servers[@]}"; do
-    set -- $s
-    run "$1" "$2" "$3" chat "$conns" "$n" chat_far
+  for _ in $(seq 1 "$rounds"); do
+    for s in "${far_servers[@]}"; do
+      set -- $s
+      run "$1" "$2" "$3" chat "$conns" "$n" chat_far
+    done
   done
 done
 
@@ -311,20 +327,32 @@ direct() {
     -d '{"model":"glm-4.5-flash","messages":[{"role":"user","content":"bench direct"}],"stream":'"$1"'}' \
     -w '%{stderr}%{time_total}\n' "${urls[@]}" >/dev/null 2>"$2"
 }
-direct true "$work/direct-stream.txt"
-direct false "$work/direct.txt"
+for r in $(seq 1 "$rounds"); do
+  direct true "$work/direct-stream.$r.txt"
+  direct false "$work/direct-plain.$r.txt"
+done
 
 # --- the table ----------------------------------------------------------------------
-"$py" - "$results" "$work/direct-stream.txt" "$work/direct.txt" "$rss_idle" "$rss_held" "$idle" "$health_ms" "$startup_ms" \
-  "$connect_delay" <<'EOF'
-import json, sys
-results, direct_stream, direct, rss_idle, rss_held, idle, health, startup, delay = sys.argv[1:10]
+"$py" - "$results" "$work" "$rss_idle" "$rss_held" "$idle" "$health_ms" "$startup_ms" \
+  "$connect_delay" "$rounds" <<'EOF'
+import collections, json, statistics, sys
+results, work, rss_idle, rss_held, idle, health, startup, delay, rounds = sys.argv[1:10]
 rows = [json.loads(l) for l in open(results) if l.strip()]
-by = {(r["server"], r["tool"], r["connections"]): r for r in rows}
+# One cell per server, row and connections: the median of its rounds (calls and ok summed).
+grouped = collections.defaultdict(list)
+for r in rows:
+    grouped[(r["server"], r["tool"], r["connections"])].append(r)
+by = {}
+for key, rs in grouped.items():
+    cell = {k: statistics.median(r[k] for r in rs) for k in
+            ("calls_per_s", "p50", "p99", "cpu_us_per_call", "fake_cpu_us_per_call")}
+    cell.update(calls=sum(r["calls"] for r in rs), ok=sum(r["ok"] for r in rs))
+    by[key] = cell
 def ratio(a, b):
     return "%.2f" % (a / b) if b else "n/a"
-print("exai benchmark: exai stress client, fake upstream at 0 ms, Release build;"
-      " chat_far: the fake adds %s ms to every new connection (keep-alive)" % delay)
+print("exai benchmark: exai stress client, fake upstream at 0 ms, Release build; every cell"
+      " is the median of %s alternating rounds; chat_far: the fake adds %s ms to every new"
+      " connection (keep-alive)" % (rounds, delay))
 print("%-15s | %-31s | %-31s | %-31s | %-17s | %-17s" % (
     "workload", "exai   calls/s  p50ms  p99ms cpu", "node   calls/s  p50ms  p99ms cpu",
     "python calls/s  p50ms  p99ms cpu", "exai/node c/s p50 p99", "exai/py c/s p50 p99"))
@@ -344,8 +372,8 @@ for tool in ("version", "chat", "chat_plain", "chat_far"):
         rp = " ".join(ratio(e[k], p[k]) for k in ("calls_per_s", "p50", "p99")) if e and p else "n/a"
         print("%-10s x%-4d | %s | %s | %s | %-17s | %-17s" % (tool, conns, *cells, rn, rp))
 print("(cpu = server CPU time per call in microseconds, from /proc/PID/stat utime+stime;"
-      " ! = not every call succeeded; chat, chat_far = streamed: exai's default, node with"
-      " UPSTREAM_STREAM=1, python n/a; chat_plain = plain requests: exai with"
+      " ! = not every call succeeded; chat, chat_far = streamed: exai's default, the"
+      " baselines with UPSTREAM_STREAM=1; chat_plain = plain requests: exai with"
       " EXAI_UPSTREAM_STREAM=false)")
 # The fake shares the cores: what it spends per call is taken from the server measured.
 for conns in (1, 64, 1000):
@@ -364,13 +392,16 @@ for conns in (1, 64, 1000):
 def pct(v, q):
     import math
     return v[max(0, min(len(v) - 1, math.ceil(q / 100 * len(v)) - 1))] if v else 0
-for tool, path in (("chat", direct_stream), ("chat_plain", direct)):
-    times = sorted(float(l) * 1000 for l in open(path) if l.strip())
+for tool, kind in (("chat", "stream"), ("chat_plain", "plain")):
+    # Medians over the rounds, as for the cells.
+    direct = [sorted(float(l) * 1000 for l in open("%s/direct-%s.%d.txt" % (work, kind, r))
+                     if l.strip()) for r in range(1, int(rounds) + 1)]
+    d50, d99 = (statistics.median(pct(t, q) for t in direct if t) for q in (50, 99))
     e1 = by.get(("exai", tool, 1))
-    if times and e1:
+    if e1:
         print("%s p99, 1 connection: through exai %.3f ms, fake directly (curl keep-alive) %.3f ms,"
-              " exai adds %.3f ms (p50 %.3f vs %.3f)" % (tool, e1["p99"], pct(times, 99),
-              e1["p99"] - pct(times, 99), e1["p50"], pct(times, 50)))
+              " exai adds %.3f ms (p50 %.3f vs %.3f)" % (tool, e1["p99"], d99, e1["p99"] - d99,
+              e1["p50"], d50))
 held = (int(rss_held) - int(rss_idle)) / int(idle)
 print("exai RSS idle: %.1f MB; with %s idle connections: %.1f MB (%.2f KB per connection)" % (
     int(rss_idle) / 1024, idle, int(rss_held) / 1024, held))

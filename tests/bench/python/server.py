@@ -3,8 +3,10 @@
 the Python baseline of scripts/bench.sh. hello -> hello_ack; call_tool ->
 progress, call_tool_ack, call_tool_res; chat is proxied to the OpenAI-compatible
 upstream in $UPSTREAM_URL over a small keep-alive HTTP/1.1 client on asyncio.
-No capacity control: an upper bound for the Python daemon exai replaces.
-Usage: UPSTREAM_URL=http://127.0.0.1:PORT/v1 /usr/bin/python3 server.py PORT"""
+No capacity control: an upper bound for the Python daemon exai replaces. With
+UPSTREAM_STREAM=1 it asks for `stream: true` and assembles the answer from the SSE
+events (chunked), as exai does by default.
+Usage: UPSTREAM_URL=http://127.0.0.1:PORT/v1 [UPSTREAM_STREAM=1] /usr/bin/python3 server.py PORT"""
 
 import asyncio
 import json
@@ -19,6 +21,7 @@ import websockets
 
 UPSTREAM = urllib.parse.urlsplit(os.environ.get("UPSTREAM_URL", "http://127.0.0.1:1/v1"))
 PATH = UPSTREAM.path.rstrip("/") + "/chat/completions"
+STREAMED = os.environ.get("UPSTREAM_STREAM") == "1"
 STARTED = time.time()
 connections = 0
 idle_upstream = []  # (reader, writer) keep-alive connections
@@ -39,17 +42,42 @@ def failure(rid, code, message):
                        "error": {"code": code, "message": message, "details": {}}})
 
 
+async def read_chunked(reader):
+    body = b""
+    while True:
+        size = int((await reader.readline()).split(b";")[0], 16)
+        if size == 0:
+            while (await reader.readline()) not in (b"\r\n", b""):
+                pass
+            return body
+        body += await reader.readexactly(size)
+        await reader.readexactly(2)
+
+
 async def post_chat(body):
-    if idle_upstream:
-        reader, writer = idle_upstream.pop()
-    else:
-        reader, writer = await asyncio.open_connection(UPSTREAM.hostname, UPSTREAM.port)
+    """The upstream's answer body (bytes) to a POST of `body`."""
     data = body.encode()
-    writer.write((f"POST {PATH} HTTP/1.1\r\nHost: {UPSTREAM.netloc}\r\n"
-                  f"Content-Type: application/json\r\nAuthorization: Bearer test-key\r\n"
-                  f"Content-Length: {len(data)}\r\n\r\n").encode() + data)
-    status = await reader.readline()
+    request = (f"POST {PATH} HTTP/1.1\r\nHost: {UPSTREAM.netloc}\r\n"
+               f"Content-Type: application/json\r\nAuthorization: Bearer test-key\r\n"
+               f"Content-Length: {len(data)}\r\n\r\n").encode() + data
+    status = b""
+    while idle_upstream and not status:
+        # A pooled connection the upstream closed while idle answers nothing:
+        # the request is sent again on the next one, or on a new one.
+        reader, writer = idle_upstream.pop()
+        try:
+            writer.write(request)
+            status = await reader.readline()
+        except (ConnectionError, OSError):
+            status = b""
+        if not status:
+            writer.close()
+    if not status:
+        reader, writer = await asyncio.open_connection(UPSTREAM.hostname, UPSTREAM.port)
+        writer.write(request)
+        status = await reader.readline()
     length = 0
+    chunked = False
     keep = True
     while True:
         line = await reader.readline()
@@ -58,24 +86,44 @@ async def post_chat(body):
         name, _, value = line.decode().partition(":")
         if name.lower() == "content-length":
             length = int(value)
+        elif name.lower() == "transfer-encoding" and "chunked" in value.lower():
+            chunked = True
         elif name.lower() == "connection" and value.strip().lower() == "close":
             keep = False
-    payload = await reader.readexactly(length)
+    payload = await read_chunked(reader) if chunked else await reader.readexactly(length)
     if keep:
         idle_upstream.append((reader, writer))
     else:
         writer.close()
     if b" 200 " not in status:
         raise RuntimeError(status.decode().strip())
-    return json.loads(payload)
+    return payload
+
+
+def sse_content(payload):
+    content = ""
+    for event in payload.decode().split("\n\n"):
+        for line in event.split("\n"):
+            if not line.startswith("data:") or line[5:].strip() == "[DONE]":
+                continue
+            chunk = json.loads(line[5:])
+            if "error" in chunk:
+                raise RuntimeError(chunk["error"].get("message", "upstream error"))
+            delta = (chunk.get("choices") or [{}])[0].get("delta") or {}
+            content += delta.get("content") or ""
+    return content
 
 
 async def chat(ws, rid, args):
-    body = json.dumps({"model": args.get("model", "glm-4.5-flash"),
-                       "messages": [{"role": "user", "content": str(args.get("prompt", ""))}]})
+    request = {"model": args.get("model", "glm-4.5-flash"),
+               "messages": [{"role": "user", "content": str(args.get("prompt", ""))}]}
+    if STREAMED:
+        request["stream"] = True
     try:
-        reply = await post_chat(body)
-        await ws.send(result(rid, envelope(reply["choices"][0]["message"]["content"], "chat")))
+        payload = await post_chat(json.dumps(request))
+        content = (sse_content(payload) if STREAMED
+                   else json.loads(payload)["choices"][0]["message"]["content"])
+        await ws.send(result(rid, envelope(content, "chat")))
     except Exception as e:  # noqa: BLE001 - every failure becomes a result
         await ws.send(failure(rid, "PROVIDER_ERROR", str(e)))
 
