@@ -17,7 +17,8 @@
 # the fake upstream called directly with curl (streamed and plain). Figures are
 # printed, never asserted.
 #
-# Usage: scripts/bench.sh            (builds build/release; a few minutes)
+# Usage: scripts/bench.sh            (builds build/release; about 20 minutes with the defaults,
+#                                    8 with BENCH_CALLS=8000)
 #   BENCH_CALLS=N        calls per row and round at 64 and 1,000 connections (default
 #                        20000; N/4 at 1 connection; chat: a quarter of those)
 #   BENCH_ROUNDS=N       rounds of every row (default 3): each round runs every server once,
