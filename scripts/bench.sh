@@ -357,18 +357,16 @@ print("exai benchmark: exai stress client, fake upstream at 0 ms, Release build;
 print("%-15s | %-31s | %-31s | %-31s | %-17s | %-17s" % (
     "workload", "exai   calls/s  p50ms  p99ms cpu", "node   calls/s  p50ms  p99ms cpu",
     "python calls/s  p50ms  p99ms cpu", "exai/node c/s p50 p99", "exai/py c/s p50 p99"))
-def cell_of(s, tool, conns):
-    return by.get((s, tool, conns))
 for tool in ("version", "chat", "chat_plain", "chat_far"):
     for conns in (1, 64, 1000):
         cells = []
         for s in ("exai", "node", "python"):
-            r = cell_of(s, tool, conns)
+            r = by.get((s, tool, conns))
             # '!' marks a row where some calls failed (its figures time the failures).
             cells.append("%13.0f%s %6.3f %6.3f %4.0f" % (
                 r["calls_per_s"], "!" if r["ok"] < r["calls"] else " ", r["p50"], r["p99"],
                 r["cpu_us_per_call"]) if r else "n/a")
-        e, n, p = (cell_of(s, tool, conns) for s in ("exai", "node", "python"))
+        e, n, p = (by.get((s, tool, conns)) for s in ("exai", "node", "python"))
         rn = " ".join(ratio(e[k], n[k]) for k in ("calls_per_s", "p50", "p99")) if e and n else "n/a"
         rp = " ".join(ratio(e[k], p[k]) for k in ("calls_per_s", "p50", "p99")) if e and p else "n/a"
         print("%-10s x%-4d | %s | %s | %s | %-17s | %-17s" % (tool, conns, *cells, rn, rp))
@@ -378,7 +376,7 @@ print("(cpu = server CPU time per call in microseconds, from /proc/PID/stat utim
       " EXAI_UPSTREAM_STREAM=false)")
 # The fake shares the cores: what it spends per call is taken from the server measured.
 for conns in (1, 64, 1000):
-    f = [cell_of(s, t, conns) for t in ("chat", "chat_plain") for s in ("exai", "node")]
+    f = [by.get((s, t, conns)) for t in ("chat", "chat_plain") for s in ("exai", "node")]
     if all(f):
         print("fake upstream CPU per chat call x%-4d: streamed behind exai %.0f us, node %.0f us;"
               " plain behind exai %.0f us, node %.0f us" % (

@@ -12,9 +12,10 @@
 // ends); one writer thread formats, writes and rotates — what ends within a
 // few milliseconds in one batch, one write — and also logs a one-line
 // summary to the "activity" logger. The writer thread ("exai-toolcalls") runs
-// at nice 10: its bursts must not take a core from the event loops. The writer also keeps, for the
-// operator view, the last few calls' summaries and calls and errors per minute, so the view costs a
-// call nothing it does not already pay.
+// at nice 10: its bursts must not take a core from the event loops. The
+// writer also keeps, for the operator view, the last few calls' summaries and
+// calls and errors per minute, so the view costs a call nothing it does not
+// already pay.
 
 #include "core/calls/call_result.hpp"
 

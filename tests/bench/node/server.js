@@ -32,7 +32,8 @@ function failure(ws, id, code, message) {
   ws.send(JSON.stringify({ op: 'call_tool_res', request_id: id, error: { code, message, details: {} } }));
 }
 
-// The content of an SSE stream of chat.completion.chunk events, or an Error.
+// The content of an SSE stream of chat.completion.chunk events, or the Error
+// of its first error event or malformed chunk.
 function sse_reader() {
   let pending = '';
   let content = '';
@@ -48,10 +49,14 @@ function sse_reader() {
           if (!line.startsWith('data:')) continue;
           const data = line.slice(5).trim();
           if (data === '[DONE]' || failed) continue;
-          const chunk = JSON.parse(data);
-          if (chunk.error) failed = new Error(chunk.error.message);
-          const delta = chunk.choices && chunk.choices[0] && chunk.choices[0].delta;
-          if (delta && typeof delta.content === 'string') content += delta.content;
+          try {
+            const chunk = JSON.parse(data);
+            if (chunk.error) failed = new Error(chunk.error.message);
+            const delta = chunk.choices && chunk.choices[0] && chunk.choices[0].delta;
+            if (delta && typeof delta.content === 'string') content += delta.content;
+          } catch (e) {
+            failed = e;
+          }
         }
       }
     },
@@ -74,15 +79,7 @@ function chat(ws, id, args) {
     const chunks = [];
     const sse = streamed ? sse_reader() : null;
     if (sse) res.setEncoding('utf8');
-    res.on('data', (c) => {
-      if (!sse) return chunks.push(c);
-      try {
-        sse.feed(c);
-      } catch (e) {
-        sse.feed = () => {};
-        sse.result = () => e;
-      }
-    });
+    res.on('data', (c) => (sse ? sse.feed(c) : chunks.push(c)));
     res.on('end', () => {
       try {
         const content = sse ? sse.result() : JSON.parse(Buffer.concat(chunks).toString()).choices[0].message.content;
