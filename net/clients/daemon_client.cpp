@@ -1,6 +1,7 @@
 #include "net/clients/daemon_client.hpp"
 
 #include "net/protocol/op_protocol.hpp"
+#include "net/util/poco_time.hpp"
 
 #include <Poco/Buffer.h>
 #include <Poco/Exception.h>
@@ -22,12 +23,6 @@ using Poco::Net::WebSocket;
 
 constexpr auto kPoll = std::chrono::milliseconds(200);
 constexpr auto kConnectTimeout = std::chrono::seconds(2);
-
-Poco::Timespan
-span(std::chrono::microseconds d)
-{
-  return Poco::Timespan(d.count());
-}
 
 // One frame (text or binary payload, or a control frame). n == 0 with no
 // flags means the peer closed the TCP connection.
@@ -152,7 +147,7 @@ DaemonClient::connect_once(bool& refused)
     return nullptr;
   }
   std::shared_ptr<WebSocket> socket = std::move(opened.socket);
-  socket->setReceiveTimeout(span(kPoll));
+  socket->setReceiveTimeout(to_timespan(kPoll));
   {
     const std::lock_guard lock(mutex_);
     session_id_ = opened.session_id;

@@ -2,6 +2,7 @@
 
 #include "core/error.hpp"
 #include "net/protocol/op_protocol.hpp"
+#include "net/util/poco_time.hpp"
 
 #include <Poco/Buffer.h>
 #include <Poco/Exception.h>
@@ -19,12 +20,6 @@ namespace exai::net {
 namespace {
 
 using Poco::Net::WebSocket;
-
-Poco::Timespan
-span(std::chrono::microseconds d)
-{
-  return Poco::Timespan(d.count());
-}
 
 } // namespace
 
@@ -104,7 +99,7 @@ open_session(const DaemonAddress& address,
     // The session only performs the upgrade; the WebSocket takes over its
     // socket and any bytes it had buffered.
     Poco::Net::HTTPClientSession http(address.host, address.port);
-    http.setTimeout(span(timeout));
+    http.setTimeout(to_timespan(timeout));
     Poco::Net::HTTPRequest request(
         Poco::Net::HTTPRequest::HTTP_GET, address.path, Poco::Net::HTTPMessage::HTTP_1_1);
     Poco::Net::HTTPResponse response;
@@ -122,8 +117,8 @@ open_session(const DaemonAddress& address,
       throw DaemonUnreachable("cannot connect to " + address.ws_url() + ": " + e.displayText());
     }
     auto& ws = *opened.socket;
-    ws.setReceiveTimeout(span(timeout));
-    ws.setSendTimeout(span(timeout));
+    ws.setReceiveTimeout(to_timespan(timeout));
+    ws.setSendTimeout(to_timespan(timeout));
     ws.setNoDelay(true);
     ws.setMaxPayloadSize(
         static_cast<int>(std::min<std::size_t>(max_payload, std::size_t{1} << 30U)));

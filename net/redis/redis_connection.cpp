@@ -2,6 +2,7 @@
 
 #include "core/capacity/shared_capacity.hpp"
 #include "core/error.hpp"
+#include "net/util/poco_time.hpp"
 
 #include <Poco/Exception.h>
 #include <Poco/Net/SocketAddress.h>
@@ -118,9 +119,9 @@ RedisConnection::connect()
   disconnect();
   auto client = std::make_unique<Poco::Redis::Client>();
   try {
-    client->connect(url_.host, url_.port, timespan(timeout_));
+    client->connect(url_.host, url_.port, to_timespan(timeout_));
     no_delay_to(client->address());
-    client->setReceiveTimeout(timespan(timeout_));
+    client->setReceiveTimeout(to_timespan(timeout_));
     authenticate(url_,
                  [&](const Poco::Redis::Array& command) { return client->sendCommand(command); });
     Poco::Redis::Array ping;
@@ -194,12 +195,6 @@ RedisConnection::eval(const std::string& script,
     throw core::SharedUnavailable("script failed: " + error_text(reply));
   }
   return reply;
-}
-
-Poco::Timespan
-timespan(std::chrono::milliseconds ms)
-{
-  return Poco::Timespan(static_cast<Poco::Timespan::TimeDiff>(ms.count()) * 1000);
 }
 
 } // namespace exai::net

@@ -4,7 +4,6 @@
 
 #include <Poco/Redis/Array.h>
 #include <Poco/Redis/Client.h>
-#include <Poco/Timespan.h>
 
 #include <chrono>
 #include <functional>
@@ -59,8 +58,5 @@ private:
 void
 authenticate(const core::RedisUrl& url,
              const std::function<Poco::Redis::RedisType::Ptr(const Poco::Redis::Array&)>& send);
-
-// A timeout as Poco's sockets take it.
-Poco::Timespan timespan(std::chrono::milliseconds ms);
 
 } // namespace exai::net

@@ -2,6 +2,7 @@
 
 #include "core/error.hpp"
 #include "core/log.hpp"
+#include "net/util/poco_time.hpp"
 
 #include <Poco/Exception.h>
 #include <Poco/Net/SocketAddress.h>
@@ -318,8 +319,8 @@ RedisLeaseBackend::subscribe_loop(const std::function<void(const std::string& ke
   while (!stopping()) {
     try {
       Poco::Net::StreamSocket socket;
-      socket.connect(Poco::Net::SocketAddress(url_.host, url_.port), timespan(timeout_));
-      socket.setReceiveTimeout(timespan(timeout_));
+      socket.connect(Poco::Net::SocketAddress(url_.host, url_.port), to_timespan(timeout_));
+      socket.setReceiveTimeout(to_timespan(timeout_));
       socket.setNoDelay(true);
       Poco::Redis::RedisOutputStream out(socket);
       Poco::Redis::RedisInputStream in(socket);
@@ -350,7 +351,7 @@ RedisLeaseBackend::subscribe_loop(const std::function<void(const std::string& ke
       logged = false;
       while (!stopping()) {
         if (in.rdbuf()->in_avail() <= 0 &&
-            !socket.poll(timespan(poll_step),
+            !socket.poll(to_timespan(poll_step),
                          Poco::Net::Socket::SELECT_READ | Poco::Net::Socket::SELECT_ERROR)) {
           continue;
         }

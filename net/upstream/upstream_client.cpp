@@ -5,6 +5,7 @@
 #include "core/providers/openai_format.hpp"
 #include "core/util/enum_names.hpp"
 #include "net/upstream/ssl_init.hpp"
+#include "net/util/poco_time.hpp"
 
 #include <Poco/Base64Encoder.h>
 #include <Poco/Exception.h>
@@ -60,12 +61,6 @@ milliseconds
 since(Clock::time_point start)
 {
   return std::chrono::duration_cast<milliseconds>(Clock::now() - start);
-}
-
-Poco::Timespan
-to_timespan(milliseconds value)
-{
-  return Poco::Timespan(static_cast<Poco::Timespan::TimeDiff>(value.count()) * 1000);
 }
 
 // Waits on a condition variable that the stop token wakes.
