@@ -29,31 +29,6 @@ struct ManualClock {
   void advance(std::chrono::milliseconds by) { now->store(now->load() + by); }
 };
 
-ChatRequest
-request_with(std::string prompt)
-{
-  ChatRequest request;
-  request.model = "glm-4.5-flash";
-  request.messages = {{"user", std::move(prompt)}};
-  return request;
-}
-
-ChatReply
-reply_of(const exai::core::ChatOutcome& outcome)
-{
-  if (const auto* failure = std::get_if<ChatFailure>(&outcome)) {
-    FAIL("unexpected failure: " << failure->message);
-  }
-  return std::get<ChatReply>(outcome);
-}
-
-ChatFailure
-failure_of(const exai::core::ChatOutcome& outcome)
-{
-  REQUIRE(std::holds_alternative<ChatFailure>(outcome));
-  return std::get<ChatFailure>(outcome);
-}
-
 // A GLM client on `fake` whose fast_options() `adjust` changes first.
 UpstreamClient
 client_on(const FakeUpstream& fake, const std::function<void(UpstreamOptions&)>& adjust)

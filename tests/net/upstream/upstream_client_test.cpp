@@ -43,33 +43,6 @@ struct CapturedLog {
   }
 };
 
-ChatRequest
-request_with(std::string prompt)
-{
-  ChatRequest request;
-  request.model = "glm-4.5-flash";
-  request.messages = {{"system", "be brief"}, {"user", std::move(prompt)}};
-  return request;
-}
-
-// By value: callers pass temporaries.
-ChatFailure
-failure_of(const exai::core::ChatOutcome& outcome)
-{
-  REQUIRE(std::holds_alternative<ChatFailure>(outcome));
-  return std::get<ChatFailure>(outcome);
-}
-
-ChatReply
-reply_of(const exai::core::ChatOutcome& outcome)
-{
-  if (const auto* failure = std::get_if<ChatFailure>(&outcome)) {
-    FAIL_CHECK("unexpected failure: " << failure->message);
-  }
-  REQUIRE(std::holds_alternative<ChatReply>(outcome));
-  return std::get<ChatReply>(outcome);
-}
-
 // A loopback port with nothing listening on it.
 std::uint16_t
 closed_port()

@@ -1,15 +1,20 @@
 #pragma once
 
 // What the upstream client tests share: an endpoint on a fake upstream, retry
-// options that record their backoff delays instead of sleeping them.
+// options that record their backoff delays instead of sleeping them, a chat
+// request and the two ways its outcome is read.
 
 #include "net/upstream/upstream_client.hpp"
 #include "tests/support/fake_upstream.hpp"
+
+#include <catch2/catch.hpp>
 
 #include <chrono>
 #include <memory>
 #include <mutex>
 #include <string>
+#include <utility>
+#include <variant>
 #include <vector>
 
 namespace exai::test {
@@ -77,5 +82,32 @@ struct GlmOnFake {
   RecordingSleeper sleeper;
   net::UpstreamClient client{{endpoint_for(fake)}, fast_options(sleeper)};
 };
+
+// A short chat to `model`: a system line and the user's `prompt`.
+inline core::ChatRequest
+request_with(std::string prompt, std::string model = "glm-4.5-flash")
+{
+  core::ChatRequest request;
+  request.model = std::move(model);
+  request.messages = {{"system", "be brief"}, {"user", std::move(prompt)}};
+  return request;
+}
+
+// The reply of an outcome that must be one (the test fails naming the error).
+inline core::ChatReply
+reply_of(const core::ChatOutcome& outcome)
+{
+  if (const auto* failure = std::get_if<core::ChatFailure>(&outcome)) {
+    FAIL("unexpected failure: " << failure->message);
+  }
+  return std::get<core::ChatReply>(outcome);
+}
+
+inline core::ChatFailure
+failure_of(const core::ChatOutcome& outcome)
+{
+  REQUIRE(std::holds_alternative<core::ChatFailure>(outcome));
+  return std::get<core::ChatFailure>(outcome);
+}
 
 } // namespace exai::test

@@ -36,31 +36,6 @@ options(bool stream)
   return o;
 }
 
-ChatRequest
-request_with(std::string prompt, std::string model = "glm-4.5-flash")
-{
-  ChatRequest request;
-  request.model = std::move(model);
-  request.messages = {{"system", "be brief"}, {"user", std::move(prompt)}};
-  return request;
-}
-
-ChatReply
-reply_of(const ChatOutcome& outcome)
-{
-  if (const auto* failure = std::get_if<ChatFailure>(&outcome)) {
-    FAIL("unexpected failure: " << failure->message);
-  }
-  return std::get<ChatReply>(outcome);
-}
-
-ChatFailure
-failure_of(const ChatOutcome& outcome)
-{
-  REQUIRE(std::holds_alternative<ChatFailure>(outcome));
-  return std::get<ChatFailure>(outcome);
-}
-
 void
 check_same_answer(const ChatReply& streamed, const ChatReply& whole)
 {
