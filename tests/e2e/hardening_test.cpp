@@ -35,11 +35,11 @@ constexpr bool kSanitized = true;
 constexpr bool kSanitized = false;
 #endif
 
-const std::string kKey = "sk-hardening-0123456789abcdefghij";
+const std::string kSecretKey = "sk-hardening-0123456789abcdefghij";
 
-struct Daemon : FakeDaemon {
-  explicit Daemon(const ServeProcess::Env& extra = {})
-      : FakeDaemon({{"GLM_API_KEY", kKey}, {"KIMI_API_KEY", kKey + "-kimi"}}, extra)
+struct HardeningDaemon : FakeDaemon {
+  explicit HardeningDaemon(const ServeProcess::Env& extra = {})
+      : FakeDaemon({{"GLM_API_KEY", kSecretKey}, {"KIMI_API_KEY", kSecretKey + "-kimi"}}, extra)
   {
   }
 };
@@ -117,7 +117,7 @@ deep_arguments(std::size_t depth)
 TEST_CASE("row 1: deeply nested arguments get VALIDATION_ERROR and crash nothing",
           "[e2e][hardening]")
 {
-  Daemon d;
+  HardeningDaemon d;
   auto client = d.client();
   client->send_text(R"({"op":"call_tool","request_id":"deep","name":"chat","arguments":)" +
                     deep_arguments(75000) + "}");
@@ -155,7 +155,7 @@ TEST_CASE("row 1: deeply nested arguments get VALIDATION_ERROR and crash nothing
 
 TEST_CASE("row 2: half a WebSocket frame stalls nobody on its event loop", "[e2e][hardening]")
 {
-  Daemon d({{"EXAI_WORKER_THREADS", "1"}, {"EXAI_WS_HELLO_TIMEOUT", "2"}});
+  HardeningDaemon d({{"EXAI_WORKER_THREADS", "1"}, {"EXAI_WS_HELLO_TIMEOUT", "2"}});
   RawClient half(d.port());
   REQUIRE(half.upgrade());
   const std::string frame = RawClient::frame(ws::Opcode::text, std::string(100, 'x'));
@@ -171,9 +171,9 @@ TEST_CASE("row 3: a client that never reads is closed without stalling its loop,
           "results stay replayable",
           "[e2e][hardening]")
 {
-  Daemon d({{"EXAI_WORKER_THREADS", "1"},
-            {"EXAI_WS_SEND_QUEUE_BYTES", "262144"},
-            {"EXAI_WS_SLOW_CLIENT_SECS", "1"}});
+  HardeningDaemon d({{"EXAI_WORKER_THREADS", "1"},
+                     {"EXAI_WS_SEND_QUEUE_BYTES", "262144"},
+                     {"EXAI_WS_SLOW_CLIENT_SECS", "1"}});
   // A small receive buffer, and it never reads after hello.
   RawClient reader(d.port(), 4096);
   REQUIRE(reader.upgrade());
@@ -195,9 +195,16 @@ TEST_CASE("row 3: a client that never reads is closed without stalling its loop,
   CHECK(slowest_version_calls(*good, 30, "g") < 2s);
   REQUIRE(d.serve->wait_for_stderr("slow client closed", 20s));
   CHECK(d.back_to_zero());
-  CHECK(d.fake.request_count() == kCalls);
+  // The calls the daemon read before it closed the reader, all finished. How
+  // many it read depends on its speed (an ASan build may leave some requests
+  // unread in the socket), but closing it took over 256 KiB of queued results:
+  // at least four.
+  const std::size_t ran = d.fake.request_count();
+  CHECK(ran >= 4);
+  CHECK(ran <= static_cast<std::size_t>(kCalls));
   // A new connection of the same session collects every result by request id
-  // (pushed on resume or replayed), and nothing runs twice.
+  // (pushed on resume or replayed, never run again); a call the daemon never
+  // read runs once now.
   WsClient resumed(d.port());
   resumed.send_json({{"op", "hello"}, {"session_id", session}});
   REQUIRE(resumed.recv_until([](const json& f) { return f.value("op", "") == "hello_ack"; },
@@ -217,7 +224,7 @@ TEST_CASE("row 3: a client that never reads is closed without stalling its loop,
 TEST_CASE("row 4: header tricklers do not starve /health, /metrics, /mcp or upgrades",
           "[e2e][hardening]")
 {
-  Daemon d(ServeProcess::Env{{"EXAI_HTTP_REQUEST_TIMEOUT_SECS", "3"}});
+  HardeningDaemon d(ServeProcess::Env{{"EXAI_HTTP_REQUEST_TIMEOUT_SECS", "3"}});
   constexpr int kTricklers = 60;
   std::vector<std::unique_ptr<RawClient>> tricklers;
   for (int i = 0; i < kTricklers; ++i) {
@@ -275,7 +282,7 @@ TEST_CASE("row 4: header tricklers do not starve /health, /metrics, /mcp or upgr
 TEST_CASE("row 5: a request_id reused by another session is that session's own call",
           "[e2e][hardening]")
 {
-  Daemon d;
+  HardeningDaemon d;
   std::string session_a;
   {
     WsClient a(d.port());
@@ -303,10 +310,10 @@ TEST_CASE("row 6: big results are bounded in bytes and memory goes back after th
           "[e2e][hardening]")
 {
   constexpr std::size_t kBudget = std::size_t{4} << 20U;
-  Daemon d({{"EXAI_WS_RESULT_MAX_BYTES", std::to_string(kBudget)},
-            {"EXAI_WS_REUSE_MAX_BYTES", std::to_string(kBudget / 4)},
-            {"EXAI_WS_RESULT_TTL", "2"},
-            {"EXAI_CONVERSATION_TTL_SECS", "2"}});
+  HardeningDaemon d({{"EXAI_WS_RESULT_MAX_BYTES", std::to_string(kBudget)},
+                     {"EXAI_WS_REUSE_MAX_BYTES", std::to_string(kBudget / 4)},
+                     {"EXAI_WS_RESULT_TTL", "2"},
+                     {"EXAI_CONVERSATION_TTL_SECS", "2"}});
   auto client = d.client();
   (void)call(*client, "warm", "version", json::object());
   const long rss_start = d.serve->rss_kib().value_or(0);
@@ -355,7 +362,7 @@ TEST_CASE("row 6: big results are bounded in bytes and memory goes back after th
 TEST_CASE("row 7: connections that never say hello cannot take legitimate clients' places",
           "[e2e][hardening]")
 {
-  Daemon d(ServeProcess::Env{{"EXAI_WS_MAX_PENDING", "64"}});
+  HardeningDaemon d(ServeProcess::Env{{"EXAI_WS_MAX_PENDING", "64"}});
   std::vector<std::unique_ptr<RawClient>> idlers;
   for (int i = 0; i < 300; ++i) {
     idlers.push_back(std::make_unique<RawClient>(d.port()));
@@ -382,7 +389,7 @@ TEST_CASE("row 8: a burst in one session does not delay another session's call t
           "provider",
           "[e2e][hardening]")
 {
-  Daemon d;
+  HardeningDaemon d;
   RawClient burst(d.port());
   REQUIRE(burst.upgrade());
   REQUIRE(burst.send_text(hello_text()));
@@ -431,7 +438,7 @@ TEST_CASE("row 8: a burst in one session does not delay another session's call t
 TEST_CASE("row 9: an upstream error body that echoes the key never shows any part of it",
           "[e2e][hardening]")
 {
-  Daemon d;
+  HardeningDaemon d;
   auto client = d.client();
   // Place the echoed key across the 512-byte cut of the kept error body.
   for (int pad = 420; pad <= 520; pad += 10) {
@@ -442,20 +449,20 @@ TEST_CASE("row 9: an upstream error body that echoes the key never shows any par
              {{"prompt", "leak [[status=400]][[echo_auth]][[pad=" + std::to_string(pad) + "]]"}});
     REQUIRE(res.contains("error"));
     const std::string text = res.dump();
-    for (std::size_t i = 0; i + 8 <= kKey.size(); ++i) {
+    for (std::size_t i = 0; i + 8 <= kSecretKey.size(); ++i) {
       CAPTURE(pad, i);
-      CHECK(text.find(kKey.substr(i, 8)) == std::string::npos);
+      CHECK(text.find(kSecretKey.substr(i, 8)) == std::string::npos);
     }
   }
   const std::string log = d.serve->stderr_text();
-  for (std::size_t i = 0; i + 8 <= kKey.size(); ++i) {
-    CHECK(log.find(kKey.substr(i, 8)) == std::string::npos);
+  for (std::size_t i = 0; i + 8 <= kSecretKey.size(); ++i) {
+    CHECK(log.find(kSecretKey.substr(i, 8)) == std::string::npos);
   }
 }
 
 TEST_CASE("row 10: RFC 6455 violations close with the code the RFC names", "[e2e][hardening]")
 {
-  Daemon d(ServeProcess::Env{{"EXAI_WS_MAX_BYTES", "4096"}});
+  HardeningDaemon d(ServeProcess::Env{{"EXAI_WS_MAX_BYTES", "4096"}});
   struct Case {
     const char* what;
     std::string bytes;
@@ -496,7 +503,7 @@ TEST_CASE("row 10: RFC 6455 violations close with the code the RFC names", "[e2e
 
 TEST_CASE("row 12: no small leaks of trust", "[e2e][hardening]")
 {
-  Daemon d({{"EXAI_WS_GLM_MAX_INFLIGHT", "1"}, {"EXAI_WS_ACQUIRE_TIMEOUT_SECS", "0"}});
+  HardeningDaemon d({{"EXAI_WS_GLM_MAX_INFLIGHT", "1"}, {"EXAI_WS_ACQUIRE_TIMEOUT_SECS", "0"}});
   SECTION("session ids are never logged in full, client names never unbounded")
   {
     WsClient named(d.port());
@@ -562,7 +569,7 @@ TEST_CASE("row 12: no small leaks of trust", "[e2e][hardening]")
 TEST_CASE("row 12: /health follows a rotated token", "[e2e][hardening]")
 {
   const std::string token = "first-token-0123456789";
-  Daemon d(ServeProcess::Env{{"EXAI_WS_TOKEN", token}});
+  HardeningDaemon d(ServeProcess::Env{{"EXAI_WS_TOKEN", token}});
   WsClient c(d.port());
   REQUIRE(c.hello(token)->at("ok") == true);
   c.send_json({{"op", "rotate_token"}, {"old", token}, {"new", "second-token-0123456789"}});
