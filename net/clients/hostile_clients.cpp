@@ -20,11 +20,15 @@
 
 namespace exai::net {
 
+// Outside the anonymous namespace: HostileClients::State, a class with
+// external linkage, holds one.
+enum class HostileKind { half_frame, pre_hello, slow_reader, deep_json, oversize, trickler };
+
 namespace {
 
 namespace ws = core::ws;
 
-enum class Kind { half_frame, pre_hello, slow_reader, deep_json, oversize, trickler };
+using Kind = HostileKind;
 constexpr std::array<Kind, 6> kKinds = {Kind::half_frame,
                                         Kind::pre_hello,
                                         Kind::slow_reader,

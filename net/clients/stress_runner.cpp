@@ -4,6 +4,7 @@
 #include "net/clients/stress_ledger.hpp"
 #include "net/clients/stress_scenarios.hpp"
 #include "net/protocol/op_protocol.hpp"
+#include "net/util/poco_time.hpp"
 
 #include <Poco/Buffer.h>
 #include <Poco/Exception.h>
@@ -32,12 +33,6 @@ constexpr auto kLoopTick = 5ms;
 constexpr auto kOverdueCheck = 100ms;
 constexpr auto kControlPingEvery = 1s; // far inside the default EXAI_WS_PING_INTERVAL (30 s)
 
-Poco::Timespan
-span(std::chrono::milliseconds d)
-{
-  return Poco::Timespan(std::chrono::duration_cast<std::chrono::microseconds>(d).count());
-}
-
 StressLedger::Limits
 ledger_limits(const StressOptions& options)
 {
@@ -47,8 +42,10 @@ ledger_limits(const StressOptions& options)
   return limits;
 }
 
+} // namespace
+
 // Everything the load threads share.
-struct Shared {
+struct StressRunner::Shared {
   explicit Shared(std::ptrdiff_t workers)
       : connected(workers)
   {
@@ -74,8 +71,6 @@ struct Shared {
     return !limited || budget.fetch_sub(1, std::memory_order_relaxed) > 0;
   }
 };
-
-} // namespace
 
 // One load thread: its connections, its calls, and the loop that keeps
 // `concurrency` scenarios in flight. Everything here is touched by this
@@ -401,7 +396,7 @@ ControlConnection::health(std::chrono::milliseconds timeout, std::string& error)
     while (Clock::now() < deadline) {
       const auto left =
           std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
-      impl_->ws->setReceiveTimeout(span(std::max(left, std::chrono::milliseconds(1))));
+      impl_->ws->setReceiveTimeout(to_timespan(std::max(left, std::chrono::milliseconds(1))));
       int flags = 0;
       if (!receive_data_frame(*impl_->ws, impl_->buffer, flags)) {
         error = "the daemon closed the control connection";

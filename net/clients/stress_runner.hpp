@@ -91,6 +91,7 @@ public:
   LoadResult run(const std::function<void(const StressProgress&)>& tick);
 
   struct Worker; // one load thread and its connections (stress_runner.cpp)
+  struct Shared; // what the load threads share (stress_runner.cpp)
 
 private:
   StressOptions options_;

@@ -20,7 +20,7 @@ namespace {
 using exai::test::ServeProcess;
 using nlohmann::json;
 
-const std::string kToken = "e2e-mcp-token-0123456789abcdef";
+const std::string kMcpToken = "e2e-mcp-token-0123456789abcdef";
 
 struct Reply {
   int status = 0;
@@ -61,9 +61,9 @@ const std::string kPing = R"({"jsonrpc":"2.0","id":2,"method":"ping"})";
 
 TEST_CASE("exai serve answers MCP Streamable HTTP on /mcp", "[e2e][mcp_http]")
 {
-  const auto serve = ServeProcess::start_ready({{"EXAI_WS_TOKEN", kToken}});
+  const auto serve = ServeProcess::start_ready({{"EXAI_WS_TOKEN", kMcpToken}});
   const auto port = serve->port();
-  const std::map<std::string, std::string> auth = {{"Authorization", "Bearer " + kToken}};
+  const std::map<std::string, std::string> auth = {{"Authorization", "Bearer " + kMcpToken}};
 
   const auto init = http(port, "POST", kInitialize, auth);
   REQUIRE(init.status == 200);

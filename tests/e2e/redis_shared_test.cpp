@@ -20,14 +20,14 @@ using namespace exai::test;
 using nlohmann::json;
 using namespace std::chrono_literals;
 
-const std::string kKey = "glm-e2e-key-0123456789";
+const std::string kRedisGlmKey = "glm-e2e-key-0123456789";
 const std::string kGlmScope = "exai:cap:provider:glm";
 const std::string kGlobalScope = "exai:cap:global";
 
 std::unique_ptr<ServeProcess>
 start_daemon(const FakeUpstream& glm, const RedisServer& redis, ServeProcess::Env extra = {})
 {
-  ServeProcess::Env env = {{"GLM_API_KEY", kKey},
+  ServeProcess::Env env = {{"GLM_API_KEY", kRedisGlmKey},
                            {"GLM_API_URL", glm.base_url()},
                            {"EXAI_REDIS_URL", redis.url()},
                            {"EXAI_WS_GLM_MAX_INFLIGHT", "2"},
@@ -173,7 +173,7 @@ TEST_CASE("a bad EXAI_REDIS_URL or refused credentials stop start-up with 78", "
 {
   FakeUpstream glm;
   {
-    ServeProcess serve({{"GLM_API_KEY", kKey},
+    ServeProcess serve({{"GLM_API_KEY", kRedisGlmKey},
                         {"GLM_API_URL", glm.base_url()},
                         {"EXAI_REDIS_URL", "http://127.0.0.1:1"}});
     CHECK(serve.wait_exit() == 78);
@@ -181,7 +181,7 @@ TEST_CASE("a bad EXAI_REDIS_URL or refused credentials stop start-up with 78", "
   }
   RedisServer redis({"--requirepass", "the-right-one"});
   ServeProcess serve(
-      {{"GLM_API_KEY", kKey},
+      {{"GLM_API_KEY", kRedisGlmKey},
        {"GLM_API_URL", glm.base_url()},
        {"EXAI_REDIS_URL", "redis://:not-the-password@127.0.0.1:" + std::to_string(redis.port())}});
   CHECK(serve.wait_exit() == 78);

@@ -19,11 +19,11 @@ using namespace exai::test;
 using nlohmann::json;
 using namespace std::chrono_literals;
 
-const std::string kKey = "glm-e2e-key-0123456789";
+const std::string kGlmKey = "glm-e2e-key-0123456789";
 
-struct Daemon : FakeDaemon {
-  explicit Daemon(const ServeProcess::Env& extra = {})
-      : FakeDaemon({{"GLM_API_KEY", kKey}, {"EXAI_WS_PROGRESS_INTERVAL_SECS", "0.1"}}, extra)
+struct CallsDaemon : FakeDaemon {
+  explicit CallsDaemon(const ServeProcess::Env& extra = {})
+      : FakeDaemon({{"GLM_API_KEY", kGlmKey}, {"EXAI_WS_PROGRESS_INTERVAL_SECS", "0.1"}}, extra)
   {
   }
 };
@@ -56,7 +56,7 @@ envelope(const json& res)
 
 TEST_CASE("a call's frames arrive in order and every one names the request", "[e2e][serve][calls]")
 {
-  Daemon d;
+  CallsDaemon d;
   auto c = d.client();
   call(*c, "v1", "version", json::object());
   std::vector<json> frames;
@@ -82,7 +82,7 @@ TEST_CASE("a call's frames arrive in order and every one names the request", "[e
 
 TEST_CASE("chat goes to the provider with its key and returns the envelope", "[e2e][serve][calls]")
 {
-  Daemon d;
+  CallsDaemon d;
   auto c = d.client();
   call(*c, "c1", "chat_EXAI-WS", {{"prompt", "hello there"}, {"model", "glm-4.5"}});
   const json env = envelope(result_of(*c, "c1"));
@@ -94,15 +94,15 @@ TEST_CASE("chat goes to the provider with its key and returns the envelope", "[e
   REQUIRE(requests.size() == 1);
   CHECK(requests[0].path == "/v1/chat/completions");
   CHECK(json::parse(requests[0].body)["model"] == "glm-4.5");
-  CHECK(d.serve->stderr_text().find(kKey) == std::string::npos);
+  CHECK(d.serve->stderr_text().find(kGlmKey) == std::string::npos);
   CHECK(d.back_to_zero());
 }
 
 TEST_CASE("a full provider rejects with OVER_CAPACITY and upstream never sees more than its limit",
           "[e2e][serve][calls]")
 {
-  Daemon d(ServeProcess::Env{{"EXAI_WS_GLM_MAX_INFLIGHT", "1"},
-                             {"EXAI_WS_ACQUIRE_TIMEOUT_SECS", "0.2"}});
+  CallsDaemon d(ServeProcess::Env{{"EXAI_WS_GLM_MAX_INFLIGHT", "1"},
+                                  {"EXAI_WS_ACQUIRE_TIMEOUT_SECS", "0.2"}});
   auto a = d.client();
   auto b = d.client();
   REQUIRE(start_call(*a, "a", "chat", {{"prompt", "slow [[sleep_ms=1500]]"}}));
@@ -121,7 +121,7 @@ TEST_CASE("a full provider rejects with OVER_CAPACITY and upstream never sees mo
 TEST_CASE("calls queue for capacity with progress notes and run when it frees",
           "[e2e][serve][calls]")
 {
-  Daemon d(
+  CallsDaemon d(
       ServeProcess::Env{{"EXAI_WS_GLM_MAX_INFLIGHT", "2"}, {"EXAI_WS_ACQUIRE_TIMEOUT_SECS", "20"}});
   std::vector<std::unique_ptr<WsClient>> clients;
   for (int i = 0; i < 5; ++i) {
@@ -154,7 +154,7 @@ TEST_CASE("calls queue for capacity with progress notes and run when it frees",
 TEST_CASE("a hanging upstream ends in TIMEOUT at the call deadline and is aborted",
           "[e2e][serve][calls]")
 {
-  Daemon d(ServeProcess::Env{{"EXAI_WS_CALL_TIMEOUT_SECS", "0.5"}});
+  CallsDaemon d(ServeProcess::Env{{"EXAI_WS_CALL_TIMEOUT_SECS", "0.5"}});
   auto c = d.client();
   const auto start = std::chrono::steady_clock::now();
   call(*c, "t1", "chat", {{"prompt", "never [[hang]]"}});
@@ -172,7 +172,7 @@ TEST_CASE("a hanging upstream ends in TIMEOUT at the call deadline and is aborte
 
 TEST_CASE("cancel_tool ends the call with CANCELLED and frees its capacity", "[e2e][serve][calls]")
 {
-  Daemon d;
+  CallsDaemon d;
   auto c = d.client();
   REQUIRE(start_call(*c, "x1", "chat", {{"prompt", "cancel me [[hang]]"}}));
   c->send_json({{"op", "cancel_tool"}, {"request_id", "x1"}});
@@ -186,7 +186,7 @@ TEST_CASE("a call survives its client's disconnect and is replayed by request_id
 {
   // With a token, every session of that token owns the request id.
   const std::string token = "replay-test-token-0123456789";
-  Daemon d(ServeProcess::Env{{"EXAI_WS_TOKEN", token}});
+  CallsDaemon d(ServeProcess::Env{{"EXAI_WS_TOKEN", token}});
   const auto with_token = [&] {
     auto c = std::make_unique<WsClient>(d.serve->port());
     REQUIRE(c->hello(token));
@@ -207,7 +207,7 @@ TEST_CASE("a call survives its client's disconnect and is replayed by request_id
 TEST_CASE("a resumed session receives results that finished while it was away",
           "[e2e][serve][calls]")
 {
-  Daemon d;
+  CallsDaemon d;
   std::string session;
   {
     WsClient first(d.serve->port());
@@ -223,7 +223,7 @@ TEST_CASE("a resumed session receives results that finished while it was away",
 
 TEST_CASE("identical concurrent calls share one upstream request", "[e2e][serve][calls]")
 {
-  Daemon d(ServeProcess::Env{{"EXAI_WS_REUSE_SCOPE", "global"}});
+  CallsDaemon d(ServeProcess::Env{{"EXAI_WS_REUSE_SCOPE", "global"}});
   std::vector<std::unique_ptr<WsClient>> clients;
   for (int i = 0; i < 4; ++i) {
     clients.push_back(d.client());
@@ -245,7 +245,7 @@ TEST_CASE("identical concurrent calls share one upstream request", "[e2e][serve]
 
 TEST_CASE("upstream 5xx and 429 come back as error results, never a hang", "[e2e][serve][calls]")
 {
-  Daemon d;
+  CallsDaemon d;
   auto c = d.client();
   call(*c, "e1", "chat", {{"prompt", "boom [[status=500]][[retry_after=0]]"}});
   const json res = result_of(*c, "e1", 30s);
@@ -259,7 +259,7 @@ TEST_CASE("upstream 5xx and 429 come back as error results, never a hang", "[e2e
 
 TEST_CASE("SIGTERM lets a running call finish, then exits 0", "[e2e][serve][calls]")
 {
-  Daemon d(ServeProcess::Env{{"EXAI_SHUTDOWN_GRACE_SECS", "10"}});
+  CallsDaemon d(ServeProcess::Env{{"EXAI_SHUTDOWN_GRACE_SECS", "10"}});
   auto c = d.client();
   REQUIRE(start_call(*c, "g1", "chat", {{"prompt", "almost done [[sleep_ms=300]]"}}));
   ::kill(d.serve->pid(), SIGTERM);
@@ -270,7 +270,7 @@ TEST_CASE("SIGTERM lets a running call finish, then exits 0", "[e2e][serve][call
 TEST_CASE("SIGTERM cancels calls still running after the grace with SHUTTING_DOWN",
           "[e2e][serve][calls]")
 {
-  Daemon d(ServeProcess::Env{{"EXAI_SHUTDOWN_GRACE_SECS", "0.2"}});
+  CallsDaemon d(ServeProcess::Env{{"EXAI_SHUTDOWN_GRACE_SECS", "0.2"}});
   auto c = d.client();
   REQUIRE(start_call(*c, "h1", "chat", {{"prompt", "forever [[hang]]"}}));
   ::kill(d.serve->pid(), SIGTERM);

@@ -12,7 +12,7 @@ namespace {
 using namespace exai::test;
 using namespace std::chrono_literals;
 
-const std::string kToken = "correct-horse-battery-staple";
+const std::string kHandshakeToken = "correct-horse-battery-staple";
 
 // The hello_ack that refuses with `error`, then the server's close `code`.
 void
@@ -29,11 +29,11 @@ check_refused(WsClient& client, const std::string& error, int code)
 TEST_CASE("hello with the right token is acknowledged with a random URL-safe session id",
           "[e2e][serve][hello]")
 {
-  auto serve = ServeProcess::start_ready({{"EXAI_WS_TOKEN", kToken}});
+  auto serve = ServeProcess::start_ready({{"EXAI_WS_TOKEN", kHandshakeToken}});
   WsClient a(serve->port());
   WsClient b(serve->port());
-  const auto ack_a = a.hello(kToken);
-  const auto ack_b = b.hello(kToken);
+  const auto ack_a = a.hello(kHandshakeToken);
+  const auto ack_b = b.hello(kHandshakeToken);
   REQUIRE(ack_a);
   REQUIRE(ack_b);
   CHECK(ack_a->at("ok") == true);
@@ -80,11 +80,11 @@ TEST_CASE("no frame within the hello timeout closes with 4002 and sends nothing"
 
 TEST_CASE("a wrong or missing token gets unauthorized and close 4003", "[e2e][serve][hello]")
 {
-  auto serve = ServeProcess::start_ready({{"EXAI_WS_TOKEN", kToken}});
+  auto serve = ServeProcess::start_ready({{"EXAI_WS_TOKEN", kHandshakeToken}});
   WsClient client(serve->port());
   SECTION("wrong token")
   {
-    client.send_json({{"op", "hello"}, {"token", kToken + "x"}});
+    client.send_json({{"op", "hello"}, {"token", kHandshakeToken + "x"}});
   }
   SECTION("missing token")
   {

@@ -12,7 +12,7 @@ using namespace exai::test;
 using nlohmann::json;
 using namespace std::chrono_literals;
 
-const std::string kToken = "correct-horse-battery-staple";
+const std::string kOpsToken = "correct-horse-battery-staple";
 
 // The connection still answers: list_tools with a request id round-trips.
 void
@@ -37,7 +37,7 @@ greeted(ServeProcess::Env env = {})
   Greeted g;
   g.serve = ServeProcess::start_ready(std::move(env));
   g.client = std::make_unique<WsClient>(g.serve->port());
-  const auto ack = g.client->hello(kToken);
+  const auto ack = g.client->hello(kOpsToken);
   REQUIRE(ack);
   REQUIRE(ack->at("ok") == true);
   return g;
@@ -158,7 +158,7 @@ TEST_CASE("a binary frame holding JSON is handled like a text frame", "[e2e][ser
 TEST_CASE("rotate_token checks its parameters and replaces the token in memory",
           "[e2e][serve][ops][auth]")
 {
-  auto g = greeted({{"EXAI_WS_TOKEN", kToken}});
+  auto g = greeted({{"EXAI_WS_TOKEN", kOpsToken}});
   const auto rotate = [&](json frame) {
     frame["op"] = "rotate_token";
     g.client->send_json(frame);
@@ -168,14 +168,14 @@ TEST_CASE("rotate_token checks its parameters and replaces the token in memory",
     return *reply;
   };
   const std::string fresh = "a-brand-new-token-0123";
-  CHECK(rotate({{"old", kToken}}).at("error") == "missing_params");
+  CHECK(rotate({{"old", kOpsToken}}).at("error") == "missing_params");
   CHECK(rotate({{"new", fresh}}).at("error") == "missing_params");
   CHECK(rotate({{"old", "wrong-token-wrong-token"}, {"new", fresh}}).at("error") == "unauthorized");
-  CHECK(rotate({{"old", kToken}, {"new", "short"}}).at("error") == "too_short");
-  CHECK(rotate({{"old", kToken}, {"new", fresh}}).at("ok") == true);
+  CHECK(rotate({{"old", kOpsToken}, {"new", "short"}}).at("error") == "too_short");
+  CHECK(rotate({{"old", kOpsToken}, {"new", fresh}}).at("ok") == true);
 
   WsClient with_old(g.serve->port());
-  const auto refused = with_old.hello(kToken);
+  const auto refused = with_old.hello(kOpsToken);
   REQUIRE(refused);
   CHECK(refused->at("error") == "unauthorized");
   CHECK(with_old.wait_close(deadline_in(5s)) == 4003);

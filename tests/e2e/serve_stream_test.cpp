@@ -17,8 +17,8 @@ using nlohmann::json;
 using namespace std::chrono_literals;
 using Clock = std::chrono::steady_clock;
 
-struct Daemon : FakeDaemon {
-  explicit Daemon(const ServeProcess::Env& extra = {})
+struct StreamDaemon : FakeDaemon {
+  explicit StreamDaemon(const ServeProcess::Env& extra = {})
       : FakeDaemon({{"GLM_API_KEY", "glm-stream-key-0123456789"},
                     {"KIMI_API_KEY", "kimi-stream-key-0123456789"},
                     {"EXAI_WS_PROGRESS_INTERVAL_SECS", "30"}},
@@ -50,8 +50,8 @@ is_partial(const json& frame, const std::string& id)
 TEST_CASE("a streamed chat through exai serve gives the non-streamed result",
           "[e2e][serve][stream]")
 {
-  Daemon streaming;
-  Daemon plain(ServeProcess::Env{{"EXAI_UPSTREAM_STREAM", "false"}});
+  StreamDaemon streaming;
+  StreamDaemon plain(ServeProcess::Env{{"EXAI_UPSTREAM_STREAM", "false"}});
   for (const std::string model : {"glm-4.5", "kimi-k2-0905-preview"}) {
     INFO(model);
     const std::string prompt = "same answer [[cached=5]][[chunks=5]] " + model;
@@ -82,7 +82,7 @@ TEST_CASE("a streamed chat through exai serve gives the non-streamed result",
 
 TEST_CASE("progress notes carry the partial output, at most one per 250 ms", "[e2e][serve][stream]")
 {
-  Daemon d;
+  StreamDaemon d;
   auto c = d.client();
   c->send_json({{"op", "call_tool"},
                 {"request_id", "p1"},
@@ -115,7 +115,7 @@ TEST_CASE("progress notes carry the partial output, at most one per 250 ms", "[e
 
 TEST_CASE("a stream that stalls is aborted as a timeout and retried", "[e2e][serve][stream]")
 {
-  Daemon d(ServeProcess::Env{{"EXAI_UPSTREAM_STALL_SECS", "0.3"}});
+  StreamDaemon d(ServeProcess::Env{{"EXAI_UPSTREAM_STALL_SECS", "0.3"}});
   auto c = d.client();
   const auto start = Clock::now();
   const json env =
@@ -129,7 +129,7 @@ TEST_CASE("a stream that stalls is aborted as a timeout and retried", "[e2e][ser
 TEST_CASE("cancel mid-stream frees the permits and the connection is not reused",
           "[e2e][serve][stream]")
 {
-  Daemon d;
+  StreamDaemon d;
   auto c = d.client();
   c->send_json(
       {{"op", "call_tool"},
@@ -160,7 +160,7 @@ TEST_CASE("cancel mid-stream frees the permits and the connection is not reused"
 
 TEST_CASE("token usage and cost reach /metrics and /health", "[e2e][serve][stream]")
 {
-  Daemon d(ServeProcess::Env{{"EXAI_PRICES", "glm-4.5:1000000:2000000"}});
+  StreamDaemon d(ServeProcess::Env{{"EXAI_PRICES", "glm-4.5:1000000:2000000"}});
   auto c = d.client();
   const json first = exai::test::result_envelope(chat(*c, "u1", "count me [[cached=2]]"));
   const json second = exai::test::result_envelope(chat(*c, "u2", "and me [[cached=2]]"));

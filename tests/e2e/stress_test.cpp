@@ -21,7 +21,7 @@ namespace {
 using namespace exai::test;
 using nlohmann::json;
 
-const std::string kToken = "stress-e2e-token-0123456789";
+const std::string kStressToken = "stress-e2e-token-0123456789";
 
 using Run = exai::test::ExaiRun;
 
@@ -74,7 +74,7 @@ TEST_CASE("a short mixed stress run against exai serve passes", "[e2e][stress]")
 {
   FakeUpstream fake;
   const std::vector<std::string> shared = {
-      "EXAI_WS_TOKEN=" + kToken,
+      "EXAI_WS_TOKEN=" + kStressToken,
       "EXAI_WS_CALL_TIMEOUT_SECS=1",
       "EXAI_WS_MAX_BYTES=65536",
   };

@@ -98,10 +98,10 @@ rpc(const json& id, const std::string& method, const json& params = json::object
   return json{{"jsonrpc", "2.0"}, {"id", id}, {"method", method}, {"params", params}}.dump();
 }
 
-struct Fixture {
-  explicit Fixture(std::string token = {},
-                   exai::net::McpHttpOptions options = {},
-                   std::string state_dir = {})
+struct McpFixture {
+  explicit McpFixture(std::string token = {},
+                      exai::net::McpHttpOptions options = {},
+                      std::string state_dir = {})
   {
     config.port = 0;
     config.state_dir = std::move(state_dir);
@@ -112,9 +112,9 @@ struct Fixture {
     exai::net::register_mcp_routes(server->router(), engine, config, server->tokens(), options);
     server->start();
   }
-  ~Fixture() { server->stop(); }
-  Fixture(const Fixture&) = delete;
-  Fixture& operator=(const Fixture&) = delete;
+  ~McpFixture() { server->stop(); }
+  McpFixture(const McpFixture&) = delete;
+  McpFixture& operator=(const McpFixture&) = delete;
 
   std::uint16_t port() const { return server->port(); }
 
@@ -158,7 +158,7 @@ struct Fixture {
 TEST_CASE("/mcp issues a session at initialize and requires it afterwards",
           "[net][mcp_http][integration]")
 {
-  Fixture f;
+  McpFixture f;
   const auto session = f.initialize();
 
   SECTION("no session header is 400")
@@ -195,7 +195,7 @@ TEST_CASE("/mcp issues a session at initialize and requires it afterwards",
 TEST_CASE("/mcp refuses a foreign Origin with 403 and accepts loopback and listed ones",
           "[net][mcp_http][integration]")
 {
-  Fixture f;
+  McpFixture f;
   const std::string init = rpc(0, "initialize", {{"protocolVersion", "2025-11-25"}});
   CHECK(http(f.port(), "POST", init, {{"Origin", "https://evil.example"}}).status == 403);
   CHECK(http(f.port(), "GET", {}, {{"Origin", "https://evil.example"}}).status == 403);
@@ -205,7 +205,7 @@ TEST_CASE("/mcp refuses a foreign Origin with 403 and accepts loopback and liste
 
 TEST_CASE("/mcp checks the bearer token when EXAI_WS_TOKEN is set", "[net][mcp_http][integration]")
 {
-  Fixture f(kToken);
+  McpFixture f(kToken);
   const std::string init = rpc(0, "initialize", {{"protocolVersion", "2025-11-25"}});
   const auto missing = http(f.port(), "POST", init);
   CHECK(missing.status == 401);
@@ -219,7 +219,7 @@ TEST_CASE("/mcp checks the bearer token when EXAI_WS_TOKEN is set", "[net][mcp_h
 
 TEST_CASE("/mcp answers GET with 405", "[net][mcp_http][integration]")
 {
-  Fixture f;
+  McpFixture f;
   const auto reply = http(f.port(), "GET", {}, {{"Accept", "text/event-stream"}});
   CHECK(reply.status == 405);
   CHECK(reply.header("Allow").find("POST") != std::string::npos);
@@ -228,7 +228,7 @@ TEST_CASE("/mcp answers GET with 405", "[net][mcp_http][integration]")
 TEST_CASE("/mcp rejects bad JSON, batches and unsupported protocol versions with 400",
           "[net][mcp_http][integration]")
 {
-  Fixture f;
+  McpFixture f;
   const auto session = f.initialize();
   const auto bad = http(f.port(), "POST", "{nope", f.with_session(session));
   CHECK(bad.status == 400);
@@ -246,7 +246,7 @@ TEST_CASE("/mcp rejects bad JSON, batches and unsupported protocol versions with
 
 TEST_CASE("/mcp lists tools and calls one with a JSON reply", "[net][mcp_http][integration]")
 {
-  Fixture f;
+  McpFixture f;
   const auto session = f.initialize();
   const auto list = http(f.port(), "POST", rpc(1, "tools/list"), f.with_session(session));
   REQUIRE(list.status == 200);
@@ -274,7 +274,7 @@ TEST_CASE("/mcp lists tools and calls one with a JSON reply", "[net][mcp_http][i
 TEST_CASE("/mcp streams progress notifications before the result over SSE",
           "[net][mcp_http][integration]")
 {
-  Fixture f;
+  McpFixture f;
   const auto session = f.initialize();
   auto pending = std::async(std::launch::async, [&] {
     return http(f.port(),
@@ -298,7 +298,7 @@ TEST_CASE("/mcp streams progress notifications before the result over SSE",
 TEST_CASE("/mcp notifications/cancelled cancels the call and sends no result",
           "[net][mcp_http][integration]")
 {
-  Fixture f;
+  McpFixture f;
   const auto session = f.initialize();
   auto pending = std::async(std::launch::async, [&] {
     return http(
@@ -325,7 +325,7 @@ TEST_CASE("/mcp notifications/cancelled cancels the call and sends no result",
 TEST_CASE("/mcp calls hold no HTTP thread: more calls than threads wait, others are answered",
           "[net][mcp_http][integration]")
 {
-  Fixture f;
+  McpFixture f;
   const auto session = f.initialize();
   constexpr int kSlow = 12; // three times the HTTP threads
   std::vector<std::future<Reply>> pending;
@@ -358,7 +358,7 @@ TEST_CASE("/mcp sessions outlive the service: the same install re-adopts a signe
   exai::test::TempDir state;
   std::string session;
   {
-    Fixture first({}, {}, state.path());
+    McpFixture first({}, {}, state.path());
     session = first.initialize();
   }
   const auto key = std::filesystem::path(state.path()) / "mcp-session.key";
@@ -366,7 +366,7 @@ TEST_CASE("/mcp sessions outlive the service: the same install re-adopts a signe
   REQUIRE(::stat(key.c_str(), &info) == 0);
   CHECK((info.st_mode & 0777) == 0600);
 
-  Fixture second({}, {}, state.path());
+  McpFixture second({}, {}, state.path());
   const auto ping = http(second.port(), "POST", rpc(1, "ping"), second.with_session(session));
   CHECK(ping.status == 200);
   CHECK(ping.body_json()["id"] == 1);
@@ -376,14 +376,14 @@ TEST_CASE("/mcp sessions outlive the service: the same install re-adopts a signe
     std::string forged = session;
     forged.back() = forged.back() == '0' ? '1' : '0';
     CHECK(http(second.port(), "POST", rpc(2, "ping"), second.with_session(forged)).status == 404);
-    const std::string other_install = Fixture({}, {}, {}).initialize();
+    const std::string other_install = McpFixture({}, {}, {}).initialize();
     CHECK(http(second.port(), "POST", rpc(3, "ping"), second.with_session(other_install)).status ==
           404);
   }
   SECTION("DELETE ends it on every later service of the install")
   {
     CHECK(http(second.port(), "DELETE", {}, second.with_session(session)).status == 204);
-    Fixture third({}, {}, state.path());
+    McpFixture third({}, {}, state.path());
     CHECK(http(third.port(), "POST", rpc(4, "ping"), third.with_session(session)).status == 404);
   }
 }
@@ -391,7 +391,7 @@ TEST_CASE("/mcp sessions outlive the service: the same install re-adopts a signe
 TEST_CASE("/mcp refuses a second initialize and a protocol header newer than the negotiated one",
           "[net][mcp_http][integration]")
 {
-  Fixture f;
+  McpFixture f;
   const auto session = f.initialize();
   const auto again = http(
       f.port(),
@@ -416,7 +416,7 @@ TEST_CASE("/mcp refuses a second initialize and a protocol header newer than the
 
 TEST_CASE("/mcp answers a bad cursor with -32602 and lists prompts", "[net][mcp_http][integration]")
 {
-  Fixture f;
+  McpFixture f;
   const auto session = f.initialize();
   const auto cursor =
       http(f.port(), "POST", rpc(7, "tools/list", {{"cursor", "zzz"}}), f.with_session(session));
@@ -431,7 +431,7 @@ TEST_CASE("/mcp answers a bad cursor with -32602 and lists prompts", "[net][mcp_
 TEST_CASE("/mcp keeps a keep-alive connection usable after 401, 403, 404, 406 and 415",
           "[net][mcp_http][integration]")
 {
-  Fixture f(kToken);
+  McpFixture f(kToken);
   const std::string init =
       rpc(0, "initialize", {{"protocolVersion", "2025-06-18"}, {"capabilities", json::object()}});
   const std::map<std::string, std::string> good = {
@@ -528,7 +528,7 @@ raw_post(const std::string& session, const std::string& body)
 TEST_CASE("/mcp resumes a broken SSE stream from Last-Event-ID, before or after the result",
           "[net][mcp_http][integration]")
 {
-  Fixture f;
+  McpFixture f;
   const auto session = f.initialize();
   std::string first_id;
   {
@@ -574,7 +574,7 @@ TEST_CASE("/mcp cancels a call whose broken stream is not resumed within the gra
 {
   exai::net::McpHttpOptions options;
   options.resume_grace = 200ms;
-  Fixture f({}, options);
+  McpFixture f({}, options);
   const auto session = f.initialize();
   {
     exai::test::RawClient raw(f.port());
@@ -589,7 +589,7 @@ TEST_CASE("/mcp cancels a call whose broken stream is not resumed within the gra
 TEST_CASE("/mcp answers a Last-Event-ID it cannot serve with the call's isError result",
           "[net][mcp_http][integration]")
 {
-  Fixture f;
+  McpFixture f;
   const auto session = f.initialize();
   auto headers = f.with_session(session);
   headers["Accept"] = "text/event-stream";
@@ -623,7 +623,7 @@ TEST_CASE("/mcp hands a call refused by a graceful stop to the next daemon of th
   exai::test::TempDir state;
   std::string session;
   std::string priming;
-  auto stopping = std::make_unique<Fixture>("", exai::net::McpHttpOptions{}, state.path());
+  auto stopping = std::make_unique<McpFixture>("", exai::net::McpHttpOptions{}, state.path());
   session = stopping->initialize();
   stopping->engine.drain(); // every call now gets SHUTTING_DOWN
   {
@@ -646,7 +646,7 @@ TEST_CASE("/mcp hands a call refused by a graceful stop to the next daemon of th
   REQUIRE(std::distance(std::filesystem::directory_iterator(handoffs),
                         std::filesystem::directory_iterator()) == 1);
 
-  Fixture next("", exai::net::McpHttpOptions{}, state.path());
+  McpFixture next("", exai::net::McpHttpOptions{}, state.path());
   SECTION("the same session resumes and gets the result, once")
   {
     auto headers = next.with_session(session);
@@ -679,7 +679,7 @@ TEST_CASE("/mcp hands a call refused by a graceful stop to the next daemon of th
 TEST_CASE("/mcp answers a batch in a 2025-03-26 session as one array once its calls end",
           "[net][mcp_http][integration]")
 {
-  Fixture f;
+  McpFixture f;
   const auto init = http(
       f.port(),
       "POST",

@@ -58,8 +58,8 @@ closed_within(int fd, std::chrono::milliseconds limit)
   return ::recv(fd, &byte, 1, MSG_DONTWAIT) == 0;
 }
 
-struct Fixture {
-  explicit Fixture(std::size_t per_ip)
+struct HubFixture {
+  explicit HubFixture(std::size_t per_ip)
       : hub(
             [&] {
               HubOptions o = HubOptions::from(exai::core::DaemonConfig{});
@@ -72,9 +72,9 @@ struct Fixture {
   {
     hub.start(listening_socket());
   }
-  ~Fixture() { hub.stop(1001, "test over", 0ms); }
-  Fixture(const Fixture&) = delete;
-  Fixture& operator=(const Fixture&) = delete;
+  ~HubFixture() { hub.stop(1001, "test over", 0ms); }
+  HubFixture(const HubFixture&) = delete;
+  HubFixture& operator=(const HubFixture&) = delete;
 
   // A connection "from" `ip`; returns the client end.
   UniqueFd connect_from(const std::string& ip, bool loopback)
@@ -94,7 +94,7 @@ struct Fixture {
 
 TEST_CASE("a remote peer beyond MAX_CONNECTIONS_PER_IP is closed at once", "[net][hub]")
 {
-  Fixture f(2);
+  HubFixture f(2);
   std::vector<UniqueFd> clients;
   for (int i = 0; i < 2; ++i) {
     clients.push_back(f.connect_from("10.1.2.3", false));
@@ -112,7 +112,7 @@ TEST_CASE("a remote peer beyond MAX_CONNECTIONS_PER_IP is closed at once", "[net
 
 TEST_CASE("every loopback peer is the one local peer, not limited per address", "[net][hub]")
 {
-  Fixture f(2);
+  HubFixture f(2);
   std::vector<UniqueFd> clients;
   for (int i = 0; i < 10; ++i) {
     clients.push_back(f.connect_from("127.0.0." + std::to_string(1 + i % 3), true));
@@ -125,7 +125,7 @@ TEST_CASE("every loopback peer is the one local peer, not limited per address", 
 
 TEST_CASE("a remote peer's place is free again once its connection closed", "[net][hub]")
 {
-  Fixture f(1);
+  HubFixture f(1);
   {
     UniqueFd first = f.connect_from("10.1.2.3", false);
     CHECK_FALSE(closed_within(first.get(), 50ms));

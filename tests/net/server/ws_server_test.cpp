@@ -28,11 +28,11 @@ test_config()
   return config;
 }
 
-struct Fixture {
+struct WsFixture {
   FakeCallEngine engine;
   exai::net::WsServer server;
 
-  explicit Fixture(const exai::core::DaemonConfig& config = test_config())
+  explicit WsFixture(const exai::core::DaemonConfig& config = test_config())
       : server(
             config,
             engine,
@@ -85,7 +85,7 @@ threads_of_this_process()
 TEST_CASE("call_tool reaches the engine with the suffix stripped and the session id",
           "[net][server]")
 {
-  Fixture f;
+  WsFixture f;
   f.server.start();
   WsClient client(f.server.port());
   const auto ack = client.hello();
@@ -108,7 +108,7 @@ TEST_CASE("call_tool reaches the engine with the suffix stripped and the session
 
 TEST_CASE("several calls of one session interleave and each gets its result", "[net][server]")
 {
-  Fixture f;
+  WsFixture f;
   f.engine.set_auto_reply(false);
   const auto client = f.start_greeted();
   for (int i = 0; i < 3; ++i) {
@@ -134,7 +134,7 @@ TEST_CASE("results sent from call threads arrive whole and in order past a full 
 {
   // A result thread writes straight to the socket while nothing is queued; what
   // the socket does not take must queue behind it without losing a byte.
-  Fixture f;
+  WsFixture f;
   f.engine.set_auto_reply(false);
   const auto client = f.start_greeted();
   constexpr int kCalls = 6;
@@ -162,7 +162,7 @@ TEST_CASE("results sent from call threads arrive whole and in order past a full 
 
 TEST_CASE("frames for a connection that is gone are dropped quietly", "[net][server]")
 {
-  Fixture f;
+  WsFixture f;
   f.engine.set_auto_reply(false);
   {
     const auto client = f.start_greeted();
@@ -180,7 +180,7 @@ TEST_CASE("frames for a connection that is gone are dropped quietly", "[net][ser
 
 TEST_CASE("a resumed session is attached to the engine", "[net][server]")
 {
-  Fixture f;
+  WsFixture f;
   f.server.start();
   std::string id;
   {
@@ -200,7 +200,7 @@ TEST_CASE("a resumed session is attached to the engine", "[net][server]")
 
 TEST_CASE("cancel_tool goes to the engine with the session id", "[net][server]")
 {
-  Fixture f;
+  WsFixture f;
   f.engine.set_cancel_result(true);
   f.server.start();
   WsClient client(f.server.port());
@@ -217,7 +217,7 @@ TEST_CASE("cancel_tool goes to the engine with the session id", "[net][server]")
 
 TEST_CASE("registered HTTP routes answer on the WebSocket port", "[net][server][http]")
 {
-  Fixture f;
+  WsFixture f;
   f.server.router().add("GET", "/health", [](exai::net::HttpExchange& exchange) {
     exai::net::HttpRouter::send_json(
         exchange.response(), Poco::Net::HTTPResponse::HTTP_OK, R"({"ok":true})");
@@ -238,7 +238,7 @@ TEST_CASE("registered HTTP routes answer on the WebSocket port", "[net][server][
 
 TEST_CASE("connections do not pin threads", "[net][server][hub]")
 {
-  Fixture f;
+  WsFixture f;
   f.server.start();
   std::vector<std::unique_ptr<WsClient>> clients;
   // Warm up the HTTP pool, then count.
@@ -263,7 +263,7 @@ TEST_CASE("every event loop serves its connections, polling or not", "[net][serv
   config.worker_threads = 3;
   config.busy_poll = std::chrono::microseconds(GENERATE(0, 200));
   CAPTURE(config.busy_poll.count());
-  Fixture f(config);
+  WsFixture f(config);
   f.server.start();
   // Connections go to the loops in turn: six clients cover each loop twice.
   std::vector<std::unique_ptr<WsClient>> clients;
@@ -317,7 +317,7 @@ TEST_CASE("busy polling follows only short idle gaps", "[net][hub]")
 
 TEST_CASE("stop closes open connections with 1001", "[net][server]")
 {
-  Fixture f;
+  WsFixture f;
   const auto client = f.start_greeted();
   std::thread stopper([&] { f.server.stop(); });
   CHECK(client->wait_close(deadline_in(5s)) == 1001);
