@@ -113,9 +113,9 @@ struct BrokenDaemon::Impl {
 
 namespace {
 
-class BrokenHandler : public Poco::Net::HTTPRequestHandler {
+class Handler : public Poco::Net::HTTPRequestHandler {
 public:
-  explicit BrokenHandler(BrokenDaemon::Impl& impl)
+  explicit Handler(BrokenDaemon::Impl& impl)
       : impl_(impl)
   {
   }
@@ -164,7 +164,7 @@ private:
   BrokenDaemon::Impl& impl_;
 };
 
-using BrokenHandlerFactory = HandlerFactory<BrokenHandler, BrokenDaemon::Impl>;
+using Factory = HandlerFactory<Handler, BrokenDaemon::Impl>;
 
 } // namespace
 
@@ -177,7 +177,7 @@ BrokenDaemon::BrokenDaemon(Fault fault)
   params->setMaxThreads(32);
   params->setMaxQueued(64);
   impl_->server = std::make_unique<Poco::Net::HTTPServer>(
-      new BrokenHandlerFactory(*impl_), impl_->threads, socket, params); // Poco owns
+      new Factory(*impl_), impl_->threads, socket, params); // Poco owns
   impl_->server->start();
 }
 

@@ -284,9 +284,9 @@ send_json(Poco::Net::HTTPServerResponse& response, int status, const std::string
   response.send() << body;
 }
 
-class UpstreamHandler : public Poco::Net::HTTPRequestHandler {
+class Handler : public Poco::Net::HTTPRequestHandler {
 public:
-  explicit UpstreamHandler(FakeUpstream::Impl& impl)
+  explicit Handler(FakeUpstream::Impl& impl)
       : impl_(impl)
   {
   }
@@ -300,7 +300,7 @@ private:
   FakeUpstream::Impl& impl_;
 };
 
-using UpstreamHandlerFactory = HandlerFactory<UpstreamHandler, FakeUpstream::Impl>;
+using Factory = HandlerFactory<Handler, FakeUpstream::Impl>;
 
 bool
 ends_with(std::string_view text, std::string_view suffix)
@@ -542,15 +542,14 @@ FakeUpstream::Impl::handle(Poco::Net::HTTPServerRequest& request,
     return;
   }
 
-  const auto request_json = nlohmann::json::parse(record.body, nullptr, false);
+  const auto json = nlohmann::json::parse(record.body, nullptr, false);
   std::string model = "unknown";
   ChatShape shape;
   bool stream = false;
-  if (!request_json.is_discarded() && request_json.is_object()) {
-    model = request_json.value("model", model);
-    shape = chat_shape(request_json);
-    stream = request_json.contains("stream") && request_json["stream"].is_boolean() &&
-             request_json["stream"].get<bool>();
+  if (!json.is_discarded() && json.is_object()) {
+    model = json.value("model", model);
+    shape = chat_shape(json);
+    stream = json.contains("stream") && json["stream"].is_boolean() && json["stream"].get<bool>();
   }
   if (stream) {
     const std::lock_guard lock(mutex);
@@ -635,12 +634,11 @@ FakeUpstream::Impl::handle(Poco::Net::HTTPServerRequest& request,
     response.set("Msh-Context-Cache-Token-Saved", request.get("Msh-Context-Cache-Token"));
   }
   // From the messages only: a streamed and a plain request count the same.
-  const auto prompt_tokens =
-      static_cast<int>((request_json.is_object() && request_json.contains("messages")
-                            ? request_json["messages"].dump().size()
-                            : record.body.size()) /
-                           4 +
-                       1);
+  const auto prompt_tokens = static_cast<int>((json.is_object() && json.contains("messages")
+                                                   ? json["messages"].dump().size()
+                                                   : record.body.size()) /
+                                                  4 +
+                                              1);
   std::string content = "echo: " + prompt;
   if (shape.images > 0) {
     content += " [images: " + std::to_string(shape.images) + "]";
@@ -814,11 +812,8 @@ FakeUpstream::FakeUpstream(Options options)
   params->setKeepAliveTimeout(Poco::Timespan(
       static_cast<Poco::Timespan::TimeDiff>(impl_->options.idle_close.count()) * 1000));
   impl_->pool = std::make_unique<Poco::ThreadPool>(2, impl_->options.max_threads + 2);
-  impl_->server =
-      std::make_unique<Poco::Net::HTTPServer>(new UpstreamHandlerFactory(*impl_),
-                                              *impl_->pool,
-                                              *socket,
-                                              params); // Poco takes ownership of the factory
+  impl_->server = std::make_unique<Poco::Net::HTTPServer>(
+      new Factory(*impl_), *impl_->pool, *socket, params); // Poco takes ownership of the factory
   impl_->server->start();
 }
 
