@@ -8,6 +8,13 @@
 
 namespace exai::test {
 
+// A deadline `limit` from now, on the clock the capacity gates wait on.
+inline std::chrono::steady_clock::time_point
+from_now(std::chrono::milliseconds limit)
+{
+  return std::chrono::steady_clock::now() + limit;
+}
+
 // True as soon as `predicate()` holds; false if it still does not after `limit`.
 template <typename Predicate>
 bool
