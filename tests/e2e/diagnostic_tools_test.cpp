@@ -8,6 +8,7 @@
 
 #include <catch2/catch.hpp>
 
+#include <csignal>
 #include <filesystem>
 
 namespace {
@@ -121,6 +122,13 @@ TEST_CASE("the tool-call log rotates past its size and keeps N files",
     d.reply("version", json::object());
   }
   (void)d.content("toolcall_log_tail", json::object());
+  // The tail spans the live file and the newest rotated one.
+  const json tail = d.content("toolcall_log_tail", {{"n", 200}});
+  CHECK(tail["count"].get<int>() > 10);
+  CHECK(tail["events"].back()["tool"] == "toolcall_log_tail");
+  // Each call's line is written after its reply, and a write may rotate the
+  // files: look at them only once a graceful stop has written the last line.
+  REQUIRE(d.serve->stop(SIGTERM) == 0);
   const fs::path base = fs::path(d.state.path()) / "toolcalls.jsonl";
   REQUIRE(fs::exists(base));
   REQUIRE(fs::exists(base.string() + ".1"));
@@ -129,10 +137,6 @@ TEST_CASE("the tool-call log rotates past its size and keeps N files",
   for (const auto& path : {base.string(), base.string() + ".1", base.string() + ".2"}) {
     CHECK(fs::file_size(path) <= 4096);
   }
-  // The tail spans the live file and the newest rotated one.
-  const json tail = d.content("toolcall_log_tail", {{"n", 200}});
-  CHECK(tail["count"].get<int>() > 10);
-  CHECK(tail["events"].back()["tool"] == "toolcall_log_tail");
 }
 
 TEST_CASE("activity shows call lines filtered by tool and level", "[e2e][diagnostics]")
