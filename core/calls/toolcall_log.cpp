@@ -455,9 +455,17 @@ ToolCallLog::append(const std::string& text)
   size_ += done;
 }
 
+std::vector<json>
+ToolCallLog::last(std::size_t count) const
+{
+  const std::lock_guard files(files_mutex_);
+  return tail(options_.path, count);
+}
+
 void
 ToolCallLog::rotate()
 {
+  const std::lock_guard files(files_mutex_);
   if (fd_ >= 0) {
     ::close(fd_);
     fd_ = -1;

@@ -97,6 +97,9 @@ public:
   // The last `count` lines of the log at `path` (its newest rotated file
   // first when the live one holds fewer), oldest first, parsed.
   static std::vector<nlohmann::json> tail(const std::string& path, std::size_t count);
+  // tail() of this log, read between rotations: a rotation between reading
+  // the live file and the rotated one would give the same lines twice.
+  std::vector<nlohmann::json> last(std::size_t count) const;
 
 private:
   // Appends the line's members without content (what recent() keeps) to
@@ -137,6 +140,7 @@ private:
   int flushing_ = 0;                 // guarded by mutex_: flush() callers waiting
   std::deque<RecentCall> recent_;    // guarded by mutex_, newest last
   std::deque<MinuteCount> minutes_;  // guarded by mutex_, newest last
+  mutable std::mutex files_mutex_;   // held by rotate() and last()
   int fd_ = -1;                      // writer thread only
   std::size_t size_ = 0;             // writer thread only
   std::jthread writer_;              // last: stops first

@@ -53,7 +53,7 @@ public:
         static_cast<std::size_t>(int_arg(context.arguments, "n", 1, kMaxEvents).value_or(20));
     const std::string tool = string_arg(context.arguments, "tool").value_or("");
     log->flush(); // every call that finished before this one
-    auto events = ToolCallLog::tail(log->path(), tool.empty() ? n : kFilterWindow);
+    auto events = log->last(tool.empty() ? n : kFilterWindow);
     if (!tool.empty()) {
       std::erase_if(events, [&](const nlohmann::json& e) {
         return !e.is_object() || !e.contains("tool") || e["tool"] != tool;

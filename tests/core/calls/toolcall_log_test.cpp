@@ -4,6 +4,7 @@
 
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <atomic>
 #include <filesystem>
 #include <optional>
@@ -168,6 +169,37 @@ TEST_CASE("the live log never goes missing while it rotates", "[core][toolcall_l
   CHECK(missing.load() == 0);
   CHECK(fs::exists(path + ".2"));
   CHECK_FALSE(fs::exists(path + ".new"));
+}
+
+TEST_CASE("a tail read while the log rotates never gives a line twice", "[core][toolcall_log]")
+{
+  exai::test::TempDir dir;
+  const std::string path = dir.path() + "/toolcalls.jsonl";
+  ToolCallLog log(ToolCallLog::Options{path, 1024, 2, false, {}, 4096});
+  std::atomic<bool> done{false};
+  std::atomic<int> repeated{0};
+  std::atomic<int> reads{0};
+  std::thread reader([&] {
+    while (!done.load()) {
+      std::vector<std::string> ids;
+      for (const auto& event : log.last(20)) {
+        ids.push_back(event.value("request_id", ""));
+      }
+      std::sort(ids.begin(), ids.end());
+      repeated += std::adjacent_find(ids.begin(), ids.end()) != ids.end() ? 1 : 0;
+      ++reads;
+    }
+  });
+  for (int i = 0; i < 400; ++i) { // each flush is its own batch, many of them rotate
+    ToolCallRecord r = record("status", ToolSuccess{{kEnvelope}});
+    r.request_id = "r" + std::to_string(i);
+    log.record(std::move(r));
+    log.flush();
+  }
+  done = true;
+  reader.join();
+  CHECK(reads.load() > 0);
+  CHECK(repeated.load() == 0);
 }
 
 TEST_CASE("a full queue drops records and counts them", "[core][toolcall_log]")
