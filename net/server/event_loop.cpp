@@ -225,17 +225,21 @@ EventLoop::run() noexcept
     poll_first = poll_next_wait(n, SteadyClock::now() - idle_since, busy_poll_);
     for (int i = 0; i < n; ++i) {
       const auto& event = events.at(static_cast<std::size_t>(i));
-      if (event.data.u64 == kWakeId) {
+      // epoll_event is packed on x86-64: its u64 sits 4 bytes in, so it is
+      // copied out before anything (find's const reference) binds to it.
+      const std::uint64_t id = event.data.u64;
+      const std::uint32_t flags = event.events;
+      if (id == kWakeId) {
         std::uint64_t drained = 0;
         [[maybe_unused]] const auto r = ::read(wake_fd_, &drained, sizeof drained);
         continue; // posted work runs below, once per round
       }
-      const auto it = connections_.find(event.data.u64);
+      const auto it = connections_.find(id);
       if (it == connections_.end()) {
         continue; // dropped since the wait returned
       }
       const auto connection = it->second; // keeps it alive through a drop
-      connection->handle_events(event.events);
+      connection->handle_events(flags);
     }
     // Replies queued while handling this round's input, and work posted by
     // other threads, leave now: frames queued together go out in one write.
