@@ -6,6 +6,7 @@
 #include "tests/support/fake_daemon.hpp"
 #include "tests/support/fake_upstream.hpp"
 #include "tests/support/raw_client.hpp"
+#include "tests/support/sanitized.hpp"
 #include "tests/support/serve_process.hpp"
 #include "tests/support/ws_client.hpp"
 
@@ -28,12 +29,6 @@ using namespace exai::test;
 using nlohmann::json;
 using namespace std::chrono_literals;
 namespace ws = exai::core::ws;
-
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
-constexpr bool kSanitized = true;
-#else
-constexpr bool kSanitized = false;
-#endif
 
 const std::string kSecretKey = "sk-hardening-0123456789abcdefghij";
 

@@ -5,6 +5,7 @@
 //   build/serve/tests/e2e_tests "[.scale]" -s
 
 #include "core/util/descriptor_limit.hpp"
+#include "tests/support/sanitized.hpp"
 #include "tests/support/serve_process.hpp"
 #include "tests/support/ws_client.hpp"
 
@@ -20,11 +21,7 @@ using namespace exai::test;
 using nlohmann::json;
 using namespace std::chrono_literals;
 
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
-constexpr int kSuiteConnections = 250;
-#else
-constexpr int kSuiteConnections = 2000;
-#endif
+constexpr int kSuiteConnections = kSanitized ? 250 : 2000;
 
 ServeProcess::Env
 scale_env()

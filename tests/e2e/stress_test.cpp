@@ -6,6 +6,7 @@
 #include "tests/support/exai_run.hpp"
 #include "tests/support/fake_daemon.hpp"
 #include "tests/support/fake_upstream.hpp"
+#include "tests/support/sanitized.hpp"
 #include "tests/support/serve_process.hpp"
 
 #include <Poco/Net/ServerSocket.h>
@@ -162,17 +163,11 @@ TEST_CASE("exai stress passes a correct daemon and exits 2 when none listens", "
 
 namespace {
 
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
-constexpr double kGoodP99Ms = 250;
+constexpr double kGoodP99Ms = kSanitized ? 250 : 10;
 // The sanitizers' allocators keep freed memory (ASan's quarantine): RSS says
 // nothing about the daemon there, so only the plain builds check it.
-const std::string kDefaultRss = " --rss-tolerance 4GB";
-const std::string kTightRss = " --rss-tolerance 4GB";
-#else
-constexpr double kGoodP99Ms = 10;
-const std::string kDefaultRss;
-const std::string kTightRss = " --rss-tolerance 20%";
-#endif
+const std::string kDefaultRss = kSanitized ? " --rss-tolerance 4GB" : "";
+const std::string kTightRss = kSanitized ? " --rss-tolerance 4GB" : " --rss-tolerance 20%";
 
 // stress --json against `serve`, with `args` after the port.
 Run
