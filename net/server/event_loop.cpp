@@ -228,7 +228,6 @@ EventLoop::run() noexcept
       // epoll_event is packed on x86-64: its u64 sits 4 bytes in, so it is
       // copied out before anything (find's const reference) binds to it.
       const std::uint64_t id = event.data.u64;
-      const std::uint32_t flags = event.events;
       if (id == kWakeId) {
         std::uint64_t drained = 0;
         [[maybe_unused]] const auto r = ::read(wake_fd_, &drained, sizeof drained);
@@ -239,7 +238,7 @@ EventLoop::run() noexcept
         continue; // dropped since the wait returned
       }
       const auto connection = it->second; // keeps it alive through a drop
-      connection->handle_events(flags);
+      connection->handle_events(event.events);
     }
     // Replies queued while handling this round's input, and work posted by
     // other threads, leave now: frames queued together go out in one write.
