@@ -455,13 +455,6 @@ ToolCallLog::append(const std::string& text)
   size_ += done;
 }
 
-std::vector<json>
-ToolCallLog::last(std::size_t count) const
-{
-  const std::lock_guard files(files_mutex_);
-  return tail(options_.path, count);
-}
-
 void
 ToolCallLog::rotate()
 {
@@ -497,7 +490,7 @@ ToolCallLog::rotate()
 }
 
 std::vector<json>
-ToolCallLog::tail(const std::string& path, std::size_t count)
+ToolCallLog::last(std::size_t count) const
 {
   const auto read_lines = [](const std::string& file) {
     std::vector<std::string> lines;
@@ -509,10 +502,15 @@ ToolCallLog::tail(const std::string& path, std::size_t count)
     }
     return lines;
   };
-  std::vector<std::string> lines = read_lines(path);
-  if (lines.size() < count) {
-    std::vector<std::string> older = read_lines(rotated(path, 1));
-    lines.insert(lines.begin(), older.begin(), older.end());
+  std::vector<std::string> lines;
+  {
+    // Both files are read between rotations; the lines are parsed after.
+    const std::lock_guard files(files_mutex_);
+    lines = read_lines(options_.path);
+    if (lines.size() < count) {
+      std::vector<std::string> older = read_lines(rotated(options_.path, 1));
+      lines.insert(lines.begin(), older.begin(), older.end());
+    }
   }
   const std::size_t skip = lines.size() > count ? lines.size() - count : 0;
   std::vector<json> out;

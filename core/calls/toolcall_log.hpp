@@ -94,11 +94,10 @@ public:
   // calls, oldest first.
   std::vector<MinuteCount> per_minute() const;
 
-  // The last `count` lines of the log at `path` (its newest rotated file
-  // first when the live one holds fewer), oldest first, parsed.
-  static std::vector<nlohmann::json> tail(const std::string& path, std::size_t count);
-  // tail() of this log, read between rotations: a rotation between reading
-  // the live file and the rotated one would give the same lines twice.
+  // The last `count` lines of the log (its newest rotated file first when
+  // the live one holds fewer), oldest first, parsed. The files are read
+  // between rotations: one between reading the live file and the rotated one
+  // would give the same lines twice.
   std::vector<nlohmann::json> last(std::size_t count) const;
 
 private:

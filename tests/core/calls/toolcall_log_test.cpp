@@ -132,7 +132,7 @@ TEST_CASE("the log rotates past max_bytes and keeps `keep` files", "[core][toolc
       log.record(record("status", ToolSuccess{{kEnvelope}}));
     }
     log.flush();
-    const auto tail = ToolCallLog::tail(path, 5);
+    const auto tail = log.last(5);
     CHECK(tail.size() == 5);
   }
   CHECK(fs::exists(path));
@@ -210,7 +210,7 @@ TEST_CASE("a full queue drops records and counts them", "[core][toolcall_log]")
     log.record(record("status", ToolSuccess{{kEnvelope}}));
   }
   log.flush();
-  CHECK(log.dropped() + ToolCallLog::tail(dir.path() + "/t.jsonl", 1000).size() == 200);
+  CHECK(log.dropped() + log.last(1000).size() == 200);
 }
 
 TEST_CASE("the writer keeps the last calls' summaries, newest first, without content",
