@@ -8,9 +8,12 @@
 
 namespace exai::test {
 
-// A deadline `limit` from now, on the clock the capacity gates wait on.
-inline std::chrono::steady_clock::time_point
-from_now(std::chrono::milliseconds limit)
+using Deadline = std::chrono::steady_clock::time_point;
+
+// A deadline `limit` from now, on the clock the capacity gates and the test
+// clients wait on.
+inline Deadline
+deadline_in(std::chrono::milliseconds limit)
 {
   return std::chrono::steady_clock::now() + limit;
 }

@@ -46,12 +46,6 @@ try_upgrade(std::uint16_t port, const WsClientOptions& options)
 
 } // namespace
 
-Deadline
-deadline_in(std::chrono::milliseconds d)
-{
-  return std::chrono::steady_clock::now() + d;
-}
-
 WsClient::WsClient(std::uint16_t port, WsClientOptions options)
     : options_(std::move(options))
 {

@@ -5,6 +5,8 @@
 // binary frames, receive JSON with deadlines, and read the close code.
 // Not thread-safe: one client per thread.
 
+#include "tests/support/eventually.hpp"
+
 #include <Poco/Net/HTTPClientSession.h>
 #include <Poco/Net/WebSocket.h>
 #include <nlohmann/json.hpp>
@@ -19,11 +21,6 @@
 #include <string_view>
 
 namespace exai::test {
-
-using Deadline = std::chrono::steady_clock::time_point;
-
-// now + `d`.
-Deadline deadline_in(std::chrono::milliseconds d);
 
 struct WsClientOptions {
   std::string host = "127.0.0.1";

@@ -9,7 +9,7 @@
 #include <vector>
 
 using namespace exai::core;
-using exai::test::from_now;
+using exai::test::deadline_in;
 using namespace std::chrono_literals;
 
 namespace {
@@ -82,7 +82,7 @@ TEST_CASE("a wait times out at its deadline with nothing held", "[core][capacity
   auto held = limiter.try_acquire();
   AcquireStatus status = AcquireStatus::acquired;
   const auto start = CapacityLimiter::Clock::now();
-  auto permit = limiter.acquire_until(from_now(50ms), {}, &status);
+  auto permit = limiter.acquire_until(deadline_in(50ms), {}, &status);
   const auto waited = CapacityLimiter::Clock::now() - start;
   CHECK_FALSE(permit);
   CHECK(status == AcquireStatus::timed_out);
@@ -97,7 +97,7 @@ TEST_CASE("a waiter gets the unit released by another thread", "[core][capacity]
   CapacityLimiter limiter("t", 1);
   auto held = limiter.try_acquire();
   std::atomic<bool> got{false};
-  std::thread waiter([&] { got = limiter.acquire_until(from_now(10s), {}).has_value(); });
+  std::thread waiter([&] { got = limiter.acquire_until(deadline_in(10s), {}).has_value(); });
   REQUIRE(wait_for_waiters(limiter, 1));
   held.reset();
   waiter.join();
@@ -115,7 +115,7 @@ TEST_CASE("a cancelled waiter returns at once with cancelled", "[core][capacity]
   std::chrono::steady_clock::time_point cancelled_at;
   std::thread waiter([&] {
     AcquireStatus s = AcquireStatus::acquired;
-    const auto permit = limiter.acquire_until(from_now(30s), stop.get_token(), &s);
+    const auto permit = limiter.acquire_until(deadline_in(30s), stop.get_token(), &s);
     returned_after = std::chrono::steady_clock::now() - cancelled_at;
     status = permit ? 99 : static_cast<int>(s);
   });
@@ -135,7 +135,7 @@ TEST_CASE("an already cancelled acquisition takes nothing", "[core][capacity]")
   std::stop_source stop;
   stop.request_stop();
   AcquireStatus status = AcquireStatus::acquired;
-  CHECK_FALSE(limiter.acquire_until(from_now(1s), stop.get_token(), &status));
+  CHECK_FALSE(limiter.acquire_until(deadline_in(1s), stop.get_token(), &status));
   CHECK(status == AcquireStatus::cancelled);
   CHECK(limiter.stats().in_use == 0);
 }
@@ -150,7 +150,7 @@ TEST_CASE("queued waiters are served in FIFO order", "[core][capacity]")
   std::vector<std::thread> threads;
   for (int i = 0; i < kWaiters; ++i) {
     threads.emplace_back([&, i] {
-      auto permit = limiter.acquire_until(from_now(30s), {});
+      auto permit = limiter.acquire_until(deadline_in(30s), {});
       if (permit) {
         const std::lock_guard lock(order_mutex);
         order.push_back(i);
@@ -180,9 +180,9 @@ TEST_CASE("a timed-out waiter leaves the queue without blocking those behind it"
   CapacityLimiter limiter("t", 1);
   auto held = limiter.try_acquire();
   std::atomic<bool> second_got{false};
-  std::thread first([&] { (void)limiter.acquire_until(from_now(30ms), {}); });
+  std::thread first([&] { (void)limiter.acquire_until(deadline_in(30ms), {}); });
   REQUIRE(wait_for_waiters(limiter, 1));
-  std::thread second([&] { second_got = limiter.acquire_until(from_now(30s), {}).has_value(); });
+  std::thread second([&] { second_got = limiter.acquire_until(deadline_in(30s), {}).has_value(); });
   first.join();
   REQUIRE(wait_for_waiters(limiter, 1));
   held.reset();

@@ -12,6 +12,7 @@
 #include <thread>
 
 using namespace exai::core;
+using exai::test::deadline_in;
 using exai::test::eventually;
 using namespace std::chrono_literals;
 
@@ -192,14 +193,14 @@ TEST_CASE("a shared gate grants up to the shared limit and releases on destructi
   FakeBackend backend;
   SharedCapacity shared(backend, options());
   PermitSource& gate = shared.gate("global", 2);
-  auto a = gate.acquire_until(from_now(5s), {});
-  auto b = gate.acquire_until(from_now(5s), {});
+  auto a = gate.acquire_until(deadline_in(5s), {});
+  auto b = gate.acquire_until(deadline_in(5s), {});
   REQUIRE(a);
   REQUIRE(b);
   CHECK(backend.held("k:global") == 2);
   CHECK(gate.stats().in_use == 2);
   AcquireStatus status = AcquireStatus::acquired;
-  CHECK_FALSE(gate.acquire_until(from_now(50ms), {}, &status));
+  CHECK_FALSE(gate.acquire_until(deadline_in(50ms), {}, &status));
   CHECK(status == AcquireStatus::timed_out);
   a.reset();
   b.reset();
@@ -214,14 +215,14 @@ TEST_CASE("waiters of one daemon are granted in arrival order", "[core][capacity
   FakeBackend backend;
   SharedCapacity shared(backend, options());
   PermitSource& gate = shared.gate("global", 1);
-  auto held = gate.acquire_until(from_now(5s), {});
+  auto held = gate.acquire_until(deadline_in(5s), {});
   REQUIRE(held);
   std::mutex mutex;
   std::vector<int> order; // guarded by mutex
   std::vector<std::thread> waiters;
   for (int i = 0; i < 3; ++i) {
     waiters.emplace_back([&, i] {
-      auto p = gate.acquire_until(from_now(10s), {});
+      auto p = gate.acquire_until(deadline_in(10s), {});
       REQUIRE(p);
       const std::lock_guard lock(mutex);
       order.push_back(i);
@@ -260,14 +261,14 @@ TEST_CASE("store down: local share, degraded; store back: leases re-added, share
   FakeBackend backend;
   SharedCapacity shared(backend, options());
   PermitSource& gate = shared.gate("provider:glm", 4);
-  auto before = gate.acquire_until(from_now(5s), {});
+  auto before = gate.acquire_until(deadline_in(5s), {});
   REQUIRE(before);
   backend.down = true;
-  auto local1 = gate.acquire_until(from_now(5s), {});
-  auto local2 = gate.acquire_until(from_now(5s), {});
+  auto local1 = gate.acquire_until(deadline_in(5s), {});
+  auto local2 = gate.acquire_until(deadline_in(5s), {});
   REQUIRE(local1);
   REQUIRE(local2);
-  CHECK_FALSE(gate.acquire_until(from_now(50ms), {})); // ceil(4 x 0.5) = 2 local units
+  CHECK_FALSE(gate.acquire_until(deadline_in(50ms), {})); // ceil(4 x 0.5) = 2 local units
   CHECK_FALSE(shared.stats().shared);
   CHECK(shared.stats().fallbacks == 1);
   CHECK(shared.stats().fallback_permits == 2);
@@ -292,7 +293,7 @@ TEST_CASE("store down with the refuse policy: calls are refused at once, not at 
   CHECK_FALSE(shared.stats().shared);
   AcquireStatus status = AcquireStatus::acquired;
   const auto asked = std::chrono::steady_clock::now();
-  CHECK_FALSE(gate.acquire_until(from_now(30s), {}, &status));
+  CHECK_FALSE(gate.acquire_until(deadline_in(30s), {}, &status));
   CHECK(status == AcquireStatus::refused);
   CHECK(std::chrono::steady_clock::now() - asked < 5s);
   CHECK(gate.stats().in_use == 0);
@@ -303,7 +304,7 @@ TEST_CASE("store down with the refuse policy: calls are refused at once, not at 
   limits.providers = {{"glm", 2}};
   limits.shared = &shared;
   CapacityController controller(limits);
-  auto outcome = controller.acquire(CallScopes{"s1", "", "glm"}, from_now(30s), {});
+  auto outcome = controller.acquire(CallScopes{"s1", "", "glm"}, deadline_in(30s), {});
   REQUIRE(std::holds_alternative<CapacityRejection>(outcome));
   CHECK(std::get<CapacityRejection>(outcome).status == AcquireStatus::refused);
   CHECK(std::get<CapacityRejection>(outcome).scope == Scope::global);
@@ -318,7 +319,7 @@ TEST_CASE(
   auto& backend = fixture.backend;
   auto& shared = fixture.shared;
   auto& controller = fixture.controller;
-  auto first = controller.acquire(CallScopes{"s1", "", "glm"}, from_now(5s), {});
+  auto first = controller.acquire(CallScopes{"s1", "", "glm"}, deadline_in(5s), {});
   REQUIRE(std::holds_alternative<CallPermits>(first));
   CHECK(backend.held("k:global") == 1);
   CHECK(backend.held("k:provider:glm") == 1);
@@ -329,7 +330,7 @@ TEST_CASE(
   // behind nobody; it is granted when the first call ends.
   std::optional<AcquireOutcome> second;
   std::thread waiter([&] {
-    second.emplace(controller.acquire(CallScopes{"s2", "", "glm"}, from_now(10s), {}));
+    second.emplace(controller.acquire(CallScopes{"s2", "", "glm"}, deadline_in(10s), {}));
   });
   REQUIRE(eventually([&] { return controller.snapshot().providers.at("glm").waiting == 1; }));
   CHECK(backend.held("k:global") == 2);
@@ -337,7 +338,7 @@ TEST_CASE(
   // glm lease ahead of it.
   std::optional<AcquireOutcome> third;
   std::thread later([&] {
-    third.emplace(controller.acquire(CallScopes{"s3", "", "glm"}, from_now(10s), {}));
+    third.emplace(controller.acquire(CallScopes{"s3", "", "glm"}, deadline_in(10s), {}));
   });
   REQUIRE(eventually([&] { return controller.snapshot().providers.at("glm").waiting == 2; }));
   CHECK(backend.held("k:provider:glm") == 1);
@@ -360,7 +361,7 @@ TEST_CASE(
   // (two when the worker wakes between the call's two releases).
   const auto before = backend.trips();
   for (int i = 0; i < 5; ++i) {
-    auto call = controller.acquire(CallScopes{"s4", "", "kimi"}, from_now(5s), {});
+    auto call = controller.acquire(CallScopes{"s4", "", "kimi"}, deadline_in(5s), {});
     REQUIRE(std::holds_alternative<CallPermits>(call));
     std::get<CallPermits>(call).reset();
     REQUIRE(eventually([&] { return backend.held("k:provider:kimi") == 0; }));
@@ -384,7 +385,7 @@ TEST_CASE("a call's lookup rides on its global lease's round trip; results ride 
     std::promise<AcquireOutcome> outcome;
     auto future = outcome.get_future();
     controller.acquire_async(
-        CapacityController::Request{CallScopes{"s1", "", "glm"}, from_now(5s), {}, {}},
+        CapacityController::Request{CallScopes{"s1", "", "glm"}, deadline_in(5s), {}, {}},
         [&outcome](AcquireOutcome o) { outcome.set_value(std::move(o)); },
         CapacityController::Lookup{key, [&](std::optional<std::string> value) {
                                      const std::lock_guard lock(mutex);
@@ -443,7 +444,7 @@ TEST_CASE("a call thread takes its leases ahead in one round trip, with its look
     CHECK(answer == std::optional<std::string>("stored"));
     CHECK_FALSE(lookup.on_answer);
     controller.acquire_async(
-        CapacityController::Request{scopes, from_now(5s), {}, {}},
+        CapacityController::Request{scopes, deadline_in(5s), {}, {}},
         [&](AcquireOutcome o) { outcome.emplace(std::move(o)); },
         std::move(lookup));
   }
@@ -493,10 +494,10 @@ TEST_CASE("nothing is taken ahead past a waiter, on a busy connection, or while 
   backend.call_connection_busy = false;
 
   // A waiter of this daemon is queued on global: a call thread must not overtake it.
-  auto held = controller.acquire(scopes, from_now(5s), {});
+  auto held = controller.acquire(scopes, deadline_in(5s), {});
   REQUIRE(std::holds_alternative<CallPermits>(held));
   std::optional<AcquireOutcome> queued;
-  std::thread waiter([&] { queued.emplace(controller.acquire(scopes, from_now(10s), {})); });
+  std::thread waiter([&] { queued.emplace(controller.acquire(scopes, deadline_in(10s), {})); });
   REQUIRE(eventually([&] { return controller.snapshot().global.waiting == 1; }));
   untouched(lookup);
   std::get<CallPermits>(held).reset();
@@ -509,7 +510,7 @@ TEST_CASE("nothing is taken ahead past a waiter, on a busy connection, or while 
   // The store unreachable: the gates answer from their local shares.
   backend.down = true;
   {
-    auto degraded = controller.acquire(scopes, from_now(5s), {});
+    auto degraded = controller.acquire(scopes, deadline_in(5s), {});
     REQUIRE(std::holds_alternative<CallPermits>(degraded));
   }
   REQUIRE_FALSE(shared.stats().shared);
