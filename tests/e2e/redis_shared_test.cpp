@@ -7,6 +7,7 @@
 #include "tests/support/fake_upstream.hpp"
 #include "tests/support/redis_server.hpp"
 #include "tests/support/serve_process.hpp"
+#include "tests/support/test_keys.hpp"
 #include "tests/support/ws_client.hpp"
 
 #include <catch2/catch.hpp>
@@ -20,14 +21,13 @@ using namespace exai::test;
 using nlohmann::json;
 using namespace std::chrono_literals;
 
-const std::string kRedisGlmKey = "glm-e2e-key-0123456789";
 const std::string kGlmScope = "exai:cap:provider:glm";
 const std::string kGlobalScope = "exai:cap:global";
 
 std::unique_ptr<ServeProcess>
 start_daemon(const FakeUpstream& glm, const RedisServer& redis, ServeProcess::Env extra = {})
 {
-  ServeProcess::Env env = {{"GLM_API_KEY", kRedisGlmKey},
+  ServeProcess::Env env = {{"GLM_API_KEY", kGlmTestKey},
                            {"GLM_API_URL", glm.base_url()},
                            {"EXAI_REDIS_URL", redis.url()},
                            {"EXAI_WS_GLM_MAX_INFLIGHT", "2"},
@@ -173,17 +173,17 @@ TEST_CASE("a bad EXAI_REDIS_URL or refused credentials stop start-up with 78", "
 {
   FakeUpstream glm;
   {
-    ServeProcess serve({{"GLM_API_KEY", kRedisGlmKey},
-                        {"GLM_API_URL", glm.base_url()},
-                        {"EXAI_REDIS_URL", "http://127.0.0.1:1"}});
+    ServeProcess serve(ServeProcess::Env{{"GLM_API_KEY", kGlmTestKey},
+                                         {"GLM_API_URL", glm.base_url()},
+                                         {"EXAI_REDIS_URL", "http://127.0.0.1:1"}});
     CHECK(serve.wait_exit() == 78);
     CHECK_THAT(serve.stderr_text(), Catch::Contains("EXAI_REDIS_URL"));
   }
   RedisServer redis({"--requirepass", "the-right-one"});
-  ServeProcess serve(
-      {{"GLM_API_KEY", kRedisGlmKey},
-       {"GLM_API_URL", glm.base_url()},
-       {"EXAI_REDIS_URL", "redis://:not-the-password@127.0.0.1:" + std::to_string(redis.port())}});
+  ServeProcess serve(ServeProcess::Env{
+      {"GLM_API_KEY", kGlmTestKey},
+      {"GLM_API_URL", glm.base_url()},
+      {"EXAI_REDIS_URL", "redis://:not-the-password@127.0.0.1:" + std::to_string(redis.port())}});
   CHECK(serve.wait_exit() == 78);
   CHECK_THAT(serve.stderr_text(), Catch::Contains("refused the credentials"));
   CHECK_THAT(serve.stderr_text(), !Catch::Contains("not-the-password"));

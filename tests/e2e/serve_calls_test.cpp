@@ -6,6 +6,7 @@
 #include "tests/support/fake_daemon.hpp"
 #include "tests/support/fake_upstream.hpp"
 #include "tests/support/serve_process.hpp"
+#include "tests/support/test_keys.hpp"
 #include "tests/support/ws_client.hpp"
 
 #include <catch2/catch.hpp>
@@ -19,11 +20,9 @@ using namespace exai::test;
 using nlohmann::json;
 using namespace std::chrono_literals;
 
-const std::string kGlmKey = "glm-e2e-key-0123456789";
-
 struct CallsDaemon : FakeDaemon {
   explicit CallsDaemon(const ServeProcess::Env& extra = {})
-      : FakeDaemon({{"GLM_API_KEY", kGlmKey}, {"EXAI_WS_PROGRESS_INTERVAL_SECS", "0.1"}}, extra)
+      : FakeDaemon({{"GLM_API_KEY", kGlmTestKey}, {"EXAI_WS_PROGRESS_INTERVAL_SECS", "0.1"}}, extra)
   {
   }
 };
@@ -94,7 +93,7 @@ TEST_CASE("chat goes to the provider with its key and returns the envelope", "[e
   REQUIRE(requests.size() == 1);
   CHECK(requests[0].path == "/v1/chat/completions");
   CHECK(json::parse(requests[0].body)["model"] == "glm-4.5");
-  CHECK(d.serve->stderr_text().find(kGlmKey) == std::string::npos);
+  CHECK(d.serve->stderr_text().find(kGlmTestKey) == std::string::npos);
   CHECK(d.back_to_zero());
 }
 

@@ -7,6 +7,7 @@
 #include "tests/support/fake_upstream.hpp"
 #include "tests/support/serve_process.hpp"
 #include "tests/support/temp_dir.hpp"
+#include "tests/support/test_keys.hpp"
 #include "tests/support/ws_client.hpp"
 
 #include <nlohmann/json.hpp>
@@ -15,9 +16,6 @@
 #include <string>
 
 namespace exai::test {
-
-inline constexpr const char* kKimiTestKey = "kimi-e2e-key-0123456789";
-inline constexpr const char* kGlmTestKey = "glm-e2e-key-0123456789";
 
 class ProviderDaemon {
 public:
