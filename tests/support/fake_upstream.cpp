@@ -493,7 +493,9 @@ FakeUpstream::Impl::handle(Poco::Net::HTTPServerRequest& request,
   std::uint64_t arrival_generation = 0;
   {
     const std::lock_guard lock(mutex);
-    recorded.push_back(record);
+    if (options.record) {
+      recorded.push_back(record);
+    }
     peak = std::max(peak, ++current);
     new_connection = peers.insert(record.peer).second;
     arrival_generation = hang_generation;
@@ -551,7 +553,7 @@ FakeUpstream::Impl::handle(Poco::Net::HTTPServerRequest& request,
     shape = chat_shape(json);
     stream = json.contains("stream") && json["stream"].is_boolean() && json["stream"].get<bool>();
   }
-  if (stream) {
+  if (stream && options.record) {
     const std::lock_guard lock(mutex);
     // Recorded before the answer, which may never come.
     for (auto it = recorded.rbegin(); it != recorded.rend(); ++it) {

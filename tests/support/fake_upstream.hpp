@@ -153,6 +153,10 @@ public:
     std::chrono::milliseconds idle_close{30000}; // an idle connection is closed after this
     int keep_alive_hint = 0;                     // seconds in "Keep-Alive: timeout=N"; 0 = none
     std::chrono::milliseconds connect_delay{0};  // added once per new connection
+    // Keep every request for requests(). The standalone binary turns it off:
+    // nothing reads its requests, and keeping them grew its memory (and its
+    // CPU, through page faults and copies) with every call of a benchmark.
+    bool record = true;
   };
 
   // Starts listening on 127.0.0.1 (at an ephemeral port unless
@@ -177,7 +181,7 @@ public:
   // later [[hang]]s hang again.
   void release_hangs();
 
-  // Every request so far, in arrival order.
+  // Every request so far, in arrival order (none unless Options::record).
   std::vector<RecordedRequest> requests() const;
   std::size_t request_count() const;
   int current_concurrency() const;

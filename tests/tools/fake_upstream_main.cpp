@@ -55,6 +55,7 @@ main(int argc, char** argv)
 {
   try {
     exai::test::FakeUpstream::Options options;
+    options.record = false; // nothing reads this process's requests
     bool watch_stdin = true;
     for (int i = 1; i < argc; ++i) {
       const std::string_view arg = argv[i];

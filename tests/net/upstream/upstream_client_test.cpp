@@ -88,6 +88,29 @@ TEST_CASE("a chat completion is posted with bearer auth and the reply parsed",
   CHECK(client.circuit_state("glm") == "closed");
 }
 
+TEST_CASE("a fake upstream that does not record answers alike and keeps no request",
+          "[net][upstream_client][integration]")
+{
+  // The benchmark's fake runs this way: its memory must not grow per call.
+  FakeUpstream::Options options;
+  options.record = false;
+  FakeUpstream fake(options);
+  RecordingSleeper sleeper;
+  UpstreamClient plain({endpoint_for(fake)}, fast_options(sleeper));
+  auto stream_options = fast_options(sleeper);
+  stream_options.stream = true;
+  UpstreamClient streamed({endpoint_for(fake)}, stream_options);
+  for (int i = 0; i < 3; ++i) {
+    const auto prompt = "hi " + std::to_string(i);
+    CHECK(reply_of(plain.complete("glm", request_with(prompt), {})).content == "echo: " + prompt);
+    const auto reply = reply_of(streamed.complete("glm", request_with(prompt), {}));
+    CHECK(reply.content == "echo: " + prompt);
+    CHECK(reply.streamed);
+  }
+  CHECK(fake.requests().empty());
+  CHECK(fake.request_count() == 0);
+}
+
 TEST_CASE_METHOD(GlmOnFake,
                  "5xx answers are retried with exponential backoff",
                  "[net][upstream_client][integration]")
