@@ -5,7 +5,11 @@
 // the fastest a JavaScript daemon could be. With UPSTREAM_STREAM=1 it asks
 // for `stream: true` and assembles the answer from the SSE events, as exai
 // does by default: the like-for-like baseline for exai's streamed chat rows.
-// Usage: UPSTREAM_URL=http://127.0.0.1:PORT/v1 [UPSTREAM_STREAM=1] node server.js PORT
+// With SYSTEM_PROMPT_FILE it sends that text as the system message, as exai's
+// chat tool sends its own prompt: the upstream, which shares the machine's
+// cores, then parses the same request from every daemon.
+// Usage: UPSTREAM_URL=http://127.0.0.1:PORT/v1 [UPSTREAM_STREAM=1] [SYSTEM_PROMPT_FILE=F]
+//        node server.js PORT
 'use strict';
 const http = require('http');
 const { WebSocketServer } = require('ws');
@@ -14,6 +18,8 @@ const port = Number(process.argv[2] || 0);
 const upstream = new URL((process.env.UPSTREAM_URL || 'http://127.0.0.1:1/v1') + '/chat/completions');
 const agent = new http.Agent({ keepAlive: true, maxSockets: 256 });
 const streamed = process.env.UPSTREAM_STREAM === '1';
+const system = process.env.SYSTEM_PROMPT_FILE
+  ? require('fs').readFileSync(process.env.SYSTEM_PROMPT_FILE, 'utf8') : null;
 const started = Date.now();
 let connections = 0;
 
@@ -69,6 +75,7 @@ function chat(ws, id, args) {
     model: args.model || 'glm-4.5-flash',
     messages: [{ role: 'user', content: String(args.prompt || '') }],
   };
+  if (system !== null) request.messages.unshift({ role: 'system', content: system });
   if (streamed) request.stream = true;
   const body = JSON.stringify(request);
   const req = http.request(upstream, {

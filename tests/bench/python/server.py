@@ -6,7 +6,8 @@ upstream in $UPSTREAM_URL over a small keep-alive HTTP/1.1 client on asyncio.
 No capacity control: an upper bound for the Python daemon exai replaces. With
 UPSTREAM_STREAM=1 it asks for `stream: true` and assembles the answer from the SSE
 events (chunked), as exai does by default.
-Usage: UPSTREAM_URL=http://127.0.0.1:PORT/v1 [UPSTREAM_STREAM=1] /usr/bin/python3 server.py PORT"""
+Usage: UPSTREAM_URL=http://127.0.0.1:PORT/v1 [UPSTREAM_STREAM=1] [SYSTEM_PROMPT_FILE=F]
+       /usr/bin/python3 server.py PORT"""
 
 import asyncio
 import json
@@ -22,6 +23,10 @@ import websockets
 UPSTREAM = urllib.parse.urlsplit(os.environ.get("UPSTREAM_URL", "http://127.0.0.1:1/v1"))
 PATH = UPSTREAM.path.rstrip("/") + "/chat/completions"
 STREAMED = os.environ.get("UPSTREAM_STREAM") == "1"
+# The system prompt exai's chat tool sends (SYSTEM_PROMPT_FILE): the upstream,
+# which shares the machine's cores, then parses the same request from each daemon.
+SYSTEM = (open(os.environ["SYSTEM_PROMPT_FILE"], encoding="utf-8").read()
+          if os.environ.get("SYSTEM_PROMPT_FILE") else None)
 STARTED = time.time()
 connections = 0
 idle_upstream = []  # (reader, writer) keep-alive connections
@@ -115,8 +120,10 @@ def sse_content(payload):
 
 
 async def chat(ws, rid, args):
-    request = {"model": args.get("model", "glm-4.5-flash"),
-               "messages": [{"role": "user", "content": str(args.get("prompt", ""))}]}
+    messages = [{"role": "user", "content": str(args.get("prompt", ""))}]
+    if SYSTEM is not None:
+        messages.insert(0, {"role": "system", "content": SYSTEM})
+    request = {"model": args.get("model", "glm-4.5-flash"), "messages": messages}
     if STREAMED:
         request["stream"] = True
     try:
