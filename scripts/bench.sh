@@ -79,13 +79,13 @@ cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 rss_kib() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status"; }
 
 # --- the fake upstream ------------------------------------------------------
-"$fake_bin" --port 0 --latency-ms 0 --max-threads 2048 --ignore-stdin >"$work/fake.out" 2>&1 &
+"$fake_bin" --port 0 --latency-ms 0 --max-threads 8192 --ignore-stdin >"$work/fake.out" 2>&1 &
 fake_pid=$!
 pids+=($fake_pid)
 wait_line "$work/fake.out" "listening on"
 fake_port=$(grep -o '[0-9]*$' "$work/fake.out" | head -1)
 upstream=http://127.0.0.1:$fake_port/v1
-"$fake_bin" --port 0 --latency-ms 0 --max-threads 2048 --connect-delay-ms "$connect_delay" \
+"$fake_bin" --port 0 --latency-ms 0 --max-threads 8192 --connect-delay-ms "$connect_delay" \
   --ignore-stdin >"$work/fake_far.out" 2>&1 &
 far_fake_pid=$!
 pids+=($far_fake_pid)
