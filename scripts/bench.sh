@@ -39,10 +39,12 @@ rounds=${BENCH_ROUNDS:-3}
 connect_delay=${BENCH_CONNECT_DELAY_MS:-20}
 idle=${BENCH_IDLE:-10000}
 py=/usr/bin/python3 # Debian's, which has python3-websockets
-# exai's chat tool sends this system prompt; the baselines and the direct curl
-# calls send it too, so the fake (which shares the cores) parses the same request
-# from each of them and the rows compare the daemons, not their request sizes.
+# exai's chat tool sends this system prompt; the baselines (which read
+# SYSTEM_PROMPT_FILE; exai runs under env -i) and the direct curl calls send it
+# too, so the fake, which shares the cores, parses the same request from each of
+# them and the rows compare the daemons, not their request sizes.
 prompt_file=$root/core/tools/prompts/chat.txt
+export SYSTEM_PROMPT_FILE=$prompt_file
 
 if [[ -z ${BENCH_SKIP_BUILD:-} ]]; then
   echo "== building Release in $build" >&2
@@ -129,20 +131,20 @@ exai_port=$(free_port)
 exai_pid=$!
 pids+=($exai_pid)
 node_port=$(free_port)
-SYSTEM_PROMPT_FILE=$prompt_file UPSTREAM_URL=$upstream node "$root/tests/bench/node/server.js" "$node_port" >"$work/node.out" 2>&1 &
+UPSTREAM_URL=$upstream node "$root/tests/bench/node/server.js" "$node_port" >"$work/node.out" 2>&1 &
 node_pid=$!
 pids+=($node_pid)
 nodes_port=$(free_port)
-SYSTEM_PROMPT_FILE=$prompt_file UPSTREAM_URL=$upstream UPSTREAM_STREAM=1 node "$root/tests/bench/node/server.js" "$nodes_port" \
+UPSTREAM_URL=$upstream UPSTREAM_STREAM=1 node "$root/tests/bench/node/server.js" "$nodes_port" \
   >"$work/node-stream.out" 2>&1 &
 nodes_pid=$!
 pids+=($nodes_pid)
 python_port=$(free_port)
-SYSTEM_PROMPT_FILE=$prompt_file UPSTREAM_URL=$upstream "$py" "$root/tests/bench/python/server.py" "$python_port" >"$work/python.out" 2>&1 &
+UPSTREAM_URL=$upstream "$py" "$root/tests/bench/python/server.py" "$python_port" >"$work/python.out" 2>&1 &
 python_pid=$!
 pids+=($python_pid)
 pys_port=$(free_port)
-SYSTEM_PROMPT_FILE=$prompt_file UPSTREAM_URL=$upstream UPSTREAM_STREAM=1 "$py" "$root/tests/bench/python/server.py" "$pys_port" \
+UPSTREAM_URL=$upstream UPSTREAM_STREAM=1 "$py" "$root/tests/bench/python/server.py" "$pys_port" \
   >"$work/python-stream.out" 2>&1 &
 pys_pid=$!
 pids+=($pys_pid)
@@ -194,9 +196,9 @@ exai_far() {
     "$2" serve --port "$3"
 }
 start_far exai exai_far exai "$exai"
-start_far node env SYSTEM_PROMPT_FILE="$prompt_file" UPSTREAM_URL="$far_upstream" UPSTREAM_STREAM=1 node \
+start_far node env UPSTREAM_URL="$far_upstream" UPSTREAM_STREAM=1 node \
   "$root/tests/bench/node/server.js"
-start_far python env SYSTEM_PROMPT_FILE="$prompt_file" UPSTREAM_URL="$far_upstream" UPSTREAM_STREAM=1 "$py" \
+start_far python env UPSTREAM_URL="$far_upstream" UPSTREAM_STREAM=1 "$py" \
   "$root/tests/bench/python/server.py"
 if [[ -n ${BENCH_BASELINE_EXAI:-} ]]; then
   start_far base exai_far base "$BENCH_BASELINE_EXAI"
