@@ -328,16 +328,19 @@ done
 # --- chat through exai vs the fake upstream directly (1 connection, keep-alive) ---
 urls=()
 for _ in $(seq 1 1000); do urls+=("$upstream/chat/completions"); done
+# The request exai's chat sends, streamed and plain: direct-true.json, direct-false.json.
+"$py" - "$prompt_file" "$work" <<'EOF'
+import json, sys
+for stream in (True, False):
+    with open("%s/direct-%s.json" % (sys.argv[2], str(stream).lower()), "w") as f:
+        json.dump({"model": "glm-4.5-flash", "stream": stream,
+                   "messages": [{"role": "system", "content": open(sys.argv[1]).read()},
+                                {"role": "user", "content": "bench direct"}]}, f)
+EOF
 # direct STREAM FILE: 1000 requests from one curl, each one's time_total in FILE.
 direct() {
-  "$py" - "$prompt_file" "$1" >"$work/direct-body.json" <<'EOF'
-import json, sys
-print(json.dumps({"model": "glm-4.5-flash", "stream": sys.argv[2] == "true",
-                  "messages": [{"role": "system", "content": open(sys.argv[1]).read()},
-                               {"role": "user", "content": "bench direct"}]}))
-EOF
   curl -s -X POST -H 'Content-Type: application/json' -H 'Authorization: Bearer test-key' \
-    --data-binary "@$work/direct-body.json" \
+    --data-binary "@$work/direct-$1.json" \
     -w '%{stderr}%{time_total}\n' "${urls[@]}" >/dev/null 2>"$2"
 }
 for r in $(seq 1 "$rounds"); do
