@@ -82,6 +82,9 @@ ThreadPool::work()
     jobs_.pop_front();
     lock.unlock();
     job();
+    // What the job captured is released before the lock is taken again: its
+    // destructors may post to this pool or take locks of their own.
+    job = nullptr;
     lock.lock();
   }
 }

@@ -111,3 +111,42 @@ TEST_CASE("the pool runs every job and never exceeds its thread limit", "[core][
   CHECK(done == 50);
   CHECK(peak <= 3);
 }
+
+namespace {
+
+// Captured by a job: when released, asks the pool something from another
+// thread, which takes the pool's lock. Releasing it under that lock (what a
+// call captured, e.g. its permits, may post the next call to the same pool)
+// keeps the question unanswered.
+struct LockProbe {
+  ThreadPool& pool;
+  std::shared_ptr<std::atomic<bool>> answered;
+  std::shared_ptr<std::atomic<bool>> blocked;
+
+  ~LockProbe()
+  {
+    std::thread([&p = pool, a = answered] {
+      (void)p.queued();
+      *a = true;
+    }).detach();
+    *blocked = !eventually([&] { return answered->load(); }, 2s);
+  }
+};
+
+} // namespace
+
+TEST_CASE("what a job captured is released outside the pool's lock", "[core][thread_pool]")
+{
+  auto answered = std::make_shared<std::atomic<bool>>(false);
+  auto blocked = std::make_shared<std::atomic<bool>>(false);
+  std::atomic<int> ran{0};
+  {
+    ThreadPool pool(1);
+    std::shared_ptr<LockProbe> probe(new LockProbe{pool, answered, blocked});
+    REQUIRE(pool.post([probe = std::move(probe), &ran] { ++ran; }));
+    REQUIRE(eventually([&] { return ran == 1; }));
+    // The pool outlives the probe's question either way.
+    REQUIRE(eventually([&] { return answered->load(); }, 10s));
+  }
+  CHECK_FALSE(*blocked);
+}
