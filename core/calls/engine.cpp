@@ -1360,6 +1360,10 @@ Engine::cancel(std::string_view session_id, std::string_view request_id)
     auto& callers = execution->callers;
     std::erase(callers, call);
     last = callers.empty();
+    // Closed in the same step that found it empty: an identical call sent
+    // while this one's answer goes out starts a run of its own instead of
+    // joining the one being stopped (and never hearing back).
+    execution->closed = execution->closed || last;
   }
   complete(*call,
            ToolFailure{Errc::cancelled, "cancelled by the client", nlohmann::json::object()});

@@ -5,6 +5,7 @@
 
 #include <atomic>
 #include <condition_variable>
+#include <functional>
 #include <map>
 #include <thread>
 #include <vector>
@@ -56,9 +57,14 @@ public:
                         {"message", failure.message},
                         {"details", failure.details}};
     }
+    if (before_result) {
+      before_result(request_id);
+    }
     record(std::move(frame));
     return accept_results;
   }
+  // Runs inside on_result, before the frame is recorded (set before calls start).
+  std::function<void(std::string_view request_id)> before_result;
   void record(json frame)
   {
     const std::lock_guard lock(mutex_);
@@ -686,6 +692,30 @@ TEST_CASE("cancelling one of several coalesced callers leaves the others running
   CHECK(sink->result("a")["error"]["code"] == "CANCELLED");
   h.chat.release();
   CHECK(sink->result("b").contains("outputs"));
+  CHECK(h.drained());
+}
+
+TEST_CASE("an identical call sent while the last caller's cancel is answered gets its own result",
+          "[core][engine]")
+{
+  Harness h;
+  auto sink = std::make_shared<RecordingSink>();
+  auto joiner = std::make_shared<RecordingSink>();
+  // The moment the cancelled call's answer goes out, before its run is
+  // stopped, a client sends the same call again (from another thread, as a
+  // second connection would).
+  sink->before_result = [&](std::string_view request_id) {
+    if (request_id == "a") {
+      std::thread([&] { h.call("b", "chat", {{"prompt", "block shared"}}, joiner, "s1"); }).join();
+    }
+  };
+  h.call("a", "chat", {{"prompt", "block shared"}}, sink, "s1");
+  REQUIRE(h.chat.wait_active(1));
+  CHECK(h.engine->cancel("s1", "a"));
+  CHECK(sink->result("a")["error"]["code"] == "CANCELLED");
+  h.chat.release();
+  // Joined to the stopped run, it would never hear back and stay in flight.
+  CHECK(envelope_of(joiner->result("b"))["content"] == "echo: block shared");
   CHECK(h.drained());
 }
 
