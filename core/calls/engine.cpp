@@ -534,23 +534,51 @@ Engine::submit(CallRequest request, const std::shared_ptr<CallSink>& sink)
     submit_known(std::move(request), sink, *tool);
     return;
   }
+  // A store that answers slowly backs these jobs up: they are bounded as calls
+  // waiting for capacity are, so bogus continuation_ids from one client
+  // neither grow memory without bound nor delay other sessions' lookups.
+  std::optional<std::string> full;
   {
     const std::lock_guard lock(mutex_);
-    ++lookups_running_;
+    auto& mine = lookups_by_session_[request.session_id];
+    if (config_.session_max_queued > 0 && mine >= config_.session_max_queued) {
+      full = "too many continued calls of this session are waiting for the shared store "
+             "(EXAI_WS_SESSION_MAX_QUEUED=" +
+             std::to_string(config_.session_max_queued) + ")";
+    } else if (config_.max_queued > 0 && lookups_running_ >= config_.max_queued) {
+      full = "too many continued calls are waiting for the shared store (EXAI_WS_MAX_QUEUED=" +
+             std::to_string(config_.max_queued) + ")";
+    } else {
+      ++mine;
+      ++lookups_running_;
+    }
+    if (mine == 0) {
+      lookups_by_session_.erase(request.session_id);
+    }
   }
-  // Shared with the job: a refused post must still answer the request.
-  auto pending = std::make_shared<CallRequest>(std::move(request));
-  const bool posted = lookups_.post([this, pending, sink, tool] {
-    submit_known(std::move(*pending), sink, *tool);
+  if (full) {
+    reject(sink, request, Errc::over_capacity, *full, {{"queue_full", true}});
+    return;
+  }
+  const auto looked_up = [this](const std::string& session_id) {
     const std::lock_guard lock(mutex_);
+    if (const auto it = lookups_by_session_.find(session_id);
+        it != lookups_by_session_.end() && --it->second == 0) {
+      lookups_by_session_.erase(it);
+    }
     --lookups_running_;
     drained_.notify_all();
+  };
+  // Shared with the job: a refused post must still answer the request.
+  auto pending = std::make_shared<CallRequest>(std::move(request));
+  const bool posted = lookups_.post([this, pending, sink, tool, looked_up] {
+    const std::string session_id = pending->session_id;
+    submit_known(std::move(*pending), sink, *tool);
+    looked_up(session_id);
   });
   if (!posted) {
     reject(sink, *pending, Errc::shutting_down, "the daemon is shutting down");
-    const std::lock_guard lock(mutex_);
-    --lookups_running_;
-    drained_.notify_all();
+    looked_up(pending->session_id);
   }
 }
 
@@ -886,6 +914,11 @@ Engine::acquire(const std::shared_ptr<Execution>& execution)
       replay_if_stored(call, weak, text);
       answered->answer();
     };
+  } else if (shared_capacity_ != nullptr && execution->lookup) {
+    // Shared capacity carries the lookup, but the call that asked is gone
+    // (cancelled while the run waited for a thread): nothing is looked up,
+    // and run() must not wait for an answer nobody will give.
+    execution->lookup->answer();
   }
   std::optional<AcquireOutcome> early;
   {

@@ -271,6 +271,9 @@ private:
   std::map<std::string, std::size_t, std::less<>> queued_by_session_;     // guarded by mutex_
   std::size_t queued_ = 0;                                                // guarded by mutex_
   std::size_t lookups_running_ = 0; // guarded by mutex_: jobs on lookups_
+  // guarded by mutex_: those jobs by session (bounded like calls waiting for
+  // capacity; erased at zero)
+  std::map<std::string, std::size_t, std::less<>> lookups_by_session_;
   // Atomics, so outcomes can be counted under a call's own lock (before its
   // result is sent) without ordering against mutex_.
   struct Counters {

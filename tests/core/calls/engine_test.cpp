@@ -1007,6 +1007,46 @@ private:
 
 } // namespace
 
+TEST_CASE("continued calls waiting for a slow shared store are bounded per session",
+          "[core][engine]")
+{
+  GatedStore store; // holds every read, as a stalled Redis would
+  Harness h({{"EXAI_WS_SESSION_MAX_QUEUED", "3"}}, &store);
+  auto sink = std::make_shared<RecordingSink>();
+  const auto continued = [&](const std::string& id,
+                             const std::string& session,
+                             const std::shared_ptr<RecordingSink>& to) {
+    h.call(id, "chat", {{"prompt", "more"}, {"continuation_id", "bogus-" + id}}, to, session);
+  };
+  for (int i = 0; i < 5; ++i) {
+    continued("c" + std::to_string(i), "s1", sink);
+  }
+  // Three wait for the store; the rest are refused at once, naming the limit.
+  for (int i = 3; i < 5; ++i) {
+    const json res = sink->result("c" + std::to_string(i), 2s);
+    CHECK(res["error"]["code"] == "OVER_CAPACITY");
+    CHECK(res["error"]["details"]["queue_full"] == true);
+    CHECK_THAT(res["error"]["message"].get<std::string>(),
+               Catch::Contains("EXAI_WS_SESSION_MAX_QUEUED=3"));
+  }
+  // Another session still gets its place in the queue.
+  auto other = std::make_shared<RecordingSink>();
+  continued("o1", "s2", other);
+  REQUIRE(store.wait_gets(4));
+  store.open();
+  CHECK_THAT(other->result("o1")["error"]["message"].get<std::string>(),
+             Catch::Contains("continuation_id"));
+  for (int i = 0; i < 3; ++i) {
+    CHECK_THAT(sink->result("c" + std::to_string(i))["error"]["message"].get<std::string>(),
+               Catch::Contains("continuation_id"));
+  }
+  REQUIRE(h.drained());
+  // Answered, they no longer count.
+  continued("c5", "s1", sink);
+  CHECK_THAT(sink->result("c5")["error"]["message"].get<std::string>(),
+             Catch::Contains("continuation_id"));
+}
+
 TEST_CASE("a submission never waits on the shared store on the submitting thread", "[core][engine]")
 {
   GatedStore store;
