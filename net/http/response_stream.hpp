@@ -53,7 +53,7 @@ public:
     }
     if (const auto connection = connection_.lock()) {
       if (!connection->queue(std::move(last), {}, true)) {
-        connection->drop("response stream ended");
+        connection->drop_later("response stream ended"); // end() runs inside engine callbacks
       }
     }
   }

@@ -162,7 +162,7 @@ Connection::queue(std::string bytes, std::string tag, bool last) noexcept
   if (overflow) {
     // The client cannot keep up with what it is owed. What it misses stays
     // stored; the session collects it when it resumes.
-    drop("output over its hard cap (4 x EXAI_WS_SEND_QUEUE_BYTES)");
+    drop_later("output over its hard cap (4 x EXAI_WS_SEND_QUEUE_BYTES)");
     return false;
   }
   if (request) {
@@ -308,6 +308,12 @@ Connection::drop(std::string why) noexcept
     drop_now(why);
     return;
   }
+  loop_.post([self = shared_from_this(), why = std::move(why)] { self->drop_now(why); });
+}
+
+void
+Connection::drop_later(std::string why) noexcept
+{
   loop_.post([self = shared_from_this(), why = std::move(why)] { self->drop_now(why); });
 }
 

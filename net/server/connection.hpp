@@ -78,6 +78,10 @@ public:
   // Closes the socket now: no more reads or writes; on_dropped() then runs.
   // Any thread (posted to the loop when called elsewhere). Idempotent.
   void drop(std::string why) noexcept;
+  // drop() from a posted task even on the loop thread: for callers inside
+  // someone else's callback (queue() is called by the engine under its own
+  // locks, and on_dropped() calls back into the engine).
+  void drop_later(std::string why) noexcept;
 
   bool dropped() const noexcept;
   // Nothing queued is left to send. Any thread.

@@ -8,15 +8,42 @@ FakeCallEngine::submit(core::CallRequest request, const std::shared_ptr<core::Ca
   bool reply = false;
   const std::string request_id = request.request_id;
   const std::string tool = request.tool;
+  std::vector<std::string> texts;
   {
     const std::lock_guard lock(mutex_);
     calls_.push_back(Submitted{std::move(request), sink});
     reply = auto_reply_;
+    texts = reply_texts_.empty() ? std::vector<std::string>{"ok:" + tool} : reply_texts_;
   }
   changed_.notify_all();
   if (reply) {
-    sink->on_result(request_id, core::ToolSuccess{{"ok:" + tool}});
+    ++submitting_;
+    for (const auto& text : texts) {
+      sink->on_result(request_id, core::ToolSuccess{{text}});
+    }
+    --submitting_;
   }
+}
+
+void
+FakeCallEngine::set_reply_texts(std::vector<std::string> texts)
+{
+  const std::lock_guard lock(mutex_);
+  reply_texts_ = std::move(texts);
+}
+
+std::vector<FakeCallEngine::Undelivered>
+FakeCallEngine::undelivered_calls() const
+{
+  const std::lock_guard lock(mutex_);
+  return undelivered_;
+}
+
+bool
+FakeCallEngine::wait_for_undelivered(std::size_t n, std::chrono::milliseconds timeout)
+{
+  std::unique_lock lock(mutex_);
+  return changed_.wait_for(lock, timeout, [&] { return undelivered_.size() >= n; });
 }
 
 bool
@@ -28,9 +55,14 @@ FakeCallEngine::cancel(std::string_view session_id, std::string_view request_id)
 }
 
 void
-FakeCallEngine::undelivered(const std::string& /*session_id*/,
-                            const std::vector<std::string>& /*request_ids*/)
+FakeCallEngine::undelivered(const std::string& session_id,
+                            const std::vector<std::string>& request_ids)
 {
+  {
+    const std::lock_guard lock(mutex_);
+    undelivered_.push_back(Undelivered{session_id, request_ids, submitting_ > 0});
+  }
+  changed_.notify_all();
 }
 
 void

@@ -8,6 +8,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <memory>
@@ -34,6 +35,15 @@ public:
 
   // Answer calls immediately with {"outputs":[{"type":"text","text":"ok:<tool>"}]}.
   void set_auto_reply(bool on);
+  // Answer each call inline with one result per text instead (auto_reply on).
+  void set_reply_texts(std::vector<std::string> texts);
+  struct Undelivered {
+    std::string session_id;
+    std::vector<std::string> request_ids;
+    bool inside_submit = false; // called back while submit() was still answering
+  };
+  std::vector<Undelivered> undelivered_calls() const;
+  bool wait_for_undelivered(std::size_t n, std::chrono::milliseconds timeout);
   // What cancel() returns.
   void set_cancel_result(bool found);
 
@@ -54,6 +64,9 @@ private:
   std::vector<Submitted> calls_;
   std::vector<std::pair<std::string, std::string>> cancels_;
   std::vector<std::string> attached_;
+  std::vector<std::string> reply_texts_;
+  std::vector<Undelivered> undelivered_;
+  std::atomic<int> submitting_{0};
 };
 
 } // namespace exai::test

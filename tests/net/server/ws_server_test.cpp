@@ -160,6 +160,26 @@ TEST_CASE("results sent from call threads arrive whole and in order past a full 
   }
 }
 
+TEST_CASE("an answer past the hard cap drops the connection after the engine's callback returns",
+          "[net][server]")
+{
+  // The engine answers under its own locks (a joined call's ack, a cancel's
+  // result), on the loop thread too. A drop run inside that answer would call
+  // the engine back (undelivered results) while it still holds them.
+  auto config = test_config();
+  config.send_queue_bytes = 4096;
+  config.max_bytes = 65536; // hard cap: 4 x 4096 + 65536 bytes
+  WsFixture f(config);
+  f.engine.set_reply_texts({"queued first", std::string(std::size_t{1} << 20U, 'x')});
+  const auto client = f.start_greeted();
+  client->send_json({{"op", "call_tool"}, {"request_id", "r1"}, {"name", "echo"}});
+  REQUIRE(f.engine.wait_for_undelivered(1, 5s));
+  const auto undelivered = f.engine.undelivered_calls().at(0);
+  CHECK_FALSE(undelivered.inside_submit);
+  CHECK(undelivered.request_ids == std::vector<std::string>{"r1"}); // the first answer, unsent
+  CHECK(wait_until([&] { return f.server.connection_count() == 0; }, 5s));
+}
+
 TEST_CASE("frames for a connection that is gone are dropped quietly", "[net][server]")
 {
   WsFixture f;
