@@ -122,9 +122,10 @@ protected:
   virtual void on_dropped(std::vector<std::string> unsent_tags) noexcept;
 
   void set_read_events(std::uint32_t events) noexcept;
-  // One non-blocking recv of at most `want` bytes, appended to `input`; how
-  // many came. 0 also when the peer closed (dropped as `closed_why`) or the
-  // receive failed (dropped), not only when nothing is there yet.
+  // One non-blocking recv of at most `want` bytes (and at most the loop's
+  // receive buffer), appended to `input`; how many came. Loop thread only.
+  // 0 also when the peer closed (dropped as `closed_why`) or the receive
+  // failed (dropped), not only when nothing is there yet.
   std::size_t receive_into(std::string& input, std::size_t want, std::string_view closed_why);
   // Keeps queued output unwritten until release_output() (while another
   // thread still writes the response head on the socket). Any thread.

@@ -142,7 +142,6 @@ HttpConnection::on_head(std::size_t peeked)
   }
   head_bytes_ = check.head_bytes;
   total_bytes_ = check.head_bytes + static_cast<std::size_t>(body);
-  request_.reserve(total_bytes_);
   if (check.expect_continue && body > 0 && peeked < total_bytes_ && !continue_sent_) {
     continue_sent_ = true;
     queue(http::continue_response());

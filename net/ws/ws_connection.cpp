@@ -177,7 +177,7 @@ WsConnection::on_readable()
     }
     return;
   }
-  // A frame is in progress: read straight behind it, one recv per wake-up.
+  // A frame is in progress: what arrives goes behind it, one recv per wake-up.
   if (receive_into(tail_, std::max(kTailStep, tail_.size() / 2), "peer closed") == 0) {
     return;
   }

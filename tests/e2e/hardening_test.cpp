@@ -274,6 +274,30 @@ TEST_CASE("row 4: header tricklers do not starve /health, /metrics, /mcp or upgr
   CHECK(cut == kTricklers);
 }
 
+TEST_CASE("row 4: a body announced but not sent costs no memory", "[e2e][hardening]")
+{
+  // One event loop serves every connection, so once a request sent after the
+  // posters' is answered, the loop has read what they sent.
+  HardeningDaemon d(ServeProcess::Env{{"EXAI_WORKER_THREADS", "1"}});
+  const long rss_start = d.serve->rss_kib().value_or(0);
+  constexpr int kPosters = 8;
+  std::vector<std::unique_ptr<RawClient>> posters;
+  for (int i = 0; i < kPosters; ++i) {
+    posters.push_back(std::make_unique<RawClient>(d.port()));
+    REQUIRE(posters.back()->send("POST /mcp HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                                 "Content-Type: application/json\r\n"
+                                 "Content-Length: 33554000\r\n\r\n{"));
+  }
+  RawClient probe(d.port());
+  const auto health = probe.http("GET", "/health");
+  REQUIRE(health);
+  CHECK(health->status == 200);
+  // Buffering each announced body in full up front was 8 x 32 MiB.
+  const long grown = d.serve->rss_kib().value_or(0) - rss_start;
+  INFO("RSS grew by " << grown << " KiB");
+  CHECK(grown < 16 * 1024);
+}
+
 TEST_CASE("row 5: a request_id reused by another session is that session's own call",
           "[e2e][hardening]")
 {
