@@ -49,7 +49,7 @@ Scheduler::add(Task task)
 }
 
 void
-Scheduler::cancel(std::uint64_t id) noexcept
+Scheduler::cancel(std::uint64_t id, bool wait) noexcept
 {
   std::unique_lock lock(mutex_);
   if (const auto it = tasks_.find(id); it != tasks_.end()) {
@@ -57,7 +57,7 @@ Scheduler::cancel(std::uint64_t id) noexcept
     tasks_.erase(it);
   }
   // A task cancelling itself must not wait for itself.
-  if (std::this_thread::get_id() != thread_id_) {
+  if (wait && std::this_thread::get_id() != thread_id_) {
     changed_.wait(lock, [&] { return running_ != id; });
   }
 }

@@ -50,7 +50,18 @@ public:
     void reset() noexcept
     {
       if (owner_ != nullptr) {
-        std::exchange(owner_, nullptr)->cancel(id_);
+        std::exchange(owner_, nullptr)->cancel(id_, true);
+      }
+    }
+
+    // Cancels the task if it has not started; one already running is not
+    // waited for. For a caller that holds locks the running task may need
+    // (waiting would deadlock), when the task guards itself (a weak_ptr, a
+    // flag it checks under its own lock).
+    void abandon() noexcept
+    {
+      if (owner_ != nullptr) {
+        std::exchange(owner_, nullptr)->cancel(id_, false);
       }
     }
 
@@ -86,7 +97,7 @@ private:
   };
 
   Handle add(Task task);
-  void cancel(std::uint64_t id) noexcept;
+  void cancel(std::uint64_t id, bool wait) noexcept;
   void loop();
 
   mutable std::mutex mutex_;

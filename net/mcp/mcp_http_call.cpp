@@ -138,14 +138,17 @@ bool
 McpHttpCall::on_result(std::string_view /*request_id*/, const core::ToolResult& result) noexcept
 {
   bool written = false;
-  core::Scheduler::Handle timer;
+  bool kept = false;
   {
     const std::lock_guard lock(mutex_);
     if (done_) {
       return false;
     }
     done_ = true;
-    timer = std::move(orphan_timer_);
+    // Not waited for: this runs inside the engine's answer, under its call's
+    // lock, and a grace timer firing now needs that lock for its cancel. It
+    // finds done_ set, or cancels a call that has just answered (a no-op).
+    orphan_timer_.abandon();
     try {
       if (cancelled_) {
         // notifications/cancelled: MCP sends no response for that request.
@@ -176,11 +179,12 @@ McpHttpCall::on_result(std::string_view /*request_id*/, const core::ToolResult& 
         stream_->end();
       }
     }
+    kept = setup_.sse && !cancelled_; // kept for a resuming client
   }
   if (setup_.on_finished) {
     setup_.on_finished();
   }
-  return written || (setup_.sse && !cancelled_); // kept for a resuming client
+  return written || kept;
 }
 
 void

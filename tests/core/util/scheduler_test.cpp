@@ -70,6 +70,36 @@ TEST_CASE("cancelling waits for a task that is running", "[core][scheduler]")
   releaser.join();
 }
 
+TEST_CASE("an abandoned handle does not wait for its running task, and a pending one never runs",
+          "[core][scheduler]")
+{
+  Scheduler scheduler;
+  // The task needs a lock the abandoning thread holds (the MCP grace timer's
+  // cancel needs the engine's call lock, held while the result is answered):
+  // waiting for it would deadlock.
+  std::mutex held;
+  std::atomic<bool> inside{false};
+  std::atomic<bool> finished{false};
+  auto running = scheduler.at(Scheduler::Clock::now(), [&] {
+    inside = true;
+    const std::lock_guard lock(held);
+    finished = true;
+  });
+  {
+    const std::lock_guard lock(held);
+    REQUIRE(eventually([&] { return inside.load(); }));
+    running.abandon(); // returns with the task blocked on `held`
+    CHECK_FALSE(running);
+    CHECK_FALSE(finished);
+  }
+  REQUIRE(eventually([&] { return finished.load(); }));
+  std::atomic<bool> ran{false};
+  auto pending = scheduler.at(Scheduler::Clock::now() + 20ms, [&] { ran = true; });
+  pending.abandon();
+  CHECK(scheduler.size() == 0); // removed at once, so it never runs
+  CHECK_FALSE(ran);
+}
+
 TEST_CASE("a task may cancel itself without deadlock", "[core][scheduler]")
 {
   Scheduler scheduler;
