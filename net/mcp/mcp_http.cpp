@@ -195,21 +195,31 @@ McpHttpService::create_session(const std::string& protocol_version)
   std::string id = ids_.issue(protocol_version);
   const std::lock_guard lock(mutex_);
   sweep(now);
-  if (sessions_.size() >= options_.max_sessions) {
-    auto oldest = sessions_.end();
-    for (auto it = sessions_.begin(); it != sessions_.end(); ++it) {
-      if (it->second.calls.empty() &&
-          (oldest == sessions_.end() || it->second.last_used < oldest->second.last_used)) {
-        oldest = it;
-      }
-    }
-    if (oldest == sessions_.end()) {
-      return {};
-    }
-    sessions_.erase(oldest);
+  if (!make_room()) {
+    return {};
   }
   sessions_.emplace(id, Session{protocol_version, now, {}, {}});
   return id;
+}
+
+bool
+McpHttpService::make_room()
+{
+  if (sessions_.size() < options_.max_sessions) {
+    return true;
+  }
+  auto oldest = sessions_.end();
+  for (auto it = sessions_.begin(); it != sessions_.end(); ++it) {
+    if (it->second.calls.empty() &&
+        (oldest == sessions_.end() || it->second.last_used < oldest->second.last_used)) {
+      oldest = it;
+    }
+  }
+  if (oldest == sessions_.end()) {
+    return false;
+  }
+  sessions_.erase(oldest);
+  return true;
 }
 
 McpHttpService::Session*
@@ -220,6 +230,14 @@ McpHttpService::find_session(const std::string& id, Clock::time_point now)
   }
   const auto version = ids_.verify(id);
   if (!version) {
+    return nullptr;
+  }
+  // A client keeping the ids of sessions it made evicted cannot grow the
+  // table past the limit by bringing them all back.
+  if (!make_room()) {
+    log_->warn("mcp session not re-adopted id={}: every session has calls (max {})",
+               core::short_id(id),
+               options_.max_sessions);
     return nullptr;
   }
   log_->info("mcp session re-adopted id={} protocol={}", core::short_id(id), *version);

@@ -100,9 +100,13 @@ private:
   // Bearer check; false when a 401 was sent.
   bool admit(HttpExchange& exchange);
   void sweep(Clock::time_point now); // mutex_ held
+  // Below max_sessions, evicting the least recently used session without
+  // calls if need be; false when every session has calls. mutex_ held.
+  bool make_room();
   std::string create_session(const std::string& protocol_version);
   // The session `id` names, re-adopted when it is validly signed but not in
-  // memory (idled out, or opened before a restart); nullptr when unknown.
+  // memory (idled out, or opened before a restart) in place of the oldest
+  // idle session at the limit; nullptr when unknown or when none is idle.
   Session* find_session(const std::string& id, Clock::time_point now); // mutex_ held
   std::shared_ptr<McpHttpCall> make_call(const std::string& session_id,
                                          const nlohmann::json& id,

@@ -109,7 +109,8 @@ struct McpFixture {
     config.allowed_origins = {"https://allowed.example"};
     server = std::make_unique<exai::net::WsServer>(
         config, engine, [] { return json::object(); }, spdlog::default_logger());
-    exai::net::register_mcp_routes(server->router(), engine, config, server->tokens(), options);
+    service =
+        exai::net::register_mcp_routes(server->router(), engine, config, server->tokens(), options);
     server->start();
   }
   ~McpFixture() { server->stop(); }
@@ -151,6 +152,7 @@ struct McpFixture {
   exai::core::DaemonConfig config;
   ScriptedCallEngine engine;
   std::unique_ptr<exai::net::WsServer> server;
+  std::shared_ptr<exai::net::McpHttpService> service;
 };
 
 } // namespace
@@ -385,6 +387,24 @@ TEST_CASE("/mcp sessions outlive the service: the same install re-adopts a signe
     CHECK(http(second.port(), "DELETE", {}, second.with_session(session)).status == 204);
     McpFixture third({}, {}, state.path());
     CHECK(http(third.port(), "POST", rpc(4, "ping"), third.with_session(session)).status == 404);
+  }
+}
+
+TEST_CASE("/mcp sessions brought back by their signed ids stay within the session limit",
+          "[net][mcp_http][integration]")
+{
+  exai::net::McpHttpOptions options;
+  options.max_sessions = 2;
+  McpFixture f({}, options);
+  std::vector<std::string> ids;
+  for (int i = 0; i < 5; ++i) {
+    ids.push_back(f.initialize()); // beyond two, each evicts the oldest idle session
+  }
+  CHECK(f.service->session_count() == 2);
+  for (const auto& id : ids) {
+    // Every signed id is re-adopted, in place of the oldest idle session.
+    CHECK(http(f.port(), "POST", rpc(1, "ping"), f.with_session(id)).status == 200);
+    CHECK(f.service->session_count() <= 2);
   }
 }
 
