@@ -14,8 +14,10 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 
 #include <charconv>
+#include <chrono>
 #include <filesystem>
 
 namespace exai::net {
@@ -31,12 +33,20 @@ error_text(const Poco::Redis::RedisType::Ptr& reply)
 
 // Poco::Redis (1.12) writes a command in 1 KB pieces and offers no way to its
 // socket: with Nagle's algorithm on, the last piece of a longer command (a
-// release batch carrying results) waits for Redis's delayed ACK, ~40 ms. So
-// every socket of this process connected to Redis's address gets
-// TCP_NODELAY: all of them are ours, and all of them want it.
+// release batch carrying results) waits for Redis's delayed ACK, ~40 ms. Nor
+// does it offer a send timeout: a Redis that stops reading (stopped, or
+// behind a black hole) blocked a command once the socket buffers filled,
+// until TCP gave up, ~15 minutes. So every socket of this process connected
+// to Redis's address gets TCP_NODELAY and a send timeout of `timeout`: all of
+// them are ours, and all of them want both.
 void
-no_delay_to(const Poco::Net::SocketAddress& redis)
+tune_sockets_to(const Poco::Net::SocketAddress& redis, std::chrono::milliseconds timeout)
 {
+  const auto seconds = std::chrono::duration_cast<std::chrono::seconds>(timeout);
+  const timeval send_timeout{
+      static_cast<time_t>(seconds.count()),
+      static_cast<suseconds_t>(
+          std::chrono::duration_cast<std::chrono::microseconds>(timeout - seconds).count())};
   std::error_code error;
   for (const auto& entry : std::filesystem::directory_iterator("/proc/self/fd", error)) {
     int fd = -1;
@@ -54,6 +64,7 @@ no_delay_to(const Poco::Net::SocketAddress& redis)
     if (Poco::Net::SocketAddress(reinterpret_cast<const sockaddr*>(&peer), length) == redis) {
       const int on = 1;
       (void)::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof(on));
+      (void)::setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &send_timeout, sizeof(send_timeout));
     }
   }
 }
@@ -120,7 +131,7 @@ RedisConnection::connect()
   auto client = std::make_unique<Poco::Redis::Client>();
   try {
     client->connect(url_.host, url_.port, to_timespan(timeout_));
-    no_delay_to(client->address());
+    tune_sockets_to(client->address(), timeout_);
     client->setReceiveTimeout(to_timespan(timeout_));
     authenticate(url_,
                  [&](const Poco::Redis::Array& command) { return client->sendCommand(command); });

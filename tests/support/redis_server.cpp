@@ -135,6 +135,22 @@ RedisServer::stop()
   pid_ = -1;
 }
 
+void
+RedisServer::pause()
+{
+  if (pid_ > 0) {
+    ::kill(pid_, SIGSTOP);
+  }
+}
+
+void
+RedisServer::resume()
+{
+  if (pid_ > 0) {
+    ::kill(pid_, SIGCONT);
+  }
+}
+
 Poco::Redis::RedisType::Ptr
 RedisServer::command(const Poco::Redis::Array& cmd) const
 {

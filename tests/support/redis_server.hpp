@@ -30,6 +30,10 @@ public:
 
   // Stops the server (SIGKILL: its data is gone, as a crash would lose it).
   void stop();
+  // Freezes it (SIGSTOP): connections stay open, nothing is read or answered;
+  // resume() (SIGCONT) thaws it.
+  void pause();
+  void resume();
   // Starts it again on the same port (empty).
   void start();
   bool running() const { return pid_ > 0; }

@@ -1,6 +1,7 @@
 #include "core/capacity/shared_capacity.hpp"
 #include "core/config/redis_url.hpp"
 #include "core/error.hpp"
+#include "net/redis/redis_connection.hpp"
 #include "net/redis/redis_lease_backend.hpp"
 #include "tests/support/eventually.hpp"
 #include "tests/support/redis_server.hpp"
@@ -435,6 +436,38 @@ no_delay_flags(std::uint16_t port)
 }
 
 } // namespace
+
+TEST_CASE("a Redis that stops reading fails a command within the timeout, not when TCP gives up",
+          "[net][redis]")
+{
+  RedisServer redis;
+  exai::net::RedisConnection connection(url_of(redis), 500ms);
+  connection.connect();
+  redis.pause(); // connected, reading nothing: the socket buffers fill, then sends block
+  // Thawed after 30 s whatever happens: a blocked send then ends the test late, not never.
+  std::mutex mutex;
+  std::condition_variable changed;
+  bool done = false;
+  std::thread watchdog([&] {
+    std::unique_lock lock(mutex);
+    changed.wait_for(lock, 30s, [&] { return done; });
+    redis.resume();
+  });
+  Poco::Redis::Array set;
+  set << "SET"
+      << "k" << std::string(std::size_t{16} << 20U, 'v'); // more than the buffers hold
+  const auto started = std::chrono::steady_clock::now();
+  CHECK_THROWS_AS(connection.run(set), SharedUnavailable);
+  const auto took = std::chrono::steady_clock::now() - started;
+  {
+    const std::lock_guard lock(mutex);
+    done = true;
+  }
+  changed.notify_all();
+  watchdog.join();
+  INFO("took " << std::chrono::duration_cast<std::chrono::milliseconds>(took).count() << " ms");
+  CHECK(took < 15s); // a few send timeouts (the kernel takes the odd piece meanwhile)
+}
 
 TEST_CASE("commands longer than Poco's 1 KB buffer leave at once (TCP_NODELAY)", "[net][redis]")
 {
