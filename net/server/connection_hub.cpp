@@ -452,7 +452,12 @@ ConnectionHub::stop(std::uint16_t code, std::string_view reason, Millis linger) 
           connection->queue({}, {}, true);
         }
       }
-      ++*loops_done;
+      {
+        // Under the lock stop() waits with, or the notification can fall
+        // between its check and its sleep, and stop() sleeps the whole linger.
+        const std::lock_guard lock(mutex_);
+        ++*loops_done;
+      }
       changed_.notify_all();
     });
   }
