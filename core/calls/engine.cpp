@@ -738,6 +738,15 @@ Engine::look_up_result(const std::shared_ptr<Call>& call,
   auto lookup = std::make_shared<StoreLookup>();
   {
     const std::lock_guard lock(mutex_);
+    if (config_.max_queued > 0 && lookups_running_ >= config_.max_queued) {
+      // The store is that far behind: this call runs without asking it (at
+      // worst it runs again instead of being replayed) rather than queue a
+      // lookup without bound, as a flood of calls refused for capacity did.
+      log::get("core")->debug("result lookup skipped request_id={}: {} lookups waiting",
+                              printable(call->request_id, 64),
+                              lookups_running_);
+      return nullptr;
+    }
     ++lookups_running_;
   }
   const auto done = [this, lookup] {

@@ -175,6 +175,7 @@ private:
   // Asks the shared store for `call`'s stored result on lookups_, while its
   // execution waits for capacity: a stored one is sent (a replay) and the
   // execution stopped if nobody else waits for it. run() waits for the answer.
+  // nullptr (nothing asked) while EXAI_WS_MAX_QUEUED lookups wait already.
   std::shared_ptr<StoreLookup> look_up_result(const std::shared_ptr<Call>& call,
                                               const std::shared_ptr<Execution>& execution);
   // Sends `text`, if it is `call`'s stored result, as a replay, and stops

@@ -1047,6 +1047,28 @@ TEST_CASE("continued calls waiting for a slow shared store are bounded per sessi
              Catch::Contains("continuation_id"));
 }
 
+TEST_CASE("past EXAI_WS_MAX_QUEUED waiting result lookups, a call runs without asking the store",
+          "[core][engine]")
+{
+  GatedStore store; // holds every read, as a stalled Redis would
+  Harness h({{"EXAI_WS_MAX_QUEUED", "3"}}, &store);
+  auto sink = std::make_shared<RecordingSink>();
+  for (int i = 0; i < 3; ++i) {
+    h.call("r" + std::to_string(i), "chat", {{"prompt", "p" + std::to_string(i)}}, sink);
+  }
+  REQUIRE(store.wait_gets(3));
+  // A fourth lookup would queue behind the stalled ones (a flood of calls
+  // queued one each, without bound): this call runs at once instead.
+  h.call("r3", "chat", {{"prompt", "p3"}}, sink);
+  CHECK(envelope_of(sink->result("r3", 5s))["content"] == "echo: p3");
+  store.open();
+  for (int i = 0; i < 3; ++i) {
+    CHECK(envelope_of(sink->result("r" + std::to_string(i)))["content"] ==
+          "echo: p" + std::to_string(i));
+  }
+  CHECK(h.drained());
+}
+
 TEST_CASE("a submission never waits on the shared store on the submitting thread", "[core][engine]")
 {
   GatedStore store;
