@@ -266,6 +266,60 @@ struct CallThread {
   CallThread& operator=(const CallThread&) = delete;
 };
 
+// Waiters counted by session and in all, each session forgotten at zero.
+using SessionCounts = std::map<std::string, std::size_t, std::less<>>;
+
+// Takes a place for a waiter of `session` in a queue bounded per session
+// (EXAI_WS_SESSION_MAX_QUEUED) and in all (EXAI_WS_MAX_QUEUED); when one
+// bound is reached, counts nothing and names its scope.
+std::optional<Scope>
+take_place(const DaemonConfig& config,
+           SessionCounts& by_session,
+           std::size_t& all,
+           const std::string& session)
+{
+  std::optional<Scope> full;
+  auto& mine = by_session[session];
+  if (config.session_max_queued > 0 && mine >= config.session_max_queued) {
+    full = Scope::session;
+  } else if (config.max_queued > 0 && all >= config.max_queued) {
+    full = Scope::global;
+  } else {
+    ++mine;
+    ++all;
+  }
+  if (mine == 0) {
+    by_session.erase(session);
+  }
+  return full;
+}
+
+// Gives back a place take_place() counted.
+void
+leave_place(SessionCounts& by_session, std::size_t& all, const std::string& session)
+{
+  --all;
+  if (const auto it = by_session.find(session); it != by_session.end() && --it->second == 0) {
+    by_session.erase(it);
+  }
+}
+
+// Why take_place() refused: "too many <waiting> ... are waiting for <what>",
+// naming the bound.
+std::string
+queue_full_message(const DaemonConfig& config,
+                   Scope full,
+                   std::string_view waiting,
+                   std::string_view what)
+{
+  return full == Scope::session
+             ? "too many " + std::string(waiting) + " of this session are waiting for " +
+                   std::string(what) +
+                   " (EXAI_WS_SESSION_MAX_QUEUED=" + std::to_string(config.session_max_queued) + ")"
+             : "too many " + std::string(waiting) + " are waiting for " + std::string(what) +
+                   " (EXAI_WS_MAX_QUEUED=" + std::to_string(config.max_queued) + ")";
+}
+
 } // namespace
 
 // One run of a tool. Identical calls share it (callers); capacity is taken
@@ -537,36 +591,22 @@ Engine::submit(CallRequest request, const std::shared_ptr<CallSink>& sink)
   // A store that answers slowly backs these jobs up: they are bounded as calls
   // waiting for capacity are, so bogus continuation_ids from one client
   // neither grow memory without bound nor delay other sessions' lookups.
-  std::optional<std::string> full;
+  std::optional<Scope> full;
   {
     const std::lock_guard lock(mutex_);
-    auto& mine = lookups_by_session_[request.session_id];
-    if (config_.session_max_queued > 0 && mine >= config_.session_max_queued) {
-      full = "too many continued calls of this session are waiting for the shared store "
-             "(EXAI_WS_SESSION_MAX_QUEUED=" +
-             std::to_string(config_.session_max_queued) + ")";
-    } else if (config_.max_queued > 0 && lookups_running_ >= config_.max_queued) {
-      full = "too many continued calls are waiting for the shared store (EXAI_WS_MAX_QUEUED=" +
-             std::to_string(config_.max_queued) + ")";
-    } else {
-      ++mine;
-      ++lookups_running_;
-    }
-    if (mine == 0) {
-      lookups_by_session_.erase(request.session_id);
-    }
+    full = take_place(config_, lookups_by_session_, lookups_running_, request.session_id);
   }
   if (full) {
-    reject(sink, request, Errc::over_capacity, *full, {{"queue_full", true}});
+    reject(sink,
+           request,
+           Errc::over_capacity,
+           queue_full_message(config_, *full, "continued calls", "the shared store"),
+           {{"queue_full", true}});
     return;
   }
   const auto looked_up = [this](const std::string& session_id) {
     const std::lock_guard lock(mutex_);
-    if (const auto it = lookups_by_session_.find(session_id);
-        it != lookups_by_session_.end() && --it->second == 0) {
-      lookups_by_session_.erase(it);
-    }
-    --lookups_running_;
+    leave_place(lookups_by_session_, lookups_running_, session_id);
     drained_.notify_all();
   };
   // Shared with the job: a refused post must still answer the request.
@@ -848,29 +888,13 @@ Engine::start(const std::shared_ptr<Execution>& execution)
   std::optional<Scope> full;
   {
     const std::lock_guard lock(mutex_);
-    auto& mine = queued_by_session_[execution->session_id];
-    if (config_.session_max_queued > 0 && mine >= config_.session_max_queued) {
-      full = Scope::session;
-    } else if (config_.max_queued > 0 && queued_ >= config_.max_queued) {
-      full = Scope::global;
-    } else {
-      ++mine;
-      ++queued_;
-    }
-    if (mine == 0) {
-      queued_by_session_.erase(execution->session_id);
-    }
+    full = take_place(config_, queued_by_session_, queued_, execution->session_id);
   }
   if (full) {
     // Refused at once: a burst in one session must not queue without bound.
     ToolFailure failure =
         capacity_failure(CapacityRejection{*full, "", AcquireStatus::timed_out}, *execution);
-    failure.message = *full == Scope::session
-                          ? "too many calls of this session are waiting for capacity "
-                            "(EXAI_WS_SESSION_MAX_QUEUED=" +
-                                std::to_string(config_.session_max_queued) + ")"
-                          : "too many calls are waiting for capacity (EXAI_WS_MAX_QUEUED=" +
-                                std::to_string(config_.max_queued) + ")";
+    failure.message = queue_full_message(config_, *full, "calls", "capacity");
     failure.details["queue_full"] = true;
     finish(execution, failure);
     retire(execution);
@@ -964,11 +988,7 @@ Engine::admitted(const std::shared_ptr<Execution>& execution,
 {
   {
     const std::lock_guard lock(mutex_);
-    --queued_;
-    if (const auto it = queued_by_session_.find(execution->session_id);
-        it != queued_by_session_.end() && --it->second == 0) {
-      queued_by_session_.erase(it);
-    }
+    leave_place(queued_by_session_, queued_, execution->session_id);
   }
   if (auto* rejection = std::get_if<CapacityRejection>(&outcome)) {
     // An auto call whose provider stayed full until the acquire deadline
