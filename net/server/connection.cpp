@@ -311,7 +311,7 @@ Connection::drop(std::string why) noexcept
     drop_now(why);
     return;
   }
-  loop_.post([self = shared_from_this(), why = std::move(why)] { self->drop_now(why); });
+  drop_later(std::move(why));
 }
 
 void

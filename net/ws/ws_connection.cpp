@@ -14,8 +14,6 @@ namespace {
 
 namespace ws = core::ws;
 
-// A partial frame carried between reads grows in steps of at least this.
-constexpr std::size_t kTailStep = std::size_t{64} << 10U;
 constexpr std::size_t kTailKeep = std::size_t{64} << 10U; // capacity kept when empty
 
 } // namespace
@@ -178,7 +176,7 @@ WsConnection::on_readable()
     return;
   }
   // A frame is in progress: what arrives goes behind it, one recv per wake-up.
-  if (receive_into(tail_, std::max(kTailStep, tail_.size() / 2), "peer closed") == 0) {
+  if (receive_into(tail_, loop().receive_buffer().size(), "peer closed") == 0) {
     return;
   }
   const std::size_t consumed = decoder_.feed(std::span<char>(tail_.data(), tail_.size()), events);
