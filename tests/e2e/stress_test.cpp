@@ -163,7 +163,10 @@ TEST_CASE("exai stress passes a correct daemon and exits 2 when none listens", "
 
 namespace {
 
-constexpr double kGoodP99Ms = kSanitized ? 250 : 10;
+// A plain build answers in a few milliseconds. Under a sanitizer, with ctest
+// running another test alongside on 2 cores, the bound only tells a loaded
+// daemon from one a hostile client stalls (seconds).
+constexpr double kGoodP99Ms = kSanitized ? 500 : 10;
 // The sanitizers' allocators keep freed memory (ASan's quarantine): RSS says
 // nothing about the daemon there, so only the plain builds check it.
 const std::string kDefaultRss = kSanitized ? " --rss-tolerance 4GB" : "";
@@ -174,6 +177,12 @@ const std::string kDefaultRss = kSanitized ? " --rss-tolerance 4GB" : "";
 // stacks, allocator arenas, full caches (4-8 MB in an optimized build, the same
 // after 4 s as after 12 s with three times the calls).
 const std::string kTightRss = kSanitized ? " --rss-tolerance 4GB" : " --rss-tolerance 16MB";
+// Calls the well-behaved clients must finish in the hostile run's 4 s: enough
+// calls for the 16 MB RSS check to catch a leak in a plain build. A stalled
+// daemon makes a handful. Under ThreadSanitizer, on a CI machine running the
+// other tests alongside, the run made 611, so the sanitized floor is a third
+// of that; the p99 bound is what checks speed there.
+constexpr int kHostileMinCalls = kSanitized ? 200 : 1000;
 
 // stress --json against `serve`, with `args` after the port.
 Run
@@ -259,7 +268,7 @@ TEST_CASE("exai stress --hostile: well-behaved clients stay fast and lose nothin
   CHECK(run.exit_code == 0);
   CHECK(report["violations"]["total"] == 0);
   CHECK(report["baseline"]["passed"] == true);
-  CHECK(report["calls"].get<int>() > 1000);
+  CHECK(report["calls"].get<int>() > kHostileMinCalls);
   CHECK(report["outcomes"]["ok"] == report["calls"]);
   CHECK(report["latency_ms"]["ok"]["p99"].get<double>() < kGoodP99Ms);
   const json& hostile = report["hostile"];
