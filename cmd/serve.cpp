@@ -103,6 +103,7 @@ run_serve(const ServeOptions& options, const GlobalOptions& global)
     shared_options.local_share = config.redis_local_share;
     shared_options.daemon_id = core::random_hex(8);
     shared_options.key_prefix = config.redis_prefix + "cap:";
+    shared_options.write_queue_max_bytes = config.redis_write_queue_max_bytes;
     shared_capacity = std::make_unique<core::SharedCapacity>(*redis_leases, shared_options);
     log->info("shared capacity redis={}:{} mode={} lease_ttl_ms={} failure={}",
               config.redis->host,

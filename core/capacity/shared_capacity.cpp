@@ -19,6 +19,13 @@ failure_mode_name(SharedFailureMode mode) noexcept
 
 namespace {
 
+// What a write costs the queue and a batch: its key and value.
+std::size_t
+write_size(const SharedLeaseBackend::Write& write) noexcept
+{
+  return write.key.size() + write.value.size();
+}
+
 std::size_t
 local_share_of(std::size_t limit, double share)
 {
@@ -166,6 +173,7 @@ SharedCapacity::stats() const
     const std::lock_guard lock(mutex_);
     s.shared = !degraded_;
     s.reason = reason_;
+    s.write_queue_bytes = write_bytes_;
     for (const auto& [key, gate] : gates_) {
       s.leases_held += gate->leases_.size();
     }
@@ -173,6 +181,7 @@ SharedCapacity::stats() const
   s.failure = options_.failure;
   s.lease_ttl = options_.lease_ttl;
   s.round_trips = round_trips_.load();
+  s.writes_dropped = writes_dropped_.load();
   s.leases_acquired = leases_acquired_.load();
   s.leases_prefetched = leases_prefetched_.load();
   s.lease_renewals = renewals_.load();
@@ -188,6 +197,20 @@ SharedCapacity::write_behind(SharedLeaseBackend::Write write)
   if (degraded_) {
     return;
   }
+  const std::size_t size = write_size(write);
+  if (write_bytes_ + size > options_.write_queue_max_bytes) {
+    if (writes_dropped_++ == 0) {
+      log::get("core")->warn("redis write dropped key={} bytes={}: {} bytes already wait to be "
+                             "written (EXAI_REDIS_WRITE_QUEUE_MAX_BYTES={}); further drops are "
+                             "counted in health",
+                             write.key,
+                             size,
+                             write_bytes_,
+                             options_.write_queue_max_bytes);
+    }
+    return;
+  }
+  write_bytes_ += size;
   writes_.push_back(std::move(write));
   releases_.notify_one();
 }
@@ -538,10 +561,24 @@ SharedCapacity::release_leases(std::unique_lock<std::mutex>& lock)
     gate->to_release_.clear();
     freed.push_back(gate.get());
   }
+  if (degraded_) {
+    // Unreachable: the leases expire within the TTL; the writes are lost.
+    writes_.clear();
+    write_bytes_ = 0;
+    return;
+  }
+  // The oldest writes, up to one batch; the rest go with the next trip.
   std::vector<SharedLeaseBackend::Write> writes;
-  writes.swap(writes_);
-  if ((leases.empty() && writes.empty()) || degraded_) {
-    return; // unreachable: the leases expire within the TTL; the writes are lost
+  std::size_t batch_bytes = 0;
+  while (!writes_.empty() && (writes.empty() || batch_bytes + write_size(writes_.front()) <=
+                                                    options_.write_batch_max_bytes)) {
+    batch_bytes += write_size(writes_.front());
+    writes.push_back(std::move(writes_.front()));
+    writes_.pop_front();
+  }
+  write_bytes_ -= batch_bytes;
+  if (leases.empty() && writes.empty()) {
+    return;
   }
   lock.unlock();
   std::string failure;

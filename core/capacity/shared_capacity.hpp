@@ -8,6 +8,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
+#include <deque>
 #include <functional>
 #include <map>
 #include <memory>
@@ -115,6 +116,12 @@ struct SharedCapacityOptions {
   std::string daemon_id;    // unique per process; every lease id starts with it
   std::string key_prefix = "exai:cap:";
   std::chrono::milliseconds retry_interval{1000}; // an unreachable store is tried again
+  // Bytes of write_behind() values waiting for the releaser; past it new
+  // writes are dropped (EXAI_REDIS_WRITE_QUEUE_MAX_BYTES).
+  std::size_t write_queue_max_bytes = std::size_t{64} << 20U;
+  // Bytes of values one release round trip carries at most (at least one
+  // write), so a backlog never becomes one request Redis refuses.
+  std::size_t write_batch_max_bytes = std::size_t{4} << 20U;
 };
 
 struct SharedCapacityStats {
@@ -129,6 +136,8 @@ struct SharedCapacityStats {
   std::uint64_t fallbacks = 0;         // times the store became unreachable
   std::uint64_t fallback_permits = 0;  // permits granted from local shares
   std::size_t leases_held = 0;         // now
+  std::size_t write_queue_bytes = 0;   // now: write_behind() values not yet sent
+  std::uint64_t writes_dropped = 0;    // writes refused because the queue was full
 };
 
 // The global and provider scopes shared by several daemons (SPEC §9).
@@ -206,7 +215,9 @@ public:
   prefetch(PermitSource& first, PermitSource* then, const std::string& lookup, OnLookup& on_lookup);
 
   // Stores `write` with the releaser's next batch (one round trip with the
-  // releases); dropped while the store is unreachable.
+  // releases); dropped while the store is unreachable or while the queue
+  // holds write_queue_max_bytes (a slow store must not grow memory without
+  // bound; the store is a cache, so a lost write costs a replay, not a call).
   void write_behind(SharedLeaseBackend::Write write);
 
 private:
@@ -243,7 +254,9 @@ private:
   Clock::time_point retry_at_;                                      // guarded by mutex_
   Clock::time_point renew_at_;                                      // guarded by mutex_
   std::uint64_t next_lease_ = 0;                                    // guarded by mutex_
-  std::vector<SharedLeaseBackend::Write> writes_;                   // guarded by mutex_
+  std::deque<SharedLeaseBackend::Write> writes_;                    // guarded by mutex_
+  std::size_t write_bytes_ = 0; // guarded by mutex_: bytes of writes_
+  std::atomic<std::uint64_t> writes_dropped_{0};
   std::atomic<std::uint64_t> round_trips_{0};
   std::atomic<std::uint64_t> leases_acquired_{0};
   std::atomic<std::uint64_t> leases_prefetched_{0};

@@ -333,6 +333,10 @@ load_daemon_config(const Settings& settings)
       read_seconds(settings, "EXAI_REDIS_LEASE_TTL_SECS", c.redis_lease_ttl, 0.3, 3600);
   c.redis_timeout = read_seconds(settings, "EXAI_REDIS_TIMEOUT_SECS", c.redis_timeout, 0.01, 60);
   c.redis_prefix = settings.get_nonempty("EXAI_REDIS_PREFIX").value_or(c.redis_prefix);
+  c.redis_write_queue_max_bytes = bytes("EXAI_REDIS_WRITE_QUEUE_MAX_BYTES",
+                                        c.redis_write_queue_max_bytes,
+                                        4096,
+                                        std::int64_t{1} << 34);
   return c;
 }
 

@@ -123,6 +123,8 @@ struct DaemonConfig {
   Millis redis_lease_ttl{10000};      // EXAI_REDIS_LEASE_TTL_SECS
   Millis redis_timeout{1000};         // EXAI_REDIS_TIMEOUT_SECS: one round trip
   std::string redis_prefix = "exai:"; // EXAI_REDIS_PREFIX: every key starts with it
+  // EXAI_REDIS_WRITE_QUEUE_MAX_BYTES: results and turns waiting to be written
+  std::size_t redis_write_queue_max_bytes = std::size_t{64} << 20U;
 };
 
 // Reads and validates every setting in DaemonConfig. Throws

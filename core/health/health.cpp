@@ -145,7 +145,9 @@ health_json(const HealthInputs& in)
              {"leases_held", r.leases_held},
              {"lease_renewals", r.lease_renewals},
              {"fallbacks", r.fallbacks},
-             {"fallback_permits", r.fallback_permits}};
+             {"fallback_permits", r.fallback_permits},
+             {"write_queue_bytes", r.write_queue_bytes},
+             {"writes_dropped", r.writes_dropped}};
   }
   nlohmann::json circuits = nlohmann::json::object();
   for (const auto& [id, state] : e.circuits) {

@@ -128,6 +128,14 @@ render_prometheus(const HealthInputs& in)
              "counter",
              "Permits granted from local shares while Redis was unreachable.");
     w.sample("exai_redis_fallback_permits_total", "", static_cast<double>(r.fallback_permits));
+    w.family("exai_redis_write_queue_bytes",
+             "gauge",
+             "Bytes of results and conversation turns waiting to be written to Redis.");
+    w.sample("exai_redis_write_queue_bytes", "", static_cast<double>(r.write_queue_bytes));
+    w.family("exai_redis_writes_dropped_total",
+             "counter",
+             "Writes to Redis dropped because EXAI_REDIS_WRITE_QUEUE_MAX_BYTES were waiting.");
+    w.sample("exai_redis_writes_dropped_total", "", static_cast<double>(r.writes_dropped));
   }
 
   w.family("exai_uptime_seconds", "gauge", "Seconds since the daemon started.");

@@ -104,6 +104,9 @@ TEST_CASE("two daemons share one GLM limit: the upstream never sees more than it
   const json health = fetch_health(a->port());
   CHECK(health.at("capacity_mode") == "shared");
   CHECK(health.at("redis").at("round_trips_per_call").get<double>() >= 4.0);
+  // Every result was written (none dropped for a full write queue).
+  CHECK(health.at("redis").at("writes_dropped") == 0);
+  CHECK(health.at("redis").at("write_queue_bytes").is_number_unsigned());
   check_nothing_held(redis, {a.get(), b.get()});
 }
 

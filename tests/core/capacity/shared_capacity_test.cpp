@@ -5,6 +5,7 @@
 #include <catch2/catch.hpp>
 
 #include <atomic>
+#include <condition_variable>
 #include <future>
 #include <map>
 #include <mutex>
@@ -58,11 +59,22 @@ public:
   }
   void release(const std::vector<Held>& leases, const std::vector<Write>& writes) override
   {
+    {
+      // A slow store: the releaser waits here until resume().
+      std::unique_lock lock(mutex_);
+      ++releases_entered_;
+      resumed_.wait(lock, [this] { return !paused_; });
+    }
     check();
     std::function<void(const std::string&)> listener;
     {
       const std::lock_guard lock(mutex_);
       ++releases_;
+      std::size_t bytes = 0;
+      for (const auto& write : writes) {
+        bytes += write.key.size() + write.value.size();
+      }
+      batches_.push_back(bytes);
       for (const auto& held : leases) {
         scopes_[held.key].erase(held.lease);
       }
@@ -120,6 +132,31 @@ public:
     const std::lock_guard lock(mutex_);
     scopes_.clear();
   }
+  // Holds every release round trip until resume().
+  void pause()
+  {
+    const std::lock_guard lock(mutex_);
+    paused_ = true;
+  }
+  void resume()
+  {
+    {
+      const std::lock_guard lock(mutex_);
+      paused_ = false;
+    }
+    resumed_.notify_all();
+  }
+  int releases_entered()
+  {
+    const std::lock_guard lock(mutex_);
+    return releases_entered_;
+  }
+  // Bytes of writes (keys and values) each release round trip carried.
+  std::vector<std::size_t> batches()
+  {
+    const std::lock_guard lock(mutex_);
+    return batches_;
+  }
   std::atomic<bool> down{false};
   std::atomic<bool> call_connection_busy{false};
   std::atomic<int> acquires_now{0};
@@ -137,6 +174,10 @@ private:
   int renewals_ = 0;
   int acquires_ = 0;
   int releases_ = 0;
+  int releases_entered_ = 0;
+  bool paused_ = false;
+  std::condition_variable resumed_;
+  std::vector<std::size_t> batches_;
 
 public:
   std::map<std::string, std::string> values_; // guarded by mutex_ (tests read when quiet)
@@ -515,4 +556,60 @@ TEST_CASE("nothing is taken ahead past a waiter, on a busy connection, or while 
   }
   REQUIRE_FALSE(shared.stats().shared);
   untouched(lookup);
+}
+
+TEST_CASE("writes waiting for a slow store are bounded in bytes and go out in bounded batches",
+          "[core][capacity][shared]")
+{
+  FakeBackend backend;
+  SharedCapacityOptions o = options();
+  o.write_queue_max_bytes = 10000;
+  o.write_batch_max_bytes = 3000;
+  SharedCapacity shared(backend, o);
+  const std::string value(990, 'v'); // with its 10-byte key, 1000 bytes a write
+  const auto key = [](int i) {
+    std::string k = "k:" + std::to_string(i);
+    return k + std::string(10 - k.size(), '_');
+  };
+  backend.pause();
+  shared.write_behind({key(0), value, 60000ms});
+  // The releaser now waits inside the store with the first write in hand.
+  REQUIRE(eventually([&] { return backend.releases_entered() == 1; }));
+  for (int i = 1; i <= 25; ++i) {
+    shared.write_behind({key(i), value, 60000ms});
+  }
+  // Ten more fit in 10,000 bytes; the other fifteen were dropped and counted.
+  const SharedCapacityStats held = shared.stats();
+  CHECK(held.write_queue_bytes == 10000);
+  CHECK(held.writes_dropped == 15);
+  backend.resume();
+  REQUIRE(eventually([&] { return shared.stats().write_queue_bytes == 0; }));
+  REQUIRE(eventually([&] { return backend.batches().size() == 5; }));
+  // The backlog went out three writes (3,000 bytes) at a time, oldest first.
+  CHECK(backend.batches() == std::vector<std::size_t>{1000, 3000, 3000, 3000, 1000});
+  std::set<std::string> stored;
+  for (const auto& [k, v] : backend.values_) {
+    stored.insert(k);
+  }
+  std::set<std::string> expected;
+  for (int i = 0; i <= 10; ++i) {
+    expected.insert(key(i));
+  }
+  CHECK(stored == expected);
+  // Room again: the next write is queued, not dropped.
+  shared.write_behind({key(99), value, 60000ms});
+  REQUIRE(eventually([&] { return backend.batches().size() == 6; }));
+  CHECK(shared.stats().writes_dropped == 15);
+}
+
+TEST_CASE("a write larger than a batch still goes out, alone", "[core][capacity][shared]")
+{
+  FakeBackend backend;
+  SharedCapacityOptions o = options();
+  o.write_batch_max_bytes = 100;
+  SharedCapacity shared(backend, o);
+  shared.write_behind({"big", std::string(5000, 'b'), 60000ms});
+  REQUIRE(eventually([&] { return backend.batches().size() == 1; }));
+  CHECK(backend.batches().front() == 5003);
+  CHECK(shared.stats().writes_dropped == 0);
 }

@@ -176,7 +176,8 @@ TEST_CASE("tool visibility, tool-call log and upload settings", "[core][config]"
                                    {"EXAI_TOOLCALL_LOG_MAX_BYTES", "8192"},
                                    {"EXAI_TOOLCALL_LOG_KEEP", "0"},
                                    {"EXAI_TOOLCALL_LOG_CONTENT", "TRUE"},
-                                   {"EXAI_UPLOAD_MAX_BYTES", "1024"}});
+                                   {"EXAI_UPLOAD_MAX_BYTES", "1024"},
+                                   {"EXAI_REDIS_WRITE_QUEUE_MAX_BYTES", "65536"}});
   CHECK(c.disabled_tools == std::set<std::string, std::less<>>{"chat", "kimi_upload_files"});
   CHECK(c.lean_mode);
   CHECK(c.lean_tools == std::vector<std::string>{"analyze"});
@@ -186,6 +187,7 @@ TEST_CASE("tool visibility, tool-call log and upload settings", "[core][config]"
   CHECK(c.toolcall_log_keep == 0);
   CHECK(c.toolcall_log_content);
   CHECK(c.upload_max_bytes == 1024);
+  CHECK(c.redis_write_queue_max_bytes == 65536);
   const DaemonConfig d = from_env({});
   CHECK_FALSE(d.lean_mode);
   CHECK_FALSE(d.diagnostics);
@@ -193,6 +195,7 @@ TEST_CASE("tool visibility, tool-call log and upload settings", "[core][config]"
   CHECK(d.toolcall_log_max_bytes == 10485760);
   CHECK(d.toolcall_log_keep == 3);
   CHECK(d.upload_max_bytes == 20971520);
+  CHECK(d.redis_write_queue_max_bytes == 67108864);
 }
 
 TEST_CASE("a bad switch or log size names the variable, the value and what is allowed",
@@ -208,6 +211,9 @@ TEST_CASE("a bad switch or log size names the variable, the value and what is al
                     "invalid EXAI_TOOLCALL_LOG_KEEP='-1': expected an integer from 0 to 100");
   CHECK_THROWS_WITH(from_env({{"EXAI_UPLOAD_MAX_BYTES", "0"}}),
                     "invalid EXAI_UPLOAD_MAX_BYTES='0': expected an integer from 1 to 536870912");
+  CHECK_THROWS_WITH(from_env({{"EXAI_REDIS_WRITE_QUEUE_MAX_BYTES", "1k"}}),
+                    "invalid EXAI_REDIS_WRITE_QUEUE_MAX_BYTES='1k': expected an integer from 4096 "
+                    "to 17179869184");
 }
 
 TEST_CASE("EXAI_REDIS_URL is parsed; unset keeps everything local", "[core][config][redis]")
