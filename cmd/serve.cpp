@@ -142,7 +142,9 @@ run_serve(const ServeOptions& options, const GlobalOptions& global)
                    hub.pending,
                    hub.established,
                    hub.evicted,
-                   hub.refused};
+                   hub.refused,
+                   hub.body_bytes,
+                   hub.bodies_refused};
     }
     if (net::McpHttpService* mcp = mcp_view.load()) {
       in.mcp_sessions = mcp->session_count();

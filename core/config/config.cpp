@@ -240,6 +240,10 @@ load_daemon_config(const Settings& settings)
   c.max_pending = count("EXAI_WS_MAX_PENDING", c.max_pending, 1);
   c.pending_max_bytes =
       bytes("EXAI_WS_PENDING_MAX_BYTES", c.pending_max_bytes, 4096, std::int64_t{1} << 24);
+  c.http_bodies_max_bytes = bytes("EXAI_HTTP_BODIES_MAX_BYTES",
+                                  c.max_bytes * 4,
+                                  static_cast<std::int64_t>(c.max_bytes),
+                                  std::int64_t{1} << 36);
   c.http_request_timeout =
       read_seconds(settings, "EXAI_HTTP_REQUEST_TIMEOUT_SECS", c.http_request_timeout, 0.05, 3600);
   c.http_keepalive = read_seconds(settings, "EXAI_HTTP_KEEPALIVE_SECS", c.http_keepalive, 0, 3600);

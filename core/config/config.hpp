@@ -56,9 +56,12 @@ struct DaemonConfig {
   // Connections that have not said hello / not sent a complete HTTP request.
   std::size_t max_pending = 256;
   std::size_t pending_max_bytes = 65536; // what such a connection may make us buffer
-  Millis http_request_timeout{10000};    // whole request: head and body
-  Millis http_keepalive{30000};          // an idle keep-alive connection waits this long
-  std::size_t http_threads = 4;          // run complete HTTP requests
+  // Request bodies larger than pending_max_bytes being received at once, all
+  // connections together (EXAI_HTTP_BODIES_MAX_BYTES; unset: 4 x max_bytes).
+  std::size_t http_bodies_max_bytes = std::size_t{128} << 20U;
+  Millis http_request_timeout{10000}; // whole request: head and body
+  Millis http_keepalive{30000};       // an idle keep-alive connection waits this long
+  std::size_t http_threads = 4;       // run complete HTTP requests
   std::size_t send_queue_bytes = std::size_t{16} << 20U; // per connection, before it counts as slow
   Millis slow_client_timeout{10000}; // over the send queue bound this long: closed (1008)
   Millis session_timeout{3600000};

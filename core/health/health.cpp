@@ -196,6 +196,8 @@ health_json(const HealthInputs& in)
       {"established_connections", in.server.established},
       {"evicted_connections", in.server.evicted},
       {"refused_connections", in.server.refused},
+      {"http_body_bytes", in.server.body_bytes},
+      {"http_bodies_refused", in.server.bodies_refused},
       {"tool_count", in.tool_count},
       {"global_capacity", cap.global.capacity},
       {"global_inflight", cap.global.in_use},

@@ -25,6 +25,8 @@ struct ServerStats {
   std::size_t established = 0;        // greeted WebSockets + HTTP requests in progress
   std::uint64_t evicted = 0;          // pending connections closed to make room
   std::uint64_t refused = 0;          // refused by MAX_CONNECTIONS(_PER_IP)
+  std::size_t body_bytes = 0;         // large HTTP request bodies being received
+  std::uint64_t bodies_refused = 0;   // requests refused by EXAI_HTTP_BODIES_MAX_BYTES
 };
 
 // Everything one health report is made of; gathered by `exai serve`.

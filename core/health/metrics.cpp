@@ -252,6 +252,14 @@ render_prometheus(const HealthInputs& in)
            "counter",
            "Connections refused by MAX_CONNECTIONS or MAX_CONNECTIONS_PER_IP.");
   w.sample("exai_connections_refused_total", "", static_cast<double>(in.server.refused));
+  w.family("exai_http_body_bytes",
+           "gauge",
+           "Bytes reserved for large HTTP request bodies being received.");
+  w.sample("exai_http_body_bytes", "", static_cast<double>(in.server.body_bytes));
+  w.family("exai_http_bodies_refused_total",
+           "counter",
+           "HTTP requests refused because EXAI_HTTP_BODIES_MAX_BYTES were being received.");
+  w.sample("exai_http_bodies_refused_total", "", static_cast<double>(in.server.bodies_refused));
   w.family("exai_sessions", "gauge", "Sessions with an open connection.");
   w.sample("exai_sessions", "", static_cast<double>(in.server.sessions));
 

@@ -113,6 +113,7 @@ HubOptions::from(const core::DaemonConfig& config)
   o.ws.idle_timeout = config.session_timeout;
   o.http.max_head_bytes = config.pending_max_bytes;
   o.http.max_body_bytes = config.max_bytes;
+  o.http.bodies_max_bytes = config.http_bodies_max_bytes;
   o.http.request_timeout = config.http_request_timeout;
   o.http.keepalive = config.http_keepalive;
   return o;
@@ -301,6 +302,19 @@ ConnectionHub::establish(Connection& connection)
   return true;
 }
 
+BodyReservation
+ConnectionHub::reserve_body(std::size_t bytes)
+{
+  std::size_t held = body_bytes_.load();
+  do {
+    if (held + bytes > options_.http.bodies_max_bytes) {
+      ++bodies_refused_;
+      return {};
+    }
+  } while (!body_bytes_.compare_exchange_weak(held, held + bytes));
+  return {body_bytes_, bytes};
+}
+
 void
 ConnectionHub::on_connection_dropped(Connection& connection) noexcept
 {
@@ -417,6 +431,8 @@ ConnectionHub::stats() const
   s.pending = pending_.size();
   s.established = established_ws_ + established_http_;
   s.evicted = evicted_;
+  s.body_bytes = body_bytes_.load();
+  s.bodies_refused = bodies_refused_.load();
   s.refused = refused_;
   return s;
 }

@@ -24,6 +24,7 @@
 #include "core/config/config.hpp"
 #include "core/util/thread_pool.hpp"
 #include "net/http/http_router.hpp"
+#include "net/server/body_reservation.hpp"
 #include "net/server/connection.hpp"
 #include "net/server/event_loop.hpp"
 #include "net/server/http_connection.hpp"
@@ -69,11 +70,13 @@ struct HubOptions {
 
 // Counts for health and metrics.
 struct HubStats {
-  std::size_t websockets = 0;  // WebSocket connections (greeted or not)
-  std::size_t pending = 0;     // connections not yet proven (see above)
-  std::size_t established = 0; // greeted WebSockets + HTTP requests in progress
-  std::uint64_t evicted = 0;   // pending connections closed to make room
-  std::uint64_t refused = 0;   // connections refused by MAX_CONNECTIONS(_PER_IP)
+  std::size_t websockets = 0;       // WebSocket connections (greeted or not)
+  std::size_t pending = 0;          // connections not yet proven (see above)
+  std::size_t established = 0;      // greeted WebSockets + HTTP requests in progress
+  std::uint64_t evicted = 0;        // pending connections closed to make room
+  std::uint64_t refused = 0;        // connections refused by MAX_CONNECTIONS(_PER_IP)
+  std::size_t body_bytes = 0;       // large request bodies being received (reserved)
+  std::uint64_t bodies_refused = 0; // requests refused by EXAI_HTTP_BODIES_MAX_BYTES
 };
 
 class ConnectionHub final : public ConnectionObserver {
@@ -109,6 +112,9 @@ public:
   // Counts it as established; false (nothing changed) when MAX_CONNECTIONS
   // are established already.
   bool establish(Connection& connection) override;
+  // `bytes` of EXAI_HTTP_BODIES_MAX_BYTES for a body about to be received;
+  // empty (and counted as refused) when they do not fit.
+  BodyReservation reserve_body(std::size_t bytes);
   // Answers the complete request `bytes` of `connection` on an HTTP thread.
   void start_request(const std::shared_ptr<HttpConnection>& connection,
                      std::string bytes,
@@ -140,6 +146,9 @@ private:
   MessageHandler& ws_handler_;
   const std::shared_ptr<spdlog::logger> log_;
   Poco::Net::HTTPServerParams::Ptr http_params_;
+  // Declared before the loops: their connections give reservations back.
+  std::atomic<std::size_t> body_bytes_{0};
+  std::atomic<std::uint64_t> bodies_refused_{0};
   std::vector<std::unique_ptr<EventLoop>> loops_;
   std::shared_ptr<Connection> listener_; // owned by loop 0 once started
   std::unique_ptr<core::ThreadPool> http_pool_;

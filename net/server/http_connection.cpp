@@ -49,6 +49,7 @@ HttpConnection::HttpConnection(EventLoop& loop,
 void
 HttpConnection::answer_and_close(std::string response) noexcept
 {
+  body_reservation_.reset(); // whatever of a body still comes is discarded
   state_ = State::closing;
   closing_since_ = SteadyClock::now();
   if (!queue(std::move(response), {}, true)) {
@@ -140,6 +141,20 @@ HttpConnection::on_head(std::size_t peeked)
                                               std::to_string(options_.max_body_bytes) + ")"));
     return;
   }
+  if (body > options_.max_head_bytes) {
+    // Pending connections are many (EXAI_WS_MAX_PENDING) and unproven: what
+    // they may make us buffer together is bounded here, not per connection.
+    body_reservation_ = hub_.reserve_body(static_cast<std::size_t>(body));
+    if (!body_reservation_) {
+      answer_and_close(http::error_response(
+          HTTPResponse::HTTP_SERVICE_UNAVAILABLE,
+          "OVER_CAPACITY",
+          "request bodies being received exceed EXAI_HTTP_BODIES_MAX_BYTES (" +
+              std::to_string(options_.bodies_max_bytes) + ") with this one's " +
+              std::to_string(body) + " bytes; try again"));
+      return;
+    }
+  }
   head_bytes_ = check.head_bytes;
   total_bytes_ = check.head_bytes + static_cast<std::size_t>(body);
   if (check.expect_continue && body > 0 && peeked < total_bytes_ && !continue_sent_) {
@@ -166,6 +181,7 @@ HttpConnection::receive_body()
     });
     return;
   }
+  body_reservation_.reset(); // received: the exchange owns it now
   if (!start_exchange()) {
     return;
   }
@@ -269,6 +285,7 @@ HttpConnection::on_drained() noexcept
 void
 HttpConnection::on_dropped(std::vector<std::string> /*unsent_tags*/) noexcept
 {
+  body_reservation_.reset(); // cut mid-body: the bytes it may still send are not ours
   if (stream_) {
     if (auto listener = stream_->listener()) {
       listener->on_stream_closed();

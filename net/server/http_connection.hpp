@@ -15,6 +15,7 @@
 // continues: SSE of a tool call), or closing (a final answer queued).
 
 #include "net/http/response_stream.hpp"
+#include "net/server/body_reservation.hpp"
 #include "net/server/connection.hpp"
 
 #include <cstdint>
@@ -28,8 +29,10 @@ class ConnectionHub;
 struct HttpOptions {
   std::size_t max_head_bytes = 65536;    // EXAI_WS_PENDING_MAX_BYTES
   std::size_t max_body_bytes = 33554432; // EXAI_WS_MAX_BYTES
-  Millis request_timeout{10000};         // EXAI_HTTP_REQUEST_TIMEOUT_SECS
-  Millis keepalive{30000};               // EXAI_HTTP_KEEPALIVE_SECS
+  // Bodies over max_head_bytes being received, all connections together.
+  std::size_t bodies_max_bytes = 134217728; // EXAI_HTTP_BODIES_MAX_BYTES
+  Millis request_timeout{10000};            // EXAI_HTTP_REQUEST_TIMEOUT_SECS
+  Millis keepalive{30000};                  // EXAI_HTTP_KEEPALIVE_SECS
   Millis close_linger{2000};
 };
 
@@ -82,6 +85,8 @@ private:
   std::size_t head_bytes_ = 0;  // reading: > 0 once the head is complete
   std::size_t total_bytes_ = 0; // reading: head + body
   std::string request_;         // reading: the request received so far
+  // reading: this request's share of EXAI_HTTP_BODIES_MAX_BYTES (large bodies)
+  BodyReservation body_reservation_;
   std::shared_ptr<ResponseStream> stream_;
 };
 

@@ -3,6 +3,7 @@
 // `exai serve`. Each test is named after its row.
 
 #include "tests/support/daemon_checks.hpp"
+#include "tests/support/eventually.hpp"
 #include "tests/support/fake_daemon.hpp"
 #include "tests/support/fake_upstream.hpp"
 #include "tests/support/raw_client.hpp"
@@ -296,6 +297,50 @@ TEST_CASE("row 4: a body announced but not sent costs no memory", "[e2e][hardeni
   const long grown = d.serve->rss_kib().value_or(0) - rss_start;
   INFO("RSS grew by " << grown << " KiB");
   CHECK(grown < 16 * 1024);
+}
+
+TEST_CASE("row 4: large bodies being received share one bound, EXAI_HTTP_BODIES_MAX_BYTES",
+          "[e2e][hardening]")
+{
+  constexpr std::size_t kBody = 1U << 20U;
+  HardeningDaemon d({{"EXAI_WS_MAX_BYTES", std::to_string(kBody)},
+                     {"EXAI_HTTP_BODIES_MAX_BYTES", std::to_string(2 * kBody)}});
+  const auto announce = [](RawClient& client, std::size_t bytes) {
+    return client.send("POST /mcp HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                       "Content-Type: application/json\r\nContent-Length: " +
+                       std::to_string(bytes) + "\r\n\r\n{");
+  };
+  const auto body_bytes = [&] { return d.health().at("http_body_bytes").get<std::size_t>(); };
+  // Two posters that announce 1 MiB and send one byte hold the whole bound.
+  auto first = std::make_unique<RawClient>(d.port());
+  RawClient second(d.port());
+  REQUIRE(announce(*first, kBody));
+  REQUIRE(announce(second, kBody));
+  REQUIRE(eventually([&] { return body_bytes() == 2 * kBody; }));
+  // A third is answered at its head, not once its body is in.
+  RawClient third(d.port());
+  REQUIRE(announce(third, kBody));
+  const auto refused = third.read_http_reply(RawClient::in(5s));
+  REQUIRE(refused);
+  CHECK(refused->status == 503);
+  CHECK_THAT(refused->body,
+             Catch::Contains("EXAI_HTTP_BODIES_MAX_BYTES (2097152) with this one's 1048576 bytes"));
+  CHECK(d.health().at("http_bodies_refused") == 1);
+  // Small requests take no share: they still get in.
+  RawClient small(d.port());
+  const auto initialized = mcp_initialize(small);
+  REQUIRE(initialized);
+  CHECK(initialized->status == 200);
+  // A poster that leaves mid-body gives its share back.
+  first.reset();
+  REQUIRE(eventually([&] { return body_bytes() == kBody; }));
+  RawClient next(d.port());
+  REQUIRE(announce(next, kBody));
+  REQUIRE(next.send(std::string(kBody - 1, ' ')));
+  const auto read = next.read_http_reply(RawClient::in(10s));
+  REQUIRE(read);
+  CHECK(read->status != 503); // read whole and answered (a JSON-RPC parse error)
+  CHECK(body_bytes() == kBody);
 }
 
 TEST_CASE("row 5: a request_id reused by another session is that session's own call",

@@ -196,6 +196,8 @@ TEST_CASE("tool visibility, tool-call log and upload settings", "[core][config]"
   CHECK(d.toolcall_log_keep == 3);
   CHECK(d.upload_max_bytes == 20971520);
   CHECK(d.redis_write_queue_max_bytes == 67108864);
+  CHECK(d.http_bodies_max_bytes == 4 * d.max_bytes);
+  CHECK(from_env({{"EXAI_WS_MAX_BYTES", "2048"}}).http_bodies_max_bytes == 8192);
 }
 
 TEST_CASE("a bad switch or log size names the variable, the value and what is allowed",
@@ -214,6 +216,11 @@ TEST_CASE("a bad switch or log size names the variable, the value and what is al
   CHECK_THROWS_WITH(from_env({{"EXAI_REDIS_WRITE_QUEUE_MAX_BYTES", "1k"}}),
                     "invalid EXAI_REDIS_WRITE_QUEUE_MAX_BYTES='1k': expected an integer from 4096 "
                     "to 17179869184");
+  // A body EXAI_WS_MAX_BYTES allows must fit the bound of all bodies.
+  CHECK_THROWS_WITH(
+      from_env({{"EXAI_WS_MAX_BYTES", "2048"}, {"EXAI_HTTP_BODIES_MAX_BYTES", "2047"}}),
+      "invalid EXAI_HTTP_BODIES_MAX_BYTES='2047': expected an integer from 2048 to "
+      "68719476736");
 }
 
 TEST_CASE("EXAI_REDIS_URL is parsed; unset keeps everything local", "[core][config][redis]")
