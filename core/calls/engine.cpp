@@ -758,17 +758,30 @@ Engine::replay_if_stored(const std::shared_ptr<Call>& call,
     return;
   }
   complete(*call, *stored, true);
-  // Nobody else waits for this run: it stops before its tool runs.
-  if (auto run = execution.lock()) {
-    bool anyone = false;
-    for (const auto& other : run->snapshot()) {
-      const std::lock_guard lock(other->mutex);
-      anyone = anyone || !other->finished;
-    }
-    if (!anyone) {
-      run->stop.request_stop();
-    }
+  // When nobody else waits for this run, it stops before its tool runs. It
+  // is closed in the step that confirms its callers are the ones found
+  // finished, so an identical call sent meanwhile starts a run of its own
+  // instead of joining one being stopped (and getting CANCELLED).
+  const auto run = execution.lock();
+  if (!run) {
+    return;
   }
+  for (;;) {
+    const auto callers = run->snapshot();
+    for (const auto& other : callers) {
+      const std::lock_guard lock(other->mutex);
+      if (!other->finished) {
+        return;
+      }
+    }
+    const std::lock_guard lock(run->mutex);
+    if (run->callers == callers) {
+      run->closed = true;
+      break;
+    }
+    // Someone joined or left since the snapshot: look again.
+  }
+  run->stop.request_stop();
 }
 
 std::shared_ptr<Engine::StoreLookup>

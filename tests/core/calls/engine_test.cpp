@@ -967,7 +967,8 @@ public:
     std::unique_lock lock(mutex_);
     ++gets_;
     changed_.notify_all();
-    changed_.wait(lock, [this] { return open_; });
+    changed_.wait(lock,
+                  [&] { return open_ && (held_.empty() || key.find(held_) == std::string::npos); });
     const auto it = values_.find(key);
     return it == values_.end() ? std::nullopt : std::optional<std::string>(it->second);
   }
@@ -991,6 +992,19 @@ public:
     open_ = true;
     changed_.notify_all();
   }
+  // Holds, even while open, the reads of keys containing `marker` until
+  // release_held().
+  void hold(std::string marker)
+  {
+    const std::lock_guard lock(mutex_);
+    held_ = std::move(marker);
+  }
+  void release_held()
+  {
+    const std::lock_guard lock(mutex_);
+    held_.clear();
+    changed_.notify_all();
+  }
   bool wait_gets(int n)
   {
     std::unique_lock lock(mutex_);
@@ -1001,6 +1015,7 @@ private:
   std::mutex mutex_;
   std::condition_variable changed_;
   bool open_ = false;
+  std::string held_;
   int gets_ = 0;
   std::map<std::string, std::string> values_;
 };
@@ -1066,6 +1081,55 @@ TEST_CASE("past EXAI_WS_MAX_QUEUED waiting result lookups, a call runs without a
     CHECK(envelope_of(sink->result("r" + std::to_string(i)))["content"] ==
           "echo: p" + std::to_string(i));
   }
+  CHECK(h.drained());
+}
+
+TEST_CASE("an identical call sent just after a replay stopped its run gets its own result",
+          "[core][engine]")
+{
+  GatedStore store;
+  store.open();
+  {
+    Harness first({}, &store); // another daemon answered "a" before
+    auto sink = std::make_shared<RecordingSink>();
+    first.call("a", "chat", {{"prompt", "p"}}, sink);
+    REQUIRE(envelope_of(sink->result("a"))["content"] == "echo: p");
+    REQUIRE(first.drained());
+  }
+  // One call thread, busy: the replayed call's run waits for it, stopped
+  // (permits to spare, so it waits for the thread and not for capacity,
+  // which a stop would end at once).
+  Harness h({{"EXAI_CALL_THREADS", "1"},
+             {"EXAI_WS_GLM_MAX_INFLIGHT", "16"},
+             {"EXAI_WS_KIMI_MAX_INFLIGHT", "16"},
+             {"EXAI_WS_SESSION_MAX_INFLIGHT", "16"}},
+            &store);
+  auto sink = std::make_shared<RecordingSink>();
+  h.call("x", "chat", {{"prompt", "block x"}}, sink);
+  REQUIRE(h.chat.wait_active(1));
+  // Three of the four lookup threads wait on the store.
+  store.hold(":held");
+  for (int i = 0; i < 3; ++i) {
+    h.call("held" + std::to_string(i), "chat", {{"prompt", "q" + std::to_string(i)}}, sink);
+  }
+  REQUIRE(store.wait_gets(5)); // "a" and "x" in the first engine, "x" and three held here
+  auto replayed = std::make_shared<RecordingSink>();
+  h.call("a", "chat", {{"prompt", "p"}}, replayed);
+  CHECK(envelope_of(replayed->result("a"))["content"] == "echo: p");
+  // The last lookup thread read "c" after it finished with "a": the replay
+  // has stopped a's run by now.
+  h.call("c", "chat", {{"prompt", "c"}}, sink);
+  REQUIRE(store.wait_gets(7));
+  auto joiner = std::make_shared<RecordingSink>();
+  h.call("b", "chat", {{"prompt", "p"}}, joiner);
+  store.release_held();
+  h.chat.release();
+  // Joined to the stopped run, it was CANCELLED though nobody cancelled it.
+  const json b = joiner->result("b");
+  CHECK_FALSE(b.contains("error"));
+  REQUIRE(b.contains("outputs"));
+  CHECK(envelope_of(b)["content"] == "echo: p");
+  CHECK(h.engine->stats().counters.replayed == 1);
   CHECK(h.drained());
 }
 
