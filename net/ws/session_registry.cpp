@@ -12,7 +12,7 @@ SessionRegistry::create(Clock::time_point now)
   if (sessions_.size() >= kMaxSessions) {
     evict_oldest_detached();
   }
-  sessions_[id] = Entry{1, now};
+  sessions_[id] = Entry{1, now, detached_.end()};
   ++attached_;
   return id;
 }
@@ -26,6 +26,7 @@ SessionRegistry::resume(const std::string& session_id, Clock::time_point now)
     return false;
   }
   if (it->second.connections == 0) {
+    detached_.erase(it->second.detached);
     if (now - it->second.last_seen > ttl_) {
       sessions_.erase(it);
       return false;
@@ -45,22 +46,21 @@ SessionRegistry::detach(const std::string& session_id, Clock::time_point now)
   if (it == sessions_.end() || it->second.connections == 0) {
     return;
   }
+  it->second.last_seen = now;
   if (--it->second.connections == 0) {
     --attached_;
+    it->second.detached = detached_.insert(detached_.end(), it->first);
   }
-  it->second.last_seen = now;
 }
 
 void
 SessionRegistry::sweep(Clock::time_point now)
 {
   const std::lock_guard lock(mutex_);
-  for (auto it = sessions_.begin(); it != sessions_.end();) {
-    if (it->second.connections == 0 && now - it->second.last_seen > ttl_) {
-      it = sessions_.erase(it);
-    } else {
-      ++it;
-    }
+  // Left in order: the first one still within the ttl ends the sweep.
+  while (!detached_.empty() && now - sessions_.at(detached_.front()).last_seen > ttl_) {
+    sessions_.erase(detached_.front());
+    detached_.pop_front();
   }
 }
 
@@ -81,15 +81,9 @@ SessionRegistry::attached() const
 void
 SessionRegistry::evict_oldest_detached()
 {
-  auto oldest = sessions_.end();
-  for (auto it = sessions_.begin(); it != sessions_.end(); ++it) {
-    if (it->second.connections == 0 &&
-        (oldest == sessions_.end() || it->second.last_seen < oldest->second.last_seen)) {
-      oldest = it;
-    }
-  }
-  if (oldest != sessions_.end()) {
-    sessions_.erase(oldest);
+  if (!detached_.empty()) {
+    sessions_.erase(detached_.front());
+    detached_.pop_front();
   }
 }
 
