@@ -91,7 +91,12 @@ McpHttpService::McpHttpService(core::CallEngine& engine,
     : engine_(engine)
     , config_(config)
     , tokens_(tokens)
-    , options_(options)
+    , options_([&] {
+      if (options.max_finished_stream_bytes == 0) {
+        options.max_finished_stream_bytes = config.result_max_bytes;
+      }
+      return options;
+    }())
     , log_(std::move(log))
     , id_prefix_("mcph-" + core::random_hex(8) + "-")
     , instance_(core::random_hex(8))
@@ -138,17 +143,21 @@ void
 McpHttpService::sweep(Clock::time_point now)
 {
   // Finished streams are kept for resuming clients as long as results are
-  // (EXAI_WS_RESULT_TTL_SECS), and at most kMaxFinishedStreams of them.
+  // (EXAI_WS_RESULT_TTL_SECS), at most max_finished_streams of them and
+  // max_finished_stream_bytes together.
   std::size_t finished = 0;
+  std::size_t bytes = 0;
   for (auto it = streams_.begin(); it != streams_.end();) {
     if (it->second.finished_at && now - *it->second.finished_at > config_.result_ttl) {
       it = streams_.erase(it);
     } else {
       finished += it->second.finished_at ? 1 : 0;
+      bytes += it->second.bytes;
       ++it;
     }
   }
-  while (finished > options_.max_finished_streams) {
+  while (finished > options_.max_finished_streams ||
+         (finished > 0 && bytes > options_.max_finished_stream_bytes)) {
     auto oldest = streams_.end();
     for (auto it = streams_.begin(); it != streams_.end(); ++it) {
       if (it->second.finished_at &&
@@ -156,6 +165,7 @@ McpHttpService::sweep(Clock::time_point now)
         oldest = it;
       }
     }
+    bytes -= oldest->second.bytes;
     streams_.erase(oldest);
     --finished;
   }
@@ -263,6 +273,7 @@ McpHttpService::end_call(const std::string& session_id,
   // stream began with a request that swept), so ending a call walks nothing.
   if (const auto stream = streams_.find(stream_key); stream != streams_.end()) {
     stream->second.finished_at = now;
+    stream->second.bytes = stream->second.call ? stream->second.call->kept_bytes() : 0;
   }
 }
 

@@ -58,8 +58,10 @@ struct McpHttpOptions {
   // (GET with Last-Event-ID) before it is cancelled.
   std::chrono::milliseconds resume_grace{30000};
   // Finished SSE streams kept for resuming clients (also bounded by
-  // EXAI_WS_RESULT_TTL_SECS).
+  // EXAI_WS_RESULT_TTL_SECS), and the bytes of their events together (0: as
+  // much as EXAI_WS_RESULT_MAX_BYTES); the oldest go first.
   std::size_t max_finished_streams = 1000;
+  std::size_t max_finished_stream_bytes = 0;
 };
 
 // Create with std::make_shared (calls hold the service weakly).
@@ -162,6 +164,7 @@ private:
     std::shared_ptr<McpHttpCall> call;
     std::string session_id;
     std::optional<Clock::time_point> finished_at;
+    std::size_t bytes = 0; // once finished: the events it keeps
   };
 
   std::mutex mutex_;

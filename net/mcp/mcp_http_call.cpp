@@ -187,6 +187,17 @@ McpHttpCall::on_result(std::string_view /*request_id*/, const core::ToolResult& 
   return written || kept;
 }
 
+std::size_t
+McpHttpCall::kept_bytes()
+{
+  const std::lock_guard lock(mutex_);
+  std::size_t bytes = final_ ? final_->second.size() : 0;
+  for (const auto& [seq, message] : kept_) {
+    bytes += message.size();
+  }
+  return bytes;
+}
+
 void
 McpHttpCall::stop_timer()
 {

@@ -100,6 +100,10 @@ public:
   void on_stream_closed(const ResponseStream* stream) noexcept;
   void on_stream_tick(const ResponseStream* stream, SteadyClock::time_point now) noexcept;
 
+  // Bytes of the events kept for a resuming client (the recent ones and the
+  // final response).
+  std::size_t kept_bytes();
+
   // An SSE body answering `id` with an isError result saying `text`: what a
   // resuming client gets when its call's events are gone.
   static std::string lost_stream_body(const core::mcp::EventId& last, std::string_view text);

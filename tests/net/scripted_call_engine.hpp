@@ -69,7 +69,9 @@ public:
       {
         const std::lock_guard lock(mutex_);
         running_.insert(rid);
-        threads_.emplace_back([this, rid, sink] { finish_slow(rid, sink); });
+        const std::size_t pad =
+            request.arguments.is_object() ? request.arguments.value("pad", std::size_t{0}) : 0;
+        threads_.emplace_back([this, rid, sink, pad] { finish_slow(rid, sink, pad); });
       }
       changed_.notify_all();
     } else {
@@ -77,8 +79,10 @@ public:
     }
   }
 
-  // Runs a `slow` call until release(), cancel() or destruction.
-  void finish_slow(const std::string& rid, const std::shared_ptr<core::CallSink>& sink)
+  // Runs a `slow` call until release(), cancel() or destruction; its result
+  // is "slow done" and `pad` more characters.
+  void
+  finish_slow(const std::string& rid, const std::shared_ptr<core::CallSink>& sink, std::size_t pad)
   {
     std::unique_lock lock(mutex_);
     changed_.wait(lock, [&] { return stopping_ || released_ || cancelled_.count(rid) != 0; });
@@ -89,7 +93,7 @@ public:
     if (cancelled) {
       sink->on_result(rid, core::ToolFailure{core::Errc::cancelled, "cancelled", {}});
     } else {
-      sink->on_result(rid, core::ToolSuccess{{"slow done"}});
+      sink->on_result(rid, core::ToolSuccess{{"slow done" + std::string(pad, '.')}});
     }
   }
 

@@ -589,6 +589,46 @@ TEST_CASE("/mcp resumes a broken SSE stream from Last-Event-ID, before or after 
   CHECK(f.engine.cancel_count() == 0);
 }
 
+TEST_CASE("/mcp keeps finished streams for resuming within a count and a byte bound",
+          "[net][mcp_http][integration]")
+{
+  const bool by_bytes = GENERATE(true, false);
+  CAPTURE(by_bytes);
+  exai::net::McpHttpOptions options;
+  if (by_bytes) {
+    options.max_finished_stream_bytes = 6000; // one result of 4,000 characters, not two
+  } else {
+    options.max_finished_streams = 1;
+  }
+  McpFixture f({}, options);
+  const auto session = f.initialize();
+  f.engine.release(); // every slow call ends at once
+  // Two calls run to their end; each one's first event id resumes it.
+  const auto finished_call = [&](int id) {
+    exai::test::RawClient raw(f.port());
+    REQUIRE(raw.send(raw_post(
+        session, rpc(id, "tools/call", {{"name", "slow"}, {"arguments", {{"pad", 4000}}}}))));
+    const auto seen = read_until(raw, "slow done");
+    REQUIRE(seen.find("slow done") != std::string::npos);
+    const auto ids = event_ids(seen);
+    REQUIRE_FALSE(ids.empty());
+    return ids.front();
+  };
+  const std::string older = finished_call(31);
+  const std::string newer = finished_call(32);
+  const auto resume = [&](const std::string& last_id) {
+    auto headers = f.with_session(session);
+    headers["Accept"] = "text/event-stream";
+    headers["Last-Event-ID"] = last_id;
+    return http(f.port(), "GET", {}, headers).body;
+  };
+  // The newer is kept; the older went first, and says so instead of hanging.
+  CHECK(resume(newer).find("slow done") != std::string::npos);
+  const std::string gone = resume(older);
+  CHECK(gone.find("slow done") == std::string::npos);
+  CHECK(gone.find("RESULT_EXPIRED") != std::string::npos);
+}
+
 TEST_CASE("/mcp cancels a call whose broken stream is not resumed within the grace",
           "[net][mcp_http][integration]")
 {
