@@ -404,6 +404,7 @@ McpHttpService::handle_delete(HttpExchange& exchange)
     std::erase_if(streams_,
                   [&](const auto& entry) { return entry.second.session_id == session_id; });
   }
+  ids_.persist(); // file I/O, outside the lock every /mcp request takes
   for (const auto& call : calls) {
     call->cancel_from_client();
   }

@@ -17,6 +17,7 @@
 #include <filesystem>
 #include <fstream>
 #include <sstream>
+#include <utility>
 #include <vector>
 
 namespace exai::net {
@@ -172,28 +173,52 @@ McpSessionIds::revoke(std::string_view id)
   if (dot == std::string_view::npos) {
     return;
   }
-  const std::string signature(id.substr(dot + 1));
+  std::string signature(id.substr(dot + 1));
   const std::lock_guard lock(mutex_);
   if (!revoked_.insert(signature).second || revoked_path_.empty()) {
     return;
   }
   if (revoked_.size() > kMaxRevoked) {
-    // Rewrite without the excess; which ones go matters little: a revoked id
+    // Forget a tenth at once, so the file is rewritten once per thousand
+    // revocations, not on each; which ones go matters little: a revoked id
     // is only ever presented by the client that ended it.
-    while (revoked_.size() > kMaxRevoked) {
+    while (revoked_.size() > kMaxRevoked - kMaxRevoked / 10) {
       revoked_.erase(revoked_.begin());
     }
-    std::string all;
-    for (const auto& s : revoked_) {
-      all += s + "\n";
-    }
-    core::write_file_atomically(revoked_path_, all);
+    rewrite_ = true;
+    unwritten_.clear();
     return;
   }
-  if (!std::filesystem::exists(revoked_path_)) {
-    core::write_file_atomically(revoked_path_, ""); // mode 0600
+  unwritten_.push_back(std::move(signature));
+}
+
+void
+McpSessionIds::persist()
+{
+  const std::lock_guard file_lock(file_mutex_);
+  std::vector<std::string> lines;
+  bool rewrite = false;
+  {
+    const std::lock_guard lock(mutex_);
+    if (revoked_path_.empty()) {
+      return;
+    }
+    rewrite = std::exchange(rewrite_, false);
+    lines = rewrite ? std::vector<std::string>(revoked_.begin(), revoked_.end())
+                    : std::exchange(unwritten_, {});
   }
-  std::ofstream(revoked_path_, std::ios::app) << signature << "\n";
+  if (lines.empty() && !rewrite) {
+    return;
+  }
+  std::string text;
+  for (const auto& line : lines) {
+    text += line + "\n";
+  }
+  if (rewrite || !std::filesystem::exists(revoked_path_)) {
+    core::write_file_atomically(revoked_path_, text); // mode 0600
+  } else {
+    std::ofstream(revoked_path_, std::ios::app) << text;
+  }
 }
 
 } // namespace exai::net

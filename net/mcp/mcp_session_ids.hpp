@@ -19,6 +19,7 @@
 #include <set>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace exai::net {
 
@@ -39,8 +40,14 @@ public:
   // was not revoked; nullopt otherwise.
   std::optional<std::string> verify(std::string_view id) const;
 
-  // Ends an id for good (DELETE /mcp). Thread-safe.
+  // Ends an id for good (DELETE /mcp): verify() refuses it from now on.
+  // Only in memory: persist() writes it down. Thread-safe.
   void revoke(std::string_view id);
+
+  // Writes the ids revoked since the last call to the revocation file, for
+  // other daemons of the install. File I/O: call it outside locks others
+  // wait on (a slow disk must stall only the DELETE that revoked). Thread-safe.
+  void persist();
 
 private:
   std::string sign(std::string_view payload) const;
@@ -48,7 +55,10 @@ private:
   std::string secret_;
   std::string revoked_path_; // empty: not persisted
   mutable std::mutex mutex_;
-  std::set<std::string> revoked_; // guarded by mutex_ (signatures)
+  std::set<std::string> revoked_;      // guarded by mutex_ (signatures)
+  std::vector<std::string> unwritten_; // guarded by mutex_: revoked, not yet in the file
+  bool rewrite_ = false;               // guarded by mutex_: the file must be written anew
+  std::mutex file_mutex_;              // one writer of the file at a time
 };
 
 } // namespace exai::net

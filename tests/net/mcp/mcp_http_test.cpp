@@ -13,14 +13,18 @@
 #include <catch2/catch.hpp>
 #include <nlohmann/json.hpp>
 
+#include <fcntl.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <filesystem>
+#include <fstream>
 #include <future>
 #include <istream>
 #include <map>
 #include <sstream>
 #include <string>
+#include <thread>
 #include <vector>
 
 namespace {
@@ -627,6 +631,90 @@ TEST_CASE("/mcp keeps finished streams for resuming within a count and a byte bo
   const std::string gone = resume(older);
   CHECK(gone.find("slow done") == std::string::npos);
   CHECK(gone.find("RESULT_EXPIRED") != std::string::npos);
+}
+
+namespace {
+
+// Whether a thread of this process waits in kernel function `where` (its
+// wchan), within `limit`.
+bool
+a_thread_waits_in(const std::string& where, std::chrono::milliseconds limit)
+{
+  const auto deadline = std::chrono::steady_clock::now() + limit;
+  do {
+    for (const auto& task : std::filesystem::directory_iterator("/proc/self/task")) {
+      std::ifstream in(task.path() / "wchan");
+      std::string wchan;
+      if (std::getline(in, wchan) && wchan == where) {
+        return true;
+      }
+    }
+    std::this_thread::yield();
+  } while (std::chrono::steady_clock::now() < deadline);
+  return false;
+}
+
+} // namespace
+
+TEST_CASE("/mcp answers other sessions while a DELETE waits on a stalled disk",
+          "[net][mcp_http][integration]")
+{
+  exai::test::TempDir state;
+  McpFixture f({}, {}, state.path());
+  const auto doomed = f.initialize();
+  const auto other = f.initialize();
+  // The revocation file is a FIFO nobody reads yet: writing it waits, as on
+  // a stalled disk.
+  const std::string fifo = (std::filesystem::path(state.path()) / "mcp-revoked").string();
+  REQUIRE(::mkfifo(fifo.c_str(), 0600) == 0);
+  auto deleted = std::async(std::launch::async, [&] {
+    return http(f.port(), "DELETE", {}, f.with_session(doomed)).status;
+  });
+  // However the test ends, the DELETE gets its reader and finishes.
+  struct Reader {
+    const std::string& path;
+    std::string text;
+    void drain(std::future<int>& done)
+    {
+      const int fd = ::open(path.c_str(), O_RDONLY | O_NONBLOCK);
+      char buffer[4096];
+      while (done.wait_for(1ms) != std::future_status::ready) {
+        const ssize_t n = ::read(fd, buffer, sizeof buffer);
+        if (n > 0) {
+          text.append(buffer, static_cast<std::size_t>(n));
+        }
+      }
+      for (ssize_t n = 0; (n = ::read(fd, buffer, sizeof buffer)) > 0;) {
+        text.append(buffer, static_cast<std::size_t>(n));
+      }
+      ::close(fd);
+    }
+  } reader{fifo, {}};
+  struct Unblock {
+    Reader& reader;
+    std::future<int>& done;
+    ~Unblock()
+    {
+      if (done.valid() && done.wait_for(0s) != std::future_status::ready) {
+        reader.drain(done);
+      }
+    }
+  } unblock{reader, deleted};
+  if (!a_thread_waits_in("wait_for_partner", 5s)) {
+    WARN("not checked: this kernel does not show where a thread waits "
+         "(/proc/self/task/*/wchan)");
+    return;
+  }
+  // The DELETE is stuck writing; every other request is still answered.
+  const auto asked = std::chrono::steady_clock::now();
+  CHECK(http(f.port(), "POST", rpc(2, "tools/list"), f.with_session(other)).status == 200);
+  CHECK(f.initialize().size() > 0);
+  CHECK(std::chrono::steady_clock::now() - asked < 2s);
+  // The ended session is refused at once, its revocation not yet written.
+  CHECK(http(f.port(), "POST", rpc(3, "ping"), f.with_session(doomed)).status == 404);
+  reader.drain(deleted);
+  CHECK(deleted.get() == 204);
+  CHECK(reader.text == doomed.substr(doomed.find('.') + 1) + "\n");
 }
 
 TEST_CASE("/mcp cancels a call whose broken stream is not resumed within the grace",
