@@ -80,13 +80,15 @@ TEST_CASE("an abandoned handle does not wait for its running task, and a pending
   std::mutex held;
   std::atomic<bool> inside{false};
   std::atomic<bool> finished{false};
-  auto running = scheduler.at(Scheduler::Clock::now(), [&] {
-    inside = true;
-    const std::lock_guard lock(held);
-    finished = true;
-  });
+  Scheduler::Handle running;
   {
+    // Held before the task is scheduled, so the task always waits for it.
     const std::lock_guard lock(held);
+    running = scheduler.at(Scheduler::Clock::now(), [&] {
+      inside = true;
+      const std::lock_guard task_lock(held);
+      finished = true;
+    });
     REQUIRE(eventually([&] { return inside.load(); }));
     running.abandon(); // returns with the task blocked on `held`
     CHECK_FALSE(running);
