@@ -102,8 +102,8 @@ McpSessionIds::McpSessionIds(const std::string& state_dir)
   revoked_path_ = (dir / "mcp-revoked").string();
   std::ifstream in(revoked_path_);
   for (std::string line; std::getline(in, line);) {
-    if (!line.empty()) {
-      revoked_.insert(line);
+    if (!line.empty() && revoked_.insert(line).second) {
+      order_.push_back(line);
     }
   }
 }
@@ -175,21 +175,28 @@ McpSessionIds::revoke(std::string_view id)
   }
   std::string signature(id.substr(dot + 1));
   const std::lock_guard lock(mutex_);
-  if (!revoked_.insert(signature).second || revoked_path_.empty()) {
+  if (!revoked_.insert(signature).second) {
     return;
   }
+  order_.push_back(signature);
   if (revoked_.size() > kMaxRevoked) {
-    // Forget a tenth at once, so the file is rewritten once per thousand
-    // revocations, not on each; which ones go matters little: a revoked id
-    // is only ever presented by the client that ended it.
+    // Forget the oldest tenth at once, so the file is rewritten once per
+    // thousand revocations, not on each (an old revoked id is only ever
+    // presented by the client that ended it, long ago).
     while (revoked_.size() > kMaxRevoked - kMaxRevoked / 10) {
-      revoked_.erase(revoked_.begin());
+      revoked_.erase(order_.front());
+      order_.pop_front();
+    }
+    if (revoked_path_.empty()) {
+      return;
     }
     rewrite_ = true;
     unwritten_.clear();
     return;
   }
-  unwritten_.push_back(std::move(signature));
+  if (!revoked_path_.empty()) {
+    unwritten_.push_back(std::move(signature));
+  }
 }
 
 void
@@ -204,7 +211,7 @@ McpSessionIds::persist()
       return;
     }
     rewrite = std::exchange(rewrite_, false);
-    lines = rewrite ? std::vector<std::string>(revoked_.begin(), revoked_.end())
+    lines = rewrite ? std::vector<std::string>(order_.begin(), order_.end())
                     : std::exchange(unwritten_, {});
   }
   if (lines.empty() && !rewrite) {

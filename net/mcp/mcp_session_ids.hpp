@@ -14,6 +14,7 @@
 // daemon re-adopts it.
 
 #include <cstddef>
+#include <deque>
 #include <mutex>
 #include <optional>
 #include <set>
@@ -56,6 +57,7 @@ private:
   std::string revoked_path_; // empty: not persisted
   mutable std::mutex mutex_;
   std::set<std::string> revoked_;      // guarded by mutex_ (signatures)
+  std::deque<std::string> order_;      // guarded by mutex_: revoked_, oldest first
   std::vector<std::string> unwritten_; // guarded by mutex_: revoked, not yet in the file
   bool rewrite_ = false;               // guarded by mutex_: the file must be written anew
   std::mutex file_mutex_;              // one writer of the file at a time

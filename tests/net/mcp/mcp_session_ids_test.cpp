@@ -23,7 +23,7 @@ lines_in(const std::string& path)
 
 } // namespace
 
-TEST_CASE("a revoked session id is refused at once and, once persisted, by every daemon",
+TEST_CASE("a revoked session id is refused at once and once persisted by every daemon",
           "[net][mcp_http]")
 {
   exai::test::TempDir state;
@@ -38,14 +38,16 @@ TEST_CASE("a revoked session id is refused at once and, once persisted, by every
   CHECK_FALSE(exai::net::McpSessionIds(state.path()).verify(id));
 }
 
-TEST_CASE("past 10,000 revocations a tenth is forgotten at once, so the file is rarely rewritten",
+TEST_CASE("past 10000 revocations the oldest tenth is forgotten at once and the file rewritten",
           "[net][mcp_http]")
 {
   exai::test::TempDir state;
   const std::string file = (std::filesystem::path(state.path()) / "mcp-revoked").string();
   exai::net::McpSessionIds ids(state.path());
   constexpr std::size_t kMax = exai::net::McpSessionIds::kMaxRevoked;
-  for (std::size_t i = 0; i < kMax; ++i) {
+  const std::string first = ids.issue("2025-06-18");
+  ids.revoke(first);
+  for (std::size_t i = 1; i < kMax; ++i) {
     ids.revoke(ids.issue("2025-06-18"));
   }
   ids.persist();
@@ -54,12 +56,28 @@ TEST_CASE("past 10,000 revocations a tenth is forgotten at once, so the file is 
   ids.revoke(last);
   ids.persist();
   CHECK(lines_in(file) == kMax - kMax / 10); // rewritten with 9,000
+  // The oldest were forgotten, never the one just revoked.
   CHECK_FALSE(ids.verify(last));
+  CHECK(ids.verify(first) == "2025-06-18");
   // The next 999 are appended to the 9,000, one line each.
   for (std::size_t i = 0; i < kMax / 10 - 1; ++i) {
     ids.revoke(ids.issue("2025-06-18"));
     ids.persist();
   }
   CHECK(lines_in(file) == kMax - 1);
-  CHECK_FALSE(exai::net::McpSessionIds(state.path()).verify(last));
+  const exai::net::McpSessionIds reloaded(state.path());
+  CHECK_FALSE(reloaded.verify(last));
+  CHECK(reloaded.verify(first) == "2025-06-18");
+}
+
+TEST_CASE("without a state directory revocations are bounded in memory too", "[net][mcp_http]")
+{
+  exai::net::McpSessionIds ids("");
+  const std::string first = ids.issue("2025-06-18");
+  ids.revoke(first);
+  for (std::size_t i = 0; i < exai::net::McpSessionIds::kMaxRevoked; ++i) {
+    ids.revoke(ids.issue("2025-06-18"));
+  }
+  ids.persist();                            // nothing to write
+  CHECK(ids.verify(first) == "2025-06-18"); // forgotten: the set did not grow past the bound
 }
