@@ -95,6 +95,11 @@ public:
     } else {
       sink->on_result(rid, core::ToolSuccess{{"slow done" + std::string(pad, '.')}});
     }
+    {
+      const std::lock_guard done_lock(mutex_);
+      ++answered_;
+    }
+    changed_.notify_all();
   }
 
   bool cancel(std::string_view /*session_id*/, std::string_view request_id) override
@@ -152,6 +157,14 @@ public:
   }
 
   // Waits until nothing runs.
+  // Waits until `n` slow calls were answered and their sinks returned (true)
+  // or `timeout` passes.
+  bool wait_answered(std::size_t n, std::chrono::milliseconds timeout)
+  {
+    std::unique_lock lock(mutex_);
+    return changed_.wait_for(lock, timeout, [&] { return answered_ >= n; });
+  }
+
   bool wait_idle(std::chrono::milliseconds timeout)
   {
     std::unique_lock lock(mutex_);
@@ -177,6 +190,7 @@ private:
   std::vector<std::string> submitted_;
   std::map<std::string, std::string> sessions_;
   std::set<std::string> running_;
+  std::size_t answered_ = 0; // slow calls whose on_result returned
   std::set<std::string> cancelled_;
   bool released_ = false;
   bool stopping_ = false;

@@ -619,7 +619,10 @@ TEST_CASE("/mcp keeps finished streams for resuming within a count and a byte bo
     return ids.front();
   };
   const std::string older = finished_call(31);
+  // Finished in the service's eyes (it orders by that) before the next begins.
+  REQUIRE(f.engine.wait_answered(1, 5s));
   const std::string newer = finished_call(32);
+  REQUIRE(f.engine.wait_answered(2, 5s));
   const auto resume = [&](const std::string& last_id) {
     auto headers = f.with_session(session);
     headers["Accept"] = "text/event-stream";
