@@ -1,5 +1,9 @@
 #include "core/util/thread_pool.hpp"
 
+#include "core/log.hpp"
+
+#include <exception>
+
 namespace exai::core {
 
 ThreadPool::ThreadPool(std::size_t max_threads)
@@ -81,7 +85,16 @@ ThreadPool::work()
     auto job = std::move(jobs_.front());
     jobs_.pop_front();
     lock.unlock();
-    job();
+    try {
+      job();
+    } catch (const std::exception& e) {
+      // A job's bug must not end the daemon and every call in it: what the
+      // job held went back as the exception unwound (RAII), and a call it
+      // left unanswered still gets its deadline's answer.
+      log::get("core")->error("a pooled job failed error=\"{}\"", e.what());
+    } catch (...) {
+      log::get("core")->error("a pooled job failed with a non-standard exception");
+    }
     // What the job captured is released before the lock is taken again: its
     // destructors may post to this pool or take locks of their own.
     job = nullptr;

@@ -21,6 +21,7 @@ public:
   ThreadPool& operator=(const ThreadPool&) = delete;
 
   // Queues `job`. Returns false (and drops it) once the pool is shutting down.
+  // A job that throws is logged; its thread goes on with the next job.
   bool post(std::function<void()> job);
   // Queues `job` only when an idle thread takes it at once; false (and drops
   // it) otherwise.

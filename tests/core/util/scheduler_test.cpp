@@ -7,6 +7,7 @@
 #include <atomic>
 #include <condition_variable>
 #include <mutex>
+#include <stdexcept>
 #include <thread>
 
 using exai::core::Scheduler;
@@ -142,6 +143,20 @@ TEST_CASE("the pool runs every job and never exceeds its thread limit", "[core][
   } // the destructor runs what is queued, then joins
   CHECK(done == 50);
   CHECK(peak <= 3);
+}
+
+TEST_CASE("a job that throws is logged and its thread goes on with the next", "[core][thread_pool]")
+{
+  std::atomic<bool> after{false};
+  {
+    ThreadPool pool(1);
+    REQUIRE(pool.post([] { throw std::runtime_error("a bug in a job"); }));
+    REQUIRE(pool.post([] { throw 42; }));
+    REQUIRE(pool.post([&] { after = true; }));
+    REQUIRE(eventually([&] { return after.load(); }));
+    CHECK(pool.threads() == 1);
+  }
+  CHECK(after);
 }
 
 namespace {
