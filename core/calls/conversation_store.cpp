@@ -1,6 +1,8 @@
 #include "core/calls/conversation_store.hpp"
 
+#include "core/log.hpp"
 #include "core/util/random_id.hpp"
+#include "core/util/text.hpp"
 
 #include <nlohmann/json.hpp>
 
@@ -161,7 +163,16 @@ ConversationStore::shared_copy(const std::string& id)
   }
   std::string key = prefix_;
   key.append(id);
-  if (auto text = shared_->get(key)) {
+  std::optional<std::string> text;
+  try {
+    text = shared_->get(key);
+  } catch (...) {
+    // A store that fails in any way is a store without this thread: the
+    // call is answered from what this daemon has, never left hanging.
+    log::get("core")->warn("conversation lookup failed id={}", printable(id, 64));
+    return std::nullopt;
+  }
+  if (text) {
     return from_json(*text);
   }
   return std::nullopt;

@@ -3,6 +3,7 @@
 #include "core/log.hpp"
 #include "core/tools/argument_check.hpp"
 #include "core/tools/partial_progress.hpp"
+#include "core/util/scope_exit.hpp"
 #include "core/util/text.hpp"
 
 #include <malloc.h>
@@ -612,9 +613,10 @@ Engine::submit(CallRequest request, const std::shared_ptr<CallSink>& sink)
   // Shared with the job: a refused post must still answer the request.
   auto pending = std::make_shared<CallRequest>(std::move(request));
   const bool posted = lookups_.post([this, pending, sink, tool, looked_up] {
-    const std::string session_id = pending->session_id;
+    // Its place is given back however submit_known() ends.
+    const ScopeExit leave(
+        [&looked_up, session_id = pending->session_id] { looked_up(session_id); });
     submit_known(std::move(*pending), sink, *tool);
-    looked_up(session_id);
   });
   if (!posted) {
     reject(sink, *pending, Errc::shutting_down, "the daemon is shutting down");
@@ -809,15 +811,18 @@ Engine::look_up_result(const std::shared_ptr<Call>& call,
     drained_.notify_all();
   };
   const bool posted = lookups_.post([this, call, weak = std::weak_ptr(execution), done] {
+    // Answered however this job ends: the run waits for the answer.
+    const ScopeExit answered(done);
     std::optional<std::string> text;
     try {
       text = shared_store_->get(call->store_key);
     } catch (const std::exception& e) {
       log::get("core")->warn(
           "result lookup failed request_id={} error=\"{}\"", call->request_id, e.what());
+    } catch (...) {
+      log::get("core")->warn("result lookup failed request_id={}", call->request_id);
     }
     replay_if_stored(call, weak, text);
-    done();
   });
   if (!posted) {
     done(); // shutting down: nothing to look up

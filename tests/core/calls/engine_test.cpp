@@ -967,6 +967,9 @@ public:
     std::unique_lock lock(mutex_);
     ++gets_;
     changed_.notify_all();
+    if (throw_anything_) {
+      throw 42; // not even a std::exception
+    }
     changed_.wait(lock,
                   [&] { return open_ && (held_.empty() || key.find(held_) == std::string::npos); });
     const auto it = values_.find(key);
@@ -999,6 +1002,12 @@ public:
     const std::lock_guard lock(mutex_);
     held_ = std::move(marker);
   }
+  // Every read fails with something unexpected.
+  void throw_anything()
+  {
+    const std::lock_guard lock(mutex_);
+    throw_anything_ = true;
+  }
   void release_held()
   {
     const std::lock_guard lock(mutex_);
@@ -1016,6 +1025,7 @@ private:
   std::condition_variable changed_;
   bool open_ = false;
   std::string held_;
+  bool throw_anything_ = false;
   int gets_ = 0;
   std::map<std::string, std::string> values_;
 };
@@ -1130,6 +1140,23 @@ TEST_CASE("an identical call sent just after a replay stopped its run gets its o
   REQUIRE(b.contains("outputs"));
   CHECK(envelope_of(b)["content"] == "echo: p");
   CHECK(h.engine->stats().counters.replayed == 1);
+  CHECK(h.drained());
+}
+
+TEST_CASE("a store read that fails unexpectedly still lets the call run and the engine drain",
+          "[core][engine]")
+{
+  GatedStore store;
+  store.open();
+  store.throw_anything();
+  Harness h({}, &store);
+  auto sink = std::make_shared<RecordingSink>();
+  h.call("r1", "chat", {{"prompt", "p1"}}, sink);
+  // Nothing could be read: the call runs as if nothing were stored.
+  CHECK(envelope_of(sink->result("r1", 5s))["content"] == "echo: p1");
+  // A continued call reads its thread on the same threads: it is answered too.
+  h.call("c1", "chat", {{"prompt", "more"}, {"continuation_id", "some-thread"}}, sink);
+  CHECK(sink->result("c1", 5s).contains("error"));
   CHECK(h.drained());
 }
 
