@@ -56,6 +56,7 @@ McpBridge::~McpBridge()
 void
 McpBridge::start()
 {
+  writer_ = std::thread([this] { write_out(); });
   client_.start();
   ticker_ = std::thread([this] {
     std::unique_lock lock(mutex_);
@@ -83,6 +84,14 @@ McpBridge::stop() noexcept
     ticker_.join();
   }
   client_.stop();
+  {
+    const std::lock_guard lock(out_mutex_);
+    out_closed_ = true;
+  }
+  out_ready_.notify_all();
+  if (writer_.joinable()) {
+    writer_.join(); // after what was queued is written
+  }
 }
 
 std::size_t
@@ -128,10 +137,31 @@ McpBridge::write(const std::string& message)
   if (!batches_.empty() && collect_for_batch(message)) {
     return;
   }
-  try {
-    write_(message);
-  } catch (const std::exception& e) {
-    log_->error("mcp write failed error=\"{}\"", e.what());
+  {
+    const std::lock_guard lock(out_mutex_);
+    out_.push_back(message);
+  }
+  out_ready_.notify_one();
+}
+
+void
+McpBridge::write_out()
+{
+  std::unique_lock lock(out_mutex_);
+  for (;;) {
+    out_ready_.wait(lock, [this] { return out_closed_ || !out_.empty(); });
+    if (out_.empty()) {
+      return; // closed, and everything written
+    }
+    std::string message = std::move(out_.front());
+    out_.pop_front();
+    lock.unlock();
+    try {
+      write_(message);
+    } catch (const std::exception& e) {
+      log_->error("mcp write failed error=\"{}\"", e.what());
+    }
+    lock.lock();
   }
 }
 

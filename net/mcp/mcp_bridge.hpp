@@ -16,9 +16,11 @@
 // so. The MCP session never ends because of the daemon.
 //
 // Threads: the caller's (run(): reads input), the DaemonClient's connection
-// thread (frames) and a ticker (progress heartbeats, waiting-call timeouts).
-// All MCP state is guarded by one mutex; output lines are written whole
-// under it.
+// thread (frames), a ticker (progress heartbeats, waiting-call timeouts) and
+// a writer (output). All MCP state is guarded by one mutex; output lines are
+// queued under it, in order, and written whole by the writer alone, so an MCP
+// client that stops reading for a while stalls neither the daemon connection
+// (which keeps answering pings) nor the input.
 
 #include "core/config/config.hpp"
 #include "core/mcp/mcp_protocol.hpp"
@@ -29,6 +31,7 @@
 
 #include <chrono>
 #include <condition_variable>
+#include <deque>
 #include <functional>
 #include <istream>
 #include <map>
@@ -156,6 +159,14 @@ private:
   std::vector<PendingBatch> batches_;            // guarded by mutex_
   bool stopping_ = false;                        // guarded by mutex_
   std::thread ticker_;
+
+  // Output waiting for the writer (taken after mutex_ when both are held).
+  std::mutex out_mutex_;
+  std::condition_variable out_ready_;
+  std::deque<std::string> out_; // guarded by out_mutex_
+  bool out_closed_ = false;     // guarded by out_mutex_: write what is left, then end
+  std::thread writer_;
+  void write_out(); // the writer thread
 };
 
 } // namespace exai::net

@@ -10,10 +10,12 @@
 #include <catch2/catch.hpp>
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <condition_variable>
 #include <filesystem>
 #include <fstream>
 #include <functional>
+#include <future>
 #include <mutex>
 #include <set>
 #include <sstream>
@@ -195,6 +197,74 @@ TEST_CASE("the bridge sends progress notifications when asked and none for a can
   REQUIRE(out.response(6));
   CHECK_FALSE(out.response(5, 0ms));
   CHECK(bridge->pending_calls() == 0);
+}
+
+TEST_CASE("an MCP client that stops reading stalls neither the input nor the daemon connection",
+          "[net][mcp_bridge][integration]")
+{
+  Daemon daemon;
+  Output out;
+  // Writing blocks until the client reads again, as a full stdout pipe does.
+  std::mutex gate_mutex;
+  std::condition_variable gate;
+  bool reading = false;
+  int stuck = 0;
+  exai::net::DaemonAddress endpoint;
+  endpoint.port = daemon.port();
+  exai::net::McpBridge bridge(
+      endpoint,
+      {},
+      [&](const std::string& line) {
+        std::unique_lock lock(gate_mutex);
+        ++stuck;
+        gate.notify_all();
+        gate.wait(lock, [&] { return reading; });
+        out.write(line);
+      },
+      spdlog::default_logger());
+  // However the test ends, the client reads again (so the bridge can stop).
+  struct ReadAgain {
+    std::mutex& mutex;
+    std::condition_variable& gate;
+    bool& reading;
+    void now()
+    {
+      {
+        const std::lock_guard lock(mutex);
+        reading = true;
+      }
+      gate.notify_all();
+    }
+    ~ReadAgain() { now(); }
+  } read_again{gate_mutex, gate, reading};
+  bridge.start();
+  bridge.handle_line(call(1, "version"));
+  {
+    std::unique_lock lock(gate_mutex);
+    REQUIRE(gate.wait_for(lock, 5s, [&] { return stuck > 0; })); // its answer waits
+  }
+  // Input is still read and forwarded, and the daemon's frames still handled:
+  // before, the writer held the bridge's lock and both waited behind it.
+  auto more = std::async(std::launch::async, [&] {
+    bridge.handle_line(call(2, "slow", {{"progressToken", "p2"}}));
+  });
+  REQUIRE(more.wait_for(5s) == std::future_status::ready);
+  CHECK(daemon.engine.wait_running(1, 5s));
+  daemon.engine.release();
+  CHECK(daemon.engine.wait_idle(5s));
+  read_again.now();
+  // Everything arrives, in order: the first answer before the second.
+  REQUIRE(out.response(2));
+  const auto lines = out.lines();
+  const auto at = [&](int id) {
+    return std::find_if(lines.begin(), lines.end(), [&](const json& m) {
+      return m.contains("id") && m["id"] == id && m.contains("result");
+    });
+  };
+  REQUIRE(at(1) != lines.end());
+  CHECK(at(1) < at(2));
+  CHECK((*at(2))["result"]["isError"] == false);
+  bridge.stop();
 }
 
 TEST_CASE("a call fails with DAEMON_UNREACHABLE when no daemon appears in time",
