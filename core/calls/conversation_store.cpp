@@ -1,8 +1,6 @@
 #include "core/calls/conversation_store.hpp"
 
-#include "core/log.hpp"
 #include "core/util/random_id.hpp"
-#include "core/util/text.hpp"
 
 #include <nlohmann/json.hpp>
 
@@ -163,16 +161,7 @@ ConversationStore::shared_copy(const std::string& id)
   }
   std::string key = prefix_;
   key.append(id);
-  std::optional<std::string> text;
-  try {
-    text = shared_->get(key);
-  } catch (...) {
-    // A store that fails in any way is a store without this thread: the
-    // call is answered from what this daemon has, never left hanging.
-    log::get("core")->warn("conversation lookup failed id={}", printable(id, 64));
-    return std::nullopt;
-  }
-  if (text) {
+  if (auto text = get_or_nothing(*shared_, key)) {
     return from_json(*text);
   }
   return std::nullopt;

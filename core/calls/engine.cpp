@@ -813,16 +813,7 @@ Engine::look_up_result(const std::shared_ptr<Call>& call,
   const bool posted = lookups_.post([this, call, weak = std::weak_ptr(execution), done] {
     // Answered however this job ends: the run waits for the answer.
     const ScopeExit answered(done);
-    std::optional<std::string> text;
-    try {
-      text = shared_store_->get(call->store_key);
-    } catch (const std::exception& e) {
-      log::get("core")->warn(
-          "result lookup failed request_id={} error=\"{}\"", call->request_id, e.what());
-    } catch (...) {
-      log::get("core")->warn("result lookup failed request_id={}", call->request_id);
-    }
-    replay_if_stored(call, weak, text);
+    replay_if_stored(call, weak, get_or_nothing(*shared_store_, call->store_key));
   });
   if (!posted) {
     done(); // shutting down: nothing to look up

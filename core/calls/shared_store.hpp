@@ -24,4 +24,9 @@ public:
   virtual std::uint64_t round_trips() const noexcept = 0;
 };
 
+// store.get(key), with a failure of any kind read as "absent" (and logged):
+// a store that fails is a store without that value, so a call asking it is
+// answered from what this daemon has, never left waiting.
+std::optional<std::string> get_or_nothing(SharedStore& store, const std::string& key) noexcept;
+
 } // namespace exai::core
