@@ -49,6 +49,49 @@ CircuitBreaker::allow()
   return false;
 }
 
+CircuitBreaker::Pass::Pass(Pass&& other) noexcept
+    : breaker_(std::exchange(other.breaker_, nullptr))
+{
+}
+
+CircuitBreaker::Pass::~Pass()
+{
+  neutral();
+}
+
+void
+CircuitBreaker::Pass::success()
+{
+  if (auto* breaker = std::exchange(breaker_, nullptr)) {
+    breaker->record_success();
+  }
+}
+
+void
+CircuitBreaker::Pass::failure()
+{
+  if (auto* breaker = std::exchange(breaker_, nullptr)) {
+    breaker->record_failure();
+  }
+}
+
+void
+CircuitBreaker::Pass::neutral()
+{
+  if (auto* breaker = std::exchange(breaker_, nullptr)) {
+    breaker->record_neutral();
+  }
+}
+
+std::optional<CircuitBreaker::Pass>
+CircuitBreaker::admit()
+{
+  if (!allow()) {
+    return std::nullopt;
+  }
+  return Pass(*this);
+}
+
 void
 CircuitBreaker::record_success()
 {

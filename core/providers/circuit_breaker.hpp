@@ -3,6 +3,7 @@
 #include <chrono>
 #include <functional>
 #include <mutex>
+#include <optional>
 #include <string_view>
 
 namespace exai::core {
@@ -24,6 +25,33 @@ public:
   };
 
   explicit CircuitBreaker(Options options, Clock clock = default_clock());
+
+  // One admitted request's duty to report its outcome, discharged once by
+  // whichever of success/failure/neutral comes first. A pass dropped without
+  // a report (the request ended by an exception) reports neutral: a half-open
+  // breaker whose probe never reported would refuse every request for good.
+  class Pass {
+  public:
+    explicit Pass(CircuitBreaker& breaker) noexcept
+        : breaker_(&breaker)
+    {
+    }
+    Pass(Pass&& other) noexcept;
+    Pass& operator=(Pass&&) = delete;
+    Pass(const Pass&) = delete;
+    Pass& operator=(const Pass&) = delete;
+    ~Pass();
+
+    void success();
+    void failure();
+    void neutral();
+
+  private:
+    CircuitBreaker* breaker_;
+  };
+
+  // allow() with its report owned by the returned pass; nullopt: fail fast.
+  [[nodiscard]] std::optional<Pass> admit();
 
   // Asks to make one call. True when closed, or when half-open and no probe
   // is out (the caller becomes the probe and must report its outcome with

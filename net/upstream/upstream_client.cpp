@@ -283,7 +283,7 @@ UpstreamClient::find(std::string_view provider_id) const
   return it == providers_.end() ? nullptr : it->second.get();
 }
 
-std::variant<UpstreamClient::Provider*, core::ChatFailure>
+std::variant<UpstreamClient::Admitted, core::ChatFailure>
 UpstreamClient::usable(std::string_view provider_id, nlohmann::json& details) const
 {
   Provider* provider = find(provider_id);
@@ -293,7 +293,8 @@ UpstreamClient::usable(std::string_view provider_id, nlohmann::json& details) co
                              {{"provider", std::string(provider_id)}}};
   }
   details["provider"] = provider->endpoint.id;
-  if (!provider->breaker.allow()) {
+  auto pass = provider->breaker.admit();
+  if (!pass) {
     const auto retry_in = provider->breaker.retry_in().count();
     details["circuit"] = "open";
     details["retry_in_ms"] = retry_in;
@@ -303,11 +304,11 @@ UpstreamClient::usable(std::string_view provider_id, nlohmann::json& details) co
         .append(" ms");
     return core::ChatFailure{core::Errc::provider_unavailable, std::move(message), details};
   }
-  return provider;
+  return Admitted{provider, std::move(*pass)};
 }
 
 core::ChatFailure
-UpstreamClient::failed(Provider& provider,
+UpstreamClient::failed(Admitted& admitted,
                        core::Errc code,
                        std::string message,
                        bool provider_fault,
@@ -315,12 +316,13 @@ UpstreamClient::failed(Provider& provider,
                        nlohmann::json& details) const
 {
   if (provider_fault) {
-    provider.breaker.record_failure();
+    admitted.pass.failure();
   } else {
-    provider.breaker.record_neutral();
+    admitted.pass.neutral();
   }
   details["attempts"] = attempts;
-  return core::ChatFailure{code, scrub(std::move(message), provider.endpoint.api_key), details};
+  return core::ChatFailure{
+      code, scrub(std::move(message), admitted.provider->endpoint.api_key), details};
 }
 
 std::string
@@ -799,7 +801,8 @@ UpstreamClient::complete(std::string_view provider_id,
   if (auto* refusal = std::get_if<ChatFailure>(&ready)) {
     return std::move(*refusal);
   }
-  Provider* provider = std::get<Provider*>(ready);
+  Admitted& admitted = std::get<Admitted>(ready);
+  Provider* provider = admitted.provider;
   const UpstreamEndpoint& endpoint = provider->endpoint;
   Outgoing chat;
   chat.path = "/chat/completions";
@@ -814,7 +817,7 @@ UpstreamClient::complete(std::string_view provider_id,
   // Every exit reports to the breaker exactly once.
   const auto fail = [&](Errc code, std::string message, bool provider_fault) -> core::ChatOutcome {
     ChatFailure failure =
-        failed(*provider, code, std::move(message), provider_fault, attempts, details);
+        failed(admitted, code, std::move(message), provider_fault, attempts, details);
     if (code == Errc::cancelled) {
       log_->debug("upstream cancelled provider={} attempts={}", endpoint.id, attempts);
     } else {
@@ -844,7 +847,7 @@ UpstreamClient::complete(std::string_view provider_id,
     Verdict verdict = judge(*provider, result, request, details);
     if (verdict.reply) {
       verdict.reply->attempts = attempts;
-      provider->breaker.record_success();
+      admitted.pass.success();
       log_->debug("upstream ok provider={} model={} attempts={} latency_ms={} streamed={}",
                   endpoint.id,
                   verdict.reply->model,
@@ -944,7 +947,8 @@ UpstreamClient::send(std::string_view provider_id,
   if (auto* refusal = std::get_if<ChatFailure>(&ready)) {
     return std::move(*refusal);
   }
-  Provider* provider = std::get<Provider*>(ready);
+  Admitted& admitted = std::get<Admitted>(ready);
+  Provider* provider = admitted.provider;
   const UpstreamEndpoint& endpoint = provider->endpoint;
   Outgoing outgoing;
   outgoing.method = request.method;
@@ -959,7 +963,7 @@ UpstreamClient::send(std::string_view provider_id,
   const auto fail =
       [&](Errc code, std::string message, bool provider_fault) -> core::ProviderHttpOutcome {
     ChatFailure failure =
-        failed(*provider, code, std::move(message), provider_fault, attempts, details);
+        failed(admitted, code, std::move(message), provider_fault, attempts, details);
     log_->warn("upstream {} {} failed provider={} code={} error=\"{}\"",
                request.method,
                request.path,
@@ -986,7 +990,7 @@ UpstreamClient::send(std::string_view provider_id,
     std::string message;
     if (result.kind == Attempt::Kind::response) {
       if (result.status >= 200 && result.status < 300) {
-        provider->breaker.record_success();
+        admitted.pass.success();
         core::ProviderHttpReply reply;
         reply.status = result.status;
         reply.headers = result.headers;

@@ -183,14 +183,20 @@ private:
                                                       const std::stop_token& stop,
                                                       Attempt& failure) const;
   Provider* find(std::string_view provider_id) const;
+  // A request the provider's circuit let through; `pass` reports its outcome
+  // to the breaker, neutral if the request ends by an exception.
+  struct Admitted {
+    Provider* provider;
+    core::CircuitBreaker::Pass pass;
+  };
   // What `complete` and `send` check before their first attempt: the
   // provider is configured and its circuit lets a request through. `details`
   // gets the provider's id; the refusal carries them.
-  std::variant<Provider*, core::ChatFailure> usable(std::string_view provider_id,
-                                                    nlohmann::json& details) const;
+  std::variant<Admitted, core::ChatFailure> usable(std::string_view provider_id,
+                                                   nlohmann::json& details) const;
   // How every request ends in failure: the breaker hears of it (a provider
   // fault, or neutral), `details` get the attempts, the message loses the key.
-  core::ChatFailure failed(Provider& provider,
+  core::ChatFailure failed(Admitted& admitted,
                            core::Errc code,
                            std::string message,
                            bool provider_fault,

@@ -102,3 +102,29 @@ TEST_CASE("a neutral outcome frees the probe slot without closing", "[core][circ
   CHECK(breaker.state() == CircuitBreaker::State::half_open);
   CHECK(breaker.allow());
 }
+
+TEST_CASE("a pass reports its outcome once, and neutral when dropped unreported",
+          "[core][circuit_breaker]")
+{
+  FakeClock clock;
+  CircuitBreaker breaker({1, 1000ms}, clock.clock());
+  breaker.admit()->failure();
+  REQUIRE(breaker.state() == CircuitBreaker::State::open);
+  clock.advance(1000ms);
+  {
+    auto probe = breaker.admit();
+    REQUIRE(probe);
+    CHECK_FALSE(breaker.admit());   // one probe at a time
+    auto moved = std::move(*probe); // the duty moves; the moved-from pass owes nothing
+  }                                 // dropped unreported: the slot is given back
+  auto probe = breaker.admit();
+  REQUIRE(probe);
+  probe->failure();
+  probe->success(); // already reported: no second outcome
+  CHECK(breaker.state() == CircuitBreaker::State::open);
+  clock.advance(1000ms);
+  auto next = breaker.admit();
+  REQUIRE(next);
+  next->success();
+  CHECK(breaker.state() == CircuitBreaker::State::closed);
+}

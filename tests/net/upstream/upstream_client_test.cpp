@@ -353,6 +353,38 @@ TEST_CASE("the circuit opens after repeated failures, fails fast, and closes aft
   CHECK(client.circuit_state("glm") == "closed");
 }
 
+TEST_CASE("a half-open probe that ends by an exception gives its probe slot back",
+          "[net][upstream_client][integration]")
+{
+  // The probe's outcome is owned by a pass that reports neutral when the
+  // request unwinds: a probe slot that stayed taken would refuse every call
+  // to the provider until a restart.
+  FakeUpstream fake;
+  auto options = fast_options(RecordingSleeper{});
+  options.retry.max_attempts = 2;
+  options.circuit.failure_threshold = 1;
+  options.circuit.cool_down = 10s;
+  auto throwing = std::make_shared<std::atomic<bool>>(false);
+  options.sleeper = [throwing](std::chrono::milliseconds, const std::stop_token&) {
+    if (throwing->load()) {
+      throw 42; // not a std::exception: nothing on the way catches it
+    }
+    return true;
+  };
+  auto now = std::make_shared<std::chrono::steady_clock::time_point>();
+  options.clock = [now] { return *now; };
+  UpstreamClient client({endpoint_for(fake)}, options);
+  CHECK(failure_of(client.complete("glm", request_with("[[status=500]]"), {})).code ==
+        Errc::provider_error);
+  REQUIRE(client.circuit_state("glm") == "open");
+  *now += 10s;
+  throwing->store(true); // the probe fails retryably and its backoff throws
+  CHECK_THROWS_AS(client.complete("glm", request_with("[[status=500]]"), {}), int);
+  throwing->store(false);
+  CHECK(reply_of(client.complete("glm", request_with("ok"), {})).content == "echo: ok");
+  CHECK(client.circuit_state("glm") == "closed");
+}
+
 TEST_CASE_METHOD(GlmOnFake,
                  "concurrent calls run in parallel and all succeed",
                  "[net][upstream_client][integration]")
