@@ -11,6 +11,7 @@
 #include <algorithm>
 #include <array>
 #include <cerrno>
+#include <optional>
 #include <system_error>
 
 namespace exai::net {
@@ -188,6 +189,31 @@ ConnectionHub::next_loop() noexcept
   return *loops_.at(next_loop_.fetch_add(1) % loops_.size());
 }
 
+ConnectionHub::PeerPlace::~PeerPlace()
+{
+  if (hub_ != nullptr) {
+    const std::lock_guard lock(hub_->mutex_);
+    hub_->release_peer(peer_ip_);
+  }
+}
+
+void
+ConnectionHub::release_peer(const std::string& peer_ip)
+{
+  if (const auto it = per_ip_.find(peer_ip); it != per_ip_.end() && --it->second == 0) {
+    per_ip_.erase(it);
+  }
+}
+
+void
+ConnectionHub::adopt(EventLoop& loop, const std::shared_ptr<Connection>& connection)
+{
+  if (options_.adopt_fault && options_.adopt_fault(*connection)) {
+    throw std::system_error(ENOMEM, std::generic_category(), "epoll_ctl(add) (injected)");
+  }
+  loop.adopt(connection, connection->read_events());
+}
+
 void
 ConnectionHub::accepted(core::UniqueFd fd, const std::string& peer_ip, bool loopback_peer) noexcept
 {
@@ -195,10 +221,13 @@ ConnectionHub::accepted(core::UniqueFd fd, const std::string& peer_ip, bool loop
     if (!accepting_) {
       return; // `fd` closes
     }
+    std::shared_ptr<PeerPlace> place;
     if (!loopback_peer) {
+      auto claim = std::make_shared<PeerPlace>(*this, peer_ip);
       const std::lock_guard lock(mutex_);
       auto& count = per_ip_[peer_ip];
       if (count >= options_.max_connections_per_ip) {
+        claim->handed_over(); // nothing was taken
         ++refused_;
         log_->warn("connection refused peer={} reason=\"too many connections from this address "
                    "(MAX_CONNECTIONS_PER_IP)\"",
@@ -206,13 +235,15 @@ ConnectionHub::accepted(core::UniqueFd fd, const std::string& peer_ip, bool loop
         return;
       }
       ++count;
+      place = std::move(claim);
     }
     const int one = 1;
     ::setsockopt(fd.get(), IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     EventLoop& loop = next_loop();
     const std::uint64_t id = next_id_.fetch_add(1);
     auto socket = std::make_shared<core::UniqueFd>(std::move(fd));
-    loop.post([this, &loop, id, socket, peer_ip, loopback_peer] {
+    // Should the task fail or never run, `place` goes back as it is destroyed.
+    loop.post([this, &loop, id, socket, peer_ip, loopback_peer, place] {
       auto connection =
           std::make_shared<HttpConnection>(loop,
                                            *this,
@@ -220,7 +251,10 @@ ConnectionHub::accepted(core::UniqueFd fd, const std::string& peer_ip, bool loop
                                            options_.output,
                                            options_.http,
                                            SteadyClock::now());
-      loop.adopt(connection, connection->read_events());
+      adopt(loop, connection);
+      if (place) {
+        place->handed_over();
+      }
       make_pending(connection);
       log_->trace("connection opened id={} peer={}", id, peer_ip);
     });
@@ -322,10 +356,7 @@ ConnectionHub::on_connection_dropped(Connection& connection) noexcept
     const std::lock_guard lock(mutex_);
     forget_pending(connection);
     if (!connection.loopback_peer()) {
-      if (const auto it = per_ip_.find(connection.peer_ip());
-          it != per_ip_.end() && --it->second == 0) {
-        per_ip_.erase(it);
-      }
+      release_peer(connection.peer_ip());
     }
     if (dynamic_cast<WsConnection*>(&connection) != nullptr) {
       --websockets_; // under the lock: stop() waits for it to reach 0
@@ -386,6 +417,12 @@ ConnectionHub::upgrade(HttpConnection& connection) noexcept
       const std::lock_guard lock(mutex_);
       forget_pending(connection);
     }
+    // The HTTP connection's place passes to its WebSocket, or back to the
+    // peer if the WebSocket never reaches the loop.
+    std::optional<PeerPlace> place;
+    if (!connection.loopback_peer()) {
+      place.emplace(*this, connection.peer_ip());
+    }
     EventLoop& loop = connection.loop();
     Accepted socket{connection.release_socket(),
                     next_id_.fetch_add(1),
@@ -398,8 +435,13 @@ ConnectionHub::upgrade(HttpConnection& connection) noexcept
                                              options_.ws,
                                              ws_handler_,
                                              SteadyClock::now());
+    adopt(loop, ws);
+    // Counted once adopted: only an adopted WebSocket is ever dropped, and
+    // stop() waits for every counted one to be.
     ++websockets_;
-    loop.adopt(ws, ws->read_events());
+    if (place) {
+      place->handed_over();
+    }
     make_pending(ws);
     log_->debug("websocket opened id={} peer={}", ws->id(), ws->peer_ip());
   } catch (const std::exception& e) {

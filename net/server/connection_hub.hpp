@@ -38,6 +38,7 @@
 #include <condition_variable>
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -63,6 +64,9 @@ struct HubOptions {
   OutputLimits output;
   WsOptions ws;
   HttpOptions http;
+  // Tests only: adopting a connection for which this returns true fails as a
+  // failed epoll_ctl would, after the admission steps before it were taken.
+  std::function<bool(const Connection&)> adopt_fault;
 
   // Every value from the configuration.
   static HubOptions from(const core::DaemonConfig& config);
@@ -133,6 +137,31 @@ public:
 
 private:
   class Listener;
+  // A remote peer's MAX_CONNECTIONS_PER_IP place while no adopted connection
+  // holds it (on its way to a loop, or from an HTTP connection to its
+  // WebSocket): given back when it is dropped before handed_over(), so a
+  // connection that never reached its loop (a failed epoll_ctl, an
+  // allocation) does not keep its peer's place for good. Once handed over,
+  // the connection's drop gives the place back (on_connection_dropped).
+  class PeerPlace {
+  public:
+    PeerPlace(ConnectionHub& hub, std::string peer_ip) noexcept
+        : hub_(&hub)
+        , peer_ip_(std::move(peer_ip))
+    {
+    }
+    PeerPlace(const PeerPlace&) = delete;
+    PeerPlace& operator=(const PeerPlace&) = delete;
+    ~PeerPlace();
+    void handed_over() noexcept { hub_ = nullptr; }
+
+  private:
+    ConnectionHub* hub_;
+    std::string peer_ip_;
+  };
+  void release_peer(const std::string& peer_ip); // mutex_ held
+  // loop.adopt(), or the failure options_.adopt_fault asks for. Loop thread.
+  void adopt(EventLoop& loop, const std::shared_ptr<Connection>& connection);
   void tick(EventLoop& loop, SteadyClock::time_point now) noexcept;
   void run_on_http_thread(const std::shared_ptr<HttpConnection>& connection,
                           std::function<ExchangeOutcome()> work);

@@ -7,12 +7,15 @@
 
 #include <catch2/catch.hpp>
 
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <chrono>
+#include <functional>
 #include <memory>
 #include <vector>
 
@@ -59,11 +62,13 @@ closed_within(int fd, std::chrono::milliseconds limit)
 }
 
 struct HubFixture {
-  explicit HubFixture(std::size_t per_ip)
+  explicit HubFixture(std::size_t per_ip,
+                      std::function<bool(const Connection&)> adopt_fault = nullptr)
       : hub(
             [&] {
               HubOptions o = HubOptions::from(exai::core::DaemonConfig{});
               o.max_connections_per_ip = per_ip;
+              o.adopt_fault = std::move(adopt_fault);
               return o;
             }(),
             router,
@@ -141,4 +146,61 @@ TEST_CASE("a remote peer's place is free again once its connection closed", "[ne
     admitted = !closed_within(next.get(), 50ms);
   }
   CHECK(admitted);
+}
+
+TEST_CASE("a connection that never reaches its loop gives its peer's place back", "[net][hub]")
+{
+  // epoll refuses /dev/null (EPERM): the loop's adopt() fails as it would on
+  // ENOMEM or a full max_user_watches, after the peer's place was taken.
+  HubFixture f(1);
+  const int null_fd = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
+  REQUIRE(null_fd >= 0);
+  f.hub.accepted(UniqueFd(null_fd), "10.1.2.3", false);
+  // The failed adoption happens on the loop: the peer's next connection is
+  // admitted once it has (bounded wait; refused attempts close at once).
+  bool admitted = false;
+  const auto deadline = std::chrono::steady_clock::now() + 10s;
+  while (!admitted && std::chrono::steady_clock::now() < deadline) {
+    UniqueFd next = f.connect_from("10.1.2.3", false);
+    admitted = !closed_within(next.get(), 50ms);
+  }
+  CHECK(admitted);
+}
+
+TEST_CASE("a WebSocket that never reaches its loop is not counted and gives its place back",
+          "[net][hub]")
+{
+  // Counted before adoption, a WebSocket whose adoption failed was never
+  // dropped: stop() waited for it, and its peer's place stayed taken.
+  HubFixture f(
+      1, [](const Connection& c) { return dynamic_cast<const WsConnection*>(&c) != nullptr; });
+  UniqueFd client = f.connect_from("10.1.2.3", false);
+  const std::string upgrade =
+      "GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
+      "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+      "Sec-WebSocket-Version: 13\r\n\r\n";
+  REQUIRE(::send(client.get(), upgrade.data(), upgrade.size(), MSG_NOSIGNAL) ==
+          static_cast<ssize_t>(upgrade.size()));
+  // The handshake's answer arrives, then the socket closes: its WebSocket
+  // could not be adopted.
+  std::string answer;
+  const auto deadline = std::chrono::steady_clock::now() + 10s;
+  bool closed = false;
+  while (!closed && std::chrono::steady_clock::now() < deadline) {
+    pollfd p{client.get(), POLLIN, 0};
+    if (::poll(&p, 1, 100) <= 0) {
+      continue;
+    }
+    char buffer[512];
+    const ssize_t n = ::recv(client.get(), buffer, sizeof buffer, MSG_DONTWAIT);
+    if (n > 0) {
+      answer.append(buffer, static_cast<std::size_t>(n));
+    }
+    closed = n == 0 || (n < 0 && errno != EAGAIN);
+  }
+  REQUIRE(closed);
+  CHECK(answer.rfind("HTTP/1.1 101", 0) == 0);
+  CHECK(f.hub.stats().websockets == 0);
+  UniqueFd next = f.connect_from("10.1.2.3", false);
+  CHECK_FALSE(closed_within(next.get(), 200ms)); // the peer's one place is free
 }
