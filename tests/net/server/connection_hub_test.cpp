@@ -201,6 +201,13 @@ TEST_CASE("a WebSocket that never reaches its loop is not counted and gives its 
   REQUIRE(closed);
   CHECK(answer.rfind("HTTP/1.1 101", 0) == 0);
   CHECK(f.hub.stats().websockets == 0);
-  UniqueFd next = f.connect_from("10.1.2.3", false);
-  CHECK_FALSE(closed_within(next.get(), 200ms)); // the peer's one place is free
+  // The place goes back as upgrade() unwinds, which may end after the
+  // socket closed: the peer's next connection is admitted within a deadline.
+  bool admitted = false;
+  const auto admit_deadline = std::chrono::steady_clock::now() + 10s;
+  while (!admitted && std::chrono::steady_clock::now() < admit_deadline) {
+    UniqueFd next = f.connect_from("10.1.2.3", false);
+    admitted = !closed_within(next.get(), 50ms);
+  }
+  CHECK(admitted);
 }
