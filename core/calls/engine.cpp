@@ -3,10 +3,9 @@
 #include "core/log.hpp"
 #include "core/tools/argument_check.hpp"
 #include "core/tools/partial_progress.hpp"
+#include "core/util/free_memory.hpp"
 #include "core/util/scope_exit.hpp"
 #include "core/util/text.hpp"
-
-#include <malloc.h>
 
 #include <cmath>
 #include <functional>
@@ -502,7 +501,7 @@ Engine::sweep()
     freed_since_trim_ = 0;
     // Large results live in large allocations; give their pages back so a
     // burst's memory does not stay with the process.
-    ::malloc_trim(0);
+    release_free_memory();
   }
 }
 
