@@ -132,13 +132,22 @@ McpBridge::run(std::istream& in)
 }
 
 void
-McpBridge::write(const std::string& message)
+McpBridge::write(const std::string& message, Kind kind)
 {
   if (!batches_.empty() && collect_for_batch(message)) {
     return;
   }
   {
     const std::lock_guard lock(out_mutex_);
+    if (kind == Kind::notification && out_bytes_ >= options_.max_queued_notes_bytes) {
+      if (notes_dropped_++ == 0) {
+        log_->warn("mcp client is not reading its output ({} bytes waiting): progress "
+                   "notifications are dropped until it catches up",
+                   out_bytes_);
+      }
+      return;
+    }
+    out_bytes_ += message.size();
     out_.push_back(message);
   }
   out_ready_.notify_one();
@@ -155,6 +164,7 @@ McpBridge::write_out()
     }
     std::string message = std::move(out_.front());
     out_.pop_front();
+    out_bytes_ -= message.size();
     lock.unlock();
     try {
       write_(message);
@@ -574,11 +584,14 @@ McpBridge::on_frame(const json& frame)
           failed ? error.value("code", std::string("INTERNAL_ERROR")) : std::string(),
           failed ? error.value("message", std::string()) : std::string());
       if (note) {
-        write(*note);
+        write(*note, Kind::notification);
       }
     }
-    for (const auto& message : call->second.translator.on_frame(frame, Clock::now())) {
-      write(message);
+    // Progress notifications, then (for call_tool_res) the response.
+    const auto messages = call->second.translator.on_frame(frame, Clock::now());
+    for (std::size_t i = 0; i < messages.size(); ++i) {
+      const bool response = call->second.translator.done() && i + 1 == messages.size();
+      write(messages[i], response ? Kind::response : Kind::notification);
     }
     if (!call->second.translator.done()) {
       return;
@@ -611,7 +624,7 @@ McpBridge::tick()
     if (call.waiting && now - *call.waiting >= options_.connect_timeout) {
       expired.push_back(request_id);
     } else if (auto beat = call.translator.heartbeat(now)) {
-      write(*beat);
+      write(*beat, Kind::notification);
     }
   }
   if (!expired.empty()) {

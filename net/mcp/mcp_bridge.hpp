@@ -31,6 +31,8 @@
 
 #include <chrono>
 #include <condition_variable>
+#include <cstddef>
+#include <cstdint>
 #include <deque>
 #include <functional>
 #include <istream>
@@ -60,6 +62,11 @@ struct BridgeOptions {
   // mcp-tools.json), so tools/list is answered while no daemon runs. Empty:
   // no cache.
   std::string tools_cache_path;
+  // Output waiting for an MCP client that does not read: past this many
+  // bytes, progress notifications are dropped (responses never are), so a
+  // client that stops reading does not make the bridge keep a heartbeat per
+  // running call every few seconds for as long as it stays away.
+  std::size_t max_queued_notes_bytes = std::size_t{4} << 20U;
 };
 
 class McpBridge {
@@ -130,7 +137,10 @@ private:
   std::string refused_text() const;                                       // mutex_ held
   void on_frame(const nlohmann::json& frame);
   void tick();
-  void write(const std::string& message); // mutex_ held
+  // Queues `message` for the writer; a notification may be dropped (see
+  // BridgeOptions::max_queued_notes_bytes). mutex_ held.
+  enum class Kind { response, notification };
+  void write(const std::string& message, Kind kind = Kind::response);
   // Sends call_tool now when connected (true), else marks the call waiting.
   bool send_call(const std::string& request_id, Call& call); // mutex_ held
   void start_call(const nlohmann::json& id, core::mcp::ToolCall call);
@@ -163,8 +173,10 @@ private:
   // Output waiting for the writer (taken after mutex_ when both are held).
   std::mutex out_mutex_;
   std::condition_variable out_ready_;
-  std::deque<std::string> out_; // guarded by out_mutex_
-  bool out_closed_ = false;     // guarded by out_mutex_: write what is left, then end
+  std::deque<std::string> out_;     // guarded by out_mutex_
+  std::size_t out_bytes_ = 0;       // guarded by out_mutex_: bytes in out_
+  std::uint64_t notes_dropped_ = 0; // guarded by out_mutex_
+  bool out_closed_ = false;         // guarded by out_mutex_: write what is left, then end
   std::thread writer_;
   void write_out(); // the writer thread
 };

@@ -20,6 +20,7 @@
 #include <set>
 #include <sstream>
 #include <string>
+#include <thread>
 #include <vector>
 
 namespace {
@@ -264,6 +265,73 @@ TEST_CASE("an MCP client that stops reading stalls neither the input nor the dae
   REQUIRE(at(1) != lines.end());
   CHECK(at(1) < at(2));
   CHECK((*at(2))["result"]["isError"] == false);
+  bridge.stop();
+}
+
+TEST_CASE("an MCP client that stops reading makes the bridge drop progress, never responses",
+          "[net][mcp_bridge][integration]")
+{
+  Daemon daemon;
+  Output out;
+  std::mutex gate_mutex;
+  std::condition_variable gate;
+  bool reading = false;
+  int stuck = 0;
+  exai::net::DaemonAddress endpoint;
+  endpoint.port = daemon.port();
+  exai::net::BridgeOptions options;
+  options.max_queued_notes_bytes = 1000;
+  exai::net::McpBridge bridge(
+      endpoint,
+      options,
+      [&](const std::string& line) {
+        std::unique_lock lock(gate_mutex);
+        ++stuck;
+        gate.notify_all();
+        gate.wait(lock, [&] { return reading; });
+        out.write(line);
+      },
+      spdlog::default_logger());
+  const auto read_again = [&] {
+    {
+      const std::lock_guard lock(gate_mutex);
+      reading = true;
+    }
+    gate.notify_all();
+  };
+  struct Finally {
+    std::function<void()> run;
+    ~Finally() { run(); }
+  } finally{read_again};
+  bridge.start();
+  bridge.handle_line(call(1, "version"));
+  {
+    std::unique_lock lock(gate_mutex);
+    REQUIRE(gate.wait_for(lock, 5s, [&] { return stuck > 0; })); // the writer is stuck
+  }
+  // Each call asks for progress: its accepted and ack notes, then its answer.
+  constexpr int kCalls = 30;
+  for (int id = 2; id < 2 + kCalls; ++id) {
+    bridge.handle_line(call(id, "version", {{"progressToken", "p" + std::to_string(id)}}));
+  }
+  // Every answer reached the bridge (its calls are done) while nothing was read.
+  const auto deadline = std::chrono::steady_clock::now() + 10s;
+  while (bridge.pending_calls() > 0 && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(5ms);
+  }
+  REQUIRE(bridge.pending_calls() == 0);
+  read_again();
+  for (int id = 1; id < 2 + kCalls; ++id) {
+    CHECK(out.response(id)); // every response arrives
+  }
+  const auto lines = out.lines();
+  const auto notes = std::count_if(lines.begin(), lines.end(), [](const json& m) {
+    return m.value("method", "") == "notifications/progress";
+  });
+  // Two notes per call were made; those past the bound (about 1000 bytes of
+  // output waiting) were dropped.
+  CHECK(notes > 0);
+  CHECK(notes < kCalls);
   bridge.stop();
 }
 
