@@ -223,11 +223,10 @@ ConnectionHub::accepted(core::UniqueFd fd, const std::string& peer_ip, bool loop
     }
     std::shared_ptr<PeerPlace> place;
     if (!loopback_peer) {
-      auto claim = std::make_shared<PeerPlace>(*this, peer_ip);
+      place = std::make_shared<PeerPlace>(peer_ip);
       const std::lock_guard lock(mutex_);
       auto& count = per_ip_[peer_ip];
       if (count >= options_.max_connections_per_ip) {
-        claim->handed_over(); // nothing was taken
         ++refused_;
         log_->warn("connection refused peer={} reason=\"too many connections from this address "
                    "(MAX_CONNECTIONS_PER_IP)\"",
@@ -235,7 +234,7 @@ ConnectionHub::accepted(core::UniqueFd fd, const std::string& peer_ip, bool loop
         return;
       }
       ++count;
-      place = std::move(claim);
+      place->hold(*this);
     }
     const int one = 1;
     ::setsockopt(fd.get(), IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
@@ -421,7 +420,8 @@ ConnectionHub::upgrade(HttpConnection& connection) noexcept
     // peer if the WebSocket never reaches the loop.
     std::optional<PeerPlace> place;
     if (!connection.loopback_peer()) {
-      place.emplace(*this, connection.peer_ip());
+      place.emplace(connection.peer_ip());
+      place->hold(*this); // nothing that throws before the socket moves
     }
     EventLoop& loop = connection.loop();
     Accepted socket{connection.release_socket(),

@@ -145,18 +145,20 @@ private:
   // the connection's drop gives the place back (on_connection_dropped).
   class PeerPlace {
   public:
-    PeerPlace(ConnectionHub& hub, std::string peer_ip) noexcept
-        : hub_(&hub)
-        , peer_ip_(std::move(peer_ip))
+    explicit PeerPlace(std::string peer_ip) noexcept
+        : peer_ip_(std::move(peer_ip))
     {
     }
     PeerPlace(const PeerPlace&) = delete;
     PeerPlace& operator=(const PeerPlace&) = delete;
     ~PeerPlace();
+    // The place is taken (counted in `hub`): from now on it goes back at
+    // destruction unless handed over.
+    void hold(ConnectionHub& hub) noexcept { hub_ = &hub; }
     void handed_over() noexcept { hub_ = nullptr; }
 
   private:
-    ConnectionHub* hub_;
+    ConnectionHub* hub_ = nullptr;
     std::string peer_ip_;
   };
   void release_peer(const std::string& peer_ip); // mutex_ held
