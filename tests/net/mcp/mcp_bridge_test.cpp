@@ -2,6 +2,7 @@
 // call engine): forwarding, progress, cancellation, an unreachable daemon, a
 // daemon that appears late, a daemon restart, and end of input.
 
+#include "core/util/scope_exit.hpp"
 #include "net/mcp/mcp_bridge.hpp"
 #include "net/server/ws_server.hpp"
 #include "tests/net/scripted_call_engine.hpp"
@@ -146,6 +147,51 @@ free_port()
   return probe.port();
 }
 
+// An MCP client's stdout that it stops reading: writes block, as on a full
+// pipe, until read_again(). A test calls it however it ends, before its
+// bridge stops (the bridge's stop waits for its writer).
+class StalledOutput {
+public:
+  explicit StalledOutput(Output& out)
+      : out_(out)
+  {
+  }
+  StalledOutput(const StalledOutput&) = delete;
+  StalledOutput& operator=(const StalledOutput&) = delete;
+
+  exai::net::McpBridge::Writer writer()
+  {
+    return [this](const std::string& line) {
+      std::unique_lock lock(mutex_);
+      ++stuck_;
+      gate_.notify_all();
+      gate_.wait(lock, [&] { return reading_; });
+      out_.write(line);
+    };
+  }
+  // Whether a write is blocked within `timeout`.
+  bool wait_stuck(std::chrono::milliseconds timeout)
+  {
+    std::unique_lock lock(mutex_);
+    return gate_.wait_for(lock, timeout, [&] { return stuck_ > 0; });
+  }
+  void read_again()
+  {
+    {
+      const std::lock_guard lock(mutex_);
+      reading_ = true;
+    }
+    gate_.notify_all();
+  }
+
+private:
+  Output& out_;
+  std::mutex mutex_;
+  std::condition_variable gate_;
+  bool reading_ = false;
+  int stuck_ = 0;
+};
+
 } // namespace
 
 TEST_CASE("the bridge forwards tools/list and tools/call to the daemon",
@@ -205,45 +251,14 @@ TEST_CASE("an MCP client that stops reading stalls neither the input nor the dae
 {
   Daemon daemon;
   Output out;
-  // Writing blocks until the client reads again, as a full stdout pipe does.
-  std::mutex gate_mutex;
-  std::condition_variable gate;
-  bool reading = false;
-  int stuck = 0;
+  StalledOutput stdout_pipe(out);
   exai::net::DaemonAddress endpoint;
   endpoint.port = daemon.port();
-  exai::net::McpBridge bridge(
-      endpoint,
-      {},
-      [&](const std::string& line) {
-        std::unique_lock lock(gate_mutex);
-        ++stuck;
-        gate.notify_all();
-        gate.wait(lock, [&] { return reading; });
-        out.write(line);
-      },
-      spdlog::default_logger());
-  // However the test ends, the client reads again (so the bridge can stop).
-  struct ReadAgain {
-    std::mutex& mutex;
-    std::condition_variable& gate;
-    bool& reading;
-    void now()
-    {
-      {
-        const std::lock_guard lock(mutex);
-        reading = true;
-      }
-      gate.notify_all();
-    }
-    ~ReadAgain() { now(); }
-  } read_again{gate_mutex, gate, reading};
+  exai::net::McpBridge bridge(endpoint, {}, stdout_pipe.writer(), spdlog::default_logger());
+  const exai::core::ScopeExit reads_again([&] { stdout_pipe.read_again(); });
   bridge.start();
   bridge.handle_line(call(1, "version"));
-  {
-    std::unique_lock lock(gate_mutex);
-    REQUIRE(gate.wait_for(lock, 5s, [&] { return stuck > 0; })); // its answer waits
-  }
+  REQUIRE(stdout_pipe.wait_stuck(5s)); // its answer waits
   // Input is still read and forwarded, and the daemon's frames still handled:
   // before, the writer held the bridge's lock and both waited behind it.
   auto more = std::async(std::launch::async, [&] {
@@ -253,7 +268,7 @@ TEST_CASE("an MCP client that stops reading stalls neither the input nor the dae
   CHECK(daemon.engine.wait_running(1, 5s));
   daemon.engine.release();
   CHECK(daemon.engine.wait_idle(5s));
-  read_again.now();
+  stdout_pipe.read_again();
   // Everything arrives, in order: the first answer before the second.
   REQUIRE(out.response(2));
   const auto lines = out.lines();
@@ -273,42 +288,16 @@ TEST_CASE("an MCP client that stops reading makes the bridge drop progress, neve
 {
   Daemon daemon;
   Output out;
-  std::mutex gate_mutex;
-  std::condition_variable gate;
-  bool reading = false;
-  int stuck = 0;
+  StalledOutput stdout_pipe(out);
   exai::net::DaemonAddress endpoint;
   endpoint.port = daemon.port();
   exai::net::BridgeOptions options;
   options.max_queued_notes_bytes = 1000;
-  exai::net::McpBridge bridge(
-      endpoint,
-      options,
-      [&](const std::string& line) {
-        std::unique_lock lock(gate_mutex);
-        ++stuck;
-        gate.notify_all();
-        gate.wait(lock, [&] { return reading; });
-        out.write(line);
-      },
-      spdlog::default_logger());
-  const auto read_again = [&] {
-    {
-      const std::lock_guard lock(gate_mutex);
-      reading = true;
-    }
-    gate.notify_all();
-  };
-  struct Finally {
-    std::function<void()> run;
-    ~Finally() { run(); }
-  } finally{read_again};
+  exai::net::McpBridge bridge(endpoint, options, stdout_pipe.writer(), spdlog::default_logger());
+  const exai::core::ScopeExit reads_again([&] { stdout_pipe.read_again(); });
   bridge.start();
   bridge.handle_line(call(1, "version"));
-  {
-    std::unique_lock lock(gate_mutex);
-    REQUIRE(gate.wait_for(lock, 5s, [&] { return stuck > 0; })); // the writer is stuck
-  }
+  REQUIRE(stdout_pipe.wait_stuck(5s)); // the writer is stuck
   // Each call asks for progress: its accepted and ack notes, then its answer.
   constexpr int kCalls = 30;
   for (int id = 2; id < 2 + kCalls; ++id) {
@@ -320,7 +309,7 @@ TEST_CASE("an MCP client that stops reading makes the bridge drop progress, neve
     std::this_thread::sleep_for(5ms);
   }
   REQUIRE(bridge.pending_calls() == 0);
-  read_again();
+  stdout_pipe.read_again();
   for (int id = 1; id < 2 + kCalls; ++id) {
     CHECK(out.response(id)); // every response arrives
   }

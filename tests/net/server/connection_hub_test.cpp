@@ -90,6 +90,21 @@ struct HubFixture {
     return UniqueFd(pair[1]);
   }
 
+  // Whether a connection from remote `ip` is admitted within 10 s: the hub
+  // frees a place on its loop, after whatever the test did returned. A
+  // refused attempt is closed at once, so attempts are bounded by time.
+  bool admitted_soon(const std::string& ip)
+  {
+    const auto deadline = std::chrono::steady_clock::now() + 10s;
+    while (std::chrono::steady_clock::now() < deadline) {
+      const UniqueFd next = connect_from(ip, false);
+      if (!closed_within(next.get(), 50ms)) {
+        return true;
+      }
+    }
+    return false;
+  }
+
   HttpRouter router;
   NoMessages handler;
   ConnectionHub hub;
@@ -136,16 +151,8 @@ TEST_CASE("a remote peer's place is free again once its connection closed", "[ne
     CHECK_FALSE(closed_within(first.get(), 50ms));
   } // closed by the client
   // The hub sees the close on its loop; the next connection from that peer
-  // is admitted once it has (bounded wait).
-  // A refused attempt is closed at once, so attempts are bounded by time,
-  // not by count.
-  bool admitted = false;
-  const auto deadline = std::chrono::steady_clock::now() + 10s;
-  while (!admitted && std::chrono::steady_clock::now() < deadline) {
-    UniqueFd next = f.connect_from("10.1.2.3", false);
-    admitted = !closed_within(next.get(), 50ms);
-  }
-  CHECK(admitted);
+  // is admitted once it has.
+  CHECK(f.admitted_soon("10.1.2.3"));
 }
 
 TEST_CASE("a connection that never reaches its loop gives its peer's place back", "[net][hub]")
@@ -157,14 +164,8 @@ TEST_CASE("a connection that never reaches its loop gives its peer's place back"
   REQUIRE(null_fd >= 0);
   f.hub.accepted(UniqueFd(null_fd), "10.1.2.3", false);
   // The failed adoption happens on the loop: the peer's next connection is
-  // admitted once it has (bounded wait; refused attempts close at once).
-  bool admitted = false;
-  const auto deadline = std::chrono::steady_clock::now() + 10s;
-  while (!admitted && std::chrono::steady_clock::now() < deadline) {
-    UniqueFd next = f.connect_from("10.1.2.3", false);
-    admitted = !closed_within(next.get(), 50ms);
-  }
-  CHECK(admitted);
+  // admitted once it has.
+  CHECK(f.admitted_soon("10.1.2.3"));
 }
 
 TEST_CASE("a WebSocket that never reaches its loop is not counted and gives its place back",
@@ -203,11 +204,5 @@ TEST_CASE("a WebSocket that never reaches its loop is not counted and gives its 
   CHECK(f.hub.stats().websockets == 0);
   // The place goes back as upgrade() unwinds, which may end after the
   // socket closed: the peer's next connection is admitted within a deadline.
-  bool admitted = false;
-  const auto admit_deadline = std::chrono::steady_clock::now() + 10s;
-  while (!admitted && std::chrono::steady_clock::now() < admit_deadline) {
-    UniqueFd next = f.connect_from("10.1.2.3", false);
-    admitted = !closed_within(next.get(), 50ms);
-  }
-  CHECK(admitted);
+  CHECK(f.admitted_soon("10.1.2.3"));
 }
