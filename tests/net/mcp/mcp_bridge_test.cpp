@@ -2,7 +2,6 @@
 // call engine): forwarding, progress, cancellation, an unreachable daemon, a
 // daemon that appears late, a daemon restart, and end of input.
 
-#include "core/util/scope_exit.hpp"
 #include "net/mcp/mcp_bridge.hpp"
 #include "net/server/ws_server.hpp"
 #include "tests/net/scripted_call_engine.hpp"
@@ -148,8 +147,8 @@ free_port()
 }
 
 // An MCP client's stdout that it stops reading: writes block, as on a full
-// pipe, until read_again(). A test calls it however it ends, before its
-// bridge stops (the bridge's stop waits for its writer).
+// pipe, until read_again(), which must come before the bridge stops (its
+// stop waits for its writer).
 class StalledOutput {
 public:
   explicit StalledOutput(Output& out)
@@ -190,6 +189,32 @@ private:
   std::condition_variable gate_;
   bool reading_ = false;
   int stuck_ = 0;
+};
+
+// A daemon and a bridge whose MCP client stops reading its stdout.
+struct StalledClient {
+  explicit StalledClient(exai::net::BridgeOptions options = {})
+      : stdout_pipe(out)
+      , bridge(
+            [&] {
+              exai::net::DaemonAddress endpoint;
+              endpoint.port = daemon.port();
+              return endpoint;
+            }(),
+            std::move(options),
+            stdout_pipe.writer(),
+            spdlog::default_logger())
+  {
+  }
+  // The client reads again before the bridge stops, however the test ended.
+  ~StalledClient() { stdout_pipe.read_again(); }
+  StalledClient(const StalledClient&) = delete;
+  StalledClient& operator=(const StalledClient&) = delete;
+
+  Daemon daemon;
+  Output out;
+  StalledOutput stdout_pipe;
+  exai::net::McpBridge bridge;
 };
 
 } // namespace
@@ -249,29 +274,23 @@ TEST_CASE("the bridge sends progress notifications when asked and none for a can
 TEST_CASE("an MCP client that stops reading stalls neither the input nor the daemon connection",
           "[net][mcp_bridge][integration]")
 {
-  Daemon daemon;
-  Output out;
-  StalledOutput stdout_pipe(out);
-  exai::net::DaemonAddress endpoint;
-  endpoint.port = daemon.port();
-  exai::net::McpBridge bridge(endpoint, {}, stdout_pipe.writer(), spdlog::default_logger());
-  const exai::core::ScopeExit reads_again([&] { stdout_pipe.read_again(); });
-  bridge.start();
-  bridge.handle_line(call(1, "version"));
-  REQUIRE(stdout_pipe.wait_stuck(5s)); // its answer waits
+  StalledClient client;
+  client.bridge.start();
+  client.bridge.handle_line(call(1, "version"));
+  REQUIRE(client.stdout_pipe.wait_stuck(5s)); // its answer waits
   // Input is still read and forwarded, and the daemon's frames still handled:
   // before, the writer held the bridge's lock and both waited behind it.
   auto more = std::async(std::launch::async, [&] {
-    bridge.handle_line(call(2, "slow", {{"progressToken", "p2"}}));
+    client.bridge.handle_line(call(2, "slow", {{"progressToken", "p2"}}));
   });
   REQUIRE(more.wait_for(5s) == std::future_status::ready);
-  CHECK(daemon.engine.wait_running(1, 5s));
-  daemon.engine.release();
-  CHECK(daemon.engine.wait_idle(5s));
-  stdout_pipe.read_again();
+  CHECK(client.daemon.engine.wait_running(1, 5s));
+  client.daemon.engine.release();
+  CHECK(client.daemon.engine.wait_idle(5s));
+  client.stdout_pipe.read_again();
   // Everything arrives, in order: the first answer before the second.
-  REQUIRE(out.response(2));
-  const auto lines = out.lines();
+  REQUIRE(client.out.response(2));
+  const auto lines = client.out.lines();
   const auto at = [&](int id) {
     return std::find_if(lines.begin(), lines.end(), [&](const json& m) {
       return m.contains("id") && m["id"] == id && m.contains("result");
@@ -280,40 +299,34 @@ TEST_CASE("an MCP client that stops reading stalls neither the input nor the dae
   REQUIRE(at(1) != lines.end());
   CHECK(at(1) < at(2));
   CHECK((*at(2))["result"]["isError"] == false);
-  bridge.stop();
+  client.bridge.stop();
 }
 
 TEST_CASE("an MCP client that stops reading makes the bridge drop progress, never responses",
           "[net][mcp_bridge][integration]")
 {
-  Daemon daemon;
-  Output out;
-  StalledOutput stdout_pipe(out);
-  exai::net::DaemonAddress endpoint;
-  endpoint.port = daemon.port();
   exai::net::BridgeOptions options;
   options.max_queued_notes_bytes = 1000;
-  exai::net::McpBridge bridge(endpoint, options, stdout_pipe.writer(), spdlog::default_logger());
-  const exai::core::ScopeExit reads_again([&] { stdout_pipe.read_again(); });
-  bridge.start();
-  bridge.handle_line(call(1, "version"));
-  REQUIRE(stdout_pipe.wait_stuck(5s)); // the writer is stuck
+  StalledClient client(options);
+  client.bridge.start();
+  client.bridge.handle_line(call(1, "version"));
+  REQUIRE(client.stdout_pipe.wait_stuck(5s)); // the writer is stuck
   // Each call asks for progress: its accepted and ack notes, then its answer.
   constexpr int kCalls = 30;
   for (int id = 2; id < 2 + kCalls; ++id) {
-    bridge.handle_line(call(id, "version", {{"progressToken", "p" + std::to_string(id)}}));
+    client.bridge.handle_line(call(id, "version", {{"progressToken", "p" + std::to_string(id)}}));
   }
   // Every answer reached the bridge (its calls are done) while nothing was read.
   const auto deadline = std::chrono::steady_clock::now() + 10s;
-  while (bridge.pending_calls() > 0 && std::chrono::steady_clock::now() < deadline) {
+  while (client.bridge.pending_calls() > 0 && std::chrono::steady_clock::now() < deadline) {
     std::this_thread::sleep_for(5ms);
   }
-  REQUIRE(bridge.pending_calls() == 0);
-  stdout_pipe.read_again();
+  REQUIRE(client.bridge.pending_calls() == 0);
+  client.stdout_pipe.read_again();
   for (int id = 1; id < 2 + kCalls; ++id) {
-    CHECK(out.response(id)); // every response arrives
+    CHECK(client.out.response(id)); // every response arrives
   }
-  const auto lines = out.lines();
+  const auto lines = client.out.lines();
   const auto notes = std::count_if(lines.begin(), lines.end(), [](const json& m) {
     return m.value("method", "") == "notifications/progress";
   });
@@ -321,7 +334,7 @@ TEST_CASE("an MCP client that stops reading makes the bridge drop progress, neve
   // output waiting) were dropped.
   CHECK(notes > 0);
   CHECK(notes < kCalls);
-  bridge.stop();
+  client.bridge.stop();
 }
 
 TEST_CASE("a call fails with DAEMON_UNREACHABLE when no daemon appears in time",
