@@ -14,8 +14,9 @@
 # connections for `version` and `chat`, the exai/Node and exai/Python ratios,
 # exai RSS idle and at 10,000 idle connections, `exai health` wall time,
 # start-up time to the first accepted connection, and chat p99 through exai vs
-# the fake upstream called directly with curl (streamed and plain). Figures are
-# printed, never asserted.
+# the fake upstream called directly with curl (streamed and plain), next to what
+# a minimal TCP relay in between adds (tests/tools/tcp_relay_main.cpp: the
+# floor for any process in the path). Figures are printed, never asserted.
 #
 # Usage: scripts/bench.sh            (builds build/release; about 20 minutes with the defaults,
 #                                    8 with BENCH_CALLS=8000)
@@ -51,11 +52,13 @@ if [[ -z ${BENCH_SKIP_BUILD:-} ]]; then
   # Warnings stay warnings here: g++ 12 -O2 reports a false -Wnull-dereference
   # inside CLI11 (cmd/main.cpp) that would stop the Release build.
   (cd "$root" && cmake --preset release -DEXAI_WARNINGS_AS_ERRORS=OFF >/dev/null &&
-    cmake --build "$build" --target exai exai_fake_upstream >&2)
+    cmake --build "$build" --target exai exai_fake_upstream exai_bench_relay >&2)
 fi
 exai=$build/cmd/exai
 fake_bin=$build/tests/exai_fake_upstream
-[[ -x $exai && -x $fake_bin ]] || { echo "bench: missing $exai or $fake_bin" >&2; exit 1; }
+relay_bin=$build/tests/exai_bench_relay
+[[ -x $exai && -x $fake_bin && -x $relay_bin ]] ||
+  { echo "bench: missing $exai, $fake_bin or $relay_bin" >&2; exit 1; }
 "$py" -c 'import websockets' || { echo "bench: apt-get install python3-websockets" >&2; exit 1; }
 (cd "$root/tests/bench/node" && npm ci --no-audit --no-fund --silent >&2)
 
@@ -326,8 +329,17 @@ for conns in 1 64 1000; do
 done
 
 # --- chat through exai vs the fake upstream directly (1 connection, keep-alive) ---
+# and through a minimal relay (the floor of any process in between).
+"$relay_bin" "$fake_port" >"$work/relay.out" 2>&1 &
+pids+=($!)
+wait_line "$work/relay.out" "listening on"
+relay_port=$(grep -o '[0-9]*$' "$work/relay.out" | head -1)
 urls=()
-for _ in $(seq 1 1000); do urls+=("$upstream/chat/completions"); done
+relay_urls=()
+for _ in $(seq 1 1000); do
+  urls+=("$upstream/chat/completions")
+  relay_urls+=("http://127.0.0.1:$relay_port/v1/chat/completions")
+done
 # The request exai's chat sends, streamed and plain: direct-true.json, direct-false.json.
 "$py" - "$prompt_file" "$work" <<'EOF'
 import json, sys
@@ -337,15 +349,21 @@ for stream in (True, False):
                    "messages": [{"role": "system", "content": open(sys.argv[1]).read()},
                                 {"role": "user", "content": "bench direct"}]}, f)
 EOF
-# direct STREAM FILE: 1000 requests from one curl, each one's time_total in FILE.
+# direct STREAM FILE [URL...]: 1000 requests from one curl (to the fake, or
+# the URLs given), each one's time_total in FILE.
 direct() {
+  local stream=$1 file=$2
+  shift 2
+  (($#)) || set -- "${urls[@]}"
   curl -s -X POST -H 'Content-Type: application/json' -H 'Authorization: Bearer test-key' \
-    --data-binary "@$work/direct-$1.json" \
-    -w '%{stderr}%{time_total}\n' "${urls[@]}" >/dev/null 2>"$2"
+    --data-binary "@$work/direct-$stream.json" \
+    -w '%{stderr}%{time_total}\n' "$@" >/dev/null 2>"$file"
 }
 for r in $(seq 1 "$rounds"); do
   direct true "$work/direct-stream.$r.txt"
+  direct true "$work/relay-stream.$r.txt" "${relay_urls[@]}"
   direct false "$work/direct-plain.$r.txt"
+  direct false "$work/relay-plain.$r.txt" "${relay_urls[@]}"
 done
 
 # --- the table ----------------------------------------------------------------------
@@ -406,16 +424,20 @@ for conns in (1, 64, 1000):
 def pct(v, q):
     import math
     return v[max(0, min(len(v) - 1, math.ceil(q / 100 * len(v)) - 1))] if v else 0
-for tool, kind in (("chat", "stream"), ("chat_plain", "plain")):
+def curl_times(name, kind):
     # Medians over the rounds, as for the cells.
-    direct = [sorted(float(l) * 1000 for l in open("%s/direct-%s.%d.txt" % (work, kind, r))
-                     if l.strip()) for r in range(1, int(rounds) + 1)]
-    d50, d99 = (statistics.median(pct(t, q) for t in direct if t) for q in (50, 99))
+    runs = [sorted(float(l) * 1000 for l in open("%s/%s-%s.%d.txt" % (work, name, kind, r))
+                   if l.strip()) for r in range(1, int(rounds) + 1)]
+    return (statistics.median(pct(t, q) for t in runs if t) for q in (50, 99))
+for tool, kind in (("chat", "stream"), ("chat_plain", "plain")):
+    d50, d99 = curl_times("direct", kind)
+    r50, r99 = curl_times("relay", kind)
     e1 = by.get(("exai", tool, 1))
     if e1:
         print("%s p99, 1 connection: through exai %.3f ms, fake directly (curl keep-alive) %.3f ms,"
-              " exai adds %.3f ms (p50 %.3f vs %.3f)" % (tool, e1["p99"], d99, e1["p99"] - d99,
-              e1["p50"], d50))
+              " exai adds %.3f ms (p50 %.3f vs %.3f); a minimal TCP relay adds %.3f ms"
+              " (p50 %.3f)" % (tool, e1["p99"], d99, e1["p99"] - d99, e1["p50"], d50, r99 - d99,
+              r50 - d50))
 held = (int(rss_held) - int(rss_idle)) / int(idle)
 print("exai RSS idle: %.1f MB; with %s idle connections: %.1f MB (%.2f KB per connection)" % (
     int(rss_idle) / 1024, idle, int(rss_held) / 1024, held))
