@@ -60,27 +60,29 @@ CircuitBreaker::Pass::~Pass()
 }
 
 void
-CircuitBreaker::Pass::success()
+CircuitBreaker::Pass::report(void (CircuitBreaker::*outcome)())
 {
   if (auto* breaker = std::exchange(breaker_, nullptr)) {
-    breaker->record_success();
+    (breaker->*outcome)();
   }
+}
+
+void
+CircuitBreaker::Pass::success()
+{
+  report(&CircuitBreaker::record_success);
 }
 
 void
 CircuitBreaker::Pass::failure()
 {
-  if (auto* breaker = std::exchange(breaker_, nullptr)) {
-    breaker->record_failure();
-  }
+  report(&CircuitBreaker::record_failure);
 }
 
 void
 CircuitBreaker::Pass::neutral()
 {
-  if (auto* breaker = std::exchange(breaker_, nullptr)) {
-    breaker->record_neutral();
-  }
+  report(&CircuitBreaker::record_neutral);
 }
 
 std::optional<CircuitBreaker::Pass>

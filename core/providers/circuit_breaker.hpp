@@ -47,6 +47,9 @@ public:
     void neutral();
 
   private:
+    // Calls `outcome` on the breaker unless a report was already made.
+    void report(void (CircuitBreaker::*outcome)());
+
     CircuitBreaker* breaker_;
   };
 

@@ -140,7 +140,7 @@ McpBridge::write(const std::string& message, Kind kind)
   {
     const std::lock_guard lock(out_mutex_);
     if (kind == Kind::notification && out_bytes_ >= options_.max_queued_notes_bytes) {
-      if (notes_dropped_++ == 0) {
+      if (!std::exchange(warned_dropping_, true)) {
         log_->warn("mcp client is not reading its output ({} bytes waiting): progress "
                    "notifications are dropped until it catches up",
                    out_bytes_);

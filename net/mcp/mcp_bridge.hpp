@@ -173,10 +173,10 @@ private:
   // Output waiting for the writer (taken after mutex_ when both are held).
   std::mutex out_mutex_;
   std::condition_variable out_ready_;
-  std::deque<std::string> out_;     // guarded by out_mutex_
-  std::size_t out_bytes_ = 0;       // guarded by out_mutex_: bytes in out_
-  std::uint64_t notes_dropped_ = 0; // guarded by out_mutex_
-  bool out_closed_ = false;         // guarded by out_mutex_: write what is left, then end
+  std::deque<std::string> out_;  // guarded by out_mutex_
+  std::size_t out_bytes_ = 0;    // guarded by out_mutex_: bytes in out_
+  bool warned_dropping_ = false; // guarded by out_mutex_: the one warning was logged
+  bool out_closed_ = false;      // guarded by out_mutex_: write what is left, then end
   std::thread writer_;
   void write_out(); // the writer thread
 };
