@@ -31,21 +31,6 @@ looks_closed(int fd) noexcept
 
 } // namespace
 
-UpstreamSession::UpstreamSession(const Poco::Net::StreamSocket& socket)
-    : Poco::Net::HTTPClientSession(socket)
-{
-  // Without a host Poco never reconnects on its own: a dead connection fails
-  // instead of being replaced behind our back (plain TCP for an https
-  // provider, no stop callback, no connect deadline).
-  setKeepAlive(true);
-}
-
-bool
-UpstreamSession::await_answer()
-{
-  return peek() != std::char_traits<char>::eof();
-}
-
 std::optional<std::chrono::seconds>
 keep_alive_timeout(std::string_view header)
 {

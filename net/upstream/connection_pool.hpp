@@ -9,8 +9,8 @@
 
 #include "core/providers/chat.hpp"
 #include "core/util/unique_fd.hpp"
+#include "net/upstream/upstream_session.hpp"
 
-#include <Poco/Net/HTTPClientSession.h>
 #include <Poco/Net/StreamSocket.h>
 
 #include <chrono>
@@ -20,22 +20,11 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <string>
 #include <string_view>
 #include <vector>
 
 namespace exai::net {
-
-// An HTTP client session that can wait for the first byte of an answer on its
-// own. That tells the two failures of a reused connection apart: nothing
-// arrived (the server had closed it) or the answer broke off.
-class UpstreamSession final : public Poco::Net::HTTPClientSession {
-public:
-  explicit UpstreamSession(const Poco::Net::StreamSocket& socket);
-
-  // Blocks until the answer's first byte is buffered (true) or the stream
-  // ends (false). Throws what the socket throws (timeout, reset).
-  bool await_answer();
-};
 
 // One open connection to a provider.
 struct UpstreamConnection {

@@ -495,8 +495,7 @@ UpstreamClient::exchange(Provider& provider,
   bool keep_alive = false;
   std::optional<milliseconds> server_hint;
   try {
-    session.socket().setReceiveTimeout(to_timespan(outgoing.read_timeout));
-    session.socket().setSendTimeout(to_timespan(outgoing.read_timeout));
+    session.set_timeouts(to_timespan(outgoing.read_timeout), to_timespan(outgoing.read_timeout));
     Poco::Net::HTTPRequest request(
         outgoing.method, provider.path_prefix + outgoing.path, Poco::Net::HTTPMessage::HTTP_1_1);
     request.setHost(provider.host, provider.port);
@@ -511,10 +510,12 @@ UpstreamClient::exchange(Provider& provider,
       request.setContentType(outgoing.content_type);
       request.setContentLength(static_cast<std::streamsize>(outgoing.body.size()));
     }
+    session.collect();
     std::ostream& out = session.sendRequest(request);
     out.exceptions(std::ios::badbit); // Poco's error itself, not a silent bad stream
     out.write(outgoing.body.data(), static_cast<std::streamsize>(outgoing.body.size()));
     out.flush();
+    session.send_collected();
     if (!session.await_answer()) {
       return fail(dead_or(Attempt::Kind::connect_error),
                   where + " closed the connection without an answer");
@@ -547,7 +548,7 @@ UpstreamClient::exchange(Provider& provider,
     if (outgoing.stream != nullptr && result.status >= 200 && result.status < 300 &&
         response.getContentType().rfind("text/event-stream", 0) == 0) {
       in_stream = true;
-      session.socket().setReceiveTimeout(to_timespan(options_.stall_timeout));
+      session.set_timeouts(to_timespan(options_.stall_timeout), to_timespan(outgoing.read_timeout));
       read_events(in, *outgoing.stream, start, result);
       if (stop.stop_requested()) {
         return fail(Attempt::Kind::cancelled, "cancelled");

@@ -1,5 +1,6 @@
 #include "core/config/settings.hpp"
 #include "net/upstream/upstream_client.hpp"
+#include "net/upstream/upstream_session.hpp"
 #include "tests/net/upstream/upstream_fixture.hpp"
 #include "tests/support/fake_upstream.hpp"
 #include "tests/support/test_ca.hpp"
@@ -53,6 +54,27 @@ TEST_CASE("HTTPS to a fake signed by a CA trusted through EXAI_CA_FILE succeeds"
   CHECK(std::get<ChatReply>(outcome).content == "echo: over tls");
   CHECK(fake.requests().at(0).headers.at("Authorization") == std::string("Bearer ") + kUpstreamKey);
   CHECK(client.probe("kimi", 2s).status == exai::net::ProbeResult::Status::reachable);
+}
+
+TEST_CASE("a request larger than the collect limit arrives whole over TLS",
+          "[net][upstream_tls][integration]")
+{
+  // A long context leaves in pieces of UpstreamSession::kCollectLimit, each
+  // several TLS records: the server must get every byte, in order.
+  const TestCa ca;
+  FakeUpstream fake({kUpstreamKey, ca.server_cert(), ca.server_key(), {}, 16});
+  UpstreamClient client({endpoint_for(fake, "kimi")}, options_trusting(ca.ca_cert()));
+  std::string prompt;
+  while (prompt.size() < 3 * UpstreamSession::kCollectLimit) {
+    prompt += "line " + std::to_string(prompt.size()) + "\n";
+  }
+  auto request = hello();
+  request.messages = {{"user", prompt}};
+  const auto outcome = client.complete("kimi", request, {});
+  if (const auto* failure = std::get_if<ChatFailure>(&outcome)) {
+    FAIL(failure->message);
+  }
+  CHECK(std::get<ChatReply>(outcome).content == "echo: " + prompt);
 }
 
 TEST_CASE("cancellation aborts an in-flight HTTPS call promptly",
