@@ -691,7 +691,7 @@ Engine::submit_known(CallRequest request, const std::shared_ptr<CallSink>& sink,
     if (auto cached = reuse_.get(shared_key)) {
       ++counters_.cache_hits;
       call->ack(config_.call_timeout);
-      complete(*call, own_thread(**cached));
+      complete(*call, own_thread(*cached));
       return;
     }
   }
@@ -758,7 +758,7 @@ Engine::replay_if_stored(const std::shared_ptr<Call>& call,
   if (!stored) {
     return;
   }
-  complete(*call, *stored, true);
+  complete(*call, std::move(*stored), true);
   // When nobody else waits for this run, it stops before its tool runs. It
   // is closed in the step that confirms its callers are the ones found
   // finished, so an identical call sent meanwhile starts a run of its own
@@ -1188,7 +1188,7 @@ Engine::run(const std::shared_ptr<Execution>& execution,
       failure->code = reason;
     }
   }
-  finish(execution, result);
+  finish(execution, std::move(result));
   retire(execution);
 }
 
@@ -1220,14 +1220,15 @@ Engine::detach(Execution& execution)
 }
 
 void
-Engine::finish(const std::shared_ptr<Execution>& execution, const ToolResult& result)
+Engine::finish(const std::shared_ptr<Execution>& execution, ToolResult result)
 {
-  if (!execution->key.empty() && std::holds_alternative<ToolSuccess>(result)) {
-    reuse_.put(execution->key, std::make_shared<const ToolResult>(result));
+  auto shared = std::make_shared<const ToolResult>(std::move(result));
+  if (!execution->key.empty() && std::holds_alternative<ToolSuccess>(*shared)) {
+    reuse_.put(execution->key, shared);
   }
   bool first = true;
   for (const auto& call : detach(*execution)) {
-    complete(*call, first ? result : own_thread(result));
+    complete(*call, first ? shared : own_thread(shared));
     first = false;
   }
 }
@@ -1249,10 +1250,10 @@ Engine::take_fallback(Execution& execution, const std::string& reason)
   return true;
 }
 
-ToolResult
-Engine::own_thread(const ToolResult& result)
+std::shared_ptr<const ToolResult>
+Engine::own_thread(std::shared_ptr<const ToolResult> result)
 {
-  const auto* success = std::get_if<ToolSuccess>(&result);
+  const auto* success = std::get_if<ToolSuccess>(result.get());
   if (success == nullptr || success->outputs.empty() ||
       success->outputs.front().find("\"continuation_id\"") == std::string::npos) {
     return result;
@@ -1270,7 +1271,7 @@ Engine::own_thread(const ToolResult& result)
   offer["continuation_id"] = *forked;
   ToolSuccess copy = *success;
   copy.outputs.front() = envelope.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
-  return copy;
+  return std::make_shared<const ToolResult>(std::move(copy));
 }
 
 void
@@ -1299,11 +1300,17 @@ Engine::retire(const std::shared_ptr<Execution>& execution)
 }
 
 void
-Engine::complete(Call& call, const ToolResult& result, bool replayed)
+Engine::complete(Call& call, ToolResult result, bool replayed)
+{
+  complete(call, std::make_shared<const ToolResult>(std::move(result)), replayed);
+}
+
+void
+Engine::complete(Call& call, std::shared_ptr<const ToolResult> kept, bool replayed)
 {
   bool delivered = false;
   bool stored = false;
-  std::shared_ptr<const ToolResult> kept;
+  const ToolResult& result = *kept;
   const auto took = Clock::now() - call.accepted;
   {
     const std::lock_guard lock(call.mutex);
@@ -1312,9 +1319,6 @@ Engine::complete(Call& call, const ToolResult& result, bool replayed)
     }
     // Stored before `finished` is set, so a resubmitted request_id always
     // finds either the running call or its stored result.
-    if (replayable(result) || toolcall_log_) {
-      kept = std::make_shared<const ToolResult>(result);
-    }
     if (replayable(result)) {
       stored = results_.put(call.key, StoredResult{call.fingerprint, kept});
     }

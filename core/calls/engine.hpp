@@ -204,7 +204,7 @@ private:
   Clock::time_point begin(const std::shared_ptr<Execution>& execution, bool inline_run);
   void
   run(const std::shared_ptr<Execution>& execution, CallPermits permits, Clock::time_point deadline);
-  void finish(const std::shared_ptr<Execution>& execution, const ToolResult& result);
+  void finish(const std::shared_ptr<Execution>& execution, ToolResult result);
   void expire(const std::shared_ptr<Execution>& execution);
   std::vector<std::shared_ptr<Call>> detach(Execution& execution);
   void retire(const std::shared_ptr<Execution>& execution);
@@ -212,7 +212,10 @@ private:
   // replay, counts the outcome and drops the in-flight entry.
   // `replayed`: a stored result, sent again (counted as a replay, not logged
   // or stored again).
-  void complete(Call& call, const ToolResult& result, bool replayed = false);
+  // One result object serves the delivery, the replay store, the reuse cache
+  // and the tool-call log: a reply is never copied on its way out.
+  void complete(Call& call, std::shared_ptr<const ToolResult> result, bool replayed = false);
+  void complete(Call& call, ToolResult result, bool replayed = false);
   void count(const ToolResult& result) noexcept;
   // Refuses `request` before it runs (and logs it in the tool-call log).
   void reject(const std::shared_ptr<CallSink>& sink,
@@ -226,7 +229,7 @@ private:
   static bool take_fallback(Execution& execution, const std::string& reason);
   // `result` with its continuation thread copied under a new id, so a caller
   // that shares another's answer never shares its conversation.
-  ToolResult own_thread(const ToolResult& result);
+  std::shared_ptr<const ToolResult> own_thread(std::shared_ptr<const ToolResult> result);
   std::string share_key(const CallRequest& request,
                         const nlohmann::json& arguments,
                         const Tool& tool,

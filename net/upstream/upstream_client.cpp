@@ -684,8 +684,10 @@ UpstreamClient::judge(const Provider& provider,
   case Attempt::Kind::response: {
     details["status"] = result.status;
     // Scrubbed before it is cut: a cut key is no longer found by scrub().
-    const std::string kept_body =
-        truncate(scrub(result.body, endpoint.api_key), options_.max_error_body);
+    // Only an answer that fails needs it: a good one is not copied and scanned.
+    const auto kept_body = [&] {
+      return truncate(scrub(result.body, endpoint.api_key), options_.max_error_body);
+    };
     if (result.streamed) {
       if (auto* reply = std::get_if<core::ChatReply>(&*result.streamed)) {
         reply->upstream_latency = result.latency;
@@ -733,12 +735,13 @@ UpstreamClient::judge(const Provider& provider,
         v.reply = std::move(*reply);
         return v;
       }
-      details["body"] = kept_body;
+      details["body"] = kept_body();
       v.message = endpoint.display_name + " returned an unreadable reply (" +
                   std::get<core::openai::ReplyProblem>(parsed).what + ")";
       return v;
     }
-    details["body"] = kept_body;
+    const std::string body = kept_body();
+    details["body"] = body;
     if (!result.retry_after.empty()) {
       v.retry_after = core::parse_retry_after(result.retry_after);
     }
@@ -750,7 +753,7 @@ UpstreamClient::judge(const Provider& provider,
     v.code = c.code;
     v.retryable = c.retryable;
     v.provider_fault = c.provider_fault;
-    v.message = c.message + (result.body.empty() ? "" : ": " + kept_body);
+    v.message = c.message + (result.body.empty() ? "" : ": " + body);
     return v;
   }
   case Attempt::Kind::connect_error:
