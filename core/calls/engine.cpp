@@ -1355,7 +1355,7 @@ Engine::complete(Call& call, std::shared_ptr<const ToolResult> kept, bool replay
   }
   if (!replayed) { // a replay is already stored and was no run of the tool
     call_latency_.observe(std::chrono::duration<double>(took).count());
-    if (stored && kept && !call.store_key.empty()) {
+    if (stored && !call.store_key.empty()) {
       std::string text = stored_result_text(call.fingerprint, *kept);
       if (shared_capacity_ != nullptr) {
         // With the releaser's next batch: off this thread, no round trip of its own.

@@ -214,7 +214,7 @@ private:
   // or stored again).
   // One result object serves the delivery, the replay store, the reuse cache
   // and the tool-call log: a reply is never copied on its way out.
-  void complete(Call& call, std::shared_ptr<const ToolResult> result, bool replayed = false);
+  void complete(Call& call, std::shared_ptr<const ToolResult> kept, bool replayed = false);
   void complete(Call& call, ToolResult result, bool replayed = false);
   void count(const ToolResult& result) noexcept;
   // Refuses `request` before it runs (and logs it in the tool-call log).

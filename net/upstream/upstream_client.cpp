@@ -510,12 +510,7 @@ UpstreamClient::exchange(Provider& provider,
       request.setContentType(outgoing.content_type);
       request.setContentLength(static_cast<std::streamsize>(outgoing.body.size()));
     }
-    session.collect();
-    std::ostream& out = session.sendRequest(request);
-    out.exceptions(std::ios::badbit); // Poco's error itself, not a silent bad stream
-    out.write(outgoing.body.data(), static_cast<std::streamsize>(outgoing.body.size()));
-    out.flush();
-    session.send_collected();
+    session.send(request, outgoing.body);
     if (!session.await_answer()) {
       return fail(dead_or(Attempt::Kind::connect_error),
                   where + " closed the connection without an answer");

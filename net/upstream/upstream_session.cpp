@@ -2,6 +2,7 @@
 
 #include <Poco/Net/NetException.h>
 
+#include <ostream>
 #include <utility>
 
 namespace exai::net {
@@ -35,15 +36,16 @@ UpstreamSession::set_timeouts(Poco::Timespan receive, Poco::Timespan send)
 }
 
 void
-UpstreamSession::collect()
+UpstreamSession::send(Poco::Net::HTTPRequest& request, std::string_view body)
 {
+  // What Poco writes meanwhile is held (write()); after a throw the
+  // connection is closed, never reused, so the flag needs no resetting.
   collecting_ = true;
   held_.clear();
-}
-
-void
-UpstreamSession::send_collected()
-{
+  std::ostream& out = sendRequest(request);
+  out.exceptions(std::ios::badbit); // Poco's error itself, not a silent bad stream
+  out.write(body.data(), static_cast<std::streamsize>(body.size()));
+  out.flush();
   collecting_ = false;
   send_held();
 }

@@ -1,6 +1,7 @@
 #pragma once
 
 #include <Poco/Net/HTTPClientSession.h>
+#include <Poco/Net/HTTPRequest.h>
 #include <Poco/Net/StreamSocket.h>
 #include <Poco/Timespan.h>
 
@@ -8,6 +9,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <string_view>
 
 namespace exai::net {
 
@@ -27,14 +29,12 @@ public:
   // timeouts, and each change is a system call.
   void set_timeouts(Poco::Timespan receive, Poco::Timespan send);
 
-  // Until send_collected(), what Poco writes is held back, so that a
-  // request leaves in one send: Poco writes it in pieces of its 4 KiB stream
-  // buffer, and a chat with 40 KB of context would otherwise cost ten sends,
-  // ten TLS records and as many wake-ups of the server. Held bytes go out
-  // early once kCollectLimit of them wait.
-  void collect();
-  // Sends what was held and stops holding. Throws what the socket throws.
-  void send_collected();
+  // Sends `request` and its `body` in one send: Poco writes a request in
+  // pieces of its 4 KiB stream buffer, and a chat with 40 KB of context would
+  // otherwise cost ten sends, ten TLS records and as many wake-ups of the
+  // server. A body past kCollectLimit goes in pieces of that size. Throws what
+  // the socket throws.
+  void send(Poco::Net::HTTPRequest& request, std::string_view body);
   // Sends on the socket so far (for the tests).
   std::uint64_t sends() const noexcept { return sends_; }
 
