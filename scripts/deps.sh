@@ -5,7 +5,7 @@ set -euo pipefail
 
 packages=(
   g++ cmake ninja-build pkg-config git
-  libcli11-dev libpoco-dev nlohmann-json3-dev libspdlog-dev catch2 libssl-dev libjemalloc-dev
+  libcli11-dev libpoco-dev nlohmann-json3-dev libspdlog-dev catch2 libssl-dev libjemalloc-dev libcurl4-openssl-dev
   groff-base clang-format openssl ca-certificates
   clang-14 libclang-rt-14-dev llvm-14
   python3 python3-websockets procps redis-server
