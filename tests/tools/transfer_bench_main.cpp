@@ -113,10 +113,9 @@ run_loop(const std::string& base, int concurrency, int requests, int loops)
   int done = 0;
   int failed = 0;
   std::atomic<int> left{requests};
-  const std::string body =
-      nlohmann::json{{"model", "glm-4.5-flash"},
-                     {"messages", {{{"role", "user"}, {"content", kPrompt}}}}}
-          .dump();
+  const std::string body = nlohmann::json{{"model", "glm-4.5-flash"},
+                                          {"messages", {{{"role", "user"}, {"content", kPrompt}}}}}
+                               .dump();
   std::function<void(std::size_t)> next = [&](std::size_t which) {
     if (left.fetch_sub(1) <= 0) {
       return;
