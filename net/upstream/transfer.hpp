@@ -50,8 +50,6 @@ enum class TransferError {
   shutdown,  // the loop was destroyed first
 };
 
-std::string_view to_string(TransferError error) noexcept;
-
 struct TransferResult {
   TransferError error = TransferError::none;
   std::string message; // what failed, for errors and logs; empty on success
@@ -62,7 +60,6 @@ struct TransferResult {
   bool reused = false;        // the request went out on a kept-alive connection
   bool retried_fresh = false; // a kept-alive connection was found closed; sent again on a new one
   bool tls_resumed = false;   // a new HTTPS connection resumed an earlier TLS session
-  std::chrono::microseconds elapsed{0};
 
   // The first header named `name` (any case); empty when absent.
   std::string_view header(std::string_view name) const noexcept;

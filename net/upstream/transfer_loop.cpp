@@ -3,6 +3,8 @@
 #include "core/log.hpp"
 #include "net/upstream/connection_pool.hpp"
 
+#include <Poco/String.h>
+
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
@@ -11,7 +13,6 @@
 
 #include <algorithm>
 #include <array>
-#include <cctype>
 #include <cerrno>
 #include <cstring>
 #include <curl/curl.h>
@@ -37,15 +38,6 @@ as_multi(void* multi) noexcept
 throw_errno(const char* what)
 {
   throw std::system_error(errno, std::generic_category(), what);
-}
-
-bool
-iequals(std::string_view a, std::string_view b) noexcept
-{
-  return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
-           return std::tolower(static_cast<unsigned char>(x)) ==
-                  std::tolower(static_cast<unsigned char>(y));
-         });
 }
 
 // libcurl's "seconds idle before a connection is not reused" (it reuses one
@@ -115,38 +107,10 @@ struct PollingScope {
 } // namespace
 
 std::string_view
-to_string(TransferError error) noexcept
-{
-  switch (error) {
-  case TransferError::none:
-    return "none";
-  case TransferError::connect:
-    return "connect";
-  case TransferError::tls:
-    return "tls";
-  case TransferError::timeout:
-    return "timeout";
-  case TransferError::stalled:
-    return "stalled";
-  case TransferError::broken:
-    return "broken";
-  case TransferError::too_large:
-    return "too_large";
-  case TransferError::aborted:
-    return "aborted";
-  case TransferError::cancelled:
-    return "cancelled";
-  case TransferError::shutdown:
-    return "shutdown";
-  }
-  return "unknown";
-}
-
-std::string_view
 TransferResult::header(std::string_view name) const noexcept
 {
   for (const auto& [key, value] : headers) {
-    if (iequals(key, name)) {
+    if (Poco::icompare(key, std::string(name)) == 0) {
       return value;
     }
   }
@@ -176,7 +140,6 @@ struct TransferLoop::Transfer {
   TransferResult result;
   std::stop_token stop;
   std::optional<std::stop_callback<std::function<void()>>> on_stop;
-  TransferClock::time_point started;
   TransferClock::time_point last_byte;       // the start, then the latest byte of the answer
   TransferClock::time_point timer_due;       // its entry in timers_
   TransferError abort = TransferError::none; // why a callback stopped libcurl
@@ -186,12 +149,16 @@ struct TransferLoop::Transfer {
   bool head_done = false;
   std::array<char, CURL_ERROR_SIZE> error{};
 
+  // The longest silence allowed now: the stall limit once the answer began.
+  std::chrono::milliseconds silence() const
+  {
+    return result.answered && request.stall_timeout.count() > 0 ? request.stall_timeout
+                                                                : request.read_timeout;
+  }
+
   TransferClock::time_point due() const
   {
-    const auto silence = result.answered && request.stall_timeout.count() > 0
-                             ? request.stall_timeout
-                             : request.read_timeout;
-    return std::min(request.deadline, last_byte + silence);
+    return std::min(request.deadline, last_byte + silence());
   }
 
   void read_head()
@@ -335,24 +302,17 @@ TransferLoop::TransferLoop(Options options)
     : options_(std::move(options))
 {
   global_init();
-  epoll_fd_ = ::epoll_create1(EPOLL_CLOEXEC);
-  wake_fd_ = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-  timer_fd_ = ::timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
-  if (epoll_fd_ < 0 || wake_fd_ < 0 || timer_fd_ < 0) {
-    const int error = errno;
-    for (const int fd : {epoll_fd_, wake_fd_, timer_fd_}) {
-      if (fd >= 0) {
-        ::close(fd);
-      }
-    }
-    errno = error;
+  epoll_fd_.reset(::epoll_create1(EPOLL_CLOEXEC));
+  wake_fd_.reset(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
+  timer_fd_.reset(::timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK));
+  if (!epoll_fd_ || !wake_fd_ || !timer_fd_) {
     throw_errno("transfer loop descriptors");
   }
-  for (const int fd : {wake_fd_, timer_fd_}) {
+  for (const int fd : {wake_fd_.get(), timer_fd_.get()}) {
     epoll_event event{};
     event.events = EPOLLIN;
     event.data.fd = fd;
-    if (::epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, fd, &event) != 0) {
+    if (::epoll_ctl(epoll_fd_.get(), EPOLL_CTL_ADD, fd, &event) != 0) {
       throw_errno("epoll_ctl");
     }
   }
@@ -380,24 +340,15 @@ TransferLoop::~TransferLoop()
   for (auto& task : posted) {
     task();
   }
-  std::vector<Id> ids;
-  ids.reserve(transfers_.size());
-  for (const auto& entry : transfers_) {
-    ids.push_back(entry.first);
-  }
-  for (const Id id : ids) {
-    if (const auto it = transfers_.find(id); it != transfers_.end()) {
-      finish(*it->second, TransferError::shutdown, "the daemon is shutting down");
-    }
+  // finish() takes each out; nothing new comes in (post() refuses now).
+  while (!transfers_.empty()) {
+    finish(*transfers_.begin()->second, TransferError::shutdown, "the daemon is shutting down");
   }
   for (CURL* easy : spare_) {
     curl_easy_cleanup(easy);
   }
   curl_multi_cleanup(as_multi(multi_)); // closes the kept-alive connections (pools_ still live)
   curl_share_cleanup(share_);
-  ::close(timer_fd_);
-  ::close(wake_fd_);
-  ::close(epoll_fd_);
 }
 
 TransferLoop::Pool&
@@ -497,7 +448,7 @@ void
 TransferLoop::wake() noexcept
 {
   const std::uint64_t one = 1;
-  [[maybe_unused]] const auto written = ::write(wake_fd_, &one, sizeof one);
+  [[maybe_unused]] const auto written = ::write(wake_fd_.get(), &one, sizeof one);
 }
 
 bool
@@ -521,8 +472,7 @@ TransferLoop::begin(std::unique_ptr<Transfer> owned)
   Transfer& t = *owned;
   t.pool = &pool(t.request.pool);
   t.pool->active.fetch_add(1, std::memory_order_relaxed);
-  t.started = TransferClock::now();
-  t.last_byte = t.started;
+  t.last_byte = TransferClock::now();
   bool closed = false;
   {
     const std::lock_guard lock(mutex_);
@@ -613,9 +563,6 @@ TransferLoop::finish(Transfer& t, TransferError error, std::string message)
     if (t.result.answered) {
       t.read_head();
     }
-    curl_off_t total = 0;
-    curl_easy_getinfo(t.easy, CURLINFO_TOTAL_TIME_T, &total);
-    t.result.elapsed = std::chrono::microseconds(total);
     // Kept for the next exchange: its buffers are not allocated again.
     if (spare_.size() < options_.max_cached) {
       curl_easy_reset(t.easy);
@@ -722,11 +669,9 @@ TransferLoop::expire_due(TransferClock::time_point now)
     if (now >= t.request.deadline) {
       finish(t, TransferError::timeout, "the deadline passed");
     } else if (t.result.answered) {
-      const auto gap =
-          t.request.stall_timeout.count() > 0 ? t.request.stall_timeout : t.request.read_timeout;
       finish(t,
              TransferError::stalled,
-             "the answer stalled: nothing for " + std::to_string(gap.count()) + " ms");
+             "the answer stalled: nothing for " + std::to_string(t.silence().count()) + " ms");
     } else {
       finish(t,
              TransferError::timeout,
@@ -755,14 +700,14 @@ TransferLoop::arm_timer()
     spec.it_value.tv_nsec =
         std::chrono::duration_cast<std::chrono::nanoseconds>(since - secs).count();
   }
-  ::timerfd_settime(timer_fd_, TFD_TIMER_ABSTIME, &spec, nullptr);
+  ::timerfd_settime(timer_fd_.get(), TFD_TIMER_ABSTIME, &spec, nullptr);
 }
 
 int
 TransferLoop::on_socket(int fd, int what, void* socket_data)
 {
   if (what == CURL_POLL_REMOVE) {
-    ::epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, fd, nullptr);
+    ::epoll_ctl(epoll_fd_.get(), EPOLL_CTL_DEL, fd, nullptr);
     curl_multi_assign(as_multi(multi_), fd, nullptr);
     return 0;
   }
@@ -773,9 +718,9 @@ TransferLoop::on_socket(int fd, int what, void* socket_data)
   // A descriptor number libcurl still knows may be a new socket epoll has
   // never seen (the old one closed), and the reverse: try the other way.
   int op = socket_data == nullptr ? EPOLL_CTL_ADD : EPOLL_CTL_MOD;
-  if (::epoll_ctl(epoll_fd_, op, fd, &event) != 0) {
+  if (::epoll_ctl(epoll_fd_.get(), op, fd, &event) != 0) {
     op = op == EPOLL_CTL_ADD ? EPOLL_CTL_MOD : EPOLL_CTL_ADD;
-    ::epoll_ctl(epoll_fd_, op, fd, &event);
+    ::epoll_ctl(epoll_fd_.get(), op, fd, &event);
   }
   if (socket_data == nullptr) {
     curl_multi_assign(as_multi(multi_), fd, this);
@@ -804,19 +749,19 @@ TransferLoop::poll(int timeout_ms)
 {
   std::array<epoll_event, 64> events{};
   const int count =
-      ::epoll_wait(epoll_fd_, events.data(), static_cast<int>(events.size()), timeout_ms);
+      ::epoll_wait(epoll_fd_.get(), events.data(), static_cast<int>(events.size()), timeout_ms);
   const PollingScope polling(this);
   int running = 0;
   for (int i = 0; i < count; ++i) {
     const int fd = events[static_cast<std::size_t>(i)].data.fd;
     const std::uint32_t flags = events[static_cast<std::size_t>(i)].events;
-    if (fd == wake_fd_) {
+    if (fd == wake_fd_.get()) {
       std::uint64_t value = 0;
-      [[maybe_unused]] const auto got = ::read(wake_fd_, &value, sizeof value);
+      [[maybe_unused]] const auto got = ::read(wake_fd_.get(), &value, sizeof value);
       run_posted();
-    } else if (fd == timer_fd_) {
+    } else if (fd == timer_fd_.get()) {
       std::uint64_t value = 0;
-      [[maybe_unused]] const auto got = ::read(timer_fd_, &value, sizeof value);
+      [[maybe_unused]] const auto got = ::read(timer_fd_.get(), &value, sizeof value);
       armed_.reset(); // it fired, so it is unset
     } else {
       int action = 0;
@@ -875,12 +820,6 @@ TransferThread::TransferThread(TransferLoop::Options options)
     : loop_(std::move(options))
     , thread_([this](std::stop_token stop) { loop_.run(std::move(stop)); })
 {
-}
-
-TransferThread::~TransferThread()
-{
-  thread_.request_stop();
-  thread_.join();
 }
 
 } // namespace exai::net

@@ -27,6 +27,7 @@
 // to be its first user.
 
 #include "core/providers/chat.hpp"
+#include "core/util/unique_fd.hpp"
 #include "net/upstream/transfer.hpp"
 
 #include <atomic>
@@ -74,7 +75,7 @@ public:
   // --- the driving thread ---
 
   // Readable when dispatch() has something to do.
-  int fd() const noexcept { return epoll_fd_; }
+  int fd() const noexcept { return epoll_fd_.get(); }
   // Handles what is ready: queued starts and cancels, socket events, timers.
   // Never blocks.
   void dispatch();
@@ -110,9 +111,9 @@ private:
   void on_timer(long timeout_ms);
 
   Options options_;
-  int epoll_fd_ = -1;
-  int wake_fd_ = -1;
-  int timer_fd_ = -1;
+  core::UniqueFd epoll_fd_;
+  core::UniqueFd wake_fd_;
+  core::UniqueFd timer_fd_;
   void* multi_ = nullptr; // CURLM*
   void* share_ = nullptr; // CURLSH*: TLS sessions and DNS shared by all exchanges
 
@@ -138,7 +139,6 @@ class TransferThread {
 public:
   TransferThread();
   explicit TransferThread(TransferLoop::Options options);
-  ~TransferThread();
   TransferThread(const TransferThread&) = delete;
   TransferThread& operator=(const TransferThread&) = delete;
 
