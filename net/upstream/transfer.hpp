@@ -35,6 +35,9 @@ struct TransferRequest {
   // A kept-alive connection idle longer than this is not used again;
   // 0: this exchange neither reuses nor keeps its connection.
   std::chrono::seconds max_idle{30};
+  // PEM CA bundle replacing the system store; empty: the loop's
+  // (TransferLoop::Options::ca_file).
+  std::string ca_file;
 };
 
 enum class TransferError {

@@ -92,6 +92,12 @@ global_init()
 
 // The loop whose poll() runs on this thread now.
 thread_local const TransferLoop* t_polling = nullptr;
+// The loop bound to this thread (TransferLoop::Binding).
+thread_local TransferLoop* t_bound = nullptr;
+
+// Every loop alive, for all_stats().
+std::mutex g_loops_mutex;
+std::set<const TransferLoop*> g_loops; // guarded by g_loops_mutex
 
 struct PollingScope {
   explicit PollingScope(const TransferLoop* loop) noexcept
@@ -127,6 +133,15 @@ struct TransferLoop::Pool {
   std::atomic<std::uint64_t> opened{0};
   std::atomic<std::uint64_t> stale{0};
   std::optional<seconds> hint; // the driving thread only: the server's last Keep-Alive hint
+};
+
+// A timer of at(): fires on the driving thread unless stopped first.
+struct TransferLoop::Wait {
+  Id id = 0;
+  TransferClock::time_point when;
+  std::stop_token stop;
+  std::function<void(bool)> fired;
+  std::optional<std::stop_callback<std::function<void()>>> on_stop;
 };
 
 struct TransferLoop::Transfer {
@@ -316,19 +331,20 @@ TransferLoop::TransferLoop(Options options)
       throw_errno("epoll_ctl");
     }
   }
-  multi_ = curl_multi_init();
   share_ = curl_share_init();
   curl_share_setopt(share_, CURLSHOPT_SHARE, CURL_LOCK_DATA_SSL_SESSION);
   curl_share_setopt(share_, CURLSHOPT_SHARE, CURL_LOCK_DATA_DNS);
-  curl_multi_setopt(as_multi(multi_), CURLMOPT_SOCKETFUNCTION, &TransferCallbacks::on_socket);
-  curl_multi_setopt(as_multi(multi_), CURLMOPT_SOCKETDATA, this);
-  curl_multi_setopt(as_multi(multi_), CURLMOPT_TIMERFUNCTION, &TransferCallbacks::on_timer);
-  curl_multi_setopt(as_multi(multi_), CURLMOPT_TIMERDATA, this);
-  curl_multi_setopt(as_multi(multi_), CURLMOPT_MAXCONNECTS, static_cast<long>(options_.max_cached));
+  open_multi();
+  const std::lock_guard lock(g_loops_mutex);
+  g_loops.insert(this);
 }
 
 TransferLoop::~TransferLoop()
 {
+  {
+    const std::lock_guard lock(g_loops_mutex);
+    g_loops.erase(this);
+  }
   std::vector<std::function<void()>> posted;
   {
     const std::lock_guard lock(mutex_);
@@ -343,6 +359,9 @@ TransferLoop::~TransferLoop()
   // finish() takes each out; nothing new comes in (post() refuses now).
   while (!transfers_.empty()) {
     finish(*transfers_.begin()->second, TransferError::shutdown, "the daemon is shutting down");
+  }
+  while (!waits_.empty()) {
+    end_wait(waits_.begin()->first, false);
   }
   for (CURL* easy : spare_) {
     curl_easy_cleanup(easy);
@@ -381,6 +400,132 @@ TransferLoop::stats(std::string_view name) const
   stats.opened = p.opened.load(std::memory_order_relaxed);
   stats.stale_retries = p.stale.load(std::memory_order_relaxed);
   return stats;
+}
+
+void
+TransferLoop::open_multi()
+{
+  multi_ = curl_multi_init();
+  curl_multi_setopt(as_multi(multi_), CURLMOPT_SOCKETFUNCTION, &TransferCallbacks::on_socket);
+  curl_multi_setopt(as_multi(multi_), CURLMOPT_SOCKETDATA, this);
+  curl_multi_setopt(as_multi(multi_), CURLMOPT_TIMERFUNCTION, &TransferCallbacks::on_timer);
+  curl_multi_setopt(as_multi(multi_), CURLMOPT_TIMERDATA, this);
+  curl_multi_setopt(as_multi(multi_), CURLMOPT_MAXCONNECTS, static_cast<long>(options_.max_cached));
+}
+
+void
+TransferLoop::close_idle()
+{
+  idle_due_.reset();
+  if (!transfers_.empty()) {
+    return; // busy: libcurl prunes what outlived MAXAGE_CONN as exchanges begin
+  }
+  // Nothing runs, so every cached connection has idled since the last
+  // exchange ended: a new multi handle, the old one's connections closed.
+  curl_multi_cleanup(as_multi(multi_));
+  curl_due_.reset();
+  open_multi();
+}
+
+core::UpstreamPoolStats
+TransferLoop::all_stats(std::string_view pool)
+{
+  core::UpstreamPoolStats all;
+  const std::lock_guard lock(g_loops_mutex);
+  for (const TransferLoop* loop : g_loops) {
+    const auto one = loop->stats(pool);
+    all.idle += one.idle;
+    all.leased += one.leased;
+    all.max_idle += one.max_idle;
+    all.reused += one.reused;
+    all.opened += one.opened;
+    all.stale_retries += one.stale_retries;
+  }
+  return all;
+}
+
+TransferLoop*
+TransferLoop::here() noexcept
+{
+  return t_bound;
+}
+
+TransferLoop::Binding::Binding(TransferLoop* loop) noexcept
+    : previous_(std::exchange(t_bound, loop))
+{
+}
+
+TransferLoop::Binding::~Binding()
+{
+  t_bound = previous_;
+}
+
+void
+TransferLoop::defer(std::function<void()> task)
+{
+  if (!post(task)) {
+    task(); // the destructor is running: it is the driving thread now
+  }
+}
+
+void
+TransferLoop::at(TransferClock::time_point when,
+                 std::stop_token stop,
+                 std::function<void(bool)> fired)
+{
+  auto wait = std::make_unique<Wait>();
+  wait->id = next_id_.fetch_add(1, std::memory_order_relaxed);
+  wait->when = when;
+  wait->stop = std::move(stop);
+  wait->fired = std::move(fired);
+  auto shared = std::make_shared<std::unique_ptr<Wait>>(std::move(wait));
+  std::function<void()> task = [this, shared] { begin_wait(std::move(*shared)); };
+  if (!post(task)) {
+    (*shared)->fired(false);
+  }
+}
+
+void
+TransferLoop::begin_wait(std::unique_ptr<Wait> owned)
+{
+  Wait& w = *owned;
+  bool closed = false;
+  {
+    const std::lock_guard lock(mutex_);
+    closed = closed_;
+  }
+  const Id id = w.id;
+  waits_.emplace(id, std::move(owned));
+  wait_timers_.emplace(w.when, id);
+  if (closed || w.stop.stop_requested()) {
+    end_wait(id, false);
+    return;
+  }
+  // Registered last: a stop that already happened posts its end now.
+  w.on_stop.emplace(w.stop, std::function<void()>([this, id] {
+                      std::function<void()> task = [this, id] { end_wait(id, false); };
+                      post(task); // once the destructor began, it ends every wait itself
+                    }));
+}
+
+void
+TransferLoop::end_wait(Id id, bool fired)
+{
+  auto node = waits_.extract(id);
+  if (node.empty()) {
+    return; // ended already (fired, then stopped)
+  }
+  std::unique_ptr<Wait> owned = std::move(node.mapped());
+  wait_timers_.erase({owned->when, id});
+  // Waits for a stop callback running on another thread; that one only posts.
+  owned->on_stop.reset();
+  auto callback = std::move(owned->fired);
+  owned.reset();
+  try {
+    callback(fired);
+  } catch (const std::exception& e) {
+    core::log::get("net")->error("transfer loop timer failed: {}", e.what());
+  }
 }
 
 TransferLoop::Id
@@ -509,8 +654,8 @@ TransferLoop::begin(std::unique_ptr<Transfer> owned)
   curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
   curl_easy_setopt(e, CURLOPT_HTTP_VERSION, static_cast<long>(CURL_HTTP_VERSION_1_1));
   curl_easy_setopt(e, CURLOPT_SHARE, share_);
-  if (!options_.ca_file.empty()) {
-    curl_easy_setopt(e, CURLOPT_CAINFO, options_.ca_file.c_str());
+  if (const auto& ca = r.ca_file.empty() ? options_.ca_file : r.ca_file; !ca.empty()) {
+    curl_easy_setopt(e, CURLOPT_CAINFO, ca.c_str());
   }
   curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, static_cast<long>(r.connect_timeout.count()));
   curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, &TransferCallbacks::on_write);
@@ -592,6 +737,11 @@ TransferLoop::finish(Transfer& t, TransferError error, std::string message)
   auto node = transfers_.extract(t.id);
   std::unique_ptr<Transfer> owned = std::move(node.mapped());
   running_.fetch_sub(1, std::memory_order_relaxed);
+  if (transfers_.empty() && owned->request.max_idle.count() > 0) {
+    // libcurl closes an idle cached connection only when it next looks at
+    // its cache; with nothing running that may be never.
+    idle_due_ = TransferClock::now() + owned->request.max_idle;
+  }
   // Waits for a stop callback running on another thread; that one only posts.
   owned->on_stop.reset();
   auto done = std::move(owned->handlers.on_done);
@@ -651,6 +801,12 @@ TransferLoop::schedule(Transfer& t)
 void
 TransferLoop::expire_due(TransferClock::time_point now)
 {
+  if (idle_due_ && *idle_due_ <= now) {
+    close_idle();
+  }
+  while (!wait_timers_.empty() && wait_timers_.begin()->first <= now) {
+    end_wait(wait_timers_.begin()->second, true);
+  }
   while (!timers_.empty() && timers_.begin()->first <= now) {
     const Id id = timers_.begin()->second;
     timers_.erase(timers_.begin());
@@ -684,8 +840,13 @@ void
 TransferLoop::arm_timer()
 {
   std::optional<TransferClock::time_point> due = curl_due_;
-  if (!timers_.empty() && (!due || timers_.begin()->first < *due)) {
-    due = timers_.begin()->first;
+  if (idle_due_ && (!due || *idle_due_ < *due)) {
+    due = idle_due_;
+  }
+  for (const auto* set : {&timers_, &wait_timers_}) {
+    if (!set->empty() && (!due || set->begin()->first < *due)) {
+      due = set->begin()->first;
+    }
   }
   if (due == armed_) {
     return;
@@ -818,7 +979,10 @@ TransferThread::TransferThread()
 
 TransferThread::TransferThread(TransferLoop::Options options)
     : loop_(std::move(options))
-    , thread_([this](std::stop_token stop) { loop_.run(std::move(stop)); })
+    , thread_([this](std::stop_token stop) {
+      const TransferLoop::Binding bound(&loop_);
+      loop_.run(std::move(stop));
+    })
 {
 }
 

@@ -14,17 +14,18 @@
 //
 // Connections: a kept-alive connection is not used again once it idled past
 // TransferRequest::max_idle or past the server's `Keep-Alive: timeout=` hint
-// (less a second); a request that finds its kept-alive connection closed by
-// the server before any byte of an answer is sent again once on a new
-// connection by libcurl (TransferResult::retried_fresh). A cancelled or
-// failed exchange's connection is closed, never kept.
+// (less a second). Once the loop has run nothing for max_idle its cached
+// connections are closed; while exchanges run, libcurl closes the expired
+// ones as the next exchanges begin. A request that finds its kept-alive
+// connection closed by the server before any byte of an answer is sent again
+// once on a new connection by libcurl (TransferResult::retried_fresh). A
+// cancelled or failed exchange's connection is closed, never kept.
 //
-// Not yet used by `exai serve`: model calls still run on call threads through
-// UpstreamClient. A prototype that ran plain chat calls on a TransferLoop
-// nested in each event loop, with the tool continuing when the answer
-// arrived, measured 33% less CPU and 35% more calls/s at 64 connections
-// (README, "Where exai's chat CPU goes"); the engine's continuation path is
-// to be its first user.
+// In `exai serve` each event loop nests one (EventLoop::transfers) and binds
+// it to its thread (here()): a model call admitted on that thread runs its
+// upstream exchanges on it, and the tool finishes there when the answer has
+// arrived (UpstreamClient::start, the engine's continuation path). Calls that
+// must block (files, a shared store) still run on call threads.
 
 #include "core/providers/chat.hpp"
 #include "core/util/unique_fd.hpp"
@@ -87,6 +88,31 @@ public:
   // Exchanges running now (started and not yet ended); any thread.
   std::size_t running() const noexcept { return running_.load(std::memory_order_relaxed); }
 
+  // Runs `task` on the driving thread soon (after what it is doing now); any
+  // thread. Once the destructor began, the destructor runs it.
+  void defer(std::function<void()> task);
+  // Runs `fired(true)` on the driving thread at `when`, or `fired(false)`
+  // once `stop` is requested or the loop is destroyed first: exactly once.
+  // Any thread.
+  void at(TransferClock::time_point when, std::stop_token stop, std::function<void(bool)> fired);
+
+  // The loop bound to this thread (Binding), or null.
+  static TransferLoop* here() noexcept;
+  // Binds `loop` to the constructing thread for the binding's life.
+  class Binding {
+  public:
+    explicit Binding(TransferLoop* loop) noexcept;
+    ~Binding();
+    Binding(const Binding&) = delete;
+    Binding& operator=(const Binding&) = delete;
+
+  private:
+    TransferLoop* previous_;
+  };
+
+  // The counters of `pool` summed over every loop alive now; any thread.
+  static core::UpstreamPoolStats all_stats(std::string_view pool);
+
 private:
   struct Transfer;
   struct Pool;
@@ -98,7 +124,13 @@ private:
   bool post(std::function<void()>& task);
   void poll(int timeout_ms);
   bool run_posted(); // false when there was nothing to run
+  struct Wait;
   void begin(std::unique_ptr<Transfer> transfer);
+  void begin_wait(std::unique_ptr<Wait> wait);
+  void open_multi();
+  // Closes the cached connections once nothing ran for their idle time.
+  void close_idle();
+  void end_wait(Id id, bool fired);
   void finish(Transfer& transfer, TransferError error, std::string message);
   void collect_done();
   void expire_due(TransferClock::time_point now);
@@ -120,9 +152,12 @@ private:
   // The driving thread only.
   std::unordered_map<Id, std::unique_ptr<Transfer>> transfers_;
   std::set<std::pair<TransferClock::time_point, Id>> timers_; // one per exchange
+  std::unordered_map<Id, std::unique_ptr<Wait>> waits_;       // at(), by id
+  std::set<std::pair<TransferClock::time_point, Id>> wait_timers_;
   std::optional<TransferClock::time_point> curl_due_;
-  std::optional<TransferClock::time_point> armed_; // what timer_fd_ is set to
-  std::vector<void*> spare_;                       // reset CURL* handles for the next exchanges
+  std::optional<TransferClock::time_point> armed_;    // what timer_fd_ is set to
+  std::optional<TransferClock::time_point> idle_due_; // nothing ran since: close_idle()
+  std::vector<void*> spare_;                          // reset CURL* handles for the next exchanges
 
   mutable std::mutex mutex_;
   std::vector<std::function<void()>> posted_; // guarded by mutex_
@@ -134,7 +169,8 @@ private:
   std::atomic<std::size_t> running_{0};
 };
 
-// A thread driving one TransferLoop; stops and joins before the loop ends.
+// A thread driving one TransferLoop, bound to it (TransferLoop::here());
+// stops and joins before the loop ends.
 class TransferThread {
 public:
   TransferThread();

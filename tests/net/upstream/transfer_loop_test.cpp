@@ -277,6 +277,23 @@ TEST_CASE("a kept-alive connection is not used past max idle or the server's hin
   CHECK(thread.loop().stats("glm").opened == 2);
 }
 
+TEST_CASE("a loop that ran nothing for max idle closes its kept-alive connections",
+          "[net][transfer]")
+{
+  FakeUpstream fake;
+  TransferThread thread;
+  auto request = transfer_chat(fake, "one");
+  request.max_idle = 1s;
+  CHECK(reply_text(run_transfer(thread.loop(), request)) == "echo: one");
+  const auto ended = std::chrono::steady_clock::now();
+  CHECK(thread.loop().stats("glm").idle == 1);
+  REQUIRE(fake.wait_for_open_connections_at_most(0, 5s));
+  CHECK(std::chrono::steady_clock::now() - ended >= 900ms); // kept until its idle time
+  CHECK(eventually([&] { return thread.loop().stats("glm").idle == 0; }));
+  CHECK(reply_text(run_transfer(thread.loop(), transfer_chat(fake, "two"))) == "echo: two");
+  CHECK(thread.loop().stats("glm").opened == 2);
+}
+
 TEST_CASE("cancel ends a transfer at once and closes its connection", "[net][transfer]")
 {
   FakeUpstream fake;
@@ -507,4 +524,123 @@ TEST_CASE("destroying the loop ends queued and running transfers with shutdown",
   fake.release_hangs(); // answers into the closed connection
   CHECK(fake.wait_for_open_connections_at_most(0, 5s));
   CHECK(fake.request_count() == 1);
+}
+
+namespace {
+
+// When and where a timer of at() ended, and how.
+struct TimerEnd {
+  bool fired = false;
+  std::thread::id thread;
+  std::chrono::steady_clock::time_point at;
+};
+
+std::future<TimerEnd>
+start_timer(TransferLoop& loop,
+            std::chrono::steady_clock::time_point when,
+            std::stop_token stop = {})
+{
+  auto promise = std::make_shared<std::promise<TimerEnd>>();
+  auto future = promise->get_future();
+  loop.at(when, std::move(stop), [promise](bool fired) {
+    promise->set_value(
+        TimerEnd{fired, std::this_thread::get_id(), std::chrono::steady_clock::now()});
+  });
+  return future;
+}
+
+} // namespace
+
+TEST_CASE("a timer fires once at its time on the loop's thread", "[net][transfer]")
+{
+  TransferThread thread;
+  std::promise<std::thread::id> loop_thread;
+  thread.loop().defer([&] { loop_thread.set_value(std::this_thread::get_id()); });
+  const auto driver = loop_thread.get_future().get();
+  CHECK(driver != std::this_thread::get_id());
+
+  const auto start = std::chrono::steady_clock::now();
+  auto later = start_timer(thread.loop(), start + 150ms);
+  auto sooner = start_timer(thread.loop(), start + 50ms);
+  REQUIRE(sooner.wait_for(5s) == std::future_status::ready);
+  REQUIRE(later.wait_for(5s) == std::future_status::ready);
+  const auto first = sooner.get();
+  const auto second = later.get();
+  CHECK(first.fired);
+  CHECK(second.fired);
+  CHECK(first.thread == driver);
+  CHECK(first.at >= start + 50ms);
+  CHECK(second.at >= start + 150ms);
+  CHECK(first.at <= second.at);
+}
+
+TEST_CASE("a stopped timer ends at once, not fired; one stopped before it began too",
+          "[net][transfer]")
+{
+  TransferThread thread;
+  std::stop_source stop;
+  auto waiting =
+      start_timer(thread.loop(), std::chrono::steady_clock::now() + 30s, stop.get_token());
+  CHECK(waiting.wait_for(100ms) == std::future_status::timeout);
+  const auto requested = std::chrono::steady_clock::now();
+  stop.request_stop();
+  REQUIRE(waiting.wait_for(5s) == std::future_status::ready);
+  const auto ended = waiting.get();
+  CHECK_FALSE(ended.fired);
+  CHECK(ended.at - requested < 100ms);
+
+  auto already =
+      start_timer(thread.loop(), std::chrono::steady_clock::now() + 30s, stop.get_token());
+  REQUIRE(already.wait_for(5s) == std::future_status::ready);
+  CHECK_FALSE(already.get().fired);
+}
+
+TEST_CASE("destroying the loop ends its timers, not fired", "[net][transfer]")
+{
+  std::future<TimerEnd> pending;
+  std::future<TimerEnd> queued;
+  {
+    TransferLoop loop; // driven by hand: no thread
+    pending = start_timer(loop, std::chrono::steady_clock::now() + 30s);
+    loop.dispatch();
+    queued = start_timer(loop, std::chrono::steady_clock::now() + 30s); // never dispatched
+    CHECK(pending.wait_for(0s) == std::future_status::timeout);
+  }
+  REQUIRE(pending.wait_for(0s) == std::future_status::ready);
+  REQUIRE(queued.wait_for(0s) == std::future_status::ready);
+  CHECK_FALSE(pending.get().fired);
+  CHECK_FALSE(queued.get().fired);
+}
+
+TEST_CASE("a loop's thread finds it through here(); other threads find none", "[net][transfer]")
+{
+  CHECK(TransferLoop::here() == nullptr);
+  TransferThread thread;
+  std::promise<TransferLoop*> seen;
+  thread.loop().defer([&] { seen.set_value(TransferLoop::here()); });
+  CHECK(seen.get_future().get() == &thread.loop());
+  CHECK(TransferLoop::here() == nullptr);
+  TransferLoop other;
+  {
+    const TransferLoop::Binding bound(&other);
+    CHECK(TransferLoop::here() == &other);
+  }
+  CHECK(TransferLoop::here() == nullptr);
+}
+
+TEST_CASE("all_stats sums a pool's counters over every live loop", "[net][transfer]")
+{
+  FakeUpstream fake;
+  auto one = std::make_unique<TransferThread>();
+  TransferThread two;
+  run_transfer(one->loop(), transfer_chat(fake, "a"));
+  run_transfer(two.loop(), transfer_chat(fake, "b"));
+  run_transfer(two.loop(), transfer_chat(fake, "c"));
+  const auto all = TransferLoop::all_stats("glm");
+  CHECK(all.opened == 2);
+  CHECK(all.reused == 1);
+  CHECK(all.idle == 2);
+  CHECK(all.max_idle == one->loop().stats("glm").max_idle + two.loop().stats("glm").max_idle);
+  one.reset();
+  CHECK(TransferLoop::all_stats("glm").opened == 1); // a destroyed loop counts no more
 }
