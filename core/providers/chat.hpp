@@ -115,11 +115,30 @@ struct UpstreamPoolStats {
   std::uint64_t stale_retries = 0; // requests resent because a reused connection was dead
 };
 
+// How an asynchronous model call ends (ChatBackend::start).
+using ChatDone = std::function<void(ChatOutcome outcome)>;
+
 // The model-call interface the tools use; net::UpstreamClient implements it
 // over HTTP(S), tests may substitute their own.
 class ChatBackend {
 public:
   virtual ~ChatBackend() = default;
+
+  // The same call without blocking, when this thread can carry one (in exai
+  // serve: an event loop, whose transfer loop runs the exchanges). Returns
+  // false, having started nothing, when it cannot; complete() is the way
+  // then. Otherwise `done` runs exactly once, never inside start() itself:
+  // on this thread once the outcome is known (cancelled within milliseconds
+  // of `stop`), or in the loop's destructor at shutdown.
+  virtual bool start(std::string_view /*provider_id*/,
+                     ChatRequest /*request*/,
+                     std::stop_token /*stop*/,
+                     ChatDone /*done*/)
+  {
+    return false;
+  }
+  // Whether start() would take a call on this thread.
+  virtual bool starts_here() const { return false; }
 
   // Blocking; returns promptly (<100 ms) after `stop` is requested, with code
   // cancelled. Thread-safe.

@@ -5,6 +5,8 @@
 #include "core/providers/openai_format.hpp"
 #include "core/util/enum_names.hpp"
 #include "net/upstream/ssl_init.hpp"
+#include "net/upstream/transfer_loop.hpp"
+#include "net/upstream/upstream_client_parts.hpp"
 #include "net/util/poco_time.hpp"
 
 #include <Poco/Base64Encoder.h>
@@ -38,9 +40,8 @@
 
 namespace exai::net {
 
-namespace {
+namespace upstream_detail {
 
-// Image bytes for data: URLs (standard alphabet, padded, no line breaks).
 std::string
 base64(std::string_view bytes)
 {
@@ -52,29 +53,13 @@ base64(std::string_view bytes)
   return out.str();
 }
 
-using std::chrono::milliseconds;
-using Clock = std::chrono::steady_clock;
-
-constexpr milliseconds kConnectPollSlice{10};
-
-milliseconds
-since(Clock::time_point start)
+std::chrono::milliseconds
+since(std::chrono::steady_clock::time_point start)
 {
-  return std::chrono::duration_cast<milliseconds>(Clock::now() - start);
+  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() -
+                                                               start);
 }
 
-// Waits on a condition variable that the stop token wakes.
-bool
-interruptible_sleep(milliseconds delay, std::stop_token stop)
-{
-  std::mutex mutex;
-  std::condition_variable_any wake;
-  std::unique_lock lock(mutex);
-  wake.wait_for(lock, stop, delay, [] { return false; });
-  return !stop.stop_requested();
-}
-
-// Replaces every occurrence of `secret` in `text` (no-op for an empty secret).
 std::string
 scrub(std::string text, const std::string& secret)
 {
@@ -96,6 +81,28 @@ truncate(const std::string& text, std::size_t limit)
     return text;
   }
   return text.substr(0, limit) + "...(" + std::to_string(text.size()) + " bytes)";
+}
+
+} // namespace upstream_detail
+
+using namespace upstream_detail;
+
+namespace {
+
+using std::chrono::milliseconds;
+using Clock = std::chrono::steady_clock;
+
+constexpr milliseconds kConnectPollSlice{10};
+
+// Waits on a condition variable that the stop token wakes.
+bool
+interruptible_sleep(milliseconds delay, std::stop_token stop)
+{
+  std::mutex mutex;
+  std::condition_variable_any wake;
+  std::unique_lock lock(mutex);
+  wake.wait_for(lock, stop, delay, [] { return false; });
+  return !stop.stop_requested();
 }
 
 } // namespace
@@ -136,51 +143,6 @@ upstream_options_from(const core::Settings& settings, const core::DaemonConfig& 
   options.stall_timeout = config.upstream_stall;
   return options;
 }
-
-struct UpstreamClient::Provider {
-  Provider(UpstreamEndpoint e, const UpstreamOptions& options)
-      : endpoint(std::move(e))
-      , breaker(options.circuit, options.clock)
-      , pool(ConnectionPool::Options{endpoint.pool_size, options.idle_timeout, options.pool_clock})
-  {
-  }
-
-  UpstreamEndpoint endpoint;
-  bool https = false;
-  std::string host;
-  std::uint16_t port = 0;
-  std::string path_prefix;         // e.g. "/v1"
-  Poco::Net::Context::Ptr context; // HTTPS only; Poco's Context is thread-safe to share
-  mutable core::CircuitBreaker breaker;
-  ConnectionPool pool;
-  std::mutex tls_mutex;
-  Poco::Net::Session::Ptr tls_session; // guarded by tls_mutex; fresh connections resume it
-};
-
-// What one HTTP exchange produced.
-struct UpstreamClient::Attempt {
-  enum class Kind {
-    response,
-    connect_error,
-    truncated,
-    read_timeout,
-    tls_error,
-    cancelled,
-    stale,   // a reused connection died before any answer byte: resend on a fresh one
-    stalled, // a streamed answer went silent for the stall timeout
-  };
-  Kind kind = Kind::connect_error;
-  int status = 0;
-  std::string body;
-  std::string retry_after;
-  std::map<std::string, std::string> headers; // of the answer, names lower-cased
-  std::string error;                          // already scrubbed
-  milliseconds latency{0};
-  // A 2xx event-stream answer, assembled (then `body` stays empty).
-  std::optional<std::variant<core::ChatReply, core::openai::StreamProblem>> streamed;
-  std::optional<milliseconds> first_token; // from sending to the first piece of the answer
-  bool stream_abandoned = false;           // stopped reading midway: connection unusable
-};
 
 UpstreamClient::UpstreamClient(std::vector<UpstreamEndpoint> endpoints,
                                UpstreamOptions options,
@@ -273,7 +235,18 @@ core::UpstreamPoolStats
 UpstreamClient::pool_stats(std::string_view provider_id) const
 {
   const Provider* provider = find(provider_id);
-  return provider == nullptr ? core::UpstreamPoolStats{} : provider->pool.stats();
+  if (provider == nullptr) {
+    return {};
+  }
+  core::UpstreamPoolStats stats = provider->pool.stats();
+  const core::UpstreamPoolStats loops = TransferLoop::all_stats(provider_id);
+  stats.idle += loops.idle;
+  stats.leased += loops.leased;
+  stats.max_idle += loops.max_idle;
+  stats.reused += loops.reused;
+  stats.opened += loops.opened;
+  stats.stale_retries += loops.stale_retries;
+  return stats;
 }
 
 UpstreamClient::Provider*
@@ -653,17 +626,6 @@ UpstreamClient::read_events(std::istream& in,
   }
   result.streamed = events.finish();
 }
-
-// What one attempt means for the call: its reply, or why not and whether
-// to try again.
-struct UpstreamClient::Verdict {
-  std::optional<core::ChatReply> reply;
-  core::Errc code = core::Errc::provider_error;
-  std::string message;
-  bool retryable = false;
-  bool provider_fault = true;
-  std::optional<milliseconds> retry_after;
-};
 
 UpstreamClient::Verdict
 UpstreamClient::judge(const Provider& provider,

@@ -125,9 +125,23 @@ public:
                              const core::ChatRequest& request,
                              std::stop_token stop) override;
 
+  // complete() without blocking, on a thread bound to a transfer loop
+  // (TransferLoop::here(), an event loop of exai serve): the same request,
+  // judge, retries (a loop timer waits out the backoff), circuit breaker,
+  // streaming and key scrubbing; the exchanges run on that loop, which
+  // resends a request once on a fresh connection when its kept-alive one
+  // turns out closed before any answer byte (as complete() does). False on
+  // any other thread.
+  bool start(std::string_view provider_id,
+             core::ChatRequest request,
+             std::stop_token stop,
+             core::ChatDone done) override;
+  bool starts_here() const override;
+
   // "closed" | "open" | "half_open"; "closed" for an unknown provider.
   std::string circuit_state(std::string_view provider_id) const override;
 
+  // The blocking path's pool and the transfer loops' connections together.
   core::UpstreamPoolStats pool_stats(std::string_view provider_id) const override;
 
   core::ProviderHttpOutcome send(std::string_view provider_id,
@@ -144,6 +158,7 @@ private:
   struct Provider;
   struct Attempt;
   struct Verdict;
+  struct AsyncChat;
 
   Verdict judge(const Provider& provider,
                 Attempt& result,

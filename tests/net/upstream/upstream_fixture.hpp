@@ -4,15 +4,18 @@
 // options that record their backoff delays instead of sleeping them, a chat
 // request and the two ways its outcome is read.
 
+#include "net/upstream/transfer_loop.hpp"
 #include "net/upstream/upstream_client.hpp"
 #include "tests/support/fake_upstream.hpp"
 
 #include <catch2/catch.hpp>
 
 #include <chrono>
+#include <future>
 #include <memory>
 #include <mutex>
 #include <string>
+#include <thread>
 #include <utility>
 #include <variant>
 #include <vector>
@@ -109,5 +112,61 @@ failure_of(const core::ChatOutcome& outcome)
   REQUIRE(std::holds_alternative<core::ChatFailure>(outcome));
   return std::get<core::ChatFailure>(outcome);
 }
+
+// UpstreamClient::start as a test reads it: started on a transfer loop's
+// thread, its outcome awaited like complete()'s.
+class LoopCaller {
+public:
+  explicit LoopCaller(net::UpstreamClient& client)
+      : client_(client)
+  {
+  }
+
+  core::ChatOutcome
+  complete(std::string_view provider, core::ChatRequest request, std::stop_token stop = {})
+  {
+    auto outcome = start(provider, std::move(request), std::move(stop));
+    REQUIRE(outcome.wait_for(std::chrono::seconds(20)) == std::future_status::ready);
+    return outcome.get();
+  }
+
+  // Starts the call and hands back its outcome to come. The outcome must
+  // arrive on the loop's thread, and never inside start().
+  std::future<core::ChatOutcome>
+  start(std::string_view provider, core::ChatRequest request, std::stop_token stop = {})
+  {
+    auto promise = std::make_shared<std::promise<core::ChatOutcome>>();
+    auto future = promise->get_future();
+    std::promise<bool> started;
+    thread_.loop().defer([&] {
+      const auto loop_thread = std::this_thread::get_id();
+      auto inside = std::make_shared<bool>(true);
+      auto wrong = wrong_thread_;
+      const bool ok =
+          client_.start(provider,
+                        std::move(request),
+                        std::move(stop),
+                        [promise, inside, wrong, loop_thread](core::ChatOutcome outcome) {
+                          if (*inside || std::this_thread::get_id() != loop_thread) {
+                            wrong->store(true);
+                          }
+                          promise->set_value(std::move(outcome));
+                        });
+      *inside = false;
+      started.set_value(ok);
+    });
+    REQUIRE(started.get_future().get());
+    return future;
+  }
+
+  // Some outcome arrived inside start() or on another thread.
+  bool misdelivered() const { return wrong_thread_->load(); }
+  net::TransferLoop& loop() { return thread_.loop(); }
+
+private:
+  net::UpstreamClient& client_;
+  std::shared_ptr<std::atomic<bool>> wrong_thread_ = std::make_shared<std::atomic<bool>>(false);
+  net::TransferThread thread_; // last: stopped before the rest goes
+};
 
 } // namespace exai::test

@@ -147,3 +147,24 @@ TEST_CASE("a missing EXAI_CA_FILE is a configuration error", "[net][upstream_tls
     CHECK(std::string(e.what()).find("EXAI_CA_FILE=/nonexistent/ca.pem") != std::string::npos);
   }
 }
+
+TEST_CASE("HTTPS on a transfer loop verifies with the client's CA file, not the loop's",
+          "[net][upstream_tls][upstream_async]")
+{
+  const TestCa ca;
+  FakeUpstream fake({kUpstreamKey, ca.server_cert(), ca.server_key(), {}, 16});
+  auto options = options_trusting(ca.ca_cert());
+  options.idle_timeout = std::chrono::milliseconds(0); // a new connection per call
+  UpstreamClient client({endpoint_for(fake, "kimi")}, options);
+  LoopCaller caller(client); // its loop has no CA file of its own
+  CHECK(reply_of(caller.complete("kimi", hello())).content == "echo: over tls");
+  CHECK(reply_of(caller.complete("kimi", hello())).content == "echo: over tls");
+  CHECK(client.pool_stats("kimi").opened == 2);
+  CHECK(client.pool_stats("kimi").reused == 0);
+
+  UpstreamClient untrusting({endpoint_for(fake, "kimi")}, options_trusting(ca.untrusted_cert()));
+  LoopCaller refused(untrusting);
+  const auto failure = failure_of(refused.complete("kimi", hello()));
+  CHECK(failure.code == Errc::provider_unavailable);
+  CHECK_THAT(failure.message, Catch::Contains("TLS"));
+}
