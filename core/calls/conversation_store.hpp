@@ -88,6 +88,9 @@ public:
   void write_behind(WriteBehind write) { write_behind_ = std::move(write); }
 
   int max_turns() const noexcept { return max_turns_; }
+  // Whether threads are kept in a shared store (finding and recording one
+  // may then wait on the network).
+  bool shared() const noexcept { return shared_ != nullptr; }
   std::size_t size() const { return threads_.size(); }
   std::size_t bytes() const { return threads_.bytes(); }
   // Drops expired threads now; returns the bytes freed.

@@ -2,6 +2,7 @@
 
 #include "core/log.hpp"
 #include "core/tools/argument_check.hpp"
+#include "core/tools/model_call.hpp"
 #include "core/tools/partial_progress.hpp"
 #include "core/util/free_memory.hpp"
 #include "core/util/scope_exit.hpp"
@@ -121,23 +122,30 @@ public:
   ChatOutcome
   complete(std::string_view provider_id, const ChatRequest& request, std::stop_token stop) override
   {
-    const auto start = Clock::now();
+    const auto began = Clock::now();
     ChatOutcome outcome = inner_.complete(provider_id, request, std::move(stop));
-    if (const auto it = latency_.find(provider_id); it != latency_.end()) {
-      it->second->observe(std::chrono::duration<double>(Clock::now() - start).count());
-    }
-    if (const auto* reply = std::get_if<ChatReply>(&outcome)) {
-      if (const auto it = first_token_.find(provider_id);
-          it != first_token_.end() && reply->time_to_first_token) {
-        it->second->observe(std::chrono::duration<double>(*reply->time_to_first_token).count());
-      }
-      if (reply->usage.is_object() && !reply->usage.empty()) {
-        // The requested (catalog) name: bounded label values, and the price table's key.
-        usage_.record(provider_id, request.model, token_usage(reply->usage));
-      }
-    }
+    observe(provider_id, request.model, began, outcome);
     return outcome;
   }
+  bool start(std::string_view provider_id,
+             ChatRequest request,
+             std::stop_token stop,
+             ChatDone done) override
+  {
+    std::string model = request.model;
+    return inner_.start(provider_id,
+                        std::move(request),
+                        std::move(stop),
+                        [this,
+                         provider = std::string(provider_id),
+                         model = std::move(model),
+                         began = Clock::now(),
+                         done = std::move(done)](ChatOutcome outcome) {
+                          observe(provider, model, began, outcome);
+                          done(std::move(outcome));
+                        });
+  }
+  bool starts_here() const override { return inner_.starts_here(); }
   std::string circuit_state(std::string_view provider_id) const override
   {
     return inner_.circuit_state(provider_id);
@@ -148,6 +156,26 @@ public:
   }
 
 private:
+  void observe(std::string_view provider_id,
+               const std::string& model,
+               Clock::time_point began,
+               const ChatOutcome& outcome)
+  {
+    if (const auto it = latency_.find(provider_id); it != latency_.end()) {
+      it->second->observe(std::chrono::duration<double>(Clock::now() - began).count());
+    }
+    if (const auto* reply = std::get_if<ChatReply>(&outcome)) {
+      if (const auto it = first_token_.find(provider_id);
+          it != first_token_.end() && reply->time_to_first_token) {
+        it->second->observe(std::chrono::duration<double>(*reply->time_to_first_token).count());
+      }
+      if (reply->usage.is_object() && !reply->usage.empty()) {
+        // The requested (catalog) name: bounded label values, and the price table's key.
+        usage_.record(provider_id, model, token_usage(reply->usage));
+      }
+    }
+  }
+
   ChatBackend& inner_;
   const Histograms& latency_;
   const Histograms& first_token_;
@@ -324,7 +352,7 @@ queue_full_message(const DaemonConfig& config,
 
 // One run of a tool. Identical calls share it (callers); capacity is taken
 // once for it, then held by the thread running it.
-struct Engine::Execution {
+struct Engine::Execution : std::enable_shared_from_this<Execution> {
   std::string key; // identical-call key; empty when not shared
   const Tool* tool = nullptr;
   CallPlan plan;
@@ -1030,6 +1058,12 @@ Engine::admitted(const std::shared_ptr<Execution>& execution,
     run(execution, std::move(*permits), deadline); // already on a call thread
     return;
   }
+  // On an event loop (a call that found capacity free, or one admitted as
+  // another ended there), a model call needs no call thread.
+  if (execution->lookup == nullptr && measured_chat_->starts_here() &&
+      run_on_loop(execution, *permits, deadline)) {
+    return;
+  }
   if (!pool_.post([this, execution, permits, deadline] {
         run(execution, std::move(*permits), deadline);
       })) {
@@ -1120,6 +1154,70 @@ Engine::begin(const std::shared_ptr<Execution>& execution, bool inline_run)
   return deadline;
 }
 
+namespace {
+
+// A tool's run as the engine sees it: what `body` returns, or the failure
+// its exception means.
+template <typename Body>
+ToolResult
+guarded_tool_run(const Tool& tool, Body&& body)
+{
+  try {
+    return body();
+  } catch (const Error& e) {
+    return ToolFailure{e.code(), e.what(), e.details()};
+  } catch (const std::exception& e) {
+    log::get("core")->error("tool crashed tool={} error=\"{}\"", tool.name(), e.what());
+    return ToolFailure{Errc::internal_error, "internal error in tool", nlohmann::json::object()};
+  }
+}
+
+} // namespace
+
+ToolContext
+Engine::context_for(Execution& execution, CallPermits& permits, Clock::time_point deadline)
+{
+  Execution* const exec = &execution;
+  CallPermits* const held = &permits;
+  return ToolContext{
+      *execution.arguments,
+      execution.plan,
+      execution.stop.get_token(),
+      deadline,
+      *measured_chat_,
+      providers_,
+      conversations_,
+      [this] { return status_json(); },
+      [weak = execution.weak_from_this()](std::string_view note) {
+        if (auto running = weak.lock()) {
+          if (note.starts_with(kStreamingNotePrefix)) {
+            running->streaming.store(true, std::memory_order_relaxed);
+          }
+          for (const auto& call : running->snapshot()) {
+            call->progress(note);
+          }
+        }
+      },
+      config_,
+      file_roots_,
+      [this, exec, held, deadline](std::string_view reason) {
+        if (!take_fallback(*exec, std::string(reason))) {
+          return false;
+        }
+        if (auto refused = capacity_.switch_provider(
+                *held, exec->plan.provider, deadline, exec->stop.get_token())) {
+          log::get("core")->warn("fallback refused: no {} capacity in time", exec->plan.provider);
+          return false;
+        }
+        return true;
+      },
+      [this, exec](const std::string& provider, Clock::time_point until) {
+        return capacity_.extra_provider_permit(provider, until, exec->stop.get_token());
+      },
+      http_,
+      daemon_view_.get()};
+}
+
 void
 Engine::run(const std::shared_ptr<Execution>& execution,
             CallPermits permits,
@@ -1128,56 +1226,21 @@ Engine::run(const std::shared_ptr<Execution>& execution,
   if (execution->lookup != nullptr) {
     execution->lookup->wait(); // a stored result, if there is one, went out instead
   }
-  ToolResult result = ToolFailure{Errc::internal_error, "tool did not run", {}};
-  try {
+  ToolResult result = guarded_tool_run(*execution->tool, [&]() -> ToolResult {
     if (execution->stop.stop_requested()) {
       throw Error(Errc::cancelled, "stopped before the tool ran");
     }
-    ToolContext context{
-        *execution->arguments,
-        execution->plan,
-        execution->stop.get_token(),
-        deadline,
-        *measured_chat_,
-        providers_,
-        conversations_,
-        [this] { return status_json(); },
-        [weak = std::weak_ptr(execution)](std::string_view note) {
-          if (auto exec = weak.lock()) {
-            if (note.starts_with(kStreamingNotePrefix)) {
-              exec->streaming.store(true, std::memory_order_relaxed);
-            }
-            for (const auto& call : exec->snapshot()) {
-              call->progress(note);
-            }
-          }
-        },
-        config_,
-        file_roots_,
-        [this, &execution, &permits, deadline](std::string_view reason) {
-          if (!take_fallback(*execution, std::string(reason))) {
-            return false;
-          }
-          if (auto refused = capacity_.switch_provider(
-                  permits, execution->plan.provider, deadline, execution->stop.get_token())) {
-            log::get("core")->warn("fallback refused: no {} capacity in time",
-                                   execution->plan.provider);
-            return false;
-          }
-          return true;
-        },
-        [this, &execution](const std::string& provider, Clock::time_point until) {
-          return capacity_.extra_provider_permit(provider, until, execution->stop.get_token());
-        },
-        http_,
-        daemon_view_.get()};
-    result = execution->tool->run(context);
-  } catch (const Error& e) {
-    result = ToolFailure{e.code(), e.what(), e.details()};
-  } catch (const std::exception& e) {
-    log::get("core")->error("tool crashed tool={} error=\"{}\"", execution->tool->name(), e.what());
-    result = ToolFailure{Errc::internal_error, "internal error in tool", nlohmann::json::object()};
-  }
+    ToolContext context = context_for(*execution, permits, deadline);
+    return execution->tool->run(context);
+  });
+  conclude(execution, permits, std::move(result));
+}
+
+void
+Engine::conclude(const std::shared_ptr<Execution>& execution,
+                 CallPermits& permits,
+                 ToolResult result)
+{
   // Capacity goes back before anyone hears of the result, so a client that
   // sends its next call at once finds it free.
   permits.reset();
@@ -1190,6 +1253,94 @@ Engine::run(const std::shared_ptr<Execution>& execution,
   }
   finish(execution, std::move(result));
   retire(execution);
+}
+
+// A call whose model request runs on an event loop's transfer loop: it owns
+// what the blocking run() keeps on its stack — the permits, the tool's
+// context and step — until the call concludes.
+struct Engine::LoopRun {
+  std::shared_ptr<Execution> execution;
+  CallPermits permits;
+  std::optional<ToolContext> context; // refers to *execution and permits
+  std::unique_ptr<ModelStep> step;
+};
+
+bool
+Engine::run_on_loop(const std::shared_ptr<Execution>& execution,
+                    CallPermits& permits,
+                    Clock::time_point deadline)
+{
+  auto run = std::make_shared<LoopRun>();
+  run->execution = execution;
+  run->permits = std::move(permits);
+  run->context.emplace(context_for(*execution, run->permits, deadline));
+  const Tool& tool = *execution->tool;
+  std::optional<ChatRequest> request;
+  ToolResult early = guarded_tool_run(tool, [&]() -> ToolResult {
+    if (execution->stop.stop_requested()) {
+      throw Error(Errc::cancelled, "stopped before the tool ran");
+    }
+    run->step = tool.model_step(*run->context);
+    if (run->step) {
+      request = run->step->build(execution->plan, run->step->info);
+    }
+    return ToolSuccess{};
+  });
+  if (!request) {
+    if (!run->step && std::holds_alternative<ToolSuccess>(early)) {
+      permits = std::move(run->permits); // this call needs a call thread
+      return false;
+    }
+    conclude(execution, run->permits, std::move(early));
+    return true;
+  }
+  loop_calls_.fetch_add(1, std::memory_order_relaxed);
+  if (run->context->progress && !request->on_partial) {
+    request->on_partial = PartialProgress(run->context->progress, request->model);
+  }
+  const bool started = measured_chat_->start(
+      execution->plan.provider,
+      std::move(*request),
+      execution->stop.get_token(),
+      [this, run](ChatOutcome outcome) { model_answered(run, std::move(outcome)); });
+  if (!started && !pool_.post([this, run] {
+        ToolResult result = guarded_tool_run(
+            *run->execution->tool, [&] { return run_model_step(*run->context, *run->step); });
+        conclude(run->execution, run->permits, std::move(result));
+      })) {
+    conclude(
+        execution,
+        run->permits,
+        ToolFailure{Errc::shutting_down, "the daemon is shutting down", nlohmann::json::object()});
+  }
+  return true;
+}
+
+void
+Engine::model_answered(const std::shared_ptr<LoopRun>& run, ChatOutcome outcome)
+{
+  const Tool& tool = *run->execution->tool;
+  if (!model_call_settled(*run->context, outcome)) {
+    // A web-search round or a fallback follows: blocking work, for a call thread.
+    auto first = std::make_shared<ChatOutcome>(std::move(outcome));
+    if (!pool_.post([this, run, first] {
+          ToolResult result = guarded_tool_run(*run->execution->tool, [&] {
+            const ChatOutcome last = call_model_after(
+                *run->context, run->step->build, run->step->info, std::move(*first));
+            return run->step->finish(*run->context, last, run->step->info);
+          });
+          conclude(run->execution, run->permits, std::move(result));
+        })) {
+      conclude(run->execution,
+               run->permits,
+               ToolFailure{
+                   Errc::shutting_down, "the daemon is shutting down", nlohmann::json::object()});
+    }
+    return;
+  }
+  ToolResult result = guarded_tool_run(
+      tool, [&] { return run->step->finish(*run->context, outcome, run->step->info); });
+  conclude(run->execution, run->permits, std::move(result));
 }
 
 std::vector<std::shared_ptr<Engine::Call>>
@@ -1517,6 +1668,7 @@ Engine::stats() const
   s.reuse_budget = config_.reuse_max_bytes;
   s.conversation_budget = config_.conversation_max_bytes;
   s.call_threads = pool_.threads();
+  s.loop_calls = loop_calls_.load(std::memory_order_relaxed);
   s.accepting = accepting_;
   s.call_latency = call_latency_.snapshot();
   for (const auto& [id, histogram] : upstream_latency_) {

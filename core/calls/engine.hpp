@@ -52,6 +52,7 @@ struct EngineStats {
   std::size_t executions = 0;          // tool runs (coalesced calls share one)
   std::size_t queued = 0;              // executions waiting for capacity
   std::size_t call_threads = 0;        // threads the call pool has started
+  std::uint64_t loop_calls = 0;        // model calls carried on an event loop, no call thread
   std::size_t cached_results = 0;      // replayable results
   std::size_t cached_result_bytes = 0; // their weight (EXAI_WS_RESULT_MAX_BYTES)
   std::size_t reuse_bytes = 0;         // identical-call cache (EXAI_WS_REUSE_MAX_BYTES)
@@ -157,6 +158,7 @@ private:
   struct Call;
   struct Execution;
   struct StoreLookup;
+  struct LoopRun;
   class MeasuredChat;
   using Clock = std::chrono::steady_clock;
   struct StoredResult {
@@ -204,6 +206,22 @@ private:
   Clock::time_point begin(const std::shared_ptr<Execution>& execution, bool inline_run);
   void
   run(const std::shared_ptr<Execution>& execution, CallPermits permits, Clock::time_point deadline);
+  // What a running tool may use; refers to `execution` and `permits`, which
+  // must outlive it.
+  ToolContext context_for(Execution& execution, CallPermits& permits, Clock::time_point deadline);
+  // Runs `execution`'s model call without a call thread when its tool and
+  // this thread allow (Tool::model_step, ChatBackend::start): the tool
+  // continues on this thread when the answer is in, or on a call thread when
+  // what follows blocks (web-search rounds, a fallback). False (permits
+  // untouched, nothing done) when the call needs a call thread.
+  bool run_on_loop(const std::shared_ptr<Execution>& execution,
+                   CallPermits& permits,
+                   Clock::time_point deadline);
+  void model_answered(const std::shared_ptr<LoopRun>& run, ChatOutcome outcome);
+  // How every run ends: capacity back, the stop reason named, the result
+  // sent, the execution retired.
+  void
+  conclude(const std::shared_ptr<Execution>& execution, CallPermits& permits, ToolResult result);
   void finish(const std::shared_ptr<Execution>& execution, ToolResult result);
   void expire(const std::shared_ptr<Execution>& execution);
   std::vector<std::shared_ptr<Call>> detach(Execution& execution);
@@ -302,6 +320,7 @@ private:
   std::atomic<std::size_t> freed_since_trim_{0};
   std::atomic<std::uint64_t> sweeps_{0};
   std::atomic<std::uint64_t> admitted_calls_{0};
+  std::atomic<std::uint64_t> loop_calls_{0};
   // Where submissions read the shared store (Redis), so the caller's thread
   // (the event loop) never waits on the network. Destroyed first.
   ThreadPool lookups_;

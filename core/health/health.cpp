@@ -217,6 +217,7 @@ health_json(const HealthInputs& in)
         {"reuse", {{"bytes", e.reuse_bytes}, {"budget", e.reuse_budget}}},
         {"conversations", {{"bytes", e.conversation_bytes}, {"budget", e.conversation_budget}}}}},
       {"call_threads", e.call_threads},
+      {"loop_calls", e.loop_calls},
       {"conversation_threads", e.conversations},
       {"circuits", circuits},
       {"upstream_pools", pools},

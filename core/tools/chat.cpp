@@ -93,6 +93,24 @@ public:
 
   ToolResult run(ToolContext& context) const override
   {
+    return run_model_step(context, *prepare(context));
+  }
+
+  // A call with nothing to read (no files, no images) on a daemon whose
+  // conversations are its own needs no call thread.
+  std::unique_ptr<ModelStep> model_step(ToolContext& context) const override
+  {
+    const auto& args = context.arguments;
+    if (context.conversations.shared() || !strings_arg(args, "files").empty() ||
+        !strings_arg(args, "images").empty()) {
+      return nullptr;
+    }
+    return prepare(context);
+  }
+
+  // Everything before the model request, and what follows its answer.
+  std::unique_ptr<ModelStep> prepare(ToolContext& context) const
+  {
     const auto& args = context.arguments;
     std::vector<std::string> files = strings_arg(args, "files");
     std::string prompt = take_prompt_files(context, files);
@@ -100,12 +118,12 @@ public:
       prompt += (prompt.empty() ? "" : "\n\n") + *given;
     }
     if (prompt.size() > kMaxPromptChars) {
-      return ToolFailure{
+      throw Error(
           Errc::resend_prompt,
           "the prompt is " + std::to_string(prompt.size()) + " characters, over the " +
               std::to_string(kMaxPromptChars) +
               " limit: save it to a file named prompt.txt and pass its absolute path in files",
-          {{"prompt_size", prompt.size()}, {"limit", kMaxPromptChars}}};
+          {{"prompt_size", prompt.size()}, {"limit", kMaxPromptChars}});
     }
 
     const std::string& conversation_id = context.plan.conversation_id;
@@ -113,17 +131,17 @@ public:
     if (!conversation_id.empty()) {
       auto found = context.conversations.find(conversation_id);
       if (!found) {
-        return ToolFailure{Errc::validation_error,
-                           "conversation '" + conversation_id +
-                               "' was not found or has expired; start a new one without "
-                               "continuation_id",
-                           {{"field", "continuation_id"}, {"value", conversation_id}}};
+        throw Error(Errc::validation_error,
+                    "conversation '" + conversation_id +
+                        "' was not found or has expired; start a new one without "
+                        "continuation_id",
+                    {{"field", "continuation_id"}, {"value", conversation_id}});
       }
       if (found->turns >= context.conversations.max_turns()) {
-        return ToolFailure{Errc::validation_error,
-                           "conversation '" + conversation_id + "' reached its limit of " +
-                               std::to_string(context.conversations.max_turns()) + " turns",
-                           {{"field", "continuation_id"}, {"value", conversation_id}}};
+        throw Error(Errc::validation_error,
+                    "conversation '" + conversation_id + "' reached its limit of " +
+                        std::to_string(context.conversations.max_turns()) + " turns",
+                    {{"field", "continuation_id"}, {"value", conversation_id}});
       }
       history = std::move(*found);
     }
@@ -160,13 +178,22 @@ public:
     const double temperature =
         number_arg(args, "temperature", 0.0, 1.0).value_or(spec().default_temperature);
     const auto max_tokens = int_arg(args, "max_tokens", 1, 1 << 30);
-    ModelCallInfo info;
-    const RequestBuilder build = [&](const CallPlan& plan, ModelCallInfo& call_info) {
+    auto step = std::make_unique<ModelStep>();
+    // The step outlives this function (not the call): it keeps what it needs.
+    const std::size_t image_count = images.size();
+    ChatMessage remembered = remembered_message(user, image_count);
+    step->build = [&context,
+                   system_prompt,
+                   history = std::move(history.messages),
+                   user = std::move(user),
+                   thinking,
+                   web_search,
+                   temperature,
+                   max_tokens](const CallPlan& plan, ModelCallInfo& call_info) {
       ChatRequest request = model_request(context, plan, temperature, max_tokens);
       const ModelInfo* model = context.providers.catalog().find(plan.model);
       request.messages.emplace_back("system", system_prompt);
-      request.messages.insert(
-          request.messages.end(), history.messages.begin(), history.messages.end());
+      request.messages.insert(request.messages.end(), history.begin(), history.end());
       request.messages.push_back(user);
       if (thinking && model != nullptr) {
         if (auto note = apply_thinking(request, plan.provider, *model, *thinking); !note.empty()) {
@@ -178,45 +205,54 @@ public:
       }
       return request;
     };
-    ChatOutcome outcome = call_model(context, build, info);
-    if (auto* failure = std::get_if<ChatFailure>(&outcome)) {
-      return tool_failure(*failure);
-    }
-    const auto& reply = std::get<ChatReply>(outcome);
-
-    const auto [id, turns] = context.conversations.record_turn(
-        conversation_id,
-        remembered_message(user, images.size()),
-        ChatMessage("assistant", reply.content),
-        TurnInfo{std::string(name()), context.plan.provider, context.plan.model, bundle.embedded});
-    const int remaining = context.conversations.max_turns() - turns;
-    nlohmann::json offer = nullptr;
-    nlohmann::json metadata = reply_metadata(context.plan, reply);
-    if (remaining > 0) {
-      offer = {{"continuation_id", id},
-               {"remaining_turns", remaining},
-               {"note",
-                "Pass continuation_id to continue this conversation (" + std::to_string(remaining) +
-                    " turns left)."}};
-      metadata["conversation_ready"] = true;
-    }
-    metadata["finish_reason"] = reply.finish_reason;
-    metadata["conversation_turns"] = turns;
-    if (!files.empty()) {
-      metadata["files"] = files_metadata(bundle);
-    }
-    if (!images.empty()) {
-      metadata["images"] = images.size();
-    }
-    if (web_search) {
-      metadata["web_search"] = {
-          {"rounds", info.search_rounds},
-          {"results", reply.web_search.is_null() ? nlohmann::json::array() : reply.web_search}};
-    }
-    if (!info.notes.empty()) {
-      metadata["notes"] = info.notes;
-    }
-    return ToolSuccess{{envelope(name(), reply.content, "text", metadata, offer)}};
+    step->finish = [this,
+                    conversation_id,
+                    remembered = std::move(remembered),
+                    image_count,
+                    files_meta = files.empty() ? nlohmann::json() : files_metadata(bundle),
+                    embedded = std::move(bundle.embedded),
+                    web_search](ToolContext& call,
+                                const ChatOutcome& outcome,
+                                ModelCallInfo& info) -> ToolResult {
+      if (const auto* failure = std::get_if<ChatFailure>(&outcome)) {
+        return tool_failure(*failure);
+      }
+      const auto& reply = std::get<ChatReply>(outcome);
+      const auto [id, turns] = call.conversations.record_turn(
+          conversation_id,
+          remembered,
+          ChatMessage("assistant", reply.content),
+          TurnInfo{std::string(name()), call.plan.provider, call.plan.model, embedded});
+      const int remaining = call.conversations.max_turns() - turns;
+      nlohmann::json offer = nullptr;
+      nlohmann::json metadata = reply_metadata(call.plan, reply);
+      if (remaining > 0) {
+        offer = {{"continuation_id", id},
+                 {"remaining_turns", remaining},
+                 {"note",
+                  "Pass continuation_id to continue this conversation (" +
+                      std::to_string(remaining) + " turns left)."}};
+        metadata["conversation_ready"] = true;
+      }
+      metadata["finish_reason"] = reply.finish_reason;
+      metadata["conversation_turns"] = turns;
+      if (!files_meta.is_null()) {
+        metadata["files"] = files_meta;
+      }
+      if (image_count > 0) {
+        metadata["images"] = image_count;
+      }
+      if (web_search) {
+        metadata["web_search"] = {
+            {"rounds", info.search_rounds},
+            {"results", reply.web_search.is_null() ? nlohmann::json::array() : reply.web_search}};
+      }
+      if (!info.notes.empty()) {
+        metadata["notes"] = info.notes;
+      }
+      return ToolSuccess{{envelope(name(), reply.content, "text", metadata, offer)}};
+    };
+    return step;
   }
 
 private:

@@ -11,24 +11,47 @@ namespace exai::core {
 
 namespace {
 
+// The model asked only for Kimi's builtin web search: exai answers and asks
+// again. Other tools are the caller's to handle (kimi_chat_with_tools).
+bool
+wants_search_round(const ChatReply& reply)
+{
+  if (reply.tool_calls.empty()) {
+    return false;
+  }
+  for (const auto& call : reply.tool_calls) {
+    if (!is_builtin_web_search(call)) {
+      return false;
+    }
+  }
+  return true;
+}
+
+bool
+wants_fallback(const ToolContext& context, const ChatFailure& failure)
+{
+  return provider_down(failure) && context.plan.automatic && context.plan.fallback &&
+         context.fall_back && !context.stop.stop_requested();
+}
+
+// `first`, when given, is the first request's outcome, already known.
 ChatOutcome
-complete_with_search(ToolContext& context, ChatRequest request, ModelCallInfo& info)
+complete_with_search(ToolContext& context,
+                     ChatRequest request,
+                     ModelCallInfo& info,
+                     std::optional<ChatOutcome> first = std::nullopt)
 {
   if (context.progress && !request.on_partial) {
     request.on_partial = PartialProgress(context.progress, request.model);
   }
   for (;;) {
-    ChatOutcome outcome = context.chat.complete(context.plan.provider, request, context.stop);
+    ChatOutcome outcome = first
+                              ? std::move(*first)
+                              : context.chat.complete(context.plan.provider, request, context.stop);
+    first.reset();
     auto* reply = std::get_if<ChatReply>(&outcome);
-    if (reply == nullptr || reply->tool_calls.empty()) {
+    if (reply == nullptr || !wants_search_round(*reply)) {
       return outcome;
-    }
-    bool all_search = true;
-    for (const auto& call : reply->tool_calls) {
-      all_search = all_search && is_builtin_web_search(call);
-    }
-    if (!all_search) {
-      return outcome; // tools the caller must handle (kimi_chat_with_tools)
     }
     if (info.search_rounds >= kMaxSearchRounds) {
       return ChatFailure{
@@ -48,6 +71,36 @@ complete_with_search(ToolContext& context, ChatRequest request, ModelCallInfo& i
       request.messages.push_back(web_search_echo(call));
     }
   }
+}
+
+ChatOutcome
+model_call_from(ToolContext& context,
+                const RequestBuilder& build,
+                ModelCallInfo& info,
+                std::optional<ChatOutcome> first)
+{
+  // With `first`, the first request is built again for the search rounds
+  // that may follow it; its notes were taken when it was first built.
+  ModelCallInfo rebuilt;
+  ChatOutcome outcome = complete_with_search(
+      context, build(context.plan, first ? rebuilt : info), info, std::move(first));
+  auto* failure = std::get_if<ChatFailure>(&outcome);
+  if (failure == nullptr || !wants_fallback(context, *failure)) {
+    return outcome;
+  }
+  const std::string reason = failure->message;
+  log::get("core")->info("fallback from={} to={} reason=\"{}\"",
+                         context.plan.model,
+                         context.plan.fallback->model,
+                         reason);
+  if (!context.fall_back(reason)) {
+    return outcome;
+  }
+  if (context.progress) {
+    context.progress("falling back to " + context.plan.model + " (" + reason + ")");
+  }
+  info.search_rounds = 0;
+  return complete_with_search(context, build(context.plan, info), info);
 }
 
 } // namespace
@@ -106,28 +159,35 @@ provider_down(const ChatFailure& failure)
   return false;
 }
 
+bool
+model_call_settled(const ToolContext& context, const ChatOutcome& first)
+{
+  if (const auto* reply = std::get_if<ChatReply>(&first)) {
+    return !wants_search_round(*reply);
+  }
+  return !wants_fallback(context, std::get<ChatFailure>(first));
+}
+
 ChatOutcome
 call_model(ToolContext& context, const RequestBuilder& build, ModelCallInfo& info)
 {
-  ChatOutcome outcome = complete_with_search(context, build(context.plan, info), info);
-  auto* failure = std::get_if<ChatFailure>(&outcome);
-  if (failure == nullptr || !provider_down(*failure) || !context.plan.automatic ||
-      !context.plan.fallback || !context.fall_back || context.stop.stop_requested()) {
-    return outcome;
-  }
-  const std::string reason = failure->message;
-  log::get("core")->info("fallback from={} to={} reason=\"{}\"",
-                         context.plan.model,
-                         context.plan.fallback->model,
-                         reason);
-  if (!context.fall_back(reason)) {
-    return outcome;
-  }
-  if (context.progress) {
-    context.progress("falling back to " + context.plan.model + " (" + reason + ")");
-  }
-  info.search_rounds = 0;
-  return complete_with_search(context, build(context.plan, info), info);
+  return model_call_from(context, build, info, std::nullopt);
+}
+
+ChatOutcome
+call_model_after(ToolContext& context,
+                 const RequestBuilder& build,
+                 ModelCallInfo& info,
+                 ChatOutcome first)
+{
+  return model_call_from(context, build, info, std::move(first));
+}
+
+ToolResult
+run_model_step(ToolContext& context, ModelStep& step)
+{
+  const ChatOutcome outcome = call_model(context, step.build, step.info);
+  return step.finish(context, outcome, step.info);
 }
 
 nlohmann::json

@@ -33,6 +33,33 @@ using RequestBuilder = std::function<ChatRequest(const CallPlan& plan, ModelCall
 // auto call to its fallback once, within the same deadline.
 ChatOutcome call_model(ToolContext& context, const RequestBuilder& build, ModelCallInfo& info);
 
+// call_model once the first request's outcome, `first`, is known (the
+// engine got it without a call thread): what is left of web-search rounds
+// and the fallback. Blocking.
+ChatOutcome call_model_after(ToolContext& context,
+                             const RequestBuilder& build,
+                             ModelCallInfo& info,
+                             ChatOutcome first);
+
+// Whether call_model_after would return `first` as it is: no web-search
+// round to make and no fallback to take. Only then may the call finish
+// without a call thread.
+bool model_call_settled(const ToolContext& context, const ChatOutcome& first);
+
+// A tool's model call set up for the engine to carry without a call thread
+// (Tool::model_step): the request for the call's plan, and how the outcome
+// becomes the tool's result.
+struct ModelStep {
+  RequestBuilder build;
+  ModelCallInfo info;
+  std::function<ToolResult(ToolContext& context, const ChatOutcome& outcome, ModelCallInfo& info)>
+      finish;
+};
+
+// The whole step on this thread, blocking: call_model, then finish. What a
+// tool's run() does with the step its model_step() would give.
+ToolResult run_model_step(ToolContext& context, ModelStep& step);
+
 // A request for `plan`'s model within the call's deadline, at `temperature`.
 // `max_tokens`, when given, is capped at what the model can produce (and left
 // out for a model the catalog does not know).

@@ -1,10 +1,17 @@
 #include "core/tools/tool.hpp"
 
 #include "core/calls/conversation_store.hpp"
+#include "core/tools/model_call.hpp"
 
 #include <cmath>
 
 namespace exai::core {
+
+std::unique_ptr<ModelStep>
+Tool::model_step(ToolContext& /*context*/) const
+{
+  return nullptr;
+}
 
 CallPlan
 Tool::plan(const PlanInput& input) const

@@ -25,6 +25,7 @@ namespace exai::core {
 
 class ConversationStore;
 class FileRoots;
+struct ModelStep;
 class ProviderHttp;
 struct DaemonConfig;
 struct DaemonView;
@@ -104,6 +105,14 @@ public:
 
   // Runs the call. Must return promptly once `context.stop` is requested.
   virtual ToolResult run(ToolContext& context) const = 0;
+
+  // run() for a call the engine can carry without a call thread (on an
+  // event loop): the quick part — checks, and what the model request needs —
+  // done now, without blocking; the engine makes the request and finishes
+  // the step when the answer is in. Null, having done nothing, when this
+  // call must run on a call thread (files or images to read, a shared store
+  // to ask): the default. Throws like run().
+  virtual std::unique_ptr<ModelStep> model_step(ToolContext& context) const;
 
   // May an identical call share this one's execution or cached result?
   // False for tools whose answer depends on when they run (status).

@@ -1,4 +1,5 @@
 #include "core/calls/engine.hpp"
+#include "tests/core/calls/recording_sink.hpp"
 #include "tests/support/race.hpp"
 
 #include <catch2/catch.hpp>
@@ -12,113 +13,10 @@
 
 using namespace exai::core;
 using namespace std::chrono_literals;
+using exai::test::RecordingSink;
 using nlohmann::json;
 
 namespace {
-
-// Records the engine's typed events as op-protocol-shaped JSON objects (the
-// shape the tests assert on); can wait for a condition with a deadline.
-class RecordingSink final : public CallSink {
-public:
-  void on_progress(std::string_view request_id,
-                   std::string_view tool,
-                   std::string_view note) noexcept override
-  {
-    json frame{{"op", "progress"}, {"request_id", request_id}, {"name", tool}};
-    if (!note.empty()) {
-      frame["note"] = note;
-    }
-    record(std::move(frame));
-  }
-  void on_ack(std::string_view request_id,
-              std::string_view tool,
-              std::chrono::milliseconds timeout) noexcept override
-  {
-    record({{"op", "call_tool_ack"},
-            {"request_id", request_id},
-            {"accepted", true},
-            {"timeout", static_cast<double>(timeout.count()) / 1000.0},
-            {"name", tool}});
-  }
-  bool on_result(std::string_view request_id, const ToolResult& result) noexcept override
-  {
-    json frame{{"op", "call_tool_res"}, {"request_id", request_id}};
-    if (const auto* success = std::get_if<ToolSuccess>(&result)) {
-      frame["outputs"] = json::array();
-      std::string text;
-      for (const auto& output : success->outputs) {
-        frame["outputs"].push_back({{"type", "text"}, {"text", output}});
-        text += (text.empty() ? "" : "\n\n") + output;
-      }
-      frame["text"] = text;
-    } else {
-      const auto& failure = std::get<ToolFailure>(result);
-      frame["error"] = {{"code", protocol_code(failure.code)},
-                        {"message", failure.message},
-                        {"details", failure.details}};
-    }
-    if (before_result) {
-      before_result(request_id);
-    }
-    record(std::move(frame));
-    return accept_results;
-  }
-  // Runs inside on_result, before the frame is recorded (set before calls start).
-  std::function<void(std::string_view request_id)> before_result;
-  void record(json frame)
-  {
-    const std::lock_guard lock(mutex_);
-    frames_.push_back(std::move(frame));
-    changed_.notify_all();
-  }
-  std::atomic<bool> accept_results{true};
-  std::vector<json> frames() const
-  {
-    const std::lock_guard lock(mutex_);
-    return frames_;
-  }
-  // Waits until a call_tool_res for `request_id` arrived; returns it.
-  json result(const std::string& request_id, std::chrono::milliseconds limit = 10s)
-  {
-    std::unique_lock lock(mutex_);
-    json found;
-    changed_.wait_for(lock, limit, [&] {
-      for (const auto& f : frames_) {
-        if (f["op"] == "call_tool_res" && f["request_id"] == request_id) {
-          found = f;
-          return true;
-        }
-      }
-      return false;
-    });
-    return found;
-  }
-  // Waits until `n` frames with `op` for `request_id` arrived.
-  bool wait_count(const std::string& op, const std::string& request_id, std::size_t n)
-  {
-    const auto deadline = std::chrono::steady_clock::now() + 10s;
-    while (count(op, request_id) < n) {
-      if (std::chrono::steady_clock::now() > deadline) {
-        return false;
-      }
-      std::this_thread::sleep_for(1ms);
-    }
-    return true;
-  }
-  std::size_t count(const std::string& op, const std::string& request_id) const
-  {
-    const std::lock_guard lock(mutex_);
-    return static_cast<std::size_t>(
-        std::count_if(frames_.begin(), frames_.end(), [&](const json& f) {
-          return f["op"] == op && f.value("request_id", "") == request_id;
-        }));
-  }
-
-private:
-  mutable std::mutex mutex_;
-  std::condition_variable changed_;
-  std::vector<json> frames_;
-};
 
 // A ChatBackend the test steers: prompts starting with "block" wait until
 // released or stopped; "fail" returns a provider error.
