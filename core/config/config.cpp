@@ -280,6 +280,7 @@ load_daemon_config(const Settings& settings)
   c.upstream_stream = read_bool(settings, "EXAI_UPSTREAM_STREAM", c.upstream_stream);
   c.upstream_stall =
       read_seconds(settings, "EXAI_UPSTREAM_STALL_SECS", c.upstream_stall, 0.05, 3600);
+  c.upstream_on_loops = read_bool(settings, "EXAI_UPSTREAM_ON_LOOPS", c.upstream_on_loops);
   c.prices = read_prices(settings);
   const auto lower_names = [&](std::string_view name) {
     std::vector<std::string> names = split_list(settings.get(name).value_or(""));

@@ -91,6 +91,10 @@ struct DaemonConfig {
   // A streamed answer silent this long is aborted as a provider timeout and
   // retried (EXAI_UPSTREAM_STALL_SECS).
   Millis upstream_stall{60000};
+  // Model calls admitted on an event loop run their upstream exchanges on
+  // that loop and finish there, without a call thread
+  // (EXAI_UPSTREAM_ON_LOOPS; false: every model call runs on a call thread).
+  bool upstream_on_loops = true;
   // Prices per million tokens by canonical model name (EXAI_PRICES); empty =
   // no cost accounting.
   PriceTable prices;

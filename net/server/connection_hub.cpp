@@ -117,6 +117,7 @@ HubOptions::from(const core::DaemonConfig& config)
   o.http.bodies_max_bytes = config.http_bodies_max_bytes;
   o.http.request_timeout = config.http_request_timeout;
   o.http.keepalive = config.http_keepalive;
+  o.transfer_loops = config.upstream_on_loops;
   return o;
 }
 
@@ -154,7 +155,12 @@ ConnectionHub::start(core::UniqueFd listen_fd)
                                   options_.http.request_timeout});
   const Millis period = std::clamp(shortest / 4, Millis(10), Millis(250));
   for (std::size_t i = 0; i < options_.loops; ++i) {
-    loops_.push_back(std::make_unique<EventLoop>(i, period, options_.busy_poll, log_));
+    std::optional<TransferLoop::Options> transfers;
+    if (options_.transfer_loops) {
+      transfers.emplace(); // each request names its CA bundle (EXAI_CA_FILE)
+    }
+    loops_.push_back(
+        std::make_unique<EventLoop>(i, period, options_.busy_poll, log_, std::move(transfers)));
   }
   http_pool_ = std::make_unique<core::ThreadPool>(options_.http_threads);
   for (const auto& loop : loops_) {

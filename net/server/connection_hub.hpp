@@ -64,6 +64,8 @@ struct HubOptions {
   OutputLimits output;
   WsOptions ws;
   HttpOptions http;
+  // Each loop nests a transfer loop for model calls (EXAI_UPSTREAM_ON_LOOPS).
+  bool transfer_loops = true;
   // Tests only: adopting a connection for which this returns true fails as a
   // failed epoll_ctl would, after the admission steps before it were taken.
   std::function<bool(const Connection&)> adopt_fault;

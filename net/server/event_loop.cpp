@@ -16,6 +16,7 @@ namespace exai::net {
 namespace {
 
 constexpr std::uint64_t kWakeId = 0; // connection ids start at 1
+constexpr std::uint64_t kTransfersId = ~std::uint64_t{0};
 constexpr std::size_t kReceiveBuffer = std::size_t{256} << 10U;
 
 } // namespace
@@ -23,7 +24,8 @@ constexpr std::size_t kReceiveBuffer = std::size_t{256} << 10U;
 EventLoop::EventLoop(std::size_t index,
                      Millis tick,
                      std::chrono::microseconds busy_poll,
-                     std::shared_ptr<spdlog::logger> log)
+                     std::shared_ptr<spdlog::logger> log,
+                     std::optional<TransferLoop::Options> transfers)
     : index_(index)
     , tick_(tick)
     , busy_poll_(busy_poll)
@@ -49,11 +51,25 @@ EventLoop::EventLoop(std::size_t index,
     ::close(epoll_fd_);
     throw std::system_error(error, std::generic_category(), "epoll_ctl(eventfd)");
   }
+  if (transfers) {
+    auto nested = std::make_unique<TransferLoop>(std::move(*transfers));
+    event.data.u64 = kTransfersId;
+    if (::epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, nested->fd(), &event) != 0) {
+      const int error = errno;
+      ::close(wake_fd_);
+      ::close(epoll_fd_);
+      throw std::system_error(error, std::generic_category(), "epoll_ctl(transfer loop)");
+    }
+    transfers_ = std::move(nested);
+  }
 }
 
 EventLoop::~EventLoop()
 {
   stop();
+  // Exchanges still running end with `shutdown` here, while the connections
+  // their callers may write to still exist.
+  transfers_.reset();
   connections_.clear();
   ::close(wake_fd_);
   ::close(epoll_fd_);
@@ -214,6 +230,7 @@ void
 EventLoop::run() noexcept
 {
   thread_id_ = std::this_thread::get_id();
+  const TransferLoop::Binding bound(transfers_.get());
   constexpr int kMaxEvents = 256;
   std::array<epoll_event, kMaxEvents> events{};
   auto now = SteadyClock::now();
@@ -228,6 +245,10 @@ EventLoop::run() noexcept
       // epoll_event is packed on x86-64: its u64 sits 4 bytes in, so it is
       // copied out before anything (find's const reference) binds to it.
       const std::uint64_t id = event.data.u64;
+      if (id == kTransfersId) {
+        transfers_->dispatch(); // model calls: answers, timers, their continuations
+        continue;
+      }
       if (id == kWakeId) {
         std::uint64_t drained = 0;
         [[maybe_unused]] const auto r = ::read(wake_fd_, &drained, sizeof drained);

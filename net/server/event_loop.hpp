@@ -10,6 +10,8 @@
 // An event loop never blocks: no blocking recv/send, no mutex held across
 // I/O, no waiting for capacity (STYLE B13).
 
+#include "net/upstream/transfer_loop.hpp"
+
 #include <spdlog/spdlog.h>
 
 #include <sys/epoll.h>
@@ -20,6 +22,7 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <span>
 #include <thread>
 #include <unordered_map>
@@ -47,10 +50,14 @@ public:
   using TickFn = std::function<void(EventLoop& loop, SteadyClock::time_point now)>;
 
   // Throws std::system_error when epoll or the eventfd cannot be created.
+  // With `transfers`, the loop nests a TransferLoop and binds it to its
+  // thread (TransferLoop::here()): model calls admitted here run their
+  // upstream exchanges here.
   EventLoop(std::size_t index,
             Millis tick,
             std::chrono::microseconds busy_poll,
-            std::shared_ptr<spdlog::logger> log);
+            std::shared_ptr<spdlog::logger> log,
+            std::optional<TransferLoop::Options> transfers = std::nullopt);
   EventLoop(const EventLoop&) = delete;
   EventLoop& operator=(const EventLoop&) = delete;
   // Joins the thread (stop() first) and drops whatever it still owns.
@@ -93,6 +100,8 @@ public:
   std::span<char> receive_buffer() noexcept { return {buffer_.data(), buffer_.size()}; }
 
   std::size_t index() const noexcept { return index_; }
+  // The nested transfer loop; null without one.
+  TransferLoop* transfers() noexcept { return transfers_.get(); }
   const std::shared_ptr<spdlog::logger>& log() const noexcept { return log_; }
 
 private:
@@ -116,6 +125,7 @@ private:
   std::atomic<std::thread::id> thread_id_{};
   std::atomic<bool> running_{false};
   std::vector<char> buffer_;
+  std::unique_ptr<TransferLoop> transfers_; // its descriptor sits in epoll_fd_
 
   // Loop thread only.
   std::unordered_map<std::uint64_t, std::shared_ptr<Connection>> connections_;

@@ -195,3 +195,23 @@ TEST_CASE("token usage and cost reach /metrics and /health", "[e2e][serve][strea
   REQUIRE(usage["by_model"].size() == 1);
   CHECK(usage["by_model"][0]["model"] == "glm-4.5");
 }
+
+TEST_CASE("model calls run on the event loops, on kept-alive connections, unless turned off",
+          "[e2e][serve][stream]")
+{
+  StreamDaemon on_loops;
+  StreamDaemon off(ServeProcess::Env{{"EXAI_UPSTREAM_ON_LOOPS", "false"}});
+  for (auto* d : {&on_loops, &off}) {
+    auto c = d->client();
+    const json first = exai::test::result_envelope(chat(*c, "l1", "first [[chunks=3]]"));
+    const json second = exai::test::result_envelope(chat(*c, "l2", "second [[chunks=3]]"));
+    CHECK(first["content"] == "echo: first [[chunks=3]]");
+    CHECK(second["metadata"]["streamed"] == true);
+    CHECK(d->back_to_zero());
+    const json health = exai::test::fetch_health(d->serve->port());
+    // One connection to the daemon: both calls on one loop, one upstream connection.
+    CHECK(health["upstream_pools"]["glm"]["opened"] == 1);
+    CHECK(health["upstream_pools"]["glm"]["reused"] == 1);
+    CHECK(health["loop_calls"] == (d == &on_loops ? 2 : 0));
+  }
+}

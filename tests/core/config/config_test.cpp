@@ -51,6 +51,8 @@ TEST_CASE("defaults match the Python daemon's", "[core][config]")
   CHECK_FALSE(from_env({{"EXAI_UPSTREAM_STREAM", "false"}}).upstream_stream);
   CHECK_FALSE(from_env({{"EXAI_UPSTREAM_STREAM", "Off"}}).upstream_stream);
   CHECK(from_env({{"EXAI_UPSTREAM_STREAM", "1"}}).upstream_stream);
+  CHECK(c.upstream_on_loops);
+  CHECK_FALSE(from_env({{"EXAI_UPSTREAM_ON_LOOPS", "false"}}).upstream_on_loops);
   CHECK(from_env({{"EXAI_UPSTREAM_STALL_SECS", "0.5"}}).upstream_stall ==
         std::chrono::milliseconds(500));
 }
@@ -114,6 +116,7 @@ TEST_CASE("an invalid numeric setting names the variable, the value and the rang
       {"EXAI_UPSTREAM_STALL_SECS", "0", "seconds from 0.05 to 3600"},
       {"EXAI_UPSTREAM_STALL_SECS", "soon", "seconds from 0.05 to 3600"},
       {"EXAI_UPSTREAM_STREAM", "maybe", "true or false"},
+      {"EXAI_UPSTREAM_ON_LOOPS", "sometimes", "true or false"},
   }));
   CAPTURE(name, value);
   try {
