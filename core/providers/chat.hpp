@@ -113,6 +113,18 @@ struct UpstreamPoolStats {
   std::uint64_t reused = 0;        // requests sent on a kept-alive connection
   std::uint64_t opened = 0;        // fresh connections (TCP, and TLS when https)
   std::uint64_t stale_retries = 0; // requests resent because a reused connection was dead
+
+  // Two sets of connections counted as one.
+  UpstreamPoolStats& operator+=(const UpstreamPoolStats& other) noexcept
+  {
+    idle += other.idle;
+    leased += other.leased;
+    max_idle += other.max_idle;
+    reused += other.reused;
+    opened += other.opened;
+    stale_retries += other.stale_retries;
+    return *this;
+  }
 };
 
 // How an asynchronous model call ends (ChatBackend::start).

@@ -182,6 +182,8 @@ public:
     // The step outlives this function (not the call): it keeps what it needs.
     const std::size_t image_count = images.size();
     ChatMessage remembered = remembered_message(user, image_count);
+    // Before the lambdas: their captures are initialized in no set order.
+    nlohmann::json files_meta = files.empty() ? nlohmann::json() : files_metadata(bundle);
     step->build = [&context,
                    system_prompt,
                    history = std::move(history.messages),
@@ -209,7 +211,7 @@ public:
                     conversation_id,
                     remembered = std::move(remembered),
                     image_count,
-                    files_meta = files.empty() ? nlohmann::json() : files_metadata(bundle),
+                    files_meta = std::move(files_meta),
                     embedded = std::move(bundle.embedded),
                     web_search](ToolContext& call,
                                 const ChatOutcome& outcome,

@@ -433,13 +433,7 @@ TransferLoop::all_stats(std::string_view pool)
   core::UpstreamPoolStats all;
   const std::lock_guard lock(g_loops_mutex);
   for (const TransferLoop* loop : g_loops) {
-    const auto one = loop->stats(pool);
-    all.idle += one.idle;
-    all.leased += one.leased;
-    all.max_idle += one.max_idle;
-    all.reused += one.reused;
-    all.opened += one.opened;
-    all.stale_retries += one.stale_retries;
+    all += loop->stats(pool);
   }
   return all;
 }

@@ -239,13 +239,7 @@ UpstreamClient::pool_stats(std::string_view provider_id) const
     return {};
   }
   core::UpstreamPoolStats stats = provider->pool.stats();
-  const core::UpstreamPoolStats loops = TransferLoop::all_stats(provider_id);
-  stats.idle += loops.idle;
-  stats.leased += loops.leased;
-  stats.max_idle += loops.max_idle;
-  stats.reused += loops.reused;
-  stats.opened += loops.opened;
-  stats.stale_retries += loops.stale_retries;
+  stats += TransferLoop::all_stats(provider_id);
   return stats;
 }
 

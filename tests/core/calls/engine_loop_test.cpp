@@ -5,7 +5,7 @@
 // cancel, deadline, shutdown, fallback.
 
 #include "core/calls/engine.hpp"
-#include "tests/core/calls/recording_sink.hpp"
+#include "tests/core/calls/engine_fixture.hpp"
 
 #include <catch2/catch.hpp>
 
@@ -92,8 +92,12 @@ public:
       ++active_;
     }
     changed_.notify_all();
-    pending->on_stop.emplace(std::move(stop), std::function<void()>([this, pending] {
-                               end(pending, ChatFailure{Errc::cancelled, "stopped", {}});
+    // Weak: the pending call owns its callback, which must not own it back.
+    pending->on_stop.emplace(std::move(stop),
+                             std::function<void()>([this, weak = std::weak_ptr(pending)] {
+                               if (auto call = weak.lock()) {
+                                 end(call, ChatFailure{Errc::cancelled, "stopped", {}});
+                               }
                              }));
     return true;
   }
@@ -226,24 +230,7 @@ struct LoopHarness {
     });
     submitted.get_future().wait();
   }
-  bool drained(std::chrono::milliseconds limit = 10s) const
-  {
-    const auto deadline = std::chrono::steady_clock::now() + limit;
-    for (;;) {
-      const auto s = engine->stats();
-      bool zero = s.inflight_calls == 0 && s.executions == 0 && s.capacity.global.in_use == 0;
-      for (const auto& [id, p] : s.capacity.providers) {
-        zero = zero && p.in_use == 0 && p.waiting == 0;
-      }
-      if (zero) {
-        return true;
-      }
-      if (std::chrono::steady_clock::now() > deadline) {
-        return false;
-      }
-      std::this_thread::sleep_for(1ms);
-    }
-  }
+  bool drained() const { return exai::test::engine_drained(*engine); }
 
   DaemonConfig config;
   LoopChat chat;

@@ -1,5 +1,5 @@
 #include "core/calls/engine.hpp"
-#include "tests/core/calls/recording_sink.hpp"
+#include "tests/core/calls/engine_fixture.hpp"
 #include "tests/support/race.hpp"
 
 #include <catch2/catch.hpp>
@@ -135,24 +135,7 @@ struct Harness {
   // Waits until nothing is in flight and every scope is back to zero.
   bool drained(std::chrono::milliseconds limit = 10s) const
   {
-    const auto deadline = std::chrono::steady_clock::now() + limit;
-    for (;;) {
-      const auto s = engine->stats();
-      bool zero = s.inflight_calls == 0 && s.executions == 0 && s.capacity.global.in_use == 0 &&
-                  s.capacity.global.waiting == 0 && s.capacity.sessions.in_use == 0 &&
-                  s.capacity.conversations.in_use == 0 && s.capacity.session_limiters == 0 &&
-                  s.capacity.conversation_limiters == 0 && s.queued == 0;
-      for (const auto& [id, p] : s.capacity.providers) {
-        zero = zero && p.in_use == 0 && p.waiting == 0;
-      }
-      if (zero) {
-        return true;
-      }
-      if (std::chrono::steady_clock::now() > deadline) {
-        return false;
-      }
-      std::this_thread::sleep_for(1ms);
-    }
+    return exai::test::engine_drained(*engine, limit);
   }
 
   DaemonConfig config;

@@ -34,8 +34,8 @@ TEST_CASE("an event loop drives its nested transfer loop on its own thread", "[n
   std::promise<bool> timer_fired;
   TransferLoop* here = nullptr; // what the loop's thread found (read after its answer)
   loop.post([&] {
-    loop_thread.set_value(std::this_thread::get_id());
     here = TransferLoop::here();
+    loop_thread.set_value(std::this_thread::get_id()); // publishes `here` too
     if (here == nullptr) {
       return; // the check below fails
     }

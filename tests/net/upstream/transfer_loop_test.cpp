@@ -1,4 +1,5 @@
 #include "net/upstream/transfer_loop.hpp"
+#include "tests/net/upstream/upstream_fixture.hpp"
 #include "tests/support/eventually.hpp"
 #include "tests/support/fake_upstream.hpp"
 #include "tests/support/test_ca.hpp"
@@ -86,21 +87,6 @@ reply_text(const TransferResult& result)
   REQUIRE(result.error == TransferError::none);
   REQUIRE(result.status == 200);
   return nlohmann::json::parse(result.body).at("choices").at(0).at("message").at("content");
-}
-
-// A loopback port nothing listens on.
-int
-refusing_port()
-{
-  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in address{};
-  address.sin_family = AF_INET;
-  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ::bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof address);
-  socklen_t length = sizeof address;
-  ::getsockname(fd, reinterpret_cast<sockaddr*>(&address), &length);
-  ::close(fd);
-  return ntohs(address.sin_port);
 }
 
 } // namespace
@@ -463,7 +449,7 @@ TEST_CASE("a refused connection fails as connect", "[net][transfer]")
   TransferRequest request;
   request.pool = "kimi";
   request.method = "GET";
-  request.url = "http://127.0.0.1:" + std::to_string(refusing_port()) + "/v1/models";
+  request.url = "http://127.0.0.1:" + std::to_string(closed_port()) + "/v1/models";
   const auto result = run_transfer(thread.loop(), std::move(request));
   CHECK(result.error == TransferError::connect);
   CHECK_FALSE(result.message.empty());

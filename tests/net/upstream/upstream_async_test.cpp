@@ -11,10 +11,6 @@
 #include <catch2/catch.hpp>
 #include <nlohmann/json.hpp>
 
-#include <netinet/in.h>
-#include <sys/socket.h>
-#include <unistd.h>
-
 #include <chrono>
 #include <future>
 #include <mutex>
@@ -32,31 +28,11 @@ namespace {
 UpstreamOptions
 loop_options(bool stream = false)
 {
-  UpstreamOptions o;
+  auto o = fast_options(RecordingSleeper{}); // the sleeper: the blocking path's only
   o.stream = stream;
-  o.retry.max_attempts = 3;
   o.retry.base_delay = 50ms;
   o.retry.max_delay = 100ms;
-  o.retry.max_total = 30s;
-  o.retry.jitter = 0.0;
-  o.circuit.failure_threshold = 100;
-  o.seed = 1;
   return o;
-}
-
-int
-closed_loop_port()
-{
-  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in address{};
-  address.sin_family = AF_INET;
-  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ::bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof address);
-  socklen_t length = sizeof address;
-  ::getsockname(fd, reinterpret_cast<sockaddr*>(&address), &length);
-  const int port = ntohs(address.sin_port);
-  ::close(fd); // nothing listens there now
-  return port;
 }
 
 } // namespace
@@ -131,7 +107,7 @@ TEST_CASE("an unreachable or unknown provider fails on the loop as provider_unav
   UpstreamEndpoint endpoint;
   endpoint.id = "kimi";
   endpoint.display_name = "KIMI";
-  endpoint.base_url = "http://127.0.0.1:" + std::to_string(closed_loop_port()) + "/v1";
+  endpoint.base_url = "http://127.0.0.1:" + std::to_string(closed_port()) + "/v1";
   endpoint.api_key = kUpstreamKey;
   UpstreamClient client({endpoint}, loop_options());
   LoopCaller caller(client);

@@ -43,16 +43,6 @@ struct CapturedLog {
   }
 };
 
-// A loopback port with nothing listening on it.
-std::uint16_t
-closed_port()
-{
-  Poco::Net::ServerSocket socket(Poco::Net::SocketAddress("127.0.0.1", 0));
-  const auto port = socket.address().port();
-  socket.close();
-  return port;
-}
-
 } // namespace
 
 TEST_CASE("a chat completion is posted with bearer auth and the reply parsed",

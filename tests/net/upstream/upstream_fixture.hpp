@@ -8,6 +8,8 @@
 #include "net/upstream/upstream_client.hpp"
 #include "tests/support/fake_upstream.hpp"
 
+#include <Poco/Net/ServerSocket.h>
+#include <Poco/Net/SocketAddress.h>
 #include <catch2/catch.hpp>
 
 #include <chrono>
@@ -45,6 +47,16 @@ struct RecordingSleeper {
   }
   std::size_t count() const { return recorded().size(); }
 };
+
+// A loopback port with nothing listening on it.
+inline std::uint16_t
+closed_port()
+{
+  Poco::Net::ServerSocket socket(Poco::Net::SocketAddress("127.0.0.1", 0));
+  const auto port = socket.address().port();
+  socket.close();
+  return port;
+}
 
 inline net::UpstreamEndpoint
 endpoint_for(const FakeUpstream& fake, const std::string& id = "glm", std::size_t pool_size = 4)

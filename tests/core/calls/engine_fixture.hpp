@@ -1,8 +1,10 @@
 #pragma once
 
-// What the engine tests share: a CallSink that records the engine's events.
+// What the engine tests share: a CallSink that records the engine's events,
+// and the check that an engine holds nothing any more.
 
 #include "core/calls/call_sink.hpp"
+#include "core/calls/engine.hpp"
 #include "core/error.hpp"
 
 #include <nlohmann/json.hpp>
@@ -136,5 +138,30 @@ private:
   std::condition_variable changed_;
   std::vector<nlohmann::json> frames_;
 };
+
+// Waits until nothing is in flight and every scope is back to zero.
+inline bool
+engine_drained(const core::Engine& engine,
+               std::chrono::milliseconds limit = std::chrono::seconds(10))
+{
+  const auto deadline = std::chrono::steady_clock::now() + limit;
+  for (;;) {
+    const auto s = engine.stats();
+    bool zero = s.inflight_calls == 0 && s.executions == 0 && s.capacity.global.in_use == 0 &&
+                s.capacity.global.waiting == 0 && s.capacity.sessions.in_use == 0 &&
+                s.capacity.conversations.in_use == 0 && s.capacity.session_limiters == 0 &&
+                s.capacity.conversation_limiters == 0 && s.queued == 0;
+    for (const auto& [id, p] : s.capacity.providers) {
+      zero = zero && p.in_use == 0 && p.waiting == 0;
+    }
+    if (zero) {
+      return true;
+    }
+    if (std::chrono::steady_clock::now() > deadline) {
+      return false;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+}
 
 } // namespace exai::test
