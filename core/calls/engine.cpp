@@ -1291,7 +1291,14 @@ Engine::run_on_loop(const std::shared_ptr<Execution>& execution,
       permits = std::move(run->permits); // this call needs a call thread
       return false;
     }
-    conclude(execution, run->permits, std::move(early));
+    // Concluded on a call thread: this may be a capacity release admitting
+    // the call, and its release would admit the next one here, and so on
+    // down the stack for every queued call that fails as early.
+    auto failed = std::make_shared<ToolResult>(std::move(early));
+    if (!pool_.post(
+            [this, run, failed] { conclude(run->execution, run->permits, std::move(*failed)); })) {
+      conclude(execution, run->permits, std::move(*failed));
+    }
     return true;
   }
   loop_calls_.fetch_add(1, std::memory_order_relaxed);

@@ -378,3 +378,32 @@ TEST_CASE("shutdown ends a call running on a loop with SHUTTING_DOWN",
   CHECK(h.chat.wait_active(0));
   CHECK(sink->count("call_tool_res", "r1") == 1);
 }
+
+TEST_CASE("calls that fail before their request conclude off the loop, however many queued",
+          "[core][engine][engine_loop]")
+{
+  // Each admitted by the one before giving its capacity back: concluded on
+  // the loop, every failure would admit the next one deeper in its stack.
+  LoopHarness h(
+      Settings::Map{{"EXAI_WS_GLM_MAX_INFLIGHT", "1"}, {"EXAI_WS_ACQUIRE_TIMEOUT_SECS", "30"}});
+  auto sink = std::make_shared<RecordingSink>();
+  h.call_on_loop("holder", "chat", {{"prompt", "block"}, {"model", "glm-4.5-flash"}}, sink);
+  REQUIRE(h.chat.wait_active(1));
+  constexpr int kQueued = 40;
+  for (int i = 0; i < kQueued; ++i) {
+    h.call_on_loop("bad" + std::to_string(i),
+                   "chat",
+                   {{"prompt", "x"}, {"model", "glm-4.5-flash"}, {"continuation_id", "gone"}},
+                   sink,
+                   "s" + std::to_string(i));
+  }
+  h.chat.release();
+  for (int i = 0; i < kQueued; ++i) {
+    CHECK(sink->result("bad" + std::to_string(i))["error"]["code"] == "VALIDATION_ERROR");
+  }
+  CHECK(loop_envelope(sink->result("holder"))["content"] == "echo: block");
+  const auto threads = sink->result_threads();
+  REQUIRE(threads.size() == kQueued + 1);
+  CHECK(std::count(threads.begin(), threads.end(), h.chat.loop_thread()) == 1); // the holder's
+  CHECK(h.drained());
+}
