@@ -118,6 +118,9 @@ HubOptions::from(const core::DaemonConfig& config)
   o.http.request_timeout = config.http_request_timeout;
   o.http.keepalive = config.http_keepalive;
   o.transfer_loops = config.upstream_on_loops;
+  // As many as the providers' capacity scopes let run at once, as the call
+  // threads' pools keep.
+  o.transfer_connections = config.kimi_max_inflight + config.glm_max_inflight;
   return o;
 }
 
@@ -158,6 +161,7 @@ ConnectionHub::start(core::UniqueFd listen_fd)
     std::optional<TransferLoop::Options> transfers;
     if (options_.transfer_loops) {
       transfers.emplace(); // each request names its CA bundle (EXAI_CA_FILE)
+      transfers->max_cached = std::max<std::size_t>(options_.transfer_connections, 1);
     }
     loops_.push_back(
         std::make_unique<EventLoop>(i, period, options_.busy_poll, log_, std::move(transfers)));

@@ -66,6 +66,7 @@ struct HubOptions {
   HttpOptions http;
   // Each loop nests a transfer loop for model calls (EXAI_UPSTREAM_ON_LOOPS).
   bool transfer_loops = true;
+  std::size_t transfer_connections = 16; // kept-alive upstream connections per transfer loop
   // Tests only: adopting a connection for which this returns true fails as a
   // failed epoll_ctl would, after the admission steps before it were taken.
   std::function<bool(const Connection&)> adopt_fault;

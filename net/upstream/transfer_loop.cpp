@@ -90,6 +90,10 @@ global_init()
   });
 }
 
+// Reset easy handles kept for the next exchanges: enough for a burst, not
+// one per cached connection (each holds its buffers).
+constexpr std::size_t kMaxSpareHandles = 64;
+
 // The loop whose poll() runs on this thread now.
 thread_local const TransferLoop* t_polling = nullptr;
 // The loop bound to this thread (TransferLoop::Binding).
@@ -703,7 +707,7 @@ TransferLoop::finish(Transfer& t, TransferError error, std::string message)
       t.read_head();
     }
     // Kept for the next exchange: its buffers are not allocated again.
-    if (spare_.size() < options_.max_cached) {
+    if (spare_.size() < std::min(options_.max_cached, kMaxSpareHandles)) {
       curl_easy_reset(t.easy);
       spare_.push_back(t.easy);
     } else {

@@ -53,8 +53,11 @@ namespace exai::net {
 class TransferLoop {
 public:
   struct Options {
-    std::string ca_file;         // PEM bundle replacing the system store; empty: system store
-    std::size_t max_cached = 16; // kept-alive connections libcurl holds, all hosts together
+    std::string ca_file; // PEM bundle replacing the system store; empty: system store
+    // Kept-alive connections libcurl holds, all hosts together: exai serve
+    // sizes it from the providers' capacity scopes, as many as can be busy
+    // at once; fewer, and every exchange past it opens a new connection.
+    std::size_t max_cached = 16;
   };
   using Id = std::uint64_t;
 

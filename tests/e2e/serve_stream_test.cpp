@@ -215,3 +215,37 @@ TEST_CASE("model calls run on the event loops, on kept-alive connections, unless
     CHECK(health["loop_calls"] == (d == &on_loops ? 2 : 0));
   }
 }
+
+TEST_CASE("an event loop keeps as many upstream connections as the capacity scopes let run",
+          "[e2e][serve][stream]")
+{
+  StreamDaemon d(ServeProcess::Env{{"EXAI_WS_GLM_MAX_INFLIGHT", "32"},
+                                   {"EXAI_WS_GLOBAL_MAX_INFLIGHT", "64"},
+                                   {"EXAI_WS_SESSION_MAX_INFLIGHT", "64"}});
+  auto c = d.client(); // one connection: every call on one event loop
+  constexpr int kWave = 24;
+  for (int round = 0; round < 2; ++round) {
+    for (int i = 0; i < kWave; ++i) {
+      const std::string id = "w" + std::to_string(round) + "-" + std::to_string(i);
+      c->send_json(
+          {{"op", "call_tool"},
+           {"request_id", id},
+           {"name", "chat"},
+           {"arguments", {{"prompt", "wave [[sleep_ms=300]] " + id}, {"model", "glm-4.5"}}}});
+    }
+    int results = 0;
+    while (results < kWave) {
+      const auto res = c->recv_until(
+          [](const json& f) { return f.value("op", "") == "call_tool_res"; }, deadline_in(10s));
+      REQUIRE(res);
+      CHECK(res->contains("outputs"));
+      ++results;
+    }
+  }
+  CHECK(d.back_to_zero());
+  const json health = exai::test::fetch_health(d.serve->port());
+  CHECK(health["loop_calls"] == 2 * kWave);
+  // The first wave's 24 connections, all kept for the second.
+  CHECK(health["upstream_pools"]["glm"]["opened"] == kWave);
+  CHECK(health["upstream_pools"]["glm"]["reused"] == kWave);
+}
