@@ -1294,11 +1294,8 @@ Engine::run_on_loop(const std::shared_ptr<Execution>& execution,
     // Concluded on a call thread: this may be a capacity release admitting
     // the call, and its release would admit the next one here, and so on
     // down the stack for every queued call that fails as early.
-    auto failed = std::make_shared<ToolResult>(std::move(early));
-    if (!pool_.post(
-            [this, run, failed] { conclude(run->execution, run->permits, std::move(*failed)); })) {
-      conclude(execution, run->permits, std::move(*failed));
-    }
+    conclude_on_call_thread(
+        run, [early] { return early; }, early);
     return true;
   }
   loop_calls_.fetch_add(1, std::memory_order_relaxed);
@@ -1310,15 +1307,8 @@ Engine::run_on_loop(const std::shared_ptr<Execution>& execution,
       std::move(*request),
       execution->stop.get_token(),
       [this, run](ChatOutcome outcome) { model_answered(run, std::move(outcome)); });
-  if (!started && !pool_.post([this, run] {
-        ToolResult result = guarded_tool_run(
-            *run->execution->tool, [&] { return run_model_step(*run->context, *run->step); });
-        conclude(run->execution, run->permits, std::move(result));
-      })) {
-    conclude(
-        execution,
-        run->permits,
-        ToolFailure{Errc::shutting_down, "the daemon is shutting down", nlohmann::json::object()});
+  if (!started) {
+    conclude_on_call_thread(run, [run] { return run_model_step(*run->context, *run->step); });
   }
   return true;
 }
@@ -1326,28 +1316,32 @@ Engine::run_on_loop(const std::shared_ptr<Execution>& execution,
 void
 Engine::model_answered(const std::shared_ptr<LoopRun>& run, ChatOutcome outcome)
 {
-  const Tool& tool = *run->execution->tool;
   if (!model_call_settled(*run->context, outcome)) {
     // A web-search round or a fallback follows: blocking work, for a call thread.
-    auto first = std::make_shared<ChatOutcome>(std::move(outcome));
-    if (!pool_.post([this, run, first] {
-          ToolResult result = guarded_tool_run(*run->execution->tool, [&] {
-            const ChatOutcome last = call_model_after(
-                *run->context, run->step->build, run->step->info, std::move(*first));
-            return run->step->finish(*run->context, last, run->step->info);
-          });
-          conclude(run->execution, run->permits, std::move(result));
-        })) {
-      conclude(run->execution,
-               run->permits,
-               ToolFailure{
-                   Errc::shutting_down, "the daemon is shutting down", nlohmann::json::object()});
-    }
+    conclude_on_call_thread(run, [run, first = std::move(outcome)]() mutable {
+      const ChatOutcome last =
+          call_model_after(*run->context, run->step->build, run->step->info, std::move(first));
+      return run->step->finish(*run->context, last, run->step->info);
+    });
     return;
   }
-  ToolResult result = guarded_tool_run(
-      tool, [&] { return run->step->finish(*run->context, outcome, run->step->info); });
+  ToolResult result = guarded_tool_run(*run->execution->tool, [&] {
+    return run->step->finish(*run->context, outcome, run->step->info);
+  });
   conclude(run->execution, run->permits, std::move(result));
+}
+
+void
+Engine::conclude_on_call_thread(const std::shared_ptr<LoopRun>& run,
+                                std::function<ToolResult()> work,
+                                ToolResult refused)
+{
+  if (!pool_.post([this, run, work = std::move(work)] {
+        ToolResult result = guarded_tool_run(*run->execution->tool, work);
+        conclude(run->execution, run->permits, std::move(result));
+      })) {
+    conclude(run->execution, run->permits, std::move(refused));
+  }
 }
 
 std::vector<std::shared_ptr<Engine::Call>>

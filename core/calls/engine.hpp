@@ -218,6 +218,14 @@ private:
                    CallPermits& permits,
                    Clock::time_point deadline);
   void model_answered(const std::shared_ptr<LoopRun>& run, ChatOutcome outcome);
+  // Runs `work` (the tool's blocking part) on a call thread and concludes
+  // `run` with its result; concludes with `refused` here once the pool takes
+  // no more work (shutdown).
+  void conclude_on_call_thread(const std::shared_ptr<LoopRun>& run,
+                               std::function<ToolResult()> work,
+                               ToolResult refused = ToolFailure{Errc::shutting_down,
+                                                                "the daemon is shutting down",
+                                                                nlohmann::json::object()});
   // How every run ends: capacity back, the stop reason named, the result
   // sent, the execution retired.
   void

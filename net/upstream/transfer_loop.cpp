@@ -406,6 +406,13 @@ TransferLoop::stats(std::string_view name) const
   return stats;
 }
 
+bool
+TransferLoop::closing() const
+{
+  const std::lock_guard lock(mutex_);
+  return closed_;
+}
+
 void
 TransferLoop::open_multi()
 {
@@ -487,11 +494,7 @@ void
 TransferLoop::begin_wait(std::unique_ptr<Wait> owned)
 {
   Wait& w = *owned;
-  bool closed = false;
-  {
-    const std::lock_guard lock(mutex_);
-    closed = closed_;
-  }
+  const bool closed = closing();
   const Id id = w.id;
   waits_.emplace(id, std::move(owned));
   wait_timers_.emplace(w.when, id);
@@ -616,11 +619,7 @@ TransferLoop::begin(std::unique_ptr<Transfer> owned)
   t.pool = &pool(t.request.pool);
   t.pool->active.fetch_add(1, std::memory_order_relaxed);
   t.last_byte = TransferClock::now();
-  bool closed = false;
-  {
-    const std::lock_guard lock(mutex_);
-    closed = closed_;
-  }
+  const bool closed = closing();
   const Id id = t.id;
   transfers_.emplace(id, std::move(owned));
   if (closed) {

@@ -130,6 +130,7 @@ private:
   struct Wait;
   void begin(std::unique_ptr<Transfer> transfer);
   void begin_wait(std::unique_ptr<Wait> wait);
+  bool closing() const; // the destructor began
   void open_multi();
   // Closes the cached connections once nothing ran for their idle time.
   void close_idle();

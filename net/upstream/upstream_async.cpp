@@ -44,7 +44,6 @@ struct UpstreamClient::AsyncChat : std::enable_shared_from_this<AsyncChat> {
   std::stop_token stop;
   core::ChatDone done;
   std::string body;
-  std::string url;
   nlohmann::json details = nlohmann::json::object();
   int attempts = 0;
   std::chrono::steady_clock::time_point started = std::chrono::steady_clock::now();
@@ -117,8 +116,8 @@ UpstreamClient::AsyncChat::next()
   const bool stream = client.options_.stream;
   TransferRequest out;
   out.pool = endpoint().id;
-  out.url = url;
-  out.headers = {"Authorization: Bearer " + endpoint().api_key,
+  out.url = admitted.provider->chat_url;
+  out.headers = {admitted.provider->authorization,
                  stream ? "Accept: text/event-stream" : "Accept: application/json",
                  "User-Agent: exai/" EXAI_VERSION,
                  "Content-Type: application/json"};
@@ -197,7 +196,7 @@ UpstreamClient::AsyncChat::read(TransferResult& result)
     a.kind = kind;
     a.error = scrub(message, key);
   };
-  if (too_large) {
+  if (too_large || result.error == TransferError::too_large) {
     error(Attempt::Kind::truncated,
           (events ? "the stream exceeds " : "response from " + at + " exceeds ") +
               std::to_string(client.options_.max_response_bytes) + " bytes");
@@ -214,10 +213,7 @@ UpstreamClient::AsyncChat::read(TransferResult& result)
     }
     return;
   case TransferError::too_large:
-    error(Attempt::Kind::truncated,
-          "response from " + at + " exceeds " + std::to_string(client.options_.max_response_bytes) +
-              " bytes");
-    return;
+    return; // read above
   case TransferError::connect:
     error(Attempt::Kind::connect_error, "cannot connect to " + at + ": " + result.message);
     return;
@@ -361,11 +357,6 @@ UpstreamClient::start(std::string_view provider_id,
                                           std::move(request),
                                           std::move(stop),
                                           std::move(done));
-  const Provider& provider = *call->admitted.provider;
-  const bool bracket = provider.host.find(':') != std::string::npos; // an IPv6 literal
-  call->url = (provider.https ? "https://" : "http://") +
-              (bracket ? "[" + provider.host + "]" : provider.host) + ":" +
-              std::to_string(provider.port) + provider.path_prefix + "/chat/completions";
   call->body = std::move(body);
   call->details = std::move(details);
   call->next();

@@ -172,6 +172,11 @@ UpstreamClient::UpstreamClient(std::vector<UpstreamEndpoint> endpoints,
       while (!provider->path_prefix.empty() && provider->path_prefix.back() == '/') {
         provider->path_prefix.pop_back();
       }
+      const bool bracket = provider->host.find(':') != std::string::npos; // an IPv6 literal
+      provider->chat_url = (provider->https ? "https://" : "http://") +
+                           (bracket ? "[" + provider->host + "]" : provider->host) + ":" +
+                           std::to_string(provider->port) + provider->path_prefix +
+                           "/chat/completions";
     } catch (const Poco::Exception& e) {
       throw core::Error(core::Errc::config_invalid,
                         "base URL " + url + " of " + provider->endpoint.display_name +
@@ -201,6 +206,7 @@ UpstreamClient::UpstreamClient(std::vector<UpstreamEndpoint> endpoints,
       // certificate chain) instead of a full handshake.
       provider->context->enableSessionCache(true);
     }
+    provider->authorization = "Authorization: Bearer " + provider->endpoint.api_key;
     const std::string id = provider->endpoint.id;
     providers_.emplace(id, std::move(provider));
   }

@@ -46,6 +46,8 @@ struct UpstreamClient::Provider {
   std::string host;
   std::uint16_t port = 0;
   std::string path_prefix;         // e.g. "/v1"
+  std::string chat_url;            // scheme://host:port/prefix/chat/completions (transfer loops)
+  std::string authorization;       // "Authorization: Bearer <key>" (transfer loops)
   Poco::Net::Context::Ptr context; // HTTPS only; Poco's Context is thread-safe to share
   mutable core::CircuitBreaker breaker;
   ConnectionPool pool;
